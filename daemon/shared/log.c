@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* We send CODE_FILE/LINE/FUNC of the caller ourselves. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 
 #include "log.h"

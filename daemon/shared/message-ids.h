@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * MESSAGE_ID= values of the few journal records operators alert on.  Each is
+ * explained in systemd/nrfcloud-gateway.catalog (journalctl -x shows it).
+ * Filter with e.g.: journalctl MESSAGE_ID=0f0c96ed191b4c4ba850e18eaa5eae06
+ */
+#define MESSAGE_ID_CLOUD_CONNECTED "0a082261c7f1405783557cdc824393b7"
+#define MESSAGE_ID_CLOUD_LOST "0f0c96ed191b4c4ba850e18eaa5eae06"
+#define MESSAGE_ID_MODEM_READY "f8dc43aa7bcc4c909d2c0c4a1e921ae1"
+#define MESSAGE_ID_MODEM_LOST "209fa731139747cc820b02fac91444fe"
+#define MESSAGE_ID_DEVICE_CONNECTED "02c51822b93a47fe8b6cf785c5b0f198"
+#define MESSAGE_ID_DEVICE_DISCONNECTED "4f59864e658a47db9280f200c0556b42"
+#define MESSAGE_ID_FOTA_RESULT "96b53e756fb84faaa3e2adc3a6225b5c"
+#define MESSAGE_ID_GATEWAY_UNPAIRED "e294462c09184318b0bcb1ade64fcfad"
