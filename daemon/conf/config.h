@@ -15,7 +15,10 @@
 
 #include "log.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/nrfcloud-gateway/gateway.conf"
+#include "version.h"
+
+/* /etc/nrfcloud-gateway/gateway.conf when installed with prefix /usr */
+#define CONFIG_DEFAULT_PATH NRFGW_SYSCONFDIR "/nrfcloud-gateway/gateway.conf"
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define CONFIG_KEYS_MAX 64
 #define NRF_CLOUD_SEC_TAG_DEFAULT 16842753u
