@@ -427,7 +427,8 @@ int emu_cose_sign1(EVP_PKEY *key, const uint8_t *payload, size_t payload_len, bo
                 goto out;
         {
                 cbor_item_t *tag = cbor_build_tag(18, cose);
-                cbor_decref(&cose);
+                cbor_decref(&cose); /* the tag holds it now; cbor_decref() only NULLs what it frees */
+                cose = NULL;
                 r = serialize(tag, ret, ret_len);
         }
 out:
