@@ -61,7 +61,7 @@ static int download_cancel(struct nrf91_core *c, const struct at_args *args) {
         struct nrf91_download *d;
         int64_t id;
 
-        if (args->count != 2 || at_arg_int(args, 1, 1, DOWNLOAD_ID_MAX, &id) < 0)
+        if (args->count != 2 || at_param_int(args, 1, 1, DOWNLOAD_ID_MAX, &id) < 0)
                 return -NRF91_EINVAL;
         d = download_find(c, (int) id);
         if (!d)
@@ -81,13 +81,13 @@ int cmd_xdownload(struct nrf91_core *c, const struct at_cmd *cmd, const struct a
 
         (void) cmd;
         if (args->v[0].type == AT_ARG_INT) {
-                if (at_arg_int(args, 0, 0, 0, &zero) < 0)
+                if (at_param_int(args, 0, 0, 0, &zero) < 0)
                         return -NRF91_EINVAL;
                 return download_cancel(c, args);
         }
-        if (at_arg_str(args, 0, url, sizeof url) < 0 || !url_is_https(url) ||
-            at_arg_int(args, 1, 0, SEC_TAG_MAX, &sec_tag) < 0 ||
-            at_arg_int_opt(args, 2, 0, UINT32_MAX, 0, &offset) < 0)
+        if (at_param_str(args, 0, url, sizeof url) < 0 || !url_is_https(url) ||
+            at_param_int(args, 1, 0, SEC_TAG_MAX, &sec_tag) < 0 ||
+            at_param_int_opt(args, 2, 0, UINT32_MAX, 0, &offset) < 0)
                 return -NRF91_EINVAL;
 
         for (size_t i = 0; i < NRF91_MAX_DOWNLOADS; i++)

@@ -93,7 +93,7 @@ int cmd_xfota(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_ar
         int r;
 
         (void) cmd;
-        if (at_arg_int(args, 0, 0, 3, &op) < 0)
+        if (at_param_int(args, 0, 0, 3, &op) < 0)
                 return -NRF91_EINVAL;
         if (op == 0) {
                 if (args->count != 1)
@@ -105,12 +105,12 @@ int cmd_xfota(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_ar
                 return 0;
         }
         if (args->count != 3 || args->v[1].type != AT_ARG_STRING ||
-            at_arg_int(args, 2, 0, SEC_TAG_MAX, &sec_tag) < 0)
+            at_param_int(args, 2, 0, SEC_TAG_MAX, &sec_tag) < 0)
                 return -NRF91_EINVAL;
         /* f->url belongs to a running download until it ends. */
         if (f->state == NRF91_FOTA_DOWNLOADING)
                 return -NRF91_EBUSY;
-        if (at_arg_str(args, 1, f->url, sizeof f->url) < 0 || !url_is_https(f->url)) {
+        if (at_param_str(args, 1, f->url, sizeof f->url) < 0 || !url_is_https(f->url)) {
                 f->url[0] = '\0';
                 return -NRF91_EINVAL;
         }

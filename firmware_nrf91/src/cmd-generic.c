@@ -58,6 +58,8 @@ int cmd_xmodemreset(struct nrf91_core *c, const struct at_cmd *cmd, const struct
         downloads_drop_all(c, -NRF91_ENETDOWN);
 
         r = c->port->modem_reset(c->ctx, &res);
+        if (r >= 0)
+                core_modem_setup(c);
         if (res.valid) {
                 if (c->fota.state == NRF91_FOTA_SCHEDULED && c->fota.type != NRF91_IMAGE_MCUBOOT)
                         c->fota.state = NRF91_FOTA_IDLE;

@@ -12,7 +12,7 @@
 static int arg_socket(struct nrf91_core *c, const struct at_args *args, size_t i, struct nrf91_socket **ret) {
         int64_t h;
 
-        if (at_arg_int(args, i, 0, NRF91_MAX_SOCKETS - 1, &h) < 0)
+        if (at_param_int(args, i, 0, NRF91_MAX_SOCKETS - 1, &h) < 0)
                 return -NRF91_EINVAL;
         if (!c->sockets[h].used)
                 return -NRF91_EBADF;
@@ -43,11 +43,11 @@ int cmd_xssocket(struct nrf91_core *c, const struct at_cmd *cmd, const struct at
         int h, r;
 
         (void) cmd;
-        if (at_arg_int(args, 0, 1, 2, &family) < 0 || /* IPv4, IPv6 */
-            at_arg_int(args, 1, 1, 1, &type) < 0 ||   /* TLS 1.2 stream; no DTLS */
-            at_arg_int(args, 2, 0, 0, &role) < 0 ||   /* client; no TLS server */
-            at_arg_int(args, 3, 0, SEC_TAG_MAX, &sec_tag) < 0 ||
-            at_arg_int_opt(args, 4, 0, 2, 2, &peer_verify) < 0)
+        if (at_param_int(args, 0, 1, 2, &family) < 0 || /* IPv4, IPv6 */
+            at_param_int(args, 1, 1, 1, &type) < 0 ||   /* TLS 1.2 stream; no DTLS */
+            at_param_int(args, 2, 0, 0, &role) < 0 ||   /* client; no TLS server */
+            at_param_int(args, 3, 0, SEC_TAG_MAX, &sec_tag) < 0 ||
+            at_param_int_opt(args, 4, 0, 2, 2, &peer_verify) < 0)
                 return -NRF91_EINVAL;
 
         for (h = 0; h < NRF91_MAX_SOCKETS; h++)
@@ -81,8 +81,8 @@ int cmd_xssocketopt(struct nrf91_core *c, const struct at_cmd *cmd, const struct
         int h;
 
         (void) cmd;
-        if (at_arg_int(args, 1, 1, 1, &op) < 0 || at_arg_int(args, 2, 2, 2, &name) < 0 ||
-            at_arg_str(args, 3, hostname, sizeof hostname) < 0)
+        if (at_param_int(args, 1, 1, 1, &op) < 0 || at_param_int(args, 2, 2, 2, &name) < 0 ||
+            at_param_str(args, 3, hostname, sizeof hostname) < 0)
                 return -NRF91_EINVAL;
         h = arg_socket(c, args, 0, &s);
         if (h < 0)
@@ -108,8 +108,8 @@ int cmd_xconnect(struct nrf91_core *c, const struct at_cmd *cmd, const struct at
         int h, r;
 
         (void) cmd;
-        if (at_arg_str(args, 1, host, sizeof host) < 0 || host[0] == '\0' ||
-            at_arg_int(args, 2, 1, 65535, &port) < 0)
+        if (at_param_str(args, 1, host, sizeof host) < 0 || host[0] == '\0' ||
+            at_param_int(args, 2, 1, 65535, &port) < 0)
                 return -NRF91_EINVAL;
         h = arg_socket(c, args, 0, &s);
         if (h < 0)
@@ -144,7 +144,7 @@ int cmd_xsend(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_ar
         int h;
 
         (void) cmd;
-        if (at_arg_int(args, 1, 1, NRF91_SEND_MAX, &len) < 0)
+        if (at_param_int(args, 1, 1, NRF91_SEND_MAX, &len) < 0)
                 return -NRF91_EINVAL;
         h = arg_socket(c, args, 0, &s);
         if (h < 0)
@@ -215,7 +215,7 @@ int cmd_xrecvcfg(struct nrf91_core *c, const struct at_cmd *cmd, const struct at
         int h;
 
         (void) cmd;
-        if (at_arg_int(args, 1, 0, 1, &flags) < 0)
+        if (at_param_int(args, 1, 0, 1, &flags) < 0)
                 return -NRF91_EINVAL;
         h = arg_socket(c, args, 0, &s);
         if (h < 0)

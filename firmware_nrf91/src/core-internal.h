@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "at-args.h"
+#include "at-params.h"
 #include "nrf91.h"
 
 #define ELEMENTS(x) (sizeof(x) / sizeof((x)[0]))
@@ -60,6 +60,9 @@ bool core_urc_fits(const struct nrf91_core *c, size_t n);
 /* Opens and closes a window in which URCs are queued. */
 void core_begin(struct nrf91_core *c);
 void core_end(struct nrf91_core *c);
+
+/* Modem settings the link relies on (+CMEE=1), after every modem start. */
+void core_modem_setup(struct nrf91_core *c);
 
 /* Command handlers. */
 int cmd_xuuid(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);

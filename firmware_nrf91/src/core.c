@@ -151,6 +151,23 @@ static bool is_firmware_command(const struct at_cmd *cmd) {
         return cmd->name_len >= 2 && cmd->name[0] == '#' && (cmd->name[1] == 'X' || cmd->name[1] == 'x');
 }
 
+/*
+ * The link reports modem errors numerically, "as if AT+CMEE=1 were always
+ * on" (spec modem-link.md), whatever the host does with +CMEE: the modem
+ * gets it after every start and after every +CMEE write.
+ */
+void core_modem_setup(struct nrf91_core *c) {
+        static const char cmee[] = "AT+CMEE=1";
+
+        (void) c->port->modem_at(c->ctx, cmee, sizeof cmee - 1, c->response, sizeof c->response);
+}
+
+static bool is_cmee_write(const char *line, size_t len) {
+        struct at_cmd cmd;
+
+        return at_cmd_parse(line, len, &cmd) == 0 && cmd.type == AT_CMD_SET && at_cmd_is(&cmd, "+CMEE");
+}
+
 static void pass_through(struct nrf91_core *c, const char *line, size_t len) {
         int r = c->port->modem_at(c->ctx, line, len, c->response, sizeof c->response);
 
@@ -158,6 +175,8 @@ static void pass_through(struct nrf91_core *c, const char *line, size_t len) {
                 core_final(c, -NRF91_EINVAL);
         else
                 core_write(c, c->response, (size_t) r, NRF91_OUT_FINAL);
+        if (is_cmee_write(line, len))
+                core_modem_setup(c);
 }
 
 static int run_command(struct nrf91_core *c, const struct nrf91_command *e, const struct at_cmd *cmd) {
@@ -230,6 +249,7 @@ void nrf91_core_boot(struct nrf91_core *c) {
         c->next_download_id = 1 + (int32_t) (r % 1000u) * 1000;
         c->state = NRF91_CORE_IDLE;
         c->last_input_ms = now(c);
+        core_modem_setup(c);
 
         core_urc(c, "Ready", 5);
         port->fota_boot_result(ctx, &res);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "at-args.h"
+#include "at-params.h"
 #include "port.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,10 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (i < args.count && args.v[i].type == AT_ARG_STRING &&
                     (args.v[i].str < s || args.v[i].str + args.v[i].len > s + size))
                         abort();
-                if (at_arg_int(&args, i, INT64_MIN, INT64_MAX, &v) == 0 && v != args.v[i].num)
+                if (at_param_int(&args, i, INT64_MIN, INT64_MAX, &v) == 0 && v != args.v[i].num)
                         abort();
-                (void) at_arg_int_opt(&args, i, -5, 5, 0, &v);
-                if (at_arg_str(&args, i, buf, sizeof buf) == 0 && strlen(buf) != args.v[i].len)
+                (void) at_param_int_opt(&args, i, -5, 5, 0, &v);
+                if (at_param_str(&args, i, buf, sizeof buf) == 0 && strlen(buf) != args.v[i].len)
                         abort();
         }
         return 0;

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "at-args.h"
+#include "at-params.h"
 #include "at-line.h"
 #include "fake-port.h"
 #include "sha256.h"
@@ -124,6 +124,10 @@ static void test_passthrough_unchanged(void **state) {
         check(p, "AT#XPING=\"x\"\r\n", OK);
         assert_string_equal(p->modem_cmd, "AT#XPING=\"x\"");
         check(p, "ATBAD\r\n", ERR);
+        /* Numeric errors stay on whatever the host does with +CMEE (and from boot on). */
+        check(p, "AT+CMEE=0\r\n", OK);
+        assert_string_equal(p->modem_cmd, "AT+CMEE=1");
+        assert_int_equal(p->modem_calls, 2 + 6);
         /* A modem response that does not fit gives ERROR. */
         check(p, "ATENOSPACE\r\n", ERR);
         free(p);
@@ -534,6 +538,7 @@ static void test_argument_errors(void **state) {
 
         (void) state;
         check(p, "AT#XSSOCKET=1,1,0,16842753\r\n", "\r\n#XSSOCKET: 0,1,258\r\n" OK);
+        p->modem_calls = 0;
         for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
                 char in[256];
                 snprintf(in, sizeof in, "%s\r\n", t[i].in);
@@ -726,15 +731,15 @@ static void test_args_parser(void **state) {
         assert_int_equal(a.v[3].type, AT_ARG_EMPTY);
         assert_int_equal(a.v[4].type, AT_ARG_STRING);
         assert_int_equal(a.v[4].len, 0);
-        assert_int_equal(at_arg_int_opt(&a, 3, 0, 9, 7, &v), 0);
+        assert_int_equal(at_param_int_opt(&a, 3, 0, 9, 7, &v), 0);
         assert_int_equal(v, 7);
-        assert_int_equal(at_arg_int_opt(&a, 9, 0, 9, 8, &v), 0);
+        assert_int_equal(at_param_int_opt(&a, 9, 0, 9, 8, &v), 0);
         assert_int_equal(v, 8);
-        assert_int_equal(at_arg_int(&a, 2, 0, 9, &v), -NRF91_EINVAL);
-        assert_int_equal(at_arg_str(&a, 1, buf, 4), 0);
+        assert_int_equal(at_param_int(&a, 2, 0, 9, &v), -NRF91_EINVAL);
+        assert_int_equal(at_param_str(&a, 1, buf, 4), 0);
         assert_string_equal(buf, "a,b");
-        assert_int_equal(at_arg_str(&a, 1, buf, 3), -NRF91_EINVAL);
-        assert_int_equal(at_arg_str(&a, 0, buf, sizeof buf), -NRF91_EINVAL);
+        assert_int_equal(at_param_str(&a, 1, buf, 3), -NRF91_EINVAL);
+        assert_int_equal(at_param_str(&a, 0, buf, sizeof buf), -NRF91_EINVAL);
 
         assert_int_equal(at_args_parse("", 0, &a), 0);
         assert_int_equal(a.count, 1);
@@ -748,7 +753,7 @@ static void test_args_parser(void **state) {
         assert_int_equal(at_args_parse("\"a\"b", 4, &a), -NRF91_EINVAL);
         /* NUL inside a string: counted, but not copied out as a C string. */
         assert_int_equal(at_args_parse("\"a\0b\"", 5, &a), 0);
-        assert_int_equal(at_arg_str(&a, 0, buf, sizeof buf), -NRF91_EINVAL);
+        assert_int_equal(at_param_str(&a, 0, buf, sizeof buf), -NRF91_EINVAL);
 
         assert_int_equal(at_cmd_parse("AT#XSEND=1,2", 12, &cmd), 0);
         assert_int_equal(cmd.type, AT_CMD_SET);

@@ -56,15 +56,15 @@ int at_cmd_parse(const char *line, size_t len, struct at_cmd *ret);
 /* Case-insensitive comparison of the command name. */
 bool at_cmd_is(const struct at_cmd *cmd, const char *name);
 
-/* 0, -NRF91_EINVAL (malformed), -NRF91_E2BIG... see at-args.c */
+/* 0, -NRF91_EINVAL (malformed), -NRF91_E2BIG... see at-params.c */
 int at_args_parse(const char *s, size_t len, struct at_args *ret);
 
 /* Integer i in [min, max]; -NRF91_EINVAL if absent, not an integer or out of range. */
-int at_arg_int(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t *ret);
+int at_param_int(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t *ret);
 /* Same, but an absent or empty value gives def. */
-int at_arg_int_opt(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t def, int64_t *ret);
+int at_param_int_opt(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t def, int64_t *ret);
 /*
  * Copies string i NUL-terminated into buf; -NRF91_EINVAL if absent, not a
  * string, longer than size - 1 or containing NUL.
  */
-int at_arg_str(const struct at_args *a, size_t i, char *buf, size_t size);
+int at_param_str(const struct at_args *a, size_t i, char *buf, size_t size);

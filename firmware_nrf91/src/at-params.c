@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <string.h>
 
-#include "at-args.h"
+#include "at-params.h"
 #include "port.h"
 
 static char lower(char c) {
@@ -98,22 +98,22 @@ int at_args_parse(const char *s, size_t len, struct at_args *ret) {
         }
 }
 
-int at_arg_int(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t *ret) {
+int at_param_int(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t *ret) {
         if (i >= a->count || a->v[i].type != AT_ARG_INT || a->v[i].num < min || a->v[i].num > max)
                 return -NRF91_EINVAL;
         *ret = a->v[i].num;
         return 0;
 }
 
-int at_arg_int_opt(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t def, int64_t *ret) {
+int at_param_int_opt(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t def, int64_t *ret) {
         if (i >= a->count || a->v[i].type == AT_ARG_EMPTY) {
                 *ret = def;
                 return 0;
         }
-        return at_arg_int(a, i, min, max, ret);
+        return at_param_int(a, i, min, max, ret);
 }
 
-int at_arg_str(const struct at_args *a, size_t i, char *buf, size_t size) {
+int at_param_str(const struct at_args *a, size_t i, char *buf, size_t size) {
         if (i >= a->count || a->v[i].type != AT_ARG_STRING || a->v[i].len >= size ||
             memchr(a->v[i].str, '\0', a->v[i].len))
                 return -NRF91_EINVAL;
