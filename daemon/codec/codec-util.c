@@ -90,6 +90,28 @@ int codec_json_dump(const json_t *j, char **ret) {
         return 0;
 }
 
+static const char *const bt_addr_type_table[_BT_ADDR_TYPE_MAX] = {
+        [BT_ADDR_TYPE_UNSPECIFIED] = NULL,
+        [BT_ADDR_TYPE_PUBLIC] = "public",
+        [BT_ADDR_TYPE_RANDOM] = "random",
+        [BT_ADDR_TYPE_RANDOM_STATIC] = "randomStatic",
+};
+
+const char *bt_addr_type_to_string(BtAddrType t) {
+        if (t < 0 || t >= _BT_ADDR_TYPE_MAX)
+                return NULL;
+        return bt_addr_type_table[t];
+}
+
+BtAddrType bt_addr_type_from_string(const char *s) {
+        if (!s)
+                return _BT_ADDR_TYPE_INVALID;
+        for (int i = 0; i < _BT_ADDR_TYPE_MAX; i++)
+                if (bt_addr_type_table[i] && streq(bt_addr_type_table[i], s))
+                        return (BtAddrType) i;
+        return _BT_ADDR_TYPE_INVALID;
+}
+
 bool bt_addr_is_valid(const char *s) {
         if (!s || strlen(s) != BT_ADDR_STR_LEN)
                 return false;

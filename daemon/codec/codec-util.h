@@ -47,6 +47,21 @@ int codec_json_parse(const void *data, size_t size, size_t max_size, unsigned ma
 /* Serialises compactly (no whitespace, keys in insertion order). */
 int codec_json_dump(const json_t *j, char **ret);
 
+/* The address type that travels with an address in nRF Cloud JSON
+ * ("address":{"address":"...","type":"random"}).  UNSPECIFIED: not sent. */
+typedef enum BtAddrType {
+        BT_ADDR_TYPE_UNSPECIFIED,
+        BT_ADDR_TYPE_PUBLIC,
+        BT_ADDR_TYPE_RANDOM,
+        BT_ADDR_TYPE_RANDOM_STATIC,
+        _BT_ADDR_TYPE_MAX,
+        _BT_ADDR_TYPE_INVALID = -EINVAL,
+} BtAddrType;
+
+/* "public", "random", "randomStatic"; NULL for UNSPECIFIED. */
+const char *bt_addr_type_to_string(BtAddrType t);
+BtAddrType bt_addr_type_from_string(const char *s);
+
 /* Address "aa:BB:cc:dd:ee:ff" (either case, exactly 17 characters) into
  * upper case.  -EINVAL if s is not an address. */
 int bt_addr_normalize(const char *s, char ret[static BT_ADDR_STR_LEN + 1]);
