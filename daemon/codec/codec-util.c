@@ -16,6 +16,12 @@ int codec_error(CodecError *e, int r, const char *field, const char *format, ...
         va_start(ap, format);
         vsnprintf(e->description, sizeof e->description, format, ap);
         va_end(ap);
+        /* Descriptions may quote the peer's bytes (jansson's error texts
+         * do); keep them printable ASCII so they can go into an error event
+         * and a log line as they are. */
+        for (char *p = e->description; *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        *p = '?';
         return r;
 }
 
