@@ -352,3 +352,19 @@ int g2c_encode_error(const G2cHeader *h, const char *address, const char *descri
                 m = json_pack("{s:{s:o,s:i}}", "error", "description", desc, "code", code);
         return envelope(h, G2C_EVENT_ERROR, m, ret);
 }
+
+int g2c_encode_c2g_error(const G2cHeader *h, const C2gError *e, int code, char **ret) {
+        char desc[CODEC_FIELD_MAX + 2 + CODEC_DESCRIPTION_MAX];
+        G2cHeader eh;
+
+        if (!h || !e)
+                return -EINVAL;
+        eh = *h;
+        eh.request_id = e->has_id ? e->id : NULL;
+        if (e->error.field[0])
+                snprintf(desc, sizeof desc, "%.*s: %.*s", CODEC_FIELD_MAX - 1, e->error.field,
+                         CODEC_DESCRIPTION_MAX - 1, e->error.description);
+        else
+                snprintf(desc, sizeof desc, "%.*s", CODEC_DESCRIPTION_MAX - 1, e->error.description);
+        return g2c_encode_error(&eh, NULL, desc, code, ret);
+}

@@ -109,3 +109,9 @@ int g2c_encode_descriptor_value(const G2cHeader *h, G2cEventType type, const G2c
 /* error: "device":{"deviceAddress":A} when address is not NULL, then
  * "error":{"description":...,"code":code}. */
 int g2c_encode_error(const G2cHeader *h, const char *address, const char *description, int code, char **ret);
+
+/* The error event answering a c2g message that c2g_decode() refused:
+ * requestId is the message's id when it could be read (h->request_id is
+ * ignored), the description "<field>: <what>" (just "<what>" when the whole
+ * document is at fault), and code the decoder's negative errno. */
+int g2c_encode_c2g_error(const G2cHeader *h, const C2gError *e, int code, char **ret);

@@ -26,9 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r < 0) {
                 /* Every refusal names a description and the request id, if any, can be echoed. */
                 check(strlen(e.error.description) > 0 && strlen(e.error.field) < CODEC_FIELD_MAX);
-                G2cHeader eh = h;
-                eh.request_id = e.has_id ? e.id : NULL;
-                r = g2c_encode_error(&eh, NULL, e.error.description, r, &s);
+                r = g2c_encode_c2g_error(&h, &e, r, &s);
                 /* Descriptions quote only our own text and the cloud's numbers. */
                 check(r == 0);
                 free(s);

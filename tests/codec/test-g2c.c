@@ -295,6 +295,36 @@ static void test_error(void **state) {
               "\"operation.deviceAddress: \\\"quoted\\\"\",\"code\":74}" TAIL("42"));
 }
 
+/* The whole path from a refused c2g message to the error event. */
+static void test_c2g_error(void **state) {
+        static const char bad[] = "{\"type\":\"operation\",\"id\":\"req-9\",\"operation\":{\"type\":\"device_discover\","
+                                  "\"deviceAddress\":\"D6:57:7D:CC:50\"}}";
+        C2gOperation o;
+        C2gError e;
+        char *s = NULL;
+        int r;
+        (void) state;
+
+        r = c2g_decode(bad, strlen(bad), &o, &e);
+        assert_int_equal(r, -EBADMSG);
+        check(g2c_encode_c2g_error(&unsolicited, &e, r, &s), &s,
+              HDR("\"req-9\"") "\"error\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"error\":{\"description\":"
+              "\"operation.deviceAddress: not a Bluetooth address AA:BB:CC:DD:EE:FF\",\"code\":-74}" TAIL("42"));
+
+        /* Garbage: no id to echo, and jansson's text (which quotes the input) stays printable. */
+        r = c2g_decode("{\"id\":\"\xff\xfe", 9, &o, &e);
+        assert_int_equal(r, -EBADMSG);
+        assert_false(e.has_id);
+        assert_int_equal(g2c_encode_c2g_error(&answer, &e, r, &s), 0);
+        json_t *j = json_loads(s, 0, NULL);
+        assert_non_null(j);
+        assert_true(json_is_null(json_object_get(j, "requestId")));
+        assert_non_null(strstr(json_string_value(json_object_get(json_object_get(json_object_get(j, "event"), "error"),
+                                                                 "description")), "invalid JSON"));
+        json_decref(j);
+        free(s);
+}
+
 static void test_invalid_inputs(void **state) {
         G2cHeader h = unsolicited;
         G2cDevice bad = { .address = "D6:57:7D:CC:50" };
@@ -376,6 +406,7 @@ int main(void) {
                 cmocka_unit_test(test_read_result_captured),
                 cmocka_unit_test(test_descriptor_events),
                 cmocka_unit_test(test_error),
+                cmocka_unit_test(test_c2g_error),
                 cmocka_unit_test(test_invalid_inputs),
                 cmocka_unit_test(test_size_cap),
                 cmocka_unit_test(test_tables),
