@@ -521,6 +521,44 @@ int shadow_build_device_report(const ShadowDeviceInfo *info, const ShadowService
         return codec_json_dump(doc, ret);
 }
 
+int shadow_build_desired_connections(const char *const *addresses, size_t n, DesiredConnectionFormat format,
+                                     char **ret) {
+        _cleanup_(json_decrefp) json_t *list = NULL, *doc = NULL;
+
+        if (n > SHADOW_CONNECTIONS_MAX || (n > 0 && !addresses))
+                return -EINVAL;
+        list = n > 0 ? json_array() : json_null();
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char a[BT_ADDR_STR_LEN + 1];
+                json_t *v = NULL;
+
+                if (bt_addr_normalize(addresses[i], a) < 0)
+                        return -EINVAL;
+                switch (format) {
+                case DESIRED_CONNECTION_STRING:
+                        v = json_string(a);
+                        break;
+                case DESIRED_CONNECTION_ID_OBJECT:
+                        v = json_pack("{s:s}", "id", a);
+                        break;
+                case DESIRED_CONNECTION_ADDRESS_OBJECT:
+                        v = json_pack("{s:{s:s}}", "address", "address", a);
+                        break;
+                case _DESIRED_CONNECTION_FORMAT_MAX:
+                case _DESIRED_CONNECTION_FORMAT_INVALID:
+                        return -EINVAL;
+                }
+                if (json_array_append_new(list, v) < 0)
+                        return -ENOMEM;
+        }
+        doc = json_pack("{s:{s:{s:O}}}", "state", "desired", "desiredConnections", list);
+        if (!doc)
+                return -ENOMEM;
+        return codec_json_dump(doc, ret);
+}
+
 int shadow_build_delta_accept(const ShadowState *delta, char **ret) {
         if (!delta || delta->kind != SHADOW_DOC_DELTA || !delta->delta_state)
                 return -EINVAL;

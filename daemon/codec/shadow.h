@@ -171,5 +171,11 @@ typedef struct ShadowServiceInfo {
  * either part may be NULL (not both). */
 int shadow_build_device_report(const ShadowDeviceInfo *info, const ShadowServiceInfo *svc, char **ret);
 
+/* A local change of the connection list, written to desired as nRF Cloud
+ * does for its own shell (spec §3.2), in the format the shadow used last:
+ * {"state":{"desired":{"desiredConnections":[...]}}}, null when n is 0. */
+int shadow_build_desired_connections(const char *const *addresses, size_t n, DesiredConnectionFormat format,
+                                     char **ret);
+
 /* Accepts a delta by echoing it: {"state":{"reported":<delta state>}}. */
 int shadow_build_delta_accept(const ShadowState *delta, char **ret);

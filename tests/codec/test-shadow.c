@@ -384,6 +384,38 @@ static void test_build_device_report(void **state) {
         assert_null(out);
 }
 
+static void test_build_desired_connections(void **state) {
+        const char *a[] = { "c2:6b:ac:6d:05:a2", "D6:57:7D:CC:50:17" };
+        char *out = NULL;
+        (void) state;
+
+        assert_int_equal(shadow_build_desired_connections(a, 2, DESIRED_CONNECTION_STRING, &out), 0);
+        assert_string_equal(out, "{\"state\":{\"desired\":{\"desiredConnections\":[\"C2:6B:AC:6D:05:A2\",\"D6:57:7D:CC:50:17\"]}}}");
+        free(out);
+        assert_int_equal(shadow_build_desired_connections(a, 1, DESIRED_CONNECTION_ID_OBJECT, &out), 0);
+        assert_string_equal(out, "{\"state\":{\"desired\":{\"desiredConnections\":[{\"id\":\"C2:6B:AC:6D:05:A2\"}]}}}");
+        free(out);
+        assert_int_equal(shadow_build_desired_connections(a, 1, DESIRED_CONNECTION_ADDRESS_OBJECT, &out), 0);
+        assert_string_equal(out, "{\"state\":{\"desired\":{\"desiredConnections\":[{\"address\":{\"address\":\"C2:6B:AC:6D:05:A2\"}}]}}}");
+        /* What we write, we read back (it is a full-form document). */
+        ShadowState *s = NULL;
+        CodecError e;
+        assert_int_equal(shadow_parse_accepted(out, strlen(out), &s, &e), 0);
+        assert_int_equal(s->n_connections, 1);
+        assert_string_equal(s->connections[0].address, "C2:6B:AC:6D:05:A2");
+        assert_int_equal(s->connections[0].format, DESIRED_CONNECTION_ADDRESS_OBJECT);
+        free(out);
+        s = shadow_state_free(s);
+        assert_int_equal(shadow_build_desired_connections(NULL, 0, DESIRED_CONNECTION_STRING, &out), 0);
+        assert_string_equal(out, "{\"state\":{\"desired\":{\"desiredConnections\":null}}}");
+        free(out);
+        out = NULL;
+        const char *bad[] = { "nope" };
+        assert_int_equal(shadow_build_desired_connections(bad, 1, DESIRED_CONNECTION_STRING, &out), -EINVAL);
+        assert_int_equal(shadow_build_desired_connections(a, 1, _DESIRED_CONNECTION_FORMAT_MAX, &out), -EINVAL);
+        assert_null(out);
+}
+
 static void test_tables(void **state) {
         (void) state;
         for (int i = 0; i < _PAIRING_STATE_MAX; i++)
@@ -411,6 +443,7 @@ int main(void) {
                 cmocka_unit_test(test_build_pairing),
                 cmocka_unit_test(test_build_status_connections),
                 cmocka_unit_test(test_build_device_report),
+                cmocka_unit_test(test_build_desired_connections),
                 cmocka_unit_test(test_tables),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
