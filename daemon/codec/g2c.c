@@ -44,6 +44,9 @@ int g2c_format_timestamp(uint64_t usec, char buf[static G2C_TIMESTAMP_LEN + 1]) 
 
         if (usec / 1000000 > (uint64_t) 253402300799) /* 9999-12-31T23:59:59Z */
                 return -ERANGE;
+        /* Debian 12 armhf still has a 32-bit time_t. */
+        if ((uint64_t) t != usec / 1000000)
+                return -ERANGE;
         if (!gmtime_r(&t, &tm))
                 return -ERANGE;
         if (strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
