@@ -72,13 +72,89 @@ void uuid_format(const uint8_t u[16], char ret[MODEM_UUID_STRING_MAX]) {
                  u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
+/*
+ * A bounded walk over the encoding before libcbor sees it.  libcbor 0.8
+ * allocates a definite array or map for its declared size up front, so a
+ * few bytes declaring 2^28 items would cost gigabytes.  Here every declared
+ * count must fit in the bytes that are left (each item takes at least one),
+ * nesting is capped, and indefinite lengths (which the nRF91 never sends)
+ * are refused.
+ */
+#define CBOR_DEPTH_MAX 16
+
+static int cbor_precheck(const uint8_t *p, size_t len) {
+        uint64_t stack[CBOR_DEPTH_MAX];
+        int depth = 0;
+        size_t i = 0;
+
+        stack[0] = 1;
+        while (depth >= 0) {
+                unsigned mt, ai;
+                uint64_t v;
+
+                if (stack[depth] == 0) {
+                        depth--;
+                        continue;
+                }
+                stack[depth]--;
+                if (i >= len)
+                        return -EBADMSG;
+                mt = p[i] >> 5;
+                ai = p[i] & 0x1f;
+                i++;
+                if (ai < 24)
+                        v = ai;
+                else if (ai <= 27) {
+                        size_t n = (size_t) 1 << (ai - 24);
+                        if (len - i < n)
+                                return -EBADMSG;
+                        v = 0;
+                        for (size_t k = 0; k < n; k++)
+                                v = (v << 8) | p[i + k];
+                        i += n;
+                } else
+                        return -EBADMSG; /* reserved, or indefinite length */
+
+                switch (mt) {
+                case 0: /* unsigned, negative, simple/float: no content */
+                case 1:
+                case 7:
+                        break;
+                case 2: /* byte and text strings */
+                case 3:
+                        if (v > len - i)
+                                return -EBADMSG;
+                        i += (size_t) v;
+                        break;
+                case 4: /* arrays and maps */
+                case 5:
+                        if (v > len - i || (mt == 5 && 2 * v > len - i))
+                                return -EBADMSG;
+                        if (depth + 1 >= CBOR_DEPTH_MAX)
+                                return -EBADMSG;
+                        stack[++depth] = mt == 5 ? 2 * v : v;
+                        break;
+                case 6: /* a tag and the one item it applies to */
+                        if (depth + 1 >= CBOR_DEPTH_MAX)
+                                return -EBADMSG;
+                        stack[++depth] = 1;
+                        break;
+                }
+        }
+        return i == len ? 0 : -EBADMSG;
+}
+
 /* Loads exactly one CBOR item that fills the buffer. */
 static int cbor_load_exact(const uint8_t *data, size_t len, cbor_item_t **ret) {
         struct cbor_load_result res;
         cbor_item_t *item;
+        int r;
 
         if (len == 0)
                 return -EBADMSG;
+        r = cbor_precheck(data, len);
+        if (r < 0)
+                return r;
         item = cbor_load(data, len, &res);
         if (!item)
                 return res.error.code == CBOR_ERR_MEMERROR ? -ENOMEM : -EBADMSG;

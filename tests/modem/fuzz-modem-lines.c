@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Every information-line parser (%CMNG list, #XUUID, +CGSN, +CGMR, #XSMVER, +CFUN, quoted answers) over one line. */
+/* Every information-line parser (%CMNG list, #XUUID, +CGSN, +CGMR, #XSMVER, +CFUN, quoted answers, JWTs) over one line. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "identity.h"
+#include "jwt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,6 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (at_parse_quoted(line, "%JWT", MODEM_JWT_MAX, &s) >= 0)
                 free(s);
         (void) mfw_version_parse(line, v);
+        {
+                char *h = NULL, *c = NULL;
+                uint8_t *sig = NULL;
+                size_t sig_len;
+                int64_t exp;
+                if (jwt_decode(line, &h, &c, &sig, &sig_len) >= 0) {
+                        free(h);
+                        free(c);
+                        free(sig);
+                }
+                (void) jwt_get_exp(line, &exp);
+        }
         free(line);
         return 0;
 }
