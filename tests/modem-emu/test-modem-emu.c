@@ -357,6 +357,296 @@ static void test_buffer(void **state) {
         assert_memory_equal(out, ERR, 9);
 }
 
+static void expect_urcs(Fixture *f, size_t n, ...) {
+        va_list ap;
+        assert_int_equal(f->n_urcs, n);
+        va_start(ap, n);
+        for (size_t i = 0; i < n; i++)
+                assert_string_equal(f->urcs[i], va_arg(ap, const char *));
+        va_end(ap);
+        f->n_urcs = 0;
+}
+
+/* Checks '\r\n<prefix>: "<a>.<b>"\r\n\r\nOK\r\n' with two base64url parts. */
+static void assert_two_part(const char *resp, const char *prefix) {
+        size_t plen = strlen(prefix), len = strlen(resp), dots = 0;
+        assert_true(len > plen + 4 + 2 + 8);
+        assert_memory_equal(resp, "\r\n", 2);
+        assert_memory_equal(resp + 2, prefix, plen);
+        assert_memory_equal(resp + 2 + plen, ": \"", 3);
+        assert_string_equal(resp + len - 9, "\"\r\n" OK);
+        for (const char *p = resp + 2 + plen + 3; p < resp + len - 9; p++) {
+                if (*p == '.')
+                        dots++;
+                else
+                        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
+        }
+        assert_int_equal(dots, strcmp(prefix, "%JWT") == 0 ? 2 : 1);
+}
+
+static void test_keygen(void **state) {
+        Fixture *f = *state;
+
+        EXPECT(f->m, "AT+CMEE=1", OK);
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0", CME(518));
+        EXPECT(f->m, "AT+CFUN=4", OK);
+
+        /* parameter errors */
+        EXPECT(f->m, "AT%KEYGEN", ERR);
+        EXPECT(f->m, "AT%KEYGEN?", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG, ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",3,0", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",8,0", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,2", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,CN=x", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"CN\"", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"CN=\"", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"XX=1\"", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"CN=a,\"", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"CN=a\",\"10101\"", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"CN=a\",\"10101000x\"", ERR);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0,\"CN=a\",\"101010000\",1", ERR);
+        EXPECT(f->m, "AT%KEYGEN=2147483648,2,0", CME(514));
+        EXPECT(f->m, "AT%CMNG=1", OK); /* none of that left a key behind */
+
+        assert_two_part(run(f->m, "AT%KEYGEN=" TAG ",2,0"), "%KEYGEN");
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0", CME(519));
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,1", CME(519));
+        EXPECT(f->m, "AT+CMEE=0", OK);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0", ERR);
+        EXPECT(f->m, "AT+CMEE=1", OK);
+
+        /* The key is a PEM the host port can load; listed, never readable. */
+        const char *pem = modem_emu_credential(f->m, 16842753, 2);
+        assert_non_null(pem);
+        assert_memory_equal(pem, "-----BEGIN PRIVATE KEY-----\n", 28);
+        EXPECT(f->m, "AT%CMNG=2," TAG ",2", CME(514));
+
+        assert_two_part(run(f->m, "AT%KEYGEN=1,2,1"), "%KEYGEN");
+        assert_two_part(run(f->m, "AT%KEYGEN=2,2,0,\"O=Nordic Semiconductor,L=PDX,C=no\",\"101010000\""), "%KEYGEN");
+        assert_two_part(run(f->m, "AT%KEYGEN=3,2,,\"CN=x\""), "%KEYGEN");
+        assert_two_part(run(f->m, "AT%KEYGEN=4,2,0,\"\""), "%KEYGEN"); /* empty attributes: the default subject */
+
+        /* A key written with %CMNG counts as existing, too. */
+        EXPECT(f->m, "AT%CMNG=0,5,2,\"k\"", OK);
+        EXPECT(f->m, "AT%KEYGEN=5,2,0", CME(519));
+        /* A tag with only a certificate takes a key. */
+        EXPECT(f->m, "AT%CMNG=0,6,1,\"c\"", OK);
+        assert_two_part(run(f->m, "AT%KEYGEN=6,2,0"), "%KEYGEN");
+
+        /* persisted */
+        modem_emu_free(f->m);
+        open_modem(f, NULL, NULL);
+        assert_string_equal(modem_emu_credential(f->m, 16842753, 2), pem = modem_emu_credential(f->m, 16842753, 2));
+        EXPECT(f->m, "AT+CMEE=1", OK);
+        EXPECT(f->m, "AT%KEYGEN=" TAG ",2,0", CME(519));
+}
+
+static void test_attesttoken(void **state) {
+        Fixture *f = *state;
+        assert_two_part(run(f->m, "AT%ATTESTTOKEN"), "%ATTESTTOKEN");
+        assert_two_part(run(f->m, "AT%ATTESTTOKEN="), "%ATTESTTOKEN");
+        assert_two_part(run(f->m, "AT%ATTESTTOKEN=\"90115c20ac3f381b520b43c76bd5d99c\""), "%ATTESTTOKEN");
+        assert_two_part(run(f->m, "AT%ATTESTTOKEN=\"90115C20AC3F381B520B43C76BD5D99C\""), "%ATTESTTOKEN");
+        EXPECT(f->m, "AT%ATTESTTOKEN=\"90115c20ac3f381b520b43c76bd5d99\"", ERR);
+        EXPECT(f->m, "AT%ATTESTTOKEN=\"90115c20ac3f381b520b43c76bd5d99cc0\"", ERR);
+        EXPECT(f->m, "AT%ATTESTTOKEN=\"90115c20ac3f381b520b43c76bd5d99g\"", ERR);
+        EXPECT(f->m, "AT%ATTESTTOKEN=90115c20ac3f381b520b43c76bd5d99c", ERR);
+        EXPECT(f->m, "AT%ATTESTTOKEN=\"90115c20ac3f381b520b43c76bd5d99c\",1", ERR);
+        EXPECT(f->m, "AT%ATTESTTOKEN?", ERR);
+}
+
+static void test_jwt(void **state) {
+        Fixture *f = *state;
+
+        EXPECT(f->m, "AT+CMEE=1", OK);
+        assert_two_part(run(f->m, "AT%JWT"), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT="), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=0"), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=0,0"), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=,"), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=0,0,\"\""), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=0,0,\"\",\"\""), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=0,3600,\"ClientAuth\",\"urn:server\""), "%JWT");
+        assert_two_part(run(f->m, "AT%JWT=0,3600,\"a\\\\b\",\"\""), "%JWT");
+
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99,2", CME(513));
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99,8", CME(513)); /* no endorsement key */
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99,3", CME(50));
+        EXPECT(f->m, "AT%JWT=1,600,\"a\",\"b\"", CME(50));
+        EXPECT(f->m, "AT%JWT=0,-1", CME(50));
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99", ERR);
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99,2,1", ERR);
+        EXPECT(f->m, "AT%JWT=0,600,a", ERR);
+        EXPECT(f->m, "AT%JWT=x", ERR);
+        EXPECT(f->m, "AT%JWT?", ERR);
+        EXPECT(f->m, "AT+CMEE=0", OK);
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99,2", ERR);
+        EXPECT(f->m, "AT+CMEE=1", OK);
+
+        /* with the tag's client key */
+        EXPECT(f->m, "AT+CFUN=4", OK);
+        EXPECT(f->m, "AT%CMNG=0,99,2,\"garbage\"", OK);
+        EXPECT(f->m, "AT%JWT=0,600,\"a\",\"b\",99,2", CME(514));
+        EXPECT(f->m, "AT%CMNG=3,99,2", OK);
+        assert_two_part(run(f->m, "AT%KEYGEN=99,2,0"), "%KEYGEN");
+        assert_two_part(run(f->m, "AT%JWT=0,600,\"a\",\"b\",99,2"), "%JWT");
+        /* works in CFUN=1 too */
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        assert_two_part(run(f->m, "AT%JWT=0,600,\"a\",\"\",99,2"), "%JWT");
+}
+
+static void test_cereg(void **state) {
+        Fixture *f = *state;
+
+        assert_false(modem_emu_network_ready(f->m));
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 0,0\r\n" OK);
+        EXPECT(f->m, "AT+CEREG=?", "\r\n+CEREG: (0-5)\r\n" OK);
+        EXPECT(f->m, "AT+CEREG=6", ERR);
+        EXPECT(f->m, "AT+CEREG", ERR);
+        EXPECT(f->m, "AT+CEREG=1", OK);
+        EXPECT(f->m, "AT+CESQ", "\r\n+CESQ: 99,99,255,255,255,255\r\n" OK);
+
+        /* No URC inside execute(): only from tick(). */
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        expect_urcs(f, 0);
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 1,2\r\n" OK);
+        modem_emu_tick(f->m, 10000);
+        expect_urcs(f, 1, "+CEREG: 2");
+        assert_false(modem_emu_network_ready(f->m));
+        modem_emu_tick(f->m, 10999);
+        expect_urcs(f, 0);
+        modem_emu_tick(f->m, 11000);
+        expect_urcs(f, 1, "+CEREG: 1");
+        assert_true(modem_emu_network_ready(f->m));
+        modem_emu_tick(f->m, 20000);
+        expect_urcs(f, 0);
+
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 1,1\r\n" OK);
+        EXPECT(f->m, "AT+CEREG=2", OK);
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 2,1,\"0140\",\"0A0B0C0D\",7\r\n" OK);
+        EXPECT(f->m, "AT+CEREG=5", OK);
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 5,1,\"0140\",\"0A0B0C0D\",7,,,\"11100000\",\"11100000\"\r\n" OK);
+        EXPECT(f->m, "AT+CESQ", "\r\n+CESQ: 99,99,255,255,31,62\r\n" OK);
+        EXPECT(f->m, "AT+CFUN=1", OK); /* no change, no URC */
+        modem_emu_tick(f->m, 20001);
+        expect_urcs(f, 0);
+
+        EXPECT(f->m, "AT+CFUN=4", OK);
+        assert_false(modem_emu_network_ready(f->m));
+        modem_emu_tick(f->m, 20002);
+        expect_urcs(f, 1, "+CEREG: 0");
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 5,0\r\n" OK);
+
+        /* back on with +CEREG=5: the registered URC carries the location and PSM timers */
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        modem_emu_tick(f->m, 30000);
+        modem_emu_tick(f->m, 31000);
+        expect_urcs(f, 2, "+CEREG: 2", "+CEREG: 1,\"0140\",\"0A0B0C0D\",7,,,\"11100000\",\"11100000\"");
+
+        /* CFUN=4 before the network answered: the search stops, no registration later */
+        EXPECT(f->m, "AT+CFUN=4", OK);
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        EXPECT(f->m, "AT+CFUN=4", OK);
+        modem_emu_tick(f->m, 40000);
+        modem_emu_tick(f->m, 50000);
+        expect_urcs(f, 3, "+CEREG: 0", "+CEREG: 2", "+CEREG: 0");
+        assert_false(modem_emu_network_ready(f->m));
+
+        /* +CEREG=0: no URCs, registration all the same */
+        EXPECT(f->m, "AT+CEREG=0", OK);
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        modem_emu_tick(f->m, 60000);
+        modem_emu_tick(f->m, 61000);
+        expect_urcs(f, 0);
+        assert_true(modem_emu_network_ready(f->m));
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 0,1\r\n" OK);
+
+        /* reboot: CFUN=0, not registered, settings back to defaults, pending URCs gone */
+        EXPECT(f->m, "AT+CEREG=1", OK);
+        EXPECT(f->m, "AT+CFUN=4", OK);
+        modem_emu_reboot(f->m);
+        modem_emu_tick(f->m, 70000);
+        expect_urcs(f, 0);
+        assert_int_equal(modem_emu_cfun(f->m), 0);
+        assert_false(modem_emu_network_ready(f->m));
+        EXPECT(f->m, "AT+CEREG?", "\r\n+CEREG: 0,0\r\n" OK);
+        EXPECT(f->m, "AT+CFUN?", "\r\n+CFUN: 0\r\n" OK);
+}
+
+static void test_xiccid(void **state) {
+        Fixture *f = *state;
+        char *r;
+
+        EXPECT(f->m, "AT%XICCID", ERR); /* CFUN=0: the SIM is off */
+        EXPECT(f->m, "AT+CFUN=4", OK);
+        r = run(f->m, "AT%XICCID");
+        assert_int_equal(strlen(r), 2 + 9 + 20 + 2 + 6);
+        assert_memory_equal(r, "\r\n%XICCID: 89", 13);
+        assert_int_equal(r[2 + 9 + 19], 'F');
+        assert_true(luhn_ok(r + 11, 19));
+        char first[64];
+        snprintf(first, sizeof first, "%s", r);
+        modem_emu_free(f->m);
+        open_modem(f, NULL, NULL);
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        EXPECT(f->m, "AT%XICCID", first);
+        EXPECT(f->m, "AT%XICCID?", ERR);
+}
+
+static void test_cclk(void **state) {
+        Fixture *f = *state;
+        char *r;
+
+        EXPECT(f->m, "AT%CCLK?", ERR); /* no time before the network gives one */
+        EXPECT(f->m, "AT+CCLK?", ERR);
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        modem_emu_tick(f->m, 1);
+        EXPECT(f->m, "AT%CCLK?", ERR);
+        modem_emu_tick(f->m, 5000);
+        r = run(f->m, "AT%CCLK?");
+        /* \r\n%CCLK: "yy/MM/dd,hh:mm:ss+00",0\r\n */
+        assert_int_equal(strlen(r), 2 + 7 + 22 + 2 + 2 + 6);
+        assert_memory_equal(r + 27, "+00\",0\r\n", 8);
+        r = run(f->m, "AT+CCLK?");
+        assert_memory_equal(r, "\r\n+CCLK: \"", 10);
+
+        /* set by hand: local time with its zone in quarter hours */
+        modem_emu_reboot(f->m);
+        EXPECT(f->m, "AT%CCLK?", ERR);
+        EXPECT(f->m, "AT%CCLK=\"24/02/15,10:12:34+04\",0", OK);
+        r = run(f->m, "AT%CCLK?");
+        assert_memory_equal(r, "\r\n%CCLK: \"24/02/15,10:12:3", 26);
+        assert_memory_equal(r + 27, "+04\",0\r\n", 8);
+        EXPECT(f->m, "AT+CCLK=\"99/12/31,23:59:59-08\"", OK);
+        r = run(f->m, "AT+CCLK?");
+        assert_memory_equal(r, "\r\n+CCLK: \"99/12/31,23:59:5", 26);
+        EXPECT(f->m, "AT+CCLK=\"24/13/15,10:12:34+04\"", ERR);
+        EXPECT(f->m, "AT+CCLK=\"24/02/15,10:12:34\"", ERR);
+        EXPECT(f->m, "AT+CCLK=\"24/02/15,10:12:34+04\",0", ERR);
+        EXPECT(f->m, "AT%CCLK", ERR);
+}
+
+static void test_urc_callback_reentry(void **state) {
+        Fixture *f = *state;
+        /* no callback: URCs are dropped, nothing breaks */
+        modem_emu_set_urc_callback(f->m, NULL, NULL);
+        EXPECT(f->m, "AT+CEREG=1", OK);
+        EXPECT(f->m, "AT+CFUN=1", OK);
+        modem_emu_tick(f->m, 1);
+        modem_emu_tick(f->m, 2000);
+        assert_true(modem_emu_network_ready(f->m));
+        /* a full queue drops further URCs */
+        modem_emu_set_urc_callback(f->m, on_urc, f);
+        for (int i = 0; i < 20; i++) {
+                EXPECT(f->m, "AT+CFUN=4", OK);
+                EXPECT(f->m, "AT+CFUN=1", OK);
+        }
+        modem_emu_tick(f->m, 3000);
+        assert_int_equal(f->n_urcs, 16);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_basic, setup, teardown),
@@ -367,6 +657,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cmng, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cmng_password, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_buffer, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_keygen, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_attesttoken, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jwt, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cereg, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_xiccid, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cclk, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_urc_callback_reentry, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

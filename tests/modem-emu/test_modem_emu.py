@@ -382,9 +382,12 @@ class ModemEmuTest(unittest.TestCase):
 
     def test_cmng_sha(self):
         self.assertEqual(self.modem.send("AT+CFUN=4"), "\r\nOK\r\n")
-        with open("/etc/ssl/certs/ca-certificates.crt") as f:
-            bundle = f.read()
-        certs = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", bundle, re.S)
+        certs = []
+        for i in range(3):
+            r = openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", self.path(f"k{i}.pem"), "-subj", f"/CN=test-{i}", "-days", "1")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            certs.append(r.stdout.decode())
         texts = {
             0: certs[0] + certs[1],                        # two CAs in one entry, LF
             1: certs[2].replace("\n", "\r\n"),             # CRLF, as nrfcloud-utils sends it
