@@ -262,6 +262,8 @@ static void engine_output_done(AtEngine *e) {
 static void engine_write_some(AtEngine *e) {
         while (e->out && e->out_off < e->out_len) {
                 ssize_t n = e->ops->write(e->loop_userdata, e->out + e->out_off, e->out_len - e->out_off);
+                if (!e->out)
+                        return; /* the writer found the port gone and reset the engine */
                 if (n == -EAGAIN || n == 0) {
                         engine_set_want_write(e, true);
                         return;

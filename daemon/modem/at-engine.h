@@ -42,7 +42,11 @@ typedef struct AtLoopOps {
         uint64_t (*now)(void *userdata);
         /* Arms the engine's only timer at an absolute time; UINT64_MAX disarms it. */
         int (*set_timer)(void *userdata, uint64_t usec);
-        /* Writes without blocking: bytes written, -EAGAIN, or another negative errno. */
+        /*
+         * Writes without blocking: bytes written, -EAGAIN, or another negative
+         * errno.  It may call at_engine_reset() (a port found gone); the
+         * engine then stops writing.
+         */
         ssize_t (*write)(void *userdata, const void *data, size_t len);
         /* Asks for at_engine_on_writable() calls while on is true. */
         int (*want_write)(void *userdata, bool on);

@@ -55,6 +55,11 @@ static void link_enter_state(AtLink *l, AtLinkState s) {
         l->state = s;
 }
 
+static void link_lost(AtLink *l, int error);
+
+/* Errors of a tty whose device is gone (USB unplugged, pty master closed). */
+#define IN_SET_PORT_GONE(e) ((e) == EIO || (e) == ENXIO || (e) == ENODEV || (e) == EPIPE)
+
 /* AtLoopOps on sd-event. */
 static uint64_t link_now(void *userdata) {
         (void) userdata;
@@ -90,9 +95,16 @@ static ssize_t link_write(void *userdata, const void *data, size_t len) {
         if (l->fd < 0)
                 return -ENOTCONN;
         n = write(l->fd, data, len);
-        if (n < 0)
-                return errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -errno;
-        return n;
+        if (n >= 0)
+                return n;
+        if (errno == EWOULDBLOCK || errno == EINTR)
+                return -EAGAIN;
+        if (IN_SET_PORT_GONE(errno)) {
+                /* The device went away under us; a write may notice before the read side does. */
+                link_lost(l, -errno);
+                return -ECONNRESET;
+        }
+        return -errno;
 }
 
 static int link_update_io(AtLink *l) {
