@@ -406,6 +406,7 @@ void at_engine_remove_urc(AtEngine *e, const char *prefix, at_urc_cb cb, void *u
 
 int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_done_cb cb, void *userdata) {
         AtCommand *c;
+        int64_t id;
         size_t n;
 
         if (!cmd || timeout_usec == 0)
@@ -434,8 +435,10 @@ int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_d
         e->queue_tail = c;
         e->queue_len++;
 
+        /* Starting may complete (and free) the command at once, e.g. when the port is gone. */
+        id = c->id;
         engine_start_next(e);
-        return c->id > 0 ? c->id : 1;
+        return id;
 }
 
 void at_engine_cancel(AtEngine *e, int64_t id) {

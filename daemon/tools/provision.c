@@ -241,12 +241,19 @@ static int list_tag(Provision *p, CmngEntry entries[3], bool present[3], AtReply
 /* Deletes one credential; a missing one (513) is fine. */
 static int delete_cred(Provision *p, CredType t, AtReply *r) {
         int k = provision_command(p, CTL_COMMAND_TIMEOUT_USEC, r, "AT%%CMNG=3,%u,%d", p->sec_tag, (int) t);
-        if (k == -ENOENT) {
+        if (k >= 0 || k == -ENOENT) {
                 at_reply_done(r);
                 return 0;
         }
         return k;
 }
+
+/* Fails the current step; the reply's lines go, its description stays for the message. */
+#define FAIL(...)                                   \
+        ({                                          \
+                at_reply_done(&r);                  \
+                step_fail(p, __VA_ARGS__);          \
+        })
 
 static int run_steps(Provision *p) {
         CmngEntry entries[3] = {};
@@ -263,7 +270,7 @@ static int run_steps(Provision *p) {
         k = provision_command(p, CTL_COMMAND_TIMEOUT_USEC, &r, "AT+CFUN=4");
         p->cfun_changed = true; /* even a failed attempt may have changed it */
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "AT+CFUN=4: %s", r.description);
+                return FAIL(CTL_EXIT_FAILED, "AT+CFUN=4: %s", r.description);
         at_reply_done(&r);
         step_ok("ok");
 
@@ -271,10 +278,10 @@ static int run_steps(Provision *p) {
         step_begin(p, 2, "Checking security tag %u for an existing key", p->sec_tag);
         k = list_tag(p, entries, present, &r);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "AT%%CMNG=1,%u: %s", p->sec_tag, r.description);
+                return FAIL(CTL_EXIT_FAILED, "AT%%CMNG=1,%u: %s", p->sec_tag, r.description);
         at_reply_done(&r);
         if (present[CRED_CLIENT_KEY] && !ctl_args.force)
-                return step_fail(p, CTL_EXIT_EXISTS,
+                return FAIL(CTL_EXIT_EXISTS,
                                  "security tag %u already holds a private key; run again with --force to replace "
                                  "the key and the certificate (the gateway then needs onboarding again)",
                                  p->sec_tag);
@@ -282,7 +289,7 @@ static int run_steps(Provision *p) {
         if (k >= 0)
                 k = delete_cred(p, CRED_CLIENT_KEY, &r);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "deleting the old credentials: %s", r.description);
+                return FAIL(CTL_EXIT_FAILED, "deleting the old credentials: %s", r.description);
         at_reply_done(&r);
         step_ok(present[CRED_CLIENT_KEY] ? "old key and certificate deleted (--force)" : "no key, ok");
 
@@ -294,23 +301,23 @@ static int run_steps(Provision *p) {
                 k = provision_command(p, CTL_KEYGEN_TIMEOUT_USEC, &r, "AT%%KEYGEN=%u,2,0,\"CN=%s\"", p->sec_tag,
                                       p->device_id);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "%s", r.description);
+                return FAIL(CTL_EXIT_FAILED, "%s", r.description);
         p->key_generated = true;
         line = ctl_reply_find(&r, "%KEYGEN:");
         k = line ? at_parse_quoted(line, "%KEYGEN", COSE_INPUT_MAX, &keygen_text) : -EBADMSG;
         at_reply_done(&r);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "the modem's answer holds no %%KEYGEN result");
+                return FAIL(CTL_EXIT_FAILED, "the modem's answer holds no %%KEYGEN result");
         step_ok("ok");
 
         /* 4 */
         step_begin(p, 4, "Checking the COSE signature payload (CSR SHA-256, UUID, security tag)");
         k = keygen_decode(keygen_text, strlen(keygen_text), &p->keygen);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_VERIFY, "the %%KEYGEN result cannot be decoded");
+                return FAIL(CTL_EXIT_VERIFY, "the %%KEYGEN result cannot be decoded");
         check = keygen_verify(p->keygen, p->uuid, p->sec_tag);
         if (check != KEYGEN_CHECK_OK)
-                return step_fail(p, CTL_EXIT_VERIFY, "%s (signed UUID %s, security tag %u)",
+                return FAIL(CTL_EXIT_VERIFY, "%s (signed UUID %s, security tag %u)",
                                  keygen_check_to_string(check), p->keygen->uuid, p->keygen->sec_tag);
         step_ok("ok");
 
@@ -318,38 +325,38 @@ static int run_steps(Provision *p) {
         step_begin(p, 5, "Checking the CSR and signing it with the CA (%u days)", ctl_args.days);
         k = pki_csr_parse(p->keygen->body, p->keygen->body_len, &p->csr);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_VERIFY, "the CSR is not a valid, self-signed EC request");
+                return FAIL(CTL_EXIT_VERIFY, "the CSR is not a valid, self-signed EC request");
         k = pki_csr_common_name(p->csr, &cn);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_VERIFY, "the CSR has no single common name");
+                return FAIL(CTL_EXIT_VERIFY, "the CSR has no single common name");
         if (!streq(cn, p->device_id))
-                return step_fail(p, CTL_EXIT_VERIFY, "the CSR's CN '%s' is not the device id '%s'", cn, p->device_id);
+                return FAIL(CTL_EXIT_VERIFY, "the CSR's CN '%s' is not the device id '%s'", cn, p->device_id);
         k = pki_sign_csr(p->csr, p->ca, p->ca_key, ctl_args.days, &p->cert);
         if (k >= 0)
                 k = pki_cert_to_pem(p->cert, &p->cert_pem);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "signing the CSR: %s", strerror(-k));
+                return FAIL(CTL_EXIT_FAILED, "signing the CSR: %s", strerror(-k));
         p->cert_crlf = pki_crlf_normalize(p->cert_pem);
         p->root_crlf = pki_crlf_normalize(p->root_pem);
         if (!p->cert_crlf || !p->root_crlf)
-                return step_fail(p, CTL_EXIT_FAILED, "out of memory");
+                return FAIL(CTL_EXIT_FAILED, "out of memory");
         step_ok("CN=%s", cn);
 
         /* 6 */
         step_begin(p, 6, "Writing the device certificate (type 1) and the root CA (type 0)");
         if (strlen(p->root_crlf) + 64 > AT_COMMAND_MAX || strlen(p->cert_crlf) + 64 > AT_COMMAND_MAX)
-                return step_fail(p, CTL_EXIT_FAILED, "a credential is longer than a %u-byte AT command",
+                return FAIL(CTL_EXIT_FAILED, "a credential is longer than a %u-byte AT command",
                                  AT_COMMAND_MAX);
         k = delete_cred(p, CRED_ROOT_CA, &r);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "deleting the old root CA: %s", r.description);
+                return FAIL(CTL_EXIT_FAILED, "deleting the old root CA: %s", r.description);
         k = provision_command(p, CTL_COMMAND_TIMEOUT_USEC, &r, "AT%%CMNG=0,%u,1,\"%s\"", p->sec_tag, p->cert_crlf);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "writing the device certificate: %s", r.description);
+                return FAIL(CTL_EXIT_FAILED, "writing the device certificate: %s", r.description);
         at_reply_done(&r);
         k = provision_command(p, CTL_COMMAND_TIMEOUT_USEC, &r, "AT%%CMNG=0,%u,0,\"%s\"", p->sec_tag, p->root_crlf);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "writing the root CA: %s", r.description);
+                return FAIL(CTL_EXIT_FAILED, "writing the root CA: %s", r.description);
         at_reply_done(&r);
         step_ok("ok");
 
@@ -358,18 +365,18 @@ static int run_steps(Provision *p) {
         memset(present, 0, sizeof(bool) * 3);
         k = list_tag(p, entries, present, &r);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "AT%%CMNG=1,%u: %s", p->sec_tag, r.description);
+                return FAIL(CTL_EXIT_FAILED, "AT%%CMNG=1,%u: %s", p->sec_tag, r.description);
         at_reply_done(&r);
         pki_sha256_hex(p->cert_crlf, strlen(p->cert_crlf), sha_cert);
         pki_sha256_hex(p->root_crlf, strlen(p->root_crlf), sha_root);
         if (!present[CRED_CLIENT_KEY])
-                return step_fail(p, CTL_EXIT_VERIFY, "the private key is not in security tag %u", p->sec_tag);
+                return FAIL(CTL_EXIT_VERIFY, "the private key is not in security tag %u", p->sec_tag);
         if (!present[CRED_CLIENT_CERT] || !entries[CRED_CLIENT_CERT].has_sha ||
             !streq(entries[CRED_CLIENT_CERT].sha256, sha_cert))
-                return step_fail(p, CTL_EXIT_VERIFY, "the device certificate reads back as %s, expected %s",
+                return FAIL(CTL_EXIT_VERIFY, "the device certificate reads back as %s, expected %s",
                                  present[CRED_CLIENT_CERT] ? entries[CRED_CLIENT_CERT].sha256 : "(absent)", sha_cert);
         if (!present[CRED_ROOT_CA] || !entries[CRED_ROOT_CA].has_sha || !streq(entries[CRED_ROOT_CA].sha256, sha_root))
-                return step_fail(p, CTL_EXIT_VERIFY, "the root CA reads back as %s, expected %s",
+                return FAIL(CTL_EXIT_VERIFY, "the root CA reads back as %s, expected %s",
                                  present[CRED_ROOT_CA] ? entries[CRED_ROOT_CA].sha256 : "(absent)", sha_root);
         step_ok("certificate %.16s..., root CA %.16s..., key present", sha_cert, sha_root);
 
@@ -377,7 +384,7 @@ static int run_steps(Provision *p) {
         step_begin(p, 8, "Restoring CFUN=%u", p->prev_cfun);
         k = provision_command(p, CTL_COMMAND_TIMEOUT_USEC, &r, "AT+CFUN=%u", p->prev_cfun);
         if (k < 0)
-                return step_fail(p, CTL_EXIT_FAILED, "AT+CFUN=%u: %s", p->prev_cfun, r.description);
+                return FAIL(CTL_EXIT_FAILED, "AT+CFUN=%u: %s", p->prev_cfun, r.description);
         at_reply_done(&r);
         p->cfun_changed = false;
         step_ok("ok");
@@ -388,7 +395,7 @@ static int run_steps(Provision *p) {
                 k = csv_append(ctl_args.csv, p->device_id, strempty(ctl_args.subtype), strempty(ctl_args.tags),
                                ctl_args.fw_types, p->cert_pem);
                 if (k < 0)
-                        return step_fail(p, CTL_EXIT_FAILED, "cannot write %s: %s", ctl_args.csv, strerror(-k));
+                        return FAIL(CTL_EXIT_FAILED, "cannot write %s: %s", ctl_args.csv, strerror(-k));
                 step_ok("ok");
         } else {
                 step_begin(p, 9, "Onboarding row (no --csv given, printed below)");
@@ -406,6 +413,7 @@ static int run_steps(Provision *p) {
         }
         return CTL_EXIT_OK;
 }
+#undef FAIL
 
 int verb_provision(int argc, char *argv[], CtlOptions *o) {
         Provision p = { .o = o };
