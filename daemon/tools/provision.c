@@ -294,7 +294,12 @@ static int run_steps(Provision *p) {
         step_ok(present[CRED_CLIENT_KEY] ? "old key and certificate deleted (--force)" : "no key, ok");
 
         /* 3 */
-        step_begin(p, 3, "Generating the key in the modem (AT%%KEYGEN=%u,2,0)", p->sec_tag);
+        /* With a configured device id the CSR must carry it as CN (nrf91-at.md §1.5), not the UUID. */
+        if (streq(p->device_id, p->uuid))
+                step_begin(p, 3, "Generating the key in the modem (AT%%KEYGEN=%u,2,0)", p->sec_tag);
+        else
+                step_begin(p, 3, "Generating the key in the modem (AT%%KEYGEN=%u,2,0,\"CN=%s\")", p->sec_tag,
+                           p->device_id);
         if (streq(p->device_id, p->uuid))
                 k = provision_command(p, CTL_KEYGEN_TIMEOUT_USEC, &r, "AT%%KEYGEN=%u,2,0", p->sec_tag);
         else

@@ -195,6 +195,26 @@ class GatewayctlTest(unittest.TestCase):
         self.assertIn("back in CFUN=1", err)
         self.assertIn("+CFUN: 1", self.sim.at("AT+CFUN?"))
 
+    def test_provision_configured_device_id(self):
+        """[Gateway] DeviceId= overrides the UUID: the CSR, the certificate and the CSV carry it."""
+        self.conf = os.path.join(self.dir, "id.conf")
+        with open(self.conf, "w") as f:
+            f.write("[Gateway]\nDeviceId=lab-gateway-7\n")
+        r = self.provision()
+        self.assertIn('CN=lab-gateway-7', r.stdout)
+        row = self.csv_rows()[0]
+        self.assertEqual(row[0], "lab-gateway-7")
+        cert = x509.load_pem_x509_certificate(row[4].encode())
+        self.assertEqual(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value, "lab-gateway-7")
+        out = self.ctl("jwt", "--decode", check=0).stdout
+        self.assertIn('"sub": "lab-gateway-7"', out)
+
+    def test_debug_shows_at_traffic(self):
+        r = self.ctl("identity", "--debug", check=0)
+        self.assertIn("--> AT#XUUID<CR><LF>", r.stderr)
+        self.assertIn("<-- #XUUID: %s<CR><LF>" % UUID, r.stderr)
+        self.assertNotIn("<CR><LF>", self.ctl("identity", check=0).stderr)
+
     def test_usage_errors(self):
         self.assertEqual(self.ctl("jwt", "--force").returncode, 2)
         self.assertEqual(self.ctl("provision").returncode, 2)
