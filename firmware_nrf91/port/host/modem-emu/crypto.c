@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <cbor.h>
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -184,7 +185,7 @@ static int parse_attrs(const char *attrs, size_t len, X509_NAME *name) {
                 size_t k = 0, v = 0;
 
                 while (i < len && attrs[i] != '=') {
-                        if (k + 1 >= sizeof key)
+                        if (k + 1 >= sizeof key || !(isalnum((unsigned char) attrs[i]) || attrs[i] == '.'))
                                 return -EINVAL;
                         key[k++] = attrs[i++];
                 }
