@@ -139,8 +139,9 @@ static void link_lost(AtLink *l, int error) {
         link_close_port(l);
         if (!l->loss_logged) {
                 errno = -error;
-                log_fields_errno(LOG_WARNING, error, LINK_FIELDS(l), "Modem port %s lost: %m%s", l->path,
-                                 l->reopen ? ", reopening" : "");
+                log_fields_errno(LOG_WARNING, error,
+                                 LOG_FIELDS({ "MODEM_PORT", l->path }, { "MESSAGE_ID", MESSAGE_ID_MODEM_LOST }),
+                                 "Modem port %s lost: %m%s", l->path, l->reopen ? ", reopening" : "");
                 l->loss_logged = true;
         }
         if (l->reopen)

@@ -164,8 +164,9 @@ static void modem_report_ready(Modem *m) {
 
         /* Identity as journal fields for fleet filtering; the IMEI is personal data, so redacted. */
         log_fields(LOG_INFO,
-                   LOG_FIELDS({ "MODEM_PORT", m->port }, { "DEVICE_ID", id->device_id },
-                              { "MODEM_UUID", id->uuid[0] ? id->uuid : NULL }, { "MODEM_IMEI", imei },
+                   LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_MODEM_READY }, { "MODEM_PORT", m->port },
+                              { "DEVICE_ID", id->device_id }, { "MODEM_UUID", id->uuid[0] ? id->uuid : NULL },
+                              { "MODEM_IMEI", imei },
                               { "MODEM_FIRMWARE", id->modem_firmware }, { "FIRMWARE_VERSION", id->firmware_version }),
                    "Modem ready on %s: device id %s, modem firmware %s, firmware %s, IMEI %s", m->port,
                    id->device_id, strna(id->modem_firmware), strna(id->firmware_version), strna(imei));
@@ -179,7 +180,8 @@ static void modem_report_ready(Modem *m) {
                                 strncat(missing, cred_type_to_string(t), sizeof missing - strlen(missing) - 1);
                         }
                 log_fields(LOG_WARNING,
-                           LOG_FIELDS({ "MODEM_PORT", m->port }, { "DEVICE_ID", id->device_id },
+                           LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_MODEM_CREDENTIALS_MISSING },
+                                      { "MODEM_PORT", m->port }, { "DEVICE_ID", id->device_id },
                                       { "MODEM_MISSING_CREDENTIALS", missing }),
                            "Security tag %u on the modem lacks: %s. The gateway cannot connect to nRF Cloud; "
                            "stop the service and run 'nrfcloud-gatewayctl provision'.",

@@ -36,6 +36,10 @@
 #define MODEM_JWT_WAITERS_MAX 64u
 #define MODEM_JWT_TIMEOUT_USEC (10u * 1000u * 1000u)
 
+/* Journal MESSAGE_IDs of the events operators alert on. */
+#define MESSAGE_ID_MODEM_READY "b54df100d20c4582aeea1be48656eebf"
+#define MESSAGE_ID_MODEM_CREDENTIALS_MISSING "bc38ec61e26e4de4a174f09cb7b135d6"
+
 typedef struct Modem Modem;
 
 typedef enum ModemState {

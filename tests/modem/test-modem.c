@@ -6,6 +6,7 @@
  * port vanishing and coming back); the end-to-end tests against nrf91-sim
  * live in tests/tools.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pty.h>
 #include <setjmp.h>
@@ -75,6 +76,8 @@ static void peer_answer(Peer *p, const char *cmd) {
                 peer_write(p, "\r\nmfw_nrf9160_1.3.5\r\n\r\n+CEREG: 2\r\nOK\r\n");
         else if (streq(cmd, "AT#XSMVER"))
                 peer_write(p, "\r\n#XSMVER: \"1.2.3\",\"2.6.0\"\r\nOK\r\n");
+        else if (strncmp(cmd, "AT%CMNG=1,", 10) == 0 && !streq(cmd, "AT%CMNG=1,16842753"))
+                peer_write(p, "\r\nOK\r\n"); /* an empty tag */
         else if (streq(cmd, "AT%CMNG=1,16842753")) {
                 peer_write(p, "\r\n%CMNG: 16842753,0,\"2C43952EE9E000FF2ACC4E2ED0897C0A72AD5FA72C3D934E81741CBD54F05BD1\"\r\n");
                 if (p->has_cert_and_key)
@@ -340,6 +343,31 @@ static void test_jwt_near_expiry_not_cached(void **state) {
         assert_int_equal(modem_jwt_modem_calls(f->modem), 2);
 }
 
+static void test_jwt_failure_reaches_every_waiter(void **state) {
+        Fixture *f = *state;
+        JwtResult a = {}, b = {};
+
+        /* The peer answers ERROR to a %JWT for another tag: both waiters hear it, nothing is cached. */
+        modem_free(f->modem);
+        f->config->sec_tag = 42;
+        assert_int_equal(modem_new(f->event, f->config, &f->modem), 0);
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &b), 0);
+        while (a.calls == 0 || b.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_int_equal(a.error, -EREMOTEIO);
+        assert_int_equal(b.error, -EREMOTEIO);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 1);
+        a = (JwtResult){};
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        assert_int_equal(a.calls, 0);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 2);
+        while (a.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+}
+
 static void test_port_vanishes_and_returns(void **state) {
         Fixture *f = *state;
 
@@ -372,6 +400,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_ready_urc_is_a_reboot, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_shared_and_cached, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_near_expiry_not_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jwt_failure_reaches_every_waiter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_port_vanishes_and_returns, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_silent_modem_fails_then_recovers, setup, teardown),
         };
