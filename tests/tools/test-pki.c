@@ -136,6 +136,23 @@ static void test_check_certificates(void **state) {
         (void) state;
         assert_int_equal(pki_read_text_file(AMAZON_ROOT_CA_1, &pem), 0);
         assert_int_equal(pki_check_certificates(pem), 1);
+        {
+                /* The published SHA-256 fingerprint of Amazon Root CA 1 (amazontrust.com/repository). */
+                BIO *b = BIO_new_mem_buf(pem, -1);
+                X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+                unsigned char md[32];
+                unsigned n = 0;
+                char hex[65];
+
+                assert_non_null(x);
+                assert_true(X509_digest(x, EVP_sha256(), md, &n));
+                assert_int_equal(n, 32);
+                for (unsigned i = 0; i < 32; i++)
+                        snprintf(hex + 2 * i, 3, "%02X", md[i]);
+                assert_string_equal(hex, "8ECDE6884F3D87B1125BA31AC3FCB13D7016DE7F57CC904FE1CB97C6AE98196E");
+                X509_free(x);
+                BIO_free(b);
+        }
         free(pem);
         assert_int_equal(pki_check_certificates("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
                          -EBADMSG);
