@@ -73,7 +73,8 @@ static int download_cancel(struct nrf91_core *c, const struct at_args *args) {
 
 /* AT#XDOWNLOAD="<https url>",<sec_tag>[,<offset>]  |  AT#XDOWNLOAD=0,<id> */
 int cmd_xdownload(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args) {
-        char url[NRF91_URL_MAX + 1];
+        /* The response buffer is free while a firmware command runs: no 1 KiB URL on the stack. */
+        char *url = c->response;
         struct nrf91_download *d = NULL;
         int64_t sec_tag, offset, zero;
         int32_t id;
@@ -85,7 +86,7 @@ int cmd_xdownload(struct nrf91_core *c, const struct at_cmd *cmd, const struct a
                         return -NRF91_EINVAL;
                 return download_cancel(c, args);
         }
-        if (at_param_str(args, 0, url, sizeof url) < 0 || !url_is_https(url) ||
+        if (at_param_str(args, 0, url, NRF91_URL_MAX + 1) < 0 || !url_is_https(url) ||
             at_param_int(args, 1, 0, SEC_TAG_MAX, &sec_tag) < 0 ||
             at_param_int_opt(args, 2, 0, UINT32_MAX, 0, &offset) < 0)
                 return -NRF91_EINVAL;

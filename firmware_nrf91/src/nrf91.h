@@ -24,6 +24,7 @@
 #define NRF91_MAX_DOWNLOADS 2      /* concurrent #XDOWNLOAD transfers */
 #define NRF91_FOTA_DOWNLOAD_ID 0   /* the download behind #XFOTA */
 #define NRF91_RESPONSE_MAX 8192    /* one pass-through response (a %CMNG read is ~4.2 KiB) */
+_Static_assert(NRF91_RESPONSE_MAX > NRF91_URL_MAX, "#XDOWNLOAD parses its URL into the response buffer");
 #define NRF91_URC_QUEUE_SIZE 4608  /* URCs held while a response is written */
 #define NRF91_SEND_TIMEOUT_MS 10000 /* #XSEND payload: max pause between bytes */
 #define NRF91_QUOTED_IDLE_MS 5000   /* a multi-line quoted string stalled this long is dropped */

@@ -14,6 +14,7 @@ import http.server
 import os
 import re
 import select
+import shutil
 import socket
 import ssl
 import struct
@@ -102,6 +103,7 @@ class Link:
         termios.tcsetattr(self.fd, termios.TCSANOW, t)
         self.buf = b""
         self.events = []  # (line, payload or None) in arrival order, URCs and responses alike
+        self.history = []  # every line ever parsed, in order
 
     def close(self):
         if self.fd is not None:
@@ -143,9 +145,11 @@ class Link:
                 if len(self.buf) < end + 2 + n:
                     return
                 self.events.append((line, self.buf[end + 2:end + 2 + n]))
+                self.history.append(line)
                 self.buf = self.buf[end + 2 + n:]
             else:
                 self.events.append((line, None))
+                self.history.append(line)
                 self.buf = self.buf[end + 2:]
 
     def wait(self, pred, timeout=10.0):
@@ -266,8 +270,10 @@ class SimTestCase(unittest.TestCase):
         cls.pki_dir.cleanup()
 
     def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="nrf91-sim-")
-        self.sim = Sim(self.tmp.name)
+        # NRF91_SIM_KEEP=1 keeps each test's directory (sim.log, state) for a post-mortem
+        self.keep = bool(os.environ.get("NRF91_SIM_KEEP"))
+        self.tmpdir = tempfile.mkdtemp(prefix="nrf91-sim-")
+        self.sim = Sim(self.tmpdir)
         self.link = self.sim.link
         self.link.wait(lambda l: l == b"Ready")
         self.peers = []
@@ -283,10 +289,10 @@ class SimTestCase(unittest.TestCase):
                 p.shutdown()
                 p.server_close()
         self.sim.stop()
-        if os.environ.get("NRF91_SIM_KEEP"):
-            print("kept", self.tmp.name)
+        if self.keep:
+            print("kept", self.tmpdir)
         else:
-            self.tmp.cleanup()
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     # --- helpers ---
 
@@ -531,6 +537,56 @@ class TestSockets(SimTestCase):
         self.assertEqual(self.link.wait_line(b"#XCLOSE:")[0], b"#XCLOSE: %d,0" % h)
         self.assertEqual(self.link.cmd(f"AT#XCLOSE={h}")[1], "+CME ERROR: 9")
         t.join(5)
+
+    def test_data_flows_while_another_socket_connects(self):
+        """A handshake that hangs does not stop the loop: data of another
+        socket keeps arriving as URCs before the #XCONNECT result."""
+        self.provision()
+        self.online()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.pki.path("server.pem"), self.pki.path("server.key"))
+        ctx.load_verify_locations(self.pki.path("device-ca.pem"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        talker = socket.socket()
+        talker.bind(("127.0.0.1", 0))
+        talker.listen(1)
+        silent = socket.socket()  # accepts TCP, never answers the TLS ClientHello
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        go = threading.Event()
+        held = []
+
+        def talk():
+            conn, _ = talker.accept()
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                go.wait(10)
+                time.sleep(0.3)
+                tls.sendall(b"while you wait\r\nOK\r\n")
+                time.sleep(1.0)
+            talker.close()
+
+        def hold():
+            conn, _ = silent.accept()
+            held.append(conn)
+            time.sleep(1.5)
+            conn.close()  # the handshake ends with a reset
+            silent.close()
+
+        threading.Thread(target=talk, daemon=True).start()
+        threading.Thread(target=hold, daemon=True).start()
+        a = self.open_socket()
+        self.link.ok(f'AT#XCONNECT={a},"localhost",{talker.getsockname()[1]}', timeout=30)
+        self.link.ok(f"AT#XRECVCFG={a},1")
+        b = self.open_socket()
+        go.set()
+        t0 = time.monotonic()
+        info, final = self.link.cmd(f'AT#XCONNECT={b},"127.0.0.1",{silent.getsockname()[1]}', timeout=30)
+        self.assertGreater(time.monotonic() - t0, 1.0)
+        self.assertEqual((info, final), ([], "+CME ERROR: 104"))
+        # the URC was already there, ahead of the final result
+        line, data = self.link.wait_line(b"#XRECV: %d," % a, timeout=0.1)
+        self.assertEqual(data, b"while you wait\r\nOK\r\n")
+        self.assertLess(self.link.history.index(line), self.link.history.index(b"+CME ERROR: 104"))
 
     def test_no_network_no_connect(self):
         self.provision()

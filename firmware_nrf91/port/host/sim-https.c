@@ -158,29 +158,6 @@ static void finish(Sim *s, SimDownload *d, int err) {
         nrf91_core_download_done(&s->core, id, err);
 }
 
-static int link_errno(int e) {
-        switch (e) {
-        case -EACCES:
-                return -NRF91_EACCES;
-        case -ECONNREFUSED:
-                return -NRF91_ECONNREFUSED;
-        case -ECONNRESET:
-                return -NRF91_ECONNRESET;
-        case -ECONNABORTED:
-                return -NRF91_ECONNABORTED;
-        case -ETIMEDOUT:
-                return -NRF91_ETIMEDOUT;
-        case -EHOSTUNREACH:
-                return -NRF91_EHOSTUNREACH;
-        case -ENOENT:
-                return -NRF91_ENOENT;
-        case -EBADMSG:
-                return -NRF91_EBADMSG;
-        default:
-                return -NRF91_EIO;
-        }
-}
-
 static const char *header_value(const char *headers, const char *name) {
         size_t n = strlen(name);
 
@@ -311,7 +288,7 @@ static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
         if (d->state == DL_CONNECTING) {
                 tls_conn_step(&d->conn, now_ms);
                 if (d->conn.state == TLS_FAILED) {
-                        finish(s, d, link_errno(d->conn.err));
+                        finish(s, d, sim_link_errno(d->conn.err));
                         return;
                 }
                 if (d->conn.state != TLS_OPEN)
@@ -323,7 +300,7 @@ static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
                 if (n == -EAGAIN)
                         return;
                 if (n < 0) {
-                        finish(s, d, link_errno((int) n));
+                        finish(s, d, sim_link_errno((int) n));
                         return;
                 }
                 d->request_sent += (size_t) n;
@@ -357,7 +334,7 @@ static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
                 if (n == -EAGAIN)
                         return;
                 if (n < 0) {
-                        finish(s, d, link_errno((int) n));
+                        finish(s, d, sim_link_errno((int) n));
                         return;
                 }
                 if (n == 0) {
@@ -383,7 +360,7 @@ static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
                         d->headers[head] = '\0';
                         r = parse_headers(s, d);
                         if (r < 0) {
-                                finish(s, d, link_errno(r));
+                                finish(s, d, sim_link_errno(r));
                                 return;
                         }
                         body = buf;

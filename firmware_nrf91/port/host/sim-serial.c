@@ -253,15 +253,6 @@ void serial_readable(Sim *s) {
                 return;
         }
         s->rx_len = (size_t) n;
-        if (log_get_max_level() >= LOG_DEBUG) {
-                char text[4 * SIM_RX_MAX + 1];
-                size_t k = 0;
-                for (size_t i = 0; i < s->rx_len && k + 5 < sizeof text; i++) {
-                        uint8_t c = s->rx[i];
-                        k += (size_t) (c == '\r' ? snprintf(text + k, 5, "<CR>") : c == '\n' ? snprintf(text + k, 5, "<LF>")
-                                       : c >= 32 && c < 127 ? snprintf(text + k, 2, "%c", c) : snprintf(text + k, 5, "\\x%02x", c));
-                }
-                log_debug("AT <- %s", text);
-        }
+        sim_trace("AT <-", s->rx, s->rx_len);
         serial_feed_core(s);
 }

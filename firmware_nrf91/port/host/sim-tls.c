@@ -524,8 +524,8 @@ int sim_sock_connect(void *ctx, int handle, const char *host, uint16_t port) {
         return -NRF91_EINPROGRESS;
 }
 
-/* Linux errno to the link's numbering (identical on Linux, spelled out for the reader). */
-static int link_errno(int e) {
+/* Linux errno to the link's numbering (port.h): the same values, spelled out for the reader. */
+int sim_link_errno(int e) {
         switch (e) {
         case -EACCES:
                 return -NRF91_EACCES;
@@ -547,6 +547,12 @@ static int link_errno(int e) {
                 return -NRF91_ENOTCONN;
         case -ENOMEM:
                 return -NRF91_ENOMEM;
+        case -ENOENT:
+                return -NRF91_ENOENT;
+        case -EBADMSG:
+                return -NRF91_EBADMSG;
+        case -EMSGSIZE:
+                return -NRF91_EMSGSIZE;
         default:
                 return -NRF91_EIO;
         }
@@ -562,7 +568,7 @@ int sim_sock_send(void *ctx, int handle, const uint8_t *data, size_t len) {
         if (n >= 0)
                 return (int) n;
         if (n != -EAGAIN)
-                return link_errno((int) n);
+                return sim_link_errno((int) n);
         /* OpenSSL must be called again with the same data: keep a copy. */
         k->send_buf = malloc(len);
         if (!k->send_buf)
@@ -616,7 +622,7 @@ static void service_socket(Sim *s, int h, uint64_t now_ms) {
                         int err = k->conn.err;
                         tls_conn_done(&k->conn);
                         k->connecting = false;
-                        nrf91_core_sock_connected(&s->core, h, link_errno(err));
+                        nrf91_core_sock_connected(&s->core, h, sim_link_errno(err));
                 }
                 return;
         }
@@ -635,7 +641,7 @@ static void service_socket(Sim *s, int h, uint64_t now_ms) {
                 if (n != -EAGAIN) {
                         free(k->send_buf);
                         k->send_buf = NULL;
-                        nrf91_core_sock_sent(&s->core, h, n >= 0 ? (int) n : link_errno((int) n));
+                        nrf91_core_sock_sent(&s->core, h, n >= 0 ? (int) n : sim_link_errno((int) n));
                         if (!s->sockets[h].open)
                                 return;
                 }
@@ -650,7 +656,7 @@ static void service_socket(Sim *s, int h, uint64_t now_ms) {
                         if (n <= 0) {
                                 if (k->send_buf)
                                         nrf91_core_sock_sent(&s->core, h, -NRF91_ECONNRESET);
-                                socket_lost(s, h, n == 0 ? 0 : link_errno((int) n));
+                                socket_lost(s, h, n == 0 ? 0 : sim_link_errno((int) n));
                                 return;
                         }
                         k->rx_len = (size_t) n;

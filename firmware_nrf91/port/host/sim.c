@@ -35,7 +35,7 @@ uint64_t sim_now_ms(void) {
 
 /* ---- port operations --------------------------------------------------- */
 
-static void trace(const char *dir, const uint8_t *data, size_t len) {
+void sim_trace(const char *dir, const uint8_t *data, size_t len) {
         char text[1024];
         size_t k = 0;
 
@@ -57,7 +57,7 @@ static void trace(const char *dir, const uint8_t *data, size_t len) {
 }
 
 static void port_serial_write(void *ctx, const uint8_t *data, size_t len, unsigned flags) {
-        trace("AT ->", data, len);
+        sim_trace("AT ->", data, len);
         serial_write(SIM(ctx), data, len, flags);
 }
 

@@ -84,6 +84,11 @@ void tls_conn_done(TlsConn *c);
 /* Reaps name resolutions that outlived their connection. */
 void tls_resolver_gc(bool wait);
 
+/* Linux errno (negative) to the numbering of the link (port.h). */
+int sim_link_errno(int e);
+/* Debug log of serial traffic with CR/LF and control bytes visible. */
+void sim_trace(const char *dir, const uint8_t *data, size_t len);
+
 /* ---- sockets (sim-tls.c) --------------------------------------------- */
 
 typedef struct SimSocket {
