@@ -828,7 +828,8 @@ static int outbox_load(Outbox *o) {
                 }
                 ids[n_ids++] = id;
         }
-        qsort(ids, n_ids, sizeof *ids, cmp_u64);
+        if (n_ids > 0)
+                qsort(ids, n_ids, sizeof *ids, cmp_u64);
 
         for (size_t i = 0; i < n_ids; i++) {
                 char name[32];
@@ -841,8 +842,11 @@ static int outbox_load(Outbox *o) {
                 o->next_segment_id = ids[i] + 1;
         }
 
-        qsort(st.entries, st.n_entries, sizeof *st.entries, cmp_entry);
-        qsort(st.removed, st.n_removed, sizeof *st.removed, cmp_u64);
+        /* qsort() wants a non-NULL array even for zero elements. */
+        if (st.n_entries > 0)
+                qsort(st.entries, st.n_entries, sizeof *st.entries, cmp_entry);
+        if (st.n_removed > 0)
+                qsort(st.removed, st.n_removed, sizeof *st.removed, cmp_u64);
         for (size_t i = 0; i < st.n_entries; i++) {
                 Entry *e = TAKE_PTR(st.entries[i]);
                 bool dup = have_last && e->seq == last_seq;
