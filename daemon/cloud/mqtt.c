@@ -375,6 +375,32 @@ static void mqtt_session_connection_over(MqttSession *s, const char *reason) {
         mqtt_session_schedule_retry(s, reason, lost);
 }
 
+/*
+ * A new Paho client for every attempt.  Paho keeps publishes that were queued
+ * but not yet written when a connection drops, and writes them first on the
+ * next connection, ahead of the outbox's resend of older messages: that would
+ * reorder.  Destroying the client drops them (and stops Paho's threads when it
+ * is the only client, so none of its callbacks runs afterwards).
+ */
+static int mqtt_session_new_client(MqttSession *s) {
+        MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+        int r;
+
+        if (s->client)
+                MQTTAsync_destroy(&s->client);
+        co.sendWhileDisconnected = 0; /* the outbox buffers, not Paho */
+        co.MQTTVersion = MQTTVERSION_3_1_1;
+        r = MQTTAsync_createWithOptions(&s->client, s->uri, s->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+        if (r != MQTTASYNC_SUCCESS) {
+                s->client = NULL;
+                return -EINVAL;
+        }
+        r = MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message_arrived, NULL);
+        if (r != MQTTASYNC_SUCCESS)
+                return -EINVAL;
+        return 0;
+}
+
 static int mqtt_session_connect(MqttSession *s) {
         MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
         MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
@@ -413,7 +439,9 @@ static int mqtt_session_connect(MqttSession *s) {
         }
 
         mqtt_session_enter_state(s, MQTT_CONNECTING);
-        r = MQTTAsync_connect(s->client, &o);
+        r = mqtt_session_new_client(s);
+        if (r >= 0)
+                r = MQTTAsync_connect(s->client, &o);
         if (r != MQTTASYNC_SUCCESS) {
                 char reason[64];
                 snprintf(reason, sizeof reason, "connect refused by the MQTT library (%d)", r);
@@ -573,8 +601,8 @@ static void handle_publish_result(MqttSession *s, const Event *e) {
          * order, on a new connection. */
         {
                 char reason[300];
-                snprintf(reason, sizeof reason, "publish failed (%d%s%s)", e->code, e->text ? ": " : "",
-                         strempty(e->text));
+                snprintf(reason, sizeof reason, "network: connection dropped with messages in flight (%d%s%s)",
+                         e->code, e->text ? ": " : "", strempty(e->text));
                 if (s->state == MQTT_READY || s->state == MQTT_SUBSCRIBING) {
                         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
                         d.timeout = 0;
@@ -853,7 +881,6 @@ static int check_key_file(const char *path) {
 int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox, const MqttCallbacks *callbacks,
                      void *userdata, MqttSession **ret) {
         _cleanup_(mqtt_session_freep) MqttSession *s = NULL;
-        MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
         int r;
 
         if (!options->client_id || !*options->client_id)
@@ -912,16 +939,6 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         r = sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
         if (r < 0)
                 return r;
-
-        co.sendWhileDisconnected = 0; /* the outbox buffers, not Paho */
-        co.MQTTVersion = MQTTVERSION_3_1_1;
-        r = MQTTAsync_createWithOptions(&s->client, s->server_uri, s->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL,
-                                        &co);
-        if (r != MQTTASYNC_SUCCESS)
-                return log_error_errno(EINVAL, "Failed to create the MQTT client for %s (%d)", s->server_uri, r);
-        r = MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message_arrived, NULL);
-        if (r != MQTTASYNC_SUCCESS)
-                return -EINVAL;
 
         *ret = TAKE_PTR(s);
         return 0;

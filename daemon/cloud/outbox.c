@@ -102,6 +102,10 @@ size_t outbox_encode_record(uint8_t *buf, OutboxRecordType type, OutboxClass cla
         return OUTBOX_RECORD_HEADER_SIZE + topic_len + payload_len;
 }
 
+bool outbox_torn_creation(const uint8_t *buf, size_t len) {
+        return len < OUTBOX_FILE_HEADER_SIZE && (len == 0 || memcmp(buf, outbox_file_header, len) == 0);
+}
+
 int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, void *userdata, size_t *ret_good) {
         size_t off = OUTBOX_FILE_HEADER_SIZE;
 
@@ -776,7 +780,13 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
         if (r < 0 && r != -EBADMSG)
                 return r;
         s->size = MAX(good, (size_t) OUTBOX_FILE_HEADER_SIZE);
-        if (r == -EBADMSG) {
+        if (r == -EBADMSG && outbox_torn_creation(buf, (size_t) stt.st_size)) {
+                /* A crash between creating the file and syncing its header: nothing was in it. */
+                log_debug("Removing outbox file %s/%s, cut short at creation", o->dir, name);
+                if (unlinkat(o->dir_fd, name, 0) < 0)
+                        return -errno;
+                (void) fsync_dir(o);
+        } else if (r == -EBADMSG) {
                 int k;
                 o->corrupt_files++;
                 k = set_aside(o, name, fd, buf, (size_t) stt.st_size, good);

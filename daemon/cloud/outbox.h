@@ -131,6 +131,9 @@ typedef int (*outbox_record_cb)(OutboxRecordType type, OutboxClass class, uint64
                                 size_t topic_len, const uint8_t *payload, size_t payload_len, void *userdata);
 int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, void *userdata, size_t *ret_good);
 
+/* A file shorter than its header and equal to the header's start: a crash at creation, not damage. */
+bool outbox_torn_creation(const uint8_t *buf, size_t len);
+
 /* Encodes one record into buf (at least OUTBOX_RECORD_HEADER_SIZE + topic_len + payload_len bytes). */
 size_t outbox_encode_record(uint8_t *buf, OutboxRecordType type, OutboxClass class, uint64_t seq, const char *topic,
                             size_t topic_len, const void *payload, size_t payload_len);

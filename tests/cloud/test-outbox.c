@@ -461,6 +461,28 @@ static void test_corrupt_middle(void **state) {
         }
 }
 
+/* A crash between creating a file and syncing its header leaves a prefix of the header: not damage. */
+static void test_torn_creation(void **state) {
+        (void) state;
+        for (size_t len = 0; len < OUTBOX_FILE_HEADER_SIZE; len++) {
+                _cleanup_free_ char *t = make_tmp(), *d = outbox_dir(t), *p = NULL;
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(mkdir(d, 0700), 0);
+                assert_true(asprintf(&p, "%s/0000000000000005.seg", d) > 0);
+                write_file(p, outbox_file_header, len);
+                assert_int_equal(outbox_new(d, &big, &o), 0);
+                assert_int_equal(outbox_corrupt_files(o), 0);
+                assert_int_equal(count_files(d, "corrupt"), 0);
+                assert_int_equal(access(p, F_OK), -1);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 1);
+                o = outbox_free(o);
+                assert_int_equal(outbox_new(d, &big, &o), 0);
+                assert_int_equal(outbox_count(o), 1);
+                o = outbox_free(o);
+                rm_rf(t);
+        }
+}
+
 /* Old files are deleted once acknowledged; a stuck status entry is carried forward. */
 static void test_segments_collected(void **state) {
         _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
@@ -578,6 +600,7 @@ int main(void) {
                 cmocka_unit_test(test_persist_reopen),
                 cmocka_unit_test(test_crash_every_offset),
                 cmocka_unit_test(test_corrupt_middle),
+                cmocka_unit_test(test_torn_creation),
                 cmocka_unit_test(test_segments_collected),
                 cmocka_unit_test(test_duplicate_copy),
                 cmocka_unit_test(test_reopen_smaller),
