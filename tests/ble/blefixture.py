@@ -154,6 +154,9 @@ class BluezMock:
     def set_value(self, address, svc, chrc, hexvalue):
         self.fx.SetValue(self.path(address), svc, chrc, hexvalue)
 
+    def notify_during_next_read(self, address, svc, chrc, count, start):
+        self.fx.NotifyDuringNextRead(self.path(address), svc, chrc, dbus.UInt32(count), dbus.UInt32(start))
+
     def state(self, address):
         return json.loads(self.fx.DeviceState(self.path(address)))
 

@@ -42,6 +42,7 @@ FAULTS = {}
 LOG = []
 PENDING = {}  # adapter path → [device paths that appear during discovery]
 TIMERS = {}
+READ_NOTIFY = {}  # characteristic path → (count, first sequence number) for the next ReadValue
 
 
 def load(mock, _parameters):
@@ -244,6 +245,15 @@ def _chrc_read(chrc, options):
     if 'read' not in chrc.props[CHRC_IFACE]['Flags']:
         raise dbus.exceptions.DBusException('Read not permitted', name='org.bluez.Error.NotPermitted')
     value = chrc.props[CHRC_IFACE]['Value']
+    # Notifications that the peer sends while the read is in flight come before its echo.
+    extra = READ_NOTIFY.pop(path, None)
+    if extra and chrc.props[CHRC_IFACE].get('Notifying'):
+        count, start = extra
+        for i in range(count):
+            msg = dbus.lowlevel.SignalMessage(path, dbus.PROPERTIES_IFACE, 'PropertiesChanged')
+            msg.append(CHRC_IFACE, {'Value': dbus.ByteArray((start + i).to_bytes(4, 'little'))},
+                       dbus.Array([], signature='s'), signature='sa{sv}as')
+            chrc.connection.send_message(msg)
     # bluetoothd 5.66: the cache update is flushed as PropertiesChanged before the reply.
     _props_changed(path, CHRC_IFACE, {'Value': dbus.Array(value, signature='y')})
     return dbus.Array(value, signature='y')
@@ -417,6 +427,12 @@ def Notify(self, dev_path, svc_uuid, chrc_uuid, count, start_seq, size):
         conn.send_message(msg)
     chrc.props[CHRC_IFACE]['Value'] = dbus.Array(value, signature='y')
     return dbus.UInt32(count)
+
+
+@dbus.service.method(FIXTURE_IFACE, in_signature='ossuu', out_signature='')
+def NotifyDuringNextRead(self, dev_path, svc_uuid, chrc_uuid, count, start_seq):
+    cpath = DEVICES[str(dev_path)]['chrcs'][(_long_uuid(svc_uuid), _long_uuid(chrc_uuid))]
+    READ_NOTIFY[cpath] = (int(count), int(start_seq))
 
 
 @dbus.service.method(FIXTURE_IFACE, in_signature='osss', out_signature='')

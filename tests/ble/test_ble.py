@@ -189,6 +189,20 @@ class BleTest(unittest.TestCase):
         r = h.call('read', address=A, service='180F', chrc=NUS_TX_N)
         self.assertEqual(r['error'], 'ENOENT')
 
+    def test_notifications_during_read(self):
+        # Value signals that arrive while a read is in flight are held; the last one equal to
+        # the read's result is its echo, the others are notifications, delivered in order.
+        self.mock.add_device(A)
+        h = self.connect(A)
+        self.subscribe(h, A)
+        self.mock.set_value(A, NUS, NUS_TX, 'abcdef01')
+        self.mock.notify_during_next_read(A, NUS, NUS_TX, 5, 40)
+        r = h.call('read', address=A, service=NUS_N, chrc=NUS_TX_N)
+        self.assertEqual((r['error'], r['value']), ('0', 'abcdef01'))
+        got = [e for e in h.events if e['event'] == 'notification']
+        self.assertEqual([seq(e) for e in got], [40, 41, 42, 43, 44])
+        self.assertNotIn('abcdef01', [e['value'] for e in got])
+
     # ---- writes ----
 
     def test_writes(self):
