@@ -209,7 +209,10 @@ int ble_device_write_descriptor(BleDevice *d, const char *service_uuid, const ch
                                 const char *desc_uuid, const uint8_t *value, size_t size, BleOpCallback cb,
                                 void *userdata);
 /*
- * Enables or disables notifications/indications (StartNotify/StopNotify).
+ * Enables or disables notifications/indications (StartNotify/StopNotify; with
+ * [Bluetooth] AcquireNotify=yes, characteristics that can notify use
+ * AcquireNotify and a socket, acquired again when bluetoothd drops it, and
+ * disabling closes the socket).
  * The wish is remembered and re-applied every time the device becomes READY
  * (reconnects, bluetoothd restarts).  Returns 0 if an operation was queued
  * (cb runs later), 1 if the device is not READY and only the wish was

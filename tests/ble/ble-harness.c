@@ -309,6 +309,7 @@ int main(int argc, char **argv) {
                 { "adapter", required_argument, NULL, 'a' },
                 { "scan-rssi", required_argument, NULL, 'r' },
                 { "no-power-on", no_argument, NULL, 'n' },
+                { "acquire-notify", no_argument, NULL, 'q' },
                 { "debug", no_argument, NULL, 'd' },
                 {},
         };
@@ -355,6 +356,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'd':
                         log_set_max_level(LOG_DEBUG);
+                        break;
+                case 'q':
+                        h.config->acquire_notify = true;
                         break;
                 default:
                         return 2;

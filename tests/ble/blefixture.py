@@ -157,6 +157,9 @@ class BluezMock:
     def notify_during_next_read(self, address, svc, chrc, count, start):
         self.fx.NotifyDuringNextRead(self.path(address), svc, chrc, dbus.UInt32(count), dbus.UInt32(start))
 
+    def drop_acquired(self, address, svc, chrc):
+        return bool(self.fx.DropAcquired(self.path(address), svc, chrc))
+
     def state(self, address):
         return json.loads(self.fx.DeviceState(self.path(address)))
 

@@ -203,6 +203,31 @@ class BleTest(unittest.TestCase):
         self.assertEqual([seq(e) for e in got], [40, 41, 42, 43, 44])
         self.assertNotIn('abcdef01', [e['value'] for e in got])
 
+    def test_acquire_notify(self):
+        self.mock.add_device(A)
+        h = self.connect(A, args=('--acquire-notify',))
+        r = h.call('notify', address=A, service=NUS, chrc=NUS_TX, enable=True)
+        self.assertEqual(r['error'], '0')
+        methods = [x['method'] for x in self.mock.log() if x['method'] in ('AcquireNotify', 'StartNotify')]
+        self.assertEqual(methods, ['AcquireNotify'])
+        self.assertEqual(self.mock.notify(A, NUS, NUS_TX, 1000, start=0), 1000)
+        self.assertEqual([seq(e) for e in self.notifications(h, 1000)], list(range(1000)))
+        # bluetoothd drops the socket: acquired again with no outside action.
+        self.assertTrue(self.mock.drop_acquired(A, NUS, NUS_TX))
+        deadline = time.time() + 5
+        while [x['method'] for x in self.mock.log()].count('AcquireNotify') < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        self.mock.notify(A, NUS, NUS_TX, 10, start=5000)
+        self.assertEqual([seq(e) for e in self.notifications(h, 10)], list(range(5000, 5010)))
+        # Disabling closes the socket, which releases the subscription.
+        r = h.call('notify', address=A, service=NUS, chrc=NUS_TX, enable=False)
+        self.assertEqual(r['error'], '0')
+        deadline = time.time() + 5
+        while 'ReleaseAcquired' not in [x['method'] for x in self.mock.log()] and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertIn('ReleaseAcquired', [x['method'] for x in self.mock.log()])
+        self.assertNotIn('StartNotify', [x['method'] for x in self.mock.log()])
+
     # ---- writes ----
 
     def test_writes(self):
