@@ -162,9 +162,11 @@ void ble_manager_set_op_timeout(BleManager *m, uint64_t usec);
  * Replaces the set of devices to keep connected (NULL-terminated list, at
  * most BLE_DESIRED_MAX).  New addresses are queued for a connection slot;
  * addresses no longer listed are disconnected, removed from BlueZ if the
- * gateway caused BlueZ to create them, and their BleDevice is freed (pending
- * operations complete with -ECANCELED).  -EINVAL for a malformed address
- * (nothing is changed).
+ * gateway caused BlueZ to create them (BlueZ did not know the address when
+ * it became desired), and their BleDevice is freed; their pending operations
+ * complete with -ECANCELED from inside this call.  -EINVAL for a malformed
+ * address (nothing is changed).  Callbacks must not call this for a device
+ * whose callback is running.
  */
 int ble_manager_set_desired(BleManager *m, char *const *addresses);
 
