@@ -147,6 +147,9 @@ class BluezMock:
     def inject(self, path, method, name, message='', count=1):
         self.fx.InjectError(path, method, name, message, dbus.UInt32(count))
 
+    def delay(self, path, method, seconds, count=1):
+        self.fx.InjectDelay(path, method, dbus.Double(seconds), dbus.UInt32(count))
+
     def notify(self, address, svc, chrc, count, start=0, size=20):
         return int(self.fx.Notify(self.path(address), svc, chrc, dbus.UInt32(count), dbus.UInt32(start),
                                   dbus.UInt32(size), timeout=120))

@@ -19,6 +19,7 @@ Control interface: org.nrfgw.BluezFixture on '/'.
 
 import json
 import socket
+import time
 
 import dbus
 import dbus.lowlevel
@@ -41,6 +42,7 @@ DEVICES = {}
 # (path, method) → list of [name, message, count]
 FAULTS = {}
 LOG = []
+DELAYS = {}  # (path, method) → [seconds, count]
 PENDING = {}  # adapter path → [device paths that appear during discovery]
 TIMERS = {}
 READ_NOTIFY = {}
@@ -91,6 +93,14 @@ def _interfaces_removed(path, ifaces):
 
 
 def _maybe_fail(path, method):
+    delay = DELAYS.get((str(path), method))
+    if delay:
+        seconds, count = delay
+        if count <= 1:
+            del DELAYS[(str(path), method)]
+        else:
+            delay[1] = count - 1
+        time.sleep(seconds)  # a peer that does not answer: blocks the whole mock, like a stuck bluetoothd
     lst = FAULTS.get((str(path), method))
     if lst:
         name, message, count = lst[0]
@@ -438,6 +448,11 @@ def RemoveLeDevice(self, path):
 @dbus.service.method(FIXTURE_IFACE, in_signature='osssu', out_signature='')
 def InjectError(self, path, method, name, message, count):
     FAULTS.setdefault((str(path), str(method)), []).append([str(name), str(message), int(count)])
+
+
+@dbus.service.method(FIXTURE_IFACE, in_signature='osdu', out_signature='')
+def InjectDelay(self, path, method, seconds, count):
+    DELAYS[(str(path), str(method))] = [float(seconds), int(count)]
 
 
 @dbus.service.method(FIXTURE_IFACE, in_signature='ossuuu', out_signature='u')

@@ -289,6 +289,34 @@ class BleTest(unittest.TestCase):
         self.assertEqual(states, ['connecting', 'resolving', 'backoff', 'idle'] * 2 +
                          ['connecting', 'resolving', 'ready'])
 
+    def test_connect_timeout(self):
+        # Connect hangs longer than ConnectTimeoutSec: our own timeout, Disconnect to cancel,
+        # backoff, and the retry succeeds.
+        self.mock.add_device(A)
+        self.mock.delay(self.mock.path(A), 'Connect', 2.5)
+        h = self.connect(A, args=('--connect-timeout', '1'))
+        states = [e['new'] for e in h.events if e['event'] == 'state' and e['address'] == A]
+        self.assertEqual(states[:2], ['connecting', 'backoff'])
+        self.assertEqual(states[-3:], ['connecting', 'resolving', 'ready'])
+        methods = [x['method'] for x in self.mock.log() if x['path'] == self.mock.path(A)]
+        self.assertIn('Disconnect', methods)
+
+    def test_operation_timeout(self):
+        self.mock.add_device(A)
+        h = self.connect(A, args=('--op-timeout-ms', '500'))
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='01')
+        self.assertEqual(r['error'], '0')
+        rx = [x['path'] for x in self.mock.log() if x['method'] == 'WriteValue'][0]
+        self.mock.delay(rx, 'WriteValue', 0.6)  # the write queued behind it has 0.4 s of margin
+        i1 = h.send('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='02')
+        i2 = h.send('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='03')
+        r1 = h.wait_for(lambda e: e.get('id') == i1)
+        self.assertEqual(r1['error'], 'ETIMEDOUT')
+        # The queue goes on after a timeout.
+        r2 = h.wait_for(lambda e: e.get('id') == i2, timeout=5)
+        self.assertEqual(r2['error'], '0')
+        self.assertEqual([x['value'] for x in self.mock.log() if x['method'] == 'WriteValue'], ['01', '02', '03'])
+
     def test_device_disappears_and_returns(self):
         self.mock.add_device(A)
         h = self.connect(A)
