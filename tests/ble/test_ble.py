@@ -354,6 +354,18 @@ class BleTest(unittest.TestCase):
         self.mock.notify(A, NUS, NUS_TX, 50, start=1000)
         self.assertEqual([seq(e) for e in self.notifications(h, 50)], list(range(1000, 1050)))
 
+    def test_bluetoothd_absent_at_start(self):
+        self.mock.add_device(A)
+        self.mock.kill()
+        h = self.f.harness()
+        h.call('desire', addresses=[A])
+        r = h.call('scan', ms=100)
+        self.assertEqual(r['error'], 'EHOSTDOWN')
+        time.sleep(0.3)
+        self.mock.start()
+        h.wait_for(lambda e: e['event'] == 'bluez' and e['present'])
+        self.ready(h, A)
+
     def test_undesired_device_disconnects(self):
         self.mock.add_device(A)
         self.mock.add_device(B, appear_on_discovery=True, advertising=True)
