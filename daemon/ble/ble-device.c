@@ -1045,11 +1045,12 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 break;
         }
 
-        if (m->cb.device_state)
-                m->cb.device_state(m, d, old, s, m->userdata);
-
-        /* After the report, so that the upper layer sees READY before its subscriptions are re-made. */
-        if (s == BLE_DEVICE_READY && d->state == BLE_DEVICE_READY) {
+        /*
+         * Re-make the wanted subscriptions before the report: a subscription the callback adds
+         * is then queued once, by the callback's own ble_device_set_notify().  The operations
+         * run from the loop, after the report.
+         */
+        if (s == BLE_DEVICE_READY) {
                 for (size_t i = 0; i < d->n_wishes; i++) {
                         r = op_queue(d, BLE_OP_START_NOTIFY, d->wishes[i].service, d->wishes[i].chrc, NULL, NULL, 0,
                                      BLE_WRITE_AUTO, NULL, NULL, true);
@@ -1060,6 +1061,10 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 }
                 ops_kick(d);
         }
+
+        if (m->cb.device_state)
+                m->cb.device_state(m, d, old, s, m->userdata);
+
         if (s == BLE_DEVICE_RESOLVING && d->state == BLE_DEVICE_RESOLVING && resolved_now(d))
                 /* GATT cache: ServicesResolved may be true already, no signal will come (spec §1.5.4). */
                 ble_device_enter_state(d, BLE_DEVICE_READY);
