@@ -127,7 +127,7 @@ class BleTest(unittest.TestCase):
         self.assertEqual(r['error'], '0')
         self.assertEqual(len(r['results']), 3)
         self.assertEqual(len({x['address'] for x in r['results']}), 3)
-        # Without the cap all six are there.
+        # A second scan is capped the same way.
         r = h.call('scan', ms=600)
         self.assertEqual(len(r['results']), 3)
 
