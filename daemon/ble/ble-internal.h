@@ -100,6 +100,7 @@ struct BleManager {
         sd_bus_slot *load_slot;
         char *adapter_path;
         sd_bus_slot *power_slot;
+        sd_event_source *no_adapter_timer; /* reports a missing adapter unless one shows up soon */
 
         BleDevice *devices_head, *devices_tail;
         size_t n_devices;

@@ -79,6 +79,7 @@ class Bus:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             self.proc.wait(5)
+        self.proc.stdout.close()
 
 
 class BluezMock:
@@ -244,6 +245,9 @@ class Harness:
                 self.proc.wait(5)
         if self.errfile:
             self.errfile.close()
+        self.proc.stdin.close()
+        self.reader.join(5)
+        self.proc.stdout.close()
         return self.proc.returncode
 
 
