@@ -148,6 +148,9 @@ class BluezMock:
     def inject(self, path, method, name, message='', count=1):
         self.fx.InjectError(path, method, name, message, dbus.UInt32(count))
 
+    def link_loss(self, address):
+        self.fx.LinkLoss(self.path(address))
+
     def delay(self, path, method, seconds, count=1):
         self.fx.InjectDelay(path, method, dbus.Double(seconds), dbus.UInt32(count))
 

@@ -450,6 +450,15 @@ def InjectError(self, path, method, name, message, count):
     FAULTS.setdefault((str(path), str(method)), []).append([str(name), str(message), int(count)])
 
 
+@dbus.service.method(FIXTURE_IFACE, in_signature='o', out_signature='')
+def LinkLoss(self, dev_path):
+    """The peer goes out of range: Connected and ServicesResolved drop, GATT cache kept."""
+    dev = mockobject.objects[str(dev_path)]
+    if dev.props[DEVICE_IFACE]['Connected']:
+        _props_changed(str(dev_path), DEVICE_IFACE, {'ServicesResolved': dbus.Boolean(False)})
+        _props_changed(str(dev_path), DEVICE_IFACE, {'Connected': dbus.Boolean(False)})
+
+
 @dbus.service.method(FIXTURE_IFACE, in_signature='osdu', out_signature='')
 def InjectDelay(self, path, method, seconds, count):
     DELAYS[(str(path), str(method))] = [float(seconds), int(count)]
