@@ -8,7 +8,10 @@
  * reordering by per-characteristic sequence numbers.  Also prints the RSS
  * with every device connected and subscribed.
  *
- *   ble-bench DEVICES NOTIFICATIONS
+ *   ble-bench DEVICES NOTIFICATIONS [acquire]
+ *
+ * "acquire" sets [Bluetooth] AcquireNotify=yes: notifications then come
+ * over the AcquireNotify socket instead of dbus-daemon.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -174,6 +177,7 @@ int main(int argc, char **argv) {
         if (r < 0 || !next_seq)
                 return 1;
         config->max_connections = n_devs;
+        config->acquire_notify = argc > 3 && streq(argv[3], "acquire");
         t_start = now_s();
         r = sd_event_default(&event);
         if (r >= 0)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Runs the BLE notification benchmark on a private bus and prints the figures.
 
-  tests/ble/bench/run-ble-bench.py [--devices N] [--notifications M] [--size B] [--prefill]
+  tests/ble/bench/run-ble-bench.py [--devices N] [--notifications M] [--size B] [--prefill] [--acquire]
 
 --prefill stops the receiver (SIGSTOP) once it is subscribed, lets the
 emitter send everything into dbus-daemon's queue, then resumes it: the rate
@@ -29,6 +29,7 @@ def main():
     ap.add_argument('--notifications', type=int, default=200000)
     ap.add_argument('--size', type=int, default=20)
     ap.add_argument('--prefill', action='store_true')
+    ap.add_argument('--acquire', action='store_true', help='AcquireNotify=yes: notifications over the socket')
     a = ap.parse_args()
     bench_dir = os.path.join(build_dir(), 'tests', 'ble', 'bench')
     with tempfile.TemporaryDirectory(prefix='nrfgw-ble-bench-') as tmp:
@@ -38,7 +39,8 @@ def main():
                                     str(a.size)], env=env, stdout=subprocess.PIPE, text=True)
         try:
             print(emitter.stdout.readline().strip())
-            bench = subprocess.Popen([os.path.join(bench_dir, 'ble-bench'), str(a.devices), str(a.notifications)],
+            bench = subprocess.Popen([os.path.join(bench_dir, 'ble-bench'), str(a.devices), str(a.notifications)] +
+                                     (['acquire'] if a.acquire else []),
                                      env=env, stdout=subprocess.PIPE, text=True)
             line = bench.stdout.readline()
             if a.prefill:
