@@ -166,16 +166,20 @@ void ble_manager_set_op_timeout(BleManager *m, uint64_t usec);
  * it became desired), and their BleDevice is freed; their pending operations
  * complete with -ECANCELED from inside this call.  -EINVAL for a malformed
  * address (nothing is changed).  Callbacks must not call this for a device
- * whose callback is running.
+ * whose callback is running.  An empty list (or NULL) disconnects everything,
+ * e.g. before a graceful stop.
  */
 int ble_manager_set_desired(BleManager *m, char *const *addresses);
 
 /*
  * Scans for duration_usec: SetDiscoveryFilter(Transport=le, DuplicateData=true,
- * RSSI=ScanRSSI if set), StartDiscovery, StopDiscovery.  cb gets every device
- * seen during the scan, new ones and those BlueZ already knew, once per
- * address, at most MaxScanResults.  A scan requested while one runs joins it
- * (the running one is extended to cover the new duration).
+ * RSSI=ScanRSSI if set), StartDiscovery, StopDiscovery.  When the scan ends,
+ * cb gets the devices seen during it (objects BlueZ added, and devices it
+ * already knew whose advertising properties changed), once per address with
+ * their newest properties, at most MaxScanResults (the first ones seen).  A
+ * scan requested while one runs joins it (the running one is extended to
+ * cover the new duration) and gets the same results.  Returns -EHOSTDOWN
+ * without bluetoothd, -ENODEV without an adapter, -EBUSY while one stops.
  */
 int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, void *userdata);
 bool ble_manager_is_scanning(BleManager *m);
