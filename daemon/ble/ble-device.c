@@ -252,12 +252,15 @@ static int gatt_build(BleDevice *d, BleGattModel *ret) {
         free(c.objs);
         c.objs = NULL;
         /* Deterministic order, independent of handles and hash order. */
-        qsort(g.services, g.n_services, sizeof *g.services, cmp_service);
+        if (g.n_services > 1)
+                qsort(g.services, g.n_services, sizeof *g.services, cmp_service);
         for (size_t i = 0; i < g.n_services; i++) {
-                qsort(g.services[i].chrcs, g.services[i].n_chrcs, sizeof(BleGattChrc), cmp_chrc);
-                for (size_t j = 0; j < g.services[i].n_chrcs; j++)
-                        qsort(g.services[i].chrcs[j].descs, g.services[i].chrcs[j].n_descs, sizeof(BleGattDesc),
-                              cmp_desc);
+                BleGattService *sv = &g.services[i];
+                if (sv->n_chrcs > 1)
+                        qsort(sv->chrcs, sv->n_chrcs, sizeof(BleGattChrc), cmp_chrc);
+                for (size_t j = 0; j < sv->n_chrcs; j++)
+                        if (sv->chrcs[j].n_descs > 1)
+                                qsort(sv->chrcs[j].descs, sv->chrcs[j].n_descs, sizeof(BleGattDesc), cmp_desc);
         }
         *ret = g;
         return 0;

@@ -162,12 +162,14 @@ class BluezMock:
 
 
 class Harness:
-    def __init__(self, bus, *args, debug=False):
+    def __init__(self, bus, *args, debug=False, logfile=None):
         exe = os.path.join(build_dir(), 'tests', 'ble', 'ble-harness')
+        self.logfile = logfile
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address)
+        self.errfile = None if os.environ.get('BLE_DEBUG') else open(logfile, 'w')
         argv = [exe] + list(args) + (['--debug'] if debug or os.environ.get('BLE_DEBUG') else [])
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=sys.stderr if os.environ.get('BLE_DEBUG') else subprocess.DEVNULL,
+                                     stderr=self.errfile or sys.stderr,
                                      text=True, bufsize=1)
         self.events = []
         self.queue = queue.Queue()
@@ -231,6 +233,8 @@ class Harness:
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        if self.errfile:
+            self.errfile.close()
         return self.proc.returncode
 
 
@@ -250,12 +254,17 @@ class Fixture:
         self.harnesses = []
 
     def harness(self, *args, **kw):
+        kw.setdefault('logfile', os.path.join(self.tmp, 'harness-%d.log' % len(self.harnesses)))
         h = Harness(self.bus, *args, **kw)
         self.harnesses.append(h)
         return h
 
     def close(self):
         rcs = [h.stop() for h in self.harnesses]
+        for h, rc in zip(self.harnesses, rcs):
+            if rc != 0 and h.logfile and os.path.exists(h.logfile):
+                with open(h.logfile) as f:
+                    sys.stderr.write('--- %s (exit %s) ---\n%s\n' % (h.logfile, rc, f.read()[-6000:]))
         self.mock.stop()
         self.bus.stop()
         if os.environ.get('BLE_KEEP_TMP'):
