@@ -808,6 +808,8 @@ int ble_manager_new(sd_event *event, sd_bus *bus, const Config *config, const Bl
         r = ble_mirror_new(&mirror_callbacks, m, &m->mirror);
         if (r < 0)
                 return r;
+        if (config->acquire_notify)
+                log_notice("[Bluetooth] AcquireNotify=yes is not supported yet; notifications use StartNotify");
         *ret = TAKE_PTR(m);
         return 0;
 }

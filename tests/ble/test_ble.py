@@ -56,6 +56,33 @@ class BleTest(unittest.TestCase):
             out.append(h.wait_for(lambda e: e['event'] == 'notification' and e['address'] == address, timeout))
         return out
 
+    # ---- adapter ----
+
+    def test_adapter_absent_then_powered_on(self):
+        import dbus
+        root = self.mock.conn.get_object('org.bluez', '/')
+        dbus.Interface(root, 'org.bluez.Mock').RemoveAdapter('hci0')
+        h = self.f.harness()
+        h.wait_for(lambda e: e['event'] == 'bluez' and e['present'])
+        r = h.call('scan', ms=200)
+        self.assertEqual(r['error'], 'ENODEV')
+        # An adapter appears switched off: AutoPowerOn=yes powers it on.
+        dbus.Interface(root, 'org.bluez.Mock').AddAdapter('hci0', 'gateway')
+        adapter = self.mock.conn.get_object('org.bluez', '/org/bluez/hci0')
+        h.wait_for(lambda e: e['event'] == 'adapter' and e['path'] == '/org/bluez/hci0')
+        self.mock.fx.FixAdapter('/org/bluez/hci0')
+        dbus.Interface(adapter, 'org.freedesktop.DBus.Properties').Set('org.bluez.Adapter1', 'Powered',
+                                                                       dbus.Boolean(False))
+        h.wait_for(lambda e: e['event'] == 'adapter' and not e['powered'])
+        # Switched off under a running gateway: reported, not fought.  A gateway that starts
+        # and finds it off powers it on (AutoPowerOn=yes).
+        h2 = self.f.harness()
+        h2.wait_for(lambda e: e['event'] == 'adapter' and e['powered'])
+        powered = dbus.Interface(adapter, 'org.freedesktop.DBus.Properties').Get('org.bluez.Adapter1', 'Powered')
+        self.assertTrue(bool(powered))
+        r = h2.call('scan', ms=200)
+        self.assertEqual(r['error'], '0')
+
     # ---- scan ----
 
     def test_scan(self):
