@@ -4,10 +4,11 @@
  * sd-event and publishes N numbered messages through the outbox, so that
  * tests can count them at the receiving end.
  *
- * Messages are {"n":<number>,"pad":"..."} on --topic.  Numbers already taken
- * into the outbox are remembered in <state-dir>/next (written after the
- * outbox was synced), so a harness killed and started again goes on where it
- * stopped; the outbox itself brings back what was not acknowledged.
+ * Messages are {"n":<number>,"pad":"..."} on --topic.  With --progress,
+ * numbers already taken into the outbox are remembered in <state-dir>/next
+ * (written after the outbox was synced), so a harness killed and started
+ * again goes on where it stopped; the outbox itself brings back what was not
+ * acknowledged.
  *
  * stdout gets one line per event tests wait for ("state ready", "done ...",
  * "stats {...}"); the log goes to stderr.
@@ -41,6 +42,9 @@ typedef struct Harness {
         double rate;        /* messages per second; 0: as fast as the outbox takes them */
         size_t payload_size;
         bool exit_when_done;
+        bool progress;
+        bool wait_ready; /* start publishing on the first READY (steady-state latency) */
+        bool started;
         bool done;
         uint64_t start_usec, first_ack_usec, last_ack_usec;
         uint64_t start_next;
@@ -144,7 +148,7 @@ static int push_some(Harness *h, uint64_t upto) {
                         buf[len++] = 'x';
                 buf[len++] = '"';
                 buf[len++] = '}';
-                r = outbox_push(h->outbox, OUTBOX_NOTIFICATION, h->topic, buf, (size_t) len, &seq);
+                r = mqtt_session_publish(h->session, OUTBOX_NOTIFICATION, h->topic, buf, (size_t) len, &seq);
                 if (r == -ENOBUFS)
                         break; /* full of undroppable entries: try later */
                 if (r < 0)
@@ -157,15 +161,15 @@ static int push_some(Harness *h, uint64_t upto) {
                 pushed++;
         }
         free(buf);
-        if (pushed > 0) {
-                /* Durable before the progress file says so. */
+        if (pushed > 0 && h->progress) {
+                /* Durable before the progress file says so.  Without --progress the session's
+                 * own group commit (once per loop iteration) is all, as in the daemon. */
                 int k = outbox_sync(h->outbox);
                 if (k < 0)
                         return log_error_errno(k, "Failed to sync the outbox: %m");
                 k = write_progress(h);
                 if (k < 0)
                         return log_error_errno(k, "Failed to write the progress file: %m");
-                mqtt_session_kick(h->session);
         }
         return r == -ENOBUFS ? 0 : r;
 }
@@ -193,11 +197,21 @@ static int on_push_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                                                                                : sd_event_source_set_enabled(s, SD_EVENT_ON);
 }
 
+static int start_publishing(Harness *h) {
+        h->started = true;
+        h->start_usec = now_usec(CLOCK_MONOTONIC);
+        if (h->next >= h->count)
+                return 0;
+        return sd_event_add_time_relative(h->event, &h->push_timer, CLOCK_MONOTONIC, 0, 0, on_push_timer, h);
+}
+
 static void on_state(MqttSession *s, MqttState old, MqttState n, void *userdata) {
         Harness *h = userdata;
         (void) s, (void) old;
         printf("state %s\n", mqtt_state_to_string(n));
         fflush(stdout);
+        if (n == MQTT_READY && !h->started && start_publishing(h) < 0)
+                (void) sd_event_exit(h->event, 1);
         if (n == MQTT_READY)
                 check_done(h);
 }
@@ -245,7 +259,7 @@ static void usage(void) {
                 "cloud-harness --uri URI --client-id ID --state-dir DIR --topic T [--count N] [--rate R]\n"
                 "  [--payload-size B] [--ca F --cert F --key F] [--window W] [--keepalive S]\n"
                 "  [--max-messages N] [--max-bytes B] [--reconnect-min-ms MS] [--reconnect-max-ms MS]\n"
-                "  [--subscribe T]... [--exit-when-done] [--debug]\n");
+                "  [--subscribe T]... [--exit-when-done] [--progress] [--wait-ready] [--debug]\n");
 }
 
 int main(int argc, char **argv) {
@@ -269,6 +283,8 @@ int main(int argc, char **argv) {
                 { "max-incoming", required_argument, NULL, 'I' },
                 { "subscribe", required_argument, NULL, 's' },
                 { "exit-when-done", no_argument, NULL, 'x' },
+                { "progress", no_argument, NULL, 'P' },
+                { "wait-ready", no_argument, NULL, 'W' },
                 { "debug", no_argument, NULL, 'D' },
                 {},
         };
@@ -309,6 +325,8 @@ int main(int argc, char **argv) {
                                 return 1;
                         break;
                 case 'x': h.exit_when_done = true; break;
+                case 'P': h.progress = true; break;
+                case 'W': h.wait_ready = true; break;
                 case 'D': log_set_max_level(LOG_DEBUG); break;
                 default: usage(); return 2;
                 }
@@ -340,7 +358,7 @@ int main(int argc, char **argv) {
                 log_error_errno(r, "Failed to open the outbox in %s: %m", outbox_dir);
                 return 1;
         }
-        h.next = h.start_next = read_progress(h.state_dir);
+        h.next = h.start_next = h.progress ? read_progress(h.state_dir) : 0;
         log_info("Outbox holds %" PRIu64 " message(s), publishing from %" PRIu64 " to %" PRIu64,
                  outbox_count(h.outbox), h.next, h.count);
 
@@ -354,12 +372,8 @@ int main(int argc, char **argv) {
                         return 1;
         strv_free(subs);
 
-        h.start_usec = now_usec(CLOCK_MONOTONIC);
-        if (h.next < h.count) {
-                r = sd_event_add_time_relative(h.event, &h.push_timer, CLOCK_MONOTONIC, 0, 0, on_push_timer, &h);
-                if (r < 0)
-                        return 1;
-        }
+        if (!h.wait_ready && start_publishing(&h) < 0)
+                return 1;
         r = mqtt_session_start(h.session);
         if (r < 0)
                 return 1;

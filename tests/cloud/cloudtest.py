@@ -158,6 +158,8 @@ log_dest file {self.log}
 log_type {'all' if verbose else 'error warning notice'}
 max_queued_messages 0
 max_packet_size 131400
+# Without it mosquitto's PUBACKs wait behind Nagle's algorithm (tens of ms on loopback).
+set_tcp_nodelay true
 listener {self.port} 127.0.0.1
 cafile {pki.broker_ca}
 certfile {server[0]}
@@ -419,8 +421,8 @@ def check_delivery(testcase, numbers, count):
 
 
 class TempDir:
-    def __init__(self, prefix):
-        self.path = tempfile.mkdtemp(prefix=prefix)
+    def __init__(self, prefix, base=None):
+        self.path = tempfile.mkdtemp(prefix=prefix, dir=base)
 
     def cleanup(self):
         if os.environ.get("NRFGW_KEEP_TMP"):

@@ -47,7 +47,7 @@ class Loss(unittest.TestCase):
 
     def start_harness(self, name):
         args = ct.harness_args(self.broker, self.pki, DEVICE, self.state, cert=self.cert,
-                               extra=["--count", str(COUNT), "--rate", RATE, "--exit-when-done",
+                               extra=["--count", str(COUNT), "--rate", RATE, "--exit-when-done", "--progress",
                                       "--reconnect-min-ms", "200", "--reconnect-max-ms", "1000"])
         h = ct.Harness(self.tmp.path, name, args)
         self.harnesses.append(h)
