@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
 #include "gateway.h"
 #include "log.h"
 #include "util.h"
+#include "version.h"
 
 static const char *const gateway_state_table[_GATEWAY_STATE_MAX] = {
         [GATEWAY_STARTING] = "starting",
@@ -43,7 +46,11 @@ static void gateway_notify_status(Gateway *g) {
                 s = "?";
                 break;
         }
-        (void) sd_notifyf(false, "STATUS=%s", s);
+        if (g->cloud)
+                (void) sd_notifyf(false, "STATUS=%s; nRF Cloud: %s", s,
+                                  cloud_session_state_to_string(cloud_session_get_state(g->cloud)));
+        else
+                (void) sd_notifyf(false, "STATUS=%s", s);
 }
 
 static void gateway_enter_state(Gateway *g, GatewayState s) {
@@ -52,6 +59,181 @@ static void gateway_enter_state(Gateway *g, GatewayState s) {
         log_debug("Gateway state %s -> %s", gateway_state_to_string(g->state), gateway_state_to_string(s));
         g->state = s;
         gateway_notify_status(g);
+}
+
+/* ---- The cloud connection: outbox, MQTT session and nRF Cloud session ---- */
+
+static bool mqtt_state_connected(MqttState s) {
+        return s == MQTT_SUBSCRIBING || s == MQTT_READY;
+}
+
+static void on_mqtt_state_changed(MqttSession *s, MqttState old_state, MqttState new_state, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+
+        if (!g->cloud)
+                return;
+        /* The MQTT session subscribes nothing by itself: READY follows CONNACK at once. */
+        if (new_state == MQTT_READY)
+                cloud_session_link_up(g->cloud);
+        else if (mqtt_state_connected(old_state) && !mqtt_state_connected(new_state))
+                cloud_session_link_down(g->cloud);
+}
+
+static void on_mqtt_message(MqttSession *s, const char *topic, const uint8_t *payload, size_t len, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+        if (g->cloud)
+                cloud_session_handle_message(g->cloud, topic, payload, len);
+}
+
+static void on_mqtt_stopped(MqttSession *s, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+        gateway_component_stopped(g);
+}
+
+static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state, CloudSessionState new_state,
+                                   void *userdata) {
+        Gateway *g = userdata;
+        (void) cs, (void) old_state, (void) new_state;
+        gateway_notify_status(g);
+}
+
+static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint8_t *payload, size_t len,
+                             void *userdata) {
+        (void) cs, (void) payload, (void) userdata;
+        /* The gateway protocol layer (BLE operations, FOTA) takes these over. */
+        log_debug("Received %zu bytes on %s, no handler yet, ignoring", len, cloud_message_kind_to_string(kind));
+}
+
+static void on_cloud_desired_connections_changed(CloudSession *cs, void *userdata) {
+        const DesiredConnection *v;
+        size_t n;
+        (void) userdata;
+        if (cloud_session_get_desired_connections(cs, &v, &n) >= 0)
+                log_debug("%zu desired BLE connection(s), no BLE manager yet", n);
+}
+
+static OutboxLimits gateway_outbox_limits(const Config *c) {
+        return (OutboxLimits){ .max_messages = c->buffer_max_messages, .max_bytes = c->buffer_max_bytes };
+}
+
+int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_uri) {
+        static const MqttCallbacks mqtt_callbacks = {
+                .state_changed = on_mqtt_state_changed,
+                .message = on_mqtt_message,
+                .stopped = on_mqtt_stopped,
+        };
+        static const CloudSessionCallbacks cloud_callbacks = {
+                .state_changed = on_cloud_state_changed,
+                .message = on_cloud_message,
+                .desired_connections_changed = on_cloud_desired_connections_changed,
+        };
+        const Config *c = g->config;
+        _cleanup_free_ char *dir = NULL;
+        OutboxLimits limits = gateway_outbox_limits(c);
+        MqttOptions o;
+        CloudSessionOptions co;
+        CloudDeviceInfo info;
+        int r;
+
+        if (g->cloud)
+                return -EALREADY;
+
+        if (mkdir(c->state_directory, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", c->state_directory);
+        if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
+        r = outbox_new(dir, &limits, &g->outbox);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
+
+        o = (MqttOptions){
+                .server_uri = server_uri,
+                .client_id = device_id,
+                .keepalive_sec = c->keepalive_sec,
+                .ca_file = c->cloud_tls == CLOUD_TLS_HOST ? c->ca_file : NULL,
+                .cert_file = c->cloud_tls == CLOUD_TLS_HOST ? c->cert_file : NULL,
+                .key_file = c->cloud_tls == CLOUD_TLS_HOST ? c->key_file : NULL,
+                .reconnect_min_usec = (uint64_t) c->reconnect_min_sec * UINT64_C(1000000),
+                .reconnect_max_usec = (uint64_t) c->reconnect_max_sec * UINT64_C(1000000),
+                .max_incoming_bytes = c->max_incoming_bytes,
+        };
+        r = mqtt_session_new(g->event, &o, g->outbox, &mqtt_callbacks, g, &g->mqtt);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the MQTT session for %s: %m", device_id);
+
+        co = (CloudSessionOptions){
+                .device_id = device_id,
+                .team_id = c->team_id,
+                .keepalive_sec = c->keepalive_sec,
+        };
+        r = cloud_session_new(&co, &cloud_transport_mqtt, g->mqtt, &cloud_callbacks, g, &g->cloud);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the nRF Cloud session for device id %s: %m", device_id);
+
+        /* No modem in host mode: its fields stay out.  No FOTA is implemented yet, so none is offered. */
+        info = (CloudDeviceInfo){ .app_version = NRFGW_VERSION, .app_name = "nrfcloud-gatewayd" };
+        r = cloud_session_set_device_info(g->cloud, &info);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the device info: %m");
+
+        (void) log_set_global_field("GATEWAY_ID", device_id);
+        r = cloud_session_start(g->cloud);
+        if (r >= 0)
+                r = mqtt_session_start(g->mqtt);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the cloud connection: %m");
+        log_info("Connecting to nRF Cloud at %s as %s", server_uri, device_id);
+        return 0;
+}
+
+static int gateway_cloud_start_configured(Gateway *g) {
+        const Config *c = g->config;
+        _cleanup_free_ char *uri = NULL;
+
+        switch (c->cloud_tls) {
+        case CLOUD_TLS_MODEM:
+                /* Hook: the modem manager provides the device id and the TLS transport. */
+                log_notice("[Cloud] TLS=modem: the cloud connection waits for the modem, which provides the device "
+                           "id and the TLS socket");
+                return 0;
+        case CLOUD_TLS_HOST:
+                if (!c->device_id)
+                        return log_error_errno(EINVAL, "[Cloud] TLS=host needs [Gateway] DeviceId=, the device id "
+                                                       "of the client certificate");
+                if (asprintf(&uri, "ssl://%s:%u", c->cloud_host, c->cloud_port) < 0)
+                        return log_error_errno(ENOMEM, "Out of memory");
+                return gateway_cloud_start(g, c->device_id, uri);
+        case _CLOUD_TLS_MAX:
+                break;
+        }
+        return -EINVAL;
+}
+
+static void gateway_cloud_stop(Gateway *g) {
+        if (g->cloud)
+                cloud_session_stop(g->cloud);
+        if (!g->mqtt || mqtt_session_get_state(g->mqtt) == MQTT_IDLE)
+                return;
+        gateway_component_stopping(g);
+        mqtt_session_stop(g->mqtt); /* on_mqtt_stopped() ends it */
+}
+
+static void gateway_cloud_apply_live(Gateway *g) {
+        const Config *c = g->config;
+        OutboxLimits limits = gateway_outbox_limits(c);
+        int r;
+
+        if (g->mqtt)
+                mqtt_session_set_limits(g->mqtt, (uint64_t) c->reconnect_min_sec * UINT64_C(1000000),
+                                        (uint64_t) c->reconnect_max_sec * UINT64_C(1000000), c->max_incoming_bytes);
+        if (g->outbox) {
+                r = outbox_set_limits(g->outbox, &limits);
+                if (r < 0)
+                        log_error_errno(r, "Failed to apply the new [Buffer] limits: %m");
+        }
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -88,6 +270,7 @@ void gateway_stop(Gateway *g) {
         gateway_enter_state(g, GATEWAY_STOPPING);
 
         /* Components register with gateway_component_stopping() as they begin to shut down. */
+        gateway_cloud_stop(g);
 
         r = sd_event_add_time_relative(g->event, &g->stop_timer, CLOCK_MONOTONIC,
                                        (uint64_t) g->config->stop_timeout_sec * UINT64_C(1000000), 0,
@@ -140,6 +323,7 @@ int gateway_reload(Gateway *g) {
                         log_error_errno(r, "Failed to apply the new configuration: %m");
                 else {
                         gateway_apply_log_settings(g->config, g->log_level_override);
+                        gateway_cloud_apply_live(g);
                         log_info("Configuration reloaded, %u key(s) changed", n);
                 }
         }
@@ -195,6 +379,10 @@ Gateway *gateway_free(Gateway *g) {
         sd_event_source_disable_unref(g->sigint_source);
         sd_event_source_disable_unref(g->sighup_source);
         sd_event_source_disable_unref(g->stop_timer);
+        /* The MQTT session first: no callback runs after it, and it syncs the outbox. */
+        g->mqtt = mqtt_session_free(g->mqtt);
+        g->cloud = cloud_session_free(g->cloud);
+        g->outbox = outbox_free(g->outbox);
         sd_event_unref(g->event);
         config_free(g->config);
         free(g->config_path);
@@ -227,6 +415,10 @@ int gateway_start(Gateway *g) {
                 return log_error_errno(r, "Failed to enable the watchdog: %m");
         if (r > 0)
                 log_debug("systemd watchdog enabled");
+
+        r = gateway_cloud_start_configured(g);
+        if (r < 0)
+                return r;
 
         gateway_enter_state(g, GATEWAY_RUNNING);
         (void) sd_notify(false, "READY=1");

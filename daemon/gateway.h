@@ -3,7 +3,10 @@
 
 #include <systemd/sd-event.h>
 
+#include "cloud-session.h"
 #include "config.h"
+#include "mqtt.h"
+#include "outbox.h"
 
 typedef enum GatewayState {
         GATEWAY_STARTING,
@@ -26,6 +29,11 @@ typedef struct Gateway {
         sd_event_source *sighup_source;
         sd_event_source *stop_timer;
         unsigned stopping_components; /* components still shutting down */
+
+        /* The nRF Cloud connection (gateway-cloud part of gateway.c). */
+        Outbox *outbox;         /* <StateDirectory>/outbox */
+        MqttSession *mqtt;
+        CloudSession *cloud;
 } Gateway;
 
 /* Takes ownership of config. */
@@ -40,6 +48,15 @@ int gateway_start(Gateway *g);
 void gateway_stop(Gateway *g);
 /* Reloads the configuration file, keeping the old one if the new one is invalid. */
 int gateway_reload(Gateway *g);
+
+/*
+ * Sets up and starts the cloud connection for device_id: the outbox, the MQTT
+ * session to server_uri and the nRF Cloud session.  gateway_start() calls it
+ * for [Cloud] TLS=host.  For TLS=modem the modem manager is to call it once
+ * the modem gave the device id, after installing its TLS transport as the MQTT
+ * session's prepare()/release() (not wired yet: the modem manager is not there).
+ */
+int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_uri);
 
 /* Components call these around their own asynchronous shutdown. */
 void gateway_component_stopping(Gateway *g);

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared between ble-manager.c and ble-device.c; not part of the API. */
+
+#include "backoff.h"
+#include "ble.h"
+
+#define BLUEZ_SERVICE "org.bluez"
+#define BLE_OP_TIMEOUT_USEC_DEFAULT (10 * UINT64_C(1000000))
+#define BLE_ECHO_MAX 64 /* Value signals held while a read of the same characteristic is in flight */
+
+typedef enum BleOpKind {
+        BLE_OP_READ_CHRC,
+        BLE_OP_WRITE_CHRC,
+        BLE_OP_READ_DESC,
+        BLE_OP_WRITE_DESC,
+        BLE_OP_START_NOTIFY,
+        BLE_OP_STOP_NOTIFY,
+        _BLE_OP_KIND_MAX,
+} BleOpKind;
+
+typedef struct BleOp BleOp;
+struct BleOp {
+        BleOpKind kind;
+        char service[BLE_UUID_STR_MAX];
+        char chrc[BLE_UUID_STR_MAX];
+        char desc[BLE_UUID_STR_MAX];
+        uint8_t *data;
+        size_t size;
+        BleWriteMode mode;
+        BleOpCallback cb;
+        void *userdata;
+        char *object_path; /* resolved when the operation starts */
+        BleOp *next;
+};
+
+typedef struct BleNotifyWish {
+        char service[BLE_UUID_STR_MAX];
+        char chrc[BLE_UUID_STR_MAX];
+} BleNotifyWish;
+
+struct BleDevice {
+        BleManager *manager;
+        BleDevice *prev, *next; /* in the manager's list, desired order */
+        char address[BLE_ADDR_STR_MAX];
+        char *path; /* BlueZ object path while the mirror holds the device */
+        bool created; /* BlueZ created the object after we asked for the device */
+        bool removing;
+
+        BleDeviceState state;
+        sd_bus_slot *connect_slot;
+        sd_event_source *timer; /* connect/resolve timeout, or backoff */
+        Backoff backoff;
+
+        BleGattModel gatt;
+        bool gatt_dirty;
+
+        BleNotifyWish wishes[BLE_NOTIFY_WISHES_MAX];
+        size_t n_wishes;
+
+        BleOp *ops_head, *ops_tail;
+        size_t n_ops;
+        BleOp *inflight;
+        sd_bus_slot *op_slot;
+        sd_event_source *ops_defer;
+        bool was_absent; /* BlueZ did not know the device when it became desired */
+        BleBytes echo[BLE_ECHO_MAX]; /* Value signals seen during an in-flight read */
+        size_t n_echo;
+};
+
+typedef enum BleScanState {
+        BLE_SCAN_IDLE,
+        BLE_SCAN_STARTING, /* SetDiscoveryFilter + StartDiscovery in flight */
+        BLE_SCAN_RUNNING,
+        BLE_SCAN_STOPPING,
+        _BLE_SCAN_STATE_MAX,
+} BleScanState;
+
+typedef struct BleScanWaiter {
+        BleScanCallback cb;
+        void *userdata;
+} BleScanWaiter;
+
+struct BleManager {
+        sd_event *event;
+        sd_bus *bus;
+        const Config *config;
+        BleCallbacks cb;
+        void *userdata;
+
+        BleMirror *mirror;
+        bool started;
+        bool bluez_present;
+        sd_bus_slot *match_added, *match_removed, *match_changed, *match_owner;
+        sd_bus_slot *load_slot;
+        char *adapter_path;
+        sd_bus_slot *power_slot;
+
+        BleDevice *devices_head, *devices_tail;
+        size_t n_devices;
+        BleMap devices_by_address;
+        bool dispatching;
+        sd_event_source *dispatch_source;
+
+        uint64_t backoff_base_usec, backoff_cap_usec;
+        uint64_t op_timeout_usec;
+
+        BleScanState scan_state;
+        sd_bus_slot *scan_slot;
+        sd_event_source *scan_timer;
+        uint64_t scan_end_usec;
+        BleScanWaiter scan_waiters[BLE_SCAN_WAITERS_MAX];
+        size_t n_scan_waiters;
+        BleScanResult *scan_results;
+        size_t n_scan_results;
+        BleMap scan_index; /* address → index+1 into scan_results */
+};
+
+/* ble-device.c */
+int ble_device_new(BleManager *m, const char *address, BleDevice **ret);
+BleDevice *ble_device_free(BleDevice *d);
+void ble_device_enter_state(BleDevice *d, BleDeviceState s);
+void ble_device_start_connect(BleDevice *d);
+bool ble_device_holds_slot(const BleDevice *d);
+void ble_device_object_added(BleDevice *d, BleObject *o);
+void ble_device_object_changed(BleDevice *d, BleObject *o, uint64_t changed, uint64_t invalidated);
+void ble_device_object_removed(BleDevice *d);
+void ble_device_bluez_lost(BleDevice *d);
+void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uuid, const char *chrc_uuid);
+void ble_device_gatt_changed(BleDevice *d);
+void ble_device_disconnect_and_forget(BleDevice *d);
+
+/* ble-manager.c */
+void ble_manager_schedule_dispatch(BleManager *m);
+BleDevice *ble_manager_device_for_object(BleManager *m, BleObject *o);

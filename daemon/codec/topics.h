@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * MQTT topics of an nRF Cloud gateway (spec nrfcloud-mqtt.md §1), and the
+ * topic guard: nRF Cloud's broker disconnects a device that publishes or
+ * subscribes outside its IoT policy, so every topic goes through
+ * topic_allowed() before it reaches the MQTT client.  Pure.
+ */
+
+#include <stdbool.h>
+
+#include "macro.h"
+
+/* Limits from nrf_cloud_defs.h (NRF_CLOUD_STAGE_ID_MAX_LEN, ...). */
+#define TOPIC_STAGE_MAX 8
+#define TOPIC_TEAM_MAX 64
+#define TOPIC_DEVICE_ID_MAX 64
+/* Longest topic we build or accept (AWS IoT allows 256 bytes). */
+#define TOPIC_MAX 256
+
+/* Who the gateway is: "<stage>/<team>/" plus the MQTT client id. */
+typedef struct TopicContext {
+        char stage[TOPIC_STAGE_MAX + 1];
+        char team[TOPIC_TEAM_MAX + 1];
+        char device_id[TOPIC_DEVICE_ID_MAX + 1];
+} TopicContext;
+
+typedef enum TopicKind {
+        /* AWS generic shadow topics: $aws/things/<id>/shadow/... */
+        TOPIC_AWS_SHADOW_GET,
+        TOPIC_AWS_SHADOW_GET_ACCEPTED,
+        TOPIC_AWS_SHADOW_GET_REJECTED,
+        TOPIC_AWS_SHADOW_UPDATE,
+        TOPIC_AWS_SHADOW_UPDATE_ACCEPTED,
+        TOPIC_AWS_SHADOW_UPDATE_REJECTED,
+        TOPIC_AWS_SHADOW_UPDATE_DELTA,
+        /* nRF Cloud shadow topics: <id>/shadow/... (trimmed documents) */
+        TOPIC_SHADOW_GET_ACCEPTED,        /* NCS <= 2.7 trimmed accepted */
+        TOPIC_SHADOW_GET_TRIM,
+        TOPIC_SHADOW_GET_ACCEPTED_TRIM,
+        TOPIC_SHADOW_GET_REJECTED,
+        TOPIC_SHADOW_UPDATE,
+        TOPIC_SHADOW_UPDATE_DELTA_FULL,
+        TOPIC_SHADOW_GET_TF,
+        TOPIC_SHADOW_GET_ACCEPTED_TF,
+        /* <stage>/<team>/gateways/<id>/... */
+        TOPIC_C2G,
+        TOPIC_G2C,
+        /* <stage>/<team>/<id>/jobs/... */
+        TOPIC_JOBS_REQ,
+        TOPIC_JOBS_RCV,
+        TOPIC_JOBS_UPDATE,
+        TOPIC_JOBS_BLE_REQ,
+        TOPIC_JOBS_BLE_RCV,
+        TOPIC_JOBS_BLE_UPDATE,
+        /* <stage>/<team>/m/d/<id>/...: device messages (spec §1.5) */
+        TOPIC_MSG_D2C,
+        TOPIC_MSG_D2C_BULK,
+        TOPIC_MSG_C2D,
+        _TOPIC_KIND_MAX,
+        _TOPIC_KIND_INVALID = -EINVAL,
+} TopicKind;
+
+typedef enum TopicAction {
+        TOPIC_ACTION_PUBLISH,
+        TOPIC_ACTION_SUBSCRIBE,
+        _TOPIC_ACTION_MAX,
+        _TOPIC_ACTION_INVALID = -EINVAL,
+} TopicAction;
+
+const char *topic_kind_to_string(TopicKind k);
+TopicKind topic_kind_from_string(const char *s);
+const char *topic_action_to_string(TopicAction a);
+/* The action the gateway performs on a topic of this kind. */
+TopicAction topic_kind_action(TopicKind k);
+
+/* Fills a context after checking each part: non-empty, within its limit,
+ * and free of '/', '+', '#', NUL and control characters.  -EINVAL else. */
+int topic_context_init(TopicContext *ret, const char *stage, const char *team, const char *device_id);
+
+/* Splits desired.nrfcloud_mqtt_topic_prefix, "<stage>/<team>/", into its
+ * parts.  -EINVAL unless it is exactly two valid levels and a final '/'. */
+int topic_prefix_parse(const char *prefix, char ret_stage[static TOPIC_STAGE_MAX + 1],
+                       char ret_team[static TOPIC_TEAM_MAX + 1]);
+
+/* Builds the topic of the given kind into buf. -ENOBUFS if it does not fit. */
+int topic_build(const TopicContext *c, TopicKind kind, char *buf, size_t size);
+
+/* The c2g topic to subscribe.  From desired.pairing.topics.c2g when given
+ * (NULL: not in the shadow), with a trailing "+/r" replaced by "c2g" as
+ * nRF Cloud's own library does (the wildcard form gets the gateway
+ * disconnected); otherwise <stage>/<team>/gateways/<id>/c2g.  The result
+ * must pass the topic guard for a subscribe: -EPERM if it does not. */
+int topic_c2g_derive(const TopicContext *c, const char *shadow_c2g, char *buf, size_t size);
+/* The g2c topic likewise, from desired.pairing.topics.g2c or the default. */
+int topic_g2c_derive(const TopicContext *c, const char *shadow_g2c, char *buf, size_t size);
+
+/* The topic guard.  Returns true only for what nRF Cloud's gateway policy
+ * allows this device: its own shadow topics (both families), its
+ * gateways/<id>/c2g (subscribe) and g2c (publish), its <id>/jobs/... topics
+ * (jobs/.../rcv subscribe, the others publish), and <stage>/<team>/m/...
+ * where subscriptions may use MQTT wildcards.  Everything else is refused,
+ * including any wildcard outside m/..., empty levels, and topics longer
+ * than TOPIC_MAX. */
+bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic);

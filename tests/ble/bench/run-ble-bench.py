@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Runs the BLE notification benchmark on a private bus and prints the figures.
+
+  tests/ble/bench/run-ble-bench.py [--devices N] [--notifications M] [--size B]
+
+Needs a build (NRFGW_BUILD_DIR, default ./build).  Starts dbus-daemon,
+ble-emitter and ble-bench, stops them by PID.  Prints measurements only."""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+from blefixture import Bus, build_dir  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--devices', type=int, default=1)
+    ap.add_argument('--notifications', type=int, default=200000)
+    ap.add_argument('--size', type=int, default=20)
+    a = ap.parse_args()
+    bench_dir = os.path.join(build_dir(), 'tests', 'ble', 'bench')
+    with tempfile.TemporaryDirectory(prefix='nrfgw-ble-bench-') as tmp:
+        bus = Bus(tmp)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address)
+        emitter = subprocess.Popen([os.path.join(bench_dir, 'ble-emitter'), str(a.devices), str(a.notifications),
+                                    str(a.size)], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            print(emitter.stdout.readline().strip())
+            bench = subprocess.run([os.path.join(bench_dir, 'ble-bench'), str(a.devices), str(a.notifications)],
+                                   env=env, stdout=subprocess.PIPE, text=True, timeout=600)
+            print(bench.stdout.strip())
+            print(emitter.stdout.readline().strip())
+            rc = bench.returncode
+        finally:
+            emitter.kill()
+            emitter.wait(5)
+            bus.stop()
+    sys.exit(rc)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: MIT
+"""Test fixture of the BLE layer: a private system-type dbus-daemon,
+python-dbusmock's bluez5 template extended by bluez_gatt_template.py, and the
+ble-harness program driven through JSON lines.
+
+Everything runs in a temporary directory, on a private bus; processes are
+stopped by PID."""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import dbus
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TEMPLATE = os.path.join(HERE, 'bluez_gatt_template.py')
+PYTHON = '/usr/bin/python3'
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_type="method_return"/>
+    <allow send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="signal"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+  </policy>
+</busconfig>
+"""
+
+# A device like a small sensor: battery service and a UART-like service.
+NUS = '6e400001-b5a3-f393-e0a9-e50e24dcca9e'
+NUS_RX = '6e400002-b5a3-f393-e0a9-e50e24dcca9e'
+NUS_TX = '6e400003-b5a3-f393-e0a9-e50e24dcca9e'
+GATT = [
+    {'uuid': '180f', 'characteristics': [
+        {'uuid': '2a19', 'flags': ['read', 'notify'], 'value': '64',
+         'descriptors': [{'uuid': '2902', 'flags': ['read', 'write'], 'value': '0000'}]}]},
+    {'uuid': NUS, 'characteristics': [
+        {'uuid': NUS_RX, 'flags': ['write', 'write-without-response']},
+        {'uuid': NUS_TX, 'flags': ['read', 'notify'], 'value': '00',
+         'descriptors': [{'uuid': '2902', 'value': '0000'},
+                         {'uuid': '2901', 'value': b'TX'.hex()}]}]},
+]
+
+
+def build_dir():
+    return os.environ.get('NRFGW_BUILD_DIR', os.path.join(HERE, '..', '..', 'build'))
+
+
+class Bus:
+    def __init__(self, tmp):
+        self.socket = os.path.join(tmp, 'system_bus_socket')
+        conf = os.path.join(tmp, 'system.conf')
+        with open(conf, 'w') as f:
+            f.write(BUS_CONFIG.format(socket=self.socket))
+        self.proc = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--print-address=1'],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            raise RuntimeError('dbus-daemon did not start')
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(5)
+
+
+class BluezMock:
+    """bluetoothd stand-in: dbusmock bluez5 + the project's extension."""
+
+    def __init__(self, bus, tmp):
+        self.bus_address = bus.address
+        self.tmp = tmp
+        self.devices = {}  # address → opts, for restarts
+        self.proc = None
+        self.conn = dbus.bus.BusConnection(self.bus_address)
+        self.start()
+
+    def start(self):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
+        self.logfile = open(os.path.join(self.tmp, 'mock.log'), 'a')
+        self.proc = subprocess.Popen([PYTHON, '-m', 'dbusmock', '--system', '-t', 'bluez5'], env=env,
+                                     stdout=self.logfile, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while not self.conn.name_has_owner('org.bluez'):
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError('dbusmock did not claim org.bluez')
+            time.sleep(0.02)
+        root = self.conn.get_object('org.bluez', '/')
+        dbus.Interface(root, 'org.bluez.Mock').AddAdapter('hci0', 'gateway')
+        dbus.Interface(root, 'org.freedesktop.DBus.Mock').AddTemplate(TEMPLATE, dbus.Dictionary({}, signature='sv'))
+        self.fx = dbus.Interface(root, 'org.nrfgw.BluezFixture')
+        self.fx.FixAdapter('/org/bluez/hci0')
+        for address, opts in self.devices.items():
+            self.fx.AddLeDevice('hci0', address, json.dumps(opts))
+
+    def kill(self):  # noqa: E301
+        """bluetoothd crashes: the name goes away with every object."""
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        self.logfile.close()
+        deadline = time.time() + 5
+        while self.conn.name_has_owner('org.bluez') and time.time() < deadline:
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(5)
+        self.logfile.close()
+        self.conn.close()
+
+    def add_device(self, address, gatt=GATT, remember=True, **opts):
+        opts = dict(opts)
+        opts.setdefault('name', 'dev-' + address[-2:])
+        opts['gatt'] = gatt
+        if remember:
+            self.devices[address] = dict(opts, appear_on_discovery=False)
+        return str(self.fx.AddLeDevice('hci0', address, json.dumps(opts)))
+
+    @staticmethod
+    def path(address):
+        return '/org/bluez/hci0/dev_' + address.replace(':', '_')
+
+    def remove_device(self, address, forget=False):
+        self.fx.RemoveLeDevice(self.path(address))
+        if forget:
+            self.devices.pop(address, None)
+
+    def inject(self, path, method, name, message='', count=1):
+        self.fx.InjectError(path, method, name, message, dbus.UInt32(count))
+
+    def notify(self, address, svc, chrc, count, start=0, size=20):
+        return int(self.fx.Notify(self.path(address), svc, chrc, dbus.UInt32(count), dbus.UInt32(start),
+                                  dbus.UInt32(size), timeout=120))
+
+    def set_value(self, address, svc, chrc, hexvalue):
+        self.fx.SetValue(self.path(address), svc, chrc, hexvalue)
+
+    def state(self, address):
+        return json.loads(self.fx.DeviceState(self.path(address)))
+
+    def log(self):
+        return json.loads(self.fx.GetLog())
+
+
+class Harness:
+    def __init__(self, bus, *args, debug=False, logfile=None):
+        exe = os.path.join(build_dir(), 'tests', 'ble', 'ble-harness')
+        self.logfile = logfile
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=bus.address)
+        self.errfile = None if os.environ.get('BLE_DEBUG') else open(logfile, 'w')
+        argv = [exe] + list(args) + (['--debug'] if debug or os.environ.get('BLE_DEBUG') else [])
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.errfile or sys.stderr,
+                                     text=True, bufsize=1)
+        self.events = []
+        self.queue = queue.Queue()
+        self.next_id = 1
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.wait_for(lambda e: e['event'] == 'started')
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.queue.put(json.loads(line))
+            except ValueError:
+                self.queue.put({'event': 'garbage', 'line': line})
+        self.queue.put({'event': 'eof'})
+
+    def send(self, cmd, **kw):
+        kw['cmd'] = cmd
+        if 'id' not in kw:
+            kw['id'] = self.next_id
+            self.next_id += 1
+        self.proc.stdin.write(json.dumps(kw) + '\n')
+        self.proc.stdin.flush()
+        return kw['id']
+
+    def wait_for(self, pred, timeout=10.0, seen_ok=False):
+        """Returns the first event (already seen ones only if seen_ok) matching pred."""
+        if seen_ok:
+            for e in self.events:
+                if pred(e):
+                    return e
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError('no matching event; last events: %s' % self.events[-10:])
+            try:
+                e = self.queue.get(timeout=left)
+            except queue.Empty:
+                continue
+            self.events.append(e)
+            if e['event'] == 'eof':
+                raise RuntimeError('harness exited')
+            if pred(e):
+                return e
+
+    def call(self, cmd, timeout=10.0, **kw):
+        i = self.send(cmd, **kw)
+        return self.wait_for(lambda e: e.get('id') == i and e['event'] != 'state', timeout)
+
+    def wait_state(self, address, state, timeout=10.0, seen_ok=False):
+        return self.wait_for(lambda e: e['event'] == 'state' and e['address'] == address and e['new'] == state,
+                             timeout, seen_ok)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('{"cmd":"quit"}\n')
+                self.proc.stdin.flush()
+                self.proc.wait(5)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.errfile:
+            self.errfile.close()
+        return self.proc.returncode
+
+
+class Fixture:
+    """Bus + mock; the harness is started by the test with the options it needs."""
+
+    def __init__(self):
+        self.tmpobj = tempfile.TemporaryDirectory(prefix='nrfgw-ble-')
+        self.tmp = self.tmpobj.name
+        self.bus = Bus(self.tmp)
+        try:
+            self.mock = BluezMock(self.bus, self.tmp)
+        except Exception:
+            self.bus.stop()
+            self.tmpobj.cleanup()
+            raise
+        self.harnesses = []
+
+    def harness(self, *args, **kw):
+        kw.setdefault('logfile', os.path.join(self.tmp, 'harness-%d.log' % len(self.harnesses)))
+        h = Harness(self.bus, *args, **kw)
+        self.harnesses.append(h)
+        return h
+
+    def close(self):
+        rcs = [h.stop() for h in self.harnesses]
+        for h, rc in zip(self.harnesses, rcs):
+            if rc != 0 and h.logfile and os.path.exists(h.logfile):
+                with open(h.logfile) as f:
+                    sys.stderr.write('--- %s (exit %s) ---\n%s\n' % (h.logfile, rc, f.read()[-6000:]))
+        self.mock.stop()
+        self.bus.stop()
+        if os.environ.get('BLE_KEEP_TMP'):
+            print('kept', self.tmp)
+        else:
+            self.tmpobj.cleanup()
+        return rcs

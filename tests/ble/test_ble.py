@@ -1,0 +1,335 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests of the BLE layer against a private bus and the BlueZ mock.
+
+Run one test with BLE_TEST=<name> (ctest does), all without it."""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from blefixture import Fixture, GATT, NUS, NUS_RX, NUS_TX  # noqa: E402
+
+A = 'C0:FF:EE:00:00:01'
+B = 'C0:FF:EE:00:00:02'
+C = 'C0:FF:EE:00:00:03'
+D = 'C0:FF:EE:00:00:04'
+NUS_N = NUS.replace('-', '').upper()
+NUS_TX_N = NUS_TX.replace('-', '').upper()
+NUS_RX_N = NUS_RX.replace('-', '').upper()
+
+
+def seq(e):
+    return int.from_bytes(bytes.fromhex(e['value'])[:4], 'little')
+
+
+class BleTest(unittest.TestCase):
+    def setUp(self):
+        self.f = Fixture()
+        self.mock = self.f.mock
+
+    def tearDown(self):
+        rcs = self.f.close()
+        # The harness exits cleanly (and, under ASan, without leaks).
+        self.assertEqual(rcs, [0] * len(rcs))
+
+    def ready(self, h, address):
+        h.wait_state(address, 'ready', seen_ok=True)
+
+    def connect(self, *addresses, args=()):
+        h = self.f.harness(*args)
+        h.wait_for(lambda e: e['event'] == 'adapter')
+        h.call('desire', addresses=list(addresses))
+        for a in addresses:
+            self.ready(h, a)
+        return h
+
+    def subscribe(self, h, address, svc=NUS, chrc=NUS_TX):
+        r = h.call('notify', address=address, service=svc, chrc=chrc, enable=True)
+        self.assertEqual(r['error'], '0')
+        self.assertTrue(self.mock.state(address)['notifying'][chrc])
+
+    def notifications(self, h, n, address=A, timeout=20):
+        out = []
+        while len(out) < n:
+            out.append(h.wait_for(lambda e: e['event'] == 'notification' and e['address'] == address, timeout))
+        return out
+
+    # ---- adapter ----
+
+    def test_adapter_absent_then_powered_on(self):
+        import dbus
+        root = self.mock.conn.get_object('org.bluez', '/')
+        dbus.Interface(root, 'org.bluez.Mock').RemoveAdapter('hci0')
+        h = self.f.harness()
+        h.wait_for(lambda e: e['event'] == 'bluez' and e['present'])
+        r = h.call('scan', ms=200)
+        self.assertEqual(r['error'], 'ENODEV')
+        # An adapter appears switched off: AutoPowerOn=yes powers it on.
+        dbus.Interface(root, 'org.bluez.Mock').AddAdapter('hci0', 'gateway')
+        adapter = self.mock.conn.get_object('org.bluez', '/org/bluez/hci0')
+        h.wait_for(lambda e: e['event'] == 'adapter' and e['path'] == '/org/bluez/hci0')
+        self.mock.fx.FixAdapter('/org/bluez/hci0')
+        dbus.Interface(adapter, 'org.freedesktop.DBus.Properties').Set('org.bluez.Adapter1', 'Powered',
+                                                                       dbus.Boolean(False))
+        h.wait_for(lambda e: e['event'] == 'adapter' and not e['powered'])
+        # Switched off under a running gateway: reported, not fought.  A gateway that starts
+        # and finds it off powers it on (AutoPowerOn=yes).
+        h2 = self.f.harness()
+        h2.wait_for(lambda e: e['event'] == 'adapter' and e['powered'])
+        powered = dbus.Interface(adapter, 'org.freedesktop.DBus.Properties').Get('org.bluez.Adapter1', 'Powered')
+        self.assertTrue(bool(powered))
+        r = h2.call('scan', ms=200)
+        self.assertEqual(r['error'], '0')
+
+    # ---- scan ----
+
+    def test_scan(self):
+        self.mock.add_device(A, rssi=-40, advertising=True, manufacturer_data={'89': '0102'})
+        self.mock.add_device(B, rssi=-70, advertising=True, appear_on_discovery=True, name='sensor-b',
+                             manufacturer_data={'89': 'aabb'}, service_data={'180f': '64'}, uuids=['180f', NUS],
+                             address_type='random')
+        self.mock.add_device(C, rssi=-60)  # known, not advertising: stale, not reported
+        h = self.f.harness('--scan-rssi', '-90')
+        h.wait_for(lambda e: e['event'] == 'adapter')
+        # Two requests back to back: the second joins the first.
+        i1 = h.send('scan', ms=800)
+        i2 = h.send('scan', ms=400)
+        r1 = h.wait_for(lambda e: e['event'] == 'scan' and e['id'] == i1)
+        r2 = h.wait_for(lambda e: e['event'] == 'scan' and e['id'] == i2, seen_ok=True)
+        self.assertEqual(r1['error'], '0')
+        self.assertEqual(r2['results'], r1['results'])
+        by = {r['address']: r for r in r1['results']}
+        self.assertEqual(sorted(by), [A, B])  # known A via PropertiesChanged, new B via InterfacesAdded
+        b = by[B]
+        self.assertEqual(b['name'], 'sensor-b')
+        self.assertEqual(b['address_type'], 'random')
+        self.assertIn(b['rssi'], (-70, -71, -72))
+        self.assertEqual(b['manufacturer_data'], [{'company': 89, 'data': 'aabb'}])
+        self.assertEqual(b['service_data'], [{'uuid': '180F', 'data': '64'}])
+        self.assertEqual(b['uuids'], ['180F', NUS_N])
+        self.assertEqual(by[A]['manufacturer_data'], [{'company': 89, 'data': '0102'}])
+        log = self.mock.log()
+        filt = [x for x in log if x['method'] == 'SetDiscoveryFilter']
+        self.assertEqual(len(filt), 1)
+        self.assertEqual(filt[0]['filter'], {'Transport': 'le', 'DuplicateData': True, 'RSSI': -90})
+        self.assertEqual([x['method'] for x in log if x['method'].endswith('Discovery')],
+                         ['StartDiscovery', 'StopDiscovery'])
+
+    def test_scan_cap(self):
+        for i in range(6):
+            self.mock.add_device('C0:FF:EE:00:01:%02X' % i, rssi=-50, advertising=True,
+                                 appear_on_discovery=(i % 2 == 0))
+        h = self.f.harness('--max-scan-results', '3')
+        h.wait_for(lambda e: e['event'] == 'adapter')
+        r = h.call('scan', ms=600)
+        self.assertEqual(r['error'], '0')
+        self.assertEqual(len(r['results']), 3)
+        self.assertEqual(len({x['address'] for x in r['results']}), 3)
+        # Without the cap all six are there.
+        r = h.call('scan', ms=600)
+        self.assertEqual(len(r['results']), 3)
+
+    # ---- connection and GATT model ----
+
+    def test_connect_gatt_model(self):
+        self.mock.add_device(A)
+        h = self.connect(A)
+        g = h.call('gatt', address=A)
+        self.assertEqual(g['state'], 'ready')
+        self.assertEqual(g['services'], [
+            {'uuid': '180F', 'primary': True, 'characteristics': [
+                {'uuid': '2A19', 'path': '180F/2A19', 'properties': 0x02 | 0x10,
+                 'descriptors': [{'uuid': '2902', 'path': '180F/2A19/2902'}]}]},
+            {'uuid': NUS_N, 'primary': True, 'characteristics': [
+                {'uuid': NUS_RX_N, 'path': NUS_N + '/' + NUS_RX_N, 'properties': 0x04 | 0x08, 'descriptors': []},
+                {'uuid': NUS_TX_N, 'path': NUS_N + '/' + NUS_TX_N, 'properties': 0x02 | 0x10,
+                 'descriptors': [{'uuid': '2901', 'path': NUS_N + '/' + NUS_TX_N + '/2901'},
+                                 {'uuid': '2902', 'path': NUS_N + '/' + NUS_TX_N + '/2902'}]}]},
+        ])
+        states = [e['new'] for e in h.events if e['event'] == 'state' and e['address'] == A]
+        self.assertEqual(states, ['connecting', 'resolving', 'ready'])
+        st = self.mock.state(A)
+        self.assertTrue(st['connected'] and st['resolved'])
+
+    # ---- notifications and reads ----
+
+    def test_notify_10000_in_order(self):
+        self.mock.add_device(A)
+        h = self.connect(A)
+        self.subscribe(h, A)
+        sent = self.mock.notify(A, NUS, NUS_TX, 10000, start=0, size=20)
+        self.assertEqual(sent, 10000)
+        got = self.notifications(h, 10000)
+        self.assertEqual([seq(e) for e in got], list(range(10000)))
+        self.assertTrue(all(e['service'] == NUS_N and e['chrc'] == NUS_TX_N for e in got))
+        self.assertTrue(all(len(e['value']) == 40 for e in got))
+
+    def test_read_is_not_notification(self):
+        self.mock.add_device(A)
+        h = self.connect(A)
+        self.subscribe(h, A)
+        self.mock.set_value(A, NUS, NUS_TX, 'abcdef01')
+        r = h.call('read', address=A, service=NUS_N, chrc=NUS_TX_N)
+        self.assertEqual((r['error'], r['value']), ('0', 'abcdef01'))
+        # Unsubscribed characteristic: its read's Value signal is no notification either.
+        r = h.call('read', address=A, service='180F', chrc='2A19')
+        self.assertEqual((r['error'], r['value']), ('0', '64'))
+        # Real notifications still pass, and are the first notifications seen at all.
+        self.mock.notify(A, NUS, NUS_TX, 3, start=7, size=4)
+        got = self.notifications(h, 3)
+        self.assertEqual([seq(e) for e in got], [7, 8, 9])
+        notes = [e for e in h.events if e['event'] == 'notification']
+        self.assertEqual(len(notes), 3)
+        # Reads of unknown characteristics are refused by UUID lookup.
+        r = h.call('read', address=A, service='180F', chrc='2A1A')
+        self.assertEqual(r['error'], 'ENOENT')
+        # Same characteristic UUID under the wrong service: not found (the service UUID counts).
+        r = h.call('read', address=A, service='180F', chrc=NUS_TX_N)
+        self.assertEqual(r['error'], 'ENOENT')
+
+    # ---- writes ----
+
+    def test_writes(self):
+        self.mock.add_device(A)
+        h = self.connect(A)
+        rx = None
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='0102', mode='auto')
+        self.assertEqual(r['error'], '0')
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='0304', mode='request')
+        self.assertEqual(r['error'], '0')
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='05', mode='command')
+        self.assertEqual(r['error'], '0')
+        writes = [(x['value'], x['type']) for x in self.mock.log() if x['method'] == 'WriteValue']
+        self.assertEqual(writes, [('0102', 'request'), ('0304', 'request'), ('05', 'command')])
+        rx = [x['path'] for x in self.mock.log() if x['method'] == 'WriteValue'][0]
+        # TX has no write flags: refused before reaching BlueZ.
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_TX_N, value='00', mode='command')
+        self.assertEqual(r['error'], 'EOPNOTSUPP')
+        # Many queued writes: serialised, all in order, none InProgress.
+        ids = [h.send('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='%02x' % i, mode='request')
+               for i in range(20)]
+        for i in ids:
+            self.assertEqual(h.wait_for(lambda e, i=i: e.get('id') == i)['error'], '0')
+        vals = [x['value'] for x in self.mock.log() if x['method'] == 'WriteValue'][3:]
+        self.assertEqual(vals, ['%02x' % i for i in range(20)])
+        # An ATT error from the peer is mapped.
+        self.mock.inject(rx, 'WriteValue', 'org.bluez.Error.Failed', 'Operation failed with ATT error: 0x0e')
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ff')
+        self.assertEqual((r['error'], r['error_name'], r['att_error']), ('EIO', 'org.bluez.Error.Failed', 14))
+        # Descriptors: read one, write one, and the CCCD is never written directly.
+        r = h.call('read_desc', address=A, service=NUS_N, chrc=NUS_TX_N, desc='2901')
+        self.assertEqual((r['error'], r['value']), ('0', b'TX'.hex()))
+        r = h.call('write_desc', address=A, service=NUS_N, chrc=NUS_TX_N, desc='2901', value='5859')
+        self.assertEqual(r['error'], '0')
+        r = h.call('write_desc', address=A, service=NUS_N, chrc=NUS_TX_N, desc='2902', value='0100')
+        self.assertEqual(r['error'], 'EPERM')
+        self.assertNotIn('0100', [x.get('value') for x in self.mock.log()])
+
+    # ---- failures, backoff, reconnects ----
+
+    def test_connect_failure_backoff_retry(self):
+        self.mock.add_device(A)
+        self.mock.inject(self.mock.path(A), 'Connect', 'org.bluez.Error.Failed', 'le-connection-abort-by-local')
+        h = self.connect(A)
+        states = [e['new'] for e in h.events if e['event'] == 'state' and e['address'] == A]
+        self.assertEqual(states, ['connecting', 'backoff', 'idle', 'connecting', 'resolving', 'ready'])
+        connects = [x for x in self.mock.log() if x['method'] == 'Connect']
+        self.assertEqual(len(connects), 2)
+        self.assertEqual(connects[0].get('injected'), 'org.bluez.Error.Failed')
+
+    def test_connect_already_in_progress(self):
+        # Both forms: LE "Failed: Operation already in progress" and BR/EDR "InProgress". The
+        # attempt that never completes ends in the resolve timeout, then a retry succeeds.
+        self.mock.add_device(A)
+        self.mock.inject(self.mock.path(A), 'Connect', 'org.bluez.Error.Failed', 'Operation already in progress')
+        self.mock.inject(self.mock.path(A), 'Connect', 'org.bluez.Error.InProgress', 'br-connection-busy')
+        h = self.connect(A, args=('--connect-timeout', '1'))
+        states = [e['new'] for e in h.events if e['event'] == 'state' and e['address'] == A]
+        self.assertEqual(states, ['connecting', 'resolving', 'backoff', 'idle'] * 2 +
+                         ['connecting', 'resolving', 'ready'])
+
+    def test_device_disappears_and_returns(self):
+        self.mock.add_device(A)
+        h = self.connect(A)
+        self.subscribe(h, A)
+        self.mock.remove_device(A)
+        h.wait_state(A, 'backoff')
+        time.sleep(0.5)
+        self.mock.add_device(A)
+        h.wait_state(A, 'ready')
+        # Re-subscribed with no outside action.
+        deadline = time.time() + 5
+        while not self.mock.state(A)['notifying'].get(NUS_TX) and time.time() < deadline:
+            time.sleep(0.05)
+        self.mock.notify(A, NUS, NUS_TX, 5, start=100)
+        self.assertEqual([seq(e) for e in self.notifications(h, 5)], [100, 101, 102, 103, 104])
+
+    def test_bluetoothd_restart(self):
+        self.mock.add_device(A)
+        self.mock.add_device(B)
+        h = self.connect(A, B)
+        self.subscribe(h, A)
+        self.subscribe(h, B)
+        self.mock.kill()
+        h.wait_for(lambda e: e['event'] == 'bluez' and not e['present'])
+        h.wait_state(A, 'idle', seen_ok=True)
+        self.mock.start()
+        h.wait_for(lambda e: e['event'] == 'bluez' and e['present'])
+        h.wait_state(A, 'ready')
+        h.wait_state(B, 'ready', seen_ok=True)
+        for a in (A, B):
+            deadline = time.time() + 5
+            while not self.mock.state(a)['notifying'].get(NUS_TX) and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(self.mock.state(a)['notifying'][NUS_TX])
+        self.mock.notify(A, NUS, NUS_TX, 50, start=1000)
+        self.assertEqual([seq(e) for e in self.notifications(h, 50)], list(range(1000, 1050)))
+
+    def test_undesired_device_disconnects(self):
+        self.mock.add_device(A)
+        self.mock.add_device(B, appear_on_discovery=True, advertising=True)
+        h = self.connect(A)
+        # B is desired before BlueZ knows it; a scan makes BlueZ create it, then it connects.
+        h.call('desire', addresses=[A, B])
+        r = h.call('scan', ms=300)
+        self.assertIn(B, [x['address'] for x in r['results']])
+        self.ready(h, B)
+        h.call('desire', addresses=[])
+        deadline = time.time() + 5
+        while (self.mock.state(A).get('connected') or self.mock.state(B)['exists']) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(self.mock.state(A)['connected'])  # known before: disconnected, kept
+        self.assertTrue(self.mock.state(A)['exists'])
+        self.assertFalse(self.mock.state(B)['exists'])  # created for us: removed from BlueZ
+        self.assertIn('Disconnect', [x['method'] for x in self.mock.log() if x['path'] == self.mock.path(A)])
+        r = h.call('status')
+        self.assertEqual(r['slots'], 0)
+
+    def test_max_connections_queue(self):
+        devs = [A, B, C, D]
+        for a in devs:
+            self.mock.add_device(a)
+        h = self.f.harness('--max-connections', '2')
+        h.wait_for(lambda e: e['event'] == 'adapter')
+        h.call('desire', addresses=devs)
+        self.ready(h, A)
+        self.ready(h, B)
+        time.sleep(0.5)
+        self.assertEqual([a for a in devs if self.mock.state(a)['connected']], [A, B])
+        h.call('desire', addresses=[B, C, D])  # A leaves: C takes its slot
+        self.ready(h, C)
+        time.sleep(0.3)
+        self.assertEqual([a for a in devs if self.mock.state(a)['connected']], [B, C])
+        h.call('desire', addresses=[D])  # B and C leave: D connects
+        self.ready(h, D)
+        self.assertTrue(all(e['slots'] <= 2 for e in h.events if e['event'] == 'state'))
+        time.sleep(0.3)
+        self.assertEqual([a for a in devs if self.mock.state(a)['connected']], [D])
+
+
+if __name__ == '__main__':
+    only = os.environ.get('BLE_TEST')
+    argv = [sys.argv[0], '-v'] + (['BleTest.' + only] if only else [])
+    unittest.main(argv=argv)
