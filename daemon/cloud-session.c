@@ -841,6 +841,27 @@ int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionSta
         return cs->t.enqueue(cs->impl, OUTBOX_SHADOW, cs->shadow_update, doc, strlen(doc));
 }
 
+int cloud_session_publish_jobs_ble_req(CloudSession *cs, const char *payload, size_t len) {
+        Topic topic;
+        int r;
+
+        if (!cs->have_ctx)
+                return -EAGAIN;
+        r = topic_build(&cs->ctx, TOPIC_JOBS_BLE_REQ, topic, sizeof topic);
+        if (r < 0)
+                return r;
+        r = cloud_session_guard(cs, TOPIC_ACTION_PUBLISH, topic);
+        if (r < 0)
+                return r;
+        return cs->t.enqueue(cs->impl, OUTBOX_STATUS, topic, payload, len);
+}
+
+void cloud_session_forget(CloudSession *cs, const char *why) {
+        if (cs->state == CLOUD_SESSION_DISCONNECTED)
+                return;
+        cloud_session_unpair(cs, why);
+}
+
 int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *transport, void *transport_impl,
                       const CloudSessionCallbacks *callbacks, void *userdata, CloudSession **ret) {
         _cleanup_(cloud_session_freep) CloudSession *cs = NULL;

@@ -137,6 +137,13 @@ int cloud_session_publish_g2c(CloudSession *cs, OutboxClass class, const char *p
 
 /* reported.statusConnections, through the outbox (a SHADOW entry). */
 int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionStatus *v, size_t n);
+/* A job request for BLE devices (["<addr>"]) on <prefix><id>/jobs/ble/req,
+ * through the outbox.  -EAGAIN while the topic prefix is not known. */
+int cloud_session_publish_jobs_ble_req(CloudSession *cs, const char *payload, size_t len);
+/* As a DISCON notice: forget the desired connections and the c2g/g2c
+ * topics, and start over on a new connection (delete_yourself). */
+void cloud_session_forget(CloudSession *cs, const char *why);
+
 /* The desired BLE connections.  -ENODATA while not known (before the first
  * document, and after DISCON).  The array stays valid until the next
  * callback of the session. */

@@ -102,17 +102,122 @@ static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state
 
 static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint8_t *payload, size_t len,
                              void *userdata) {
-        (void) cs, (void) payload, (void) userdata;
-        /* The gateway protocol layer (BLE operations, FOTA) takes these over. */
+        Gateway *g = userdata;
+        (void) cs;
+
+        switch (kind) {
+        case CLOUD_MESSAGE_C2G:
+                if (g->protocol)
+                        protocol_handle_c2g(g->protocol, payload, len);
+                return;
+        case CLOUD_MESSAGE_JOBS_RCV:
+        case CLOUD_MESSAGE_JOBS_BLE_RCV:
+        case _CLOUD_MESSAGE_KIND_MAX:
+        case _CLOUD_MESSAGE_KIND_INVALID:
+                break;
+        }
+        /* FOTA is not implemented yet. */
         log_debug("Received %zu bytes on %s, no handler yet, ignoring", len, cloud_message_kind_to_string(kind));
 }
 
+static int on_desired_defer(sd_event_source *s, void *userdata) {
+        Gateway *g = userdata;
+        const DesiredConnection *v = NULL;
+        size_t n = 0;
+        int r;
+        (void) s;
+
+        r = cloud_session_get_desired_connections(g->cloud, &v, &n);
+        if (g->protocol)
+                (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        return 0;
+}
+
 static void on_cloud_desired_connections_changed(CloudSession *cs, void *userdata) {
-        const DesiredConnection *v;
-        size_t n;
-        (void) userdata;
-        if (cloud_session_get_desired_connections(cs, &v, &n) >= 0)
-                log_debug("%zu desired BLE connection(s), no BLE manager yet", n);
+        Gateway *g = userdata;
+        int r;
+        (void) cs;
+
+        /* Applied from the loop once the session has finished with the shadow
+         * document (its echo of a delta goes out before the status reports). */
+        r = g->desired_defer ? sd_event_source_set_enabled(g->desired_defer, SD_EVENT_ONESHOT)
+                             : sd_event_add_defer(g->event, &g->desired_defer, on_desired_defer, g); /* one-shot */
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the new desired connections, ignoring: %m");
+}
+
+/* ---- The gateway protocol: BLE layer and nRF Cloud protocol ---- */
+
+static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_state, BleDeviceState new_state,
+                                void *userdata) {
+        Gateway *g = userdata;
+        (void) m;
+        if (g->protocol)
+                protocol_device_state(g->protocol, ble_device_address(d), old_state, new_state,
+                                      new_state == BLE_DEVICE_READY ? ble_device_gatt(d) : NULL);
+}
+
+static void on_ble_notification(BleManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
+                                const uint8_t *value, size_t size, void *userdata) {
+        Gateway *g = userdata;
+        (void) m;
+        if (g->protocol)
+                protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
+}
+
+static int sink_publish_g2c(void *impl, OutboxClass class, const char *payload, size_t len) {
+        return cloud_session_publish_g2c(impl, class, payload, len);
+}
+
+static int sink_report_connections(void *impl, const ShadowConnectionStatus *v, size_t n) {
+        return cloud_session_report_connections(impl, v, n);
+}
+
+static int sink_publish_jobs_ble_req(void *impl, const char *payload, size_t len) {
+        return cloud_session_publish_jobs_ble_req(impl, payload, len);
+}
+
+static void sink_unpair(void *impl, const char *why) {
+        cloud_session_forget(impl, why);
+}
+
+static const char *sink_cloud_state(void *impl) {
+        return cloud_session_state_to_string(cloud_session_get_state(impl));
+}
+
+static const char *sink_modem_state(void *impl) {
+        (void) impl;
+        return NULL; /* no modem manager yet; host TLS mode uses none */
+}
+
+static int gateway_protocol_start(Gateway *g, const char *device_id) {
+        static const BleCallbacks ble_callbacks = {
+                .device_state = on_ble_device_state,
+                .notification = on_ble_notification,
+        };
+        static const ProtocolSink sink = {
+                .publish_g2c = sink_publish_g2c,
+                .report_connections = sink_report_connections,
+                .publish_jobs_ble_req = sink_publish_jobs_ble_req,
+                .unpair = sink_unpair,
+                .cloud_state = sink_cloud_state,
+                .modem_state = sink_modem_state,
+        };
+        int r;
+
+        r = ble_manager_new(g->event, NULL, g->config, &ble_callbacks, g, &g->ble);
+        if (r >= 0) {
+                r = ble_manager_start(g->ble);
+                if (r < 0)
+                        g->ble = ble_manager_free(g->ble);
+        }
+        if (r < 0)
+                log_error_errno(r, "Failed to reach BlueZ on the system bus, running without Bluetooth: %m");
+
+        r = protocol_new(g->event, g->config, device_id, g->ble, &sink, g->cloud, &g->protocol);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the gateway protocol: %m");
+        return 0;
 }
 
 static OutboxLimits gateway_outbox_limits(const Config *c) {
@@ -178,6 +283,10 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         r = cloud_session_set_device_info(g->cloud, &info);
         if (r < 0)
                 return log_error_errno(r, "Failed to set the device info: %m");
+
+        r = gateway_protocol_start(g, device_id);
+        if (r < 0)
+                return r;
 
         (void) log_set_global_field("GATEWAY_ID", device_id);
         r = cloud_session_start(g->cloud);
@@ -379,7 +488,12 @@ Gateway *gateway_free(Gateway *g) {
         sd_event_source_disable_unref(g->sigint_source);
         sd_event_source_disable_unref(g->sighup_source);
         sd_event_source_disable_unref(g->stop_timer);
-        /* The MQTT session first: no callback runs after it, and it syncs the outbox. */
+        /* The protocol first (it orphans its pending BLE operations), then the
+         * BLE layer (which completes them), before the cloud they publish to. */
+        g->desired_defer = sd_event_source_disable_unref(g->desired_defer);
+        g->protocol = protocol_free(g->protocol);
+        g->ble = ble_manager_free(g->ble);
+        /* Then the MQTT session: no callback runs after it, and it syncs the outbox. */
         g->mqtt = mqtt_session_free(g->mqtt);
         g->cloud = cloud_session_free(g->cloud);
         g->outbox = outbox_free(g->outbox);

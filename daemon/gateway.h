@@ -3,10 +3,12 @@
 
 #include <systemd/sd-event.h>
 
+#include "ble.h"
 #include "cloud-session.h"
 #include "config.h"
 #include "mqtt.h"
 #include "outbox.h"
+#include "protocol.h"
 
 typedef enum GatewayState {
         GATEWAY_STARTING,
@@ -34,6 +36,13 @@ typedef struct Gateway {
         Outbox *outbox;         /* <StateDirectory>/outbox */
         MqttSession *mqtt;
         CloudSession *cloud;
+
+        /* The BLE layer and the gateway protocol joining it to the cloud
+         * (gateway-protocol part of gateway.c).  ble is NULL when the
+         * system bus cannot be reached: operations then answer errors. */
+        BleManager *ble;
+        Protocol *protocol;
+        sd_event_source *desired_defer; /* applies a change of desiredConnections */
 } Gateway;
 
 /* Takes ownership of config. */
