@@ -40,10 +40,31 @@ GATT_B = [
 ]
 
 
+class Daemon(st.Daemon):
+    """The session tests' daemon (debug level), with the log level given on
+    the command line instead, for measurements."""
+
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", log_level="debug"):
+        if log_level == "debug":
+            super().__init__(folder, broker, pki, device_id, cert, extra_conf)
+            return
+        real = st.DAEMON
+        wrapper = os.path.join(folder, "run-daemon")
+        os.makedirs(folder, exist_ok=True)
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec %s --log-level=%s \"$@\"\n" % (real, log_level))
+        os.chmod(wrapper, 0o755)
+        st.DAEMON = wrapper
+        try:
+            super().__init__(folder, broker, pki, device_id, cert, extra_conf)
+        finally:
+            st.DAEMON = real
+
+
 class World:
     """Everything one test needs, stopped by PID in close()."""
 
-    def __init__(self, pki, cert, folder, desired=(A, B), extra_conf="", devices=True):
+    def __init__(self, pki, cert, folder, desired=(A, B), extra_conf="", devices=True, log_level="debug"):
         self.folder = folder
         self.daemon = self.peer = self.broker = self.bus = self.mock = None
         self.bus = bf.Bus(folder)
@@ -59,7 +80,7 @@ class World:
             raise RuntimeError("the stand-in for nRF Cloud could not connect")
         st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text())
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus.address
-        self.daemon = st.Daemon(os.path.join(folder, "daemon"), self.broker, pki, DEVICE, cert, extra_conf)
+        self.daemon = Daemon(os.path.join(folder, "daemon"), self.broker, pki, DEVICE, cert, extra_conf, log_level)
 
     def close(self):
         rc = self.daemon.stop() if self.daemon else None

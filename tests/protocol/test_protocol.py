@@ -31,9 +31,10 @@ class ProtocolTest(unittest.TestCase):
 
     def tearDown(self):
         if self.w:
-            log = self.w.daemon.log() if self.w.daemon else ""
             alive = self.w.daemon and self.w.daemon.proc.poll() is None
             rc = self.w.close()
+            # Read after the exit: sanitizer reports come last.
+            log = self.w.daemon.log() if self.w.daemon else ""
             self.assertTrue(alive, "the daemon died:\n" + log[-5000:])
             self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + log[-5000:])
             self.assertNotIn("AddressSanitizer", log)
