@@ -5,9 +5,11 @@
  * queue of GATT operations.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "ble-internal.h"
 #include "log.h"
@@ -387,6 +389,109 @@ static void deliver_notification(BleDevice *d, const char *su, const char *cu, c
                 m->cb.notification(m, d, su, cu, v, n, m->userdata);
 }
 
+static BleNotifyWish *wish_find(BleDevice *d, const char *service, const char *chrc) {
+        for (size_t i = 0; i < d->n_wishes; i++)
+                if (streq(d->wishes[i].service, service) && streq(d->wishes[i].chrc, chrc))
+                        return &d->wishes[i];
+        return NULL;
+}
+
+static void wish_release(BleNotifyWish *w) {
+        w->io = sd_event_source_disable_unref(w->io);
+        w->fd = safe_close(w->fd);
+}
+
+static void wishes_release(BleDevice *d) {
+        for (size_t i = 0; i < d->n_wishes; i++)
+                wish_release(&d->wishes[i]);
+}
+
+static int op_queue(BleDevice *d, BleOpKind kind, const char *service, const char *chrc, const char *desc,
+                    const uint8_t *data, size_t size, BleWriteMode mode, BleOpCallback cb, void *userdata,
+                    bool require_ready);
+
+/*
+ * AcquireNotify socket (spec §1.3, §1.5.6): SOCK_SEQPACKET, one notification
+ * per packet.  bluetoothd closes it on disconnect or MTU change; while the
+ * device stays ready the subscription is acquired again.
+ */
+static int acquired_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        BleDevice *d = userdata;
+        BleNotifyWish *w = NULL;
+        uint8_t buf[BLE_VALUE_MAX + 1];
+        bool dropped = false;
+
+        (void) s;
+        for (size_t i = 0; i < d->n_wishes; i++)
+                if (d->wishes[i].fd == fd)
+                        w = &d->wishes[i];
+        if (!w)
+                return 0;
+        for (unsigned i = 0; i < 256; i++) {
+                ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        dropped = true;
+                        break;
+                }
+                if (n == 0) {
+                        dropped = true;
+                        break;
+                }
+                if ((size_t) n > BLE_VALUE_MAX) {
+                        log_fields(LOG_WARNING, LOG_FIELDS({ "BT_ADDR", d->address }),
+                                   "%s: notification of %zd bytes over the 512-byte cap, dropped", d->address, n);
+                        continue;
+                }
+                deliver_notification(d, w->service, w->chrc, buf, (size_t) n);
+                /* The callback may have disabled this very subscription. */
+                if (w->fd != fd)
+                        return 0;
+        }
+        if (!dropped && (revents & (EPOLLHUP | EPOLLERR)))
+                dropped = true;
+        if (dropped) {
+                char service[BLE_UUID_STR_MAX], chrc[BLE_UUID_STR_MAX];
+                memcpy(service, w->service, sizeof service);
+                memcpy(chrc, w->chrc, sizeof chrc);
+                wish_release(w);
+                if (d->state == BLE_DEVICE_READY) {
+                        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }),
+                                   "%s: notification socket of %s/%s dropped, acquiring it again", d->address, service,
+                                   chrc);
+                        (void) op_queue(d, BLE_OP_START_NOTIFY, service, chrc, NULL, NULL, 0, BLE_WRITE_AUTO, NULL,
+                                        NULL, true);
+                }
+        }
+        return 0;
+}
+
+static int acquired_setup(BleDevice *d, BleOp *op, sd_bus_message *reply) {
+        BleNotifyWish *w = wish_find(d, op->service, op->chrc);
+        uint16_t mtu;
+        int fd, r;
+
+        r = sd_bus_message_read(reply, "hq", &fd, &mtu);
+        if (r < 0)
+                return -EBADMSG;
+        if (!w)
+                return 0; /* disabled meanwhile: the reply's fd is closed with the message */
+        wish_release(w);
+        w->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (w->fd < 0) {
+                w->fd = -EBADF;
+                return -errno;
+        }
+        r = sd_event_add_io(d->manager->event, &w->io, w->fd, EPOLLIN, acquired_io, d);
+        if (r < 0) {
+                wish_release(w);
+                return r;
+        }
+        (void) sd_event_source_set_description(w->io, "ble-acquired-notify");
+        return 0;
+}
+
 static void ops_kick(BleDevice *d);
 
 static int op_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -418,6 +523,11 @@ static int op_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                 }
         }
 
+        if (!e && op->kind == BLE_OP_START_NOTIFY && op->acquire) {
+                r = acquired_setup(d, op, reply);
+                if (r < 0)
+                        res.error = r;
+        }
         if (op->kind == BLE_OP_READ_CHRC) {
                 /*
                  * bluetoothd emits PropertiesChanged(Value) for a read and flushes it before the
@@ -512,6 +622,11 @@ static int op_send(BleDevice *d, BleOp *op) {
                 if (!(c->properties & (BLE_CHRC_NOTIFY | BLE_CHRC_INDICATE)))
                         return -EOPNOTSUPP;
                 member = op->kind == BLE_OP_START_NOTIFY ? "StartNotify" : "StopNotify";
+                /* AcquireNotify serves notifications only, not indications (spec §1.3). */
+                if (op->kind == BLE_OP_START_NOTIFY && m->config->acquire_notify && (c->properties & BLE_CHRC_NOTIFY)) {
+                        member = "AcquireNotify";
+                        op->acquire = true;
+                }
                 break;
         case _BLE_OP_KIND_MAX:
                 return -EINVAL;
@@ -528,7 +643,7 @@ static int op_send(BleDevice *d, BleOp *op) {
                 if (r < 0)
                         return r;
         }
-        if (op->kind != BLE_OP_START_NOTIFY && op->kind != BLE_OP_STOP_NOTIFY) {
+        if (op->acquire || (op->kind != BLE_OP_START_NOTIFY && op->kind != BLE_OP_STOP_NOTIFY)) {
                 r = sd_bus_message_open_container(msg, 'a', "{sv}");
                 if (r >= 0 && type)
                         r = sd_bus_message_append(msg, "{sv}", "type", "s", type);
@@ -550,6 +665,12 @@ static void ops_start_next(BleDevice *d) {
                         d->ops_tail = NULL;
                 d->n_ops--;
                 op->next = NULL;
+                if (op->local) {
+                        BleOpResult res = { .att_error = -1 };
+                        op_complete(d, op, &res);
+                        op_free(op);
+                        continue;
+                }
                 d->inflight = op;
                 echo_clear(d);
                 r = op_send(d, op);
@@ -660,26 +781,35 @@ int ble_device_set_notify(BleDevice *d, const char *service_uuid, const char *ch
                           BleOpCallback cb, void *userdata) {
         char su[BLE_UUID_STR_MAX], cu[BLE_UUID_STR_MAX];
         size_t i;
+        int r;
 
         if (ble_uuid_normalize(service_uuid, su) < 0 || ble_uuid_normalize(chrc_uuid, cu) < 0)
                 return -EINVAL;
         for (i = 0; i < d->n_wishes; i++)
                 if (streq(d->wishes[i].service, su) && streq(d->wishes[i].chrc, cu))
                         break;
+        bool was_acquired = false;
         if (enable && i == d->n_wishes) {
                 if (d->n_wishes >= BLE_NOTIFY_WISHES_MAX)
                         return -ENOBUFS;
+                d->wishes[d->n_wishes] = (BleNotifyWish){ .fd = -EBADF };
                 memcpy(d->wishes[d->n_wishes].service, su, sizeof su);
                 memcpy(d->wishes[d->n_wishes].chrc, cu, sizeof cu);
                 d->n_wishes++;
         } else if (!enable && i < d->n_wishes) {
+                /* Closing an acquired socket is what releases it. */
+                was_acquired = d->wishes[i].fd >= 0;
+                wish_release(&d->wishes[i]);
                 memmove(&d->wishes[i], &d->wishes[i + 1], (d->n_wishes - i - 1) * sizeof d->wishes[0]);
                 d->n_wishes--;
         }
         if (d->state != BLE_DEVICE_READY)
                 return 1;
-        return op_queue(d, enable ? BLE_OP_START_NOTIFY : BLE_OP_STOP_NOTIFY, su, cu, NULL, NULL, 0, BLE_WRITE_AUTO,
-                        cb, userdata, true);
+        r = op_queue(d, enable ? BLE_OP_START_NOTIFY : BLE_OP_STOP_NOTIFY, su, cu, NULL, NULL, 0, BLE_WRITE_AUTO, cb,
+                     userdata, true);
+        if (r >= 0 && was_acquired)
+                d->ops_tail->local = true;
+        return r;
 }
 
 void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uuid, const char *chrc_uuid) {
@@ -861,6 +991,7 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
         if (old == BLE_DEVICE_READY) {
                 ops_fail_all(d, -ENOTCONN);
+                wishes_release(d);
                 gatt_clear(&d->gatt);
                 d->gatt_dirty = true;
                 message_id = MESSAGE_ID_BLE_DISCONNECTED;
@@ -914,11 +1045,12 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 break;
         }
 
-        if (m->cb.device_state)
-                m->cb.device_state(m, d, old, s, m->userdata);
-
-        /* After the report, so that the upper layer sees READY before its subscriptions are re-made. */
-        if (s == BLE_DEVICE_READY && d->state == BLE_DEVICE_READY) {
+        /*
+         * Re-make the wanted subscriptions before the report: a subscription the callback adds
+         * is then queued once, by the callback's own ble_device_set_notify().  The operations
+         * run from the loop, after the report.
+         */
+        if (s == BLE_DEVICE_READY) {
                 for (size_t i = 0; i < d->n_wishes; i++) {
                         r = op_queue(d, BLE_OP_START_NOTIFY, d->wishes[i].service, d->wishes[i].chrc, NULL, NULL, 0,
                                      BLE_WRITE_AUTO, NULL, NULL, true);
@@ -929,6 +1061,10 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 }
                 ops_kick(d);
         }
+
+        if (m->cb.device_state)
+                m->cb.device_state(m, d, old, s, m->userdata);
+
         if (s == BLE_DEVICE_RESOLVING && d->state == BLE_DEVICE_RESOLVING && resolved_now(d))
                 /* GATT cache: ServicesResolved may be true already, no signal will come (spec §1.5.4). */
                 ble_device_enter_state(d, BLE_DEVICE_READY);
@@ -1072,6 +1208,7 @@ BleDevice *ble_device_free(BleDevice *d) {
                 return NULL;
         m = d->manager;
         ops_fail_all(d, -ECANCELED);
+        wishes_release(d);
         o = device_object(d);
         if (o && o->userdata == d)
                 o->userdata = NULL;

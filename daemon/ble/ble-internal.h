@@ -32,12 +32,16 @@ struct BleOp {
         BleOpCallback cb;
         void *userdata;
         char *object_path; /* resolved when the operation starts */
+        bool acquire;      /* START_NOTIFY done with AcquireNotify */
+        bool local;        /* completes without a D-Bus call (releasing an acquired socket) */
         BleOp *next;
 };
 
 typedef struct BleNotifyWish {
         char service[BLE_UUID_STR_MAX];
         char chrc[BLE_UUID_STR_MAX];
+        int fd; /* AcquireNotify socket, or -EBADF */
+        sd_event_source *io;
 } BleNotifyWish;
 
 struct BleDevice {
@@ -96,6 +100,7 @@ struct BleManager {
         sd_bus_slot *load_slot;
         char *adapter_path;
         sd_bus_slot *power_slot;
+        sd_event_source *no_adapter_timer; /* reports a missing adapter unless one shows up soon */
 
         BleDevice *devices_head, *devices_tail;
         size_t n_devices;

@@ -162,6 +162,30 @@ static void find_first_adapter(BleObject *o, void *userdata) {
                 *best = o->path;
 }
 
+static int no_adapter_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        BleManager *m = userdata;
+
+        (void) s;
+        (void) usec;
+        m->no_adapter_timer = sd_event_source_disable_unref(m->no_adapter_timer);
+        if (!m->adapter_path)
+                log_error("No Bluetooth adapter %s%sfound; waiting for one to appear",
+                          m->config->adapter ? m->config->adapter : "", m->config->adapter ? " " : "");
+        return 0;
+}
+
+/* bluetoothd claims its name before it registers the adapters: give them a moment before complaining. */
+static void no_adapter_arm(BleManager *m) {
+        int r;
+
+        if (m->no_adapter_timer)
+                return;
+        r = sd_event_add_time_relative(m->event, &m->no_adapter_timer, CLOCK_MONOTONIC, 2 * UINT64_C(1000000), 0,
+                                       no_adapter_handler, m);
+        if (r < 0)
+                log_error("No Bluetooth adapter found; waiting for one to appear");
+}
+
 /* Picks [Bluetooth] Adapter= or the first adapter; reports clearly when there is none. */
 static void adapter_select(BleManager *m, bool report_missing) {
         const char *path = NULL;
@@ -180,10 +204,10 @@ static void adapter_select(BleManager *m, bool report_missing) {
 
         if (!path) {
                 if (report_missing)
-                        log_error("No Bluetooth adapter %s%sfound; waiting for one to appear",
-                                  m->config->adapter ? m->config->adapter : "", m->config->adapter ? " " : "");
+                        no_adapter_arm(m);
                 return;
         }
+        m->no_adapter_timer = sd_event_source_disable_unref(m->no_adapter_timer);
         m->adapter_path = strdup(path);
         if (!m->adapter_path) {
                 log_error_errno(-ENOMEM, "Failed to remember the adapter: %m");
@@ -672,9 +696,11 @@ static void bluez_lost(BleManager *m) {
                 scan_finish(m, -ECONNRESET);
         for (BleDevice *d = m->devices_head; d; d = d->next)
                 ble_device_bluez_lost(d);
-        ble_mirror_clear(m->mirror);
+        /* Forget the adapter first: its removal below is not an adapter going away on its own. */
         free(m->adapter_path);
         m->adapter_path = NULL;
+        adapter_report(m);
+        ble_mirror_clear(m->mirror);
         if (m->cb.bluez_presence)
                 m->cb.bluez_presence(m, false, m->userdata);
 }
@@ -808,8 +834,6 @@ int ble_manager_new(sd_event *event, sd_bus *bus, const Config *config, const Bl
         r = ble_mirror_new(&mirror_callbacks, m, &m->mirror);
         if (r < 0)
                 return r;
-        if (config->acquire_notify)
-                log_notice("[Bluetooth] AcquireNotify=yes is not supported yet; notifications use StartNotify");
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -830,6 +854,7 @@ BleManager *ble_manager_free(BleManager *m) {
         m->scan_slot = sd_bus_slot_unref(m->scan_slot);
         m->scan_timer = sd_event_source_disable_unref(m->scan_timer);
         m->dispatch_source = sd_event_source_disable_unref(m->dispatch_source);
+        m->no_adapter_timer = sd_event_source_disable_unref(m->no_adapter_timer);
         m->mirror = ble_mirror_free(m->mirror);
         ble_map_done(&m->devices_by_address);
         ble_map_done(&m->scan_index);

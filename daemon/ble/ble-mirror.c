@@ -576,22 +576,42 @@ static void remove_object(BleMirror *m, BleObject *o) {
 }
 
 void ble_mirror_clear(BleMirror *m) {
+        size_t n = ble_map_size(&m->objects);
+        BleObject **all;
+
+        if (n == 0)
+                return;
+        all = malloc(n * sizeof *all);
         /* Children first, so that owners see GATT objects go before their device. */
         for (int k = _BLE_OBJ_KIND_MAX - 1; k >= 0; k--) {
-                for (;;) {
-                        size_t i = 0;
-                        BleMapEntry *e = NULL;
-                        BleObject *o = NULL, *found = NULL;
-                        while (ble_map_iterate(&m->objects, &i, &e, (void **) &o))
-                                if ((int) o->kind == k) {
-                                        found = o;
+                size_t i = 0, found = 0;
+                BleMapEntry *e = NULL;
+                BleObject *o;
+
+                if (!all) {
+                        /* Out of memory: the slow way, one lookup pass per object. */
+                        for (;;) {
+                                BleObject *victim = NULL;
+                                i = 0;
+                                e = NULL;
+                                while (ble_map_iterate(&m->objects, &i, &e, (void **) &o))
+                                        if ((int) o->kind == k) {
+                                                victim = o;
+                                                break;
+                                        }
+                                if (!victim)
                                         break;
-                                }
-                        if (!found)
-                                break;
-                        remove_object(m, found);
+                                remove_object(m, victim);
+                        }
+                        continue;
                 }
+                while (ble_map_iterate(&m->objects, &i, &e, (void **) &o))
+                        if ((int) o->kind == k && found < n)
+                                all[found++] = o;
+                for (size_t j = 0; j < found; j++)
+                        remove_object(m, all[j]);
         }
+        free(all);
 }
 
 BleMirror *ble_mirror_free(BleMirror *m) {

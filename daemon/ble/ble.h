@@ -162,18 +162,24 @@ void ble_manager_set_op_timeout(BleManager *m, uint64_t usec);
  * Replaces the set of devices to keep connected (NULL-terminated list, at
  * most BLE_DESIRED_MAX).  New addresses are queued for a connection slot;
  * addresses no longer listed are disconnected, removed from BlueZ if the
- * gateway caused BlueZ to create them, and their BleDevice is freed (pending
- * operations complete with -ECANCELED).  -EINVAL for a malformed address
- * (nothing is changed).
+ * gateway caused BlueZ to create them (BlueZ did not know the address when
+ * it became desired), and their BleDevice is freed; their pending operations
+ * complete with -ECANCELED from inside this call.  -EINVAL for a malformed
+ * address (nothing is changed).  Callbacks must not call this for a device
+ * whose callback is running.  An empty list (or NULL) disconnects everything,
+ * e.g. before a graceful stop.
  */
 int ble_manager_set_desired(BleManager *m, char *const *addresses);
 
 /*
  * Scans for duration_usec: SetDiscoveryFilter(Transport=le, DuplicateData=true,
- * RSSI=ScanRSSI if set), StartDiscovery, StopDiscovery.  cb gets every device
- * seen during the scan, new ones and those BlueZ already knew, once per
- * address, at most MaxScanResults.  A scan requested while one runs joins it
- * (the running one is extended to cover the new duration).
+ * RSSI=ScanRSSI if set), StartDiscovery, StopDiscovery.  When the scan ends,
+ * cb gets the devices seen during it (objects BlueZ added, and devices it
+ * already knew whose advertising properties changed), once per address with
+ * their newest properties, at most MaxScanResults (the first ones seen).  A
+ * scan requested while one runs joins it (the running one is extended to
+ * cover the new duration) and gets the same results.  Returns -EHOSTDOWN
+ * without bluetoothd, -ENODEV without an adapter, -EBUSY while one stops.
  */
 int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, void *userdata);
 bool ble_manager_is_scanning(BleManager *m);
@@ -209,7 +215,10 @@ int ble_device_write_descriptor(BleDevice *d, const char *service_uuid, const ch
                                 const char *desc_uuid, const uint8_t *value, size_t size, BleOpCallback cb,
                                 void *userdata);
 /*
- * Enables or disables notifications/indications (StartNotify/StopNotify).
+ * Enables or disables notifications/indications (StartNotify/StopNotify; with
+ * [Bluetooth] AcquireNotify=yes, characteristics that can notify use
+ * AcquireNotify and a socket, acquired again when bluetoothd drops it, and
+ * disabling closes the socket).
  * The wish is remembered and re-applied every time the device becomes READY
  * (reconnects, bluetoothd restarts).  Returns 0 if an operation was queued
  * (cb runs later), 1 if the device is not READY and only the wish was

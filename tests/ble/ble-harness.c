@@ -309,11 +309,13 @@ int main(int argc, char **argv) {
                 { "adapter", required_argument, NULL, 'a' },
                 { "scan-rssi", required_argument, NULL, 'r' },
                 { "no-power-on", no_argument, NULL, 'n' },
+                { "acquire-notify", no_argument, NULL, 'q' },
+                { "op-timeout-ms", required_argument, NULL, 'o' },
                 { "debug", no_argument, NULL, 'd' },
                 {},
         };
         Harness h = { 0 };
-        unsigned long backoff_base = 200, backoff_cap = 2000;
+        unsigned long backoff_base = 200, backoff_cap = 2000, op_timeout_ms = 0;
         BleCallbacks cb = {
                 .bluez_presence = on_presence,
                 .adapter = on_adapter,
@@ -356,6 +358,12 @@ int main(int argc, char **argv) {
                 case 'd':
                         log_set_max_level(LOG_DEBUG);
                         break;
+                case 'q':
+                        h.config->acquire_notify = true;
+                        break;
+                case 'o':
+                        op_timeout_ms = strtoul(optarg, NULL, 10);
+                        break;
                 default:
                         return 2;
                 }
@@ -368,6 +376,8 @@ int main(int argc, char **argv) {
                 return 1;
         }
         ble_manager_set_backoff(h.ble, backoff_base * 1000, backoff_cap * 1000);
+        if (op_timeout_ms > 0)
+                ble_manager_set_op_timeout(h.ble, op_timeout_ms * 1000);
         r = sd_event_add_io(h.event, &in, STDIN_FILENO, EPOLLIN, on_stdin, &h);
         if (r >= 0)
                 r = ble_manager_start(h.ble);

@@ -79,6 +79,7 @@ class Bus:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             self.proc.wait(5)
+        self.proc.stdout.close()
 
 
 class BluezMock:
@@ -147,12 +148,24 @@ class BluezMock:
     def inject(self, path, method, name, message='', count=1):
         self.fx.InjectError(path, method, name, message, dbus.UInt32(count))
 
+    def link_loss(self, address):
+        self.fx.LinkLoss(self.path(address))
+
+    def delay(self, path, method, seconds, count=1):
+        self.fx.InjectDelay(path, method, dbus.Double(seconds), dbus.UInt32(count))
+
     def notify(self, address, svc, chrc, count, start=0, size=20):
         return int(self.fx.Notify(self.path(address), svc, chrc, dbus.UInt32(count), dbus.UInt32(start),
                                   dbus.UInt32(size), timeout=120))
 
     def set_value(self, address, svc, chrc, hexvalue):
         self.fx.SetValue(self.path(address), svc, chrc, hexvalue)
+
+    def notify_during_next_read(self, address, svc, chrc, count, start):
+        self.fx.NotifyDuringNextRead(self.path(address), svc, chrc, dbus.UInt32(count), dbus.UInt32(start))
+
+    def drop_acquired(self, address, svc, chrc):
+        return bool(self.fx.DropAcquired(self.path(address), svc, chrc))
 
     def state(self, address):
         return json.loads(self.fx.DeviceState(self.path(address)))
@@ -235,6 +248,9 @@ class Harness:
                 self.proc.wait(5)
         if self.errfile:
             self.errfile.close()
+        self.proc.stdin.close()
+        self.reader.join(5)
+        self.proc.stdout.close()
         return self.proc.returncode
 
 

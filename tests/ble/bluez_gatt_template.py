@@ -18,6 +18,8 @@ Control interface: org.nrfgw.BluezFixture on '/'.
 """
 
 import json
+import socket
+import time
 
 import dbus
 import dbus.lowlevel
@@ -40,8 +42,11 @@ DEVICES = {}
 # (path, method) → list of [name, message, count]
 FAULTS = {}
 LOG = []
+DELAYS = {}  # (path, method) → [seconds, count]
 PENDING = {}  # adapter path → [device paths that appear during discovery]
 TIMERS = {}
+READ_NOTIFY = {}
+ACQUIRED = {}  # characteristic path → the mock's end of the AcquireNotify socket  # characteristic path → (count, first sequence number) for the next ReadValue
 
 
 def load(mock, _parameters):
@@ -88,6 +93,14 @@ def _interfaces_removed(path, ifaces):
 
 
 def _maybe_fail(path, method):
+    delay = DELAYS.get((str(path), method))
+    if delay:
+        seconds, count = delay
+        if count <= 1:
+            del DELAYS[(str(path), method)]
+        else:
+            delay[1] = count - 1
+        time.sleep(seconds)  # a peer that does not answer: blocks the whole mock, like a stuck bluetoothd
     lst = FAULTS.get((str(path), method))
     if lst:
         name, message, count = lst[0]
@@ -172,6 +185,7 @@ def _gatt_create(dev_path):
                 ('WriteValue', 'aya{sv}', '', _chrc_write),
                 ('StartNotify', '', '', _chrc_start_notify),
                 ('StopNotify', '', '', _chrc_stop_notify),
+                ('AcquireNotify', 'a{sv}', 'hq', _chrc_acquire_notify),
             ])
             _interfaces_added(cpath, CHRC_IFACE, cprops)
             info['gatt_paths'].append((cpath, CHRC_IFACE))
@@ -244,6 +258,15 @@ def _chrc_read(chrc, options):
     if 'read' not in chrc.props[CHRC_IFACE]['Flags']:
         raise dbus.exceptions.DBusException('Read not permitted', name='org.bluez.Error.NotPermitted')
     value = chrc.props[CHRC_IFACE]['Value']
+    # Notifications that the peer sends while the read is in flight come before its echo.
+    extra = READ_NOTIFY.pop(path, None)
+    if extra and chrc.props[CHRC_IFACE].get('Notifying'):
+        count, start = extra
+        for i in range(count):
+            msg = dbus.lowlevel.SignalMessage(path, dbus.PROPERTIES_IFACE, 'PropertiesChanged')
+            msg.append(CHRC_IFACE, {'Value': dbus.ByteArray((start + i).to_bytes(4, 'little'))},
+                       dbus.Array([], signature='s'), signature='sa{sv}as')
+            chrc.connection.send_message(msg)
     # bluetoothd 5.66: the cache update is flushed as PropertiesChanged before the reply.
     _props_changed(path, CHRC_IFACE, {'Value': dbus.Array(value, signature='y')})
     return dbus.Array(value, signature='y')
@@ -272,6 +295,33 @@ def _chrc_start_notify(chrc):
         raise dbus.exceptions.DBusException('Operation is not supported', name='org.bluez.Error.NotSupported')
     if not chrc.props[CHRC_IFACE]['Notifying']:
         _props_changed(path, CHRC_IFACE, {'Notifying': dbus.Boolean(True)})
+
+
+def _chrc_acquire_notify(chrc, options):
+    path = chrc.__dbus_object_path__
+    LOG.append({'method': 'AcquireNotify', 'path': path})
+    _maybe_fail(path, 'AcquireNotify')
+    if 'notify' not in chrc.props[CHRC_IFACE]['Flags']:
+        raise dbus.exceptions.DBusException('Operation is not supported', name='org.bluez.Error.NotSupported')
+    if chrc.props[CHRC_IFACE].get('Notifying'):
+        raise dbus.exceptions.DBusException('Operation already in progress', name='org.bluez.Error.InProgress')
+    if path in ACQUIRED:
+        raise dbus.exceptions.DBusException('Notify acquired', name='org.bluez.Error.NotPermitted')
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ACQUIRED[path] = ours
+    fd = dbus.types.UnixFd(theirs)  # dbus-python keeps its own duplicate
+    theirs.close()
+    # The client closing its end releases the subscription, as in bluetoothd.
+    GLib.io_add_watch(ours.fileno(), GLib.IO_HUP | GLib.IO_ERR, _acquired_hup, path)
+    return (fd, dbus.UInt16(23))
+
+
+def _acquired_hup(fd, condition, path):
+    sock = ACQUIRED.pop(path, None)
+    if sock:
+        LOG.append({'method': 'ReleaseAcquired', 'path': path})
+        sock.close()
+    return False
 
 
 def _chrc_stop_notify(chrc):
@@ -400,10 +450,31 @@ def InjectError(self, path, method, name, message, count):
     FAULTS.setdefault((str(path), str(method)), []).append([str(name), str(message), int(count)])
 
 
+@dbus.service.method(FIXTURE_IFACE, in_signature='o', out_signature='')
+def LinkLoss(self, dev_path):
+    """The peer goes out of range: Connected and ServicesResolved drop, GATT cache kept."""
+    dev = mockobject.objects[str(dev_path)]
+    if dev.props[DEVICE_IFACE]['Connected']:
+        _props_changed(str(dev_path), DEVICE_IFACE, {'ServicesResolved': dbus.Boolean(False)})
+        _props_changed(str(dev_path), DEVICE_IFACE, {'Connected': dbus.Boolean(False)})
+
+
+@dbus.service.method(FIXTURE_IFACE, in_signature='osdu', out_signature='')
+def InjectDelay(self, path, method, seconds, count):
+    DELAYS[(str(path), str(method))] = [float(seconds), int(count)]
+
+
 @dbus.service.method(FIXTURE_IFACE, in_signature='ossuuu', out_signature='u')
 def Notify(self, dev_path, svc_uuid, chrc_uuid, count, start_seq, size):
     """Emits count notifications carrying a 32-bit little-endian sequence number, if subscribed."""
     cpath = DEVICES[str(dev_path)]['chrcs'].get((_long_uuid(svc_uuid), _long_uuid(chrc_uuid)))
+    if cpath in ACQUIRED:
+        # One packet per notification.  bluetoothd drops on a full socket; the fixture blocks
+        # instead so that tests are deterministic.
+        sock = ACQUIRED[cpath]
+        for i in range(int(count)):
+            sock.send((int(start_seq) + i).to_bytes(4, 'little') + bytes(max(0, int(size) - 4)))
+        return dbus.UInt32(count)
     if not cpath or not mockobject.objects[cpath].props[CHRC_IFACE].get('Notifying'):
         return dbus.UInt32(0)
     chrc = mockobject.objects[cpath]
@@ -417,6 +488,23 @@ def Notify(self, dev_path, svc_uuid, chrc_uuid, count, start_seq, size):
         conn.send_message(msg)
     chrc.props[CHRC_IFACE]['Value'] = dbus.Array(value, signature='y')
     return dbus.UInt32(count)
+
+
+@dbus.service.method(FIXTURE_IFACE, in_signature='ossuu', out_signature='')
+def NotifyDuringNextRead(self, dev_path, svc_uuid, chrc_uuid, count, start_seq):
+    cpath = DEVICES[str(dev_path)]['chrcs'][(_long_uuid(svc_uuid), _long_uuid(chrc_uuid))]
+    READ_NOTIFY[cpath] = (int(count), int(start_seq))
+
+
+@dbus.service.method(FIXTURE_IFACE, in_signature='oss', out_signature='b')
+def DropAcquired(self, dev_path, svc_uuid, chrc_uuid):
+    """bluetoothd closes the AcquireNotify socket (reconnect, MTU change)."""
+    cpath = DEVICES[str(dev_path)]['chrcs'][(_long_uuid(svc_uuid), _long_uuid(chrc_uuid))]
+    sock = ACQUIRED.pop(cpath, None)
+    if not sock:
+        return False
+    sock.close()
+    return True
 
 
 @dbus.service.method(FIXTURE_IFACE, in_signature='osss', out_signature='')

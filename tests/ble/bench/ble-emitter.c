@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct Dev {
         unsigned index;
@@ -23,6 +25,7 @@ typedef struct Dev {
         char path[64], svc_path[80], chrc_path[96];
         int connected;
         int notifying;
+        int acq_fd; /* our end of the AcquireNotify socket, or -1 */
         uint32_t seq;
 } Dev;
 
@@ -139,24 +142,46 @@ static int method_disconnect(sd_bus_message *m, void *userdata, sd_bus_error *er
 }
 
 static int flood(sd_event_source *s, uint64_t usec, void *userdata);
+static void subscribed(Dev *d);
 
 static int method_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Dev *d = userdata;
         (void) error;
         if (!d->notifying) {
                 d->notifying = 1;
-                n_notifying++;
                 (void) sd_bus_emit_properties_changed(bus, d->chrc_path, "org.bluez.GattCharacteristic1", "Notifying",
                                                       NULL);
-                if (n_notifying == n_devs) {
-                        struct timespec ts;
-                        clock_gettime(CLOCK_MONOTONIC, &ts);
-                        (void) sd_event_add_time(event, &flood_source, CLOCK_MONOTONIC,
-                                                 (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000 + 300000, 0,
-                                                 flood, NULL);
-                }
+                subscribed(d);
         }
         return sd_bus_reply_method_return(m, NULL);
+}
+
+static void subscribed(Dev *d) {
+        (void) d;
+        if (++n_notifying == n_devs) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                (void) sd_event_add_time(event, &flood_source, CLOCK_MONOTONIC,
+                                         (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000 + 300000, 0,
+                                         flood, NULL);
+        }
+}
+
+/* AcquireNotify as bluetoothd does it: a SOCK_SEQPACKET pair, one notification per packet. */
+static int method_acquire_notify(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Dev *d = userdata;
+        int sv[2], r;
+
+        if (d->notifying || d->acq_fd >= 0)
+                return sd_bus_error_set(error, "org.bluez.Error.InProgress", "Operation already in progress");
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        d->acq_fd = sv[0];
+        r = sd_bus_reply_method_return(m, "hq", sv[1], (uint16_t) 23);
+        close(sv[1]);
+        if (r >= 0)
+                subscribed(d);
+        return r;
 }
 
 static int method_read(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -216,6 +241,7 @@ static const sd_bus_vtable chrc_vtable[] = {
         SD_BUS_PROPERTY("Notifying", "b", get_bool, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD("StartNotify", "", "", method_start_notify, 0),
         SD_BUS_METHOD("StopNotify", "", "", method_ok, 0),
+        SD_BUS_METHOD("AcquireNotify", "a{sv}", "hq", method_acquire_notify, 0),
         SD_BUS_METHOD("ReadValue", "a{sv}", "ay", method_read, 0),
         SD_BUS_METHOD("WriteValue", "aya{sv}", "", method_ok, 0),
         SD_BUS_VTABLE_END,
@@ -246,6 +272,14 @@ static int flood(sd_event_source *s, uint64_t usec, void *userdata) {
                 value[1] = (uint8_t) (seq >> 8);
                 value[2] = (uint8_t) (seq >> 16);
                 value[3] = (uint8_t) (seq >> 24);
+                if (d->acq_fd >= 0) {
+                        /* Blocking send: unlike bluetoothd, which drops on a full socket, wait. */
+                        if (send(d->acq_fd, value, value_size, 0) < 0) {
+                                fprintf(stderr, "emitter: send: %m\n");
+                                break;
+                        }
+                        continue;
+                }
                 r = sd_bus_message_new_signal(bus, &m, d->chrc_path, "org.freedesktop.DBus.Properties",
                                               "PropertiesChanged");
                 if (r >= 0)
@@ -316,6 +350,7 @@ int main(int argc, char **argv) {
         for (unsigned i = 0; i < n_devs && r >= 0; i++) {
                 Dev *d = &devs[i];
                 d->index = i;
+                d->acq_fd = -1;
                 snprintf(d->address, sizeof d->address, "10:00:00:00:%02X:%02X", (i >> 8) & 0xff, i & 0xff);
                 snprintf(d->path, sizeof d->path, "/org/bluez/hci0/dev_10_00_00_00_%02X_%02X", (i >> 8) & 0xff, i & 0xff);
                 snprintf(d->svc_path, sizeof d->svc_path, "%s/service0010", d->path);
