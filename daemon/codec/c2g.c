@@ -36,6 +36,12 @@ static const char *const c2g_message_kind_table[_C2G_MESSAGE_KIND_MAX] = {
         [C2G_MESSAGE_DISCON] = "discon",
 };
 
+static const char *const c2g_ccc_mode_table[_C2G_CCC_MODE_MAX] = {
+        [C2G_CCC_OFF] = "off",
+        [C2G_CCC_NOTIFY] = "notify",
+        [C2G_CCC_INDICATE] = "indicate",
+};
+
 static const char *table_lookup(const char *const *table, size_t n, int i) {
         if (i < 0 || (size_t) i >= n)
                 return NULL;
@@ -74,6 +80,35 @@ const char *c2g_scan_type_to_string(C2gScanType t) {
 }
 const char *c2g_message_kind_to_string(C2gMessageKind k) {
         return table_lookup(c2g_message_kind_table, _C2G_MESSAGE_KIND_MAX, k);
+}
+
+const char *c2g_ccc_mode_to_string(C2gCccMode m) {
+        return table_lookup(c2g_ccc_mode_table, _C2G_CCC_MODE_MAX, m);
+}
+
+bool c2g_is_ccc_write(const C2gOperation *o) {
+        /* Descriptor UUIDs are normalised, so the long spelling is "2902" too. */
+        return o && o->type == C2G_OP_DESCRIPTOR_WRITE && streq(o->target.descriptor_uuid, "2902");
+}
+
+int c2g_ccc_mode(const uint8_t *value, size_t len, C2gCccMode *ret) {
+        if (!value || len < 1 || len > 2 || (len == 2 && value[1] != 0))
+                return -EINVAL;
+        switch (value[0]) {
+        case 0:
+                *ret = C2G_CCC_OFF;
+                return 0;
+        case 1:
+                *ret = C2G_CCC_NOTIFY;
+                return 0;
+        case 2:
+                *ret = C2G_CCC_INDICATE;
+                return 0;
+        case 3:
+                return -EOPNOTSUPP;
+        default:
+                return -EINVAL;
+        }
 }
 
 bool c2g_json_is_discon(const json_t *j) {

@@ -129,3 +129,21 @@ int c2g_decode(const void *data, size_t size, C2gOperation *ret, C2gError *error
 
 /* Whether a parsed c2g/c2d message is {"appId":"DEVICE","messageType":"DISCON"}. */
 bool c2g_json_is_discon(const json_t *j);
+
+/* Client Characteristic Configuration (descriptor 2902) writes, which
+ * nRF Cloud uses to subscribe: [1,0] notify, [2,0] indicate, [0,0] off
+ * (Bluetooth Core Vol 3 Part G 3.3.3.3). */
+typedef enum C2gCccMode {
+        C2G_CCC_OFF,
+        C2G_CCC_NOTIFY,
+        C2G_CCC_INDICATE,
+        _C2G_CCC_MODE_MAX,
+        _C2G_CCC_MODE_INVALID = -EINVAL,
+} C2gCccMode;
+
+const char *c2g_ccc_mode_to_string(C2gCccMode m);
+/* Whether o is a descriptor write to the CCC descriptor. */
+bool c2g_is_ccc_write(const C2gOperation *o);
+/* The mode a CCC value asks for: one or two bytes, the second 0.  -EINVAL
+ * for other lengths or bits, -EOPNOTSUPP for notify and indicate at once. */
+int c2g_ccc_mode(const uint8_t *value, size_t len, C2gCccMode *ret);

@@ -222,8 +222,10 @@ int codec_json_get_bytes(const json_t *v, const char *field, uint8_t *buf, size_
                 x = json_integer_value(b);
                 if (x < 0 || x > 255)
                         return codec_error(e, -EBADMSG, field, "element %zu is out of range 0..255", i);
-                buf[i] = (uint8_t) x;
         }
+        /* Only now that all is checked, so buf is untouched on failure. */
+        for (size_t i = 0; i < n; i++)
+                buf[i] = (uint8_t) json_integer_value(json_array_get(v, i));
         *ret_len = n;
         return 0;
 }

@@ -76,7 +76,7 @@ int uuid_normalize(const char *s, char ret[static UUID_STR_MAX + 1]);
 
 /* A byte value as nRF Cloud sends it: an array of integers 0..255, or a
  * string whose bytes are the value.  At most max bytes.  Writes the bytes
- * to buf.  Errors name field. */
+ * to buf, only on success.  Errors name field. */
 int codec_json_get_bytes(const json_t *v, const char *field, uint8_t *buf, size_t max,
                          size_t *ret_len, CodecError *e);
 /* [b0,b1,...] */

@@ -66,6 +66,7 @@ ShadowState *shadow_state_free(ShadowState *s) {
         free(s->pairing_topic_c2g);
         free(s->pairing_topic_g2c);
         free(s->connections);
+        free(s->reported_addresses);
         json_decref(s->delta_state);
         free(s);
         return NULL;
@@ -254,6 +255,34 @@ static int desired_parse(const json_t *desired, const char *prefix, ShadowState 
         return 0;
 }
 
+/* The reported section only informs clean-up, so a malformed one is
+ * skipped rather than allowed to stop the pairing procedure. */
+static int reported_parse(const json_t *reported, ShadowState *s) {
+        const json_t *map, *v;
+        const char *key;
+
+        map = json_object_get(reported, "statusConnections");
+        if (!json_is_object(map))
+                return 0;
+
+        s->reported_addresses = calloc(SHADOW_CONNECTIONS_MAX, sizeof *s->reported_addresses);
+        if (!s->reported_addresses)
+                return -ENOMEM;
+        json_object_foreach((json_t *) map, key, v) {
+                char a[BT_ADDR_STR_LEN + 1];
+                bool dup = false;
+
+                if (json_is_null(v) || bt_addr_normalize(key, a) < 0)
+                        continue;
+                for (size_t k = 0; k < s->n_reported_addresses && !dup; k++)
+                        dup = streq(s->reported_addresses[k], a);
+                if (dup || s->n_reported_addresses >= SHADOW_CONNECTIONS_MAX)
+                        continue;
+                strcpy(s->reported_addresses[s->n_reported_addresses++], a);
+        }
+        return 0;
+}
+
 static int parse_object(const void *data, size_t size, json_t **ret, CodecError *e) {
         json_t *j = NULL;
         int r;
@@ -304,8 +333,13 @@ int shadow_parse_accepted(const void *data, size_t size, ShadowState **ret, Code
                 if (!json_is_object(state))
                         return codec_error(e, -EBADMSG, "state", "not an object");
                 r = desired_parse(json_object_get(state, "desired"), "state.desired", s, e);
-        } else
+                if (r >= 0)
+                        r = reported_parse(json_object_get(state, "reported"), s);
+        } else {
                 r = desired_parse(json_object_get(j, "desired"), "desired", s, e);
+                if (r >= 0)
+                        r = reported_parse(json_object_get(j, "reported"), s);
+        }
         if (r < 0)
                 return r;
 

@@ -96,6 +96,15 @@ typedef struct ShadowState {
         size_t n_connections;
         size_t n_connections_ignored;
 
+        /* Accepted documents only: the addresses under
+         * reported.statusConnections that are not null, so that the gateway
+         * can clear (CONNECTION_STATUS_REMOVED) entries of devices no
+         * longer desired.  Keys that are not addresses are skipped, and so
+         * is a malformed reported section (it must not stop pairing); at
+         * most SHADOW_CONNECTIONS_MAX. */
+        char (*reported_addresses)[BT_ADDR_STR_LEN + 1];
+        size_t n_reported_addresses;
+
         /* Deltas only: the changed desired state, to echo into reported. */
         json_t *delta_state;
 } ShadowState;

@@ -11,6 +11,7 @@ typedef enum TopicBase {
         TOPIC_BASE_DEVICE,    /* <id> */
         TOPIC_BASE_GATEWAY,   /* <stage>/<team>/gateways/<id> */
         TOPIC_BASE_JOBS,      /* <stage>/<team>/<id> */
+        TOPIC_BASE_MESSAGES,  /* <stage>/<team>/m/d/<id> */
 } TopicBase;
 
 static const struct {
@@ -42,6 +43,9 @@ static const struct {
         [TOPIC_JOBS_BLE_REQ] = { "jobs-ble-req", TOPIC_BASE_JOBS, "/jobs/ble/req", TOPIC_ACTION_PUBLISH },
         [TOPIC_JOBS_BLE_RCV] = { "jobs-ble-rcv", TOPIC_BASE_JOBS, "/jobs/ble/rcv", TOPIC_ACTION_SUBSCRIBE },
         [TOPIC_JOBS_BLE_UPDATE] = { "jobs-ble-update", TOPIC_BASE_JOBS, "/jobs/ble/update", TOPIC_ACTION_PUBLISH },
+        [TOPIC_MSG_D2C] = { "msg-d2c", TOPIC_BASE_MESSAGES, "/d2c", TOPIC_ACTION_PUBLISH },
+        [TOPIC_MSG_D2C_BULK] = { "msg-d2c-bulk", TOPIC_BASE_MESSAGES, "/d2c/bulk", TOPIC_ACTION_PUBLISH },
+        [TOPIC_MSG_C2D] = { "msg-c2d", TOPIC_BASE_MESSAGES, "/c2d", TOPIC_ACTION_SUBSCRIBE },
 };
 
 static const char *const topic_action_table[_TOPIC_ACTION_MAX] = {
@@ -151,6 +155,9 @@ static int topic_base(const TopicContext *c, TopicBase base, char *buf, size_t s
         case TOPIC_BASE_JOBS:
                 n = snprintf(buf, size, "%s/%s/%s", c->stage, c->team, c->device_id);
                 break;
+        case TOPIC_BASE_MESSAGES:
+                n = snprintf(buf, size, "%s/%s/m/d/%s", c->stage, c->team, c->device_id);
+                break;
         }
         if (n < 0 || (size_t) n >= size)
                 return -ENOBUFS;
@@ -257,6 +264,9 @@ bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic)
         for (int k = 0; k < _TOPIC_KIND_MAX; k++) {
                 char t[TOPIC_MAX + 1];
 
+                /* Message topics fall under the m/ rule below. */
+                if (topic_table[k].base == TOPIC_BASE_MESSAGES)
+                        continue;
                 if (topic_build(c, (TopicKind) k, t, sizeof t) < 0)
                         continue;
                 if (streq(t, topic))

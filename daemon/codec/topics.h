@@ -54,6 +54,10 @@ typedef enum TopicKind {
         TOPIC_JOBS_BLE_REQ,
         TOPIC_JOBS_BLE_RCV,
         TOPIC_JOBS_BLE_UPDATE,
+        /* <stage>/<team>/m/d/<id>/...: device messages (spec §1.5) */
+        TOPIC_MSG_D2C,
+        TOPIC_MSG_D2C_BULK,
+        TOPIC_MSG_C2D,
         _TOPIC_KIND_MAX,
         _TOPIC_KIND_INVALID = -EINVAL,
 } TopicKind;

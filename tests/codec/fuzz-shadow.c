@@ -26,6 +26,9 @@ static void exercise(const ShadowState *s) {
                         check(!streq(s->connections[i].address, s->connections[k].address));
                 st[i] = (ShadowConnectionStatus) { s->connections[i].address, (ConnectionStatus) (i % _CONNECTION_STATUS_MAX) };
         }
+        check(s->n_reported_addresses <= SHADOW_CONNECTIONS_MAX);
+        for (size_t i = 0; i < s->n_reported_addresses; i++)
+                check(bt_addr_is_valid(s->reported_addresses[i]));
         if (s->n_connections > 0) {
                 check(shadow_build_status_connections(st, s->n_connections, &out) == 0);
                 free(out);

@@ -126,6 +126,44 @@ static void test_descriptor_write(void **state) {
         assert_int_equal(o.value[1], 0);
 }
 
+static void test_ccc(void **state) {
+        static const struct {
+                uint8_t v[3];
+                size_t len;
+                int r;
+                C2gCccMode mode;
+        } t[] = {
+                { { 1, 0 }, 2, 0, C2G_CCC_NOTIFY },  { { 2, 0 }, 2, 0, C2G_CCC_INDICATE },
+                { { 0, 0 }, 2, 0, C2G_CCC_OFF },     { { 1 }, 1, 0, C2G_CCC_NOTIFY },
+                { { 3, 0 }, 2, -EOPNOTSUPP, 0 },     { { 4, 0 }, 2, -EINVAL, 0 },
+                { { 1, 1 }, 2, -EINVAL, 0 },         { { 1, 0, 0 }, 3, -EINVAL, 0 },
+                { {}, 0, -EINVAL, 0 },
+        };
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                C2gCccMode m = _C2G_CCC_MODE_INVALID;
+                assert_int_equal(c2g_ccc_mode(t[i].v, t[i].len, &m), t[i].r);
+                assert_int_equal(m, t[i].r == 0 ? t[i].mode : _C2G_CCC_MODE_INVALID);
+        }
+        assert_string_equal(c2g_ccc_mode_to_string(C2G_CCC_INDICATE), "indicate");
+
+        C2gOperation o = decode_ok("{\"type\":\"operation\",\"id\":\"e\",\"operation\":{\"type\":\"device_descriptor_value_write\","
+                                   "\"deviceAddress\":\"D6:57:7D:CC:50:17\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\","
+                                   "\"descriptorUUID\":\"00002902-0000-1000-8000-00805F9B34FB\",\"descriptorValue\":[2,0]}}");
+        assert_true(c2g_is_ccc_write(&o));
+        C2gCccMode m;
+        assert_int_equal(c2g_ccc_mode(o.value, o.value_len, &m), 0);
+        assert_int_equal(m, C2G_CCC_INDICATE);
+        o = decode_ok("{\"type\":\"operation\",\"id\":\"e\",\"operation\":{\"type\":\"device_descriptor_value_write\","
+                      "\"deviceAddress\":\"D6:57:7D:CC:50:17\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\","
+                      "\"descriptorUUID\":\"2901\",\"descriptorValue\":\"label\"}}");
+        assert_false(c2g_is_ccc_write(&o));
+        o = decode_ok("{\"type\":\"operation\",\"id\":\"e\",\"operation\":{\"type\":\"device_descriptor_value_read\","
+                      "\"deviceAddress\":\"D6:57:7D:CC:50:17\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\","
+                      "\"descriptorUUID\":\"2902\"}}");
+        assert_false(c2g_is_ccc_write(&o));
+}
+
 static void test_gateway_ops(void **state) {
         (void) state;
         C2gOperation o = decode_ok("{\"type\":\"operation\",\"id\":\"f\",\"operation\":{\"type\":\"get_gateway_status\"}}");
@@ -302,6 +340,7 @@ int main(void) {
                 cmocka_unit_test(test_characteristic_write),
                 cmocka_unit_test(test_descriptor_read),
                 cmocka_unit_test(test_descriptor_write),
+                cmocka_unit_test(test_ccc),
                 cmocka_unit_test(test_gateway_ops),
                 cmocka_unit_test(test_discon),
                 cmocka_unit_test(test_errors),

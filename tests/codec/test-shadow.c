@@ -64,6 +64,34 @@ static void test_trimmed_real(void **state) {
         assert_false(s->has_version);
         assert_true(shadow_state_wants(s, "c2:6b:ac:6d:05:a2"));
         assert_false(shadow_state_wants(s, "C2:6B:AC:6D:05:A3"));
+        assert_int_equal(s->n_reported_addresses, 1);
+        assert_string_equal(s->reported_addresses[0], "C2:6B:AC:6D:05:A2");
+}
+
+static void test_reported_status(void **state) {
+        (void) state;
+        _cleanup_(shadow_state_freep) ShadowState *s = accepted(
+                "{\"state\":{\"reported\":{\"statusConnections\":{\"aa:bb:cc:dd:ee:01\":{\"id\":\"aa:bb:cc:dd:ee:01\"},"
+                "\"AA:BB:CC:DD:EE:02\":null,\"garbage\":{},\"AA:BB:CC:DD:EE:03\":{\"status\":{\"connected\":true}}}}}}");
+        assert_int_equal(s->n_reported_addresses, 2);
+        assert_string_equal(s->reported_addresses[0], "AA:BB:CC:DD:EE:01");
+        assert_string_equal(s->reported_addresses[1], "AA:BB:CC:DD:EE:03");
+        assert_false(s->has_desired_connections);
+
+        ShadowState *t = NULL;
+        CodecError e;
+        static const char r1[] = "{\"reported\":[]}", r2[] = "{\"state\":{\"reported\":{\"statusConnections\":[]}}}";
+        /* A malformed reported section does not stop pairing. */
+        static const char r3[] = "{\"desired\":{\"pairing\":{\"state\":\"paired\"}},\"reported\":7}";
+        assert_int_equal(shadow_parse_accepted(r1, strlen(r1), &t, &e), 0);
+        assert_int_equal(t->n_reported_addresses, 0);
+        t = shadow_state_free(t);
+        assert_int_equal(shadow_parse_accepted(r2, strlen(r2), &t, &e), 0);
+        assert_int_equal(t->n_reported_addresses, 0);
+        t = shadow_state_free(t);
+        assert_int_equal(shadow_parse_accepted(r3, strlen(r3), &t, &e), 0);
+        assert_int_equal(t->pairing_state, PAIRING_STATE_PAIRED);
+        t = shadow_state_free(t);
 }
 
 static void test_id_objects(void **state) {
@@ -433,6 +461,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_trimmed_real),
                 cmocka_unit_test(test_id_objects),
+                cmocka_unit_test(test_reported_status),
                 cmocka_unit_test(test_full_form),
                 cmocka_unit_test(test_pairing_states),
                 cmocka_unit_test(test_connections_formats),
