@@ -133,6 +133,7 @@ class Procedure(unittest.TestCase):
         self.assertEqual([json.loads(p) for t, p in self.peer.received(GET_TF)],
                          [{"t": "state.desired.desiredConnections", "l": 1024}])
         self.assertIn("Cloud session paired -> ready", self.daemon.log())
+        self.assertTrue(self.daemon.wait_status("Running; nRF Cloud: ready"), self.daemon.statuses())
 
     def test_full_form_with_connections(self):
         """The full AWS form; desiredConnections in the document: no transform needed."""
@@ -162,6 +163,7 @@ class Procedure(unittest.TestCase):
         got = steps(self.packets())
         self.assertEqual(got, [("CONNECT",), ("SUBSCRIBE", SHADOW), ("PUBLISH", GET), ("PUBLISH", UPDATE)])
         self.assertIn("Cloud session shadow -> not-associated", self.daemon.log())
+        self.assertTrue(self.daemon.wait_status("Running; nRF Cloud: not-associated"), self.daemon.statuses())
 
         # The user adds the gateway to an account: a delta; the daemon echoes it, reconnects (§5.3)
         # and runs the whole procedure.
