@@ -691,7 +691,10 @@ static void cloud_session_handle_delta(CloudSession *cs, const uint8_t *payload,
         if (cs->state == CLOUD_SESSION_NOT_ASSOCIATED)
                 cloud_session_learn_prefix(cs, st);
         cloud_session_update_desired(cs, st);
-        cloud_session_apply_association(cs, shadow_association(st, true), st);
+        /* Before the accepted document the association is not known yet:
+         * the document decides, not a delta that overtook it. */
+        if (cs->state != CLOUD_SESSION_SHADOW)
+                cloud_session_apply_association(cs, shadow_association(st, true), st);
 
         /* Accept the delta: its state goes into reported (spec §3.3). */
         r = shadow_build_delta_accept(st, &echo);

@@ -7,8 +7,10 @@ the broker's log that lists what one client did, packet by packet."""
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -191,13 +193,38 @@ Level=debug
 Target=console
 """)
         self.err_path = os.path.join(folder, "daemon.stderr")
+        # Plays systemd's side of sd_notify(); a thread keeps the socket drained.
+        self.notify_path = os.path.join(folder, "notify")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.settimeout(0.2)
+        self.notifications = []
+        self.closing = False
+        self.notify_thread = threading.Thread(target=self._read_notify, daemon=True)
+        self.notify_thread.start()
         env = dict(os.environ)
         env.pop("JOURNAL_STREAM", None)
-        env.pop("NOTIFY_SOCKET", None)
         env.pop("STATE_DIRECTORY", None)
+        env["NOTIFY_SOCKET"] = self.notify_path
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([DAEMON, "--config", self.conf], env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
+
+    def _read_notify(self):
+        while not self.closing:
+            try:
+                data = self.notify.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.notifications.append(data.decode(errors="replace"))
+
+    def statuses(self):
+        return [line[7:] for n in list(self.notifications) for line in n.splitlines() if line.startswith("STATUS=")]
+
+    def wait_status(self, status, timeout=15.0):
+        return wait_until(lambda: status in self.statuses(), timeout)
 
     def log(self):
         with open(self.err_path, errors="replace") as f:
@@ -207,7 +234,11 @@ Target=console
         return wait_until(lambda: self.log().count(text) >= count, timeout)
 
     def stop(self):
-        return stop_process(self.proc, timeout=10)
+        rc = stop_process(self.proc, timeout=10)
+        self.closing = True
+        self.notify_thread.join(5)
+        self.notify.close()
+        return rc
 
 
 # Re-exported for the tests.

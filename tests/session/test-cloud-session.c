@@ -427,6 +427,27 @@ static void test_configured_team(void **state) {
         cloud_session_free(cs);
 }
 
+static void test_delta_before_document(void **state) {
+        Fake f;
+        CloudSession *cs = new_session(&f, "my-team");
+        (void) state;
+
+        assert_int_equal(cloud_session_start(cs), 0);
+        cloud_session_link_up(cs);
+        complete(&f, 0, 0);
+        /* A delta that overtakes the document does not decide the association; it is echoed. */
+        deliver(cs, DEV "/shadow/update/delta/full",
+                "{\"version\":2,\"timestamp\":1,\"state\":{\"pairing\":{\"state\":\"paired\"}}}");
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_SHADOW);
+        assert_op(&f, 2, OP_PUBLISH, DEV "/shadow/update");
+        assert_string_equal(f.ops[2].payload, "{\"state\":{\"reported\":{\"pairing\":{\"state\":\"paired\"}}}}");
+        assert_int_equal(f.n_ops, 3);
+        /* The document does. */
+        deliver(cs, DEV "/shadow/get/accepted/trim", accepted_paired);
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_PAIRED);
+        cloud_session_free(cs);
+}
+
 static void test_bad_input_ignored(void **state) {
         Fake f;
         CloudSession *cs = new_session(&f, NULL);
@@ -496,6 +517,7 @@ int main(void) {
                 cmocka_unit_test(test_discon),
                 cmocka_unit_test(test_guard_refuses_shadow_topics),
                 cmocka_unit_test(test_configured_team),
+                cmocka_unit_test(test_delta_before_document),
                 cmocka_unit_test(test_bad_input_ignored),
                 cmocka_unit_test(test_invalid_options),
                 cmocka_unit_test(test_status_connections),

@@ -7,6 +7,7 @@ packet by packet, and from what the stand-in received."""
 
 import json
 import os
+import signal
 import sys
 import time
 import unittest
@@ -58,7 +59,12 @@ class Procedure(unittest.TestCase):
 
     def tearDown(self):
         if self.daemon:
-            self.daemon.stop()
+            # A clean exit: under the sanitizers an error or a leak makes it fail.
+            rc = self.daemon.stop()
+            log = self.daemon.log()
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+            self.assertEqual(rc, 0, log[-3000:])
         if self.peer:
             self.peer.stop()
         self.broker.stop()
@@ -127,6 +133,7 @@ class Procedure(unittest.TestCase):
         self.assertEqual([json.loads(p) for t, p in self.peer.received(GET_TF)],
                          [{"t": "state.desired.desiredConnections", "l": 1024}])
         self.assertIn("Cloud session paired -> ready", self.daemon.log())
+        self.assertTrue(self.daemon.wait_status("Running; nRF Cloud: ready"), self.daemon.statuses())
 
     def test_full_form_with_connections(self):
         """The full AWS form; desiredConnections in the document: no transform needed."""
@@ -156,6 +163,7 @@ class Procedure(unittest.TestCase):
         got = steps(self.packets())
         self.assertEqual(got, [("CONNECT",), ("SUBSCRIBE", SHADOW), ("PUBLISH", GET), ("PUBLISH", UPDATE)])
         self.assertIn("Cloud session shadow -> not-associated", self.daemon.log())
+        self.assertTrue(self.daemon.wait_status("Running; nRF Cloud: not-associated"), self.daemon.statuses())
 
         # The user adds the gateway to an account: a delta; the daemon echoes it, reconnects (§5.3)
         # and runs the whole procedure.
@@ -233,6 +241,45 @@ class Procedure(unittest.TestCase):
         self.assertEqual(got[:6], PAIRED_STEPS, got)
         self.assertIn("Cloud connection lost", self.daemon.log())
         self.assertIn("Cloud session ready -> connecting", self.daemon.log())
+
+    def test_outbox_waits_for_procedure(self):
+        """g2c messages left in the outbox by an earlier run go out after the procedure, in order,
+        and do not hold up its control messages."""
+        state = os.path.join(self.dir, "daemon", "state")
+        os.makedirs(state)
+        args = st.ct.harness_args(self.broker, self.pki, DEVICE, state, cert=self.cert, extra=["--count", "40"])
+        args[args.index("--uri") + 1] = "ssl://localhost:%d" % st.ct.free_port()  # nobody listens
+        harness = st.ct.Harness(self.dir, "offline", args)
+        # The harness writes the messages into the outbox as it starts, then fails to connect.
+        self.assertIsNotNone(harness.wait_line("state backoff", 20), harness.stderr())
+        time.sleep(0.2)
+        harness.kill()
+
+        self.start()
+        self.wait_ready()
+        self.assertTrue(st.wait_until(lambda: len(self.peer.numbers(G2C)) >= 40), self.daemon.log())
+        self.assertEqual(self.peer.numbers(G2C), list(range(40)))
+        got = steps(self.connection(0))
+        self.assertEqual(got[:6], PAIRED_STEPS, got)
+        first_g2c = got.index(("PUBLISH", G2C))
+        self.assertGreater(first_g2c, got.index(("PUBLISH", JOBS_REQ)))
+
+    def test_reload_live_keys(self):
+        self.start()
+        self.wait_ready()
+        with open(self.daemon.conf) as f:
+            text = f.read()
+        with open(self.daemon.conf, "w") as f:
+            f.write(text.replace("ReconnectMaxSec=2", "ReconnectMaxSec=5") + "[Buffer]\nMaxMessages=500\n")
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.daemon.wait_log("Configuration reloaded, 2 key(s) changed"), self.daemon.log())
+        log = self.daemon.log()
+        self.assertIn("[Cloud] ReconnectMaxSec changed from '2' to '5', applied", log)
+        self.assertIn("[Buffer] MaxMessages changed from '100000' to '500', applied", log)
+        self.assertNotIn("Failed to apply the new [Buffer] limits", log)
+        # The session is not disturbed by a reload.
+        time.sleep(0.5)
+        self.assertEqual(len([p for p in self.packets() if p[0] == "CONNECT"]), 1)
 
     def test_graceful_stop(self):
         self.start()
