@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -7,6 +9,7 @@
 #include "log.h"
 #include "modem.h"
 #include "util.h"
+#include "version.h"
 
 static const char *const gateway_state_table[_GATEWAY_STATE_MAX] = {
         [GATEWAY_STARTING] = "starting",
@@ -44,7 +47,11 @@ static void gateway_notify_status(Gateway *g) {
                 s = "?";
                 break;
         }
-        (void) sd_notifyf(false, "STATUS=%s", s);
+        if (g->cloud)
+                (void) sd_notifyf(false, "STATUS=%s; nRF Cloud: %s", s,
+                                  cloud_session_state_to_string(cloud_session_get_state(g->cloud)));
+        else
+                (void) sd_notifyf(false, "STATUS=%s", s);
 }
 
 static void gateway_enter_state(Gateway *g, GatewayState s) {
@@ -53,6 +60,292 @@ static void gateway_enter_state(Gateway *g, GatewayState s) {
         log_debug("Gateway state %s -> %s", gateway_state_to_string(g->state), gateway_state_to_string(s));
         g->state = s;
         gateway_notify_status(g);
+}
+
+/* ---- The cloud connection: outbox, MQTT session and nRF Cloud session ---- */
+
+static bool mqtt_state_connected(MqttState s) {
+        return s == MQTT_SUBSCRIBING || s == MQTT_READY;
+}
+
+static void on_mqtt_state_changed(MqttSession *s, MqttState old_state, MqttState new_state, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+
+        if (!g->cloud)
+                return;
+        /* The MQTT session subscribes nothing by itself: READY follows CONNACK at once. */
+        if (new_state == MQTT_READY)
+                cloud_session_link_up(g->cloud);
+        else if (mqtt_state_connected(old_state) && !mqtt_state_connected(new_state))
+                cloud_session_link_down(g->cloud);
+}
+
+static void on_mqtt_message(MqttSession *s, const char *topic, const uint8_t *payload, size_t len, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+        if (g->cloud)
+                cloud_session_handle_message(g->cloud, topic, payload, len);
+}
+
+static void on_mqtt_stopped(MqttSession *s, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+        if (g->state == GATEWAY_STOPPING && g->modem)
+                modem_stop(g->modem);
+        gateway_component_stopped(g);
+}
+
+static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state, CloudSessionState new_state,
+                                   void *userdata) {
+        Gateway *g = userdata;
+        (void) cs, (void) old_state, (void) new_state;
+        gateway_notify_status(g);
+}
+
+static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint8_t *payload, size_t len,
+                             void *userdata) {
+        Gateway *g = userdata;
+        (void) cs;
+
+        switch (kind) {
+        case CLOUD_MESSAGE_C2G:
+                if (g->protocol)
+                        protocol_handle_c2g(g->protocol, payload, len);
+                return;
+        case CLOUD_MESSAGE_JOBS_RCV:
+        case CLOUD_MESSAGE_JOBS_BLE_RCV:
+        case _CLOUD_MESSAGE_KIND_MAX:
+        case _CLOUD_MESSAGE_KIND_INVALID:
+                break;
+        }
+        /* FOTA is not implemented yet. */
+        log_debug("Received %zu bytes on %s, no handler yet, ignoring", len, cloud_message_kind_to_string(kind));
+}
+
+static int on_desired_defer(sd_event_source *s, void *userdata) {
+        Gateway *g = userdata;
+        const DesiredConnection *v = NULL;
+        size_t n = 0;
+        int r;
+        (void) s;
+
+        r = cloud_session_get_desired_connections(g->cloud, &v, &n);
+        if (g->protocol)
+                (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        return 0;
+}
+
+static void on_cloud_desired_connections_changed(CloudSession *cs, void *userdata) {
+        Gateway *g = userdata;
+        int r;
+        (void) cs;
+
+        /* Applied from the loop once the session has finished with the shadow
+         * document (its echo of a delta goes out before the status reports). */
+        r = g->desired_defer ? sd_event_source_set_enabled(g->desired_defer, SD_EVENT_ONESHOT)
+                             : sd_event_add_defer(g->event, &g->desired_defer, on_desired_defer, g); /* one-shot */
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the new desired connections, ignoring: %m");
+}
+
+/* ---- The gateway protocol: BLE layer and nRF Cloud protocol ---- */
+
+static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_state, BleDeviceState new_state,
+                                void *userdata) {
+        Gateway *g = userdata;
+        (void) m;
+        if (g->protocol)
+                protocol_device_state(g->protocol, ble_device_address(d), old_state, new_state,
+                                      new_state == BLE_DEVICE_READY ? ble_device_gatt(d) : NULL);
+}
+
+static void on_ble_notification(BleManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
+                                const uint8_t *value, size_t size, void *userdata) {
+        Gateway *g = userdata;
+        (void) m;
+        if (g->protocol)
+                protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
+}
+
+static int sink_publish_g2c(void *impl, OutboxClass class, const char *payload, size_t len) {
+        return cloud_session_publish_g2c(impl, class, payload, len);
+}
+
+static int sink_report_connections(void *impl, const ShadowConnectionStatus *v, size_t n) {
+        return cloud_session_report_connections(impl, v, n);
+}
+
+static int sink_publish_jobs_ble_req(void *impl, const char *payload, size_t len) {
+        return cloud_session_publish_jobs_ble_req(impl, payload, len);
+}
+
+static void sink_unpair(void *impl, const char *why) {
+        cloud_session_forget(impl, why);
+}
+
+static const char *sink_cloud_state(void *impl) {
+        return cloud_session_state_to_string(cloud_session_get_state(impl));
+}
+
+static const char *sink_modem_state(void *impl) {
+        (void) impl;
+        return NULL; /* no modem manager yet; host TLS mode uses none */
+}
+
+static int gateway_protocol_start(Gateway *g, const char *device_id) {
+        static const BleCallbacks ble_callbacks = {
+                .device_state = on_ble_device_state,
+                .notification = on_ble_notification,
+        };
+        static const ProtocolSink sink = {
+                .publish_g2c = sink_publish_g2c,
+                .report_connections = sink_report_connections,
+                .publish_jobs_ble_req = sink_publish_jobs_ble_req,
+                .unpair = sink_unpair,
+                .cloud_state = sink_cloud_state,
+                .modem_state = sink_modem_state,
+        };
+        int r;
+
+        r = ble_manager_new(g->event, NULL, g->config, &ble_callbacks, g, &g->ble);
+        if (r >= 0) {
+                r = ble_manager_start(g->ble);
+                if (r < 0)
+                        g->ble = ble_manager_free(g->ble);
+        }
+        if (r < 0)
+                log_error_errno(r, "Failed to reach BlueZ on the system bus, running without Bluetooth: %m");
+
+        r = protocol_new(g->event, g->config, device_id, g->ble, &sink, g->cloud, &g->protocol);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the gateway protocol: %m");
+        return 0;
+}
+
+static OutboxLimits gateway_outbox_limits(const Config *c) {
+        return (OutboxLimits){ .max_messages = c->buffer_max_messages, .max_bytes = c->buffer_max_bytes };
+}
+
+int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_uri) {
+        static const MqttCallbacks mqtt_callbacks = {
+                .state_changed = on_mqtt_state_changed,
+                .message = on_mqtt_message,
+                .stopped = on_mqtt_stopped,
+        };
+        static const CloudSessionCallbacks cloud_callbacks = {
+                .state_changed = on_cloud_state_changed,
+                .message = on_cloud_message,
+                .desired_connections_changed = on_cloud_desired_connections_changed,
+        };
+        const Config *c = g->config;
+        _cleanup_free_ char *dir = NULL;
+        OutboxLimits limits = gateway_outbox_limits(c);
+        MqttOptions o;
+        CloudSessionOptions co;
+        CloudDeviceInfo info;
+        int r;
+
+        if (g->cloud)
+                return -EALREADY;
+
+        if (mkdir(c->state_directory, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", c->state_directory);
+        if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
+        r = outbox_new(dir, &limits, &g->outbox);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
+
+        o = (MqttOptions){
+                .server_uri = server_uri,
+                .client_id = device_id,
+                .keepalive_sec = c->keepalive_sec,
+                .ca_file = c->cloud_tls == CLOUD_TLS_HOST ? c->ca_file : NULL,
+                .cert_file = c->cloud_tls == CLOUD_TLS_HOST ? c->cert_file : NULL,
+                .key_file = c->cloud_tls == CLOUD_TLS_HOST ? c->key_file : NULL,
+                .reconnect_min_usec = (uint64_t) c->reconnect_min_sec * UINT64_C(1000000),
+                .reconnect_max_usec = (uint64_t) c->reconnect_max_sec * UINT64_C(1000000),
+                .max_incoming_bytes = c->max_incoming_bytes,
+        };
+        r = mqtt_session_new(g->event, &o, g->outbox, &mqtt_callbacks, g, &g->mqtt);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the MQTT session for %s: %m", device_id);
+
+        co = (CloudSessionOptions){
+                .device_id = device_id,
+                .team_id = c->team_id,
+                .keepalive_sec = c->keepalive_sec,
+        };
+        r = cloud_session_new(&co, &cloud_transport_mqtt, g->mqtt, &cloud_callbacks, g, &g->cloud);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the nRF Cloud session for device id %s: %m", device_id);
+
+        /* No modem in host mode: its fields stay out.  No FOTA is implemented yet, so none is offered. */
+        info = (CloudDeviceInfo){ .app_version = NRFGW_VERSION, .app_name = "nrfcloud-gatewayd" };
+        r = cloud_session_set_device_info(g->cloud, &info);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set the device info: %m");
+
+        r = gateway_protocol_start(g, device_id);
+        if (r < 0)
+                return r;
+
+        (void) log_set_global_field("GATEWAY_ID", device_id);
+        r = cloud_session_start(g->cloud);
+        if (r >= 0)
+                r = mqtt_session_start(g->mqtt);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the cloud connection: %m");
+        log_info("Connecting to nRF Cloud at %s as %s", server_uri, device_id);
+        return 0;
+}
+
+static int gateway_cloud_start_configured(Gateway *g) {
+        const Config *c = g->config;
+        _cleanup_free_ char *uri = NULL;
+
+        switch (c->cloud_tls) {
+        case CLOUD_TLS_MODEM:
+                /* Hook: the modem manager provides the device id and the TLS transport. */
+                log_notice("[Cloud] TLS=modem: the cloud connection waits for the modem, which provides the device "
+                           "id and the TLS socket");
+                return 0;
+        case CLOUD_TLS_HOST:
+                if (!c->device_id)
+                        return log_error_errno(EINVAL, "[Cloud] TLS=host needs [Gateway] DeviceId=, the device id "
+                                                       "of the client certificate");
+                if (asprintf(&uri, "ssl://%s:%u", c->cloud_host, c->cloud_port) < 0)
+                        return log_error_errno(ENOMEM, "Out of memory");
+                return gateway_cloud_start(g, c->device_id, uri);
+        case _CLOUD_TLS_MAX:
+                break;
+        }
+        return -EINVAL;
+}
+
+static void gateway_cloud_stop(Gateway *g) {
+        if (g->cloud)
+                cloud_session_stop(g->cloud);
+        if (!g->mqtt || mqtt_session_get_state(g->mqtt) == MQTT_IDLE)
+                return;
+        gateway_component_stopping(g);
+        mqtt_session_stop(g->mqtt); /* on_mqtt_stopped() ends it */
+}
+
+static void gateway_cloud_apply_live(Gateway *g) {
+        const Config *c = g->config;
+        OutboxLimits limits = gateway_outbox_limits(c);
+        int r;
+
+        if (g->mqtt)
+                mqtt_session_set_limits(g->mqtt, (uint64_t) c->reconnect_min_sec * UINT64_C(1000000),
+                                        (uint64_t) c->reconnect_max_sec * UINT64_C(1000000), c->max_incoming_bytes);
+        if (g->outbox) {
+                r = outbox_set_limits(g->outbox, &limits);
+                if (r < 0)
+                        log_error_errno(r, "Failed to apply the new [Buffer] limits: %m");
+        }
 }
 
 static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -89,7 +382,9 @@ void gateway_stop(Gateway *g) {
         gateway_enter_state(g, GATEWAY_STOPPING);
 
         /* Components register with gateway_component_stopping() as they begin to shut down. */
-        if (g->modem)
+        gateway_cloud_stop(g);
+        /* The modem goes last: in TLS=modem mode the cloud session's DISCONNECT travels through it. */
+        if (g->modem && (!g->mqtt || mqtt_session_get_state(g->mqtt) == MQTT_IDLE))
                 modem_stop(g->modem);
 
         r = sd_event_add_time_relative(g->event, &g->stop_timer, CLOCK_MONOTONIC,
@@ -143,6 +438,7 @@ int gateway_reload(Gateway *g) {
                         log_error_errno(r, "Failed to apply the new configuration: %m");
                 else {
                         gateway_apply_log_settings(g->config, g->log_level_override);
+                        gateway_cloud_apply_live(g);
                         log_info("Configuration reloaded, %u key(s) changed", n);
                 }
         }
@@ -198,7 +494,16 @@ Gateway *gateway_free(Gateway *g) {
         sd_event_source_disable_unref(g->sigint_source);
         sd_event_source_disable_unref(g->sighup_source);
         sd_event_source_disable_unref(g->stop_timer);
-        modem_free(g->modem);
+        /* The protocol first (it orphans its pending BLE operations), then the
+         * BLE layer (which completes them), before the cloud they publish to. */
+        g->desired_defer = sd_event_source_disable_unref(g->desired_defer);
+        g->protocol = protocol_free(g->protocol);
+        g->ble = ble_manager_free(g->ble);
+        /* Then the MQTT session: no callback runs after it, and it syncs the outbox. */
+        g->mqtt = mqtt_session_free(g->mqtt);
+        g->cloud = cloud_session_free(g->cloud);
+        g->outbox = outbox_free(g->outbox);
+        g->modem = modem_free(g->modem);
         sd_event_unref(g->event);
         config_free(g->config);
         free(g->config_path);
@@ -253,6 +558,10 @@ int gateway_start(Gateway *g) {
         r = modem_start(g->modem);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the modem: %m");
+
+        r = gateway_cloud_start_configured(g);
+        if (r < 0)
+                return r;
 
         gateway_enter_state(g, GATEWAY_RUNNING);
         (void) sd_notify(false, "READY=1");

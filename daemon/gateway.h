@@ -3,7 +3,12 @@
 
 #include <systemd/sd-event.h>
 
+#include "ble.h"
+#include "cloud-session.h"
 #include "config.h"
+#include "mqtt.h"
+#include "outbox.h"
+#include "protocol.h"
 
 typedef struct Modem Modem;
 
@@ -30,6 +35,18 @@ typedef struct Gateway {
         unsigned stopping_components; /* components still shutting down */
 
         Modem *modem;             /* the nRF91 that holds the gateway's identity */
+
+        /* The nRF Cloud connection (gateway-cloud part of gateway.c). */
+        Outbox *outbox;         /* <StateDirectory>/outbox */
+        MqttSession *mqtt;
+        CloudSession *cloud;
+
+        /* The BLE layer and the gateway protocol joining it to the cloud
+         * (gateway-protocol part of gateway.c).  ble is NULL when the
+         * system bus cannot be reached: operations then answer errors. */
+        BleManager *ble;
+        Protocol *protocol;
+        sd_event_source *desired_defer; /* applies a change of desiredConnections */
 } Gateway;
 
 /* Takes ownership of config. */
@@ -44,6 +61,15 @@ int gateway_start(Gateway *g);
 void gateway_stop(Gateway *g);
 /* Reloads the configuration file, keeping the old one if the new one is invalid. */
 int gateway_reload(Gateway *g);
+
+/*
+ * Sets up and starts the cloud connection for device_id: the outbox, the MQTT
+ * session to server_uri and the nRF Cloud session.  gateway_start() calls it
+ * for [Cloud] TLS=host.  For TLS=modem the modem manager is to call it once
+ * the modem gave the device id, after installing its TLS transport as the MQTT
+ * session's prepare()/release() (not wired yet: the modem manager is not there).
+ */
+int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_uri);
 
 /* Components call these around their own asynchronous shutdown. */
 void gateway_component_stopping(Gateway *g);

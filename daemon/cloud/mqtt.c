@@ -61,6 +61,14 @@ struct Event {
         Event *next;
 };
 
+/* A SUBSCRIBE or PUBLISH of the current connection only, outside the outbox. */
+typedef struct DirectOp {
+        int token;
+        bool used;
+        MqttDoneFn done;
+        void *userdata;
+} DirectOp;
+
 typedef struct InFlight {
         int token;
         uint64_t seq;
@@ -112,6 +120,10 @@ struct MqttSession {
         Event *queue_head, *queue_tail;
         size_t queue_incoming_bytes;
         uint64_t queue_dropped;
+
+        /* Connection-scoped operations (see the end of this file). */
+        bool outbox_held;
+        DirectOp direct[MQTT_DIRECT_MAX];
 };
 
 /*
@@ -272,6 +284,8 @@ static void event_free(Event *e) {
 
 static void mqtt_session_enter_state(MqttSession *s, MqttState n);
 static void mqtt_session_pump(MqttSession *s);
+static bool mqtt_session_direct_complete(MqttSession *s, const Event *e);
+static void mqtt_session_direct_forget(MqttSession *s);
 
 static void set_string(char **p, const char *v) {
         free(*p);
@@ -575,6 +589,9 @@ static void handle_connect_failed(MqttSession *s, const Event *e) {
 static void handle_publish_result(MqttSession *s, const Event *e) {
         unsigned i;
 
+        if (mqtt_session_direct_complete(s, e))
+                return;
+
         for (i = 0; i < s->window; i++)
                 if (s->in_flight[i].used && s->in_flight[i].token == e->token)
                         break;
@@ -635,6 +652,8 @@ static void handle_event(MqttSession *s, Event *e) {
         case EVENT_SUBSCRIBED:
         case EVENT_SUBSCRIBE_FAILED:
                 if (!current || (s->state != MQTT_SUBSCRIBING && s->state != MQTT_READY))
+                        break;
+                if (mqtt_session_direct_complete(s, e))
                         break;
                 if (e->type == EVENT_SUBSCRIBE_FAILED)
                         log_warning("The broker refused a subscription (%d%s%s)", e->code, e->text ? ": " : "",
@@ -709,6 +728,8 @@ static void mqtt_session_enter_state(MqttSession *s, MqttState n) {
         log_fields(LOG_DEBUG, LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(n) }), "MQTT state %s -> %s",
                    mqtt_state_to_string(old), mqtt_state_to_string(n));
         s->state = n;
+        if (n != MQTT_SUBSCRIBING && n != MQTT_READY)
+                mqtt_session_direct_forget(s);
         switch (n) {
         case MQTT_IDLE:
                 mqtt_session_disarm(s);
@@ -733,7 +754,7 @@ static void mqtt_session_enter_state(MqttSession *s, MqttState n) {
 static void mqtt_session_pump(MqttSession *s) {
         OutboxEntry e;
 
-        if (s->state != MQTT_READY)
+        if (s->state != MQTT_READY || s->outbox_held)
                 return;
         while (s->n_in_flight < s->window && outbox_peek_unsent(s->outbox, &e)) {
                 MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -998,4 +1019,133 @@ void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64
         backoff_init(&s->backoff, reconnect_min_usec, reconnect_max_usec);
         s->backoff.attempt = attempt;
         __atomic_store_n(&s->max_incoming_bytes, max_incoming_bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- Connection-scoped operations (see mqtt.h). ---- */
+
+#define RECONNECT_DELAY_USEC (100u * 1000u) /* lets Paho write the DISCONNECT before the client is replaced */
+
+static DirectOp *mqtt_session_direct_slot(MqttSession *s) {
+        for (unsigned i = 0; i < MQTT_DIRECT_MAX; i++)
+                if (!s->direct[i].used)
+                        return &s->direct[i];
+        return NULL;
+}
+
+/* A result for a connection-scoped operation: calls its done() and says true. */
+static bool mqtt_session_direct_complete(MqttSession *s, const Event *e) {
+        for (unsigned i = 0; i < MQTT_DIRECT_MAX; i++) {
+                DirectOp *d = &s->direct[i];
+                MqttDoneFn done;
+                void *userdata;
+
+                if (!d->used || d->token != e->token)
+                        continue;
+                done = d->done;
+                userdata = d->userdata;
+                *d = (DirectOp){};
+                if (done)
+                        done(e->type == EVENT_PUBLISHED || e->type == EVENT_SUBSCRIBED ? 0 : -EIO, userdata);
+                return true;
+        }
+        return false;
+}
+
+static void mqtt_session_direct_forget(MqttSession *s) {
+        for (unsigned i = 0; i < MQTT_DIRECT_MAX; i++)
+                s->direct[i] = (DirectOp){};
+}
+
+int mqtt_session_subscribe_now(MqttSession *s, char *const *topics, size_t n, MqttDoneFn done, void *userdata) {
+        MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
+        int qos[TOPICS_PER_SUBSCRIBE];
+        DirectOp *d;
+        int r;
+
+        if (!topics || n == 0 || n > TOPICS_PER_SUBSCRIBE)
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                if (!topics[i] || !*topics[i])
+                        return -EINVAL;
+        if (s->state != MQTT_SUBSCRIBING && s->state != MQTT_READY)
+                return -ENOTCONN;
+        d = mqtt_session_direct_slot(s);
+        if (!d)
+                return -EBUSY;
+        for (size_t i = 0; i < n; i++)
+                qos[i] = 1;
+        o.onSuccess = on_subscribe_success;
+        o.onFailure = on_subscribe_failure;
+        o.context = ctx_make(s);
+        r = MQTTAsync_subscribeMany(s->client, (int) n, (char *const *) topics, qos, &o);
+        if (r != MQTTASYNC_SUCCESS) {
+                log_debug("MQTTAsync_subscribeMany() failed: %d", r);
+                return -EIO;
+        }
+        *d = (DirectOp){ .token = o.token, .used = true, .done = done, .userdata = userdata };
+        return 0;
+}
+
+int mqtt_session_publish_now(MqttSession *s, const char *topic, const void *payload, size_t len, MqttDoneFn done,
+                             void *userdata) {
+        MQTTAsync_message m = MQTTAsync_message_initializer;
+        MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
+        DirectOp *d;
+        int r;
+
+        if (!topic || !*topic || strlen(topic) > OUTBOX_TOPIC_MAX || (len > 0 && !payload))
+                return -EINVAL;
+        if (len > OUTBOX_PAYLOAD_MAX)
+                return -EMSGSIZE;
+        if (s->state != MQTT_SUBSCRIBING && s->state != MQTT_READY)
+                return -ENOTCONN;
+        d = mqtt_session_direct_slot(s);
+        if (!d)
+                return -EBUSY;
+        m.payload = (void *) payload;
+        m.payloadlen = (int) len;
+        m.qos = 1;
+        m.retained = 0;
+        o.onSuccess = on_publish_success;
+        o.onFailure = on_publish_failure;
+        o.context = ctx_make(s);
+        r = MQTTAsync_sendMessage(s->client, topic, &m, &o);
+        if (r != MQTTASYNC_SUCCESS) {
+                log_debug("MQTTAsync_sendMessage() on %s failed: %d", topic, r);
+                return -EIO;
+        }
+        *d = (DirectOp){ .token = o.token, .used = true, .done = done, .userdata = userdata };
+        return 0;
+}
+
+void mqtt_session_hold_outbox(MqttSession *s, bool hold) {
+        if (s->outbox_held == hold)
+                return;
+        s->outbox_held = hold;
+        if (!hold)
+                mqtt_session_pump(s);
+}
+
+int mqtt_session_reconnect(MqttSession *s, const char *reason) {
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+        int r;
+
+        if (s->state != MQTT_SUBSCRIBING && s->state != MQTT_READY)
+                return -ENOTCONN;
+        log_fields(LOG_INFO, LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(s->state) }, { "CLOUD_REASON", reason }),
+                   "Reconnecting to the cloud: %s", strna(reason));
+        d.timeout = 0;
+        (void) MQTTAsync_disconnect(s->client, &d);
+        s->stable_timer = sd_event_source_disable_unref(s->stable_timer);
+        outbox_rewind(s->outbox);
+        in_flight_clear(s);
+        s->subscribes_pending = 0;
+        s->subscribed = 0;
+        mqtt_session_release_transport(s);
+        mqtt_session_enter_state(s, MQTT_BACKOFF);
+        r = sd_event_add_time_relative(s->event, &s->retry_timer, CLOCK_BOOTTIME, RECONNECT_DELAY_USEC, 10 * 1000,
+                                       on_retry_timer, s);
+        if (r < 0)
+                return log_error_errno(r, "Failed to arm the reconnect timer, the cloud stays disconnected: %m");
+        return 0;
 }

@@ -125,3 +125,35 @@ void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64
                              uint64_t max_incoming_bytes);
 
 const char *mqtt_state_to_string(MqttState s);
+
+/*
+ * Connection-scoped operations, for the control messages of the nRF Cloud
+ * connection procedure (shadow get, pairing report, jobs/req): they must
+ * not wait behind a backlog of offline g2c messages in the outbox, and they
+ * make no sense on a later connection.
+ *
+ * Each is sent at QoS 1 on the current connection only (a subscription is
+ * not remembered for later connections), and done() is called once, on the
+ * loop thread, with 0 on SUBACK/PUBACK or a negative errno if the broker or
+ * Paho failed it.  When the connection ends first, the operation is dropped
+ * without a call: state_changed() reports the end.  Never called from
+ * within the function that queued the operation.
+ */
+#define MQTT_DIRECT_MAX 16u /* operations in flight at once */
+
+typedef void (*MqttDoneFn)(int error, void *userdata);
+
+/* Subscribes topics (at most 8, one SUBSCRIBE) on this connection.  -ENOTCONN
+ * unless subscribing or ready, -EBUSY with MQTT_DIRECT_MAX in flight. */
+int mqtt_session_subscribe_now(MqttSession *s, char *const *topics, size_t n, MqttDoneFn done, void *userdata);
+/* Publishes outside the outbox on this connection (payload up to OUTBOX_PAYLOAD_MAX). */
+int mqtt_session_publish_now(MqttSession *s, const char *topic, const void *payload, size_t len, MqttDoneFn done,
+                             void *userdata);
+/* While held, the outbox is not drained even when ready (messages are still
+ * accepted into it); releasing it sends what it holds.  Not held by default. */
+void mqtt_session_hold_outbox(MqttSession *s, bool hold);
+/* Ends the current connection (DISCONNECT) and connects again right away,
+ * without the backoff and without a "connection lost" record: for a change
+ * of the cloud's policy (association, removal from an account).  -ENOTCONN
+ * unless subscribing or ready. */
+int mqtt_session_reconnect(MqttSession *s, const char *reason);

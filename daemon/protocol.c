@@ -1,0 +1,1146 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "c2g.h"
+#include "g2c.h"
+#include "log.h"
+#include "message-ids.h"
+#include "protocol.h"
+#include "util.h"
+
+#define USEC_PER_SEC UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+
+typedef struct ProtocolCcc {
+        char service_uuid[UUID_STR_MAX + 1];
+        char chrc_uuid[UUID_STR_MAX + 1];
+        C2gCccMode mode;
+} ProtocolCcc;
+
+/* One desired device, as the protocol reports it. */
+typedef struct ProtocolDevice {
+        struct ProtocolDevice *next;
+        char address[BT_ADDR_STR_LEN + 1];
+        ProtocolDeviceState state;
+        bool discovered;  /* device_discover_result sent once */
+        GattModel *model; /* converted at each READY; NULL before */
+        ProtocolCcc ccc[PROTOCOL_CCC_MAX];
+        size_t n_ccc;
+        /* Ids of device_discover operations waiting for READY. */
+        char discover_waiters[PROTOCOL_DISCOVER_WAITERS_MAX][C2G_ID_MAX + 1];
+        size_t n_discover_waiters;
+} ProtocolDevice;
+
+/* A c2g operation waiting for the BLE layer.  Orphaned (p == NULL) when
+ * the protocol is freed first; its callback then only frees it. */
+typedef struct ProtocolOp {
+        Protocol *p;
+        struct ProtocolOp *prev, *next;
+        C2gOperation op;
+        C2gCccMode ccc_mode;
+} ProtocolOp;
+
+/* The latest value of one characteristic, held back for NotifyMinIntervalMs. */
+typedef struct ProtocolCoalesce {
+        Protocol *p;
+        struct ProtocolCoalesce *next;
+        char address[BT_ADDR_STR_LEN + 1];
+        char service_uuid[UUID_STR_MAX + 1];
+        char chrc_uuid[UUID_STR_MAX + 1];
+        uint64_t last_sent; /* CLOCK_MONOTONIC, 0: never */
+        bool pending;
+        sd_event_source *timer;
+        size_t size;
+        uint8_t value[GATT_VALUE_MAX];
+} ProtocolCoalesce;
+
+struct Protocol {
+        sd_event *event;
+        const Config *config;
+        char *gateway_id;
+        BleManager *ble;
+        ProtocolSink sink;
+        void *sink_impl;
+
+        uint64_t message_id;
+        uint64_t messages_sent;
+
+        ProtocolDevice *devices;
+        size_t n_devices;
+        ProtocolOp *ops;
+        size_t n_ops, n_scans;
+        ProtocolCoalesce *coalesce;
+        size_t n_coalesce;
+};
+
+static const char *const protocol_device_state_table[_PROTOCOL_DEVICE_STATE_MAX] = {
+        [PROTOCOL_DEVICE_CONNECTING] = "connecting",
+        [PROTOCOL_DEVICE_CONNECTED] = "connected",
+};
+
+const char *protocol_device_state_to_string(ProtocolDeviceState s) {
+        return s >= 0 && s < _PROTOCOL_DEVICE_STATE_MAX ? protocol_device_state_table[s] : NULL;
+}
+
+uint64_t protocol_messages_sent(const Protocol *p) {
+        return p->messages_sent;
+}
+
+/* ---- Sending ---- */
+
+static G2cHeader protocol_header(Protocol *p, const char *request_id) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        return (G2cHeader){
+                .gateway_id = p->gateway_id,
+                .request_id = request_id,
+                .message_id = ++p->message_id,
+                .timestamp_usec = (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000,
+        };
+}
+
+/* Takes the encoder's result r and payload; what fails here is logged here. */
+static int protocol_publish(Protocol *p, OutboxClass class, int r, char *payload, const char *what) {
+        _cleanup_free_ char *owned = payload;
+
+        if (r < 0)
+                return log_error_errno(r, "Failed to encode %s, not sent: %m", what);
+        r = p->sink.publish_g2c(p->sink_impl, class, owned, strlen(owned));
+        if (r < 0)
+                return log_warning_errno(r, "Failed to queue %s for nRF Cloud, dropped: %m", what);
+        p->messages_sent++;
+        return 0;
+}
+
+static int protocol_send_error(Protocol *p, const char *request_id, const char *address, int code,
+                               const char *format, ...) _printf_(5, 6);
+static int protocol_send_error(Protocol *p, const char *request_id, const char *address, int code,
+                               const char *format, ...) {
+        char description[G2C_DESCRIPTION_MAX];
+        G2cHeader h = protocol_header(p, request_id);
+        char *json = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        (void) vsnprintf(description, sizeof description, format, ap);
+        va_end(ap);
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", strempty(address) }),
+                   "Answering request %s with an error: %s", strna(request_id), description);
+        r = g2c_encode_error(&h, address, description, code, &json);
+        return protocol_publish(p, OUTBOX_STATUS, r, json, "an error event");
+}
+
+static int protocol_send_chrc(Protocol *p, OutboxClass class, G2cEventType type, const char *request_id,
+                              const char *address, const char *svc, const char *chrc, const uint8_t *value,
+                              size_t size) {
+        G2cHeader h = protocol_header(p, request_id);
+        G2cDevice dev = { .address = address };
+        char *json = NULL;
+        int r;
+
+        r = g2c_encode_characteristic_value(&h, type, &dev, svc, chrc, value, size, &json);
+        return protocol_publish(p, class, r, json, g2c_event_type_to_string(type));
+}
+
+static int protocol_send_desc(Protocol *p, G2cEventType type, const char *request_id, const char *address,
+                              const char *svc, const char *chrc, const char *desc, const uint8_t *value,
+                              size_t size) {
+        G2cHeader h = protocol_header(p, request_id);
+        G2cDevice dev = { .address = address };
+        char *json = NULL;
+        int r;
+
+        r = g2c_encode_descriptor_value(&h, type, &dev, svc, chrc, desc, value, size, &json);
+        return protocol_publish(p, OUTBOX_STATUS, r, json, g2c_event_type_to_string(type));
+}
+
+/* ---- GATT model conversion ---- */
+
+int protocol_convert_gatt(const BleGattModel *in, ProtocolCccValueFn ccc_value, void *userdata, GattModel **ret) {
+        _cleanup_(gatt_model_freep) GattModel *m = NULL;
+        int r;
+
+        r = gatt_model_new(&m);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; in && i < in->n_services; i++) {
+                const BleGattService *bs = &in->services[i];
+                GattService *s;
+
+                r = gatt_model_add_service(m, bs->uuid, bs->object_path, bs->primary, &s);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < bs->n_chrcs; j++) {
+                        const BleGattChrc *bc = &bs->chrcs[j];
+                        GattCharacteristic *c;
+
+                        /* BLE_CHRC_* and GattProperty are both the declaration's property bits. */
+                        r = gatt_service_add_characteristic(s, bc->uuid, bc->object_path, bc->properties & 0xffu, &c);
+                        if (r < 0)
+                                return r;
+                        for (size_t k = 0; k < bc->n_descs; k++) {
+                                const BleGattDesc *bd = &bc->descs[k];
+                                GattDescriptor *d;
+                                uint8_t v[2] = { 0, 0 };
+
+                                r = gatt_characteristic_add_descriptor(c, bd->uuid, bd->object_path, &d);
+                                if (r < 0)
+                                        return r;
+                                if (!streq(d->uuid, GATT_UUID_CCC))
+                                        continue;
+                                /* The CCC's value is what the gateway subscribed, not read. */
+                                if (ccc_value)
+                                        (void) ccc_value(s->uuid, c->uuid, v, userdata);
+                                r = gatt_descriptor_set_value(d, v, sizeof v);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+        }
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* ---- Devices ---- */
+
+static ProtocolDevice *protocol_find_device(Protocol *p, const char *address) {
+        char a[BT_ADDR_STR_LEN + 1];
+
+        if (!address || bt_addr_normalize(address, a) < 0)
+                return NULL;
+        for (ProtocolDevice *d = p->devices; d; d = d->next)
+                if (streq(d->address, a))
+                        return d;
+        return NULL;
+}
+
+static void protocol_report_status(Protocol *p, const char *address, ConnectionStatus status) {
+        ShadowConnectionStatus s = { .address = address, .status = status };
+        int r;
+
+        r = p->sink.report_connections(p->sink_impl, &s, 1);
+        if (r < 0)
+                log_warning_errno(r, "Failed to report statusConnections.%s = %s, ignoring: %m", address,
+                                  connection_status_to_string(status));
+}
+
+static ConnectionStatus device_state_status(ProtocolDeviceState s) {
+        switch (s) {
+        case PROTOCOL_DEVICE_CONNECTING:
+                return CONNECTION_STATUS_CONNECTING;
+        case PROTOCOL_DEVICE_CONNECTED:
+                return CONNECTION_STATUS_CONNECTED;
+        case _PROTOCOL_DEVICE_STATE_MAX:
+        case _PROTOCOL_DEVICE_STATE_INVALID:
+                break;
+        }
+        return CONNECTION_STATUS_DISCONNECTED;
+}
+
+/* Logs old → new and reports reported.statusConnections.<addr>. */
+static void protocol_device_enter_state(Protocol *p, ProtocolDevice *d, ProtocolDeviceState s) {
+        if (d->state == s)
+                return;
+        log_fields(LOG_DEBUG, LOG_FIELDS({ "BT_ADDR", d->address }), "Device %s reported state %s -> %s", d->address,
+                   protocol_device_state_to_string(d->state), protocol_device_state_to_string(s));
+        d->state = s;
+        protocol_report_status(p, d->address, device_state_status(s));
+}
+
+static int ccc_value_of(const char *svc, const char *chrc, uint8_t ret[2], void *userdata) {
+        ProtocolDevice *d = userdata;
+
+        for (size_t i = 0; i < d->n_ccc; i++)
+                if (streq(d->ccc[i].service_uuid, svc) && streq(d->ccc[i].chrc_uuid, chrc)) {
+                        ret[0] = d->ccc[i].mode == C2G_CCC_NOTIFY ? 1 : d->ccc[i].mode == C2G_CCC_INDICATE ? 2 : 0;
+                        ret[1] = 0;
+                        return 1;
+                }
+        return 0;
+}
+
+static void protocol_send_connection(Protocol *p, ProtocolDevice *d, bool connected) {
+        G2cHeader h = protocol_header(p, NULL);
+        G2cDevice dev = { .address = d->address };
+        char *json = NULL;
+        int r;
+
+        if (connected)
+                r = g2c_encode_device_connect_result(&h, &dev, true, &json);
+        else
+                r = g2c_encode_device_disconnect(&h, &dev, &json);
+        (void) protocol_publish(p, OUTBOX_STATUS, r, json, connected ? "device_connect_result" : "device_disconnect");
+}
+
+static int protocol_send_discover(Protocol *p, ProtocolDevice *d, const char *request_id) {
+        G2cHeader h;
+        G2cDevice dev = { .address = d->address };
+        char *json = NULL;
+        int r;
+
+        if (!d->model)
+                return protocol_send_error(p, request_id, d->address, -ENODATA,
+                                           "the GATT model of %s is not available", d->address);
+        /* The CCC values follow the subscriptions made since the model was built. */
+        for (size_t i = 0; i < d->model->n_services; i++) {
+                GattService *s = d->model->services[i];
+                for (size_t j = 0; j < s->n_characteristics; j++) {
+                        GattCharacteristic *c = s->characteristics[j];
+                        for (size_t k = 0; k < c->n_descriptors; k++) {
+                                uint8_t v[2] = { 0, 0 };
+                                if (!streq(c->descriptors[k]->uuid, GATT_UUID_CCC))
+                                        continue;
+                                (void) ccc_value_of(s->uuid, c->uuid, v, d);
+                                (void) gatt_descriptor_set_value(c->descriptors[k], v, sizeof v);
+                        }
+                }
+        }
+        h = protocol_header(p, request_id);
+        r = g2c_encode_device_discover_result(&h, &dev, d->model, &json);
+        return protocol_publish(p, OUTBOX_STATUS, r, json, "device_discover_result");
+}
+
+static void protocol_send_jobs_request(Protocol *p, ProtocolDevice *d) {
+        char payload[BT_ADDR_STR_LEN + 5];
+        int r;
+
+        (void) snprintf(payload, sizeof payload, "[\"%s\"]", d->address);
+        r = p->sink.publish_jobs_ble_req(p->sink_impl, payload, strlen(payload));
+        if (r < 0)
+                log_warning_errno(r, "Failed to request the FOTA jobs of %s, ignoring: %m", d->address);
+}
+
+static void protocol_coalesce_drop_device(Protocol *p, const char *address);
+
+static ProtocolDevice *protocol_device_free(Protocol *p, ProtocolDevice *d) {
+        if (!d)
+                return NULL;
+        for (ProtocolDevice **pp = &p->devices; *pp; pp = &(*pp)->next)
+                if (*pp == d) {
+                        *pp = d->next;
+                        p->n_devices--;
+                        break;
+                }
+        protocol_coalesce_drop_device(p, d->address);
+        gatt_model_free(d->model);
+        free(d);
+        return NULL;
+}
+
+/* The device is no longer desired: tell the cloud, answer who waits. */
+static void protocol_device_remove(Protocol *p, ProtocolDevice *d) {
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "Device %s is no longer desired", d->address);
+        if (d->state == PROTOCOL_DEVICE_CONNECTED)
+                protocol_send_connection(p, d, false);
+        for (size_t i = 0; i < d->n_discover_waiters; i++)
+                (void) protocol_send_error(p, d->discover_waiters[i], d->address, -ECANCELED,
+                                           "device %s was removed from desiredConnections", d->address);
+        protocol_report_status(p, d->address, CONNECTION_STATUS_REMOVED);
+        protocol_device_free(p, d);
+}
+
+static int protocol_device_add(Protocol *p, const char *address) {
+        ProtocolDevice *d;
+
+        if (p->n_devices >= PROTOCOL_DEVICES_MAX)
+                return -E2BIG;
+        d = calloc(1, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        (void) bt_addr_normalize(address, d->address);
+        d->state = PROTOCOL_DEVICE_CONNECTING;
+        d->next = p->devices;
+        p->devices = d;
+        p->n_devices++;
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "Device %s is desired, connecting", d->address);
+        protocol_report_status(p, d->address, CONNECTION_STATUS_CONNECTING);
+        return 0;
+}
+
+int protocol_set_desired(Protocol *p, const DesiredConnection *v, size_t n, bool known) {
+        _cleanup_free_ char **addresses = NULL;
+        size_t k = 0;
+        int r;
+
+        if (!known)
+                n = 0;
+        if (n > PROTOCOL_DEVICES_MAX) {
+                log_warning("desiredConnections lists %zu devices, only the first %u are kept", n,
+                            PROTOCOL_DEVICES_MAX);
+                n = PROTOCOL_DEVICES_MAX;
+        }
+        for (ProtocolDevice *d = p->devices, *next; d; d = next) {
+                bool keep = false;
+                next = d->next;
+                for (size_t i = 0; i < n && !keep; i++)
+                        keep = strcasecmp(v[i].address, d->address) == 0;
+                if (!keep)
+                        protocol_device_remove(p, d);
+        }
+        addresses = calloc(n + 1, sizeof(char *));
+        if (!addresses)
+                return log_error_errno(ENOMEM, "Out of memory");
+        for (size_t i = 0; i < n; i++) {
+                if (!bt_addr_is_valid(v[i].address))
+                        continue;
+                if (!protocol_find_device(p, v[i].address)) {
+                        r = protocol_device_add(p, v[i].address);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to add desired device %s, ignoring: %m", v[i].address);
+                                continue;
+                        }
+                }
+                addresses[k++] = (char *) v[i].address;
+        }
+        if (!p->ble)
+                return 0;
+        r = ble_manager_set_desired(p->ble, addresses);
+        if (r < 0)
+                return log_error_errno(r, "Failed to hand the desired connections to the BLE layer: %m");
+        return 0;
+}
+
+void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
+                           const BleGattModel *gatt) {
+        ProtocolDevice *d = protocol_find_device(p, address);
+        GattModel *m = NULL;
+        int r;
+
+        (void) old_state;
+        if (!d) {
+                log_debug("State of %s, which is not desired, ignoring", strna(address));
+                return;
+        }
+        switch (new_state) {
+        case BLE_DEVICE_READY:
+                r = protocol_convert_gatt(gatt, ccc_value_of, d, &m);
+                if (r < 0)
+                        log_fields_errno(LOG_ERR, r, LOG_FIELDS({ "BT_ADDR", d->address }),
+                                         "Failed to convert the GATT model of %s, operations on it will fail: %m",
+                                         d->address);
+                gatt_model_free(d->model);
+                d->model = m;
+                protocol_device_enter_state(p, d, PROTOCOL_DEVICE_CONNECTED);
+                protocol_send_connection(p, d, true);
+                if (!d->discovered && d->model) {
+                        d->discovered = true;
+                        (void) protocol_send_discover(p, d, NULL);
+                        protocol_send_jobs_request(p, d);
+                }
+                for (size_t i = 0; i < d->n_discover_waiters; i++)
+                        (void) protocol_send_discover(p, d, d->discover_waiters[i]);
+                d->n_discover_waiters = 0;
+                break;
+        case BLE_DEVICE_IDLE:
+        case BLE_DEVICE_CONNECTING:
+        case BLE_DEVICE_RESOLVING:
+        case BLE_DEVICE_BACKOFF:
+                if (d->state == PROTOCOL_DEVICE_CONNECTED)
+                        protocol_send_connection(p, d, false);
+                protocol_device_enter_state(p, d, PROTOCOL_DEVICE_CONNECTING);
+                break;
+        case _BLE_DEVICE_STATE_MAX:
+                break;
+        }
+}
+
+/* ---- Notifications ---- */
+
+static void protocol_send_notification(Protocol *p, const char *address, const char *svc, const char *chrc,
+                                       const uint8_t *value, size_t size) {
+        (void) protocol_send_chrc(p, OUTBOX_NOTIFICATION, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, NULL, address, svc,
+                                  chrc, value, size);
+}
+
+static ProtocolCoalesce *protocol_coalesce_free(ProtocolCoalesce *c) {
+        if (!c)
+                return NULL;
+        sd_event_source_disable_unref(c->timer);
+        free(c);
+        return NULL;
+}
+
+static void protocol_coalesce_drop_device(Protocol *p, const char *address) {
+        for (ProtocolCoalesce **pp = &p->coalesce; *pp;) {
+                ProtocolCoalesce *c = *pp;
+                if (streq(c->address, address)) {
+                        *pp = c->next;
+                        p->n_coalesce--;
+                        protocol_coalesce_free(c);
+                } else
+                        pp = &c->next;
+        }
+}
+
+static int on_coalesce_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        ProtocolCoalesce *c = userdata;
+        (void) s;
+
+        if (!c->pending)
+                return 0;
+        c->pending = false;
+        c->last_sent = usec;
+        protocol_send_notification(c->p, c->address, c->service_uuid, c->chrc_uuid, c->value, c->size);
+        return 0;
+}
+
+static ProtocolCoalesce *protocol_coalesce_get(Protocol *p, const char *address, const char *svc, const char *chrc) {
+        ProtocolCoalesce *c;
+
+        for (c = p->coalesce; c; c = c->next)
+                if (streq(c->chrc_uuid, chrc) && streq(c->service_uuid, svc) && streq(c->address, address))
+                        return c;
+        if (p->n_coalesce >= PROTOCOL_COALESCE_MAX)
+                return NULL;
+        if (strlen(svc) > UUID_STR_MAX || strlen(chrc) > UUID_STR_MAX || strlen(address) > BT_ADDR_STR_LEN)
+                return NULL;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        c->p = p;
+        strcpy(c->address, address);
+        strcpy(c->service_uuid, svc);
+        strcpy(c->chrc_uuid, chrc);
+        c->next = p->coalesce;
+        p->coalesce = c;
+        p->n_coalesce++;
+        return c;
+}
+
+void protocol_notification(Protocol *p, const char *address, const char *service_uuid, const char *chrc_uuid,
+                           const uint8_t *value, size_t size) {
+        uint64_t interval = (uint64_t) p->config->notify_min_interval_ms * USEC_PER_MSEC, now;
+        ProtocolDevice *d = protocol_find_device(p, address);
+        ProtocolCoalesce *c;
+        int r;
+
+        if (!d) {
+                log_debug("Notification of %s, which is not desired, ignoring", strna(address));
+                return;
+        }
+        if (interval == 0 || size > GATT_VALUE_MAX) {
+                protocol_send_notification(p, d->address, service_uuid, chrc_uuid, value, size);
+                return;
+        }
+        c = protocol_coalesce_get(p, d->address, service_uuid, chrc_uuid);
+        if (!c) {
+                /* Over the cap (or out of memory): not coalesced, but not lost either. */
+                protocol_send_notification(p, d->address, service_uuid, chrc_uuid, value, size);
+                return;
+        }
+        now = now_usec(CLOCK_MONOTONIC);
+        if (!c->pending && (c->last_sent == 0 || now >= c->last_sent + interval)) {
+                c->last_sent = now;
+                protocol_send_notification(p, d->address, service_uuid, chrc_uuid, value, size);
+                return;
+        }
+        /* Within the interval: keep only the latest value, sent when it ends. */
+        memcpy(c->value, value, size);
+        c->size = size;
+        if (c->pending)
+                return;
+        c->pending = true;
+        if (!c->timer)
+                r = sd_event_add_time(p->event, &c->timer, CLOCK_MONOTONIC, c->last_sent + interval, 0,
+                                      on_coalesce_timer, c);
+        else {
+                r = sd_event_source_set_time(c->timer, c->last_sent + interval);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the coalescing timer, sending at once: %m");
+                c->pending = false;
+                c->last_sent = now;
+                protocol_send_notification(p, d->address, service_uuid, chrc_uuid, value, size);
+        }
+}
+
+/* ---- c2g operations ---- */
+
+static ProtocolOp *protocol_op_free(ProtocolOp *op) {
+        if (!op)
+                return NULL;
+        if (op->p) {
+                if (op->prev)
+                        op->prev->next = op->next;
+                else
+                        op->p->ops = op->next;
+                if (op->next)
+                        op->next->prev = op->prev;
+                op->p->n_ops--;
+                if (op->op.type == C2G_OP_SCAN)
+                        op->p->n_scans--;
+        }
+        free(op);
+        return NULL;
+}
+
+static ProtocolOp *protocol_op_new(Protocol *p, const C2gOperation *o) {
+        ProtocolOp *op;
+
+        if (p->n_ops >= PROTOCOL_OPS_MAX)
+                return NULL;
+        op = calloc(1, sizeof *op);
+        if (!op)
+                return NULL;
+        op->p = p;
+        op->op = *o;
+        op->next = p->ops;
+        if (p->ops)
+                p->ops->prev = op;
+        p->ops = op;
+        p->n_ops++;
+        if (o->type == C2G_OP_SCAN)
+                p->n_scans++;
+        return op;
+}
+
+/* The BLE layer's failure as an error event. */
+static void protocol_send_op_error(Protocol *p, const ProtocolOp *op, const BleOpResult *res) {
+        const C2gTarget *t = &op->op.target;
+
+        if (res->error_message)
+                (void) protocol_send_error(p, op->op.id, t->address, res->error,
+                                           "%s failed: %s (%s)", c2g_op_type_to_string(op->op.type),
+                                           res->error_message, strna(res->error_name));
+        else
+                (void) protocol_send_error(p, op->op.id, t->address, res->error, "%s failed: %s",
+                                           c2g_op_type_to_string(op->op.type), strerror(-res->error));
+}
+
+static void on_chrc_read(BleDevice *bd, const BleOpResult *res, void *userdata) {
+        ProtocolOp *op = userdata;
+        Protocol *p = op->p;
+        const C2gTarget *t = &op->op.target;
+        (void) bd;
+
+        if (!p)
+                goto done;
+        if (res->error < 0)
+                protocol_send_op_error(p, op, res);
+        else {
+                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_READ_RESULT, op->op.id,
+                                          t->address, t->service_uuid, t->characteristic_uuid, res->value, res->size);
+                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id,
+                                          t->address, t->service_uuid, t->characteristic_uuid, res->value, res->size);
+        }
+done:
+        protocol_op_free(op);
+}
+
+static void on_chrc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
+        ProtocolOp *op = userdata;
+        Protocol *p = op->p;
+        const C2gTarget *t = &op->op.target;
+        (void) bd;
+
+        if (!p)
+                goto done;
+        if (res->error < 0)
+                protocol_send_op_error(p, op, res);
+        else {
+                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_WRITE_RESULT, op->op.id,
+                                          t->address, t->service_uuid, t->characteristic_uuid, op->op.value,
+                                          op->op.value_len);
+                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id,
+                                          t->address, t->service_uuid, t->characteristic_uuid, op->op.value,
+                                          op->op.value_len);
+        }
+done:
+        protocol_op_free(op);
+}
+
+static void on_desc_read(BleDevice *bd, const BleOpResult *res, void *userdata) {
+        ProtocolOp *op = userdata;
+        Protocol *p = op->p;
+        const C2gTarget *t = &op->op.target;
+        (void) bd;
+
+        if (!p)
+                goto done;
+        if (res->error < 0)
+                protocol_send_op_error(p, op, res);
+        else
+                (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_READ_RESULT, op->op.id, t->address,
+                                          t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, res->value,
+                                          res->size);
+done:
+        protocol_op_free(op);
+}
+
+static void protocol_send_desc_written(Protocol *p, const ProtocolOp *op, const uint8_t *value, size_t size) {
+        const C2gTarget *t = &op->op.target;
+
+        (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_CHANGED, op->op.id, t->address, t->service_uuid,
+                                  t->characteristic_uuid, t->descriptor_uuid, value, size);
+        (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_WRITE_RESULT, op->op.id, t->address,
+                                  t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, value, size);
+}
+
+static void on_desc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
+        ProtocolOp *op = userdata;
+        Protocol *p = op->p;
+        (void) bd;
+
+        if (!p)
+                goto done;
+        if (res->error < 0)
+                protocol_send_op_error(p, op, res);
+        else
+                protocol_send_desc_written(p, op, op->op.value, op->op.value_len);
+done:
+        protocol_op_free(op);
+}
+
+/* Remembers the subscription for discovery results (the BLE layer itself
+ * re-applies it on every reconnect). */
+static int protocol_device_remember_ccc(ProtocolDevice *d, const char *svc, const char *chrc, C2gCccMode mode) {
+        for (size_t i = 0; i < d->n_ccc; i++)
+                if (streq(d->ccc[i].service_uuid, svc) && streq(d->ccc[i].chrc_uuid, chrc)) {
+                        d->ccc[i].mode = mode;
+                        return 0;
+                }
+        if (d->n_ccc >= PROTOCOL_CCC_MAX)
+                return -E2BIG;
+        strcpy(d->ccc[d->n_ccc].service_uuid, svc);
+        strcpy(d->ccc[d->n_ccc].chrc_uuid, chrc);
+        d->ccc[d->n_ccc++].mode = mode;
+        return 0;
+}
+
+static void protocol_ccc_done(Protocol *p, const ProtocolOp *op) {
+        const C2gTarget *t = &op->op.target;
+        ProtocolDevice *d = protocol_find_device(p, t->address);
+        uint8_t v[2] = { op->ccc_mode == C2G_CCC_NOTIFY ? 1 : op->ccc_mode == C2G_CCC_INDICATE ? 2 : 0, 0 };
+
+        if (d)
+                (void) protocol_device_remember_ccc(d, t->service_uuid, t->characteristic_uuid, op->ccc_mode);
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", t->address }), "Subscription of %s/%s on %s: %s",
+                   t->service_uuid, t->characteristic_uuid, t->address, c2g_ccc_mode_to_string(op->ccc_mode));
+        protocol_send_desc_written(p, op, v, sizeof v);
+}
+
+static void on_ccc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
+        ProtocolOp *op = userdata;
+        Protocol *p = op->p;
+        (void) bd;
+
+        if (!p)
+                goto done;
+        if (res->error < 0)
+                protocol_send_op_error(p, op, res);
+        else
+                protocol_ccc_done(p, op);
+done:
+        protocol_op_free(op);
+}
+
+static bool scan_result_passes(const C2gScan *s, const BleScanResult *r) {
+        if (s->has_filter_rssi && (!r->has_rssi || r->rssi < s->filter_rssi))
+                return false;
+        if (s->filter_name[0] && !streq_ptr(r->name, s->filter_name))
+                return false;
+        return true;
+}
+
+static G2cScanDevice scan_device(const BleScanResult *r) {
+        BtAddrType type = r->address_type ? bt_addr_type_from_string(r->address_type) : BT_ADDR_TYPE_UNSPECIFIED;
+
+        return (G2cScanDevice){
+                .device = { .address = r->address, .address_type = type < 0 ? BT_ADDR_TYPE_UNSPECIFIED : type },
+                .has_rssi = r->has_rssi,
+                .rssi = r->rssi,
+                .name = r->name,
+        };
+}
+
+static void protocol_send_scan(Protocol *p, const ProtocolOp *op, bool timeout, const G2cScanDevice *v, size_t n) {
+        G2cHeader h = protocol_header(p, op->op.id);
+        char *json = NULL;
+        int r;
+
+        r = g2c_encode_scan_result(&h, op->op.scan.reporting, timeout, v, n, &json);
+        (void) protocol_publish(p, OUTBOX_NOTIFICATION, r, json, "scan_result");
+}
+
+static void on_scan_done(BleManager *m, int error, const BleScanResult *results, size_t n, void *userdata) {
+        ProtocolOp *op = userdata;
+        Protocol *p = op->p;
+        const C2gScan *s = &op->op.scan;
+        _cleanup_free_ G2cScanDevice *v = NULL;
+        size_t k = 0;
+        (void) m;
+
+        if (!p)
+                goto done;
+        if (error < 0) {
+                (void) protocol_send_error(p, op->op.id, NULL, error, "scan failed: %s", strerror(-error));
+                goto done;
+        }
+        v = calloc(n + 1, sizeof *v);
+        if (!v) {
+                (void) protocol_send_error(p, op->op.id, NULL, -ENOMEM, "scan failed: out of memory");
+                goto done;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (scan_result_passes(s, &results[i]))
+                        v[k++] = scan_device(&results[i]);
+        log_info("Scan %s done: %zu device(s) seen, %zu after the filters", op->op.id, n, k);
+        switch (s->reporting) {
+        case C2G_SCAN_REPORTING_INSTANT:
+                for (size_t i = 0; i < k; i++)
+                        protocol_send_scan(p, op, false, &v[i], 1);
+                protocol_send_scan(p, op, true, NULL, 0);
+                break;
+        case C2G_SCAN_REPORTING_BATCH:
+                protocol_send_scan(p, op, true, v, k);
+                break;
+        case _C2G_SCAN_REPORTING_MAX:
+        case _C2G_SCAN_REPORTING_INVALID:
+                break;
+        }
+done:
+        protocol_op_free(op);
+}
+
+static void protocol_op_scan(Protocol *p, const C2gOperation *o) {
+        const C2gScan *s = &o->scan;
+        ProtocolOp *op;
+        int r;
+
+        if (s->type == C2G_SCAN_TYPE_BEACON) {
+                (void) protocol_send_error(p, o->id, NULL, -EOPNOTSUPP, "scanType: beacon scans are not supported");
+                return;
+        }
+        if (!p->ble) {
+                (void) protocol_send_error(p, o->id, NULL, -ENODEV, "scan: Bluetooth is not available");
+                return;
+        }
+        if (p->n_scans >= PROTOCOL_SCANS_MAX) {
+                (void) protocol_send_error(p, o->id, NULL, -EBUSY, "scan: %u scans are already waiting",
+                                           PROTOCOL_SCANS_MAX);
+                return;
+        }
+        if (s->mode == C2G_SCAN_MODE_PASSIVE)
+                log_info("Scan %s asks for a passive scan; BlueZ discovery scans actively", o->id);
+        op = protocol_op_new(p, o);
+        if (!op) {
+                (void) protocol_send_error(p, o->id, NULL, -ENOBUFS, "scan: too many operations in progress");
+                return;
+        }
+        r = ble_manager_scan(p->ble, (uint64_t) s->timeout_sec * USEC_PER_SEC, on_scan_done, op);
+        if (r < 0) {
+                protocol_op_free(op);
+                (void) protocol_send_error(p, o->id, NULL, r, "scan could not start: %s", strerror(-r));
+                return;
+        }
+        log_info("Scanning for %us for request %s", s->timeout_sec, o->id);
+}
+
+static void protocol_op_discover(Protocol *p, ProtocolDevice *d, const C2gOperation *o) {
+        if (d->state == PROTOCOL_DEVICE_CONNECTED && d->model) {
+                (void) protocol_send_discover(p, d, o->id);
+                return;
+        }
+        /* Not ready: answered when the device is (discovery runs as part of connecting). */
+        if (d->n_discover_waiters >= PROTOCOL_DISCOVER_WAITERS_MAX) {
+                (void) protocol_send_error(p, o->id, d->address, -EBUSY,
+                                           "device_discover: %u requests for %s are already waiting",
+                                           PROTOCOL_DISCOVER_WAITERS_MAX, d->address);
+                return;
+        }
+        strcpy(d->discover_waiters[d->n_discover_waiters++], o->id);
+        log_info("device_discover %s waits for %s to connect", o->id, d->address);
+}
+
+/* Checks the attribute an operation addresses.  Returns the characteristic, or NULL after answering. */
+static const GattCharacteristic *protocol_op_chrc(Protocol *p, ProtocolDevice *d, const C2gOperation *o) {
+        const C2gTarget *t = &o->target;
+        const GattCharacteristic *c = gatt_model_find_characteristic(d->model, t->service_uuid,
+                                                                     t->characteristic_uuid);
+
+        if (!c) {
+                (void) protocol_send_error(p, o->id, d->address, -ENOENT,
+                                           "characteristicUUID: %s not found in service %s of %s",
+                                           t->characteristic_uuid, t->service_uuid, d->address);
+                return NULL;
+        }
+        if (o->type == C2G_OP_DESCRIPTOR_READ ||
+            (o->type == C2G_OP_DESCRIPTOR_WRITE && !streq(t->descriptor_uuid, GATT_UUID_CCC))) {
+                if (!gatt_model_find_descriptor(d->model, t->service_uuid, t->characteristic_uuid,
+                                                t->descriptor_uuid)) {
+                        (void) protocol_send_error(p, o->id, d->address, -ENOENT,
+                                                   "descriptorUUID: %s not found in %s/%s of %s", t->descriptor_uuid,
+                                                   t->service_uuid, t->characteristic_uuid, d->address);
+                        return NULL;
+                }
+        }
+        return c;
+}
+
+static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOperation *o) {
+        const C2gTarget *t = &o->target;
+        const GattCharacteristic *c;
+        BleDevice *bd;
+        ProtocolOp *op;
+        C2gCccMode mode = C2G_CCC_OFF;
+        int r = 0;
+
+        c = protocol_op_chrc(p, d, o);
+        if (!c)
+                return;
+        if (o->type == C2G_OP_CHARACTERISTIC_READ && !(c->properties & GATT_PROP_READ)) {
+                (void) protocol_send_error(p, o->id, d->address, -EPERM, "characteristic %s/%s is not readable",
+                                           t->service_uuid, t->characteristic_uuid);
+                return;
+        }
+        if (o->type == C2G_OP_CHARACTERISTIC_WRITE &&
+            !(c->properties & (GATT_PROP_WRITE | GATT_PROP_WRITE_WITHOUT_RESPONSE))) {
+                (void) protocol_send_error(p, o->id, d->address, -EPERM, "characteristic %s/%s is not writable",
+                                           t->service_uuid, t->characteristic_uuid);
+                return;
+        }
+        if (c2g_is_ccc_write(o)) {
+                r = c2g_ccc_mode(o->value, o->value_len, &mode);
+                if (r < 0) {
+                        (void) protocol_send_error(p, o->id, d->address, r,
+                                                   "descriptorValue: not a CCC value ([1,0], [2,0] or [0,0])");
+                        return;
+                }
+                if ((mode == C2G_CCC_NOTIFY && !(c->properties & GATT_PROP_NOTIFY)) ||
+                    (mode == C2G_CCC_INDICATE && !(c->properties & GATT_PROP_INDICATE))) {
+                        (void) protocol_send_error(p, o->id, d->address, -EOPNOTSUPP,
+                                                   "characteristic %s/%s does not support %s", t->service_uuid,
+                                                   t->characteristic_uuid, c2g_ccc_mode_to_string(mode));
+                        return;
+                }
+        }
+        bd = p->ble ? ble_manager_get_device(p->ble, d->address) : NULL;
+        if (!bd) {
+                (void) protocol_send_error(p, o->id, d->address, -ENOTCONN, "%s: Bluetooth is not available",
+                                           c2g_op_type_to_string(o->type));
+                return;
+        }
+        op = protocol_op_new(p, o);
+        if (!op) {
+                (void) protocol_send_error(p, o->id, d->address, -ENOBUFS,
+                                           "%s: too many operations in progress", c2g_op_type_to_string(o->type));
+                return;
+        }
+        op->ccc_mode = mode;
+        switch (o->type) {
+        case C2G_OP_CHARACTERISTIC_READ:
+                r = ble_device_read(bd, t->service_uuid, t->characteristic_uuid, on_chrc_read, op);
+                break;
+        case C2G_OP_CHARACTERISTIC_WRITE:
+                r = ble_device_write(bd, t->service_uuid, t->characteristic_uuid, o->value, o->value_len,
+                                     BLE_WRITE_AUTO, on_chrc_written, op);
+                break;
+        case C2G_OP_DESCRIPTOR_READ:
+                r = ble_device_read_descriptor(bd, t->service_uuid, t->characteristic_uuid, t->descriptor_uuid,
+                                               on_desc_read, op);
+                break;
+        case C2G_OP_DESCRIPTOR_WRITE:
+                if (c2g_is_ccc_write(o)) {
+                        r = ble_device_set_notify(bd, t->service_uuid, t->characteristic_uuid, mode != C2G_CCC_OFF,
+                                                  on_ccc_written, op);
+                        if (r == 1) {
+                                /* Only the wish was recorded (not READY): applied on connection. */
+                                protocol_ccc_done(p, op);
+                                protocol_op_free(op);
+                                return;
+                        }
+                } else
+                        r = ble_device_write_descriptor(bd, t->service_uuid, t->characteristic_uuid,
+                                                        t->descriptor_uuid, o->value, o->value_len, on_desc_written,
+                                                        op);
+                break;
+        case C2G_OP_SCAN:
+        case C2G_OP_DEVICE_DISCOVER:
+        case C2G_OP_GET_GATEWAY_STATUS:
+        case C2G_OP_DELETE_YOURSELF:
+        case _C2G_OP_MAX:
+        case _C2G_OP_INVALID:
+                r = -EINVAL;
+                break;
+        }
+        if (r < 0) {
+                protocol_op_free(op);
+                (void) protocol_send_error(p, o->id, d->address, r, "%s: %s", c2g_op_type_to_string(o->type),
+                                           strerror(-r));
+        }
+}
+
+/*
+ * get_gateway_status has no event type in spec §2.4; it is answered with
+ *   {"type":"event","gatewayId":G,"requestId":ID,"event":{"type":"gateway_status",
+ *    "timestamp":T,"devices":[{"id":A,"address":{"address":A},"status":{"connected":b,"connecting":b}}...],
+ *    "cloud":{"state":S},"bluetooth":{"available":b,"adapter":P|null,"scanning":b},
+ *    "modem":{"state":S|null}},"messageId":N}
+ */
+static void protocol_op_status(Protocol *p, const C2gOperation *o) {
+        G2cHeader h = protocol_header(p, o->id);
+        char ts[G2C_TIMESTAMP_LEN + 1];
+        _cleanup_json_ json_t *devices = json_array(), *root = NULL;
+        const char *cloud = p->sink.cloud_state ? p->sink.cloud_state(p->sink_impl) : NULL;
+        const char *modem = p->sink.modem_state ? p->sink.modem_state(p->sink_impl) : NULL;
+        const char *adapter = p->ble ? ble_manager_adapter(p->ble) : NULL;
+        char *json = NULL;
+        int r;
+
+        if (!devices)
+                return (void) log_error_errno(ENOMEM, "Out of memory");
+        r = g2c_format_timestamp(h.timestamp_usec, ts);
+        if (r < 0)
+                return (void) log_error_errno(r, "Failed to format the time: %m");
+        /* Oldest desired first, as listed in the shadow. */
+        for (ProtocolDevice *d = p->devices; d; d = d->next) {
+                json_t *e = json_pack("{s:s,s:{s:s},s:{s:b,s:b}}", "id", d->address, "address", "address",
+                                      d->address, "status", "connected", d->state == PROTOCOL_DEVICE_CONNECTED,
+                                      "connecting", d->state == PROTOCOL_DEVICE_CONNECTING);
+                if (!e || json_array_insert_new(devices, 0, e) < 0)
+                        return (void) log_error_errno(ENOMEM, "Out of memory");
+        }
+        root = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:O,s:{s:o},s:{s:b,s:o,s:b},s:{s:o}},s:I}", "type", "event",
+                         "gatewayId", p->gateway_id, "requestId", o->id, "event", "type", "gateway_status",
+                         "timestamp", ts, "devices", devices, "cloud", "state",
+                         cloud ? json_string(cloud) : json_null(), "bluetooth", "available", p->ble != NULL,
+                         "adapter", adapter ? json_string(adapter) : json_null(), "scanning",
+                         p->ble && ble_manager_is_scanning(p->ble), "modem", "state",
+                         modem ? json_string(modem) : json_null(), "messageId", (json_int_t) h.message_id);
+        r = root ? codec_json_dump(root, &json) : -ENOMEM;
+        (void) protocol_publish(p, OUTBOX_STATUS, r, json, "gateway_status");
+}
+
+static void protocol_op_delete(Protocol *p, const C2gOperation *o) {
+        log_notice("nRF Cloud asked the gateway to delete itself (request %s): disconnecting every device", o->id);
+        (void) protocol_set_desired(p, NULL, 0, false);
+        if (p->sink.unpair)
+                p->sink.unpair(p->sink_impl, "delete_yourself operation");
+}
+
+static void protocol_run(Protocol *p, const C2gOperation *o) {
+        ProtocolDevice *d;
+
+        switch (o->type) {
+        case C2G_OP_SCAN:
+                protocol_op_scan(p, o);
+                return;
+        case C2G_OP_GET_GATEWAY_STATUS:
+                protocol_op_status(p, o);
+                return;
+        case C2G_OP_DELETE_YOURSELF:
+                protocol_op_delete(p, o);
+                return;
+        case C2G_OP_DEVICE_DISCOVER:
+        case C2G_OP_CHARACTERISTIC_READ:
+        case C2G_OP_CHARACTERISTIC_WRITE:
+        case C2G_OP_DESCRIPTOR_READ:
+        case C2G_OP_DESCRIPTOR_WRITE:
+                break;
+        case _C2G_OP_MAX:
+        case _C2G_OP_INVALID:
+                return;
+        }
+
+        d = protocol_find_device(p, o->target.address);
+        if (!d) {
+                (void) protocol_send_error(p, o->id, o->target.address, -ENOENT,
+                                           "deviceAddress: %s is not a device of this gateway (not in "
+                                           "desiredConnections)",
+                                           o->target.address);
+                return;
+        }
+        if (o->type == C2G_OP_DEVICE_DISCOVER) {
+                protocol_op_discover(p, d, o);
+                return;
+        }
+        if (d->state != PROTOCOL_DEVICE_CONNECTED || !d->model) {
+                (void) protocol_send_error(p, o->id, d->address, -ENOTCONN, "deviceAddress: %s is not connected",
+                                           d->address);
+                return;
+        }
+        protocol_op_attribute(p, d, o);
+}
+
+void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len) {
+        C2gOperation o;
+        C2gError e;
+        G2cHeader h;
+        char *json = NULL;
+        int r;
+
+        r = c2g_decode(payload, len, &o, &e);
+        if (r < 0) {
+                log_warning("Refusing a c2g message of %zu bytes: %s%s%s", len, e.error.field,
+                            e.error.field[0] ? ": " : "", e.error.description);
+                h = protocol_header(p, NULL);
+                r = g2c_encode_c2g_error(&h, &e, r, &json);
+                (void) protocol_publish(p, OUTBOX_STATUS, r, json, "an error event");
+                return;
+        }
+        switch ((C2gMessageKind) r) {
+        case C2G_MESSAGE_OPERATION:
+                log_debug("c2g operation %s (%s)", c2g_op_type_to_string(o.type), o.id);
+                protocol_run(p, &o);
+                break;
+        case C2G_MESSAGE_DISCON:
+                /* The cloud session handles DISCON before us; nothing arrives here. */
+                log_debug("DISCON on c2g, handled by the cloud session");
+                break;
+        case _C2G_MESSAGE_KIND_MAX:
+        case _C2G_MESSAGE_KIND_INVALID:
+                break;
+        }
+}
+
+/* ---- Lifetime ---- */
+
+int protocol_new(sd_event *event, const Config *config, const char *gateway_id, BleManager *ble,
+                 const ProtocolSink *sink, void *sink_impl, Protocol **ret) {
+        _cleanup_(protocol_freep) Protocol *p = NULL;
+
+        if (!event || !config || !gateway_id || !sink || !sink->publish_g2c || !sink->report_connections ||
+            !sink->publish_jobs_ble_req || !ret)
+                return -EINVAL;
+        p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(event);
+        p->config = config;
+        p->gateway_id = strdup(gateway_id);
+        if (!p->gateway_id)
+                return -ENOMEM;
+        p->ble = ble;
+        p->sink = *sink;
+        p->sink_impl = sink_impl;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+Protocol *protocol_free(Protocol *p) {
+        if (!p)
+                return NULL;
+        /* The BLE layer still owns the callbacks of pending operations. */
+        for (ProtocolOp *op = p->ops, *next; op; op = next) {
+                next = op->next;
+                op->p = NULL;
+                op->prev = op->next = NULL;
+        }
+        while (p->devices)
+                protocol_device_free(p, p->devices);
+        while (p->coalesce) {
+                ProtocolCoalesce *c = p->coalesce;
+                p->coalesce = c->next;
+                protocol_coalesce_free(c);
+        }
+        sd_event_unref(p->event);
+        free(p->gateway_id);
+        free(p);
+        return NULL;
+}

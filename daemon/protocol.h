@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The nRF Cloud gateway protocol (spec nrfcloud-mqtt.md §2, §3, §7) on top
+ * of the BLE layer and the cloud session:
+ *
+ *   - the shadow's desiredConnections drive ble_manager_set_desired();
+ *   - each BLE state change of a desired device becomes device_connect_result
+ *     / device_disconnect and an update of reported.statusConnections;
+ *   - the first GATT model of a device becomes device_discover_result,
+ *     followed by ["<addr>"] on jobs/ble/req;
+ *   - c2g operations run against the BLE layer and are answered with the
+ *     g2c events of §2.4 carrying the operation's id as requestId; every
+ *     operation that cannot run is answered with an "error" event, never
+ *     with silence;
+ *   - notifications become device_characteristic_value_changed, optionally
+ *     coalesced per characteristic ([Bluetooth] NotifyMinIntervalMs=).
+ *
+ * The protocol talks to the cloud only through a ProtocolSink so that tests
+ * can capture what it sends.  The BLE events reach it through the
+ * protocol_device_state() / protocol_notification() entry points (the
+ * gateway forwards BleCallbacks there), which take plain addresses and
+ * models so that the protocol can be driven without bluetoothd.
+ *
+ * Deliberate choices:
+ *   - scan results: the BLE layer reports a scan's devices when the scan
+ *     ends.  With scanReporting "instant" each device is then sent in its
+ *     own scan_result (timeout:false), followed by a final scan_result with
+ *     no devices and timeout:true (as nRF Cloud's own gateways do); with
+ *     "batch" all devices go in one scan_result with timeout:true.  The
+ *     name and RSSI filters are applied here.  scanMode "passive" cannot be
+ *     asked of BlueZ's discovery and is run as an active scan (logged);
+ *     scanType 1 (beacon) is refused with an error event.
+ *   - get_gateway_status has no event type in §2.4: it is answered with a
+ *     "gateway_status" event listing the connected devices and the cloud,
+ *     Bluetooth and modem states (see protocol.c).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "ble.h"
+#include "config.h"
+#include "gatt-model.h"
+#include "macro.h"
+#include "outbox.h"
+#include "shadow.h"
+
+/* Caps on what the cloud can make the protocol hold. */
+#define PROTOCOL_DEVICES_MAX SHADOW_CONNECTIONS_MAX
+#define PROTOCOL_OPS_MAX 256            /* c2g operations waiting for the BLE layer */
+#define PROTOCOL_SCANS_MAX 4            /* scan operations waiting for their results */
+#define PROTOCOL_DISCOVER_WAITERS_MAX 8 /* device_discover requests per device waiting for READY */
+#define PROTOCOL_CCC_MAX 64             /* remembered subscriptions per device */
+#define PROTOCOL_COALESCE_MAX 1024      /* characteristics being coalesced */
+
+/* What the protocol reports to nRF Cloud, and how it learns the cloud's state. */
+typedef struct ProtocolSink {
+        /* A g2c event (compact JSON) through the outbox. */
+        int (*publish_g2c)(void *impl, OutboxClass class, const char *payload, size_t len);
+        /* reported.statusConnections entries. */
+        int (*report_connections)(void *impl, const ShadowConnectionStatus *v, size_t n);
+        /* ["<addr>"] on jobs/ble/req. */
+        int (*publish_jobs_ble_req)(void *impl, const char *payload, size_t len);
+        /* delete_yourself: forget the account's wishes, wait to be paired again. */
+        void (*unpair)(void *impl, const char *why);
+        /* For get_gateway_status; may return NULL. */
+        const char *(*cloud_state)(void *impl);
+        const char *(*modem_state)(void *impl);
+} ProtocolSink;
+
+/* Reported connection state of one desired device (statusConnections). */
+typedef enum ProtocolDeviceState {
+        PROTOCOL_DEVICE_CONNECTING, /* desired, not (yet) usable */
+        PROTOCOL_DEVICE_CONNECTED,  /* READY: GATT model built */
+        _PROTOCOL_DEVICE_STATE_MAX,
+        _PROTOCOL_DEVICE_STATE_INVALID = -EINVAL,
+} ProtocolDeviceState;
+
+typedef struct Protocol Protocol;
+
+/*
+ * gateway_id: the g2c "gatewayId".  ble may be NULL (no Bluetooth): every
+ * device operation is then answered with an error event.  config must
+ * outlive the protocol; NotifyMinIntervalMs is read on each notification,
+ * so a reload applies at once.
+ */
+int protocol_new(sd_event *event, const Config *config, const char *gateway_id, BleManager *ble,
+                 const ProtocolSink *sink, void *sink_impl, Protocol **ret);
+/* Operations still waiting for the BLE layer are orphaned (their callbacks
+ * then only free them), coalesced values not yet sent are dropped. */
+Protocol *protocol_free(Protocol *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Protocol *, protocol_free);
+
+/* The desired connections from the shadow; known=false after DISCON or
+ * before the first document (every device is disconnected then). */
+int protocol_set_desired(Protocol *p, const DesiredConnection *v, size_t n, bool known);
+
+/* A c2g payload (CLOUD_MESSAGE_C2G). */
+void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len);
+
+/* From the BLE layer's callbacks.  gatt: the model when new_state is READY. */
+void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
+                           const BleGattModel *gatt);
+void protocol_notification(Protocol *p, const char *address, const char *service_uuid, const char *chrc_uuid,
+                           const uint8_t *value, size_t size);
+
+/* Converts the BLE layer's model into the codec's (CCC values from the
+ * subscriptions given by ccc_value, may be NULL). */
+typedef int (*ProtocolCccValueFn)(const char *service_uuid, const char *chrc_uuid, uint8_t ret[2], void *userdata);
+int protocol_convert_gatt(const BleGattModel *in, ProtocolCccValueFn ccc_value, void *userdata, GattModel **ret);
+
+/* Messages sent (for status and tests). */
+uint64_t protocol_messages_sent(const Protocol *p);
+
+const char *protocol_device_state_to_string(ProtocolDeviceState s);

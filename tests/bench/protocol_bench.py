@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: MIT
+"""End-to-end benchmark of the gateway protocol in host TLS mode (prints
+figures; not a test).
+
+A BLE notification leaves the BlueZ mock as a D-Bus PropertiesChanged signal,
+nrfcloud-gatewayd turns it into a device_characteristic_value_changed g2c
+event, publishes it at QoS 1 to mosquitto (mutual TLS, gateway ACL), and the
+stand-in for nRF Cloud receives it.  Measured:
+  1. flood: N notifications emitted back to back; notifications/s from the
+     first emission to the last reception, loss and order checked;
+  2. paced: 100 notifications/s; latency emission -> reception by the
+     subscriber (which comes after the broker has the message; the daemon's
+     PUBACK arrives at about the same time), p50/p99;
+  3. daemon CPU per notification (utime+stime of every thread, /proc);
+  4. bytes per notification: the JSON, the MQTT PUBLISH packet, and what the
+     daemon's TCP socket sent (TLS records included; tcp_info bytes_sent from
+     ss), against the 1.2 x (JSON + MQTT header) target;
+  5. NotifyMinIntervalMs=1000 with a 50 Hz characteristic: messages/s.
+The emitter (python-dbusmock) and the subscriber are Python; in the flood the
+figure is a lower bound of what the daemon sustains if either is the limit.
+
+Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/protocol_bench.py [--flood N] [--paced N] [--size B]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol"))
+import prototest as pt  # noqa: E402
+
+VALUE_CHANGED = "device_characteristic_value_changed"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tcp_bytes_sent(pid, port):
+    """bytes_sent of the daemon's TCP connection to the broker (tcp_info, via ss)."""
+    out = subprocess.run(["ss", "-tinpH", "dst", "127.0.0.1:%d" % port], capture_output=True, text=True).stdout
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if "pid=%d," % pid in line and i + 1 < len(lines):
+            m = re.search(r"bytes_sent:(\d+)", lines[i + 1])
+            if m:
+                return int(m.group(1))
+    return None
+
+
+def percentile(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1))))]
+
+
+class Clock:
+    """Reception time of each notification, by sequence number, at the subscriber."""
+
+    def __init__(self, world):
+        self.t = {}
+        self.lock = threading.Lock()
+        rec = world.peer.messages
+        orig = rec.handler
+
+        def handler(topic, payload):
+            if topic == pt.G2C and b'"requestId":null' in payload and VALUE_CHANGED.encode() in payload:
+                i = payload.index(b'"value":[') + 9
+                vals = payload[i:payload.index(b"]", i)].split(b",")
+                seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
+                with self.lock:
+                    self.t.setdefault(seq, time.monotonic())
+            orig(topic, payload)
+
+        rec.handler = handler
+
+    def count(self, lo, hi):
+        with self.lock:
+            return sum(1 for s in self.t if lo <= s < hi)
+
+
+def start(tmp, pki, cert, extra=""):
+    w = pt.World(pki, cert, pt.subdir(tmp, "bench"), desired=(pt.A,), extra_conf=extra, log_level="info")
+    w.wait_ready(pt.A)
+    rid = w.c2g({"type": "device_descriptor_value_write", "deviceAddress": pt.A, "serviceUUID": pt.NUS,
+                 "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
+    w.answers(rid, 2)
+    return w
+
+
+def flood(w, clock, n, size, start_seq):
+    pid = w.daemon.proc.pid
+    cpu0, wire0 = cpu_seconds(pid), tcp_bytes_sent(pid, w.broker.port)
+    n_before = len(w.events(VALUE_CHANGED))
+    t0 = time.monotonic()
+    emitted = w.mock.notify(pt.A, pt.bf.NUS, pt.bf.NUS_TX, n, start=start_seq, size=size)
+    t_emit = time.monotonic() - t0
+    ok = pt.st.wait_until(lambda: clock.count(start_seq, start_seq + n) >= n, 300, 0.05)
+    t_last = max(clock.t[s] for s in range(start_seq, start_seq + n) if s in clock.t)
+    time.sleep(0.5)  # let the last PUBACKs and socket counters settle
+    cpu1, wire1 = cpu_seconds(pid), tcp_bytes_sent(pid, w.broker.port)
+    events = w.events(VALUE_CHANGED)[n_before:]
+    seqs = [pt.seq(e) for e in events if e["requestId"] is None]
+    in_order = seqs == list(range(start_seq, start_seq + n))
+    return {
+        "emitted": emitted, "received": len(seqs), "in_order": in_order and ok,
+        "emit_s": t_emit, "rate": n / (t_last - t0),
+        "cpu_us": (cpu1 - cpu0) * 1e6 / n,
+        "wire": (wire1 - wire0) / n if wire0 is not None and wire1 is not None else None,
+        "events": events,
+    }
+
+
+def paced(w, clock, n, rate, size, start_seq):
+    pid = w.daemon.proc.pid
+    sent = {}
+    cpu0 = cpu_seconds(pid)
+    period = 1.0 / rate
+    t_start = time.monotonic()
+    for i in range(n):
+        target = t_start + i * period
+        d = target - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+        seq = start_seq + i
+        sent[seq] = time.monotonic()
+        w.mock.notify(pt.A, pt.bf.NUS, pt.bf.NUS_TX, 1, start=seq, size=size)
+    pt.st.wait_until(lambda: clock.count(start_seq, start_seq + n) >= n, 60, 0.05)
+    cpu1 = cpu_seconds(pid)
+    elapsed = time.monotonic() - t_start
+    lat = [(clock.t[s] - sent[s]) * 1000 for s in sent if s in clock.t]
+    return {"received": len(lat), "p50": percentile(lat, 50), "p99": percentile(lat, 99), "max": max(lat),
+            "cpu_us": (cpu1 - cpu0) * 1e6 / n, "cpu_pct": (cpu1 - cpu0) / elapsed * 100}
+
+
+def mqtt_publish_size(topic, payload_len):
+    rem = 2 + len(topic) + 2 + payload_len
+    n = 1
+    while rem >= 128 ** n:
+        n += 1
+    return 1 + n + rem
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--flood", type=int, default=20000)
+    ap.add_argument("--paced", type=int, default=1000)
+    ap.add_argument("--size", type=int, default=20)
+    args = ap.parse_args()
+
+    tmp, pki, cert = pt.make_pki()
+    try:
+        w = start(tmp, pki, cert)
+        try:
+            clock = Clock(w)
+            pid = w.daemon.proc.pid
+            print("daemon pid %d, RSS %d KiB connected with 1 device" % (pid, rss_kib(pid)))
+            f = flood(w, clock, args.flood, args.size, 1)
+            print("flood: %d notifications of %d bytes emitted in %.2fs; received %d, in order and none lost: %s"
+                  % (f["emitted"], args.size, f["emit_s"], f["received"], f["in_order"]))
+            print("flood: %.0f notifications/s end to end (first emission -> last reception)" % f["rate"])
+            print("flood: daemon CPU %.1f us per notification" % f["cpu_us"])
+            sizes = [len(w.peer.received(pt.G2C)[-1][1])]
+            json_len = sum(sizes) / len(sizes)
+            mqtt = mqtt_publish_size(pt.G2C, json_len)
+            print("bytes: JSON %d, MQTT PUBLISH %d (header %d), daemon TCP bytes sent %.1f per notification "
+                  "-> %.3f x (JSON + MQTT header)"
+                  % (json_len, mqtt, mqtt - json_len, f["wire"] or -1, (f["wire"] or 0) / mqtt))
+            p = paced(w, clock, args.paced, 100, args.size, 10_000_000)
+            print("paced 100/s: %d received; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms; daemon CPU %.1f us per "
+                  "notification (%.2f%% of a core)" % (p["received"], p["p50"], p["p99"], p["max"], p["cpu_us"],
+                                                        p["cpu_pct"]))
+            print("daemon RSS after the runs: %d KiB" % rss_kib(pid))
+        finally:
+            w.close()
+
+        w = start(tmp, pki, cert, "[Bluetooth]\nNotifyMinIntervalMs=1000\n")
+        try:
+            clock = Clock(w)
+            n_before = len(w.events(VALUE_CHANGED))
+            t0 = time.monotonic()
+            for i in range(500):  # 50 Hz for 10 s
+                d = t0 + i * 0.02 - time.monotonic()
+                if d > 0:
+                    time.sleep(d)
+                w.mock.notify(pt.A, pt.bf.NUS, pt.bf.NUS_TX, 1, start=20_000_000 + i, size=args.size)
+            time.sleep(1.2)
+            elapsed = time.monotonic() - t0
+            got = [e for e in w.events(VALUE_CHANGED)[n_before:] if e["requestId"] is None]
+            print("NotifyMinIntervalMs=1000, 50 Hz for 10 s: %d messages in %.1f s = %.2f messages/s; last value "
+                  "seq %d (of %d)" % (len(got), elapsed, len(got) / elapsed, pt.seq(got[-1]) - 20_000_000,
+                                      499))
+        finally:
+            w.close()
+    finally:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the gateway protocol without bluetoothd: the BLE events are
+ * fed through protocol_device_state()/protocol_notification(), the cloud is
+ * a sink that records what the protocol sends.  The protocol runs with no
+ * BleManager, so operations that need the radio answer errors; everything
+ * decided before the radio (device known, connected, attribute present,
+ * malformed c2g) and everything reported upwards is checked here.
+ */
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "protocol.h"
+#include "util.h"
+
+#define A "C0:FF:EE:00:00:01"
+#define B "C0:FF:EE:00:00:02"
+#define MAX_SENT 64
+
+typedef struct Sent {
+        char *topic; /* "g2c", "status", "jobs" */
+        json_t *json;
+} Sent;
+
+typedef struct Fake {
+        Sent sent[MAX_SENT];
+        size_t n;
+        unsigned unpaired;
+} Fake;
+
+static void fake_record(Fake *f, const char *topic, json_t *j) {
+        assert_non_null(j);
+        assert_true(f->n < MAX_SENT);
+        f->sent[f->n].topic = strdup(topic);
+        f->sent[f->n++].json = j;
+}
+
+static int fake_publish_g2c(void *impl, OutboxClass class, const char *payload, size_t len) {
+        json_error_t e;
+        (void) class;
+        fake_record(impl, "g2c", json_loadb(payload, len, 0, &e));
+        return 0;
+}
+
+static int fake_report_connections(void *impl, const ShadowConnectionStatus *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                fake_record(impl, "status",
+                            json_pack("{s:s,s:s}", "address", v[i].address, "status",
+                                      connection_status_to_string(v[i].status)));
+        return 0;
+}
+
+static int fake_jobs(void *impl, const char *payload, size_t len) {
+        json_error_t e;
+        fake_record(impl, "jobs", json_loadb(payload, len, 0, &e));
+        return 0;
+}
+
+static void fake_unpair(void *impl, const char *why) {
+        (void) why;
+        ((Fake *) impl)->unpaired++;
+}
+
+static const char *fake_cloud_state(void *impl) {
+        (void) impl;
+        return "ready";
+}
+
+static const ProtocolSink fake_sink = {
+        .publish_g2c = fake_publish_g2c,
+        .report_connections = fake_report_connections,
+        .publish_jobs_ble_req = fake_jobs,
+        .unpair = fake_unpair,
+        .cloud_state = fake_cloud_state,
+};
+
+static void fake_clear(Fake *f) {
+        for (size_t i = 0; i < f->n; i++) {
+                free(f->sent[i].topic);
+                json_decref(f->sent[i].json);
+        }
+        f->n = 0;
+}
+
+typedef struct T {
+        sd_event *event;
+        Config config;
+        Fake fake;
+        Protocol *p;
+} T;
+
+static int setup(void **state) {
+        T *t = calloc(1, sizeof *t);
+        assert_non_null(t);
+        assert_int_equal(sd_event_new(&t->event), 0);
+        assert_int_equal(protocol_new(t->event, &t->config, "gw-1", NULL, &fake_sink, &t->fake, &t->p), 0);
+        *state = t;
+        return 0;
+}
+
+static int teardown(void **state) {
+        T *t = *state;
+        protocol_free(t->p);
+        fake_clear(&t->fake);
+        sd_event_unref(t->event);
+        free(t);
+        return 0;
+}
+
+static const char *event_type(const Sent *s) {
+        return json_string_value(json_object_get(json_object_get(s->json, "event"), "type"));
+}
+
+static const char *request_id(const Sent *s) {
+        return json_string_value(json_object_get(s->json, "requestId"));
+}
+
+static const char *error_description(const Sent *s) {
+        return json_string_value(
+                json_object_get(json_object_get(json_object_get(s->json, "event"), "error"), "description"));
+}
+
+static void desire(T *t, const char *const *addresses, size_t n) {
+        DesiredConnection v[4] = {};
+        for (size_t i = 0; i < n; i++)
+                strcpy(v[i].address, addresses[i]);
+        assert_int_equal(protocol_set_desired(t->p, v, n, true), 0);
+}
+
+static void c2g(T *t, const char *json) {
+        protocol_handle_c2g(t->p, (const uint8_t *) json, strlen(json));
+}
+
+/* A: battery service 180F/2A19 (read, notify, CCC) and a vendor service with 2A19 (write). */
+static BleGattDesc a_ccc = { .uuid = "2902" };
+static BleGattChrc a_bat[] = { { .uuid = "2A19", .properties = BLE_CHRC_READ | BLE_CHRC_NOTIFY, .descs = &a_ccc,
+                                 .n_descs = 1 } };
+static BleGattChrc a_vendor[] = { { .uuid = "2A19", .properties = BLE_CHRC_WRITE } };
+static BleGattService a_services[] = {
+        { .uuid = "180F", .primary = true, .chrcs = a_bat, .n_chrcs = 1 },
+        { .uuid = "AABB000100001000800000805F9B34FB", .primary = true, .chrcs = a_vendor, .n_chrcs = 1 },
+};
+static const BleGattModel a_model = { .services = a_services, .n_services = 2 };
+
+/* A, already desired, connects. */
+static void connect_a(T *t) {
+        protocol_device_state(t->p, A, BLE_DEVICE_IDLE, BLE_DEVICE_CONNECTING, NULL);
+        protocol_device_state(t->p, A, BLE_DEVICE_CONNECTING, BLE_DEVICE_RESOLVING, NULL);
+        protocol_device_state(t->p, A, BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &a_model);
+}
+
+static void test_connect_reports(void **state) {
+        T *t = *state;
+        static const char *const one[] = { A };
+        json_t *svc, *chrc;
+
+        desire(t, one, 1);
+        connect_a(t);
+        /* connecting, connected, connect result, discover result, jobs request: in this order. */
+        assert_int_equal(t->fake.n, 5);
+        assert_string_equal(t->fake.sent[0].topic, "status");
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[0].json, "status")), "connecting");
+        assert_string_equal(t->fake.sent[1].topic, "status");
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[1].json, "status")), "connected");
+        assert_string_equal(event_type(&t->fake.sent[2]), "device_connect_result");
+        assert_true(json_is_null(json_object_get(t->fake.sent[2].json, "requestId")));
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[2].json, "gatewayId")), "gw-1");
+        assert_string_equal(event_type(&t->fake.sent[3]), "device_discover_result");
+        svc = json_object_get(json_object_get(t->fake.sent[3].json, "event"), "services");
+        assert_int_equal(json_object_size(svc), 2);
+        chrc = json_object_get(json_object_get(json_object_get(svc, "180F"), "characteristics"), "2A19");
+        assert_string_equal(json_string_value(json_object_get(chrc, "path")), "180F/2A19");
+        assert_true(json_is_true(json_object_get(json_object_get(chrc, "properties"), "notify")));
+        assert_int_equal(json_array_size(json_object_get(
+                                 json_object_get(json_object_get(chrc, "descriptors"), "2902"), "value")),
+                         2);
+        assert_string_equal(t->fake.sent[4].topic, "jobs");
+        assert_string_equal(json_string_value(json_array_get(t->fake.sent[4].json, 0)), A);
+
+        /* Lost and back: disconnect, connecting, then connected and a connect result, no second discovery. */
+        fake_clear(&t->fake);
+        protocol_device_state(t->p, A, BLE_DEVICE_READY, BLE_DEVICE_BACKOFF, NULL);
+        assert_int_equal(t->fake.n, 2);
+        assert_string_equal(event_type(&t->fake.sent[0]), "device_disconnect");
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[1].json, "status")), "connecting");
+        protocol_device_state(t->p, A, BLE_DEVICE_BACKOFF, BLE_DEVICE_CONNECTING, NULL);
+        assert_int_equal(t->fake.n, 2); /* already connecting: nothing new */
+        protocol_device_state(t->p, A, BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &a_model);
+        assert_int_equal(t->fake.n, 4);
+        assert_string_equal(event_type(&t->fake.sent[3]), "device_connect_result");
+}
+
+static void test_removed_device(void **state) {
+        T *t = *state;
+        static const char *const two[] = { A, B };
+
+        desire(t, two, 2);
+        connect_a(t);
+        fake_clear(&t->fake);
+        desire(t, two + 1, 1);
+        /* A was connected: device_disconnect, then its statusConnections entry removed. */
+        assert_int_equal(t->fake.n, 2);
+        assert_string_equal(event_type(&t->fake.sent[0]), "device_disconnect");
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[1].json, "address")), A);
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[1].json, "status")), "removed");
+        /* Unknown now. */
+        fake_clear(&t->fake);
+        c2g(t, "{\"type\":\"operation\",\"id\":\"r1\",\"operation\":{\"type\":\"device_discover\","
+               "\"deviceAddress\":\"" A "\"}}");
+        assert_int_equal(t->fake.n, 1);
+        assert_string_equal(event_type(&t->fake.sent[0]), "error");
+        assert_string_equal(request_id(&t->fake.sent[0]), "r1");
+        /* DISCON: every device goes. */
+        fake_clear(&t->fake);
+        assert_int_equal(protocol_set_desired(t->p, NULL, 0, false), 0);
+        assert_int_equal(t->fake.n, 1);
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[0].json, "address")), B);
+}
+
+static void test_malformed(void **state) {
+        T *t = *state;
+
+        c2g(t, "{\"type\":\"operation\",\"id\":\"x1\",\"operation\":{\"type\":\"device_characteristic_value_read\","
+               "\"deviceAddress\":\"nope\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\"}}");
+        c2g(t, "[1,2");
+        assert_int_equal(t->fake.n, 2);
+        assert_string_equal(event_type(&t->fake.sent[0]), "error");
+        assert_string_equal(request_id(&t->fake.sent[0]), "x1");
+        assert_non_null(strstr(error_description(&t->fake.sent[0]), "deviceAddress"));
+        assert_string_equal(event_type(&t->fake.sent[1]), "error");
+        assert_true(json_is_null(json_object_get(t->fake.sent[1].json, "requestId")));
+}
+
+static void test_operation_refusals(void **state) {
+        T *t = *state;
+        static const char *const two[] = { A, B };
+        static const struct {
+                const char *json, *id, *word;
+        } cases[] = {
+                { "{\"type\":\"operation\",\"id\":\"u1\",\"operation\":{\"type\":\"device_characteristic_value_read\","
+                  "\"deviceAddress\":\"C0:FF:EE:00:00:99\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\"}}",
+                  "u1", "desiredConnections" },
+                { "{\"type\":\"operation\",\"id\":\"u2\",\"operation\":{\"type\":\"device_characteristic_value_read\","
+                  "\"deviceAddress\":\"" B "\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\"}}",
+                  "u2", "not connected" },
+                { "{\"type\":\"operation\",\"id\":\"u3\",\"operation\":{\"type\":\"device_characteristic_value_read\","
+                  "\"deviceAddress\":\"" A "\",\"serviceUUID\":\"1800\",\"characteristicUUID\":\"2A19\"}}",
+                  "u3", "not found" },
+                { "{\"type\":\"operation\",\"id\":\"u4\",\"operation\":{\"type\":\"device_characteristic_value_read\","
+                  "\"deviceAddress\":\"" A "\",\"serviceUUID\":\"AABB000100001000800000805F9B34FB\","
+                  "\"characteristicUUID\":\"2A19\"}}",
+                  "u4", "not readable" },
+                { "{\"type\":\"operation\",\"id\":\"u5\",\"operation\":{\"type\":\"device_characteristic_value_write\","
+                  "\"deviceAddress\":\"" A "\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\","
+                  "\"characteristicValue\":[1]}}",
+                  "u5", "not writable" },
+                { "{\"type\":\"operation\",\"id\":\"u6\",\"operation\":{\"type\":\"device_descriptor_value_write\","
+                  "\"deviceAddress\":\"" A "\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\","
+                  "\"descriptorUUID\":\"2902\",\"descriptorValue\":[2,0]}}",
+                  "u6", "indicate" },
+                { "{\"type\":\"operation\",\"id\":\"u7\",\"operation\":{\"type\":\"device_descriptor_value_read\","
+                  "\"deviceAddress\":\"" A "\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\","
+                  "\"descriptorUUID\":\"2901\"}}",
+                  "u7", "not found" },
+                /* Valid and present: only the missing radio refuses it. */
+                { "{\"type\":\"operation\",\"id\":\"u8\",\"operation\":{\"type\":\"device_characteristic_value_read\","
+                  "\"deviceAddress\":\"" A "\",\"serviceUUID\":\"180F\",\"characteristicUUID\":\"2A19\"}}",
+                  "u8", "Bluetooth is not available" },
+                { "{\"type\":\"operation\",\"id\":\"u9\",\"operation\":{\"type\":\"scan\",\"scanType\":1}}", "u9",
+                  "beacon" },
+                { "{\"type\":\"operation\",\"id\":\"u10\",\"operation\":{\"type\":\"scan\"}}", "u10",
+                  "Bluetooth is not available" },
+        };
+
+        desire(t, two, 2);
+        connect_a(t);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                fake_clear(&t->fake);
+                c2g(t, cases[i].json);
+                assert_int_equal(t->fake.n, 1);
+                assert_string_equal(event_type(&t->fake.sent[0]), "error");
+                assert_string_equal(request_id(&t->fake.sent[0]), cases[i].id);
+                if (!strstr(error_description(&t->fake.sent[0]), cases[i].word))
+                        fail_msg("%s: %s", cases[i].id, error_description(&t->fake.sent[0]));
+        }
+}
+
+static void test_discover_waits_for_ready(void **state) {
+        T *t = *state;
+        static const char *const one[] = { A };
+
+        desire(t, one, 1);
+        fake_clear(&t->fake);
+        c2g(t, "{\"type\":\"operation\",\"id\":\"d1\",\"operation\":{\"type\":\"device_discover\","
+               "\"deviceAddress\":\"" A "\"}}");
+        assert_int_equal(t->fake.n, 0); /* answered when the device is ready */
+        protocol_device_state(t->p, A, BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &a_model);
+        /* connected, connect result, unsolicited discovery, jobs, then the answer. */
+        assert_int_equal(t->fake.n, 5);
+        assert_string_equal(event_type(&t->fake.sent[4]), "device_discover_result");
+        assert_string_equal(request_id(&t->fake.sent[4]), "d1");
+        /* Ready: answered at once from the cache. */
+        fake_clear(&t->fake);
+        c2g(t, "{\"type\":\"operation\",\"id\":\"d2\",\"operation\":{\"type\":\"device_discover\","
+               "\"deviceAddress\":\"" A "\"}}");
+        assert_int_equal(t->fake.n, 1);
+        assert_string_equal(request_id(&t->fake.sent[0]), "d2");
+}
+
+static void test_gateway_status_and_delete(void **state) {
+        T *t = *state;
+        static const char *const two[] = { A, B };
+        json_t *ev, *devices;
+
+        desire(t, two, 2);
+        connect_a(t);
+        fake_clear(&t->fake);
+        c2g(t, "{\"type\":\"operation\",\"id\":\"s1\",\"operation\":{\"type\":\"get_gateway_status\"}}");
+        assert_int_equal(t->fake.n, 1);
+        assert_string_equal(event_type(&t->fake.sent[0]), "gateway_status");
+        assert_string_equal(request_id(&t->fake.sent[0]), "s1");
+        ev = json_object_get(t->fake.sent[0].json, "event");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "cloud"), "state")), "ready");
+        assert_true(json_is_false(json_object_get(json_object_get(ev, "bluetooth"), "available")));
+        devices = json_object_get(ev, "devices");
+        assert_int_equal(json_array_size(devices), 2);
+        for (size_t i = 0; i < 2; i++) {
+                json_t *d = json_array_get(devices, i);
+                bool is_a = streq(json_string_value(json_object_get(d, "id")), A);
+                assert_int_equal(json_is_true(json_object_get(json_object_get(d, "status"), "connected")), is_a);
+        }
+        fake_clear(&t->fake);
+        c2g(t, "{\"type\":\"operation\",\"id\":\"z1\",\"operation\":{\"type\":\"delete_yourself\"}}");
+        assert_int_equal(t->fake.unpaired, 1);
+        /* A disconnected, both entries removed. */
+        assert_int_equal(t->fake.n, 3);
+        for (size_t i = 0, disconnects = 0; i < 3; i++) {
+                if (streq(t->fake.sent[i].topic, "g2c")) {
+                        assert_string_equal(event_type(&t->fake.sent[i]), "device_disconnect");
+                        disconnects++;
+                } else
+                        assert_string_equal(json_string_value(json_object_get(t->fake.sent[i].json, "status")),
+                                            "removed");
+                if (i == 2)
+                        assert_int_equal(disconnects, 1);
+        }
+}
+
+static int run_loop_until(T *t, size_t n, uint64_t timeout_usec) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + timeout_usec;
+        while (t->fake.n < n && now_usec(CLOCK_MONOTONIC) < end)
+                if (sd_event_run(t->event, 10000) < 0)
+                        return -1;
+        return (int) t->fake.n;
+}
+
+static void test_notifications(void **state) {
+        T *t = *state;
+        static const char *const one[] = { A };
+        uint8_t v[4];
+        json_t *c;
+
+        desire(t, one, 1);
+        connect_a(t);
+        fake_clear(&t->fake);
+        /* Off by default: each notification is sent. */
+        for (uint8_t i = 0; i < 5; i++) {
+                v[0] = i;
+                protocol_notification(t->p, A, "180F", "2A19", v, 1);
+        }
+        assert_int_equal(t->fake.n, 5);
+        c = json_object_get(json_object_get(t->fake.sent[4].json, "event"), "characteristic");
+        assert_string_equal(json_string_value(json_object_get(c, "path")), "180F/2A19");
+        assert_int_equal(json_integer_value(json_array_get(json_object_get(c, "value"), 0)), 4);
+        /* Not a desired device: dropped. */
+        protocol_notification(t->p, B, "180F", "2A19", v, 1);
+        assert_int_equal(t->fake.n, 5);
+
+        /* Coalesced: the first at once, the latest when the interval ends, per characteristic. */
+        fake_clear(&t->fake);
+        t->config.notify_min_interval_ms = 200;
+        for (uint8_t i = 10; i < 60; i++) {
+                v[0] = i;
+                protocol_notification(t->p, A, "180F", "2A19", v, 1);
+                protocol_notification(t->p, A, "AABB000100001000800000805F9B34FB", "2A19", v, 1);
+        }
+        assert_int_equal(t->fake.n, 2);
+        assert_int_equal(run_loop_until(t, 4, 2 * 1000 * 1000), 4);
+        for (size_t i = 2; i < 4; i++) {
+                c = json_object_get(json_object_get(t->fake.sent[i].json, "event"), "characteristic");
+                assert_int_equal(json_integer_value(json_array_get(json_object_get(c, "value"), 0)), 59);
+        }
+        /* Nothing more is pending. */
+        assert_int_equal(run_loop_until(t, 5, 400 * 1000), 4);
+}
+
+static void test_convert_gatt(void **state) {
+        _cleanup_(gatt_model_freep) GattModel *m = NULL;
+        (void) state;
+
+        assert_int_equal(protocol_convert_gatt(&a_model, NULL, NULL, &m), 0);
+        assert_int_equal(m->n_services, 2);
+        assert_non_null(gatt_model_find_characteristic(m, "180F", "2A19"));
+        assert_non_null(gatt_model_find_descriptor(m, "180F", "2A19", "2902"));
+        assert_int_equal(gatt_model_find_characteristic(m, "180F", "2A19")->properties,
+                         GATT_PROP_READ | GATT_PROP_NOTIFY);
+        assert_int_equal(gatt_model_find_characteristic(m, "AABB0001-0000-1000-8000-00805F9B34FB", "2A19")->properties,
+                         GATT_PROP_WRITE);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_connect_reports, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_removed_device, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_operation_refusals, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_discover_waits_for_ready, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_gateway_status_and_delete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
+                cmocka_unit_test(test_convert_gatt),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,349 @@
+# SPDX-License-Identifier: MIT
+"""The nRF Cloud gateway protocol end to end (issue 7): the real daemon,
+mosquitto with mutual TLS and the gateway ACL, the stand-in for nRF Cloud,
+and the BlueZ mock with two devices.  Run one test with PROTOCOL_TEST=<name>
+(ctest does), all without it."""
+
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import prototest as pt  # noqa: E402
+from prototest import A, B, NUS, NUS_RX, NUS_TX, VENDOR_N  # noqa: E402
+
+EXTRA = "C0:FF:EE:00:00:0C"
+UNKNOWN = "C0:FF:EE:00:00:99"
+
+
+class ProtocolTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, cls.pki, cls.cert = pt.make_pki()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.w = None
+
+    def tearDown(self):
+        if self.w:
+            alive = self.w.daemon and self.w.daemon.proc.poll() is None
+            rc = self.w.close()
+            # Read after the exit: sanitizer reports come last.
+            log = self.w.daemon.log() if self.w.daemon else ""
+            self.assertTrue(alive, "the daemon died:\n" + log[-5000:])
+            self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + log[-5000:])
+            self.assertNotIn("AddressSanitizer", log)
+            self.assertNotIn("runtime error", log)
+
+    def world(self, **kw):
+        self.w = pt.World(self.pki, self.cert, pt.subdir(self.tmp, self.id().split(".")[-1]), **kw)
+        return self.w
+
+    def ready(self, *addresses):
+        w = self.w
+        w.wait_ready(*addresses)
+        return w
+
+    def subscribe(self, address, svc, chrc, value=(1, 0)):
+        rid = self.w.c2g({"type": "device_descriptor_value_write", "deviceAddress": address, "serviceUUID": svc,
+                          "characteristicUUID": chrc, "descriptorUUID": "2902", "descriptorValue": list(value)})
+        return rid, self.w.answers(rid, 2)
+
+    def assertError(self, e, rid, *words):
+        self.assertEqual(e["event"]["type"], "error", e)
+        self.assertEqual(e["requestId"], rid, e)
+        for word in words:
+            self.assertIn(word, e["event"]["error"]["description"], e)
+        self.assertIsInstance(e["event"]["error"]["code"], int)
+        self.assertLess(e["event"]["error"]["code"], 0)
+
+    # ---- connections ----
+
+    def test_two_devices_connect(self):
+        """desiredConnections lists two devices: both connect, connect results, discovery results, statusConnections
+        and the BLE job requests arrive."""
+        w = self.world()
+        self.ready(A, B)
+        for a in (A, B):
+            conn = [e for e in w.events("device_connect_result") if e["event"]["device"]["address"]["address"] == a]
+            self.assertEqual(len(conn), 1, conn)
+            self.assertEqual(conn[0]["event"]["device"]["status"], {"connected": True})
+            self.assertIsNone(conn[0]["requestId"])
+            self.assertEqual(conn[0]["gatewayId"], pt.DEVICE)
+            self.assertTrue(pt.st.wait_until(lambda a=a: w.status(a) is not None
+                                             and w.status(a).get("status", {}).get("connected")), w.peer.reported)
+            self.assertEqual(w.status(a), {"id": a, "status": {"connected": True, "connecting": False}})
+            self.assertTrue(w.mock.state(a)["connected"])
+        disc = {e["event"]["device"]["address"]["address"]: e for e in w.events("device_discover_result")}
+        self.assertEqual(len(w.events("device_discover_result")), 2)
+        svc = disc[A]["event"]["services"]
+        self.assertEqual(sorted(svc), sorted(["180F", NUS]))
+        self.assertEqual(sorted(disc[B]["event"]["services"]), sorted(["181A", "180F", VENDOR_N]))
+        bat = svc["180F"]["characteristics"]["2A19"]
+        self.assertEqual(bat["path"], "180F/2A19")
+        self.assertEqual(bat["properties"], {"read": True, "notify": True})
+        self.assertEqual(bat["descriptors"]["2902"], {"uuid": "2902", "path": "180F/2A19/2902", "value": [0, 0]})
+        self.assertEqual(svc[NUS]["characteristics"][NUS_RX]["properties"],
+                         {"write": True, "writeWithoutResponse": True})
+        self.assertIn(VENDOR_N, disc[B]["event"]["services"])
+        # jobs/ble/req after the discovery result of each device.
+        self.assertTrue(pt.st.wait_until(lambda: len(w.peer.received(pt.JOBS_BLE_REQ)) >= 2))
+        reqs = sorted(json.loads(p)[0] for _, p in w.peer.received(pt.JOBS_BLE_REQ))
+        self.assertEqual(reqs, [A, B])
+        # Message ids increase.
+        ids = [e["messageId"] for e in w.events()]
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), len(ids))
+
+    def test_device_removed_disconnects(self):
+        w = self.world()
+        self.ready(A, B)
+        w.peer.delta({"desiredConnections": [A]})
+        d = w.wait_events(lambda e: e["event"]["type"] == "device_disconnect")
+        self.assertEqual(d[0]["event"]["device"]["address"]["address"], B)
+        self.assertEqual(d[0]["event"]["device"]["status"], {"connected": False})
+        self.assertTrue(pt.st.wait_until(lambda: not w.mock.state(B).get("connected")), w.mock.state(B))
+        # B's entry is removed from statusConnections (null), A stays connected.
+        self.assertTrue(pt.st.wait_until(lambda: w.status(B) is None), w.peer.reported)
+        self.assertEqual(w.status(A)["status"]["connected"], True)
+        self.assertTrue(w.mock.state(A)["connected"])
+        # An operation on the removed device is answered with an error.
+        rid = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": B, "serviceUUID": "180F",
+                     "characteristicUUID": "2A19"})
+        self.assertError(w.answers(rid, 1)[0], rid, B)
+
+    # ---- operations ----
+
+    def test_scan(self):
+        w = self.world(desired=())
+        w.mock.add_device(EXTRA, name="adv-c", rssi=-45, advertising=True, appear_on_discovery=True,
+                          address_type="random")
+        w.mock.add_device("C0:FF:EE:00:00:0D", name="adv-d", rssi=-65, advertising=True)
+        self.assertTrue(w.daemon.wait_log("nRF Cloud session ready"), w.daemon.log()[-3000:])
+        rid = w.c2g({"type": "scan", "scanType": 0, "scanMode": "active", "scanTimeout": 1,
+                     "scanReporting": "instant", "scanInterval": 0})
+        final = w.wait_events(lambda e: e.get("requestId") == rid and e["event"]["timeout"], 1, 20)
+        self.assertEqual(final[0]["event"]["devices"], [])
+        parts = [e for e in w.events("scan_result") if e["requestId"] == rid and not e["event"]["timeout"]]
+        by = {e["event"]["devices"][0]["address"]["address"]: e["event"]["devices"][0] for e in parts}
+        self.assertEqual(sorted(by), [EXTRA, "C0:FF:EE:00:00:0D"])
+        self.assertEqual(by[EXTRA]["name"], "adv-c")
+        self.assertEqual(by[EXTRA]["address"]["type"], "random")
+        self.assertIn(by[EXTRA]["rssi"], (-45, -46, -47))
+        for e in parts:
+            self.assertEqual(len(e["event"]["devices"]), 1)
+            self.assertEqual(e["event"]["subType"], "instant")
+        # The final message comes last.
+        mine = [e for e in w.events("scan_result") if e["requestId"] == rid]
+        self.assertTrue(mine[-1]["event"]["timeout"])
+        # Batch reporting with a name filter: one message.
+        rid = w.c2g({"type": "scan", "scanTimeout": 1, "scanReporting": "batch", "filter": {"name": "adv-d"}})
+        got = w.answers(rid, 1)
+        self.assertEqual(len(got), 1)
+        self.assertEqual(got[0]["event"]["subType"], "batch")
+        self.assertTrue(got[0]["event"]["timeout"])
+        self.assertEqual([d["name"] for d in got[0]["event"]["devices"]], ["adv-d"])
+        # A beacon scan is refused, not ignored.
+        rid = w.c2g({"type": "scan", "scanType": 1, "scanTimeout": 1})
+        self.assertError(w.answers(rid, 1)[0], rid, "beacon")
+
+    def test_read_write_subscribe(self):
+        w = self.world()
+        self.ready(A, B)
+        # Read: read result and value changed, requestId echoed.
+        rid = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": A.lower(), "serviceUUID": "180f",
+                     "characteristicUUID": "00002a19-0000-1000-8000-00805f9b34fb"})
+        got = w.answers(rid, 2)
+        self.assertEqual([e["event"]["type"] for e in got],
+                         ["device_characteristic_value_read_result", "device_characteristic_value_changed"])
+        for e in got:
+            self.assertEqual(e["event"]["characteristic"], {"uuid": "2A19", "path": "180F/2A19", "value": [100]})
+            self.assertEqual(e["event"]["device"]["address"]["address"], A)
+        # The service UUID is honoured: B has 2A19 in two services.
+        rid1 = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": B, "serviceUUID": "180F",
+                      "characteristicUUID": "2A19"})
+        rid2 = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": B, "serviceUUID": VENDOR_N,
+                      "characteristicUUID": "2A19"})
+        self.assertEqual(w.answers(rid1, 2)[0]["event"]["characteristic"]["value"], [0x64])
+        v = w.answers(rid2, 2)[0]["event"]["characteristic"]
+        self.assertEqual(v, {"uuid": "2A19", "path": VENDOR_N + "/2A19", "value": [0x11]})
+        # Write: write result and value changed carrying the written bytes; the device got them.
+        rid = w.c2g({"type": "device_characteristic_value_write", "deviceAddress": A, "serviceUUID": NUS,
+                     "characteristicUUID": NUS_RX, "characteristicValue": [1, 2, 3]})
+        got = w.answers(rid, 2)
+        self.assertEqual([e["event"]["type"] for e in got],
+                         ["device_characteristic_value_write_result", "device_characteristic_value_changed"])
+        self.assertEqual(got[0]["event"]["characteristic"]["value"], [1, 2, 3])
+        writes = [x for x in w.mock.log() if x["method"] == "WriteValue" and x.get("value") == "010203"]
+        self.assertTrue(writes, w.mock.log())
+        # A string value is sent as its bytes.
+        rid = w.c2g({"type": "device_characteristic_value_write", "deviceAddress": A, "serviceUUID": NUS,
+                     "characteristicUUID": NUS_RX, "characteristicValue": "hi"})
+        self.assertEqual(w.answers(rid, 2)[0]["event"]["characteristic"]["value"], [104, 105])
+        # 2902 subscribe: descriptor changed + write result with [1,0]; notifications flow.
+        rid, got = self.subscribe(A, NUS, NUS_TX)
+        self.assertEqual([e["event"]["type"] for e in got],
+                         ["device_descriptor_value_changed", "device_descriptor_value_write_result"])
+        for e in got:
+            self.assertEqual(e["event"]["descriptor"],
+                             {"uuid": "2902", "path": "%s/%s/2902" % (NUS, NUS_TX), "value": [1, 0]})
+        self.assertTrue(w.mock.state(A)["notifying"][bf_lower(NUS_TX)])
+        self.assertEqual(w.mock.notify(A, NUS_TX_LONG_SVC, NUS_TX_LONG, 3, start=7, size=4), 3)
+        got = w.wait_events(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
+                            and e["requestId"] is None, 3)
+        self.assertEqual([pt.seq(e) for e in got], [7, 8, 9])
+        self.assertEqual(got[0]["event"]["characteristic"]["path"], "%s/%s" % (NUS, NUS_TX))
+        # A discovery now shows the subscription, with the requestId.
+        rid = w.c2g({"type": "device_discover", "deviceAddress": A})
+        d = w.answers(rid, 1)[0]
+        self.assertEqual(d["event"]["type"], "device_discover_result")
+        self.assertEqual(d["event"]["services"][NUS]["characteristics"][NUS_TX]["descriptors"]["2902"]["value"], [1, 0])
+        # Other descriptors go to the descriptor.
+        rid = w.c2g({"type": "device_descriptor_value_read", "deviceAddress": B, "serviceUUID": VENDOR_N,
+                     "characteristicUUID": "2A19", "descriptorUUID": "2901"})
+        e = w.answers(rid, 1)[0]
+        self.assertEqual(e["event"]["type"], "device_descriptor_value_read_result")
+        self.assertEqual(bytes(e["event"]["descriptor"]["value"]), b"vendor")
+        rid = w.c2g({"type": "device_descriptor_value_write", "deviceAddress": B, "serviceUUID": VENDOR_N,
+                     "characteristicUUID": "2A19", "descriptorUUID": "2901", "descriptorValue": [65]})
+        self.assertEqual([e["event"]["type"] for e in w.answers(rid, 2)],
+                         ["device_descriptor_value_changed", "device_descriptor_value_write_result"])
+        # Off: [0,0].
+        rid, got = self.subscribe(A, NUS, NUS_TX, (0, 0))
+        self.assertEqual(got[1]["event"]["descriptor"]["value"], [0, 0])
+        self.assertTrue(pt.st.wait_until(lambda: not w.mock.state(A)["notifying"][bf_lower(NUS_TX)]))
+
+    def test_subscription_survives_reconnect(self):
+        w = self.world()
+        self.ready(A, B)
+        self.subscribe(B, "181A", "2A6E")
+        # The device goes away and comes back: a second connect result, the subscription applied again.
+        w.mock.remove_device(B)
+        w.wait_events(lambda e: e["event"]["type"] == "device_disconnect")
+        w.mock.add_device(B, gatt=pt.GATT_B, name="sensor-b")
+        w.wait_events(lambda e: e["event"]["type"] == "device_connect_result"
+                      and e["event"]["device"]["address"]["address"] == B, 2, 40)
+        self.assertTrue(pt.st.wait_until(lambda: w.mock.state(B)["notifying"].get("00002a6e-0000-1000-8000-00805f9b34fb"),
+                                         20), w.mock.state(B))
+        self.assertEqual(w.mock.notify(B, "181a", "2a6e", 1, start=42, size=4), 1)
+        got = w.wait_events(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
+                            and e["requestId"] is None)
+        self.assertEqual(pt.seq(got[0]), 42)
+        # The discovery result was sent once only (first build of the model).
+        self.assertEqual(len([e for e in w.events("device_discover_result")
+                              if e["event"]["device"]["address"]["address"] == B]), 1)
+
+    def test_notifications_5000_in_order(self):
+        w = self.world(desired=(A,))
+        self.ready(A)
+        self.subscribe(A, NUS, NUS_TX)
+        n = 5000
+        self.assertEqual(w.mock.notify(A, NUS_TX_LONG_SVC, NUS_TX_LONG, n, start=1, size=20), n)
+        got = w.wait_events(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
+                            and e["requestId"] is None, n, 120)
+        self.assertEqual([pt.seq(e) for e in got], list(range(1, n + 1)))
+        self.assertEqual(len(got[0]["event"]["characteristic"]["value"]), 20)
+
+    def test_notify_min_interval_coalesces(self):
+        w = self.world(desired=(A,), extra_conf="[Bluetooth]\nNotifyMinIntervalMs=1000\n")
+        self.ready(A)
+        self.subscribe(A, NUS, NUS_TX)
+        t0 = pt.now()
+        self.assertEqual(w.mock.notify(A, NUS_TX_LONG_SVC, NUS_TX_LONG, 50, start=1, size=4), 50)
+        # The first at once, then only the latest value when the interval ends.
+        got = w.wait_events(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
+                            and e["requestId"] is None, 2, 10)
+        self.assertEqual([pt.seq(e) for e in got], [1, 50])
+        pt.st.wait_until(lambda: False, 1.5)
+        self.assertEqual(len([e for e in w.events("device_characteristic_value_changed") if e["requestId"] is None]),
+                         2)
+        self.assertLess(pt.now() - t0, 10)
+
+    # ---- refusals ----
+
+    def test_malformed_c2g(self):
+        w = self.world()
+        self.ready(A)
+        cases = [
+            (b"{not json", None, ""),
+            (json.dumps({"type": "operation", "id": "m1", "operation": {"type": "device_characteristic_value_read",
+                         "deviceAddress": "C0:FF:EE:00:00", "serviceUUID": "180F", "characteristicUUID": "2A19"}}),
+             "m1", "deviceAddress"),
+            (json.dumps({"type": "operation", "id": "m2", "operation": {"type": "device_characteristic_value_read",
+                         "deviceAddress": A, "serviceUUID": "18G", "characteristicUUID": "2A19"}}),
+             "m2", "serviceUUID"),
+            (json.dumps({"type": "operation", "id": "m3", "operation": {"type": "device_characteristic_value_write",
+                         "deviceAddress": A, "serviceUUID": NUS, "characteristicUUID": NUS_RX,
+                         "characteristicValue": [1, 256]}}), "m3", "characteristicValue"),
+            (json.dumps({"type": "operation", "id": "m4", "operation": {"type": "reboot"}}), "m4", "type"),
+            (json.dumps({"type": "operation", "id": "m5"}), "m5", "operation"),
+            (json.dumps({"type": "operation", "id": "m6", "operation": {"type": "scan", "scanTimeout": 100000}}),
+             "m6", "scanTimeout"),
+            (json.dumps({"type": "operation", "id": "m7", "operation": {"type": "device_descriptor_value_write",
+                         "deviceAddress": A, "serviceUUID": NUS, "characteristicUUID": NUS_TX,
+                         "descriptorUUID": "2902", "descriptorValue": [3, 0]}}), "m7", "descriptorValue"),
+        ]
+        for payload, rid, field in cases:
+            before = len(w.events("error"))
+            w.peer.publish(pt.st.PREFIX + "gateways/%s/c2g" % pt.DEVICE, payload, qos=1)
+            w.wait_events(lambda e: e["event"]["type"] == "error", before + 1)
+            e = w.events("error")[-1]
+            self.assertEqual(e["requestId"], rid, (payload, e))
+            self.assertIn(field, e["event"]["error"]["description"], (payload, e))
+        # Nothing was written to the device by the refused write.
+        self.assertFalse([x for x in w.mock.log() if x["method"] == "WriteValue"], w.mock.log())
+        # The daemon is still up and answers.
+        rid = w.c2g({"type": "get_gateway_status"})
+        st_ = w.answers(rid, 1)[0]
+        self.assertEqual(st_["event"]["type"], "gateway_status")
+        self.assertEqual(st_["event"]["cloud"]["state"], "ready")
+        self.assertTrue(st_["event"]["bluetooth"]["available"])
+        conn = {d["id"]: d["status"]["connected"] for d in st_["event"]["devices"]}
+        self.assertTrue(conn[A])
+
+    def test_unknown_device_and_attribute(self):
+        w = self.world()
+        self.ready(A, B)
+        ops = [
+            ({"type": "device_characteristic_value_read", "deviceAddress": UNKNOWN, "serviceUUID": "180F",
+              "characteristicUUID": "2A19"}, [UNKNOWN, "desiredConnections"]),
+            ({"type": "device_discover", "deviceAddress": UNKNOWN}, [UNKNOWN]),
+            ({"type": "device_characteristic_value_write", "deviceAddress": UNKNOWN, "serviceUUID": "180F",
+              "characteristicUUID": "2A19", "characteristicValue": [1]}, [UNKNOWN]),
+            ({"type": "device_descriptor_value_write", "deviceAddress": UNKNOWN, "serviceUUID": "180F",
+              "characteristicUUID": "2A19", "descriptorUUID": "2902", "descriptorValue": [1, 0]}, [UNKNOWN]),
+            ({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180F",
+              "characteristicUUID": "2A6E"}, ["2A6E", "not found"]),
+            ({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "181A",
+              "characteristicUUID": "2A19"}, ["181A", "not found"]),
+            ({"type": "device_descriptor_value_read", "deviceAddress": A, "serviceUUID": "180F",
+              "characteristicUUID": "2A19", "descriptorUUID": "2901"}, ["2901", "not found"]),
+            ({"type": "device_characteristic_value_write", "deviceAddress": A, "serviceUUID": "180F",
+              "characteristicUUID": "2A19", "characteristicValue": [1]}, ["not writable"]),
+            ({"type": "device_descriptor_value_write", "deviceAddress": B, "serviceUUID": "180F",
+              "characteristicUUID": "2A19", "descriptorUUID": "2902", "descriptorValue": [1, 0]}, ["notify"]),
+        ]
+        for op, words in ops:
+            rid = w.c2g(op)
+            got = w.answers(rid, 1)
+            self.assertError(got[0], rid, *words)
+        self.assertEqual(w.daemon.proc.poll(), None)
+
+
+NUS_TX_LONG_SVC = pt.bf.NUS
+NUS_TX_LONG = pt.bf.NUS_TX
+
+
+def bf_lower(u):
+    return pt.bf.NUS_TX if u == NUS_TX else u
+
+
+if __name__ == "__main__":
+    name = os.environ.get("PROTOCOL_TEST")
+    argv = [sys.argv[0]] + (["ProtocolTest." + name] if name else [])
+    unittest.main(argv=argv, verbosity=2)

@@ -1,0 +1,247 @@
+# SPDX-License-Identifier: MIT
+"""Test parts for the nRF Cloud connection procedure, built on the cloud
+fixtures (tests/cloud/cloudtest.py): a stand-in for nRF Cloud that serves the
+gateway's shadow, the real nrfcloud-gatewayd in host TLS mode, and a reader of
+the broker's log that lists what one client did, packet by packet."""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "cloud"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import cloudtest as ct  # noqa: E402
+from nrfgw_test import DAEMON, stop_process  # noqa: E402
+
+TEAM = ct.TEAM
+PREFIX = "prod/%s/" % TEAM
+
+
+def merge(dst, src):
+    """AWS IoT shadow merge: objects merge key by key, null deletes."""
+    for k, v in src.items():
+        if v is None:
+            dst.pop(k, None)
+        elif isinstance(v, dict) and isinstance(dst.get(k), dict):
+            merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+class _Recorder(list):
+    """The peer's message list; every append is also shown to a handler."""
+
+    def __init__(self, handler):
+        super().__init__()
+        self.handler = handler
+
+    def append(self, item):
+        super().append(item)
+        self.handler(*item)
+
+
+class CloudPeer(ct.Peer):
+    """nRF Cloud for one gateway: answers shadow gets on the nRF Cloud shadow
+    topics in the trimmed or the full form, answers desiredConnections
+    transforms, applies the gateway's shadow updates to its copy of the
+    shadow, sends deltas and c2g messages, and records everything (it
+    subscribes to every topic but $-topics)."""
+
+    def __init__(self, broker, pki, device_id, form="trimmed", paired=True, pairing_topics=None,
+                 desired_connections=None, omit_connections=False):
+        super().__init__(broker, pki, ["#"], client_id=ct.PEER_ID, clean=True)
+        self.device_id = device_id
+        self.form = form
+        self.version = 1
+        self.desired = {}
+        self.reported = {}
+        self.gets = 0
+        # Leave desiredConnections out of the document (the transform still has it).
+        self.omit_connections = omit_connections
+        if paired:
+            self.desired.update(self.paired_state(pairing_topics))
+        else:
+            self.desired["pairing"] = {"state": "not_associated", "topics": None}
+        if desired_connections is not None:
+            self.desired["desiredConnections"] = desired_connections
+        self.messages = _Recorder(self._on_message)
+
+    @staticmethod
+    def paired_state(pairing_topics=None):
+        pairing = {"state": "paired"}
+        if pairing_topics:
+            pairing["topics"] = pairing_topics
+        return {"pairing": pairing, "nrfcloud_mqtt_topic_prefix": PREFIX}
+
+    def topic(self, suffix):
+        return "%s/shadow/%s" % (self.device_id, suffix)
+
+    def document(self):
+        desired = dict(self.desired)
+        if self.omit_connections:
+            desired.pop("desiredConnections", None)
+        if self.form == "full":
+            return {"state": {"desired": desired, "reported": self.reported},
+                    "metadata": {"desired": {}}, "version": self.version, "timestamp": int(time.time())}
+        return {"desired": desired, "reported": self.reported, "config": {}}
+
+    def _on_message(self, topic, payload):
+        # Runs on the peer's thread, for every message the broker delivers.
+        if topic == self.topic("get/trim"):
+            self.gets += 1
+            self.publish(self.topic("get/accepted/trim"), json.dumps(self.document()), qos=1)
+        elif topic == self.topic("get/tf"):
+            req = json.loads(payload)
+            if req.get("t") == "state.desired.desiredConnections":
+                self.publish(self.topic("get/accepted/tf"),
+                             json.dumps({"tf": self.desired.get("desiredConnections", [])}), qos=1)
+        elif topic == self.topic("update"):
+            doc = json.loads(payload)
+            merge(self.reported, doc.get("state", {}).get("reported", {}) or {})
+            self.version += 1
+
+    def delta(self, state):
+        """Changes desired and sends the delta, as AWS IoT does."""
+        merge(self.desired, json.loads(json.dumps(state)))
+        self.version += 1
+        self.publish(self.topic("update/delta/full"),
+                     json.dumps({"version": self.version, "timestamp": int(time.time()), "state": state}), qos=1)
+
+    def c2g(self, message):
+        self.publish("%sgateways/%s/c2g" % (PREFIX, self.device_id), json.dumps(message), qos=1)
+
+    def updates(self):
+        """The gateway's shadow updates, decoded, in order."""
+        return [json.loads(p) for t, p in self.received(self.topic("update"))]
+
+
+# What mosquitto (log_type all) writes for one client's packets.
+_RE_SUB = re.compile(r"^\d+: Received SUBSCRIBE from (\S+)$")
+_RE_SUB_TOPIC = re.compile(r"^\d+: \t(\S+) \(QoS (\d)\)$")
+_RE_PUB = re.compile(r"^\d+: Received PUBLISH from (\S+) \(d\d, q(\d), r\d, m\d+, '([^']*)', \.\.\. \((\d+) bytes\)\)$")
+_RE_CONN = re.compile(r"^\d+: New client connected from \S+ as (\S+) ")
+
+
+def client_packets(log, client_id):
+    """[("CONNECT",), ("SUBSCRIBE", [topics]), ("PUBLISH", topic, qos, size), ...] of one client."""
+    out = []
+    lines = log.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = _RE_CONN.match(line)
+        if m and m.group(1) == client_id:
+            out.append(("CONNECT",))
+        m = _RE_SUB.match(line)
+        if m and m.group(1) == client_id:
+            topics = []
+            while i + 1 < len(lines):
+                t = _RE_SUB_TOPIC.match(lines[i + 1])
+                if t:
+                    topics.append(t.group(1))
+                elif not re.match(r"^\d+: %s \d+ \S+$" % re.escape(client_id), lines[i + 1]):
+                    break  # each topic line is followed by "<client> <qos> <topic>"
+                i += 1
+            out.append(("SUBSCRIBE", topics))
+        m = _RE_PUB.match(line)
+        if m and m.group(1) == client_id:
+            out.append(("PUBLISH", m.group(3), int(m.group(2)), int(m.group(4))))
+        i += 1
+    return out
+
+
+def wait_until(predicate, timeout=15.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(step)
+    return predicate()
+
+
+class Daemon:
+    """nrfcloud-gatewayd with TLS=host, its configuration written here;
+    stderr (console log) to a file."""
+
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf=""):
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+        self.conf = os.path.join(folder, "gateway.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"""[Gateway]
+DeviceId={device_id}
+StateDirectory={folder}/state
+[Cloud]
+TLS=host
+Host=localhost
+Port={broker.port}
+CAFile={pki.root[0]}
+CertFile={cert[0]}
+KeyFile={cert[1]}
+ReconnectMinSec=1
+ReconnectMaxSec=2
+{extra_conf}
+[Log]
+Level=debug
+Target=console
+""")
+        self.err_path = os.path.join(folder, "daemon.stderr")
+        # Plays systemd's side of sd_notify(); a thread keeps the socket drained.
+        self.notify_path = os.path.join(folder, "notify")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.settimeout(0.2)
+        self.notifications = []
+        self.closing = False
+        self.notify_thread = threading.Thread(target=self._read_notify, daemon=True)
+        self.notify_thread.start()
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        env.pop("STATE_DIRECTORY", None)
+        env["NOTIFY_SOCKET"] = self.notify_path
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen([DAEMON, "--config", self.conf], env=env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+
+    def _read_notify(self):
+        while not self.closing:
+            try:
+                data = self.notify.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.notifications.append(data.decode(errors="replace"))
+
+    def statuses(self):
+        return [line[7:] for n in list(self.notifications) for line in n.splitlines() if line.startswith("STATUS=")]
+
+    def wait_status(self, status, timeout=15.0):
+        return wait_until(lambda: status in self.statuses(), timeout)
+
+    def log(self):
+        with open(self.err_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, text, timeout=15.0, count=1):
+        return wait_until(lambda: self.log().count(text) >= count, timeout)
+
+    def stop(self):
+        rc = stop_process(self.proc, timeout=10)
+        self.closing = True
+        self.notify_thread.join(5)
+        self.notify.close()
+        return rc
+
+
+# Re-exported for the tests.
+Pki = ct.Pki
+Broker = ct.Broker
+TempDir = ct.TempDir
