@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# README command 1: installs what is missing, builds, and runs the gateway in
-# the foreground on its example configuration. Ctrl-C stops it.
+# README command 1: installs what is missing, builds, and runs the local demo:
+# simulated nRF91, simulated BLE devices, a local broker standing in for
+# nRF Cloud, and nrfcloud-gatewayd, all on this machine. Ctrl-C stops it.
+# Options are passed to scripts/demo.py (see scripts/demo.py --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh demo
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
-
-state=$PWD/.demo/state
-mkdir -p "$state"
-echo "==> Starting nrfcloud-gatewayd (Ctrl-C to stop)"
-STATE_DIRECTORY=$state exec build/daemon/nrfcloud-gatewayd --config config/gateway.conf "$@"
+exec /usr/bin/python3 scripts/demo.py "$@"

@@ -167,6 +167,10 @@ class BluezMock:
     def drop_acquired(self, address, svc, chrc):
         return bool(self.fx.DropAcquired(self.path(address), svc, chrc))
 
+    def notify_value(self, address, svc, chrc, hexvalue):
+        """Sets a characteristic's value and notifies it if subscribed; True if notified."""
+        return bool(self.fx.NotifyValue(self.path(address), svc, chrc, hexvalue))
+
     def state(self, address):
         return json.loads(self.fx.DeviceState(self.path(address)))
 

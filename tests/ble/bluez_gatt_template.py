@@ -513,6 +513,18 @@ def SetValue(self, dev_path, svc_uuid, chrc_uuid, hexvalue):
     mockobject.objects[cpath].props[CHRC_IFACE]['Value'] = _bytes(hexvalue)
 
 
+@dbus.service.method(FIXTURE_IFACE, in_signature='osss', out_signature='b')
+def NotifyValue(self, dev_path, svc_uuid, chrc_uuid, hexvalue):
+    """The characteristic takes a new value and notifies it, if subscribed (the demo's sensors)."""
+    cpath = DEVICES[str(dev_path)]['chrcs'][(_long_uuid(svc_uuid), _long_uuid(chrc_uuid))]
+    chrc = mockobject.objects[cpath]
+    chrc.props[CHRC_IFACE]['Value'] = _bytes(hexvalue)
+    if not chrc.props[CHRC_IFACE].get('Notifying'):
+        return False
+    _props_changed(cpath, CHRC_IFACE, {'Value': _bytes(hexvalue)})
+    return True
+
+
 @dbus.service.method(FIXTURE_IFACE, in_signature='o', out_signature='s')
 def DeviceState(self, dev_path):
     dev_path = str(dev_path)

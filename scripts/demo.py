@@ -1,0 +1,379 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The local demo of nrfcloud-gateway (README command 1).
+
+Starts, on this machine only and with nothing to configure:
+  * nrf91-sim on a pseudo-terminal, provisioned by `nrfcloud-gatewayctl
+    provision` with a demo CA (modem mode),
+  * mosquitto with mutual TLS and the nRF Cloud gateway ACL, standing in for
+    nRF Cloud's broker,
+  * a stand-in for nRF Cloud that serves the gateway's shadow, whose
+    desiredConnections lists two simulated BLE devices,
+  * a private D-Bus system bus with the project's BlueZ fixture: a heart-rate
+    sensor notifying 0x2A37 once per second and an environmental sensor with
+    temperature and humidity,
+  * nrfcloud-gatewayd in TLS=modem mode (or TLS=host with --tls host).
+
+It prints a readable line for each g2c message and for the daemon's state
+transitions; after a few seconds it sends a c2g read, a write and a 2902
+subscribe, and shows their results. Ctrl-C stops everything, by PID.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for sub in ("cloud", "session", "ble", "lib"):
+    sys.path.insert(0, os.path.join(TOP, "tests", sub))
+
+HR = "C0:FF:EE:00:00:01"   # heart-rate sensor
+ENV = "C0:FF:EE:00:00:02"  # environmental sensor
+
+GATT_HR = [
+    {"uuid": "180d", "characteristics": [
+        {"uuid": "2a37", "flags": ["notify"], "value": "0048",
+         "descriptors": [{"uuid": "2902", "value": "0000"}]},
+        {"uuid": "2a38", "flags": ["read"], "value": "01"},        # body sensor location: chest
+        {"uuid": "2a39", "flags": ["write"]}]},                    # heart rate control point
+    {"uuid": "180f", "characteristics": [{"uuid": "2a19", "flags": ["read"], "value": "5a"}]},
+]
+GATT_ENV = [
+    {"uuid": "181a", "characteristics": [
+        {"uuid": "2a6e", "flags": ["read", "notify"], "value": "fc08",   # 22.68 °C
+         "descriptors": [{"uuid": "2902", "value": "0000"}]},
+        {"uuid": "2a6f", "flags": ["read"], "value": "a411"}]},          # 45.16 %
+]
+
+NAMES = {"2A37": "heart rate", "2A38": "sensor location", "2A39": "HR control point", "2A19": "battery",
+         "2A6E": "temperature", "2A6F": "humidity", "2902": "CCCD"}
+
+
+def describe_value(chrc, value):
+    """A human reading of a few SIG characteristics."""
+    b = bytes(value)
+    if chrc == "2A37" and len(b) >= 2:
+        return "%d bpm" % (int.from_bytes(b[1:3], "little") if b[0] & 1 else b[1])
+    if chrc == "2A6E" and len(b) == 2:
+        return "%.2f °C" % (int.from_bytes(b, "little", signed=True) / 100)
+    if chrc == "2A6F" and len(b) == 2:
+        return "%.2f %%" % (int.from_bytes(b, "little") / 100)
+    if chrc == "2A19" and len(b) == 1:
+        return "%d %%" % b[0]
+    return ""
+
+
+def describe_event(msg):
+    e = msg.get("event", {})
+    t = e.get("type", "?")
+    dev = e.get("device", {})
+    addr = dev.get("address", {}).get("address", "") if isinstance(dev.get("address"), dict) else ""
+    rid = msg.get("requestId")
+    tail = ""
+    if t in ("device_connect_result", "device_disconnect"):
+        tail = "connected" if dev.get("status", {}).get("connected") else "disconnected"
+    elif t == "device_discover_result":
+        services = e.get("services", {})
+        tail = "%d services: %s" % (len(services), " ".join(sorted(services)))
+    elif t.startswith("device_characteristic_value") or t.startswith("device_descriptor_value"):
+        c = e.get("characteristic") or e.get("descriptor") or {}
+        uuid_ = c.get("uuid", "")
+        path = c.get("path", "")
+        value = c.get("value", [])
+        reading = describe_value(uuid_, value) if isinstance(value, list) else ""
+        tail = "%s (%s) = %s%s" % (path, NAMES.get(uuid_, uuid_), value, ("  " + reading) if reading else "")
+    elif t == "scan_result":
+        tail = "%d result(s)" % len(e.get("devices", []))
+    elif t == "error":
+        tail = e.get("error", {}).get("description", "")
+    return "g2c %-40s %-17s %s%s" % (t, addr, tail, ("   [request %s]" % rid[:8]) if rid else "")
+
+
+class Demo:
+    def __init__(self, args):
+        self.args = args
+        self.work = os.path.abspath(args.workdir)
+        self.build = os.path.abspath(args.build_dir)
+        self.procs = []      # (name, Popen) stopped in reverse order
+        self.parts = []      # fixture objects with stop()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def say(self, text):
+        with self.lock:
+            print(text, flush=True)
+
+    def step(self, text):
+        self.say("==> " + text)
+
+    def start_process(self, name, argv, **kw):
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kw)
+        self.procs.append((name, p))
+        return p
+
+    def run_checked(self, argv, **kw):
+        r = subprocess.run(argv, capture_output=True, text=True, **kw)
+        if r.returncode != 0:
+            raise RuntimeError("%s failed (%d):\n%s%s" % (os.path.basename(argv[0]), r.returncode, r.stdout, r.stderr))
+        return r
+
+    # ---- the parts ----
+
+    def setup(self):
+        import blefixture as bf
+        import cloudtest as ct
+        import sessiontest as st
+
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        os.environ["NRFGW_BUILD_DIR"] = self.build
+
+        self.step("Test PKI: a stand-in root CA for the broker, a demo operator CA for the gateway")
+        self.pki = ct.Pki(os.path.join(self.work, "pki"))
+
+        self.step("mosquitto with mutual TLS and the nRF Cloud gateway ACL")
+        self.broker = ct.Broker(os.path.join(self.work, "broker"), self.pki, verbose=False)
+        self.broker.start()
+        self.parts.append(self.broker)
+        self.say("    listening on 127.0.0.1:%d" % self.broker.port)
+
+        if self.args.tls == "modem":
+            self.device_id = self.setup_modem()
+        else:
+            self.device_id = str(uuid.uuid4())
+            self.cert = self.pki.device(self.device_id)
+
+        self.step("The stand-in for nRF Cloud: shadow with desiredConnections [%s, %s]" % (HR, ENV))
+        self.peer = st.CloudPeer(self.broker, self.pki, self.device_id, desired_connections=[HR, ENV])
+        self.peer.start()
+        self.parts.append(self.peer)
+        if not self.peer.connected.wait(10):
+            raise RuntimeError("the stand-in for nRF Cloud could not connect to mosquitto")
+
+        self.step("Private D-Bus system bus with the BlueZ fixture: heart-rate and environmental sensors")
+        busdir = os.path.join(self.work, "bluez")
+        os.makedirs(busdir)
+        self.bus = bf.Bus(busdir)
+        self.parts.append(self.bus)
+        self.mock = bf.BluezMock(self.bus, busdir)
+        self.parts.insert(len(self.parts) - 1, self.mock)
+        self.mock.add_device(HR, gatt=GATT_HR, name="Heart Rate Sensor")
+        self.mock.add_device(ENV, gatt=GATT_ENV, name="Environment Sensor")
+
+        self.start_daemon()
+
+    def setup_modem(self):
+        self.step("nrf91-sim on a pseudo-terminal")
+        self.tty = os.path.join(self.work, "nrf91.tty")
+        sim = os.path.join(self.build, "firmware_nrf91", "nrf91-sim")
+        self.sim_log = open(os.path.join(self.work, "nrf91-sim.log"), "w")
+        self.start_process("nrf91-sim", [sim, "--pty-link", self.tty, "--state-dir", os.path.join(self.work, "sim")],
+                           stdout=self.sim_log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.tty):
+            if time.monotonic() > deadline:
+                raise RuntimeError("nrf91-sim did not create %s" % self.tty)
+            time.sleep(0.05)
+        self.say("    modem port %s" % self.tty)
+
+        ctl = os.path.join(self.build, "daemon", "tools", "nrfcloud-gatewayctl")
+        self.runtime = os.path.join(self.work, "run")
+        os.makedirs(self.runtime)
+        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=self.runtime)
+        self.step("nrfcloud-gatewayctl provision: key generated in the modem, certificate from the demo CA")
+        csv = os.path.join(self.work, "onboard.csv")
+        r = self.run_checked([ctl, "provision", "--port", self.tty, "--ca-cert", self.pki.device_ca[0],
+                              "--ca-key", self.pki.device_ca[1], "--root-ca", self.pki.root[0], "--csv", csv],
+                             env=env, timeout=120)
+        for line in r.stdout.splitlines():
+            self.say("    " + line)
+        with open(csv) as f:
+            device_id = f.readline().split(",", 1)[0]
+        self.say("    device id %s" % device_id)
+        return device_id
+
+    def start_daemon(self):
+        self.step("nrfcloud-gatewayd, TLS=%s" % self.args.tls)
+        conf = os.path.join(self.work, "gateway.conf")
+        cloud = "TLS=modem\n" if self.args.tls == "modem" else (
+            "TLS=host\nCAFile=%s\nCertFile=%s\nKeyFile=%s\n" % (self.pki.root[0], self.cert[0], self.cert[1]))
+        modem = ("[Modem]\nPort=%s\n" % self.tty) if self.args.tls == "modem" else ""
+        with open(conf, "w") as f:
+            f.write("[Gateway]\n%sStateDirectory=%s\n%s[Cloud]\nHost=localhost\nPort=%d\n%sReconnectMinSec=1\n"
+                    "ReconnectMaxSec=5\n[Log]\nLevel=info\nTarget=console\n"
+                    % ("DeviceId=%s\n" % self.device_id if self.args.tls == "host" else "",
+                       os.path.join(self.work, "state"), modem, self.broker.port, cloud))
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        if self.args.tls == "modem":
+            env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = self.runtime
+        for k in ("JOURNAL_STREAM", "NOTIFY_SOCKET", "STATE_DIRECTORY"):
+            env.pop(k, None)
+        self.daemon_log = os.path.join(self.work, "gatewayd.log")
+        self.daemon = self.start_process(
+            "nrfcloud-gatewayd", [os.path.join(self.build, "daemon", "nrfcloud-gatewayd"), "--config", conf],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(self.daemon_log, "w"))
+        self.say("    configuration %s, log %s" % (conf, self.daemon_log))
+
+    # ---- watching ----
+
+    def watch(self):
+        """Prints g2c messages, shadow updates and the daemon's log as they come."""
+        seen = 0
+        log_pos = 0
+        g2c = "prod/%s/gateways/%s/g2c" % (self.peer_team(), self.device_id)
+        while not self.stopping.is_set():
+            msgs = list(self.peer.messages)
+            for topic, payload in msgs[seen:]:
+                if topic == g2c:
+                    try:
+                        self.say(describe_event(json.loads(payload)))
+                    except ValueError:
+                        self.say("g2c (not JSON) %r" % payload[:80])
+                elif topic.endswith("/shadow/update"):
+                    try:
+                        rep = json.loads(payload).get("state", {}).get("reported", {})
+                    except ValueError:
+                        continue
+                    for addr, st in (rep.get("statusConnections") or {}).items():
+                        s = (st or {}).get("status", {})
+                        self.say("shadow statusConnections.%s = %s" % (
+                            addr, "connected" if s.get("connected") else "connecting" if s.get("connecting")
+                            else "disconnected"))
+                    if "pairing" in rep:
+                        self.say("shadow pairing = %s" % (rep["pairing"] or {}).get("state"))
+            seen = len(msgs)
+            try:
+                with open(self.daemon_log, errors="replace") as f:
+                    f.seek(log_pos)
+                    chunk = f.read()
+                    log_pos = f.tell()
+                for line in chunk.splitlines():
+                    self.say("gatewayd | " + line)
+            except OSError:
+                pass
+            if self.daemon.poll() is not None:
+                self.say("nrfcloud-gatewayd exited with status %d" % self.daemon.returncode)
+                self.stopping.set()
+            self.stopping.wait(0.1)
+
+    @staticmethod
+    def peer_team():
+        import cloudtest as ct
+        return ct.TEAM
+
+    def heart_beat(self):
+        """The heart-rate sensor notifies 2A37 once per second."""
+        bpm = 68
+        while not self.stopping.wait(1.0):
+            bpm = 60 + (bpm - 59) % 25
+            try:
+                self.mock.notify_value(HR, "180d", "2a37", bytes([0, bpm]).hex())
+            except Exception:  # the device may not be subscribed yet
+                pass
+
+    def c2g(self, op, what):
+        rid = str(uuid.uuid4())
+        self.say("c2g %-40s %-17s %s   [request %s]" % (op["type"], op.get("deviceAddress", ""), what, rid[:8]))
+        self.peer.c2g({"type": "operation", "id": rid, "operation": op})
+
+    def discovered(self):
+        g2c = "prod/%s/gateways/%s/g2c" % (self.peer_team(), self.device_id)
+        found = set()
+        for topic, payload in list(self.peer.messages):
+            if topic == g2c and b"device_discover_result" in payload:
+                found.add(json.loads(payload)["event"]["device"]["address"]["address"])
+        return found
+
+    def operations(self):
+        # nRF Cloud subscribes to what its user looks at: here, the heart rate.
+        deadline = time.monotonic() + 60
+        while {HR, ENV} - self.discovered():
+            if self.stopping.wait(0.2) or time.monotonic() > deadline:
+                return
+        self.c2g({"type": "device_descriptor_value_write", "deviceAddress": HR, "serviceUUID": "180D",
+                  "characteristicUUID": "2A37", "descriptorUUID": "2902", "descriptorValue": [1, 0]},
+                 "subscribe to heart-rate notifications")
+        if self.stopping.wait(self.args.ops_after):
+            return
+        self.c2g({"type": "device_characteristic_value_read", "deviceAddress": ENV, "serviceUUID": "181A",
+                  "characteristicUUID": "2A6E"}, "read temperature")
+        if self.stopping.wait(1.0):
+            return
+        self.c2g({"type": "device_characteristic_value_write", "deviceAddress": HR, "serviceUUID": "180D",
+                  "characteristicUUID": "2A39", "characteristicValue": [1]}, "write 01 to the HR control point")
+        if self.stopping.wait(1.0):
+            return
+        self.c2g({"type": "device_descriptor_value_write", "deviceAddress": ENV, "serviceUUID": "181A",
+                  "characteristicUUID": "2A6E", "descriptorUUID": "2902", "descriptorValue": [1, 0]},
+                 "subscribe to temperature notifications")
+        if self.stopping.wait(2.0):
+            return
+        try:
+            self.mock.notify_value(ENV, "181a", "2a6e", (2301).to_bytes(2, "little").hex())
+        except Exception:
+            pass
+
+    # ---- stopping ----
+
+    def stop(self):
+        self.stopping.set()
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for part in reversed(self.parts):
+            try:
+                part.stop()
+            except Exception as e:  # keep stopping the others
+                print("stopping %s: %s" % (type(part).__name__, e), file=sys.stderr)
+
+    def run(self):
+        try:
+            self.setup()
+            self.step("Running: g2c messages and the daemon's log follow (Ctrl-C stops everything)")
+            threads = [threading.Thread(target=f, daemon=True) for f in (self.heart_beat, self.operations)]
+            for t in threads:
+                t.start()
+            if self.args.duration:
+                threading.Timer(self.args.duration, self.stopping.set).start()
+            self.watch()
+        finally:
+            self.step("Stopping")
+            self.stop()
+            rc = self.daemon.returncode if getattr(self, "daemon", None) else None
+            self.say("    nrfcloud-gatewayd exit status: %s; every process started here is stopped" % rc)
+        return 0 if rc == 0 else 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Local demo of nrfcloud-gateway: simulated nRF91, BLE devices and "
+                                             "broker, all on this machine.")
+    ap.add_argument("--tls", choices=("modem", "host"), default="host",
+                    help="where TLS ends: in the simulated nRF91, or on the host (default)")
+    ap.add_argument("--workdir", default=os.path.join(TOP, ".demo"), help="folder for every file of the demo")
+    ap.add_argument("--build-dir", default=os.path.join(TOP, "build"))
+    ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
+    ap.add_argument("--ops-after", type=float, default=5.0,
+                    help="seconds between the heart-rate subscription and the c2g read, write and subscribe")
+    args = ap.parse_args()
+
+    demo = Demo(args)
+    # SIGINT (Ctrl-C) and SIGTERM end the watch loop; cleanup runs in run().
+    signal.signal(signal.SIGINT, lambda *_: demo.stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: demo.stopping.set())
+    sys.exit(demo.run())
+
+
+if __name__ == "__main__":
+    main()

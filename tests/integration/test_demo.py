@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: MIT
+"""README command 1's demo, run for a bounded time: the two simulated devices
+connect and are discovered, heart-rate notifications flow, the c2g read,
+write and 2902 subscribe get their answers, and everything stops cleanly."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from nrfgw_test import BUILD_DIR, SOURCE_DIR  # noqa: E402
+
+
+class DemoTest(unittest.TestCase):
+    def run_demo(self, tls):
+        work = tempfile.mkdtemp(prefix="nrfgw-demo-")
+        r = subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "scripts", "demo.py"), "--tls", tls,
+                            "--workdir", work, "--build-dir", BUILD_DIR, "--duration", "25", "--ops-after", "3"],
+                           capture_output=True, text=True, timeout=240)
+        out = r.stdout
+        self.assertEqual(r.returncode, 0, out[-4000:] + r.stderr[-2000:])
+        for addr in ("C0:FF:EE:00:00:01", "C0:FF:EE:00:00:02"):
+            self.assertRegex(out, r"g2c device_connect_result +%s connected" % addr)
+            self.assertRegex(out, r"g2c device_discover_result +%s" % addr)
+            self.assertIn("shadow statusConnections.%s = connected" % addr, out)
+        self.assertGreaterEqual(len(re.findall(r"180D/2A37 \(heart rate\) = \[0, \d+\]", out)), 3, out[-4000:])
+        for op, result in (("device_characteristic_value_read", "device_characteristic_value_read_result"),
+                           ("device_characteristic_value_write", "device_characteristic_value_write_result"),
+                           ("device_descriptor_value_write", "device_descriptor_value_write_result")):
+            rids = re.findall(r"^c2g %s .*\[request (\w+)\]$" % op, out, re.M)
+            self.assertTrue(rids, op)
+            for rid in rids:
+                self.assertRegex(out, r"(?m)^g2c %s .*\[request %s\]$" % (result, rid))
+        self.assertIn("nrfcloud-gatewayd exit status: 0", out)
+        self.assertNotIn("g2c error", out)
+        # Nothing the demo started is left running.
+        ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        self.assertNotIn(work, ps)
+
+    def test_demo_host_tls(self):
+        self.run_demo("host")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
