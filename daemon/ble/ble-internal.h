@@ -135,6 +135,7 @@ void ble_device_bluez_lost(BleDevice *d);
 void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uuid, const char *chrc_uuid);
 void ble_device_gatt_changed(BleDevice *d);
 void ble_device_disconnect_and_forget(BleDevice *d);
+void ble_device_yield_slot(BleDevice *d);
 
 /* ble-manager.c */
 void ble_manager_schedule_dispatch(BleManager *m);

@@ -869,6 +869,20 @@ BleManager *ble_manager_free(BleManager *m) {
         return NULL;
 }
 
+void ble_manager_config_changed(BleManager *m) {
+        unsigned used = ble_manager_connected_count(m);
+
+        /* The last desired give way first, so the order of the desired list keeps its meaning. */
+        for (BleDevice *d = m->devices_tail, *prev; d && used > m->config->max_connections; d = prev) {
+                prev = d->prev;
+                if (ble_device_holds_slot(d)) {
+                        ble_device_yield_slot(d);
+                        used--;
+                }
+        }
+        ble_manager_schedule_dispatch(m);
+}
+
 void ble_manager_set_backoff(BleManager *m, uint64_t base_usec, uint64_t cap_usec) {
         m->backoff_base_usec = MAX(base_usec, UINT64_C(1000));
         m->backoff_cap_usec = MAX(cap_usec, m->backoff_base_usec);

@@ -153,6 +153,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BleManager *, ble_manager_free);
 /* Installs the signal matches, then loads BlueZ's objects. Idempotent. */
 int ble_manager_start(BleManager *m);
 
+/*
+ * To be called after a configuration reload changed [Bluetooth] keys in the
+ * Config given to ble_manager_new().  If MaxConnections went down, the
+ * devices desired last are disconnected and queued until slots free up.
+ */
+void ble_manager_config_changed(BleManager *m);
+
 /* Retry delays of devices (default 1 s doubling up to 60 s, with full jitter). */
 void ble_manager_set_backoff(BleManager *m, uint64_t base_usec, uint64_t cap_usec);
 /* Timeout of each GATT operation (default 10 s). */

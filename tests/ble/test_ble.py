@@ -388,6 +388,25 @@ class BleTest(unittest.TestCase):
         r = h.call('status')
         self.assertEqual(r['slots'], 0)
 
+    def test_max_connections_lowered_by_reload(self):
+        devs = [A, B, C]
+        for a in devs:
+            self.mock.add_device(a)
+        h = self.connect(*devs)
+        mark = len(h.events)
+        h.call('set_max_connections', value=1)
+        h.wait_state(C, 'idle', since=mark)
+        h.wait_state(B, 'idle', since=mark)
+        deadline = time.time() + 5
+        while sum(self.mock.state(a)['connected'] for a in devs) > 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual([a for a in devs if self.mock.state(a)['connected']], [A])  # the first desired stays
+        self.assertEqual(h.call('status')['slots'], 1)
+        mark = len(h.events)
+        h.call('set_max_connections', value=3)
+        h.wait_state(B, 'ready', since=mark)
+        h.wait_state(C, 'ready', since=mark)
+
     def test_link_loss_frees_slot(self):
         # MaxConnections=1: A holds the slot, B waits.  A's link drops: A backs off, B gets the
         # slot, and A waits in the queue until B leaves.
@@ -404,8 +423,9 @@ class BleTest(unittest.TestCase):
         time.sleep(0.5)  # several backoff periods: A must still be waiting for the slot
         self.assertEqual(h.call('status')['slots'], 1)
         self.assertFalse(self.mock.state(A)['connected'])
+        mark = len(h.events)
         h.call('desire', addresses=[A])
-        h.wait_state(A, 'ready')  # the second time
+        h.wait_state(A, 'ready', since=mark)  # the second time
         # Reconnected after the link loss with the subscription made again (StartNotify is
         # repeated even though BlueZ keeps sessions across reconnects: it costs nothing there and
         # covers a cleared GATT cache).
