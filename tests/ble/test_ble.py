@@ -83,6 +83,21 @@ class BleTest(unittest.TestCase):
         r = h2.call('scan', ms=200)
         self.assertEqual(r['error'], '0')
 
+    def test_configured_adapter(self):
+        import dbus
+        root = self.mock.conn.get_object('org.bluez', '/')
+        dbus.Interface(root, 'org.bluez.Mock').AddAdapter('hci1', 'second')
+        self.mock.fx.FixAdapter('/org/bluez/hci1')
+        h = self.f.harness('--adapter', 'hci1')
+        e = h.wait_for(lambda e: e['event'] == 'adapter')
+        self.assertEqual(e['path'], '/org/bluez/hci1')
+        self.assertEqual(h.call('scan', ms=200)['error'], '0')
+        self.assertEqual({x['path'] for x in self.mock.log() if x['method'].endswith('Discovery')},
+                         {'/org/bluez/hci1'})
+        # Without Adapter=, the first one.
+        h2 = self.f.harness()
+        self.assertEqual(h2.wait_for(lambda e: e['event'] == 'adapter')['path'], '/org/bluez/hci0')
+
     # ---- scan ----
 
     def test_scan(self):
@@ -253,6 +268,12 @@ class BleTest(unittest.TestCase):
             self.assertEqual(h.wait_for(lambda e, i=i: e.get('id') == i)['error'], '0')
         vals = [x['value'] for x in self.mock.log() if x['method'] == 'WriteValue'][3:]
         self.assertEqual(vals, ['%02x' % i for i in range(20)])
+        # Values are capped at 512 bytes (ATT's maximum attribute length).
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ab' * 512, mode='request')
+        self.assertEqual(r['error'], '0')
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ab' * 513, mode='request')
+        self.assertEqual(r['error'], 'EINVAL')
+        self.assertEqual(len([x for x in self.mock.log() if x['method'] == 'WriteValue']), 24)
         # An ATT error from the peer is mapped.
         self.mock.inject(rx, 'WriteValue', 'org.bluez.Error.Failed', 'Operation failed with ATT error: 0x0e')
         r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ff')
