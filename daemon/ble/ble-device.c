@@ -11,13 +11,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "message-ids.h"
 #include "ble-internal.h"
 #include "log.h"
 #include "util.h"
 
 /* journalctl MESSAGE_ID=…: explained in the journal catalog. */
-#define MESSAGE_ID_BLE_CONNECTED "724cd04908ed49c380ba5079c393881a"
-#define MESSAGE_ID_BLE_DISCONNECTED "1edbaf4164aa445183d8b3874ba8f35e"
 
 static const char *const device_state_table[_BLE_DEVICE_STATE_MAX] = {
         [BLE_DEVICE_IDLE] = "idle",
@@ -994,10 +993,10 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 wishes_release(d);
                 gatt_clear(&d->gatt);
                 d->gatt_dirty = true;
-                message_id = MESSAGE_ID_BLE_DISCONNECTED;
+                message_id = MESSAGE_ID_DEVICE_DISCONNECTED;
         }
         if (s == BLE_DEVICE_READY)
-                message_id = MESSAGE_ID_BLE_CONNECTED;
+                message_id = MESSAGE_ID_DEVICE_CONNECTED;
 
         d->state = s;
         log_fields(message_id ? LOG_NOTICE : LOG_INFO,

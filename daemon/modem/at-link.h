@@ -16,13 +16,11 @@
 
 #include "at-engine.h"
 #include "macro.h"
+#include "message-ids.h"
 
 #define AT_LINK_REOPEN_MIN_USEC (200u * 1000u)
 #define AT_LINK_REOPEN_MAX_USEC (10u * 1000u * 1000u)
 #define AT_LINK_READ_MAX 4096u
-
-/* Journal MESSAGE_ID of "modem port lost", an event operators alert on. */
-#define MESSAGE_ID_MODEM_LOST "5ac416482e0c411c8645e8360e890790"
 
 typedef struct AtLink AtLink;
 

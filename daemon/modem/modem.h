@@ -27,6 +27,7 @@
 #include "at-link.h"
 #include "config.h"
 #include "identity.h"
+#include "message-ids.h"
 
 #define MODEM_PROBE_TIMEOUT_USEC (2u * 1000u * 1000u)
 #define MODEM_REPROBE_MIN_USEC (1u * 1000u * 1000u)
@@ -35,10 +36,6 @@
 #define MODEM_JWT_REFRESH_MARGIN_SEC 60u
 #define MODEM_JWT_WAITERS_MAX 64u
 #define MODEM_JWT_TIMEOUT_USEC (10u * 1000u * 1000u)
-
-/* Journal MESSAGE_IDs of the events operators alert on. */
-#define MESSAGE_ID_MODEM_READY "b54df100d20c4582aeea1be48656eebf"
-#define MESSAGE_ID_MODEM_CREDENTIALS_MISSING "bc38ec61e26e4de4a174f09cb7b135d6"
 
 typedef struct Modem Modem;
 
