@@ -25,8 +25,10 @@
 #include <sys/stat.h>
 #include <systemd/sd-event.h>
 
+#include "bridge.h"
 #include "log.h"
 #include "mqtt.h"
+#include "tls-remote.h"
 #include "outbox.h"
 #include "util.h"
 
@@ -54,7 +56,41 @@ typedef struct Harness {
         uint64_t *push_usec;
         double *latency_ms;
         size_t n_latency;
+        /* --bridge: TLS in a separate socket (the modem's, here OpenSSL), Paho in plain TCP. */
+        TlsRemote *remote;
+        Bridge *bridge;
+        char *remote_host;
+        uint16_t remote_port;
 } Harness;
+
+static void on_bridge_ready(Bridge *b, const char *uri, void *userdata) {
+        Harness *h = userdata;
+        (void) b;
+        if (mqtt_session_prepared(h->session, uri) < 0)
+                bridge_stop(h->bridge);
+}
+
+static void on_bridge_closed(Bridge *b, int error, const char *reason, void *userdata) {
+        Harness *h = userdata;
+        (void) b;
+        /* Before READY the session waits for us; afterwards Paho sees its TCP connection close. */
+        if (mqtt_session_get_state(h->session) == MQTT_PREPARING)
+                mqtt_session_prepare_failed(h->session, error ? error : -ECONNRESET, reason);
+        else
+                log_info("Bridge closed: %s", reason);
+}
+
+static int on_prepare(MqttSession *s, void *userdata) {
+        Harness *h = userdata;
+        (void) s;
+        return bridge_start(h->bridge, h->remote_host, h->remote_port);
+}
+
+static void on_release(MqttSession *s, void *userdata) {
+        Harness *h = userdata;
+        (void) s;
+        bridge_stop(h->bridge);
+}
 
 static int write_progress(Harness *h) {
         char path[4096], tmp[4100];
@@ -259,7 +295,7 @@ static void usage(void) {
                 "cloud-harness --uri URI --client-id ID --state-dir DIR --topic T [--count N] [--rate R]\n"
                 "  [--payload-size B] [--ca F --cert F --key F] [--window W] [--keepalive S]\n"
                 "  [--max-messages N] [--max-bytes B] [--reconnect-min-ms MS] [--reconnect-max-ms MS]\n"
-                "  [--subscribe T]... [--exit-when-done] [--progress] [--wait-ready] [--debug]\n");
+                "  [--subscribe T]... [--exit-when-done] [--progress] [--wait-ready] [--bridge] [--debug]\n");
 }
 
 int main(int argc, char **argv) {
@@ -285,15 +321,17 @@ int main(int argc, char **argv) {
                 { "exit-when-done", no_argument, NULL, 'x' },
                 { "progress", no_argument, NULL, 'P' },
                 { "wait-ready", no_argument, NULL, 'W' },
+                { "bridge", no_argument, NULL, 'B' },
                 { "debug", no_argument, NULL, 'D' },
                 {},
         };
         Harness h = { .payload_size = 200, .count = 0 };
         MqttOptions o = { .keepalive_sec = 60, .reconnect_min_usec = 1000000, .reconnect_max_usec = 30000000 };
         OutboxLimits lim = { .max_messages = 100000, .max_bytes = 64u << 20 };
-        const MqttCallbacks cb = {
+        MqttCallbacks cb = {
                 .state_changed = on_state, .message = on_message, .acked = on_acked, .stopped = on_stopped,
         };
+        bool use_bridge = false;
         char **subs = NULL;
         char outbox_dir[4200];
         sigset_t ss;
@@ -327,6 +365,7 @@ int main(int argc, char **argv) {
                 case 'x': h.exit_when_done = true; break;
                 case 'P': h.progress = true; break;
                 case 'W': h.wait_ready = true; break;
+                case 'B': use_bridge = true; break;
                 case 'D': log_set_max_level(LOG_DEBUG); break;
                 default: usage(); return 2;
                 }
@@ -362,6 +401,30 @@ int main(int argc, char **argv) {
         log_info("Outbox holds %" PRIu64 " message(s), publishing from %" PRIu64 " to %" PRIu64,
                  outbox_count(h.outbox), h.next, h.count);
 
+        if (use_bridge) {
+                static const BridgeCallbacks bcb = { .ready = on_bridge_ready, .closed = on_bridge_closed };
+                unsigned port;
+                char host[256];
+
+                if (sscanf(o.server_uri, "ssl://%255[^:]:%u", host, &port) != 2 || port == 0 || port > 65535) {
+                        log_error("--bridge needs --uri ssl://HOST:PORT");
+                        return 2;
+                }
+                h.remote_host = strdup(host);
+                h.remote_port = (uint16_t) port;
+                r = tls_remote_new(h.event, o.ca_file, o.cert_file, o.key_file, &h.remote);
+                if (r < 0 || !h.remote_host)
+                        return 1;
+                r = bridge_new(h.event, &tls_remote_ops, h.remote, &bcb, &h, &h.bridge);
+                if (r < 0)
+                        return 1;
+                /* Paho speaks plain MQTT to the bridge; TLS is the remote socket's. */
+                o.server_uri = NULL;
+                o.ca_file = o.cert_file = o.key_file = NULL;
+                cb.prepare = on_prepare;
+                cb.release = on_release;
+        }
+
         r = mqtt_session_new(h.event, &o, h.outbox, &cb, &h, &h.session);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the MQTT session: %m");
@@ -381,6 +444,9 @@ int main(int argc, char **argv) {
 
         h.push_timer = sd_event_source_disable_unref(h.push_timer);
         h.session = mqtt_session_free(h.session);
+        h.bridge = bridge_free(h.bridge);
+        h.remote = tls_remote_free(h.remote);
+        free(h.remote_host);
         h.outbox = outbox_free(h.outbox);
         h.event = sd_event_unref(h.event);
         free(h.push_usec);
