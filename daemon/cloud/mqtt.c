@@ -337,7 +337,7 @@ static void mqtt_session_release_transport(MqttSession *s) {
 static void log_lost(MqttSession *s, const char *reason) {
         set_string(&s->last_error, reason);
         log_fields(LOG_WARNING,
-                   LOG_FIELDS({ "MESSAGE_ID", MQTT_MESSAGE_CLOUD_LOST }, { "MQTT_STATE", mqtt_state_to_string(s->state) },
+                   LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_CLOUD_LOST }, { "MQTT_STATE", mqtt_state_to_string(s->state) },
                               { "CLOUD_REASON", reason }),
                    "Cloud connection lost: %s", reason);
 }
@@ -550,7 +550,7 @@ static void handle_connected(MqttSession *s) {
         if (s->state != MQTT_CONNECTING)
                 return;
         log_fields(LOG_INFO,
-                   LOG_FIELDS({ "MESSAGE_ID", MQTT_MESSAGE_CLOUD_CONNECTED }, { "MQTT_STATE", "subscribing" }),
+                   LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_CLOUD_CONNECTED }, { "MQTT_STATE", "subscribing" }),
                    "Cloud connected to %s as %s%s%s", s->uri, s->client_id, s->last_error ? " after: " : "",
                    strempty(s->last_error));
         set_string(&s->last_error, NULL);

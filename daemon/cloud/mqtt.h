@@ -41,6 +41,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "message-ids.h"
 #include "outbox.h"
 
 typedef enum MqttState {
@@ -53,10 +54,6 @@ typedef enum MqttState {
         MQTT_STOPPING,    /* DISCONNECT in flight */
         _MQTT_STATE_MAX,
 } MqttState;
-
-/* Journal MESSAGE_IDs operators alert on. */
-#define MQTT_MESSAGE_CLOUD_CONNECTED "0c5d42838734477a91447e75f6b814d9"
-#define MQTT_MESSAGE_CLOUD_LOST "31955a85f15c4c5b9ec55f8bec1863a7"
 
 #define MQTT_WINDOW_DEFAULT 32u
 #define MQTT_WINDOW_MAX 100u /* AWS IoT: at most 100 unacknowledged messages per connection */
