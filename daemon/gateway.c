@@ -5,6 +5,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "modem.h"
 #include "util.h"
 
 static const char *const gateway_state_table[_GATEWAY_STATE_MAX] = {
@@ -88,6 +89,8 @@ void gateway_stop(Gateway *g) {
         gateway_enter_state(g, GATEWAY_STOPPING);
 
         /* Components register with gateway_component_stopping() as they begin to shut down. */
+        if (g->modem)
+                modem_stop(g->modem);
 
         r = sd_event_add_time_relative(g->event, &g->stop_timer, CLOCK_MONOTONIC,
                                        (uint64_t) g->config->stop_timeout_sec * UINT64_C(1000000), 0,
@@ -195,12 +198,27 @@ Gateway *gateway_free(Gateway *g) {
         sd_event_source_disable_unref(g->sigint_source);
         sd_event_source_disable_unref(g->sighup_source);
         sd_event_source_disable_unref(g->stop_timer);
+        modem_free(g->modem);
         sd_event_unref(g->event);
         config_free(g->config);
         free(g->config_path);
         free(g);
         return NULL;
 }
+
+static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state, void *userdata) {
+        const ModemIdentity *id = modem_get_identity(m);
+        (void) old_state;
+        (void) userdata;
+
+        /* Every record from now on names the gateway, once the modem has told us who we are. */
+        if (new_state == MODEM_READY && id->device_id)
+                (void) log_set_global_field("GATEWAY_ID", id->device_id);
+}
+
+static const ModemCallbacks modem_callbacks = {
+        .state_changed = on_modem_state,
+};
 
 int gateway_start(Gateway *g) {
         sigset_t mask;
@@ -227,6 +245,14 @@ int gateway_start(Gateway *g) {
                 return log_error_errno(r, "Failed to enable the watchdog: %m");
         if (r > 0)
                 log_debug("systemd watchdog enabled");
+
+        r = modem_new(g->event, g->config, &g->modem);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the modem on %s: %m", strna(g->config->modem_port));
+        modem_set_callbacks(g->modem, &modem_callbacks, g);
+        r = modem_start(g->modem);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the modem: %m");
 
         gateway_enter_state(g, GATEWAY_RUNNING);
         (void) sd_notify(false, "READY=1");

@@ -5,6 +5,8 @@
 
 #include "config.h"
 
+typedef struct Modem Modem;
+
 typedef enum GatewayState {
         GATEWAY_STARTING,
         GATEWAY_RUNNING,
@@ -26,6 +28,8 @@ typedef struct Gateway {
         sd_event_source *sighup_source;
         sd_event_source *stop_timer;
         unsigned stopping_components; /* components still shutting down */
+
+        Modem *modem;             /* the nRF91 that holds the gateway's identity */
 } Gateway;
 
 /* Takes ownership of config. */

@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "bridge.h"
+#include "log.h"
+#include "util.h"
+
+#define PROC_NET_TCP_MAX (16u * 1024u * 1024u)
+
+static const char *const bridge_state_table[_BRIDGE_STATE_MAX] = {
+        [BRIDGE_IDLE] = "idle",
+        [BRIDGE_OPENING] = "opening",
+        [BRIDGE_LISTENING] = "listening",
+        [BRIDGE_RUNNING] = "running",
+        [BRIDGE_CLOSED] = "closed",
+};
+
+const char *bridge_state_to_string(BridgeState s) {
+        return s >= 0 && s < _BRIDGE_STATE_MAX ? bridge_state_table[s] : NULL;
+}
+
+struct Bridge {
+        sd_event *event;
+        const RemoteSocketOps *ops;
+        void *impl;
+        BridgeCallbacks cb;
+        void *userdata;
+
+        BridgeState state;
+        int listen_fd;
+        uint16_t listen_port;
+        int local_fd; /* the accepted connection from Paho */
+        sd_event_source *listen_source;
+        sd_event_source *local_source;
+        sd_event_source *accept_timer;
+        bool remote_open;
+        bool remote_paused;
+        bool remote_blocked; /* the remote took less than offered: wait for writable */
+        bool local_eof;
+        uint64_t refused;
+
+        uint8_t up[BRIDGE_UP_BUFFER]; /* read from Paho, not yet taken by the remote */
+        size_t up_len;
+        uint8_t *down; /* from the remote, not yet written to Paho */
+        size_t down_len;
+};
+
+/* ---- /proc/net/tcp ---- */
+
+static const char *skip_spaces(const char *p, const char *end) {
+        while (p < end && (*p == ' ' || *p == '\t'))
+                p++;
+        return p;
+}
+
+static const char *token_end(const char *p, const char *end) {
+        while (p < end && *p != ' ' && *p != '\t' && *p != '\n')
+                p++;
+        return p;
+}
+
+/* "0100007F:1F90": the address as the kernel prints the raw __be32 with %08X, the port with %04X. */
+static bool addr_token_equal(const char *p, size_t n, uint32_t addr, uint16_t port) {
+        char want[16];
+        int k = snprintf(want, sizeof want, "%08" PRIX32 ":%04" PRIX16, addr, port);
+        return (size_t) k == n && strncasecmp(p, want, n) == 0;
+}
+
+int proc_net_tcp_find_inode(const char *text, size_t len, uint32_t local_addr, uint16_t local_port,
+                            uint32_t remote_addr, uint16_t remote_port, uint64_t *ret_inode) {
+        const char *p = text, *end = text + len, *nl;
+
+        /* The first line is the header. */
+        nl = memchr(p, '\n', len);
+        if (!nl)
+                return len == 0 ? -ENOENT : -EBADMSG;
+        p = nl + 1;
+
+        while (p < end) {
+                const char *line_end = memchr(p, '\n', (size_t) (end - p));
+                const char *tok[10], *tend[10];
+                unsigned n = 0;
+                const char *q;
+
+                if (!line_end)
+                        line_end = end;
+                q = p;
+                while (n < ELEMENTSOF(tok)) {
+                        q = skip_spaces(q, line_end);
+                        if (q >= line_end)
+                                break;
+                        tok[n] = q;
+                        q = token_end(q, line_end);
+                        tend[n] = q;
+                        n++;
+                }
+                if (n == 0) {
+                        p = line_end + 1;
+                        continue;
+                }
+                if (n < ELEMENTSOF(tok))
+                        return -EBADMSG;
+                if (addr_token_equal(tok[1], (size_t) (tend[1] - tok[1]), local_addr, local_port) &&
+                    addr_token_equal(tok[2], (size_t) (tend[2] - tok[2]), remote_addr, remote_port)) {
+                        char buf[24];
+                        size_t l = (size_t) (tend[9] - tok[9]);
+                        uint64_t inode;
+                        if (l == 0 || l >= sizeof buf)
+                                return -EBADMSG;
+                        memcpy(buf, tok[9], l);
+                        buf[l] = 0;
+                        if (parse_uint64(buf, &inode) < 0)
+                                return -EBADMSG;
+                        *ret_inode = inode;
+                        return 0;
+                }
+                p = line_end + 1;
+        }
+        return -ENOENT;
+}
+
+int process_has_socket_inode(uint64_t inode) {
+        char want[48];
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        snprintf(want, sizeof want, "socket:[%" PRIu64 "]", inode);
+        d = opendir("/proc/self/fd");
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                char target[64];
+                ssize_t n;
+                if (de->d_name[0] == '.')
+                        continue;
+                n = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+                if (n < 0)
+                        continue;
+                target[n] = 0;
+                if (streq(target, want)) {
+                        r = 1;
+                        break;
+                }
+        }
+        closedir(d);
+        return r;
+}
+
+/* /proc files report size 0: read until EOF, growing the buffer, up to max bytes. */
+static int read_proc_file(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0, allocated = 0;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        for (;;) {
+                ssize_t k;
+                if (allocated - n < 4096) {
+                        char *p;
+                        if (allocated >= max)
+                                return -EFBIG;
+                        allocated = MIN(MAX(allocated * 2, (size_t) 16384), max);
+                        p = realloc(buf, allocated + 1);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                }
+                k = read(fd, buf + n, allocated - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        buf[n] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
+}
+
+/* Whether the peer of the accepted socket fd is a socket of this process. */
+static int peer_is_own_socket(int fd) {
+        struct sockaddr_in peer, self;
+        socklen_t pl = sizeof peer, sl = sizeof self;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        uint64_t inode;
+        int r;
+
+        if (getpeername(fd, (struct sockaddr *) &peer, &pl) < 0 || getsockname(fd, (struct sockaddr *) &self, &sl) < 0)
+                return -errno;
+        if (peer.sin_family != AF_INET)
+                return 0;
+        /* The peer's own entry: its local address is our remote one and the other way round. */
+        r = read_proc_file("/proc/net/tcp", PROC_NET_TCP_MAX, &text, &size);
+        if (r < 0)
+                return r;
+        r = proc_net_tcp_find_inode(text, size, peer.sin_addr.s_addr, ntohs(peer.sin_port), self.sin_addr.s_addr,
+                                    ntohs(self.sin_port), &inode);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        return process_has_socket_inode(inode);
+}
+
+/* ---- the bridge ---- */
+
+static void bridge_enter_state(Bridge *b, BridgeState n) {
+        if (b->state == n)
+                return;
+        log_debug("Bridge state %s -> %s", bridge_state_to_string(b->state), bridge_state_to_string(n));
+        b->state = n;
+}
+
+static void bridge_close_all(Bridge *b) {
+        b->listen_source = sd_event_source_disable_unref(b->listen_source);
+        b->local_source = sd_event_source_disable_unref(b->local_source);
+        b->accept_timer = sd_event_source_disable_unref(b->accept_timer);
+        b->listen_fd = safe_close(b->listen_fd);
+        b->local_fd = safe_close(b->local_fd);
+        if (b->remote_open && b->ops->close)
+                b->ops->close(b->impl);
+        b->remote_open = false;
+        b->up_len = b->down_len = 0;
+        b->remote_paused = b->remote_blocked = b->local_eof = false;
+}
+
+static void bridge_fail(Bridge *b, int error, const char *reason) {
+        if (b->state == BRIDGE_CLOSED || b->state == BRIDGE_IDLE)
+                return;
+        log_debug_errno(error, "Bridge closing: %s", reason);
+        bridge_close_all(b);
+        bridge_enter_state(b, BRIDGE_CLOSED);
+        if (b->cb.closed)
+                b->cb.closed(b, error, reason, b->userdata);
+}
+
+static void bridge_update_events(Bridge *b) {
+        uint32_t ev = 0;
+
+        if (!b->local_source)
+                return;
+        /* Read from Paho only while the remote takes bytes and there is room. */
+        if (!b->local_eof && !b->remote_blocked && b->up_len < sizeof b->up)
+                ev |= EPOLLIN;
+        if (b->down_len > 0)
+                ev |= EPOLLOUT;
+        (void) sd_event_source_set_io_events(b->local_source, ev);
+        (void) sd_event_source_set_enabled(b->local_source, ev ? SD_EVENT_ON : SD_EVENT_OFF);
+}
+
+static void bridge_set_remote_paused(Bridge *b, bool pause) {
+        if (b->remote_paused == pause)
+                return;
+        b->remote_paused = pause;
+        if (b->ops->pause_recv)
+                b->ops->pause_recv(b->impl, pause);
+}
+
+/* Hands what Paho wrote to the remote. */
+static int bridge_flush_up(Bridge *b) {
+        while (b->up_len > 0) {
+                ssize_t n = b->ops->send(b->impl, b->up, b->up_len);
+                if (n < 0)
+                        return (int) n;
+                if (n == 0) {
+                        b->remote_blocked = true;
+                        break;
+                }
+                memmove(b->up, b->up + n, b->up_len - (size_t) n);
+                b->up_len -= (size_t) n;
+        }
+        if (b->up_len == 0)
+                b->remote_blocked = false;
+        return 0;
+}
+
+/* Writes what the remote sent to Paho. */
+static int bridge_flush_down(Bridge *b) {
+        while (b->down_len > 0) {
+                ssize_t n = write(b->local_fd, b->down, b->down_len);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return -errno;
+                }
+                memmove(b->down, b->down + n, b->down_len - (size_t) n);
+                b->down_len -= (size_t) n;
+        }
+        if (b->down_len <= BRIDGE_DOWN_LOW_WATER)
+                bridge_set_remote_paused(b, false);
+        return 0;
+}
+
+static int on_local_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Bridge *b = userdata;
+        int r;
+        (void) s;
+
+        if (revents & EPOLLOUT) {
+                r = bridge_flush_down(b);
+                if (r < 0) {
+                        bridge_fail(b, r, "writing to the MQTT client failed");
+                        return 0;
+                }
+        }
+        if (revents & EPOLLERR) {
+                bridge_fail(b, -ECONNRESET, "the MQTT client connection failed");
+                return 0;
+        }
+        if ((revents & EPOLLHUP) && (b->remote_blocked || b->up_len >= sizeof b->up)) {
+                /* Cannot read what is left while the remote is full: the client is gone anyway. */
+                bridge_fail(b, 0, "the MQTT client closed its connection");
+                return 0;
+        }
+        if (revents & (EPOLLIN | EPOLLHUP)) {
+                if (b->up_len < sizeof b->up && !b->remote_blocked) {
+                        ssize_t n = read(fd, b->up + b->up_len, sizeof b->up - b->up_len);
+                        if (n == 0) {
+                                bridge_fail(b, 0, "the MQTT client closed its connection");
+                                return 0;
+                        }
+                        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                                bridge_fail(b, -errno, "reading from the MQTT client failed");
+                                return 0;
+                        }
+                        if (n > 0)
+                                b->up_len += (size_t) n;
+                }
+                r = bridge_flush_up(b);
+                if (r < 0) {
+                        bridge_fail(b, r, "the remote socket refused data");
+                        return 0;
+                }
+        }
+        bridge_update_events(b);
+        return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Bridge *b = userdata;
+        _cleanup_close_ int cfd = -EBADF;
+        int r;
+        (void) s, (void) revents;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0)
+                return 0;
+        r = peer_is_own_socket(cfd);
+        if (r <= 0) {
+                /* Someone else on this machine: refuse, and keep waiting for our own client. */
+                b->refused++;
+                if (r < 0)
+                        log_warning_errno(r, "Refused a connection to the cloud bridge, cannot tell where it comes "
+                                             "from: %m");
+                else
+                        log_warning("Refused a connection to the cloud bridge that does not come from this process");
+                return 0;
+        }
+
+        /* Exactly one connection: the listener goes at once. */
+        b->listen_source = sd_event_source_disable_unref(b->listen_source);
+        b->accept_timer = sd_event_source_disable_unref(b->accept_timer);
+        b->listen_fd = safe_close(b->listen_fd);
+        b->local_fd = TAKE_FD(cfd);
+        r = sd_event_add_io(b->event, &b->local_source, b->local_fd, EPOLLIN, on_local_io, b);
+        if (r < 0) {
+                bridge_fail(b, r, "cannot watch the MQTT client connection");
+                return 0;
+        }
+        bridge_enter_state(b, BRIDGE_RUNNING);
+        /* Bytes the remote sent before Paho connected (none expected for MQTT) go out now. */
+        if (b->down_len > 0)
+                bridge_update_events(b);
+        return 0;
+}
+
+static int on_accept_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Bridge *b = userdata;
+        (void) s, (void) usec;
+        bridge_fail(b, -ETIMEDOUT, "the MQTT client did not connect to the bridge");
+        return 0;
+}
+
+int bridge_start(Bridge *b, const char *host, uint16_t port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof a;
+        int r;
+
+        bridge_stop(b);
+        b->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (b->listen_fd < 0)
+                return -errno;
+        if (bind(b->listen_fd, (struct sockaddr *) &a, sizeof a) < 0 || listen(b->listen_fd, 1) < 0 ||
+            getsockname(b->listen_fd, (struct sockaddr *) &a, &al) < 0) {
+                r = -errno;
+                bridge_close_all(b);
+                return r;
+        }
+        b->listen_port = ntohs(a.sin_port);
+        r = sd_event_add_io(b->event, &b->listen_source, b->listen_fd, EPOLLIN, on_accept, b);
+        if (r < 0) {
+                bridge_close_all(b);
+                return r;
+        }
+        /* Not accepting before the remote is up. */
+        (void) sd_event_source_set_enabled(b->listen_source, SD_EVENT_OFF);
+
+        bridge_enter_state(b, BRIDGE_OPENING);
+        b->remote_open = true;
+        r = b->ops->open(b->impl, b, host, port);
+        if (r < 0) {
+                b->remote_open = false;
+                bridge_close_all(b);
+                bridge_enter_state(b, BRIDGE_IDLE);
+                return r;
+        }
+        return 0;
+}
+
+void bridge_remote_connected(Bridge *b) {
+        char uri[64];
+        int r;
+
+        if (b->state != BRIDGE_OPENING)
+                return;
+        r = sd_event_source_set_enabled(b->listen_source, SD_EVENT_ON);
+        if (r >= 0)
+                r = sd_event_add_time_relative(b->event, &b->accept_timer, CLOCK_BOOTTIME, BRIDGE_ACCEPT_TIMEOUT_USEC,
+                                               0, on_accept_timeout, b);
+        if (r < 0) {
+                bridge_fail(b, r, "cannot accept on the bridge");
+                return;
+        }
+        bridge_enter_state(b, BRIDGE_LISTENING);
+        snprintf(uri, sizeof uri, "tcp://127.0.0.1:%u", b->listen_port);
+        if (b->cb.ready)
+                b->cb.ready(b, uri, b->userdata);
+}
+
+int bridge_remote_recv(Bridge *b, const uint8_t *data, size_t len) {
+        int r;
+
+        if (b->state != BRIDGE_RUNNING && b->state != BRIDGE_LISTENING)
+                return -ENOTCONN;
+        if (b->down_len + len > BRIDGE_DOWN_BUFFER_MAX) {
+                bridge_fail(b, -ENOBUFS, "the remote socket sent past the pause");
+                return -ENOBUFS;
+        }
+        memcpy(b->down + b->down_len, data, len);
+        b->down_len += len;
+        if (b->state == BRIDGE_RUNNING) {
+                r = bridge_flush_down(b);
+                if (r < 0) {
+                        bridge_fail(b, r, "writing to the MQTT client failed");
+                        return r;
+                }
+        }
+        if (b->down_len > BRIDGE_DOWN_HIGH_WATER)
+                bridge_set_remote_paused(b, true);
+        bridge_update_events(b);
+        return 0;
+}
+
+void bridge_remote_writable(Bridge *b) {
+        int r;
+        if (b->state != BRIDGE_RUNNING)
+                return;
+        b->remote_blocked = false;
+        r = bridge_flush_up(b);
+        if (r < 0) {
+                bridge_fail(b, r, "the remote socket refused data");
+                return;
+        }
+        bridge_update_events(b);
+}
+
+void bridge_remote_closed(Bridge *b, int error) {
+        b->remote_open = false; /* gone already: no close() call */
+        bridge_fail(b, error, error ? "the remote socket failed" : "the remote socket was closed");
+}
+
+void bridge_stop(Bridge *b) {
+        bridge_close_all(b);
+        bridge_enter_state(b, BRIDGE_IDLE);
+}
+
+int bridge_new(sd_event *event, const RemoteSocketOps *ops, void *impl, const BridgeCallbacks *cb, void *userdata,
+               Bridge **ret) {
+        Bridge *b;
+
+        if (!ops || !ops->open || !ops->send || !ops->close)
+                return -EINVAL;
+        b = calloc(1, sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        b->down = malloc(BRIDGE_DOWN_BUFFER_MAX);
+        if (!b->down) {
+                free(b);
+                return -ENOMEM;
+        }
+        b->event = sd_event_ref(event);
+        b->ops = ops;
+        b->impl = impl;
+        if (cb)
+                b->cb = *cb;
+        b->userdata = userdata;
+        b->listen_fd = b->local_fd = -EBADF;
+        *ret = b;
+        return 0;
+}
+
+Bridge *bridge_free(Bridge *b) {
+        if (!b)
+                return NULL;
+        bridge_close_all(b);
+        sd_event_unref(b->event);
+        free(b->down);
+        free(b);
+        return NULL;
+}
+
+BridgeState bridge_get_state(const Bridge *b) {
+        return b->state;
+}
+uint16_t bridge_listen_port(const Bridge *b) {
+        return b->listen_port;
+}
+uint64_t bridge_refused_connections(const Bridge *b) {
+        return b->refused;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Modem TLS mode: a loopback bridge between Paho (plain TCP) and a TLS socket
+ * that lives elsewhere (in the nRF91, driven over AT commands).
+ *
+ * The bridge opens a listener on 127.0.0.1 (a kernel-chosen port) for exactly
+ * one connection, accepts only a connection whose other end is a socket held
+ * by this very process (checked through /proc/net/tcp and /proc/self/fd),
+ * closes the listener as soon as it has it, and copies bytes both ways.
+ * Backpressure both ways: it reads from Paho only what the remote socket
+ * accepts, and pauses the remote's receive side while the bytes for Paho are
+ * above a high-water mark.  When either side closes, both are closed.
+ *
+ * The remote TLS socket is an interface (RemoteSocketOps): the AT-backed one
+ * (#XSSOCKET/#XCONNECT/#XSEND/#XRECV) belongs to the modem layer; tests use a
+ * real OpenSSL client socket.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+
+#define BRIDGE_UP_BUFFER 16384u        /* Paho -> remote, bytes read but not yet accepted */
+#define BRIDGE_DOWN_BUFFER_MAX 65536u  /* remote -> Paho: hard cap */
+#define BRIDGE_DOWN_HIGH_WATER 32768u  /* pause the remote above this */
+#define BRIDGE_DOWN_LOW_WATER 8192u    /* resume it below this */
+#define BRIDGE_ACCEPT_TIMEOUT_USEC (30u * 1000000u)
+
+typedef struct Bridge Bridge;
+
+/* What the bridge needs from a remote TLS socket.  All calls on the loop thread. */
+typedef struct RemoteSocketOps {
+        /* Starts connecting; reports with bridge_remote_connected() or bridge_remote_closed(). */
+        int (*open)(void *impl, Bridge *b, const char *host, uint16_t port);
+        /* Takes up to len bytes: returns how many (0: none now, bridge_remote_writable() follows), or -errno. */
+        ssize_t (*send)(void *impl, const uint8_t *buf, size_t len);
+        /* true: deliver nothing until called with false. */
+        void (*pause_recv)(void *impl, bool pause);
+        /* Closes; no upcall follows.  Idempotent. */
+        void (*close)(void *impl);
+} RemoteSocketOps;
+
+typedef enum BridgeState {
+        BRIDGE_IDLE,
+        BRIDGE_OPENING,   /* listener open, remote socket connecting */
+        BRIDGE_LISTENING, /* remote connected; waiting for our own process to connect */
+        BRIDGE_RUNNING,   /* copying bytes */
+        BRIDGE_CLOSED,    /* one side closed; both are closed */
+        _BRIDGE_STATE_MAX,
+} BridgeState;
+
+typedef struct BridgeCallbacks {
+        /* The remote is up: point the MQTT client at uri ("tcp://127.0.0.1:<port>"). */
+        void (*ready)(Bridge *b, const char *uri, void *userdata);
+        /* Closed, by either side or an error; error is 0 for an orderly close. */
+        void (*closed)(Bridge *b, int error, const char *reason, void *userdata);
+} BridgeCallbacks;
+
+int bridge_new(sd_event *event, const RemoteSocketOps *ops, void *impl, const BridgeCallbacks *cb, void *userdata,
+               Bridge **ret);
+Bridge *bridge_free(Bridge *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Bridge *, bridge_free);
+
+int bridge_start(Bridge *b, const char *host, uint16_t port);
+/* Closes everything without calling closed().  Idempotent. */
+void bridge_stop(Bridge *b);
+
+/* Upcalls of the remote socket. */
+void bridge_remote_connected(Bridge *b);
+/* Bytes from the remote; -ENOBUFS (and the bridge closes) if it ignored the pause and overran the cap. */
+int bridge_remote_recv(Bridge *b, const uint8_t *data, size_t len);
+void bridge_remote_writable(Bridge *b);
+void bridge_remote_closed(Bridge *b, int error);
+
+BridgeState bridge_get_state(const Bridge *b);
+uint16_t bridge_listen_port(const Bridge *b);
+uint64_t bridge_refused_connections(const Bridge *b);
+const char *bridge_state_to_string(BridgeState s);
+
+/*
+ * Pure parser of /proc/net/tcp text: the inode of the socket whose local and
+ * remote addresses are the given ones (IPv4, network byte order addresses,
+ * host byte order ports).  -ENOENT if there is none, -EBADMSG on garbage.
+ */
+int proc_net_tcp_find_inode(const char *text, size_t len, uint32_t local_addr, uint16_t local_port,
+                            uint32_t remote_addr, uint16_t remote_port, uint64_t *ret_inode);
+/* Whether this process holds a socket with that inode (scans /proc/self/fd). */
+int process_has_socket_inode(uint64_t inode);

@@ -1,0 +1,1001 @@
+/* SPDX-License-Identifier: MIT */
+#include <MQTTAsync.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "mqtt.h"
+#include "util.h"
+
+/* Incoming messages waiting for the loop, at most (a slow loop must not grow memory without bound). */
+#define QUEUE_INCOMING_BYTES_MAX (2u * 1024u * 1024u)
+#define SUBSCRIPTIONS_MAX 50u  /* AWS IoT: subscriptions per connection */
+#define TOPICS_PER_SUBSCRIBE 8 /* AWS IoT: topic filters per SUBSCRIBE */
+#define TLS_ERROR_MAX 200u
+#define DISCONNECT_TIMEOUT_MS 2000
+#define STOP_TIMEOUT_USEC (3u * 1000000u)
+
+static const char *const mqtt_state_table[_MQTT_STATE_MAX] = {
+        [MQTT_IDLE] = "idle",
+        [MQTT_PREPARING] = "preparing",
+        [MQTT_CONNECTING] = "connecting",
+        [MQTT_SUBSCRIBING] = "subscribing",
+        [MQTT_READY] = "ready",
+        [MQTT_BACKOFF] = "backoff",
+        [MQTT_STOPPING] = "stopping",
+};
+
+const char *mqtt_state_to_string(MqttState s) {
+        return s >= 0 && s < _MQTT_STATE_MAX ? mqtt_state_table[s] : NULL;
+}
+
+typedef enum EventType {
+        EVENT_CONNECTED,
+        EVENT_CONNECT_FAILED,
+        EVENT_LOST,
+        EVENT_SUBSCRIBED,
+        EVENT_SUBSCRIBE_FAILED,
+        EVENT_PUBLISHED,
+        EVENT_PUBLISH_FAILED,
+        EVENT_MESSAGE,
+        EVENT_MESSAGE_TOO_BIG,
+        EVENT_DISCONNECTED,
+        EVENT_TLS_ERROR,
+        _EVENT_TYPE_MAX,
+} EventType;
+
+typedef struct Event Event;
+struct Event {
+        EventType type;
+        unsigned gen; /* connection attempt the event belongs to (low bits) */
+        int token;
+        int code;
+        char *text;  /* failure text, TLS error, message topic */
+        uint8_t *payload;
+        size_t len;  /* payload length (or announced length when too big) */
+        Event *next;
+};
+
+typedef struct InFlight {
+        int token;
+        uint64_t seq;
+        bool used;
+} InFlight;
+
+struct MqttSession {
+        sd_event *event;
+        Outbox *outbox;
+        MqttCallbacks cb;
+        void *userdata;
+
+        char *server_uri;
+        char *uri; /* the URI of the attempt (prepare() may change it) */
+        char *client_id;
+        char *ca_file, *cert_file, *key_file;
+        unsigned keepalive_sec;
+        unsigned connect_timeout_sec;
+        uint64_t stable_usec;
+        unsigned window;
+        uint64_t max_incoming_bytes; /* read by Paho's thread: atomic accesses */
+
+        MqttState state;
+        MQTTAsync client;
+        unsigned gen;
+        Backoff backoff;
+        sd_event_source *queue_source;
+        sd_event_source *retry_timer;
+        sd_event_source *stable_timer;
+        sd_event_source *stop_timer;
+        sd_event_source *sync_source;
+        int queue_fd;
+
+        char **subscriptions;
+        unsigned subscribes_pending;
+        unsigned subscribed; /* how many of subscriptions are subscribed on this connection */
+
+        InFlight *in_flight;
+        unsigned n_in_flight;
+
+        char *tls_error;  /* first TLS error text of the current attempt */
+        char *last_error; /* reason of the last loss or failure */
+        bool was_connected;
+        bool stop_requested;
+        uint64_t incoming_dropped;
+
+        /* The queue Paho's threads append to. */
+        pthread_mutex_t lock;
+        Event *queue_head, *queue_tail;
+        size_t queue_incoming_bytes;
+        uint64_t queue_dropped;
+};
+
+/*
+ * Paho's callbacks get one void* of context.  Publish and connect results
+ * must be told apart from those of an earlier connection (Paho reuses tokens
+ * as MQTT packet ids), so the context carries the session pointer with the
+ * attempt number in its three low bits, which are free because the session
+ * is allocated with malloc() (aligned to at least 8).  A stale result would
+ * have to come 8 connection attempts late to be mistaken for a current one,
+ * and Paho finishes or fails every command of a connection when it is lost.
+ */
+#define GEN_MASK 7u
+static void *ctx_make(MqttSession *s) {
+        return (void *) ((uintptr_t) s | (s->gen & GEN_MASK));
+}
+static MqttSession *ctx_session(void *ctx) {
+        return (MqttSession *) ((uintptr_t) ctx & ~(uintptr_t) GEN_MASK);
+}
+static unsigned ctx_gen(void *ctx) {
+        return (unsigned) ((uintptr_t) ctx & GEN_MASK);
+}
+
+/* ---- Paho's threads: only these functions run there. ---- */
+
+static void queue_push(MqttSession *s, Event *e) {
+        bool wake;
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&s->lock);
+        if (e->type == EVENT_MESSAGE) {
+                if (s->queue_incoming_bytes + e->len > QUEUE_INCOMING_BYTES_MAX) {
+                        s->queue_dropped++;
+                        pthread_mutex_unlock(&s->lock);
+                        free(e->text);
+                        free(e->payload);
+                        free(e);
+                        return;
+                }
+                s->queue_incoming_bytes += e->len;
+        }
+        wake = !s->queue_head;
+        if (s->queue_tail)
+                s->queue_tail->next = e;
+        else
+                s->queue_head = e;
+        s->queue_tail = e;
+        pthread_mutex_unlock(&s->lock);
+        if (wake)
+                (void) write(s->queue_fd, &one, sizeof one);
+}
+
+/* Allocation failures on Paho's thread cannot be reported; the event is lost and, for
+ * results, the connection's keepalive or the next loss brings everything back. */
+static void push_event(void *ctx, EventType type, int token, int code, const char *text, size_t text_max) {
+        MqttSession *s = ctx_session(ctx);
+        Event *e = calloc(1, sizeof *e);
+        if (!e)
+                return;
+        e->type = type;
+        e->gen = ctx_gen(ctx);
+        e->token = token;
+        e->code = code;
+        if (text)
+                e->text = strndup(text, text_max);
+        queue_push(s, e);
+}
+
+static void on_connect_success(void *ctx, MQTTAsync_successData *r) {
+        (void) r;
+        push_event(ctx, EVENT_CONNECTED, 0, 0, NULL, 0);
+}
+
+static void on_connect_failure(void *ctx, MQTTAsync_failureData *r) {
+        push_event(ctx, EVENT_CONNECT_FAILED, r ? r->token : 0, r ? r->code : MQTTASYNC_FAILURE,
+                   r ? r->message : NULL, 256);
+}
+
+static void on_subscribe_success(void *ctx, MQTTAsync_successData *r) {
+        /* The granted QoS per topic is not inspected: for several topics Paho passes a list
+         * without its length.  A refused filter shows up as a missing c2g message; the real
+         * broker disconnects a client that subscribes outside its policy anyway. */
+        push_event(ctx, EVENT_SUBSCRIBED, r ? r->token : 0, 0, NULL, 0);
+}
+
+static void on_subscribe_failure(void *ctx, MQTTAsync_failureData *r) {
+        push_event(ctx, EVENT_SUBSCRIBE_FAILED, r ? r->token : 0, r ? r->code : MQTTASYNC_FAILURE,
+                   r ? r->message : NULL, 256);
+}
+
+static void on_publish_success(void *ctx, MQTTAsync_successData *r) {
+        push_event(ctx, EVENT_PUBLISHED, r ? r->token : 0, 0, NULL, 0);
+}
+
+static void on_publish_failure(void *ctx, MQTTAsync_failureData *r) {
+        push_event(ctx, EVENT_PUBLISH_FAILED, r ? r->token : 0, r ? r->code : MQTTASYNC_FAILURE,
+                   r ? r->message : NULL, 256);
+}
+
+static void on_disconnect_done(void *ctx, MQTTAsync_successData *r) {
+        (void) r;
+        push_event(ctx, EVENT_DISCONNECTED, 0, 0, NULL, 0);
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *r) {
+        push_event(ctx, EVENT_DISCONNECTED, 0, r ? r->code : MQTTASYNC_FAILURE, NULL, 0);
+}
+
+static void on_connection_lost(void *ctx, char *cause) {
+        /* Paho 1.3 passes NULL here; a text, if ever given, is copied and left to Paho. */
+        push_event(ctx, EVENT_LOST, 0, 0, cause, 256);
+}
+
+static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
+        MqttSession *s = ctx;
+        size_t len = m->payloadlen > 0 ? (size_t) m->payloadlen : 0;
+        size_t tlen = topic_len > 0 ? (size_t) topic_len : strlen(topic);
+        Event *e = calloc(1, sizeof *e);
+
+        if (e) {
+                e->text = strndup(topic, MIN(tlen, (size_t) OUTBOX_TOPIC_MAX));
+                e->len = len;
+                if (len > __atomic_load_n(&s->max_incoming_bytes, __ATOMIC_RELAXED))
+                        e->type = EVENT_MESSAGE_TOO_BIG;
+                else {
+                        e->type = EVENT_MESSAGE;
+                        e->payload = malloc(len + 1);
+                        if (e->payload) {
+                                memcpy(e->payload, m->payload, len);
+                                e->payload[len] = 0;
+                        }
+                }
+                if (!e->text || (e->type == EVENT_MESSAGE && !e->payload)) {
+                        free(e->text);
+                        free(e->payload);
+                        free(e);
+                } else
+                        queue_push(s, e);
+        }
+        MQTTAsync_freeMessage(&m);
+        MQTTAsync_free(topic);
+        return 1; /* consumed */
+}
+
+static int on_ssl_error(const char *str, size_t len, void *ctx) {
+        push_event(ctx, EVENT_TLS_ERROR, 0, 0, str, MIN(len, (size_t) TLS_ERROR_MAX));
+        return 0;
+}
+
+/* ---- The loop thread from here on. ---- */
+
+static void event_free(Event *e) {
+        if (!e)
+                return;
+        free(e->text);
+        free(e->payload);
+        free(e);
+}
+
+static void mqtt_session_enter_state(MqttSession *s, MqttState n);
+static void mqtt_session_pump(MqttSession *s);
+
+static void set_string(char **p, const char *v) {
+        free(*p);
+        *p = v ? strdup(v) : NULL;
+}
+
+static const char *connack_reason(int code) {
+        /* MQTT 3.1.1 §3.2.2.3 */
+        switch (code) {
+        case 1:
+                return "unacceptable protocol version";
+        case 2:
+                return "client identifier rejected";
+        case 3:
+                return "server unavailable";
+        case 4:
+                return "bad user name or password";
+        case 5:
+                return "not authorized";
+        default:
+                return NULL;
+        }
+}
+
+static void in_flight_clear(MqttSession *s) {
+        for (unsigned i = 0; i < s->window; i++)
+                s->in_flight[i].used = false;
+        s->n_in_flight = 0;
+}
+
+static void mqtt_session_disarm(MqttSession *s) {
+        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+        s->stable_timer = sd_event_source_disable_unref(s->stable_timer);
+}
+
+static int on_retry_timer(sd_event_source *es, uint64_t usec, void *userdata);
+static int on_stable_timer(sd_event_source *es, uint64_t usec, void *userdata);
+
+static void mqtt_session_release_transport(MqttSession *s) {
+        if (s->cb.prepare && s->cb.release)
+                s->cb.release(s, s->userdata);
+}
+
+/* One journal record for every loss of an established connection. */
+static void log_lost(MqttSession *s, const char *reason) {
+        set_string(&s->last_error, reason);
+        log_fields(LOG_WARNING,
+                   LOG_FIELDS({ "MESSAGE_ID", MQTT_MESSAGE_CLOUD_LOST }, { "MQTT_STATE", mqtt_state_to_string(s->state) },
+                              { "CLOUD_REASON", reason }),
+                   "Cloud connection lost: %s", reason);
+}
+
+/* Reasons are "<kind>: <detail>"; the details of one kind vary from attempt to attempt. */
+static bool same_reason_kind(const char *a, const char *b) {
+        size_t n;
+        if (!a || !b)
+                return false;
+        n = strcspn(a, ":");
+        return n == strcspn(b, ":") && strncmp(a, b, n) == 0;
+}
+
+/* A failed attempt: said once at warning level per kind of reason, the repeats at debug level. */
+static void log_attempt_failed(MqttSession *s, const char *reason, uint64_t delay) {
+        bool repeat = same_reason_kind(s->last_error, reason);
+        log_fields(repeat ? LOG_DEBUG : LOG_WARNING,
+                   LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(s->state) }, { "CLOUD_REASON", reason }),
+                   "Cannot connect to %s: %s; retrying in %" PRIu64 ".%01" PRIu64 " s", strna(s->uri), reason,
+                   delay / 1000000, delay / 100000 % 10);
+        set_string(&s->last_error, reason);
+}
+
+static void mqtt_session_schedule_retry(MqttSession *s, const char *reason, bool lost) {
+        uint64_t delay = backoff_next(&s->backoff);
+        int r;
+
+        if (lost)
+                log_lost(s, reason);
+        else
+                log_attempt_failed(s, reason, delay);
+        mqtt_session_enter_state(s, MQTT_BACKOFF);
+        r = sd_event_add_time_relative(s->event, &s->retry_timer, CLOCK_BOOTTIME, delay, 100 * 1000, on_retry_timer,
+                                       s);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm the reconnect timer, the cloud stays disconnected: %m");
+}
+
+/* The established connection is gone (or never came): back to backoff. */
+static void mqtt_session_connection_over(MqttSession *s, const char *reason) {
+        bool lost = s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY;
+
+        s->stable_timer = sd_event_source_disable_unref(s->stable_timer);
+        outbox_rewind(s->outbox);
+        in_flight_clear(s);
+        s->subscribes_pending = 0;
+        s->subscribed = 0;
+        mqtt_session_release_transport(s);
+        if (s->stop_requested) {
+                mqtt_session_enter_state(s, MQTT_IDLE);
+                return;
+        }
+        mqtt_session_schedule_retry(s, reason, lost);
+}
+
+/*
+ * A new Paho client for every attempt.  Paho keeps publishes that were queued
+ * but not yet written when a connection drops, and writes them first on the
+ * next connection, ahead of the outbox's resend of older messages: that would
+ * reorder.  Destroying the client drops them (and stops Paho's threads when it
+ * is the only client, so none of its callbacks runs afterwards).
+ */
+static int mqtt_session_new_client(MqttSession *s) {
+        MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+        int r;
+
+        if (s->client)
+                MQTTAsync_destroy(&s->client);
+        co.sendWhileDisconnected = 0; /* the outbox buffers, not Paho */
+        co.MQTTVersion = MQTTVERSION_3_1_1;
+        r = MQTTAsync_createWithOptions(&s->client, s->uri, s->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+        if (r != MQTTASYNC_SUCCESS) {
+                s->client = NULL;
+                return -EINVAL;
+        }
+        r = MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message_arrived, NULL);
+        if (r != MQTTASYNC_SUCCESS)
+                return -EINVAL;
+        return 0;
+}
+
+static int mqtt_session_connect(MqttSession *s) {
+        MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+        MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+        char *const uris[1] = { s->uri };
+        int r;
+
+        s->gen++;
+        set_string(&s->tls_error, NULL);
+
+        o.keepAliveInterval = (int) s->keepalive_sec;
+        o.cleansession = 1;
+        /* Always 3.1.1: with the default, Paho falls back to 3.1 after a loss, which AWS IoT refuses. */
+        o.MQTTVersion = MQTTVERSION_3_1_1;
+        o.automaticReconnect = 0;
+        o.connectTimeout = (int) s->connect_timeout_sec;
+        o.maxInflight = (int) s->window + SUBSCRIPTIONS_MAX;
+        o.retryInterval = 0;
+        o.onSuccess = on_connect_success;
+        o.onFailure = on_connect_failure;
+        o.context = ctx_make(s);
+        o.serverURIs = uris;
+        o.serverURIcount = 1;
+        if (s->ca_file) {
+                ssl.trustStore = s->ca_file;
+                ssl.keyStore = s->cert_file;
+                ssl.privateKey = s->key_file;
+                ssl.enableServerCertAuth = 1;
+                ssl.verify = 1; /* host name check against the certificate */
+                /* Paho 1.3 with OpenSSL >= 1.1 builds its context with TLS_client_method() and
+                 * does not apply this; OpenSSL 3 refuses TLS < 1.2 at its default security
+                 * level, and AWS IoT offers TLS 1.2 and 1.3 only. */
+                ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+                ssl.ssl_error_cb = on_ssl_error;
+                ssl.ssl_error_context = ctx_make(s);
+                o.ssl = &ssl;
+        }
+
+        mqtt_session_enter_state(s, MQTT_CONNECTING);
+        r = mqtt_session_new_client(s);
+        if (r >= 0)
+                r = MQTTAsync_connect(s->client, &o);
+        if (r != MQTTASYNC_SUCCESS) {
+                char reason[64];
+                snprintf(reason, sizeof reason, "connect refused by the MQTT library (%d)", r);
+                mqtt_session_connection_over(s, reason);
+                return -EIO;
+        }
+        return 0;
+}
+
+static void mqtt_session_attempt(MqttSession *s) {
+        int r;
+
+        if (!s->cb.prepare) {
+                (void) mqtt_session_connect(s);
+                return;
+        }
+        mqtt_session_enter_state(s, MQTT_PREPARING);
+        r = s->cb.prepare(s, s->userdata);
+        if (r < 0)
+                mqtt_session_prepare_failed(s, r, "transport setup failed");
+}
+
+static int on_retry_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        MqttSession *s = userdata;
+        (void) es, (void) usec;
+        s->retry_timer = sd_event_source_disable_unref(s->retry_timer);
+        mqtt_session_attempt(s);
+        return 0;
+}
+
+static int on_stable_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        MqttSession *s = userdata;
+        (void) es, (void) usec;
+        s->stable_timer = sd_event_source_disable_unref(s->stable_timer);
+        log_debug("Cloud connection stable, reconnect backoff starts over");
+        backoff_reset(&s->backoff);
+        return 0;
+}
+
+int mqtt_session_prepared(MqttSession *s, const char *uri) {
+        if (s->state != MQTT_PREPARING)
+                return -ESTALE;
+        set_string(&s->uri, uri);
+        if (!s->uri)
+                return -ENOMEM;
+        return mqtt_session_connect(s);
+}
+
+void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason) {
+        char buf[256];
+        if (s->state != MQTT_PREPARING)
+                return;
+        snprintf(buf, sizeof buf, "%s (%s)", strna(reason), strerror(-negative_errno(error)));
+        mqtt_session_connection_over(s, buf);
+}
+
+static void mqtt_session_subscribe_batch(MqttSession *s, unsigned from, unsigned n) {
+        MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
+        int qos[TOPICS_PER_SUBSCRIBE];
+        int r;
+
+        for (unsigned i = 0; i < n; i++)
+                qos[i] = 1;
+        o.onSuccess = on_subscribe_success;
+        o.onFailure = on_subscribe_failure;
+        o.context = ctx_make(s);
+        r = MQTTAsync_subscribeMany(s->client, (int) n, s->subscriptions + from, qos, &o);
+        if (r != MQTTASYNC_SUCCESS) {
+                log_debug("MQTTAsync_subscribeMany() failed: %d", r);
+                return; /* the loss that follows brings us back */
+        }
+        s->subscribes_pending++;
+}
+
+/* Subscribes what is not yet subscribed on this connection, in batches of 8 topics. */
+static void mqtt_session_subscribe_missing(MqttSession *s) {
+        unsigned total = (unsigned) strv_length(s->subscriptions);
+        while (s->subscribed < total) {
+                unsigned n = MIN(total - s->subscribed, (unsigned) TOPICS_PER_SUBSCRIBE);
+                mqtt_session_subscribe_batch(s, s->subscribed, n);
+                s->subscribed += n;
+        }
+}
+
+static void handle_connected(MqttSession *s) {
+        int r;
+
+        if (s->state != MQTT_CONNECTING)
+                return;
+        log_fields(LOG_INFO,
+                   LOG_FIELDS({ "MESSAGE_ID", MQTT_MESSAGE_CLOUD_CONNECTED }, { "MQTT_STATE", "subscribing" }),
+                   "Cloud connected to %s as %s%s%s", s->uri, s->client_id, s->last_error ? " after: " : "",
+                   strempty(s->last_error));
+        set_string(&s->last_error, NULL);
+        s->was_connected = true;
+        r = sd_event_add_time_relative(s->event, &s->stable_timer, CLOCK_BOOTTIME, s->stable_usec, 1000 * 1000,
+                                       on_stable_timer, s);
+        if (r < 0)
+                log_debug_errno(r, "Failed to arm the stable-connection timer, ignoring: %m");
+
+        /* Subscribe first; the outbox is drained after the SUBACKs (Paho may send a queued
+         * re-subscribe late behind a backlog, and c2g messages would be lost meanwhile). */
+        outbox_rewind(s->outbox);
+        in_flight_clear(s);
+        s->subscribed = 0;
+        s->subscribes_pending = 0;
+        mqtt_session_enter_state(s, MQTT_SUBSCRIBING);
+        mqtt_session_subscribe_missing(s);
+        if (s->subscribes_pending == 0)
+                mqtt_session_enter_state(s, MQTT_READY);
+}
+
+static void handle_connect_failed(MqttSession *s, const Event *e) {
+        char reason[512];
+        const char *c;
+
+        if (s->state != MQTT_CONNECTING)
+                return;
+        c = connack_reason(e->code);
+        if (s->tls_error)
+                snprintf(reason, sizeof reason, "TLS error: %s", s->tls_error);
+        else if (c)
+                snprintf(reason, sizeof reason, "refused by the broker: %s", c);
+        else
+                snprintf(reason, sizeof reason, "network: %s (%d)", e->text ?: "connect failed", e->code);
+        /* Trim the trailing newline OpenSSL puts in its error strings. */
+        reason[strcspn(reason, "\n")] = 0;
+        mqtt_session_connection_over(s, reason);
+}
+
+static void handle_publish_result(MqttSession *s, const Event *e) {
+        unsigned i;
+
+        for (i = 0; i < s->window; i++)
+                if (s->in_flight[i].used && s->in_flight[i].token == e->token)
+                        break;
+        if (i == s->window)
+                return; /* a result of an earlier connection */
+
+        if (e->type == EVENT_PUBLISHED) {
+                uint64_t seq = s->in_flight[i].seq;
+                int r;
+
+                s->in_flight[i].used = false;
+                s->n_in_flight--;
+                r = outbox_ack(s->outbox, seq);
+                if (r < 0 && r != -ENOENT)
+                        log_debug_errno(r, "Failed to record the acknowledgement of %" PRIu64 ", ignoring: %m", seq);
+                if (s->cb.acked && r != -ENOENT)
+                        s->cb.acked(s, seq, s->userdata);
+                mqtt_session_pump(s);
+                return;
+        }
+
+        /* A QoS 1 publish fails only with its connection (Paho reports the one in flight at a
+         * cut as failed although the broker may have it): resend everything unacknowledged, in
+         * order, on a new connection. */
+        {
+                char reason[300];
+                snprintf(reason, sizeof reason, "network: connection dropped with messages in flight (%d%s%s)",
+                         e->code, e->text ? ": " : "", strempty(e->text));
+                if (s->state == MQTT_READY || s->state == MQTT_SUBSCRIBING) {
+                        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+                        d.timeout = 0;
+                        (void) MQTTAsync_disconnect(s->client, &d);
+                        mqtt_session_connection_over(s, reason);
+                }
+        }
+}
+
+static void handle_event(MqttSession *s, Event *e) {
+        bool current = e->gen == (s->gen & GEN_MASK);
+
+        switch (e->type) {
+        case EVENT_CONNECTED:
+                if (current)
+                        handle_connected(s);
+                break;
+        case EVENT_CONNECT_FAILED:
+                if (current)
+                        handle_connect_failed(s, e);
+                break;
+        case EVENT_TLS_ERROR:
+                if (current && !s->tls_error && e->text)
+                        set_string(&s->tls_error, e->text);
+                break;
+        case EVENT_LOST:
+                if (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)
+                        mqtt_session_connection_over(s, e->text ? e->text : "network or keepalive timeout");
+                break;
+        case EVENT_SUBSCRIBED:
+        case EVENT_SUBSCRIBE_FAILED:
+                if (!current || (s->state != MQTT_SUBSCRIBING && s->state != MQTT_READY))
+                        break;
+                if (e->type == EVENT_SUBSCRIBE_FAILED)
+                        log_warning("The broker refused a subscription (%d%s%s)", e->code, e->text ? ": " : "",
+                                    strempty(e->text));
+                if (s->subscribes_pending > 0)
+                        s->subscribes_pending--;
+                if (s->subscribes_pending == 0 && s->state == MQTT_SUBSCRIBING)
+                        mqtt_session_enter_state(s, MQTT_READY);
+                break;
+        case EVENT_PUBLISHED:
+        case EVENT_PUBLISH_FAILED:
+                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY))
+                        handle_publish_result(s, e);
+                break;
+        case EVENT_MESSAGE:
+                if (s->cb.message)
+                        s->cb.message(s, e->text, e->payload, e->len, s->userdata);
+                break;
+        case EVENT_MESSAGE_TOO_BIG:
+                s->incoming_dropped++;
+                log_warning("Dropped a %zu-byte message on %s: over MaxIncomingBytes=%" PRIu64, e->len, e->text,
+                            s->max_incoming_bytes);
+                break;
+        case EVENT_DISCONNECTED:
+                if (s->state == MQTT_STOPPING) {
+                        s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
+                        mqtt_session_release_transport(s);
+                        mqtt_session_enter_state(s, MQTT_IDLE);
+                        if (s->cb.stopped)
+                                s->cb.stopped(s, s->userdata);
+                }
+                break;
+        case _EVENT_TYPE_MAX:
+                break;
+        }
+}
+
+static int on_queue(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        MqttSession *s = userdata;
+        uint64_t v, dropped;
+        Event *list;
+        (void) es, (void) revents;
+
+        (void) read(fd, &v, sizeof v);
+        pthread_mutex_lock(&s->lock);
+        list = s->queue_head;
+        s->queue_head = s->queue_tail = NULL;
+        s->queue_incoming_bytes = 0;
+        dropped = s->queue_dropped;
+        s->queue_dropped = 0;
+        pthread_mutex_unlock(&s->lock);
+
+        if (dropped > 0) {
+                s->incoming_dropped += dropped;
+                log_warning("Dropped %" PRIu64 " incoming message(s): more than %u bytes waiting", dropped,
+                            QUEUE_INCOMING_BYTES_MAX);
+        }
+        while (list) {
+                Event *e = list;
+                list = e->next;
+                handle_event(s, e);
+                event_free(e);
+        }
+        return 0;
+}
+
+static void mqtt_session_enter_state(MqttSession *s, MqttState n) {
+        MqttState old = s->state;
+
+        if (old == n)
+                return;
+        log_fields(LOG_DEBUG, LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(n) }), "MQTT state %s -> %s",
+                   mqtt_state_to_string(old), mqtt_state_to_string(n));
+        s->state = n;
+        switch (n) {
+        case MQTT_IDLE:
+                mqtt_session_disarm(s);
+                break;
+        case MQTT_PREPARING:
+        case MQTT_CONNECTING:
+        case MQTT_SUBSCRIBING:
+        case MQTT_BACKOFF:
+        case MQTT_STOPPING:
+                break;
+        case MQTT_READY:
+                mqtt_session_pump(s);
+                break;
+        case _MQTT_STATE_MAX:
+                break;
+        }
+        if (s->cb.state_changed)
+                s->cb.state_changed(s, old, n, s->userdata);
+}
+
+/* Feeds Paho at most `window` messages; the next goes from the acknowledgement of one. */
+static void mqtt_session_pump(MqttSession *s) {
+        OutboxEntry e;
+
+        if (s->state != MQTT_READY)
+                return;
+        while (s->n_in_flight < s->window && outbox_peek_unsent(s->outbox, &e)) {
+                MQTTAsync_message m = MQTTAsync_message_initializer;
+                MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
+                unsigned slot;
+                int r;
+
+                m.payload = (void *) e.payload;
+                m.payloadlen = (int) e.payload_len;
+                m.qos = 1;
+                m.retained = 0;
+                o.onSuccess = on_publish_success;
+                o.onFailure = on_publish_failure;
+                o.context = ctx_make(s);
+                r = MQTTAsync_sendMessage(s->client, e.topic, &m, &o);
+                if (r != MQTTASYNC_SUCCESS) {
+                        /* Never busy-retry: the next acknowledgement or connection pumps again. */
+                        log_debug("MQTTAsync_sendMessage() of %" PRIu64 " failed: %d, waiting", e.seq, r);
+                        return;
+                }
+                for (slot = 0; slot < s->window && s->in_flight[slot].used; slot++)
+                        ;
+                s->in_flight[slot] = (InFlight){ .token = o.token, .seq = e.seq, .used = true };
+                s->n_in_flight++;
+                outbox_mark_sent(s->outbox, e.seq);
+        }
+}
+
+void mqtt_session_kick(MqttSession *s) {
+        mqtt_session_pump(s);
+}
+
+static int on_sync(sd_event_source *es, void *userdata) {
+        MqttSession *s = userdata;
+        int r;
+        (void) es;
+
+        r = outbox_sync(s->outbox);
+        if (r < 0)
+                log_error_errno(r, "Failed to sync the outbox, messages may not survive a power cut: %m");
+        return sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
+}
+
+int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, const void *payload, size_t len,
+                         uint64_t *ret_seq) {
+        int r = outbox_push(s->outbox, class, topic, payload, len, ret_seq);
+        if (r < 0)
+                return r;
+        /* Group commit: one fdatasync for every push of this loop iteration. */
+        (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_ONESHOT);
+        mqtt_session_pump(s);
+        return 0;
+}
+
+int mqtt_session_subscribe(MqttSession *s, const char *topic) {
+        int r;
+
+        if (!topic || !*topic)
+                return -EINVAL;
+        for (char **t = s->subscriptions; t && *t; t++)
+                if (streq(*t, topic))
+                        return 0;
+        if (strv_length(s->subscriptions) >= SUBSCRIPTIONS_MAX)
+                return -E2BIG;
+        r = strv_extendf(&s->subscriptions, "%s", topic);
+        if (r < 0)
+                return r;
+        if (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)
+                mqtt_session_subscribe_missing(s);
+        return 0;
+}
+
+int mqtt_session_start(MqttSession *s) {
+        if (s->state != MQTT_IDLE)
+                return 0;
+        s->stop_requested = false;
+        backoff_reset(&s->backoff);
+        mqtt_session_attempt(s);
+        return 0;
+}
+
+static int on_stop_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
+        MqttSession *s = userdata;
+        (void) es, (void) usec;
+        s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
+        log_warning("The broker did not confirm the disconnect in time, closing anyway");
+        mqtt_session_release_transport(s);
+        mqtt_session_enter_state(s, MQTT_IDLE);
+        if (s->cb.stopped)
+                s->cb.stopped(s, s->userdata);
+        return 0;
+}
+
+void mqtt_session_stop(MqttSession *s) {
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+
+        s->stop_requested = true;
+        switch (s->state) {
+        case MQTT_IDLE:
+        case MQTT_STOPPING:
+                return;
+        case MQTT_PREPARING:
+        case MQTT_BACKOFF:
+                mqtt_session_release_transport(s);
+                mqtt_session_enter_state(s, MQTT_IDLE);
+                if (s->cb.stopped)
+                        s->cb.stopped(s, s->userdata);
+                return;
+        case MQTT_CONNECTING:
+        case MQTT_SUBSCRIBING:
+        case MQTT_READY:
+                break;
+        case _MQTT_STATE_MAX:
+                return;
+        }
+        mqtt_session_disarm(s);
+        d.timeout = DISCONNECT_TIMEOUT_MS;
+        d.onSuccess = on_disconnect_done;
+        d.onFailure = on_disconnect_failed;
+        d.context = ctx_make(s);
+        mqtt_session_enter_state(s, MQTT_STOPPING);
+        if (MQTTAsync_disconnect(s->client, &d) != MQTTASYNC_SUCCESS ||
+            sd_event_add_time_relative(s->event, &s->stop_timer, CLOCK_BOOTTIME, STOP_TIMEOUT_USEC, 0,
+                                       on_stop_timeout, s) < 0) {
+                mqtt_session_release_transport(s);
+                mqtt_session_enter_state(s, MQTT_IDLE);
+                if (s->cb.stopped)
+                        s->cb.stopped(s, s->userdata);
+        }
+}
+
+/* The key must not be readable by group or other: refused before any attempt. */
+static int check_key_file(const char *path) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return log_error_errno(errno, "Cannot use KeyFile=%s: %m", path);
+        if (st.st_mode & (S_IRWXG | S_IRWXO))
+                return log_error_errno(EPERM,
+                                       "Refusing KeyFile=%s: it is accessible by group or other (mode %04o); "
+                                       "run chmod 600 on it",
+                                       path, (unsigned) (st.st_mode & 07777));
+        return 0;
+}
+
+int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox, const MqttCallbacks *callbacks,
+                     void *userdata, MqttSession **ret) {
+        _cleanup_(mqtt_session_freep) MqttSession *s = NULL;
+        int r;
+
+        if (!options->client_id || !*options->client_id)
+                return -EINVAL;
+        if (!!options->ca_file != !!options->cert_file || !!options->ca_file != !!options->key_file)
+                return -EINVAL;
+        if (options->key_file) {
+                r = check_key_file(options->key_file);
+                if (r < 0)
+                        return r;
+        }
+
+        _Static_assert(alignof(max_align_t) > GEN_MASK, "context tagging needs 8-byte alignment");
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->queue_fd = -EBADF;
+        pthread_mutex_init(&s->lock, NULL);
+        s->event = sd_event_ref(event);
+        s->outbox = outbox;
+        if (callbacks)
+                s->cb = *callbacks;
+        s->userdata = userdata;
+        s->keepalive_sec = options->keepalive_sec ?: 1200;
+        s->connect_timeout_sec = options->connect_timeout_sec ?: 30;
+        s->stable_usec = options->stable_usec ?: MQTT_STABLE_USEC_DEFAULT;
+        s->window = CLAMP(options->window ?: MQTT_WINDOW_DEFAULT, 1u, MQTT_WINDOW_MAX);
+        s->max_incoming_bytes = options->max_incoming_bytes ?: 16384;
+        backoff_init(&s->backoff, options->reconnect_min_usec ?: 1000000, options->reconnect_max_usec ?: 300000000);
+
+        s->client_id = strdup(options->client_id);
+        s->server_uri = options->server_uri ? strdup(options->server_uri) : strdup("tcp://127.0.0.1:1");
+        s->uri = strdup(s->server_uri ?: "");
+        s->in_flight = calloc(s->window, sizeof *s->in_flight);
+        if (!s->client_id || !s->server_uri || !s->uri || !s->in_flight)
+                return -ENOMEM;
+        if (options->ca_file) {
+                s->ca_file = strdup(options->ca_file);
+                s->cert_file = strdup(options->cert_file);
+                s->key_file = strdup(options->key_file);
+                if (!s->ca_file || !s->cert_file || !s->key_file)
+                        return -ENOMEM;
+        }
+
+        s->queue_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (s->queue_fd < 0)
+                return -errno;
+        r = sd_event_add_io(event, &s->queue_source, s->queue_fd, EPOLLIN, on_queue, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(event, &s->sync_source, on_sync, s);
+        if (r < 0)
+                return r;
+        /* Before the loop goes to sleep, after everything queued in this iteration. */
+        (void) sd_event_source_set_priority(s->sync_source, SD_EVENT_PRIORITY_IDLE);
+        r = sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+MqttSession *mqtt_session_free(MqttSession *s) {
+        if (!s)
+                return NULL;
+        if (s->client) {
+                /* Stops Paho's threads when it is the last client: no callback runs after this. */
+                MQTTAsync_destroy(&s->client);
+        }
+        mqtt_session_disarm(s);
+        s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
+        s->queue_source = sd_event_source_disable_unref(s->queue_source);
+        s->sync_source = sd_event_source_disable_unref(s->sync_source);
+        if (s->outbox)
+                (void) outbox_sync(s->outbox);
+        while (s->queue_head) {
+                Event *e = s->queue_head;
+                s->queue_head = e->next;
+                event_free(e);
+        }
+        pthread_mutex_destroy(&s->lock);
+        safe_close(s->queue_fd);
+        strv_free(s->subscriptions);
+        free(s->in_flight);
+        free(s->client_id);
+        free(s->server_uri);
+        free(s->uri);
+        free(s->ca_file);
+        free(s->cert_file);
+        free(s->key_file);
+        free(s->tls_error);
+        free(s->last_error);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+MqttState mqtt_session_get_state(const MqttSession *s) {
+        return s->state;
+}
+unsigned mqtt_session_in_flight(const MqttSession *s) {
+        return s->n_in_flight;
+}
+uint64_t mqtt_session_incoming_dropped(const MqttSession *s) {
+        return s->incoming_dropped;
+}
+const char *mqtt_session_last_error(const MqttSession *s) {
+        return s->last_error;
+}
+
+void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64_t reconnect_max_usec,
+                             uint64_t max_incoming_bytes) {
+        unsigned attempt = s->backoff.attempt;
+        backoff_init(&s->backoff, reconnect_min_usec, reconnect_max_usec);
+        s->backoff.attempt = attempt;
+        __atomic_store_n(&s->max_incoming_bytes, max_incoming_bytes, __ATOMIC_RELAXED);
+}

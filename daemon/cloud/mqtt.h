@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The MQTT session engine: one Paho asynchronous client (MQTT 3.1.1, QoS 1,
+ * clean session), driven from the sd-event loop.
+ *
+ * Paho calls back on its own threads.  Those callbacks only copy what they
+ * were given into an event, append it to a locked queue and wake the loop
+ * through an eventfd; everything else happens on the loop thread.  mqtt.c is
+ * the only file of the daemon that knows about threads.
+ *
+ * Generic over topics and payloads: the caller names the topics to subscribe
+ * (re-subscribed on every connection, before anything is published) and
+ * publishes through the outbox.  The outbox is drained in order, at most
+ * `window` messages handed to Paho at a time, the next one sent when a PUBACK
+ * comes back; an outbox entry is removed only on its PUBACK.
+ *
+ * Why clean sessions (cleansession=1): the outbox is the only durable record
+ * of what is unacknowledged, and it survives a daemon restart, which Paho's
+ * in-memory session state does not.  A persistent session would add a second,
+ * volatile copy (Paho re-sends its in-flight messages on reconnect while the
+ * outbox re-sends them too) and would make the broker queue c2g operations
+ * for up to an hour while the gateway is away, to be replayed on BLE devices
+ * whose state has moved on.  With clean sessions every connection starts from
+ * nothing: subscribe, wait for SUBACK, then drain the outbox from its oldest
+ * unacknowledged entry.  Delivery is at-least-once and in order: a message in
+ * flight when the link drops may reach the broker twice.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "outbox.h"
+
+typedef enum MqttState {
+        MQTT_IDLE,        /* not started, or stopped */
+        MQTT_PREPARING,   /* waiting for the transport (modem TLS socket) */
+        MQTT_CONNECTING,  /* CONNECT sent, waiting for CONNACK */
+        MQTT_SUBSCRIBING, /* connected; SUBSCRIBEs in flight, nothing published yet */
+        MQTT_READY,       /* subscribed; the outbox is drained */
+        MQTT_BACKOFF,     /* waiting before the next attempt */
+        MQTT_STOPPING,    /* DISCONNECT in flight */
+        _MQTT_STATE_MAX,
+} MqttState;
+
+/* Journal MESSAGE_IDs operators alert on. */
+#define MQTT_MESSAGE_CLOUD_CONNECTED "0c5d42838734477a91447e75f6b814d9"
+#define MQTT_MESSAGE_CLOUD_LOST "31955a85f15c4c5b9ec55f8bec1863a7"
+
+#define MQTT_WINDOW_DEFAULT 32u
+#define MQTT_WINDOW_MAX 100u /* AWS IoT: at most 100 unacknowledged messages per connection */
+#define MQTT_STABLE_USEC_DEFAULT (60u * 1000000u)
+
+typedef struct MqttOptions {
+        const char *server_uri; /* "ssl://host:port" or "tcp://127.0.0.1:port"; NULL when prepare() gives it */
+        const char *client_id;  /* the device id */
+        unsigned keepalive_sec;
+        const char *ca_file;   /* all three set: TLS with mutual authentication; all NULL: plain TCP */
+        const char *cert_file;
+        const char *key_file;
+        uint64_t reconnect_min_usec;
+        uint64_t reconnect_max_usec;
+        uint64_t stable_usec; /* connected this long: the backoff starts over (0: default) */
+        unsigned connect_timeout_sec;
+        uint64_t max_incoming_bytes;
+        unsigned window; /* 0: default */
+} MqttOptions;
+
+typedef struct MqttSession MqttSession;
+
+typedef struct MqttCallbacks {
+        void (*state_changed)(MqttSession *s, MqttState old_state, MqttState new_state, void *userdata);
+        /* An incoming PUBLISH within the size cap; topic NUL-terminated. */
+        void (*message)(MqttSession *s, const char *topic, const uint8_t *payload, size_t len, void *userdata);
+        /* An outbox entry was acknowledged by the broker. */
+        void (*acked)(MqttSession *s, uint64_t seq, void *userdata);
+        /* mqtt_session_stop() has completed. */
+        void (*stopped)(MqttSession *s, void *userdata);
+        /*
+         * Optional: sets up the transport before each attempt (modem TLS).  Return
+         * 0 and later call mqtt_session_prepared() or mqtt_session_prepare_failed();
+         * release() is called when that connection is over.
+         */
+        int (*prepare)(MqttSession *s, void *userdata);
+        void (*release)(MqttSession *s, void *userdata);
+} MqttCallbacks;
+
+/* The outbox stays owned by the caller and must outlive the session. */
+int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox, const MqttCallbacks *callbacks,
+                     void *userdata, MqttSession **ret);
+MqttSession *mqtt_session_free(MqttSession *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MqttSession *, mqtt_session_free);
+
+int mqtt_session_start(MqttSession *s);
+/* Disconnects cleanly (bounded by a timeout); calls stopped() when done. Idempotent. */
+void mqtt_session_stop(MqttSession *s);
+
+/* Adds a topic (QoS 1) subscribed on this and every later connection.  Max 50 (AWS IoT). */
+int mqtt_session_subscribe(MqttSession *s, const char *topic);
+
+/*
+ * Puts a message into the outbox and sends it when its turn comes.  The
+ * outbox is synced once per loop iteration (before the loop sleeps), which
+ * is the point from which the message survives a power cut.
+ */
+int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, const void *payload, size_t len,
+                         uint64_t *ret_seq);
+/* Sends what the outbox holds, if connected (after outbox_push() by the caller). */
+void mqtt_session_kick(MqttSession *s);
+
+/* For prepare(): the transport is ready at uri / could not be set up. */
+int mqtt_session_prepared(MqttSession *s, const char *uri);
+void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason);
+
+MqttState mqtt_session_get_state(const MqttSession *s);
+unsigned mqtt_session_in_flight(const MqttSession *s);
+uint64_t mqtt_session_incoming_dropped(const MqttSession *s);
+/* The reason of the last failure or loss, for status reporting; NULL if none. */
+const char *mqtt_session_last_error(const MqttSession *s);
+/* Changes the live parts: keepalive (next connection), backoff limits, incoming cap. */
+void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64_t reconnect_max_usec,
+                             uint64_t max_incoming_bytes);
+
+const char *mqtt_state_to_string(MqttState s);

@@ -1,0 +1,924 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "outbox.h"
+#include "util.h"
+
+/* "NGWOBX01": nrfcloud-gateway outbox, format 1. */
+const uint8_t outbox_file_header[OUTBOX_FILE_HEADER_SIZE] = { 'N', 'G', 'W', 'O', 'B', 'X', '0', '1' };
+#define RECORD_MAGIC UINT32_C(0x52424F58) /* "XOBR" little endian */
+/* Never read more than this of one segment file: ours are segment_size plus one record. */
+#define SEGMENT_READ_MAX (UINT64_C(1) << 30)
+
+static const char *const outbox_class_table[_OUTBOX_CLASS_MAX] = {
+        [OUTBOX_NOTIFICATION] = "notification",
+        [OUTBOX_STATUS] = "status",
+        [OUTBOX_SHADOW] = "shadow",
+};
+
+const char *outbox_class_to_string(OutboxClass c) {
+        return c >= 0 && c < _OUTBOX_CLASS_MAX ? outbox_class_table[c] : NULL;
+}
+
+/* CRC-32C (Castagnoli), reflected, table driven. */
+static uint32_t crc32c_table[256];
+static bool crc32c_ready;
+
+static void crc32c_init(void) {
+        for (uint32_t i = 0; i < 256; i++) {
+                uint32_t c = i;
+                for (int k = 0; k < 8; k++)
+                        c = c & 1 ? (c >> 1) ^ UINT32_C(0x82F63B78) : c >> 1;
+                crc32c_table[i] = c;
+        }
+        crc32c_ready = true;
+}
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t len) {
+        const uint8_t *p = data;
+
+        if (!crc32c_ready)
+                crc32c_init();
+        crc = ~crc;
+        while (len--)
+                crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return ~crc;
+}
+
+static void put_le16(uint8_t *p, uint16_t v) {
+        p[0] = (uint8_t) v;
+        p[1] = (uint8_t) (v >> 8);
+}
+static void put_le32(uint8_t *p, uint32_t v) {
+        for (int i = 0; i < 4; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+static void put_le64(uint8_t *p, uint64_t v) {
+        for (int i = 0; i < 8; i++)
+                p[i] = (uint8_t) (v >> (8 * i));
+}
+static uint16_t get_le16(const uint8_t *p) {
+        return (uint16_t) (p[0] | p[1] << 8);
+}
+static uint32_t get_le32(const uint8_t *p) {
+        return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+}
+static uint64_t get_le64(const uint8_t *p) {
+        return (uint64_t) get_le32(p) | (uint64_t) get_le32(p + 4) << 32;
+}
+
+/*
+ * Record header, little endian:
+ *   0 u32 magic   4 u8 type   5 u8 class   6 u16 topic length   8 u32 payload length
+ *  12 u64 seq    20 u32 CRC-32C of bytes 0..19, then of topic and payload
+ */
+static uint32_t record_crc(const uint8_t *hdr, const void *topic, size_t topic_len, const void *payload,
+                           size_t payload_len) {
+        uint32_t c = crc32c(0, hdr, 20);
+        c = crc32c(c, topic, topic_len);
+        return crc32c(c, payload, payload_len);
+}
+
+size_t outbox_encode_record(uint8_t *buf, OutboxRecordType type, OutboxClass class, uint64_t seq, const char *topic,
+                            size_t topic_len, const void *payload, size_t payload_len) {
+        put_le32(buf, RECORD_MAGIC);
+        buf[4] = (uint8_t) type;
+        buf[5] = (uint8_t) class;
+        put_le16(buf + 6, (uint16_t) topic_len);
+        put_le32(buf + 8, (uint32_t) payload_len);
+        put_le64(buf + 12, seq);
+        if (topic_len > 0)
+                memcpy(buf + OUTBOX_RECORD_HEADER_SIZE, topic, topic_len);
+        if (payload_len > 0)
+                memcpy(buf + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload, payload_len);
+        put_le32(buf + 20, record_crc(buf, buf + OUTBOX_RECORD_HEADER_SIZE, topic_len,
+                                      buf + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload_len));
+        return OUTBOX_RECORD_HEADER_SIZE + topic_len + payload_len;
+}
+
+bool outbox_torn_creation(const uint8_t *buf, size_t len) {
+        return len < OUTBOX_FILE_HEADER_SIZE && (len == 0 || memcmp(buf, outbox_file_header, len) == 0);
+}
+
+int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, void *userdata, size_t *ret_good) {
+        size_t off = OUTBOX_FILE_HEADER_SIZE;
+
+        *ret_good = 0;
+        if (len < OUTBOX_FILE_HEADER_SIZE || memcmp(buf, outbox_file_header, OUTBOX_FILE_HEADER_SIZE) != 0)
+                return -EBADMSG;
+        *ret_good = off;
+
+        while (off < len) {
+                const uint8_t *h = buf + off;
+                size_t topic_len, payload_len;
+                unsigned type, class;
+                uint64_t seq;
+                int r;
+
+                if (len - off < OUTBOX_RECORD_HEADER_SIZE)
+                        return -EBADMSG;
+                if (get_le32(h) != RECORD_MAGIC)
+                        return -EBADMSG;
+                type = h[4];
+                class = h[5];
+                topic_len = get_le16(h + 6);
+                payload_len = get_le32(h + 8);
+                seq = get_le64(h + 12);
+                if (class >= _OUTBOX_CLASS_MAX || topic_len > OUTBOX_TOPIC_MAX || payload_len > OUTBOX_PAYLOAD_MAX)
+                        return -EBADMSG;
+                if (type == OUTBOX_RECORD_ENTRY) {
+                        if (topic_len == 0)
+                                return -EBADMSG;
+                } else if (type == OUTBOX_RECORD_REMOVE) {
+                        if (topic_len != 0 || payload_len != 0)
+                                return -EBADMSG;
+                } else
+                        return -EBADMSG;
+                if (len - off - OUTBOX_RECORD_HEADER_SIZE < topic_len + payload_len)
+                        return -EBADMSG;
+                if (get_le32(h + 20) != record_crc(h, h + OUTBOX_RECORD_HEADER_SIZE, topic_len,
+                                                   h + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload_len))
+                        return -EBADMSG;
+                if (type == OUTBOX_RECORD_ENTRY && memchr(h + OUTBOX_RECORD_HEADER_SIZE, 0, topic_len))
+                        return -EBADMSG;
+
+                r = cb((OutboxRecordType) type, (OutboxClass) class, seq,
+                       (const char *) h + OUTBOX_RECORD_HEADER_SIZE, topic_len,
+                       h + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload_len, userdata);
+                if (r < 0)
+                        return r;
+                off += OUTBOX_RECORD_HEADER_SIZE + topic_len + payload_len;
+                *ret_good = off;
+        }
+        return 0;
+}
+
+typedef struct Segment Segment;
+struct Segment {
+        uint64_t id;
+        uint64_t size;       /* bytes in the file */
+        uint64_t live_count; /* live entries whose record is in this file */
+        uint64_t live_bytes; /* their record sizes */
+        Segment *next;       /* oldest to newest */
+};
+
+typedef struct Entry Entry;
+struct Entry {
+        uint64_t seq;
+        OutboxClass class;
+        bool in_flight;
+        Segment *segment;
+        size_t topic_len, payload_len;
+        Entry *prev, *next;   /* every entry, by seq */
+        Entry *cprev, *cnext; /* entries of the same class, by seq */
+        char data[];          /* topic, NUL, payload */
+};
+
+struct Outbox {
+        char *dir;
+        int dir_fd;
+        int head_fd; /* the segment appended to; -EBADF when memory only */
+        OutboxLimits limits;
+
+        Segment *oldest, *head;
+        uint64_t next_segment_id;
+
+        Entry *first, *last;
+        Entry *cfirst[_OUTBOX_CLASS_MAX], *clast[_OUTBOX_CLASS_MAX];
+        uint64_t ccount[_OUTBOX_CLASS_MAX], cbytes[_OUTBOX_CLASS_MAX];
+        Entry *cursor; /* first entry not handed out */
+        uint64_t count, bytes, in_flight, dropped, loaded;
+        unsigned corrupt_files;
+        uint64_t next_seq;
+        bool needs_sync;
+
+        uint8_t *scratch;
+        size_t scratch_size;
+};
+
+static size_t entry_bytes(const Entry *e) {
+        return e->topic_len + e->payload_len;
+}
+static size_t entry_record_size(const Entry *e) {
+        return OUTBOX_RECORD_HEADER_SIZE + entry_bytes(e);
+}
+static const uint8_t *entry_payload(const Entry *e) {
+        return (const uint8_t *) e->data + e->topic_len + 1;
+}
+
+static int entry_new(OutboxClass class, uint64_t seq, const char *topic, size_t topic_len, const void *payload,
+                     size_t payload_len, Entry **ret) {
+        Entry *e = malloc(sizeof(Entry) + topic_len + 1 + payload_len);
+        if (!e)
+                return -ENOMEM;
+        *e = (Entry){ .seq = seq, .class = class, .topic_len = topic_len, .payload_len = payload_len };
+        memcpy(e->data, topic, topic_len);
+        e->data[topic_len] = 0;
+        if (payload_len > 0)
+                memcpy(e->data + topic_len + 1, payload, payload_len);
+        *ret = e;
+        return 0;
+}
+
+/* Links e at the end of both lists; e must have the highest seq so far. */
+static void outbox_link_tail(Outbox *o, Entry *e) {
+        e->prev = o->last;
+        e->next = NULL;
+        if (o->last)
+                o->last->next = e;
+        else
+                o->first = e;
+        o->last = e;
+
+        e->cprev = o->clast[e->class];
+        e->cnext = NULL;
+        if (o->clast[e->class])
+                o->clast[e->class]->cnext = e;
+        else
+                o->cfirst[e->class] = e;
+        o->clast[e->class] = e;
+
+        o->count++;
+        o->bytes += entry_bytes(e);
+        o->ccount[e->class]++;
+        o->cbytes[e->class] += entry_bytes(e);
+        if (!o->cursor)
+                o->cursor = e;
+        if (e->segment) {
+                e->segment->live_count++;
+                e->segment->live_bytes += entry_record_size(e);
+        }
+}
+
+static void outbox_unlink(Outbox *o, Entry *e) {
+        if (o->cursor == e)
+                o->cursor = e->next;
+        if (e->in_flight)
+                o->in_flight--;
+        if (e->prev)
+                e->prev->next = e->next;
+        else
+                o->first = e->next;
+        if (e->next)
+                e->next->prev = e->prev;
+        else
+                o->last = e->prev;
+        if (e->cprev)
+                e->cprev->cnext = e->cnext;
+        else
+                o->cfirst[e->class] = e->cnext;
+        if (e->cnext)
+                e->cnext->cprev = e->cprev;
+        else
+                o->clast[e->class] = e->cprev;
+        o->count--;
+        o->bytes -= entry_bytes(e);
+        o->ccount[e->class]--;
+        o->cbytes[e->class] -= entry_bytes(e);
+        if (e->segment) {
+                e->segment->live_count--;
+                e->segment->live_bytes -= entry_record_size(e);
+        }
+}
+
+static int ensure_scratch(Outbox *o, size_t size) {
+        uint8_t *p;
+
+        if (o->scratch_size >= size)
+                return 0;
+        p = realloc(o->scratch, size);
+        if (!p)
+                return -ENOMEM;
+        o->scratch = p;
+        o->scratch_size = size;
+        return 0;
+}
+
+static void segment_path(const Outbox *o, uint64_t id, char *buf, size_t len) {
+        (void) snprintf(buf, len, "%016" PRIx64 ".seg", id);
+        (void) o;
+}
+
+static int fsync_dir(Outbox *o) {
+        return fsync(o->dir_fd) < 0 ? -errno : 0;
+}
+
+/* Starts a new head segment file. */
+static int outbox_new_segment(Outbox *o) {
+        _cleanup_close_ int fd = -EBADF;
+        char name[32];
+        Segment *s;
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->id = o->next_segment_id;
+        segment_path(o, s->id, name, sizeof name);
+        fd = openat(o->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0600);
+        if (fd < 0) {
+                free(s);
+                return -errno;
+        }
+        if (write(fd, outbox_file_header, OUTBOX_FILE_HEADER_SIZE) != (ssize_t) OUTBOX_FILE_HEADER_SIZE ||
+            fdatasync(fd) < 0) {
+                int r = errno ? -errno : -EIO;
+                (void) unlinkat(o->dir_fd, name, 0);
+                free(s);
+                return r;
+        }
+        /* The new name must survive a power cut before anything relies on the file. */
+        (void) fsync_dir(o);
+
+        if (o->head_fd >= 0 && o->needs_sync)
+                (void) fdatasync(o->head_fd);
+        o->head_fd = safe_close(o->head_fd);
+        o->head_fd = TAKE_FD(fd);
+        s->size = OUTBOX_FILE_HEADER_SIZE;
+        if (o->head)
+                o->head->next = s;
+        else
+                o->oldest = s;
+        o->head = s;
+        o->next_segment_id++;
+        o->needs_sync = false;
+        return 0;
+}
+
+/* Appends one record to the head segment; on a short write the file is cut back. */
+static int outbox_append(Outbox *o, const uint8_t *rec, size_t len) {
+        uint64_t segment_size = o->limits.segment_size ?: OUTBOX_SEGMENT_SIZE_DEFAULT;
+        ssize_t n;
+        int r;
+
+        if (o->head_fd < 0)
+                return 0; /* memory only */
+        if (o->head->size > OUTBOX_FILE_HEADER_SIZE && o->head->size + len > segment_size) {
+                r = outbox_new_segment(o);
+                if (r < 0)
+                        return r;
+        }
+        n = write(o->head_fd, rec, len);
+        if (n != (ssize_t) len) {
+                r = n < 0 ? -errno : -ENOSPC;
+                /* Keep the file a sequence of whole records. */
+                (void) ftruncate(o->head_fd, (off_t) o->head->size);
+                return r;
+        }
+        o->head->size += len;
+        o->needs_sync = true;
+        return 0;
+}
+
+static int outbox_append_entry(Outbox *o, Entry *e) {
+        int r = ensure_scratch(o, entry_record_size(e));
+        if (r < 0)
+                return r;
+        outbox_encode_record(o->scratch, OUTBOX_RECORD_ENTRY, e->class, e->seq, e->data, e->topic_len,
+                             entry_payload(e), e->payload_len);
+        r = outbox_append(o, o->scratch, entry_record_size(e));
+        if (r < 0)
+                return r;
+        e->segment = o->head_fd >= 0 ? o->head : NULL;
+        return 0;
+}
+
+static int outbox_append_remove(Outbox *o, uint64_t seq) {
+        uint8_t rec[OUTBOX_RECORD_HEADER_SIZE];
+        outbox_encode_record(rec, OUTBOX_RECORD_REMOVE, OUTBOX_NOTIFICATION, seq, NULL, 0, NULL, 0);
+        return outbox_append(o, rec, sizeof rec);
+}
+
+static void segment_unlink_file(Outbox *o, Segment *s) {
+        char name[32];
+        segment_path(o, s->id, name, sizeof name);
+        (void) unlinkat(o->dir_fd, name, 0);
+}
+
+/*
+ * Deletes the oldest segments that hold no live entry.  Only the oldest may
+ * go: its REMOVE records refer to entries in it or in older files, which are
+ * gone already.  A mostly dead oldest file has its few live entries copied to
+ * the head (made durable) before it is deleted.
+ */
+static int outbox_collect(Outbox *o) {
+        bool changed = false;
+        int r = 0;
+
+        while (o->oldest && o->oldest != o->head) {
+                Segment *s = o->oldest;
+
+                if (s->live_count > 0) {
+                        if (s->live_bytes * 4 > s->size)
+                                break;
+                        for (Entry *e = o->first; e; e = e->next)
+                                if (e->segment == s) {
+                                        r = outbox_append_entry(o, e);
+                                        if (r < 0)
+                                                goto out;
+                                        s->live_count--;
+                                        s->live_bytes -= entry_record_size(e);
+                                        e->segment->live_count++;
+                                        e->segment->live_bytes += entry_record_size(e);
+                                }
+                        if (fdatasync(o->head_fd) < 0) {
+                                r = -errno;
+                                goto out;
+                        }
+                        o->needs_sync = false;
+                }
+                segment_unlink_file(o, s);
+                o->oldest = s->next;
+                free(s);
+                changed = true;
+        }
+out:
+        if (changed)
+                (void) fsync_dir(o);
+        return r;
+}
+
+static void outbox_remove(Outbox *o, Entry *e) {
+        outbox_unlink(o, e);
+        free(e);
+}
+
+static Entry *outbox_victim(Outbox *o) {
+        if (o->cfirst[OUTBOX_NOTIFICATION])
+                return o->cfirst[OUTBOX_NOTIFICATION];
+        return o->cfirst[OUTBOX_SHADOW];
+}
+
+/* Drops entries by the policy until one more of size need fits. */
+static int outbox_make_room(Outbox *o, size_t need) {
+        uint64_t droppable_count = o->ccount[OUTBOX_NOTIFICATION] + o->ccount[OUTBOX_SHADOW];
+        uint64_t droppable_bytes = o->cbytes[OUTBOX_NOTIFICATION] + o->cbytes[OUTBOX_SHADOW];
+        int r = 0;
+
+        if (o->count + 1 <= o->limits.max_messages && o->bytes + need <= o->limits.max_bytes)
+                return 0;
+        /* Refuse before dropping anything if dropping everything allowed would not do. */
+        if (need > o->limits.max_bytes || o->count - droppable_count + 1 > o->limits.max_messages ||
+            o->bytes - droppable_bytes + need > o->limits.max_bytes)
+                return -ENOBUFS;
+
+        while (o->count + 1 > o->limits.max_messages || o->bytes + need > o->limits.max_bytes) {
+                Entry *v = outbox_victim(o);
+                int k;
+                if (!v)
+                        return -ENOBUFS;
+                k = outbox_append_remove(o, v->seq);
+                if (k < 0 && r == 0)
+                        r = k;
+                log_debug("Outbox full, dropping %s message %" PRIu64, outbox_class_to_string(v->class), v->seq);
+                outbox_remove(o, v);
+                o->dropped++;
+        }
+        (void) outbox_collect(o);
+        return r;
+}
+
+int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *payload, size_t len,
+                uint64_t *ret_seq) {
+        _cleanup_free_ Entry *e = NULL;
+        size_t topic_len;
+        int r;
+
+        if (class < 0 || class >= _OUTBOX_CLASS_MAX || !topic || (!payload && len > 0))
+                return -EINVAL;
+        topic_len = strlen(topic);
+        if (topic_len == 0)
+                return -EINVAL;
+        if (topic_len > OUTBOX_TOPIC_MAX || len > OUTBOX_PAYLOAD_MAX)
+                return -EMSGSIZE;
+
+        r = outbox_make_room(o, topic_len + len);
+        if (r == -ENOBUFS)
+                return r;
+        /* A failed REMOVE write is tolerated: the dropped entry may come back after a restart. */
+
+        r = entry_new(class, o->next_seq, topic, topic_len, payload, len, &e);
+        if (r < 0)
+                return r;
+        r = outbox_append_entry(o, e);
+        if (r < 0)
+                return r;
+        o->next_seq++;
+        if (o->limits.sync_every_push) {
+                r = outbox_sync(o);
+                if (r < 0) {
+                        /* On disk but maybe not durable: keep it, it will be delivered. */
+                        outbox_link_tail(o, e);
+                        if (ret_seq)
+                                *ret_seq = o->last->seq;
+                        TAKE_PTR(e);
+                        return r;
+                }
+        }
+        outbox_link_tail(o, e);
+        if (ret_seq)
+                *ret_seq = e->seq;
+        TAKE_PTR(e);
+        return 0;
+}
+
+int outbox_sync(Outbox *o) {
+        if (!o->needs_sync || o->head_fd < 0)
+                return 0;
+        if (fdatasync(o->head_fd) < 0)
+                return -errno;
+        o->needs_sync = false;
+        return 0;
+}
+
+bool outbox_needs_sync(const Outbox *o) {
+        return o->needs_sync;
+}
+
+bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret) {
+        Entry *e = o->cursor;
+        if (!e)
+                return false;
+        *ret = (OutboxEntry){ .seq = e->seq,
+                              .class = e->class,
+                              .topic = e->data,
+                              .payload = entry_payload(e),
+                              .payload_len = e->payload_len };
+        return true;
+}
+
+void outbox_mark_sent(Outbox *o, uint64_t seq) {
+        if (!o->cursor || o->cursor->seq != seq)
+                return;
+        o->cursor->in_flight = true;
+        o->in_flight++;
+        o->cursor = o->cursor->next;
+}
+
+void outbox_rewind(Outbox *o) {
+        for (Entry *e = o->first; e && e != o->cursor; e = e->next)
+                e->in_flight = false;
+        o->in_flight = 0;
+        o->cursor = o->first;
+}
+
+int outbox_ack(Outbox *o, uint64_t seq) {
+        Entry *e;
+        int r;
+
+        /* Acknowledgements come for the oldest entries: search from the front. */
+        for (e = o->first; e && e->seq < seq; e = e->next)
+                ;
+        if (!e || e->seq != seq)
+                return -ENOENT;
+        outbox_remove(o, e);
+        r = outbox_append_remove(o, seq);
+        (void) outbox_collect(o);
+        return r;
+}
+
+uint64_t outbox_count(const Outbox *o) {
+        return o->count;
+}
+uint64_t outbox_bytes(const Outbox *o) {
+        return o->bytes;
+}
+uint64_t outbox_dropped(const Outbox *o) {
+        return o->dropped;
+}
+uint64_t outbox_unsent(const Outbox *o) {
+        return o->count - o->in_flight;
+}
+uint64_t outbox_loaded(const Outbox *o) {
+        return o->loaded;
+}
+unsigned outbox_corrupt_files(const Outbox *o) {
+        return o->corrupt_files;
+}
+unsigned outbox_segments(const Outbox *o) {
+        unsigned n = 0;
+        for (Segment *s = o->oldest; s; s = s->next)
+                n++;
+        return n;
+}
+
+int outbox_set_limits(Outbox *o, const OutboxLimits *limits) {
+        o->limits = *limits;
+        while (o->count > o->limits.max_messages || o->bytes > o->limits.max_bytes) {
+                Entry *v = outbox_victim(o);
+                if (!v)
+                        return -ENOBUFS;
+                (void) outbox_append_remove(o, v->seq);
+                outbox_remove(o, v);
+                o->dropped++;
+        }
+        (void) outbox_collect(o);
+        return 0;
+}
+
+Outbox *outbox_free(Outbox *o) {
+        if (!o)
+                return NULL;
+        (void) outbox_sync(o);
+        while (o->first)
+                outbox_remove(o, o->first);
+        while (o->oldest) {
+                Segment *s = o->oldest;
+                o->oldest = s->next;
+                free(s);
+        }
+        safe_close(o->head_fd);
+        safe_close(o->dir_fd);
+        free(o->scratch);
+        free(o->dir);
+        free(o);
+        return NULL;
+}
+
+/* Loading */
+
+static void closedirp(DIR **d) {
+        if (*d)
+                (void) closedir(*d);
+}
+
+typedef struct LoadState {
+        Outbox *o;
+        Segment *segment;
+        Entry **entries;
+        size_t n_entries, allocated_entries;
+        uint64_t *removed;
+        size_t n_removed, allocated_removed;
+        uint64_t max_seq;
+        bool any_seq;
+} LoadState;
+
+static int load_record(OutboxRecordType type, OutboxClass class, uint64_t seq, const char *topic, size_t topic_len,
+                       const uint8_t *payload, size_t payload_len, void *userdata) {
+        LoadState *st = userdata;
+        int r;
+
+        if (!st->any_seq || seq > st->max_seq)
+                st->max_seq = seq;
+        st->any_seq = true;
+
+        switch (type) {
+        case OUTBOX_RECORD_ENTRY: {
+                Entry *e;
+                if (st->n_entries == st->allocated_entries) {
+                        size_t n = MAX(st->allocated_entries * 2, (size_t) 64);
+                        Entry **p = realloc(st->entries, n * sizeof *p);
+                        if (!p)
+                                return -ENOMEM;
+                        st->entries = p;
+                        st->allocated_entries = n;
+                }
+                r = entry_new(class, seq, topic, topic_len, payload, payload_len, &e);
+                if (r < 0)
+                        return r;
+                e->segment = st->segment;
+                st->entries[st->n_entries++] = e;
+                return 0;
+        }
+        case OUTBOX_RECORD_REMOVE:
+                if (st->n_removed == st->allocated_removed) {
+                        size_t n = MAX(st->allocated_removed * 2, (size_t) 64);
+                        uint64_t *p = realloc(st->removed, n * sizeof *p);
+                        if (!p)
+                                return -ENOMEM;
+                        st->removed = p;
+                        st->allocated_removed = n;
+                }
+                st->removed[st->n_removed++] = seq;
+                return 0;
+        }
+        return -EBADMSG;
+}
+
+static int cmp_entry(const void *a, const void *b) {
+        const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+        if (x->seq != y->seq)
+                return x->seq < y->seq ? -1 : 1;
+        /* Copies of one entry: the newer file first, it is the one kept. */
+        return x->segment->id > y->segment->id ? -1 : x->segment->id < y->segment->id;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* Moves bytes [good, size) of a segment aside and cuts the segment there. */
+static int set_aside(Outbox *o, const char *name, int fd, const uint8_t *buf, size_t size, size_t good) {
+        char aside[96];
+        _cleanup_close_ int afd = -EBADF;
+
+        (void) snprintf(aside, sizeof aside, "%s.corrupt-%" PRIu64, name, now_usec(CLOCK_REALTIME));
+        afd = openat(o->dir_fd, aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (afd < 0)
+                return -errno;
+        if (write(afd, buf + good, size - good) != (ssize_t) (size - good) || fsync(afd) < 0)
+                return errno ? -errno : -EIO;
+        if (good < OUTBOX_FILE_HEADER_SIZE) {
+                /* Not even the header is ours: nothing of the file is kept. */
+                if (unlinkat(o->dir_fd, name, 0) < 0)
+                        return -errno;
+        } else if (ftruncate(fd, (off_t) good) < 0 || fsync(fd) < 0)
+                return -errno;
+        return fsync_dir(o);
+}
+
+static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ uint8_t *buf = NULL;
+        Segment *s = NULL;
+        struct stat stt;
+        size_t good = 0;
+        int r;
+
+        fd = openat(o->dir_fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &stt) < 0)
+                return -errno;
+        if (!S_ISREG(stt.st_mode))
+                return -EBADFD;
+        if ((uint64_t) stt.st_size > SEGMENT_READ_MAX)
+                return -EFBIG;
+        buf = malloc((size_t) stt.st_size + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (size_t done = 0; done < (size_t) stt.st_size;) {
+                ssize_t n = read(fd, buf + done, (size_t) stt.st_size - done);
+                if (n < 0)
+                        return -errno;
+                if (n == 0) {
+                        stt.st_size = (off_t) done;
+                        break;
+                }
+                done += (size_t) n;
+        }
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->id = id;
+        st->segment = s;
+        /* Link it now so that entries pointing at it are never orphaned. */
+        if (o->head)
+                o->head->next = s;
+        else
+                o->oldest = s;
+        o->head = s;
+
+        r = outbox_parse_segment(buf, (size_t) stt.st_size, load_record, st, &good);
+        if (r < 0 && r != -EBADMSG)
+                return r;
+        s->size = MAX(good, (size_t) OUTBOX_FILE_HEADER_SIZE);
+        if (r == -EBADMSG && outbox_torn_creation(buf, (size_t) stt.st_size)) {
+                /* A crash between creating the file and syncing its header: nothing was in it. */
+                log_debug("Removing outbox file %s/%s, cut short at creation", o->dir, name);
+                if (unlinkat(o->dir_fd, name, 0) < 0)
+                        return -errno;
+                (void) fsync_dir(o);
+        } else if (r == -EBADMSG) {
+                int k;
+                o->corrupt_files++;
+                k = set_aside(o, name, fd, buf, (size_t) stt.st_size, good);
+                log_warning_errno(k, "Outbox file %s/%s is damaged at byte %zu of %zu: kept %zu bytes, moved the "
+                                  "rest aside%s",
+                                  o->dir, name, good, (size_t) stt.st_size, good,
+                                  k < 0 ? " (failed: %m)" : "");
+        }
+        return 0;
+}
+
+static int outbox_load(Outbox *o) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        LoadState st = { .o = o };
+        uint64_t *ids = NULL;
+        size_t n_ids = 0, allocated_ids = 0;
+        uint64_t last_seq = 0;
+        bool have_last = false;
+        struct dirent *de;
+        int r = 0, dfd;
+
+        dfd = fcntl(o->dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (dfd < 0)
+                return -errno;
+        d = fdopendir(dfd);
+        if (!d) {
+                r = -errno;
+                safe_close(dfd);
+                return r;
+        }
+        while ((de = readdir(d))) {
+                uint64_t id;
+                char *end;
+                if (strlen(de->d_name) != 20 || !streq(de->d_name + 16, ".seg"))
+                        continue;
+                errno = 0;
+                id = strtoull(de->d_name, &end, 16);
+                if (errno != 0 || end != de->d_name + 16)
+                        continue;
+                if (n_ids == allocated_ids) {
+                        size_t n = MAX(allocated_ids * 2, (size_t) 16);
+                        uint64_t *p = realloc(ids, n * sizeof *p);
+                        if (!p) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        ids = p;
+                        allocated_ids = n;
+                }
+                ids[n_ids++] = id;
+        }
+        if (n_ids > 0)
+                qsort(ids, n_ids, sizeof *ids, cmp_u64);
+
+        for (size_t i = 0; i < n_ids; i++) {
+                char name[32];
+                segment_path(o, ids[i], name, sizeof name);
+                r = load_segment(o, &st, name, ids[i]);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to read outbox file %s: %m", name);
+                        goto out;
+                }
+                o->next_segment_id = ids[i] + 1;
+        }
+
+        /* qsort() wants a non-NULL array even for zero elements. */
+        if (st.n_entries > 0)
+                qsort(st.entries, st.n_entries, sizeof *st.entries, cmp_entry);
+        if (st.n_removed > 0)
+                qsort(st.removed, st.n_removed, sizeof *st.removed, cmp_u64);
+        for (size_t i = 0; i < st.n_entries; i++) {
+                Entry *e = TAKE_PTR(st.entries[i]);
+                bool dup = have_last && e->seq == last_seq;
+
+                have_last = true;
+                last_seq = e->seq;
+                /* A second copy (left by a crash while the oldest file was compacted), or removed. */
+                if (dup || (st.n_removed > 0 &&
+                            bsearch(&e->seq, st.removed, st.n_removed, sizeof(uint64_t), cmp_u64))) {
+                        free(e);
+                        continue;
+                }
+                outbox_link_tail(o, e);
+                o->loaded++;
+        }
+        if (st.any_seq)
+                o->next_seq = st.max_seq + 1;
+out:
+        for (size_t i = 0; i < st.n_entries; i++)
+                free(st.entries[i]);
+        free(st.entries);
+        free(st.removed);
+        free(ids);
+        return r;
+}
+
+int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        int r;
+
+        o = calloc(1, sizeof *o);
+        if (!o)
+                return -ENOMEM;
+        o->dir_fd = o->head_fd = -EBADF;
+        o->limits = *limits;
+        o->next_seq = 1;
+        if (!dir) {
+                *ret = TAKE_PTR(o);
+                return 0;
+        }
+
+        o->dir = strdup(dir);
+        if (!o->dir)
+                return -ENOMEM;
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (o->dir_fd < 0)
+                return -errno;
+
+        r = outbox_load(o);
+        if (r < 0)
+                return r;
+        /* Never append to a file that may end in a torn record: every run starts a new one. */
+        r = outbox_new_segment(o);
+        if (r < 0)
+                return r;
+        r = outbox_set_limits(o, limits);
+        if (r < 0 && r != -ENOBUFS)
+                return r;
+        (void) outbox_collect(o);
+
+        *ret = TAKE_PTR(o);
+        return 0;
+}

@@ -1,0 +1,1045 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The emulated nRF91 modem (mfw 1.3.x on an nRF9160), as spec nrf91-at.md
+ * describes it.  One call of modem_emu_execute() is one nrf_modem_at_cmd()
+ * on real hardware.
+ *
+ * Behaviour worth knowing (each mirrors the real modem):
+ *  - +CMEE is 0 after start and after modem_emu_reboot(): failures then read
+ *    "ERROR"; AT+CMEE=1 turns on "+CME ERROR: <n>".  Syntax and parameter
+ *    errors are always plain "ERROR".
+ *  - %CMNG writes and deletes, and %KEYGEN, answer 518 while CFUN=1 (checked
+ *    before anything about the credential itself).  A write to an existing
+ *    (tag, type) replaces it.  Reading a type-2 key answers 514; reading or
+ *    deleting a missing entry 513; %KEYGEN into a tag holding a key 519.
+ *  - Modem-reserved tags (> 2147483647) answer 514 for writes, deletes and
+ *    %KEYGEN.
+ *  - The modem has no time until the network gives it one (registration) or
+ *    +CCLK/%CCLK sets it: %CCLK? and +CCLK? answer ERROR before that, and
+ *    %JWT then leaves out iat and exp.
+ *  - %XICCID answers ERROR in CFUN=0 (the SIM is powered off).
+ *  - URCs are only ever emitted from modem_emu_tick(), never inside a
+ *    response.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "at-args.h"
+#include "crypto.h"
+#include "modem-emu-internal.h"
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define SEC_TAG_USER_MAX 2147483647LL
+#define SEC_TAG_MAX 4294967295LL
+
+/* Results of a command handler: 0 OK, RES_ERROR plain ERROR, > 0 a CME error code. */
+#define RES_OK 0
+#define RES_ERROR (-1)
+
+#define CME_INCORRECT_PARAMS 50
+#define CME_NOT_FOUND 513
+#define CME_NO_ACCESS 514
+#define CME_MEMORY_FULL 515
+#define CME_ACTIVE_STATE 518
+#define CME_ALREADY_EXISTS 519
+#define CME_KEYGEN_FAIL 523
+#define CME_JWT_FAIL 525
+
+/* KeyUsage requested by the modem's CSR when none is given: digitalSignature,
+ * nonRepudiation, keyEncipherment, keyAgreement (decoded in nrf91-at.md §3.3). */
+#define KEYGEN_DEFAULT_KEY_USAGE 0x17u
+
+#define CHIP_NAME "nRF9160"
+#define DEVICE_TYPE_NRF9160_SIAA 3
+#define REG_TAC "0140"
+#define REG_CI "0A0B0C0D"
+
+/* --- response buffer --- */
+
+typedef struct Buf {
+        char *p;
+        size_t len, cap;
+        bool oom;
+} Buf;
+
+static void buf_add(Buf *b, const char *s, size_t n) {
+        if (b->oom)
+                return;
+        if (b->len + n + 1 > b->cap) {
+                size_t cap = MAX(b->cap * 2, b->len + n + 256);
+                char *p = realloc(b->p, cap);
+                if (!p) {
+                        b->oom = true;
+                        return;
+                }
+                b->p = p;
+                b->cap = cap;
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = 0;
+}
+
+static void buf_adds(Buf *b, const char *s) {
+        buf_add(b, s, strlen(s));
+}
+
+_printf_(2, 3) static void buf_printf(Buf *b, const char *fmt, ...) {
+        char small[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(small, sizeof small, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                b->oom = true;
+                return;
+        }
+        if ((size_t) n < sizeof small) {
+                buf_add(b, small, (size_t) n);
+                return;
+        }
+        char *big = malloc((size_t) n + 1);
+        if (!big) {
+                b->oom = true;
+                return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(big, (size_t) n + 1, fmt, ap);
+        va_end(ap);
+        buf_add(b, big, (size_t) n);
+        free(big);
+}
+
+/* One information line, framed "\r\n<line>\r\n". */
+_printf_(2, 3) static void buf_line(Buf *b, const char *fmt, ...) {
+        char small[512];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(small, sizeof small, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t) n >= sizeof small) {
+                b->oom = true; /* every formatted line is short; long content goes through buf_add() */
+                return;
+        }
+        buf_add(b, "\r\n", 2);
+        buf_add(b, small, (size_t) n);
+        buf_add(b, "\r\n", 2);
+}
+
+/* --- helpers --- */
+
+static bool cfun_supported(int64_t n) {
+        return n == 0 || n == 1 || n == 4;
+}
+
+static int64_t modem_time(const ModemEmu *m) {
+        return (int64_t) time(NULL) + m->time_offset_s;
+}
+
+static void urc_queue(ModemEmu *m, const char *line) {
+        char *s;
+        if (m->n_urcs >= MODEM_EMU_URC_QUEUE_MAX)
+                return; /* the real modem drops URCs nobody reads, too */
+        s = strdup(line);
+        if (s)
+                m->urcs[m->n_urcs++] = s;
+}
+
+static void urc_clear(ModemEmu *m) {
+        for (size_t i = 0; i < m->n_urcs; i++)
+                free(m->urcs[i]);
+        m->n_urcs = 0;
+}
+
+/* "+CEREG: ..." body after the prefix: stat and, with n >= 2 while registered, the location. */
+static void format_cereg(const ModemEmu *m, bool with_n, char *out, size_t size) {
+        int n = m->cereg_n;
+        int len = with_n ? snprintf(out, size, "+CEREG: %d,%d", n, (int) m->reg)
+                         : snprintf(out, size, "+CEREG: %d", (int) m->reg);
+
+        if (len < 0 || (size_t) len >= size)
+                return;
+        if (n >= 2 && m->reg == REG_HOME) {
+                int k = snprintf(out + len, size - (size_t) len, ",\"%s\",\"%s\",7", REG_TAC, REG_CI);
+                if (k < 0 || (size_t) k >= size - (size_t) len)
+                        return;
+                len += k;
+                if (n >= 4)
+                        snprintf(out + len, size - (size_t) len, ",,,\"11100000\",\"11100000\"");
+        }
+}
+
+static void cereg_changed(ModemEmu *m) {
+        char line[128];
+        if (m->cereg_n == 0)
+                return;
+        format_cereg(m, false, line, sizeof line);
+        urc_queue(m, line);
+}
+
+static void set_cfun(ModemEmu *m, int fun) {
+        if (fun == m->cfun)
+                return;
+        m->cfun = fun;
+        if (fun == 1) {
+                m->reg = REG_SEARCHING;
+                m->reg_start_pending = true;
+                m->reg_timer = false;
+                cereg_changed(m);
+        } else {
+                m->reg_start_pending = false;
+                m->reg_timer = false;
+                if (m->reg != REG_NOT_SEARCHING) {
+                        m->reg = REG_NOT_SEARCHING;
+                        cereg_changed(m);
+                }
+        }
+}
+
+static bool printable(const char *s, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) s[i] < 0x20 || (unsigned char) s[i] >= 0x7f)
+                        return false;
+        return true;
+}
+
+/* --- commands --- */
+
+typedef int (*Handler)(ModemEmu *m, const AtCommand *c, Buf *b);
+
+static int cmd_at(ModemEmu *m, const AtCommand *c, Buf *b) {
+        (void) m;
+        (void) b;
+        return c->op == AT_OP_EXEC ? RES_OK : RES_ERROR;
+}
+
+static int cmd_echo_off(ModemEmu *m, const AtCommand *c, Buf *b) {
+        (void) m;
+        (void) b;
+        return c->op == AT_OP_EXEC ? RES_OK : RES_ERROR; /* "ATE0" / "ATE": no echo, which is all there is */
+}
+
+static int cmd_cmee(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t v = 0;
+
+        switch (c->op) {
+        case AT_OP_READ:
+                buf_line(b, "+CMEE: %d", m->cmee);
+                return RES_OK;
+        case AT_OP_TEST:
+                buf_line(b, "+CMEE: (0,1)");
+                return RES_OK;
+        case AT_OP_SET:
+                if (c->n_args != 1)
+                        return RES_ERROR;
+                if (at_arg_present(c, 0) && at_arg_int(c, 0, 0, 1, &v) < 0)
+                        return RES_ERROR;
+                m->cmee = (int) v;
+                return RES_OK;
+        case AT_OP_EXEC:
+                return RES_ERROR;
+        }
+        return RES_ERROR;
+}
+
+static int cmd_cfun(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t v;
+
+        switch (c->op) {
+        case AT_OP_READ:
+                buf_line(b, "+CFUN: %d", m->cfun);
+                return RES_OK;
+        case AT_OP_TEST:
+                buf_line(b, "+CFUN: (0,1,4)");
+                return RES_OK;
+        case AT_OP_SET:
+                if (c->n_args != 1 || at_arg_int(c, 0, 0, 255, &v) < 0 || !cfun_supported(v))
+                        return RES_ERROR;
+                set_cfun(m, (int) v);
+                return RES_OK;
+        case AT_OP_EXEC:
+                return RES_ERROR;
+        }
+        return RES_ERROR;
+}
+
+static int cmd_cereg(ModemEmu *m, const AtCommand *c, Buf *b) {
+        char line[128];
+        int64_t v;
+
+        switch (c->op) {
+        case AT_OP_READ:
+                format_cereg(m, true, line, sizeof line);
+                buf_line(b, "%s", line);
+                return RES_OK;
+        case AT_OP_TEST:
+                buf_line(b, "+CEREG: (0-5)");
+                return RES_OK;
+        case AT_OP_SET:
+                if (c->n_args != 1 || at_arg_int(c, 0, 0, 5, &v) < 0)
+                        return RES_ERROR;
+                m->cereg_n = (int) v;
+                return RES_OK;
+        case AT_OP_EXEC:
+                return RES_ERROR;
+        }
+        return RES_ERROR;
+}
+
+static int cmd_cesq(ModemEmu *m, const AtCommand *c, Buf *b) {
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        if (m->cfun == 1 && m->reg == REG_HOME)
+                buf_line(b, "+CESQ: 99,99,255,255,31,62");
+        else
+                buf_line(b, "+CESQ: 99,99,255,255,255,255");
+        return RES_OK;
+}
+
+static int cmd_cgsn(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t snt = 0;
+
+        if (c->op == AT_OP_SET) {
+                if (c->n_args != 1 || at_arg_int(c, 0, 0, 3, &snt) < 0)
+                        return RES_ERROR;
+        } else if (c->op == AT_OP_TEST) {
+                buf_line(b, "+CGSN: (0-3)");
+                return RES_OK;
+        } else if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+
+        switch (snt) {
+        case 0:
+                buf_line(b, "%s", m->imei);
+                break;
+        case 1:
+                buf_line(b, "+CGSN: \"%s\"", m->imei);
+                break;
+        case 2:
+                buf_line(b, "+CGSN: \"%.14s12\"", m->imei); /* IMEISV: TAC + SNR + SVN */
+                break;
+        default:
+                buf_line(b, "+CGSN: \"12\"");
+                break;
+        }
+        return RES_OK;
+}
+
+static int cmd_cgmr(ModemEmu *m, const AtCommand *c, Buf *b) {
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        buf_line(b, "%s", m->fw_version);
+        return RES_OK;
+}
+
+static int cmd_cgmi(ModemEmu *m, const AtCommand *c, Buf *b) {
+        (void) m;
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        buf_line(b, "Nordic Semiconductor ASA");
+        return RES_OK;
+}
+
+static int cmd_cgmm(ModemEmu *m, const AtCommand *c, Buf *b) {
+        (void) m;
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        buf_line(b, "nRF9160-SICA");
+        return RES_OK;
+}
+
+static int cmd_hwversion(ModemEmu *m, const AtCommand *c, Buf *b) {
+        (void) m;
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        buf_line(b, "%%HWVERSION: nRF9160 SICA B1A");
+        return RES_OK;
+}
+
+static int cmd_shortswver(ModemEmu *m, const AtCommand *c, Buf *b) {
+        const char *v = m->fw_version;
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        if (strncmp(v, "mfw_", 4) == 0)
+                v += 4;
+        buf_line(b, "%%SHORTSWVER: %s", v);
+        return RES_OK;
+}
+
+static int cmd_xmodemuuid(ModemEmu *m, const AtCommand *c, Buf *b) {
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        buf_line(b, "%%XMODEMUUID: %s", m->fw_uuid);
+        return RES_OK;
+}
+
+static int cmd_xiccid(ModemEmu *m, const AtCommand *c, Buf *b) {
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        if (m->cfun == 0)
+                return RES_ERROR; /* UICC not powered */
+        buf_line(b, "%%XICCID: %s", m->iccid);
+        return RES_OK;
+}
+
+/* "yy/MM/dd,hh:mm:ss±zz" */
+static int parse_cclk(const char *s, size_t len, int64_t *ret_utc, int *ret_tz) {
+        char buf[32];
+        int yy, mo, dd, hh, mi, ss, tz, n = 0;
+        char sign;
+        struct tm tm = { 0 };
+
+        if (len >= sizeof buf)
+                return -EINVAL;
+        memcpy(buf, s, len);
+        buf[len] = 0;
+        if (sscanf(buf, "%2d/%2d/%2d,%2d:%2d:%2d%c%2d%n", &yy, &mo, &dd, &hh, &mi, &ss, &sign, &tz, &n) != 8 ||
+            (size_t) n != len || (sign != '+' && sign != '-'))
+                return -EINVAL;
+        if (yy < 0 || mo < 1 || mo > 12 || dd < 1 || dd > 31 || hh > 23 || mi > 59 || ss > 59 || hh < 0 || mi < 0 ||
+            ss < 0 || tz > 96 || tz < 0)
+                return -EINVAL;
+        tm.tm_year = 100 + yy;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = dd;
+        tm.tm_hour = hh;
+        tm.tm_min = mi;
+        tm.tm_sec = ss;
+        /* The time given is local time; tz is in quarters of an hour. */
+        *ret_tz = sign == '-' ? -tz : tz;
+        *ret_utc = (int64_t) timegm(&tm) - (int64_t) *ret_tz * 15 * 60;
+        return 0;
+}
+
+static void format_cclk(const ModemEmu *m, char *out, size_t size) {
+        time_t t = (time_t) (modem_time(m) + (int64_t) m->tz_quarters * 15 * 60);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(out, size, "%02d/%02d/%02d,%02d:%02d:%02d%c%02d", tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, m->tz_quarters < 0 ? '-' : '+', abs(m->tz_quarters));
+}
+
+static int cclk_common(ModemEmu *m, const AtCommand *c, Buf *b, bool percent) {
+        char now[40];
+
+        switch (c->op) {
+        case AT_OP_READ:
+                if (!m->time_valid)
+                        return RES_ERROR;
+                format_cclk(m, now, sizeof now);
+                if (percent)
+                        buf_line(b, "%%CCLK: \"%s\",0", now);
+                else
+                        buf_line(b, "+CCLK: \"%s\"", now);
+                return RES_OK;
+        case AT_OP_SET: {
+                const char *s;
+                size_t len;
+                int64_t utc, dst = 0;
+                int tz;
+
+                if (c->n_args > (percent ? 2u : 1u) || at_arg_str(c, 0, false, &s, &len) < 0 ||
+                    parse_cclk(s, len, &utc, &tz) < 0)
+                        return RES_ERROR;
+                if (percent && at_arg_present(c, 1) && at_arg_int(c, 1, 0, 2, &dst) < 0)
+                        return RES_ERROR;
+                m->time_offset_s = utc - (int64_t) time(NULL);
+                m->tz_quarters = tz;
+                m->time_valid = true;
+                return RES_OK;
+        }
+        case AT_OP_EXEC:
+        case AT_OP_TEST:
+                return RES_ERROR;
+        }
+        return RES_ERROR;
+}
+
+static int cmd_pcclk(ModemEmu *m, const AtCommand *c, Buf *b) {
+        return cclk_common(m, c, b, true);
+}
+
+static int cmd_cclk(ModemEmu *m, const AtCommand *c, Buf *b) {
+        return cclk_common(m, c, b, false);
+}
+
+/* --- %CMNG --- */
+
+static void cmng_line(Buf *b, const Credential *cr) {
+        char sha[65];
+        emu_hex(cr->sha256, 32, true, sha);
+        buf_line(b, "%%CMNG: %" PRIu32 ",%d,\"%s\"", cr->tag, cr->type, sha);
+}
+
+static int cmd_cmng(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t op, tag = -1, type = -1;
+        int r;
+
+        if (c->op != AT_OP_SET || at_arg_int(c, 0, 0, 3, &op) < 0)
+                return RES_ERROR;
+
+        if (op == 1) { /* list */
+                if (c->n_args > 3)
+                        return RES_ERROR;
+                if (at_arg_present(c, 1) && at_arg_int(c, 1, 0, SEC_TAG_MAX, &tag) < 0)
+                        return RES_ERROR;
+                if (at_arg_present(c, 2) && (tag < 0 || at_arg_int(c, 2, 0, 255, &type) < 0))
+                        return RES_ERROR;
+                for (size_t i = 0; i < m->n_creds; i++) {
+                        const Credential *cr = &m->creds[i];
+                        if ((tag < 0 || cr->tag == (uint32_t) tag) && (type < 0 || cr->type == type))
+                                cmng_line(b, cr);
+                }
+                return RES_OK;
+        }
+
+        /* write, read and delete need <sec_tag> and <type> */
+        if (at_arg_int(c, 1, 0, SEC_TAG_MAX, &tag) < 0 || at_arg_int(c, 2, 0, 255, &type) < 0)
+                return RES_ERROR;
+
+        if (op == 2) { /* read */
+                const Credential *cr;
+                char sha[65];
+
+                if (c->n_args != 3)
+                        return RES_ERROR;
+                cr = modem_emu_cred_find(m, (uint32_t) tag, (int) type);
+                if (!cr)
+                        return CME_NOT_FOUND;
+                if (cr->type == 2)
+                        return CME_NO_ACCESS; /* the private key never leaves the modem */
+                emu_hex(cr->sha256, 32, true, sha);
+                buf_printf(b, "\r\n%%CMNG: %" PRIu32 ",%d,\"%s\",\"", cr->tag, cr->type, sha);
+                buf_add(b, cr->content, cr->len);
+                buf_adds(b, "\"\r\n");
+                return RES_OK;
+        }
+
+        if (op == 3) { /* delete */
+                if (c->n_args != 3)
+                        return RES_ERROR;
+                if (m->cfun == 1)
+                        return CME_ACTIVE_STATE;
+                if (tag > SEC_TAG_USER_MAX)
+                        return CME_NO_ACCESS;
+                if (modem_emu_cred_delete(m, (uint32_t) tag, (int) type) < 0)
+                        return CME_NOT_FOUND;
+                return modem_emu_state_save_credentials(m) < 0 ? RES_ERROR : RES_OK;
+        }
+
+        /* write: %CMNG=0,<sec_tag>,<type>,<content>[,<passwd>] */
+        {
+                const char *content, *pw = NULL;
+                size_t len, pwlen = 0;
+                char *dup, *pwdup = NULL;
+
+                if (c->n_args < 4 || c->n_args > 5)
+                        return RES_ERROR;
+                if (type > 6)
+                        return RES_ERROR;
+                /* PSKs and identities are often written without quotes; the modem takes either. */
+                if (at_arg_str(c, 3, true, &content, &len) < 0 || len == 0 || memchr(content, 0, len))
+                        return RES_ERROR;
+                if (at_arg_present(c, 4)) {
+                        if (type != 2 || at_arg_str(c, 4, false, &pw, &pwlen) < 0 || pwlen == 0 || pwlen > 32 ||
+                            !printable(pw, pwlen))
+                                return RES_ERROR;
+                }
+                if (m->cfun == 1)
+                        return CME_ACTIVE_STATE;
+                if (tag > SEC_TAG_USER_MAX)
+                        return CME_NO_ACCESS;
+                if (!modem_emu_cred_find(m, (uint32_t) tag, (int) type) && m->n_creds >= MODEM_EMU_CRED_MAX)
+                        return CME_MEMORY_FULL;
+                dup = strndup(content, len);
+                if (pw)
+                        pwdup = strndup(pw, pwlen);
+                if (!dup || (pw && !pwdup)) {
+                        free(dup);
+                        free(pwdup);
+                        return CME_MEMORY_FULL;
+                }
+                r = modem_emu_cred_put(m, (uint32_t) tag, (int) type, dup, len, pwdup);
+                if (r < 0)
+                        return CME_MEMORY_FULL;
+                return modem_emu_state_save_credentials(m) < 0 ? RES_ERROR : RES_OK;
+        }
+}
+
+/* --- %KEYGEN --- */
+
+static int cmd_keygen(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t tag, key_type, content = 0;
+        const char *attrs = NULL, *ku_s;
+        size_t attrs_len = 0, ku_len;
+        unsigned ku = KEYGEN_DEFAULT_KEY_USAGE;
+        EVP_PKEY *key = NULL;
+        uint8_t *body = NULL, *payload = NULL, *cose = NULL, sha[32], nonce[16];
+        size_t body_len = 0, payload_len = 0, cose_len = 0;
+        char *pem = NULL, *b64_body = NULL, *b64_cose = NULL;
+        int res = CME_KEYGEN_FAIL;
+
+        if (c->op != AT_OP_SET || c->n_args < 2 || c->n_args > 5)
+                return RES_ERROR;
+        if (at_arg_int(c, 0, 0, SEC_TAG_MAX, &tag) < 0 || at_arg_int(c, 1, 0, 255, &key_type) < 0)
+                return RES_ERROR;
+        if (key_type != 2)
+                return RES_ERROR; /* endorsement keys (8) are not emulated */
+        if (at_arg_present(c, 2) && at_arg_int(c, 2, 0, 1, &content) < 0)
+                return RES_ERROR;
+        if (at_arg_present(c, 3)) {
+                if (at_arg_str(c, 3, false, &attrs, &attrs_len) < 0)
+                        return RES_ERROR;
+                if (attrs_len == 0)
+                        attrs = NULL;
+        }
+        if (at_arg_present(c, 4)) {
+                if (at_arg_str(c, 4, false, &ku_s, &ku_len) < 0 || ku_len != 9)
+                        return RES_ERROR;
+                ku = 0;
+                for (size_t i = 0; i < 9; i++) {
+                        if (ku_s[i] != '0' && ku_s[i] != '1')
+                                return RES_ERROR;
+                        if (ku_s[i] == '1')
+                                ku |= 1u << i;
+                }
+        }
+
+        if (m->cfun == 1)
+                return CME_ACTIVE_STATE;
+        if (tag > SEC_TAG_USER_MAX)
+                return CME_NO_ACCESS;
+        if (modem_emu_cred_find(m, (uint32_t) tag, 2))
+                return CME_ALREADY_EXISTS;
+        if (m->n_creds >= MODEM_EMU_CRED_MAX)
+                return CME_MEMORY_FULL;
+
+        key = emu_p256_generate();
+        if (!key)
+                goto out;
+        if (content == 0) {
+                int r = emu_csr_der(key, attrs, attrs_len, m->uuid, ku, &body, &body_len);
+                if (r == -EINVAL) {
+                        res = RES_ERROR; /* attributes the modem cannot parse */
+                        goto out;
+                }
+                if (r < 0)
+                        goto out;
+        } else if (emu_spki_der(key, &body, &body_len) < 0)
+                goto out;
+
+        emu_sha256(body, body_len, sha);
+        if (emu_random(nonce, sizeof nonce) < 0 ||
+            emu_keygen_payload(content == 0 ? 9 : 8, m->uuid_bin, (uint32_t) tag, sha, nonce, &payload,
+                               &payload_len) < 0 ||
+            emu_cose_sign1(m->identity_key, payload, payload_len, false, &cose, &cose_len) < 0)
+                goto out;
+        b64_body = emu_b64url(body, body_len);
+        b64_cose = emu_b64url(cose, cose_len);
+        pem = emu_pkey_to_pem(key);
+        if (!b64_body || !b64_cose || !pem)
+                goto out;
+
+        if (modem_emu_cred_put(m, (uint32_t) tag, 2, pem, strlen(pem), NULL) < 0) {
+                pem = NULL;
+                goto out;
+        }
+        pem = NULL;
+        if (modem_emu_state_save_credentials(m) < 0) {
+                (void) modem_emu_cred_delete(m, (uint32_t) tag, 2);
+                goto out;
+        }
+        buf_printf(b, "\r\n%%KEYGEN: \"%s.%s\"\r\n", b64_body, b64_cose);
+        res = RES_OK;
+out:
+        free(pem);
+        free(b64_body);
+        free(b64_cose);
+        free(body);
+        free(payload);
+        free(cose);
+        EVP_PKEY_free(key);
+        return res;
+}
+
+/* --- %ATTESTTOKEN --- */
+
+static int cmd_attesttoken(ModemEmu *m, const AtCommand *c, Buf *b) {
+        uint8_t nonce[16], *body = NULL, *cose = NULL;
+        size_t body_len = 0, cose_len = 0;
+        char *b64_body = NULL, *b64_cose = NULL;
+        int res = RES_ERROR;
+
+        if (c->op == AT_OP_SET) {
+                const char *s;
+                size_t len;
+                if (c->n_args != 1)
+                        return RES_ERROR;
+                if (at_arg_present(c, 0)) {
+                        if (at_arg_str(c, 0, false, &s, &len) < 0 || len != 32 || emu_unhex(s, len, nonce) < 0)
+                                return RES_ERROR;
+                } else if (emu_random(nonce, sizeof nonce) < 0)
+                        return RES_ERROR;
+        } else if (c->op == AT_OP_EXEC) {
+                if (emu_random(nonce, sizeof nonce) < 0)
+                        return RES_ERROR;
+        } else
+                return RES_ERROR;
+
+        if (emu_attest_body(m->uuid_bin, DEVICE_TYPE_NRF9160_SIAA, m->fw_uuid_bin, nonce, &body, &body_len) < 0 ||
+            emu_cose_sign1(m->identity_key, body, body_len, true, &cose, &cose_len) < 0)
+                goto out;
+        b64_body = emu_b64url(body, body_len);
+        b64_cose = emu_b64url(cose, cose_len);
+        if (!b64_body || !b64_cose)
+                goto out;
+        buf_printf(b, "\r\n%%ATTESTTOKEN: \"%s.%s\"\r\n", b64_body, b64_cose);
+        res = RES_OK;
+out:
+        free(body);
+        free(cose);
+        free(b64_body);
+        free(b64_cose);
+        return res;
+}
+
+/* --- %JWT --- */
+
+static void json_string(Buf *b, const char *s, size_t len) {
+        buf_add(b, "\"", 1);
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char) s[i];
+                if (ch == '"' || ch == '\\') {
+                        char esc[2] = { '\\', (char) ch };
+                        buf_add(b, esc, 2);
+                } else if (ch < 0x20)
+                        buf_printf(b, "\\u%04x", ch);
+                else
+                        buf_add(b, (const char *) &ch, 1);
+        }
+        buf_add(b, "\"", 1);
+}
+
+/* The modem pads its JSON with spaces so that the base64 needs no '=' padding. */
+static char *b64url_padded_json(Buf *j) {
+        while (!j->oom && j->len % 3 != 0)
+                buf_add(j, " ", 1);
+        if (j->oom)
+                return NULL;
+        return emu_b64url((const uint8_t *) j->p, j->len);
+}
+
+static int cmd_jwt(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t alg = 0, exp_delta = 0, tag = -1, key_type = 0;
+        const char *sub = NULL, *aud = NULL;
+        size_t sub_len = 0, aud_len = 0;
+        EVP_PKEY *key = NULL;
+        bool own_key = false;
+        uint8_t *spki = NULL, kid[32], jti[16], sig[64];
+        size_t spki_len = 0;
+        char kid_hex[65], jti_hex[33];
+        Buf h = { 0 }, p = { 0 }, tbs = { 0 };
+        char *h64 = NULL, *p64 = NULL, *s64 = NULL;
+        int res = CME_JWT_FAIL;
+
+        if (c->op == AT_OP_SET) {
+                if (c->n_args > 6 || c->n_args == 5)
+                        return RES_ERROR;
+                if (at_arg_present(c, 0) && at_arg_int(c, 0, INT32_MIN, INT32_MAX, &alg) < 0)
+                        return RES_ERROR;
+                if (at_arg_present(c, 1) && at_arg_int(c, 1, INT32_MIN, UINT32_MAX, &exp_delta) < 0)
+                        return RES_ERROR;
+                if (at_arg_present(c, 2) && at_arg_str(c, 2, false, &sub, &sub_len) < 0)
+                        return RES_ERROR;
+                if (at_arg_present(c, 3) && at_arg_str(c, 3, false, &aud, &aud_len) < 0)
+                        return RES_ERROR;
+                if (c->n_args == 6) {
+                        if (at_arg_int(c, 4, 0, SEC_TAG_MAX, &tag) < 0 || at_arg_int(c, 5, 0, 255, &key_type) < 0)
+                                return RES_ERROR;
+                }
+        } else if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+
+        if (alg != 0 || exp_delta < 0 || (tag >= 0 && key_type != 2 && key_type != 8))
+                return CME_INCORRECT_PARAMS;
+        if ((sub && !printable(sub, sub_len)) || (aud && !printable(aud, aud_len)))
+                return CME_INCORRECT_PARAMS;
+
+        if (tag >= 0) {
+                const Credential *cr = key_type == 2 ? modem_emu_cred_find(m, (uint32_t) tag, 2) : NULL;
+                if (!cr)
+                        return CME_NOT_FOUND; /* no such key (endorsement keys are not emulated) */
+                key = emu_pkey_from_pem(cr->content, cr->len, cr->passwd);
+                if (!key || !emu_pkey_is_p256(key)) {
+                        EVP_PKEY_free(key);
+                        return CME_NO_ACCESS; /* "Could not read key" */
+                }
+                own_key = true;
+        } else
+                key = m->identity_key;
+
+        if (emu_spki_der(key, &spki, &spki_len) < 0 || emu_random(jti, sizeof jti) < 0)
+                goto out;
+        emu_sha256(spki, spki_len, kid);
+        emu_hex(kid, 32, false, kid_hex);
+        emu_hex(jti, 16, false, jti_hex);
+
+        buf_printf(&h, "{\"typ\":\"JWT\",\"alg\":\"ES256\",\"kid\":\"%s\"}", kid_hex);
+        buf_printf(&p, "{\"iss\":\"%s.%s\",\"jti\":\"%s.%s.%s\"", CHIP_NAME, m->uuid, CHIP_NAME, m->fw_uuid, jti_hex);
+        if (sub && sub_len > 0) {
+                buf_adds(&p, ",\"sub\":");
+                json_string(&p, sub, sub_len);
+        }
+        if (aud && aud_len > 0) {
+                buf_adds(&p, ",\"aud\":");
+                json_string(&p, aud, aud_len);
+        }
+        if (exp_delta > 0 && m->time_valid) {
+                int64_t now = modem_time(m);
+                buf_printf(&p, ",\"iat\":%" PRId64 ",\"exp\":%" PRId64, now, now + exp_delta);
+        }
+        buf_adds(&p, "}");
+
+        h64 = b64url_padded_json(&h);
+        p64 = b64url_padded_json(&p);
+        if (!h64 || !p64)
+                goto out;
+        buf_printf(&tbs, "%s.%s", h64, p64);
+        if (tbs.oom || emu_es256_sign(key, tbs.p, tbs.len, sig) < 0)
+                goto out;
+        s64 = emu_b64url(sig, sizeof sig);
+        if (!s64)
+                goto out;
+        buf_printf(b, "\r\n%%JWT: \"%s.%s\"\r\n", tbs.p, s64);
+        res = RES_OK;
+out:
+        free(h.p);
+        free(p.p);
+        free(tbs.p);
+        free(h64);
+        free(p64);
+        free(s64);
+        free(spki);
+        if (own_key)
+                EVP_PKEY_free(key);
+        return res;
+}
+
+/* --- dispatch --- */
+
+static const struct {
+        const char *name;
+        Handler handler;
+} commands[] = {
+        { "", cmd_at },
+        { "E", cmd_echo_off },
+        { "E0", cmd_echo_off },
+        { "+CMEE", cmd_cmee },
+        { "+CFUN", cmd_cfun },
+        { "+CEREG", cmd_cereg },
+        { "+CESQ", cmd_cesq },
+        { "+CGSN", cmd_cgsn },
+        { "+CGMR", cmd_cgmr },
+        { "+CGMI", cmd_cgmi },
+        { "+CGMM", cmd_cgmm },
+        { "+CCLK", cmd_cclk },
+        { "%CCLK", cmd_pcclk },
+        { "%HWVERSION", cmd_hwversion },
+        { "%SHORTSWVER", cmd_shortswver },
+        { "%XMODEMUUID", cmd_xmodemuuid },
+        { "%XICCID", cmd_xiccid },
+        { "%CMNG", cmd_cmng },
+        { "%KEYGEN", cmd_keygen },
+        { "%ATTESTTOKEN", cmd_attesttoken },
+        { "%JWT", cmd_jwt },
+};
+
+ssize_t modem_emu_execute(ModemEmu *m, const char *cmd, size_t len, char *out, size_t out_size) {
+        AtCommand c;
+        Buf b = { 0 };
+        int res = RES_ERROR;
+        ssize_t ret;
+
+        if (!m || (!cmd && len > 0) || (!out && out_size > 0))
+                return -EINVAL;
+
+        if (at_parse(cmd, len, &c) == 0) {
+                for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                        if (strcmp(commands[i].name, c.name) == 0) {
+                                res = commands[i].handler(m, &c, &b);
+                                break;
+                        }
+        }
+
+        if (res != RES_OK)
+                b.len = 0; /* a failed command prints nothing but its final result */
+        if (res == RES_OK)
+                buf_adds(&b, "\r\nOK\r\n");
+        else if (res > 0 && m->cmee)
+                buf_printf(&b, "\r\n+CME ERROR: %d\r\n", res);
+        else
+                buf_adds(&b, "\r\nERROR\r\n");
+
+        if (b.oom)
+                ret = -ENOMEM;
+        else if (b.len > out_size)
+                ret = -ENOBUFS;
+        else {
+                memcpy(out, b.p, b.len);
+                ret = (ssize_t) b.len;
+        }
+        free(b.p);
+        return ret;
+}
+
+/* --- life cycle and the host port's view --- */
+
+int modem_emu_new(const char *state_dir, const char *uuid, const char *imei, ModemEmu **ret) {
+        ModemEmu *m;
+        const char *e;
+        int r;
+
+        if (!state_dir || !*state_dir || !ret)
+                return -EINVAL;
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->state_dir = strdup(state_dir);
+        if (!m->state_dir) {
+                free(m);
+                return -ENOMEM;
+        }
+        m->sync = true;
+        m->reg_delay_ms = MODEM_EMU_DEFAULT_REG_DELAY_MS;
+        e = getenv("MODEM_EMU_REG_DELAY_MS");
+        if (e && *e) {
+                char *end;
+                unsigned long v = strtoul(e, &end, 10);
+                if (*end == 0 && v <= 600000)
+                        m->reg_delay_ms = (unsigned) v;
+        }
+
+        r = modem_emu_state_load(m, uuid, imei);
+        if (r < 0) {
+                modem_emu_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+ModemEmu *modem_emu_free(ModemEmu *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < m->n_creds; i++) {
+                free(m->creds[i].content);
+                free(m->creds[i].passwd);
+                free(m->creds[i].tls_pem);
+        }
+        free(m->creds);
+        urc_clear(m);
+        EVP_PKEY_free(m->identity_key);
+        free(m->state_dir);
+        free(m);
+        return NULL;
+}
+
+void modem_emu_set_urc_callback(ModemEmu *m, modem_emu_urc_cb cb, void *userdata) {
+        m->urc_cb = cb;
+        m->urc_userdata = userdata;
+}
+
+void modem_emu_tick(ModemEmu *m, uint64_t now_ms) {
+        m->now_ms = now_ms;
+
+        if (m->reg_start_pending) {
+                m->reg_start_pending = false;
+                m->reg_timer = true;
+                m->reg_at_ms = now_ms + m->reg_delay_ms;
+        }
+        if (m->reg_timer && now_ms >= m->reg_at_ms && m->cfun == 1) {
+                m->reg_timer = false;
+                m->reg = REG_HOME;
+                m->time_valid = true; /* the network hands out the time */
+                cereg_changed(m);
+        }
+
+        /* The callback may call back into the modem (even execute): take the queue first. */
+        while (m->n_urcs > 0) {
+                char *line = m->urcs[0];
+                memmove(&m->urcs[0], &m->urcs[1], sizeof(char *) * (m->n_urcs - 1));
+                m->n_urcs--;
+                if (m->urc_cb)
+                        m->urc_cb(line, m->urc_userdata);
+                free(line);
+        }
+}
+
+void modem_emu_reboot(ModemEmu *m) {
+        m->cfun = 0;
+        m->cmee = 0;
+        m->cereg_n = 0;
+        m->reg = REG_NOT_SEARCHING;
+        m->reg_start_pending = false;
+        m->reg_timer = false;
+        m->time_valid = false;
+        m->time_offset_s = 0;
+        m->tz_quarters = 0;
+        urc_clear(m);
+}
+
+const char *modem_emu_device_uuid(const ModemEmu *m) {
+        return m->uuid;
+}
+
+int modem_emu_cfun(const ModemEmu *m) {
+        return m->cfun;
+}
+
+bool modem_emu_network_ready(const ModemEmu *m) {
+        return m->cfun == 1 && m->reg == REG_HOME;
+}
+
+const char *modem_emu_credential(const ModemEmu *m, uint32_t sec_tag, int type) {
+        const Credential *c;
+
+        if (type < 0 || type > 2)
+                return NULL;
+        c = modem_emu_cred_find(m, sec_tag, type);
+        if (!c)
+                return NULL;
+        return c->tls_pem ? c->tls_pem : c->content;
+}
+
+int modem_emu_set_firmware_version(ModemEmu *m, const char *version) {
+        char old[sizeof m->fw_version];
+        size_t len;
+        int r;
+
+        if (!m || !version)
+                return -EINVAL;
+        len = strlen(version);
+        if (len == 0 || len > MODEM_EMU_FW_VERSION_MAX || !printable(version, len))
+                return -EINVAL;
+        memcpy(old, m->fw_version, sizeof old);
+        memcpy(m->fw_version, version, len + 1);
+        r = modem_emu_state_save_identity(m);
+        if (r < 0) {
+                memcpy(m->fw_version, old, sizeof old);
+                return r;
+        }
+        modem_emu_derive_fw_uuid(m);
+        return 0;
+}

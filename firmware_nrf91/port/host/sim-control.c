@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault-injection control socket: a Unix stream socket (default
+ * <state-dir>/control) taking one command per line and answering one line,
+ * "OK[ <text>]" or "ERROR <reason>".  For example
+ *
+ *     printf 'delay 500\n' | socat - UNIX-CONNECT:state/control
+ *
+ * Commands (README.md / doc/at-commands.md describe them for users):
+ *   delay <ms>     hold every response <ms> before it goes out (0: off)
+ *   drop <n>       the next <n> commands run but their responses are lost
+ *   reboot         the application restarts now: Ready, sockets and downloads gone
+ *   vanish [<ms>]  the pty disappears (link removed); back after <ms>, or on "appear"
+ *   appear         the pty comes back now, at the same link path
+ *   status         one line of state
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "sim.h"
+#include "util.h"
+
+int control_open(Sim *s) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+
+        if (strlen(s->control_path) >= sizeof sa.sun_path)
+                return log_error_errno(ENAMETOOLONG, "Control socket path too long: %s", s->control_path);
+        strcpy(sa.sun_path, s->control_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "socket(AF_UNIX): %m");
+        (void) unlink(s->control_path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(fd, 4) < 0)
+                return log_error_errno(errno, "Cannot listen on %s: %m", s->control_path);
+        s->control_fd = TAKE_FD(fd);
+        for (size_t i = 0; i < SIM_CONTROL_CLIENTS; i++)
+                s->clients[i].fd = -EBADF;
+        log_info("Fault injection control socket: %s", s->control_path);
+        return 0;
+}
+
+void control_close(Sim *s) {
+        for (size_t i = 0; i < SIM_CONTROL_CLIENTS; i++)
+                s->clients[i].fd = safe_close(s->clients[i].fd);
+        if (s->control_fd >= 0) {
+                s->control_fd = safe_close(s->control_fd);
+                (void) unlink(s->control_path);
+        }
+}
+
+static int parse_ms(const char *arg, unsigned *ret) {
+        uint64_t v;
+
+        if (!arg || parse_uint64(arg, &v) < 0 || v > 3600000)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+void control_execute(Sim *s, const char *line, char *reply, size_t size) {
+        char cmd[32] = "", arg[64] = "";
+        unsigned v = 0;
+        int n = sscanf(line, "%31s %63s", cmd, arg);
+
+        if (n < 1) {
+                snprintf(reply, size, "ERROR empty command\n");
+                return;
+        }
+        log_info("Control: %s", line);
+        if (streq(cmd, "delay")) {
+                if (parse_ms(n > 1 ? arg : NULL, &v) < 0) {
+                        snprintf(reply, size, "ERROR usage: delay <ms>\n");
+                        return;
+                }
+                s->delay_ms = v;
+        } else if (streq(cmd, "drop")) {
+                if (parse_ms(n > 1 ? arg : NULL, &v) < 0) {
+                        snprintf(reply, size, "ERROR usage: drop <count>\n");
+                        return;
+                }
+                s->drop = v;
+        } else if (streq(cmd, "reboot")) {
+                sim_reboot(s, "control socket");
+        } else if (streq(cmd, "vanish")) {
+                if (s->opt.stdio) {
+                        snprintf(reply, size, "ERROR no pty with --stdio\n");
+                        return;
+                }
+                if (n > 1 && parse_ms(arg, &v) < 0) {
+                        snprintf(reply, size, "ERROR usage: vanish [<ms>]\n");
+                        return;
+                }
+                serial_vanish(s, v);
+        } else if (streq(cmd, "appear")) {
+                if (serial_reappear(s) < 0) {
+                        snprintf(reply, size, "ERROR cannot create the pty\n");
+                        return;
+                }
+        } else if (streq(cmd, "status")) {
+                unsigned sockets = 0;
+                for (int h = 0; h < NRF91_MAX_SOCKETS; h++)
+                        sockets += s->sockets[h].open;
+                snprintf(reply, size, "OK pty=%s link=%s cfun=%d sockets=%u delay=%u drop=%u app=%s\n",
+                         s->vanished ? "-" : (s->opt.stdio ? "stdio" : s->pty_name), strempty(s->opt.pty_link),
+                         modem_emu_cfun(s->modem), sockets, s->delay_ms, s->drop, s->app_version);
+                return;
+        } else {
+                snprintf(reply, size, "ERROR unknown command %s\n", cmd);
+                return;
+        }
+        snprintf(reply, size, "OK\n");
+}
+
+void control_collect(Sim *s, struct pollfd *p, size_t *n, void **tags) {
+        if (s->control_fd < 0)
+                return;
+        p[*n] = (struct pollfd){ .fd = s->control_fd, .events = POLLIN };
+        tags[(*n)++] = &s->control_fd;
+        for (size_t i = 0; i < SIM_CONTROL_CLIENTS; i++)
+                if (s->clients[i].fd >= 0) {
+                        p[*n] = (struct pollfd){ .fd = s->clients[i].fd, .events = POLLIN };
+                        tags[(*n)++] = &s->clients[i];
+                }
+}
+
+bool control_is_tag(const Sim *s, void *tag) {
+        const char *t = tag;
+        return tag == &s->control_fd ||
+               (t >= (const char *) s->clients && t < (const char *) (s->clients + SIM_CONTROL_CLIENTS));
+}
+
+static void client_drop(ControlClient *c) {
+        c->fd = safe_close(c->fd);
+        c->len = 0;
+}
+
+void control_dispatch(Sim *s, void *tag, short revents) {
+        if (tag == &s->control_fd) {
+                int fd = accept4(s->control_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (fd < 0)
+                        return;
+                for (size_t i = 0; i < SIM_CONTROL_CLIENTS; i++)
+                        if (s->clients[i].fd < 0) {
+                                s->clients[i] = (ControlClient){ .fd = fd };
+                                return;
+                        }
+                (void) !write(fd, "ERROR busy\n", 11);
+                close(fd);
+                return;
+        }
+
+        ControlClient *c = tag;
+        ssize_t n;
+        (void) revents;
+        n = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
+        if (n <= 0) {
+                if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                        client_drop(c);
+                return;
+        }
+        c->len += (size_t) n;
+        c->buf[c->len] = '\0';
+        for (char *nl; c->fd >= 0 && (nl = strchr(c->buf, '\n'));) {
+                char reply[512];
+                *nl = '\0';
+                if (nl > c->buf && nl[-1] == '\r')
+                        nl[-1] = '\0';
+                control_execute(s, c->buf, reply, sizeof reply);
+                /* Replies are tiny; a client that does not read them loses them. */
+                (void) !write(c->fd, reply, strlen(reply));
+                memmove(c->buf, nl + 1, c->len - (size_t) (nl + 1 - c->buf) + 1);
+                c->len = strlen(c->buf);
+        }
+        if (c->len == sizeof c->buf - 1) {
+                (void) !write(c->fd, "ERROR line too long\n", 20);
+                client_drop(c);
+        }
+}

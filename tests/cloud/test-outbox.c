@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "log.h"
+#include "outbox.h"
+
+static const OutboxLimits big = { .max_messages = 100000, .max_bytes = 64u << 20 };
+
+/* A fresh temporary folder; the outbox lives in <tmp>/outbox. */
+static char *make_tmp(void) {
+        char *t = strdup("/tmp/test-outbox-XXXXXX");
+        assert_non_null(t);
+        assert_non_null(mkdtemp(t));
+        return t;
+}
+
+static char *outbox_dir(const char *tmp) {
+        char *p = NULL;
+        assert_true(asprintf(&p, "%s/outbox", tmp) > 0);
+        return p;
+}
+
+static void rm_rf(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char p[512];
+                struct stat st;
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+                if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                        rm_rf(p);
+                else
+                        unlink(p);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+/* Counts files in dir whose name contains sub. */
+static unsigned count_files(const char *dir, const char *sub) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (strstr(de->d_name, sub))
+                        n++;
+        closedir(d);
+        return n;
+}
+
+/* The only segment file holding data (the others are empty, header only). */
+static char *data_segment(const char *dir, uint8_t **ret_buf, size_t *ret_len) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        char *found = NULL;
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+                char p[512];
+                struct stat st;
+                if (!strstr(de->d_name, ".seg") || strstr(de->d_name, "corrupt"))
+                        continue;
+                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+                assert_int_equal(stat(p, &st), 0);
+                if (st.st_size > (off_t) OUTBOX_FILE_HEADER_SIZE) {
+                        assert_null(found);
+                        found = strdup(p);
+                }
+        }
+        closedir(d);
+        assert_non_null(found);
+        if (ret_buf) {
+                FILE *f = fopen(found, "rb");
+                struct stat st;
+                assert_non_null(f);
+                assert_int_equal(stat(found, &st), 0);
+                *ret_buf = malloc((size_t) st.st_size);
+                assert_int_equal(fread(*ret_buf, 1, (size_t) st.st_size, f), (size_t) st.st_size);
+                *ret_len = (size_t) st.st_size;
+                fclose(f);
+        }
+        return found;
+}
+
+static void write_file(const char *path, const uint8_t *buf, size_t len) {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(buf, 1, len, f), len);
+        fclose(f);
+}
+
+static void push_n(Outbox *o, OutboxClass c, unsigned from, unsigned n) {
+        for (unsigned i = from; i < from + n; i++) {
+                char payload[64];
+                int len = snprintf(payload, sizeof payload, "{\"n\":%u}", i);
+                assert_int_equal(outbox_push(o, c, "prod/team/gateways/gw1/g2c", payload, (size_t) len, NULL), 0);
+        }
+}
+
+/* Takes every entry out in order (peek, mark sent, ack), checking payload numbers. */
+static void drain_expect(Outbox *o, const unsigned *expect, size_t n) {
+        OutboxEntry e;
+        for (size_t i = 0; i < n; i++) {
+                char want[64];
+                assert_true(outbox_peek_unsent(o, &e));
+                snprintf(want, sizeof want, "{\"n\":%u}", expect[i]);
+                assert_int_equal(e.payload_len, strlen(want));
+                assert_memory_equal(e.payload, want, e.payload_len);
+                outbox_mark_sent(o, e.seq);
+                assert_int_equal(outbox_ack(o, e.seq), 0);
+        }
+        assert_false(outbox_peek_unsent(o, &e));
+        assert_int_equal(outbox_count(o), 0);
+}
+
+static int count_cb(OutboxRecordType type, OutboxClass class, uint64_t seq, const char *topic, size_t topic_len,
+                    const uint8_t *payload, size_t payload_len, void *userdata) {
+        (void) type, (void) class, (void) seq, (void) topic, (void) topic_len, (void) payload, (void) payload_len;
+        (*(unsigned *) userdata)++;
+        return 0;
+}
+
+static void test_crc32c(void **state) {
+        (void) state;
+        /* The check value of CRC-32C (RFC 3720, B.4). */
+        assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+}
+
+static void test_parse_every_prefix(void **state) {
+        uint8_t buf[512];
+        size_t off = OUTBOX_FILE_HEADER_SIZE, ends[3];
+        (void) state;
+
+        memcpy(buf, outbox_file_header, OUTBOX_FILE_HEADER_SIZE);
+        off += outbox_encode_record(buf + off, OUTBOX_RECORD_ENTRY, OUTBOX_STATUS, 1, "a/b", 3, "xyz", 3);
+        ends[0] = off;
+        off += outbox_encode_record(buf + off, OUTBOX_RECORD_REMOVE, OUTBOX_NOTIFICATION, 1, NULL, 0, NULL, 0);
+        ends[1] = off;
+        off += outbox_encode_record(buf + off, OUTBOX_RECORD_ENTRY, OUTBOX_SHADOW, 2, "c", 1, "", 0);
+        ends[2] = off;
+
+        for (size_t cut = 0; cut <= off; cut++) {
+                unsigned n = 0;
+                size_t good = 12345, want_good = cut < OUTBOX_FILE_HEADER_SIZE ? 0 : OUTBOX_FILE_HEADER_SIZE;
+                unsigned want_n = 0;
+                int r = outbox_parse_segment(buf, cut, count_cb, &n, &good);
+                for (int k = 0; k < 3; k++)
+                        if (ends[k] <= cut) {
+                                want_good = ends[k];
+                                want_n = (unsigned) k + 1;
+                        }
+                assert_int_equal(good, want_good);
+                assert_int_equal(n, want_n);
+                assert_int_equal(r, cut == want_good && cut >= OUTBOX_FILE_HEADER_SIZE ? 0 : -EBADMSG);
+        }
+
+        /* Every single-bit flip in a record is caught by the magic, the bounds or the CRC. */
+        for (size_t i = OUTBOX_FILE_HEADER_SIZE; i < ends[0]; i++)
+                for (int bit = 0; bit < 8; bit++) {
+                        unsigned n = 0;
+                        size_t good;
+                        buf[i] ^= (uint8_t) (1u << bit);
+                        assert_int_equal(outbox_parse_segment(buf, off, count_cb, &n, &good), -EBADMSG);
+                        assert_int_equal(good, OUTBOX_FILE_HEADER_SIZE);
+                        assert_int_equal(n, 0);
+                        buf[i] ^= (uint8_t) (1u << bit);
+                }
+}
+
+static void test_order_ack_rewind(void **state) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        OutboxEntry e;
+        uint64_t s1, s2, s3;
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &big, &o), 0);
+        assert_false(outbox_peek_unsent(o, &e));
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "t/1", "a", 1, &s1), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_STATUS, "t/2", "bb", 2, &s2), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_SHADOW, "t/3", NULL, 0, &s3), 0);
+        assert_true(s1 < s2 && s2 < s3);
+        assert_int_equal(outbox_count(o), 3);
+        assert_int_equal(outbox_bytes(o), 3 + 1 + 3 + 2 + 3);
+
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_int_equal(e.seq, s1);
+        assert_string_equal(e.topic, "t/1");
+        outbox_mark_sent(o, s1);
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_int_equal(e.seq, s2);
+        assert_int_equal(e.class, OUTBOX_STATUS);
+        outbox_mark_sent(o, s2);
+        assert_int_equal(outbox_unsent(o), 1);
+
+        /* Connection lost: both come back, in order. */
+        outbox_rewind(o);
+        assert_int_equal(outbox_unsent(o), 3);
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_int_equal(e.seq, s1);
+        outbox_mark_sent(o, s1);
+        outbox_mark_sent(o, s2);
+        /* Acknowledged out of order. */
+        assert_int_equal(outbox_ack(o, s2), 0);
+        assert_int_equal(outbox_ack(o, s2), -ENOENT);
+        assert_int_equal(outbox_ack(o, s1), 0);
+        assert_int_equal(outbox_count(o), 1);
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_int_equal(e.seq, s3);
+        assert_int_equal(e.payload_len, 0);
+        assert_int_equal(outbox_ack(o, 999), -ENOENT);
+}
+
+static void test_refusals(void **state) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        _cleanup_free_ uint8_t *p = calloc(1, OUTBOX_PAYLOAD_MAX + 1);
+        char topic[OUTBOX_TOPIC_MAX + 2];
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &big, &o), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "t", p, OUTBOX_PAYLOAD_MAX + 1, NULL), -EMSGSIZE);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "t", p, OUTBOX_PAYLOAD_MAX, NULL), 0);
+        memset(topic, 'a', sizeof topic - 1);
+        topic[sizeof topic - 1] = 0;
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, topic, "x", 1, NULL), -EMSGSIZE);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "", "x", 1, NULL), -EINVAL);
+        assert_int_equal(outbox_push(o, _OUTBOX_CLASS_MAX, "t", "x", 1, NULL), -EINVAL);
+        assert_int_equal(outbox_count(o), 1);
+}
+
+static void test_drop_policy(void **state) {
+        const OutboxLimits lim = { .max_messages = 8, .max_bytes = 1 << 20 };
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        OutboxEntry e;
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &lim, &o), 0);
+        push_n(o, OUTBOX_NOTIFICATION, 0, 2);   /* 0 1 */
+        push_n(o, OUTBOX_STATUS, 100, 2);       /* 100 101 */
+        push_n(o, OUTBOX_SHADOW, 200, 2);       /* 200 201 */
+        push_n(o, OUTBOX_NOTIFICATION, 2, 2);   /* 2 3 */
+        assert_int_equal(outbox_count(o), 8);
+        assert_int_equal(outbox_dropped(o), 0);
+
+        /* Full: the oldest notifications go first, whatever the class of the newcomer. */
+        push_n(o, OUTBOX_STATUS, 102, 1);
+        push_n(o, OUTBOX_NOTIFICATION, 4, 1);
+        assert_int_equal(outbox_dropped(o), 2);
+        /* Now 2 3 are the only notifications; three more drop 2, 3, then the newest one is kept. */
+        push_n(o, OUTBOX_NOTIFICATION, 5, 2);
+        assert_int_equal(outbox_dropped(o), 4);
+        /* Status pushes drop notifications (4 5 6), then the oldest shadow update (200). */
+        push_n(o, OUTBOX_STATUS, 103, 4);
+        assert_int_equal(outbox_dropped(o), 8);
+        assert_int_equal(outbox_count(o), 8);
+        push_n(o, OUTBOX_STATUS, 107, 1); /* drops 201 */
+        assert_int_equal(outbox_dropped(o), 9);
+        /* Only status is left: nothing may be dropped, the newcomer is refused. */
+        assert_int_equal(outbox_push(o, OUTBOX_STATUS, "t", "x", 1, NULL), -ENOBUFS);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "t", "x", 1, NULL), -ENOBUFS);
+        assert_int_equal(outbox_dropped(o), 9);
+        {
+                static const unsigned expect[] = { 100, 101, 102, 103, 104, 105, 106, 107 };
+                drain_expect(o, expect, ELEMENTSOF(expect));
+        }
+        assert_false(outbox_peek_unsent(o, &e));
+}
+
+/* Byte limit, and the exact survivors, checked one by one. */
+static void test_drop_policy_bytes(void **state) {
+        /* Each message "{"n":N}" with N < 10 is 7 bytes plus a 26-byte topic: 33 bytes. */
+        const OutboxLimits lim = { .max_messages = 1000, .max_bytes = 33 * 5 };
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        static const unsigned expect[] = { 1, 2, 3, 7, 8 };
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &lim, &o), 0);
+        push_n(o, OUTBOX_NOTIFICATION, 0, 1);
+        push_n(o, OUTBOX_STATUS, 1, 1);
+        push_n(o, OUTBOX_SHADOW, 2, 1);
+        push_n(o, OUTBOX_STATUS, 3, 1);
+        push_n(o, OUTBOX_NOTIFICATION, 4, 1);
+        assert_int_equal(outbox_bytes(o), 33 * 5);
+        push_n(o, OUTBOX_NOTIFICATION, 5, 1); /* drops 0 */
+        push_n(o, OUTBOX_NOTIFICATION, 6, 1); /* drops 4 */
+        push_n(o, OUTBOX_NOTIFICATION, 7, 1); /* drops 5 */
+        push_n(o, OUTBOX_STATUS, 8, 1);       /* drops 6 */
+        assert_int_equal(outbox_dropped(o), 4);
+        assert_int_equal(outbox_bytes(o), 33 * 5);
+        drain_expect(o, expect, ELEMENTSOF(expect));
+}
+
+static void test_persist_reopen(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        static const unsigned expect[] = { 0, 2, 4, 5, 6, 7, 8, 9, 10, 11 };
+        OutboxEntry e;
+        (void) state;
+
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 10);
+                /* 1 and 3 acknowledged out of order while in flight. */
+                for (int i = 0; i < 4; i++) {
+                        assert_true(outbox_peek_unsent(o, &e));
+                        outbox_mark_sent(o, e.seq);
+                }
+                assert_int_equal(outbox_ack(o, 2), 0);
+                assert_int_equal(outbox_ack(o, 4), 0);
+                assert_int_equal(outbox_sync(o), 0);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_loaded(o), 8);
+                assert_int_equal(outbox_corrupt_files(o), 0);
+                push_n(o, OUTBOX_STATUS, 10, 2);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                uint64_t seq;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_loaded(o), 10);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(e.class, OUTBOX_NOTIFICATION);
+                drain_expect(o, expect, ELEMENTSOF(expect));
+                /* Sequence numbers keep growing across restarts. */
+                assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "t", "x", 1, &seq), 0);
+                assert_int_equal(seq, 13);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_count(o), 1);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(e.seq, 13);
+        }
+        rm_rf(tmp);
+}
+
+/*
+ * A crash (or power cut after a sync) while the last record was being
+ * written, simulated at every byte offset of that record: the records before
+ * it are all kept, the torn one is set aside, and the outbox goes on working.
+ */
+static void test_crash_every_offset(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        _cleanup_free_ char *seg = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        size_t len = 0, last_start;
+        (void) state;
+
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 3);
+                push_n(o, OUTBOX_STATUS, 3, 1);
+        }
+        seg = data_segment(dir, &image, &len);
+        /* The last record: {"n":3} on the 26-byte topic. */
+        last_start = len - (OUTBOX_RECORD_HEADER_SIZE + 26 + 7);
+
+        for (size_t cut = last_start; cut <= len; cut++) {
+                _cleanup_free_ char *t2 = make_tmp(), *d2 = outbox_dir(t2);
+                _cleanup_free_ char *p = NULL;
+                bool torn = cut < len && cut > last_start;
+                unsigned want = cut == len ? 4 : 3;
+
+                assert_int_equal(mkdir(d2, 0700), 0);
+                assert_true(asprintf(&p, "%s/%s", d2, strrchr(seg, '/') + 1) > 0);
+                write_file(p, image, cut);
+                {
+                        _cleanup_(outbox_freep) Outbox *o = NULL;
+                        assert_int_equal(outbox_new(d2, &big, &o), 0);
+                        assert_int_equal(outbox_loaded(o), want);
+                        assert_int_equal(outbox_corrupt_files(o), torn ? 1 : 0);
+                        assert_int_equal(count_files(d2, "corrupt"), torn ? 1 : 0);
+                        push_n(o, OUTBOX_STATUS, 9, 1);
+                }
+                {
+                        _cleanup_(outbox_freep) Outbox *o = NULL;
+                        static const unsigned e3[] = { 0, 1, 2, 9 }, e4[] = { 0, 1, 2, 3, 9 };
+                        assert_int_equal(outbox_new(d2, &big, &o), 0);
+                        /* The truncated file is clean now: no second warning. */
+                        assert_int_equal(outbox_corrupt_files(o), 0);
+                        assert_int_equal(count_files(d2, "corrupt"), torn ? 1 : 0);
+                        if (want == 4)
+                                drain_expect(o, e4, ELEMENTSOF(e4));
+                        else
+                                drain_expect(o, e3, ELEMENTSOF(e3));
+                }
+                rm_rf(t2);
+        }
+        rm_rf(tmp);
+}
+
+/* Damage in the middle: the good prefix is kept, the rest moved aside, later files still read. */
+static void test_corrupt_middle(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        _cleanup_free_ char *seg = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        size_t len = 0, rec = OUTBOX_RECORD_HEADER_SIZE + 26 + 7;
+        (void) state;
+
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 5);
+        }
+        seg = data_segment(dir, &image, &len);
+        assert_int_equal(len, OUTBOX_FILE_HEADER_SIZE + 5 * rec);
+        /* One payload byte of the third record. */
+        image[OUTBOX_FILE_HEADER_SIZE + 2 * rec + OUTBOX_RECORD_HEADER_SIZE + 30] ^= 0x20;
+        write_file(seg, image, len);
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                struct stat st;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_corrupt_files(o), 1);
+                assert_int_equal(outbox_loaded(o), 2);
+                assert_int_equal(stat(seg, &st), 0);
+                assert_int_equal(st.st_size, OUTBOX_FILE_HEADER_SIZE + 2 * rec);
+                assert_int_equal(count_files(dir, "corrupt"), 1);
+                push_n(o, OUTBOX_NOTIFICATION, 10, 1);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                static const unsigned expect[] = { 0, 1, 10 };
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_corrupt_files(o), 0);
+                drain_expect(o, expect, ELEMENTSOF(expect));
+        }
+        rm_rf(tmp);
+
+        /* A file that is not ours at all is moved aside whole. */
+        {
+                _cleanup_free_ char *t2 = make_tmp(), *d2 = outbox_dir(t2), *p = NULL;
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(mkdir(d2, 0700), 0);
+                assert_true(asprintf(&p, "%s/0000000000000001.seg", d2) > 0);
+                write_file(p, (const uint8_t *) "garbage!garbage!", 16);
+                assert_int_equal(outbox_new(d2, &big, &o), 0);
+                assert_int_equal(outbox_corrupt_files(o), 1);
+                assert_int_equal(outbox_count(o), 0);
+                assert_int_equal(count_files(d2, "corrupt"), 1);
+                assert_int_equal(access(p, F_OK), -1);
+                o = outbox_free(o);
+                rm_rf(t2);
+        }
+}
+
+/* A crash between creating a file and syncing its header leaves a prefix of the header: not damage. */
+static void test_torn_creation(void **state) {
+        (void) state;
+        for (size_t len = 0; len < OUTBOX_FILE_HEADER_SIZE; len++) {
+                _cleanup_free_ char *t = make_tmp(), *d = outbox_dir(t), *p = NULL;
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(mkdir(d, 0700), 0);
+                assert_true(asprintf(&p, "%s/0000000000000005.seg", d) > 0);
+                write_file(p, outbox_file_header, len);
+                assert_int_equal(outbox_new(d, &big, &o), 0);
+                assert_int_equal(outbox_corrupt_files(o), 0);
+                assert_int_equal(count_files(d, "corrupt"), 0);
+                assert_int_equal(access(p, F_OK), -1);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 1);
+                o = outbox_free(o);
+                assert_int_equal(outbox_new(d, &big, &o), 0);
+                assert_int_equal(outbox_count(o), 1);
+                o = outbox_free(o);
+                rm_rf(t);
+        }
+}
+
+/* Old files are deleted once acknowledged; a stuck status entry is carried forward. */
+static void test_segments_collected(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        const OutboxLimits lim = { .max_messages = 100000, .max_bytes = 64u << 20, .segment_size = 4096 };
+        OutboxEntry e;
+        uint64_t stuck;
+        (void) state;
+
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &lim, &o), 0);
+                assert_int_equal(outbox_push(o, OUTBOX_STATUS, "fota/status", "stuck", 5, &stuck), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 2000);
+                assert_true(outbox_segments(o) > 20);
+                /* Send everything, acknowledge all but the first. */
+                while (outbox_peek_unsent(o, &e))
+                        outbox_mark_sent(o, e.seq);
+                for (uint64_t s = stuck + 1; s <= stuck + 2000; s++)
+                        assert_int_equal(outbox_ack(o, s), 0);
+                assert_int_equal(outbox_count(o), 1);
+                assert_true(outbox_segments(o) <= 3);
+                assert_true(count_files(dir, ".seg") <= 3);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &lim, &o), 0);
+                assert_int_equal(outbox_count(o), 1);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(e.seq, stuck);
+                assert_int_equal(e.payload_len, 5);
+                assert_memory_equal(e.payload, "stuck", 5);
+                outbox_mark_sent(o, e.seq);
+                assert_int_equal(outbox_ack(o, stuck), 0);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &lim, &o), 0);
+                assert_int_equal(outbox_count(o), 0);
+                assert_true(count_files(dir, ".seg") <= 2);
+        }
+        rm_rf(tmp);
+}
+
+/* Two copies of one entry (a crash between carrying it forward and deleting the old file). */
+static void test_duplicate_copy(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        uint8_t buf[256];
+        size_t n = OUTBOX_FILE_HEADER_SIZE;
+        char p[512];
+        (void) state;
+
+        assert_int_equal(mkdir(dir, 0700), 0);
+        memcpy(buf, outbox_file_header, OUTBOX_FILE_HEADER_SIZE);
+        n += outbox_encode_record(buf + n, OUTBOX_RECORD_ENTRY, OUTBOX_STATUS, 7, "a", 1, "seven", 5);
+        snprintf(p, sizeof p, "%s/0000000000000003.seg", dir);
+        write_file(p, buf, n);
+        n += outbox_encode_record(buf + n, OUTBOX_RECORD_ENTRY, OUTBOX_STATUS, 8, "a", 1, "eight", 5);
+        snprintf(p, sizeof p, "%s/0000000000000009.seg", dir);
+        write_file(p, buf, n);
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                OutboxEntry e;
+                uint64_t seq;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_count(o), 2);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(e.seq, 7);
+                outbox_mark_sent(o, 7);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(e.seq, 8);
+                assert_int_equal(outbox_ack(o, 7), 0);
+                assert_int_equal(outbox_push(o, OUTBOX_STATUS, "a", "x", 1, &seq), 0);
+                assert_int_equal(seq, 9);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                OutboxEntry e;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_count(o), 2);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(e.seq, 8);
+        }
+        rm_rf(tmp);
+}
+
+/* Lower limits on reopen (a reload of MaxMessages=) apply the drop policy to what was loaded. */
+static void test_reopen_smaller(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        const OutboxLimits small = { .max_messages = 3, .max_bytes = 1 << 20 };
+        static const unsigned expect[] = { 0, 4, 5 };
+        (void) state;
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                push_n(o, OUTBOX_STATUS, 0, 1);
+                push_n(o, OUTBOX_NOTIFICATION, 1, 5);
+        }
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &small, &o), 0);
+                assert_int_equal(outbox_dropped(o), 3);
+                drain_expect(o, expect, ELEMENTSOF(expect));
+        }
+        rm_rf(tmp);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_crc32c),
+                cmocka_unit_test(test_parse_every_prefix),
+                cmocka_unit_test(test_order_ack_rewind),
+                cmocka_unit_test(test_refusals),
+                cmocka_unit_test(test_drop_policy),
+                cmocka_unit_test(test_drop_policy_bytes),
+                cmocka_unit_test(test_persist_reopen),
+                cmocka_unit_test(test_crash_every_offset),
+                cmocka_unit_test(test_corrupt_middle),
+                cmocka_unit_test(test_torn_creation),
+                cmocka_unit_test(test_segments_collected),
+                cmocka_unit_test(test_duplicate_copy),
+                cmocka_unit_test(test_reopen_smaller),
+        };
+        log_set_max_level(LOG_ERR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

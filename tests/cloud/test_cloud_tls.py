@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: MIT
+"""Host TLS mode against mosquitto with mutual TLS: a connection that works,
+delivery in both directions, and the refusal cases, each with a clear reason in
+the log and reconnect attempts spaced by the backoff."""
+
+import os
+import re
+import shutil
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cloudtest as ct  # noqa: E402
+
+DEVICE = "50503041-3633-4ab2-8047-0e1c3a1e0c11"
+
+
+class HostTls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = ct.TempDir("cloud-tls-")
+        cls.pki = ct.Pki(os.path.join(cls.tmp.path, "pki"))
+        cls.broker = ct.Broker(os.path.join(cls.tmp.path, "broker"), cls.pki)
+        cls.broker.start()
+        cls.peer = ct.Peer(cls.broker, cls.pki, ["prod/%s/gateways/+/g2c" % ct.TEAM])
+        cls.peer.start()
+        assert cls.peer.connected.wait(10), "the test peer could not connect"
+        cls.cert = cls.pki.device(DEVICE)
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.peer.stop()
+        cls.broker.stop()
+        cls.tmp.cleanup()
+
+    def state_dir(self):
+        HostTls.n += 1
+        return os.path.join(self.tmp.path, "state%d" % HostTls.n)
+
+    def harness(self, name, cert=None, ca=None, extra=(), uri=None):
+        args = ct.harness_args(self.broker, self.pki, DEVICE, self.state_dir(), cert=cert or self.cert, ca=ca,
+                               extra=extra)
+        if uri:
+            args[args.index("--uri") + 1] = uri
+        return ct.Harness(self.tmp.path, name, args)
+
+    def test_connect_and_deliver(self):
+        h = self.harness("deliver", extra=["--count", "50", "--exit-when-done"])
+        self.assertEqual(h.wait(30), 0, h.stderr())
+        self.assertIn("Cloud connected to ssl://localhost:%d as %s" % (self.broker.port, DEVICE), h.stderr())
+        self.assertEqual(h.stats()["acked"], 50)
+        deadline = time.monotonic() + 10
+        while len(self.peer.numbers(ct.g2c_topic(DEVICE))) < 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        numbers = self.peer.numbers(ct.g2c_topic(DEVICE))
+        self.assertEqual(numbers, list(range(50)))
+        # The broker saw MQTT 3.1.1 (protocol level 4) with the device id as client id.
+        self.assertRegex(self.broker.log_text(), r"New client connected from 127\.0\.0\.1:\d+ as %s \(p2, c1, k60" % DEVICE)
+
+    def test_bridge_connect_and_deliver(self):
+        """Modem TLS mode's path with an OpenSSL socket in place of the nRF91's: Paho in
+        plain TCP to the loopback bridge, TLS in the remote socket."""
+        c2g = ct.c2g_topic(DEVICE)
+        h = self.harness("bridge", extra=["--bridge", "--count", "300", "--subscribe", c2g])
+        try:
+            self.assertIsNotNone(h.wait_line("done 300", 30), h.stderr()[-3000:])
+            self.assertRegex(h.stderr(), r"Cloud connected to tcp://127\.0\.0\.1:\d+ as %s" % DEVICE)
+            self.peer.publish(c2g, '{"type":"operation","id":7}', qos=1)
+            self.assertIsNotNone(h.wait_line('message %s 27 {"type":"operation","id":7}' % c2g, 10))
+        finally:
+            h.kill()
+        deadline = time.monotonic() + 10
+        while len(self.peer.numbers(ct.g2c_topic(DEVICE))) < 300 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = [n for n in self.peer.numbers(ct.g2c_topic(DEVICE))]
+        self.assertEqual(got[-300:], list(range(300)))
+
+    def test_bridge_refused_wrong_ca(self):
+        h = self.harness("bridge-wrong-ca", ca=self.pki.rogue_ca[0],
+                         extra=["--bridge", "--debug", "--reconnect-min-ms", "200", "--reconnect-max-ms", "800"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and h.stderr().count("Cannot connect") < 2:
+            time.sleep(0.2)
+        h.kill()
+        err = h.stderr()
+        self.assertNotIn("Cloud connected", err)
+        self.assertIn("certificate verify failed", err)
+        self.assertGreaterEqual(err.count("Cannot connect"), 2, err[-2000:])
+
+    def test_incoming_and_size_cap(self):
+        c2g = ct.c2g_topic(DEVICE)
+        h = self.harness("incoming", extra=["--subscribe", c2g, "--max-incoming", "1024"])
+        try:
+            self.assertIsNotNone(h.wait_line("state ready", 15), h.stderr())
+            self.peer.publish(c2g, '{"type":"operation","id":1}', qos=1)
+            self.peer.publish(c2g, "x" * 2000, qos=1)
+            self.peer.publish(c2g, '{"type":"operation","id":2}', qos=1)
+            self.assertIsNotNone(h.wait_line('message %s 27 {"type":"operation","id":2}' % c2g, 10), h.stderr())
+            self.assertIsNotNone(h.wait_line('message %s 27 {"type":"operation","id":1}' % c2g, 0))
+            self.assertIsNone(h.wait_line("message %s 2000" % c2g, 0))
+            self.assertIn("Dropped a 2000-byte message on %s: over MaxIncomingBytes=1024" % c2g, h.stderr())
+        finally:
+            h.kill()
+
+    def refused(self, name, expect, **kw):
+        """Runs the harness for a few seconds; it must never connect, must say why,
+        and must retry with backoff (200..800 ms here)."""
+        h = self.harness(name, extra=["--debug", "--reconnect-min-ms", "200", "--reconnect-max-ms", "800"], **kw)
+        # Paho notices a handshake refused by the broker only at its next poll (about 1 s).
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(re.findall("Cannot connect", h.stderr())) < 3:
+            time.sleep(0.2)
+        h.kill()
+        err = h.stderr()
+        self.assertNotIn("Cloud connected", err)
+        self.assertIsNone(h.wait_line("state ready", 0))
+        attempts = re.findall(r"Cannot connect to \S+: (.*); retrying in (\d+\.\d) s", err)
+        self.assertGreaterEqual(len(attempts), 3, err)
+        for reason, delay in attempts:
+            self.assertRegex(reason, expect)
+            self.assertTrue(0.2 <= float(delay) <= 0.8, delay)
+        # Said once at warning level, the repeats at debug level only.
+        self.assertEqual(err.count("warning: Cannot connect"), 1, err)
+        return attempts[0][0]
+
+    def test_refused_wrong_ca(self):
+        reason = self.refused("wrong-ca", r"TLS error: .*certificate verify failed", ca=self.pki.rogue_ca[0])
+        print("wrong CA:", reason)
+
+    def test_refused_client_cert_other_ca(self):
+        reason = self.refused("other-ca", r"TLS error|network", cert=self.pki.device(DEVICE, ca=self.pki.rogue_ca))
+        self.assertTrue("certificate verify failed" in self.broker.log_text(), "the broker did not refuse it")
+        print("client certificate from another CA:", reason)
+
+    def test_refused_expired_cert(self):
+        reason = self.refused("expired", r"TLS error|network", cert=self.pki.device(DEVICE, expired=True))
+        self.assertTrue("certificate verify failed" in self.broker.log_text(), "the broker did not refuse it")
+        print("expired certificate:", reason)
+
+    def test_refused_hostname_mismatch(self):
+        other = ct.Broker(os.path.join(self.tmp.path, "broker-wrong-host"), self.pki, server=self.pki.wrong_host)
+        other.start()
+        try:
+            reason = self.refused("wrong-host", r"TLS error|network|host",
+                                  uri="ssl://localhost:%d" % other.port)
+            print("host name mismatch:", reason)
+            self.assertFalse("New client connected" in other.log_text(), "a client got through")
+        finally:
+            other.stop()
+
+    def test_refused_key_permissions(self):
+        key = os.path.join(self.tmp.path, "loose.key")
+        shutil.copy(self.cert[1], key)
+        os.chmod(key, 0o640)
+        h = self.harness("key-perms", cert=(self.cert[0], key), extra=["--count", "1"])
+        self.assertEqual(h.wait(10), 1)
+        self.assertIn("Refusing KeyFile=%s: it is accessible by group or other (mode 0640)" % key, h.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

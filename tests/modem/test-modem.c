@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The modem manager on a real pseudo-terminal, with the test playing the
+ * firmware from a table of answers.  This checks the manager's own logic
+ * (probe table, missing credentials, reboot, JWT sharing and caching, the
+ * port vanishing and coming back); the end-to-end tests against nrf91-sim
+ * live in tests/tools.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cose.h"
+#include "log.h"
+#include "modem.h"
+#include "util.h"
+
+typedef struct Peer {
+        int master;
+        sd_event_source *source;
+        char buf[8192];
+        size_t len;
+        char *commands[64];
+        size_t n_commands;
+        bool silent;             /* answer nothing */
+        bool has_cert_and_key;
+        char jwt[512];
+} Peer;
+
+typedef struct Fixture {
+        char dir[64];
+        char link[128];
+        sd_event *event;
+        Config *config;
+        Modem *modem;
+        Peer peer;
+} Fixture;
+
+static void peer_write(Peer *p, const char *s) {
+        size_t n = strlen(s);
+        while (n > 0) {
+                ssize_t k = write(p->master, s, n);
+                if (k < 0)
+                        return;
+                s += k;
+                n -= (size_t) k;
+        }
+}
+
+static void peer_answer(Peer *p, const char *cmd) {
+        char out[1024];
+
+        if (p->n_commands < 64)
+                p->commands[p->n_commands++] = strdup(cmd);
+        if (p->silent)
+                return;
+        if (streq(cmd, "AT") || streq(cmd, "ATE0") || streq(cmd, "AT+CMEE=1"))
+                peer_write(p, "\r\nOK\r\n");
+        else if (streq(cmd, "AT#XUUID"))
+                peer_write(p, "\r\n#XUUID: 50503041-3633-4261-803d-1e2b8f70111a\r\nOK\r\n");
+        else if (streq(cmd, "AT+CGSN=1"))
+                peer_write(p, "\r\n+CGSN: \"352656100367872\"\r\nOK\r\n");
+        else if (streq(cmd, "AT+CGMR"))
+                peer_write(p, "\r\nmfw_nrf9160_1.3.5\r\n\r\n+CEREG: 2\r\nOK\r\n");
+        else if (streq(cmd, "AT#XSMVER"))
+                peer_write(p, "\r\n#XSMVER: \"1.2.3\",\"2.6.0\"\r\nOK\r\n");
+        else if (strncmp(cmd, "AT%CMNG=1,", 10) == 0 && !streq(cmd, "AT%CMNG=1,16842753"))
+                peer_write(p, "\r\nOK\r\n"); /* an empty tag */
+        else if (streq(cmd, "AT%CMNG=1,16842753")) {
+                peer_write(p, "\r\n%CMNG: 16842753,0,\"2C43952EE9E000FF2ACC4E2ED0897C0A72AD5FA72C3D934E81741CBD54F05BD1\"\r\n");
+                if (p->has_cert_and_key)
+                        peer_write(p, "%CMNG: 16842753,1,\"C5B83285533307747ECB170B96C5B47F809D24CFE2BE553B4ED9B5D12551C08E\"\r\n"
+                                      "%CMNG: 16842753,2,\"372A8D78BFF2AB42DA1AA559A1AE2B7AA6A4694CDA1427D18609311D525F370C\"\r\n");
+                peer_write(p, "OK\r\n");
+        } else if (strncmp(cmd, "AT%JWT=0,3600,\"50503041-3633-4261-803d-1e2b8f70111a\",\"\",16842753,2", 200) == 0) {
+                snprintf(out, sizeof out, "\r\n%%JWT: \"%s\"\r\nOK\r\n", p->jwt);
+                peer_write(p, out);
+        } else
+                peer_write(p, "\r\nERROR\r\n");
+}
+
+static int on_peer_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Peer *p = userdata;
+        ssize_t n;
+        (void) s;
+        (void) revents;
+
+        n = read(fd, p->buf + p->len, sizeof p->buf - p->len - 1);
+        if (n <= 0)
+                return 0;
+        p->len += (size_t) n;
+        for (;;) {
+                char *end = memchr(p->buf, '\r', p->len);
+                size_t k;
+                if (!end)
+                        break;
+                *end = 0;
+                k = (size_t) (end - p->buf) + 1;
+                if (k < p->len && p->buf[k] == '\n')
+                        k++;
+                if (end != p->buf)
+                        peer_answer(p, p->buf);
+                memmove(p->buf, p->buf + k, p->len - k);
+                p->len -= k;
+        }
+        return 0;
+}
+
+static void peer_open(Fixture *f) {
+        int master, slave;
+        char name[64];
+
+        assert_int_equal(openpty(&master, &slave, name, NULL, NULL), 0);
+        /* Keep the slave open until the modem has it, or a closed slave gives the master HUPs. */
+        (void) fcntl(master, F_SETFL, O_NONBLOCK);
+        (void) unlink(f->link);
+        assert_int_equal(symlink(name, f->link), 0);
+        f->peer.master = master;
+        f->peer.len = 0;
+        assert_int_equal(sd_event_add_io(f->event, &f->peer.source, master, EPOLLIN, on_peer_io, &f->peer), 0);
+        close(slave);
+}
+
+static void peer_close(Fixture *f) {
+        f->peer.source = sd_event_source_disable_unref(f->peer.source);
+        close(f->peer.master);
+        f->peer.master = -1;
+        (void) unlink(f->link);
+}
+
+static void peer_clear_commands(Peer *p) {
+        for (size_t i = 0; i < p->n_commands; i++)
+                free(p->commands[i]);
+        p->n_commands = 0;
+}
+
+static size_t peer_count(Peer *p, const char *prefix) {
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_commands; i++)
+                if (strncmp(p->commands[i], prefix, strlen(prefix)) == 0)
+                        n++;
+        return n;
+}
+
+static void make_jwt(char *out, size_t len, long exp_in) {
+        /* {"alg":"ES256"} . {"exp":<now+exp_in>} . sig; base64url by hand for ASCII JSON. */
+        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        char claims[64], enc[128];
+        size_t n, o = 0;
+
+        snprintf(claims, sizeof claims, "{\"exp\":%lld}", (long long) time(NULL) + exp_in);
+        n = strlen(claims);
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t) (unsigned char) claims[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t) (unsigned char) claims[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (unsigned char) claims[i + 2];
+                enc[o++] = tbl[(v >> 18) & 63];
+                enc[o++] = tbl[(v >> 12) & 63];
+                if (i + 1 < n)
+                        enc[o++] = tbl[(v >> 6) & 63];
+                if (i + 2 < n)
+                        enc[o++] = tbl[v & 63];
+        }
+        enc[o] = 0;
+        snprintf(out, len, "eyJhbGciOiJFUzI1NiJ9.%s.AAAA", enc);
+}
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof *f);
+
+        assert_non_null(f);
+        snprintf(f->dir, sizeof f->dir, "/tmp/test-modem-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->link, sizeof f->link, "%s/ttyNRF", f->dir);
+        setenv("NRFCLOUD_GATEWAY_RUNTIME_DIR", f->dir, 1);
+        assert_int_equal(sd_event_new(&f->event), 0);
+        assert_int_equal(config_new(&f->config), 0);
+        free(f->config->modem_port);
+        f->config->modem_port = strdup(f->link);
+        f->config->modem_command_timeout_sec = 2;
+        make_jwt(f->peer.jwt, sizeof f->peer.jwt, 3600);
+        peer_open(f);
+        assert_int_equal(modem_new(f->event, f->config, &f->modem), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        char path[160];
+
+        modem_free(f->modem);
+        if (f->peer.master >= 0)
+                peer_close(f);
+        peer_clear_commands(&f->peer);
+        config_free(f->config);
+        sd_event_unref(f->event);
+        snprintf(path, sizeof path, "%s/ttyNRF", f->dir);
+        (void) unlink(path);
+        (void) rmdir(f->dir);
+        free(f);
+        return 0;
+}
+
+/* Runs the loop until the modem reaches state s, at most timeout_ms. */
+static bool run_until_state(Fixture *f, ModemState s, unsigned timeout_ms) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + (uint64_t) timeout_ms * 1000;
+        while (modem_get_state(f->modem) != s) {
+                if (now_usec(CLOCK_MONOTONIC) >= end)
+                        return false;
+                (void) sd_event_run(f->event, 50 * 1000);
+        }
+        return true;
+}
+
+static void run_for(Fixture *f, unsigned ms) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + (uint64_t) ms * 1000;
+        while (now_usec(CLOCK_MONOTONIC) < end)
+                (void) sd_event_run(f->event, 20 * 1000);
+}
+
+static void test_probe_reaches_ready_missing_credentials(void **state) {
+        Fixture *f = *state;
+        const ModemIdentity *id;
+
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        id = modem_get_identity(f->modem);
+        assert_string_equal(id->uuid, "50503041-3633-4261-803d-1e2b8f70111a");
+        assert_string_equal(id->device_id, "50503041-3633-4261-803d-1e2b8f70111a");
+        assert_string_equal(id->imei, "352656100367872");
+        assert_string_equal(id->modem_firmware, "mfw_nrf9160_1.3.5");
+        assert_string_equal(id->firmware_version, "1.2.3");
+        assert_true(id->has_credential[CRED_ROOT_CA]);
+        assert_false(id->has_credential[CRED_CLIENT_CERT]);
+        assert_false(id->has_credential[CRED_CLIENT_KEY]);
+        assert_false(modem_credentials_complete(f->modem));
+        /* The probe table in order. */
+        assert_true(f->peer.n_commands >= 8);
+        assert_string_equal(f->peer.commands[0], "AT");
+        assert_string_equal(f->peer.commands[1], "ATE0");
+        assert_string_equal(f->peer.commands[2], "AT+CMEE=1");
+        assert_string_equal(f->peer.commands[7], "AT%CMNG=1,16842753");
+}
+
+static void test_device_id_override(void **state) {
+        Fixture *f = *state;
+
+        modem_free(f->modem);
+        f->config->device_id = strdup("my-gateway-1");
+        f->peer.has_cert_and_key = true;
+        assert_int_equal(modem_new(f->event, f->config, &f->modem), 0);
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_string_equal(modem_get_identity(f->modem)->device_id, "my-gateway-1");
+        assert_true(modem_credentials_complete(f->modem));
+        assert_string_equal(modem_get_identity(f->modem)->sha256[CRED_CLIENT_KEY],
+                            "372A8D78BFF2AB42DA1AA559A1AE2B7AA6A4694CDA1427D18609311D525F370C");
+}
+
+static void test_ready_urc_is_a_reboot(void **state) {
+        Fixture *f = *state;
+
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        peer_clear_commands(&f->peer);
+        peer_write(&f->peer, "\r\nReady\r\n");
+        assert_true(run_until_state(f, MODEM_PROBING, 2000));
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_true(peer_count(&f->peer, "AT#XUUID") == 1);
+}
+
+typedef struct JwtResult {
+        unsigned calls;
+        int error;
+        char jwt[512];
+} JwtResult;
+
+static void on_jwt(Modem *m, int error, const char *jwt, void *userdata) {
+        JwtResult *r = userdata;
+        (void) m;
+        r->calls++;
+        r->error = error;
+        if (jwt)
+                snprintf(r->jwt, sizeof r->jwt, "%s", jwt);
+}
+
+static void test_jwt_shared_and_cached(void **state) {
+        Fixture *f = *state;
+        JwtResult a = {}, b = {}, c = {};
+
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), -ENOTCONN);
+        f->peer.has_cert_and_key = true;
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &b), 0);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 1);
+        while (a.calls == 0 || b.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_int_equal(a.error, 0);
+        assert_string_equal(a.jwt, f->peer.jwt);
+        assert_string_equal(b.jwt, f->peer.jwt);
+        assert_int_equal(peer_count(&f->peer, "AT%JWT="), 1);
+
+        /* Cached: answered at once, no modem call. */
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &c), 0);
+        assert_int_equal(c.calls, 1);
+        assert_string_equal(c.jwt, f->peer.jwt);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 1);
+}
+
+static void test_jwt_near_expiry_not_cached(void **state) {
+        Fixture *f = *state;
+        JwtResult a = {}, b = {};
+
+        /* The modem's token expires in 30 s: inside the 60 s margin, so the next request asks again. */
+        make_jwt(f->peer.jwt, sizeof f->peer.jwt, 30);
+        f->peer.has_cert_and_key = true;
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        while (a.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &b), 0);
+        while (b.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 2);
+}
+
+static void test_jwt_failure_reaches_every_waiter(void **state) {
+        Fixture *f = *state;
+        JwtResult a = {}, b = {};
+
+        /* The peer answers ERROR to a %JWT for another tag: both waiters hear it, nothing is cached. */
+        modem_free(f->modem);
+        f->config->sec_tag = 42;
+        assert_int_equal(modem_new(f->event, f->config, &f->modem), 0);
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &b), 0);
+        while (a.calls == 0 || b.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_int_equal(a.error, -EREMOTEIO);
+        assert_int_equal(b.error, -EREMOTEIO);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 1);
+        a = (JwtResult){};
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        assert_int_equal(a.calls, 0);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 2);
+        while (a.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+}
+
+static void test_port_vanishes_and_returns(void **state) {
+        Fixture *f = *state;
+
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        peer_close(f);
+        assert_true(run_until_state(f, MODEM_CLOSED, 3000));
+        run_for(f, 500);
+        assert_int_equal(modem_get_state(f->modem), MODEM_CLOSED);
+        peer_clear_commands(&f->peer);
+        peer_open(f);
+        assert_true(run_until_state(f, MODEM_READY, 15000));
+        assert_int_equal(peer_count(&f->peer, "AT#XUUID"), 1);
+}
+
+static void test_silent_modem_fails_then_recovers(void **state) {
+        Fixture *f = *state;
+
+        f->peer.silent = true;
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_FAILED, 5000));
+        f->peer.silent = false;
+        assert_true(run_until_state(f, MODEM_READY, 10000));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_probe_reaches_ready_missing_credentials, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_device_id_override, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_ready_urc_is_a_reboot, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jwt_shared_and_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jwt_near_expiry_not_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jwt_failure_reaches_every_waiter, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_port_vanishes_and_returns, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_silent_modem_fails_then_recovers, setup, teardown),
+        };
+        log_set_max_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
