@@ -74,6 +74,7 @@ struct AtEngine {
         /* Resync bookkeeping: "AT"s sent and final results seen since the loss. */
         unsigned resync_sent, resync_finals, resync_unanswered;
         bool resync_settling;
+        bool resync_quiet;   /* keeping silent before the next probe (see at_engine_on_timer()) */
 
         AtUrc urcs[AT_URC_MAX];
         size_t n_urcs;
@@ -228,7 +229,7 @@ static void engine_lose_sync(AtEngine *e, int error) {
         log_debug("AT %s: lost sync (%s), resynchronising", strna(e->name), strerror(-error));
         engine_enter_state(e, AT_ENGINE_RESYNC);
         e->resync_sent = e->resync_finals = e->resync_unanswered = 0;
-        e->resync_settling = false;
+        e->resync_settling = e->resync_quiet = false;
         e->line_len = 0;
         e->binary = false;
         e->binary_header = mfree_str(e->binary_header);
@@ -777,11 +778,32 @@ void at_engine_on_timer(AtEngine *e) {
                         engine_synced(e);
                         return;
                 }
+                if (e->resync_quiet) {
+                        /*
+                         * After that silence the probes before it were answered or swallowed
+                         * for good: count afresh, or swallowed ones would keep us waiting forever.
+                         */
+                        e->resync_quiet = false;
+                        e->resync_sent = e->resync_finals = 0;
+                        engine_send_resync_probe(e);
+                        return;
+                }
                 e->resync_unanswered++;
                 if (e->resync_unanswered == AT_RESYNC_REPORT_AFTER)
                         engine_emit(e, AT_ENGINE_EVENT_UNRESPONSIVE, -ETIMEDOUT);
-                if (e->state == AT_ENGINE_RESYNC)
-                        engine_send_resync_probe(e);
+                if (e->state != AT_ENGINE_RESYNC)
+                        return;
+                if (e->resync_unanswered % AT_RESYNC_REPORT_AFTER == 0) {
+                        /*
+                         * A firmware left in counted-payload mode (an #XSEND whose bytes were
+                         * cut off by a lost link) takes every "AT" as payload and gives up only
+                         * once input has stopped for 10 s (modem-link.md): keep quiet longer.
+                         */
+                        e->resync_quiet = true;
+                        engine_set_deadline(e, e->ops->now(e->loop_userdata) + AT_RESYNC_QUIET_USEC);
+                        return;
+                }
+                engine_send_resync_probe(e);
                 return;
         case AT_ENGINE_IDLE:
         case _AT_ENGINE_STATE_MAX:

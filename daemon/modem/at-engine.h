@@ -34,6 +34,7 @@
 #define AT_RESYNC_TIMEOUT_USEC (1000u * 1000u)
 #define AT_RESYNC_SETTLE_USEC (250u * 1000u)
 #define AT_RESYNC_REPORT_AFTER 5u  /* unanswered resync attempts before the owner hears of it */
+#define AT_RESYNC_QUIET_USEC (12u * 1000u * 1000u) /* silence after every AT_RESYNC_REPORT_AFTER unanswered probes */
 
 typedef struct AtEngine AtEngine;
 

@@ -25,6 +25,8 @@ struct ModemTls {
         char host[MODEM_TLS_HOSTNAME_MAX + 1];
         uint16_t port;
         int handle; /* -1: none */
+        int orphan; /* a handle that may have outlived a lost link, closed before the next open; -1: none */
+        bool swept;  /* the sockets an earlier run of the daemon may have left open were closed */
 
         OpenStep step;
         int64_t step_id; /* the open command in flight, 0: none */
@@ -168,7 +170,7 @@ static void on_step_done(AtEngine *e, const AtResponse *r, void *userdata) {
                 error = response_error(r);
                 what = modem_tls_error_to_string(error);
                 log_warning_errno(error, "Modem TLS connection to %s:%u failed at %s (security tag %u): %s (%s)", t->host,
-                                  t->port, name, t->sec_tag, what ? what : "%m", at_response_describe(r, desc, sizeof desc));
+                                  t->port, name, t->sec_tag, what ? what : strerror(-error), at_response_describe(r, desc, sizeof desc));
                 /* After a failed #XCONNECT the handle stays open in the modem. */
                 modem_tls_fail(t, error, true);
                 return;
@@ -273,6 +275,27 @@ static int tls_open(void *impl, Bridge *b, const char *host, uint16_t port) {
                 return -EBUSY;
         }
         release_socket(t, false);
+        if (!t->swept) {
+                char cmd[32];
+                /*
+                 * The daemon holds the modem port alone (it is locked), so any socket open
+                 * in the modem now was left by an earlier run, one killed before its #XCLOSE:
+                 * close them all once, or they would use up the modem's eight.
+                 */
+                for (int h = 0; h < MODEM_TLS_SOCKETS_MAX; h++) {
+                        snprintf(cmd, sizeof cmd, "AT#XCLOSE=%d", h);
+                        (void) at_engine_send(t->engine, cmd, MODEM_TLS_COMMAND_TIMEOUT_USEC, NULL, NULL);
+                }
+                t->swept = true;
+                t->orphan = -1;
+        }
+        if (t->orphan >= 0) {
+                char cmd[32];
+                /* +CME ERROR: 9 if the modem rebooted meanwhile: nobody waits for the answer. */
+                snprintf(cmd, sizeof cmd, "AT#XCLOSE=%d", t->orphan);
+                (void) at_engine_send(t->engine, cmd, MODEM_TLS_COMMAND_TIMEOUT_USEC, NULL, NULL);
+                t->orphan = -1;
+        }
         t->bridge = b;
         snprintf(t->host, sizeof t->host, "%s", host);
         t->port = port;
@@ -315,7 +338,7 @@ static void on_sent(AtEngine *e, const AtResponse *r, void *userdata) {
         if (sent <= 0 || (size_t) sent > t->pending_len - t->pending_off) {
                 int error = sent < 0 ? (int) sent : -EIO;
                 what = modem_tls_error_to_string(error);
-                log_warning_errno(error, "Modem TLS socket %d: sending failed: %s", t->handle, what ? what : "%m");
+                log_warning_errno(error, "Modem TLS socket %d: sending failed: %s", t->handle, what ? what : strerror(-error));
                 modem_tls_fail(t, error, true);
                 return;
         }
@@ -495,7 +518,7 @@ static void on_xclose(AtEngine *e, const char *line, const uint8_t *payload, siz
         if (err == 0)
                 log_info("Modem TLS socket %d: closed by the peer", t->handle);
         else
-                log_warning_errno((int) err, "Modem TLS socket %d failed: %s", t->handle, what ? what : "%m");
+                log_warning_errno((int) err, "Modem TLS socket %d failed: %s", t->handle, what ? what : strerror((int) -err));
         t->handle = -1; /* freed in the modem already */
         modem_tls_fail(t, err == 0 ? -ECONNRESET : (int) err, false);
 }
@@ -504,7 +527,9 @@ void modem_tls_link_lost(ModemTls *t, int error) {
         switch (t->state) {
         case MODEM_TLS_OPENING:
         case MODEM_TLS_CONNECTED:
-                log_info("Modem TLS socket %d: the modem link was lost, the socket is gone", t->handle);
+                log_info("Modem TLS socket %d: the modem link was lost", t->handle);
+                /* After a reboot it is gone; after a lost port it may live on in the modem. */
+                t->orphan = t->handle;
                 t->handle = -1;
                 modem_tls_fail(t, error < 0 ? error : -ECONNRESET, false);
                 break;
@@ -526,7 +551,7 @@ int modem_tls_new(AtEngine *engine, unsigned sec_tag, ModemTls **ret) {
                 return -ENOMEM;
         t->engine = engine;
         t->sec_tag = sec_tag;
-        t->handle = -1;
+        t->handle = t->orphan = -1;
         t->state = MODEM_TLS_IDLE;
         r = at_engine_add_urc(engine, "#XRECV:", on_xrecv, t);
         if (r < 0)

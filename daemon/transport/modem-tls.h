@@ -27,6 +27,10 @@
  * the lifetime of the object: the engine gives a prefix to its first
  * registrant only, so there is one ModemTls per engine (the MQTT connection).
  *
+ * Before its first socket it closes every handle of the modem (0..7): the
+ * daemon holds the port alone, so what is open then was left by an earlier
+ * run that was killed before its #XCLOSE.
+ *
  * The engine does not tell of a firmware reboot ("Ready") or a lost port while
  * no command is in flight; the owner, who sees those through the modem
  * manager, calls modem_tls_link_lost().
@@ -39,6 +43,7 @@
 #include "bridge.h"
 #include "macro.h"
 
+#define MODEM_TLS_SOCKETS_MAX 8                            /* handles 0..7 */
 #define MODEM_TLS_SEND_MAX 4096u                            /* #XSEND: 1..4096 bytes */
 #define MODEM_TLS_HOSTNAME_MAX 253u                         /* a DNS name */
 #define MODEM_TLS_COMMAND_TIMEOUT_USEC (5u * 1000u * 1000u)
@@ -62,7 +67,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ModemTls *, modem_tls_free);
 /* The ops to give bridge_new() with this object as impl. */
 extern const RemoteSocketOps modem_tls_ops;
 
-/* The modem rebooted or its port went away: every socket in it is gone. */
+/*
+ * The modem rebooted or its port went away: the bridge hears of a close.  The
+ * handle is closed in the modem before the next open, in case the modem kept
+ * it (a lost port); after a reboot that answers +CME ERROR: 9, which is fine.
+ */
 void modem_tls_link_lost(ModemTls *t, int error);
 
 ModemTlsState modem_tls_get_state(const ModemTls *t);

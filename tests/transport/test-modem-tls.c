@@ -91,11 +91,33 @@ static void expect_written(Fixture *f, const char *want) {
         assert_string_equal(fake_take_written(&f->loop, buf, sizeof buf), want);
 }
 
+/* The first open closes what an earlier run may have left: AT#XCLOSE=0..7, answered here. */
+static void expect_sweep(Fixture *f) {
+        char buf[32];
+
+        for (int h = 0; h < MODEM_TLS_SOCKETS_MAX; h++) {
+                snprintf(buf, sizeof buf, "AT#XCLOSE=%d\r\n", h);
+                expect_written(f, buf);
+                feed(f, h == 2 ? "\r\n#XCLOSE: 2,0\r\n\r\nOK\r\n" : "\r\n+CME ERROR: 9\r\n");
+        }
+}
+
+static int open_socket(Fixture *f) {
+        static bool first;
+        int r;
+
+        first = modem_tls_get_state(f->tls) == MODEM_TLS_IDLE;
+        r = modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883);
+        if (r == 0 && first)
+                expect_sweep(f);
+        return r;
+}
+
 /* Runs the open table up to a connected socket with handle h. */
 static void connect_socket(Fixture *f, int h) {
         char buf[128];
 
-        assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), 0);
+        assert_int_equal(open_socket(f), 0);
         assert_int_equal(modem_tls_get_state(f->tls), MODEM_TLS_OPENING);
         expect_written(f, "AT#XSSOCKET=1,1,0,16842753,2\r\n");
         snprintf(buf, sizeof buf, "\r\n#XSSOCKET: %d,1,258\r\n\r\nOK\r\n", h);
@@ -225,7 +247,7 @@ static void test_pause_one_at_a_time(void **state) {
 static void test_connect_refused_certificate(void **state) {
         Fixture *f = *state;
 
-        assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), 0);
+        assert_int_equal(open_socket(f), 0);
         feed(f, "\r\n#XSSOCKET: 0,1,258\r\n\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n");
         f->loop.written_len = 0;
         /* The server certificate is not trusted by the tag's CA. */
@@ -247,7 +269,7 @@ static void test_connect_refused_certificate(void **state) {
 static void test_socket_refused_no_close(void **state) {
         Fixture *f = *state;
 
-        assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), 0);
+        assert_int_equal(open_socket(f), 0);
         f->loop.written_len = 0;
         feed(f, "\r\n+CME ERROR: 24\r\n");
         assert_int_equal(up.closed, 1);
@@ -310,6 +332,43 @@ static void test_send_timeout(void **state) {
         assert_int_equal(up.closed_error, -ETIMEDOUT);
 }
 
+/*
+ * The link dropped in the middle of an #XSEND payload: the firmware waits for
+ * the rest and takes every resync "AT" as payload until input stops for 10 s.
+ * The engine keeps quiet for longer than that after a few unanswered probes.
+ */
+static void test_resync_outlasts_cut_payload(void **state) {
+        Fixture *f = *state;
+        size_t probes = 0;
+        char buf[16384];
+
+        connect_socket(f, 0);
+        assert_int_equal(modem_tls_ops.send(f->tls, (const uint8_t *) "abc", 3), 3);
+        feed(f, "\r\nOK\r\n");
+        f->loop.written_len = 0;
+        fake_advance(&f->loop, f->engine, MODEM_TLS_SEND_TIMEOUT_USEC + 1);
+        assert_int_equal(up.closed, 1);
+        /* Count the probes over 10 s of fake time in 100 ms steps. */
+        for (int i = 0; i < 100; i++)
+                fake_advance(&f->loop, f->engine, 100000);
+        probes = strlen(fake_take_written(&f->loop, buf, sizeof buf)) / 4;
+        assert_int_equal(probes, AT_RESYNC_REPORT_AFTER);
+        /* The last probe went out 4 s after the loss: silent until more than 10 s after it. */
+        for (int i = 0; i < 65; i++)
+                fake_advance(&f->loop, f->engine, 100000);
+        assert_int_equal(f->loop.written_len, 0);
+        /* The firmware gave up on the payload; the next probe is answered. */
+        feed(f, "\r\n#XSEND: 0,-110\r\n");
+        for (int i = 0; i < 20 && f->loop.written_len == 0; i++)
+                fake_advance(&f->loop, f->engine, 100000);
+        expect_written(f, "AT\r\n");
+        feed(f, "\r\nOK\r\n");
+        fake_advance(&f->loop, f->engine, AT_RESYNC_SETTLE_USEC);
+        /* In sync: the #XCLOSE queued at the failure goes out now. */
+        assert_int_not_equal(at_engine_get_state(f->engine), AT_ENGINE_RESYNC);
+        expect_written(f, "AT#XCLOSE=0\r\n");
+}
+
 static void test_link_lost(void **state) {
         Fixture *f = *state;
 
@@ -320,6 +379,12 @@ static void test_link_lost(void **state) {
         assert_int_equal(f->loop.written_len, 0);
         assert_int_equal(modem_tls_ops.send(f->tls, (const uint8_t *) "a", 1), -ENOTCONN);
         modem_tls_link_lost(f->tls, -ECONNRESET); /* once */
+        assert_int_equal(up.closed, 1);
+        /* The socket may have outlived the port: closed before the next one is opened. */
+        assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), 0);
+        expect_written(f, "AT#XCLOSE=0\r\n");
+        feed(f, "\r\n+CME ERROR: 9\r\n");
+        expect_written(f, "AT#XSSOCKET=1,1,0,16842753,2\r\n");
         assert_int_equal(up.closed, 1);
 }
 
@@ -340,7 +405,7 @@ static void test_bad_arguments(void **state) {
         assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 0), -EINVAL);
         assert_int_equal(f->loop.written_len, 0);
         assert_int_equal(modem_tls_ops.send(f->tls, (const uint8_t *) "a", 1), -ENOTCONN);
-        assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), 0);
+        assert_int_equal(open_socket(f), 0);
         assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), -EBUSY);
         /* Garbage answers are protocol errors, not crashes. */
         f->loop.written_len = 0;
@@ -362,6 +427,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_send_error_closes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_local_close_ignores_answer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_send_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resync_outlasts_cut_payload, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_link_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_failure_returned_not_upcalled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
