@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -376,6 +377,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         b->accept_timer = sd_event_source_disable_unref(b->accept_timer);
         b->listen_fd = safe_close(b->listen_fd);
         b->local_fd = TAKE_FD(cfd);
+        /* Small MQTT packets both ways: without it PUBACKs wait for Nagle and delayed ACKs (tens of ms). */
+        (void) setsockopt(b->local_fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
         r = sd_event_add_io(b->event, &b->local_source, b->local_fd, EPOLLIN, on_local_io, b);
         if (r < 0) {
                 bridge_fail(b, r, "cannot watch the MQTT client connection");
