@@ -154,6 +154,7 @@ static void modem_tls_fail(ModemTls *t, int error, bool close_in_modem) {
 }
 
 static void run_step(ModemTls *t);
+static void sync_recvcfg(ModemTls *t);
 
 static void on_step_done(AtEngine *e, const AtResponse *r, void *userdata) {
         ModemTls *t = userdata;
@@ -169,8 +170,13 @@ static void on_step_done(AtEngine *e, const AtResponse *r, void *userdata) {
         if (r->result < 0) {
                 error = response_error(r);
                 what = modem_tls_error_to_string(error);
+                /* The code of a #X command is an errno number, not one of at_response_describe()'s modem codes. */
+                if (r->final == AT_LINE_CME_ERROR)
+                        snprintf(desc, sizeof desc, "+CME ERROR: %u", r->code);
+                else
+                        (void) at_response_describe(r, desc, sizeof desc);
                 log_warning_errno(error, "Modem TLS connection to %s:%u failed at %s (security tag %u): %s (%s)", t->host,
-                                  t->port, name, t->sec_tag, what ? what : strerror(-error), at_response_describe(r, desc, sizeof desc));
+                                  t->port, name, t->sec_tag, what ? what : strerror(-error), desc);
                 /* After a failed #XCONNECT the handle stays open in the modem. */
                 modem_tls_fail(t, error, true);
                 return;
@@ -212,6 +218,8 @@ static void on_step_done(AtEngine *e, const AtResponse *r, void *userdata) {
         log_info("Modem TLS socket %d connected to %s:%u (security tag %u)", t->handle, t->host, t->port, t->sec_tag);
         modem_tls_enter_state(t, MODEM_TLS_CONNECTED);
         bridge_remote_connected(t->bridge);
+        /* A pause asked for while connecting is applied now. */
+        sync_recvcfg(t);
 }
 
 static void run_step(ModemTls *t) {
@@ -402,8 +410,6 @@ static ssize_t tls_send(void *impl, const uint8_t *buf, size_t len) {
                 return t->op_error;
         return (ssize_t) n;
 }
-
-static void sync_recvcfg(ModemTls *t);
 
 static void on_recvcfg_done(AtEngine *e, const AtResponse *r, void *userdata) {
         ModemTls *t = userdata;

@@ -244,6 +244,19 @@ static void test_pause_one_at_a_time(void **state) {
         assert_int_equal(up.closed, 0);
 }
 
+static void test_pause_while_connecting(void **state) {
+        Fixture *f = *state;
+
+        assert_int_equal(open_socket(f), 0);
+        modem_tls_ops.pause_recv(f->tls, true);
+        feed(f, "\r\n#XSSOCKET: 0,1,258\r\n\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n");
+        f->loop.written_len = 0;
+        feed(f, "\r\n#XCONNECT: 0,1\r\n\r\nOK\r\n");
+        assert_int_equal(up.connected, 1);
+        /* The open table turned receiving on; the pause asked for meanwhile follows. */
+        expect_written(f, "AT#XRECVCFG=0,0\r\n");
+}
+
 static void test_connect_refused_certificate(void **state) {
         Fixture *f = *state;
 
@@ -421,6 +434,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_send_partial_and_cap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_recv_interleaved_with_send, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pause_one_at_a_time, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_pause_while_connecting, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connect_refused_certificate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_socket_refused_no_close, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_peer_close_urc, setup, teardown),
