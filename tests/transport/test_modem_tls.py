@@ -69,8 +69,8 @@ class ModemTls(unittest.TestCase):
         return sim
 
     def harness(self, name, sim, device_id, extra=(), port=None):
-        ModemTls.n += 1
-        state = os.path.join(self.tmp.path, "state%d" % ModemTls.n)
+        type(self).n += 1
+        state = os.path.join(self.tmp.path, "state%d" % type(self).n)
         args = ["--uri", "ssl://localhost:%d" % (port or self.broker.port), "--client-id", device_id,
                 "--state-dir", state, "--topic", ct.g2c_topic(device_id), "--modem", sim.link,
                 "--reconnect-min-ms", "300", "--reconnect-max-ms", "2000"] + list(extra)
@@ -152,7 +152,7 @@ class ModemTls(unittest.TestCase):
         finally:
             broker.stop()
 
-    def run_with_fault(self, name, count, rate, fault, after):
+    def run_with_fault(self, name, count, rate, fault, after, done_timeout=90):
         """Publishes count numbered messages at rate through the modem while fault() hits the sim
         after `after` messages were acknowledged; checks every one arrives, in order."""
         sim = self.sim(DEVICE)
@@ -165,7 +165,7 @@ class ModemTls(unittest.TestCase):
                 self.assertLess(time.monotonic(), deadline, "no progress before the fault")
                 time.sleep(0.05)
             fault(sim)
-            self.assertIsNotNone(h.wait_line("done %d" % count, 90), h.stderr()[-4000:])
+            self.assertIsNotNone(h.wait_line("done %d" % count, done_timeout), h.stderr()[-4000:])
         finally:
             h.kill(signal.SIGTERM)
         numbers = self.wait_numbers(DEVICE, count)[before:]
