@@ -427,6 +427,76 @@ static void test_bad_arguments(void **state) {
         assert_int_equal(up.closed_error, -EBADMSG);
 }
 
+/* at_engine_send_with_payload() on its own. */
+typedef struct Done {
+        unsigned calls;
+        int result;
+        char last[64];
+} Done;
+
+static void on_done(AtEngine *e, const AtResponse *r, void *userdata) {
+        Done *d = userdata;
+        (void) e;
+        d->calls++;
+        d->result = r->result;
+        snprintf(d->last, sizeof d->last, "%s", r->n_lines ? r->lines[r->n_lines - 1] : "");
+}
+
+static void test_engine_payload_refused_before_bytes(void **state) {
+        Fixture *f = *state;
+        Done d = {};
+
+        assert_true(at_engine_send_with_payload(f->engine, "AT#XSEND=0,3", "abc", 3, "#XSEND: ", 1000000, on_done, &d) > 0);
+        expect_written(f, "AT#XSEND=0,3\r\n");
+        feed(f, "\r\n+CME ERROR: 107\r\n");
+        assert_int_equal(d.calls, 1);
+        assert_int_not_equal(d.result, 0);
+        /* The payload is never written; the next command goes. */
+        assert_true(at_engine_send(f->engine, "AT", 1000000, NULL, NULL) > 0);
+        expect_written(f, "AT\r\n");
+}
+
+static void test_engine_payload_slow_port(void **state) {
+        Fixture *f = *state;
+        Done d = {};
+
+        f->loop.write_chunk = 3;
+        assert_true(at_engine_send_with_payload(f->engine, "AT#XSEND=1,7", "a\r\nOK\r\n", 7, "#XSEND: ", 1000000,
+                                                on_done, &d) > 0);
+        /* A command queued meanwhile waits until the end line. */
+        assert_true(at_engine_send(f->engine, "AT+CFUN?", 1000000, NULL, NULL) > 0);
+        expect_written(f, "AT#XSEND=1,7\r\n");
+        f->loop.blocked = true;
+        feed(f, "\r\nOK\r\n");
+        assert_int_equal(f->loop.written_len, 0);
+        assert_true(f->loop.want_write);
+        f->loop.blocked = false;
+        while (f->loop.want_write)
+                at_engine_on_writable(f->engine);
+        expect_written(f, "a\r\nOK\r\n");
+        assert_int_equal(d.calls, 0);
+        /* OK and other lines do not end it: only the end line does. */
+        feed(f, "\r\n+CEREG: 1\r\n\r\n#XSEND: 1,7\r\n");
+        assert_int_equal(d.calls, 1);
+        assert_int_equal(d.result, 0);
+        assert_string_equal(d.last, "#XSEND: 1,7");
+        expect_written(f, "AT+CFUN?\r\n");
+}
+
+static void test_engine_payload_bad_arguments(void **state) {
+        Fixture *f = *state;
+        static const uint8_t big[AT_BINARY_MAX + 1];
+
+        assert_int_equal(at_engine_send_with_payload(f->engine, "AT#XSEND=0,0", "", 0, "#XSEND: ", 1000000, NULL, NULL),
+                         -EINVAL);
+        assert_int_equal(at_engine_send_with_payload(f->engine, "AT#XSEND=0,1", big, sizeof big, "#XSEND: ", 1000000,
+                                                     NULL, NULL),
+                         -EINVAL);
+        assert_int_equal(at_engine_send_with_payload(f->engine, "AT#XSEND=0,1", "a", 1, NULL, 1000000, NULL, NULL),
+                         -EINVAL);
+        assert_int_equal(f->loop.written_len, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_open_sequence, setup, teardown),
@@ -445,6 +515,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_link_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_failure_returned_not_upcalled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_engine_payload_refused_before_bytes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_engine_payload_slow_port, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_engine_payload_bad_arguments, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
