@@ -6,7 +6,8 @@ AT#XSEND / #XRECV on a pty to nrf91-sim, TLS in the sim with the key that
 `nrfcloud-gatewayctl provision` generated there, mosquitto with mutual TLS.
 Measures:
   1. QoS 1 throughput with 200-byte payloads through the outbox (flood);
-  2. enqueue -> PUBACK latency p50/p99 and CPU at 100 messages/s.
+  2. enqueue -> PUBACK latency p50/p99 and CPU at 100 messages/s;
+  3. CPU and RSS while connected and idle.
 CPU figures: the harness process (every thread, Paho's included) and, apart,
 nrf91-sim (which stands in for the nRF91 and costs nothing on a real gateway).
 
@@ -25,7 +26,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 import cloudtest as ct  # noqa: E402
 import simfixture as sf  # noqa: E402
-from cloud_bench import proc_cpu_seconds  # noqa: E402
+import time  # noqa: E402
+from cloud_bench import proc_cpu_seconds, proc_rss_kib  # noqa: E402
 
 DEVICE = "b3c1e2d4-0f6a-4b8c-9d1e-2f3a4b5c6d80"
 
@@ -52,6 +54,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--flood", type=int, default=20000)
     ap.add_argument("--paced-seconds", type=int, default=30)
+    ap.add_argument("--idle-seconds", type=int, default=30)
     a = ap.parse_args()
 
     tmp = ct.TempDir("modem-tls-bench-", base=os.environ.get("NRFGW_BENCH_TMP"))
@@ -79,7 +82,27 @@ def main():
         print("modem TLS paced 100 msg/s for %d s: p50 %.2f ms, p99 %.2f ms, max %.2f ms, harness CPU %.2f %% of "
               "one core, nrf91-sim CPU %.2f s" % (a.paced_seconds, st2["p50_ms"], st2["p99_ms"], st2["max_ms"],
                                                   st2["cpu_percent"], st2["sim_cpu_s"]))
-        print(json.dumps({"flood": st, "paced": st2}))
+        # 3. Connected and idle (keepalive 1200 s, as the daemon's default).
+        args = ["--uri", "ssl://localhost:%d" % broker.port, "--client-id", DEVICE, "--state-dir",
+                os.path.join(tmp.path, "idle"), "--topic", ct.g2c_topic(DEVICE), "--modem", sim.link,
+                "--count", "0", "--keepalive", "1200"]
+        h = ct.Harness(tmp.path, "idle", args)
+        try:
+            if h.wait_line("state ready", 60) is None:
+                raise SystemExit("idle run did not connect: " + h.stderr()[-2000:])
+            time.sleep(2)
+            cpu0, sim0 = proc_cpu_seconds(h.proc.pid), proc_cpu_seconds(sim.proc.pid)
+            time.sleep(a.idle_seconds)
+            cpu = proc_cpu_seconds(h.proc.pid) - cpu0
+            sim_cpu = proc_cpu_seconds(sim.proc.pid) - sim0
+            rss = proc_rss_kib(h.proc.pid)
+        finally:
+            h.kill()
+        idle = {"seconds": a.idle_seconds, "cpu_percent": round(100.0 * cpu / a.idle_seconds, 3), "rss_kib": rss,
+                "sim_cpu_percent": round(100.0 * sim_cpu / a.idle_seconds, 3)}
+        print("modem TLS connected and idle for %d s: harness CPU %.2f %%, RSS %d KiB, nrf91-sim CPU %.2f %%" %
+              (a.idle_seconds, idle["cpu_percent"], rss, idle["sim_cpu_percent"]))
+        print(json.dumps({"flood": st, "paced": st2, "idle": idle}))
     finally:
         if sim:
             sim.stop()
