@@ -372,13 +372,17 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 return 0;
         }
 
+        /* MQTT packets are small: do not hold PUBACKs and PINGRESPs back for Nagle. */
+        {
+                int one = 1;
+                (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+
         /* Exactly one connection: the listener goes at once. */
         b->listen_source = sd_event_source_disable_unref(b->listen_source);
         b->accept_timer = sd_event_source_disable_unref(b->accept_timer);
         b->listen_fd = safe_close(b->listen_fd);
         b->local_fd = TAKE_FD(cfd);
-        /* Small MQTT packets both ways: without it PUBACKs wait for Nagle and delayed ACKs (tens of ms). */
-        (void) setsockopt(b->local_fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
         r = sd_event_add_io(b->event, &b->local_source, b->local_fd, EPOLLIN, on_local_io, b);
         if (r < 0) {
                 bridge_fail(b, r, "cannot watch the MQTT client connection");

@@ -26,6 +26,14 @@
  * nothing: subscribe, wait for SUBACK, then drain the outbox from its oldest
  * unacknowledged entry.  Delivery is at-least-once and in order: a message in
  * flight when the link drops may reach the broker twice.
+ *
+ * Every attempt uses a new Paho client: Paho would otherwise write publishes
+ * that were queued but unsent at the loss first on the next connection,
+ * ahead of the outbox's resend of older ones.
+ *
+ * Modem TLS mode: give callbacks.prepare/release and no server_uri; prepare()
+ * sets up the bridge (bridge.h) and answers with mqtt_session_prepared() and
+ * the loopback URI, and Paho connects there in plain TCP.
  */
 
 #include <stdbool.h>
@@ -103,8 +111,9 @@ int mqtt_session_subscribe(MqttSession *s, const char *topic);
 
 /*
  * Puts a message into the outbox and sends it when its turn comes.  The
- * outbox is synced once per loop iteration (before the loop sleeps), which
- * is the point from which the message survives a power cut.
+ * outbox is synced by a deferred event source (one fdatasync for all pushes
+ * made until the loop dispatches it), which is the point from which the
+ * message survives a power cut; a crash of the process loses nothing pushed.
  */
 int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, const void *payload, size_t len,
                          uint64_t *ret_seq);

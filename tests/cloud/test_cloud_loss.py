@@ -45,10 +45,10 @@ class Loss(unittest.TestCase):
         self.broker.stop()
         self.tmp.cleanup()
 
-    def start_harness(self, name):
+    def start_harness(self, name, more=()):
         args = ct.harness_args(self.broker, self.pki, DEVICE, self.state, cert=self.cert,
                                extra=["--count", str(COUNT), "--rate", RATE, "--exit-when-done", "--progress",
-                                      "--reconnect-min-ms", "200", "--reconnect-max-ms", "1000"])
+                                      "--reconnect-min-ms", "200", "--reconnect-max-ms", "1000"] + list(more))
         h = ct.Harness(self.tmp.path, name, args)
         self.harnesses.append(h)
         return h
@@ -64,7 +64,14 @@ class Loss(unittest.TestCase):
         return self.peer.numbers(topic)
 
     def test_broker_restarted_twice(self):
-        h = self.start_harness("restarts")
+        self.broker_restarts("restarts")
+
+    def test_broker_restarted_twice_bridged(self):
+        """The same through the modem-mode bridge (an OpenSSL socket standing in for the nRF91's)."""
+        self.broker_restarts("restarts-bridged", ["--bridge"])
+
+    def broker_restarts(self, name, more=()):
+        h = self.start_harness(name, more)
         self.assertIsNotNone(h.wait_line("state ready", 15), h.stderr()[-2000:])
         for _ in range(2):
             time.sleep(3)
@@ -77,8 +84,7 @@ class Loss(unittest.TestCase):
         err = h.stderr()
         self.assertEqual(err.count("Cloud connection lost"), 2, err[-3000:])
         self.assertEqual(err.count("Cloud connected"), 3, err[-3000:])
-        print("broker restarted twice: %d messages, all delivered in order, %d duplicate(s); %s"
-              % (COUNT, dups, h.stats()))
+        print("%s: %d messages, all delivered in order, %d duplicate(s); %s" % (name, COUNT, dups, h.stats()))
 
     def test_publisher_killed_twice(self):
         h = self.start_harness("run1")
