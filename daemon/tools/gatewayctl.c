@@ -336,8 +336,8 @@ int verb_identity(int argc, char *argv[], CtlOptions *o) {
         AtReply r;
         char uuid[MODEM_UUID_STRING_MAX] = "", imei[MODEM_IMEI_STRING_MAX] = "", red[MODEM_IMEI_STRING_MAX];
         _cleanup_free_ char *mfw = NULL, *fw = NULL;
-        CmngEntry entries[3] = {};
-        bool present[3] = {};
+        CmngEntry entries[_CRED_TYPE_MAX] = {};
+        bool present[_CRED_TYPE_MAX] = {};
         const char *line;
         int k;
         (void) argc;
@@ -366,7 +366,7 @@ int verb_identity(int argc, char *argv[], CtlOptions *o) {
                 fprintf(stderr, "Cannot list security tag %u: %s\n", o->config->sec_tag, r.description);
         for (char **l = r.lines; l && *l; l++) {
                 CmngEntry e;
-                if (at_parse_cmng_list(*l, &e) >= 0 && e.sec_tag == o->config->sec_tag && e.type <= CRED_CLIENT_KEY) {
+                if (at_parse_cmng_list(*l, &e) >= 0 && e.sec_tag == o->config->sec_tag) {
                         entries[e.type] = e;
                         present[e.type] = true;
                 }
@@ -394,6 +394,11 @@ int verb_identity(int argc, char *argv[], CtlOptions *o) {
                 else
                         printf("  %-22s absent\n", cred_type_to_string(t));
         }
+        /* Whatever else the tag holds (PSK, public keys, ...). */
+        for (CredType t = CRED_CLIENT_KEY + 1; t < _CRED_TYPE_MAX; t++)
+                if (present[t])
+                        printf("  %-22s present, SHA-256 %s\n", cred_type_to_string(t),
+                               entries[t].has_sha ? entries[t].sha256 : "(not listed)");
         return uuid[0] && k >= 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "cose.h"
 #include "log.h"
 #include "modem.h"
+#include "serial.h"
 #include "util.h"
 
 typedef struct Peer {
@@ -393,6 +395,49 @@ static void test_silent_modem_fails_then_recovers(void **state) {
         assert_true(run_until_state(f, MODEM_READY, 10000));
 }
 
+static void test_serial_lock_and_termios(void **state) {
+        Fixture *f = *state;
+        SerialLock *a = NULL, *b = NULL;
+        char target[64];
+        pid_t holder = 0;
+        struct termios t;
+        ssize_t n;
+        int fd = -1;
+
+        /* The link and the device it points at share one lock; the holder's PID is told. */
+        assert_int_equal(serial_lock_acquire(f->link, &a, NULL), 0);
+        n = readlink(f->link, target, sizeof target - 1);
+        assert_true(n > 0);
+        target[n] = 0;
+        assert_int_equal(serial_lock_acquire(target, &b, &holder), -EBUSY);
+        assert_int_equal(holder, getpid());
+        a = serial_lock_release(a);
+        assert_int_equal(serial_lock_acquire(target, &b, NULL), 0);
+        b = serial_lock_release(b);
+
+        /* Raw 8N1 at the rate asked for, with RTS/CTS. */
+        assert_int_equal(serial_open(f->link, 230400, true, &fd), 0);
+        assert_int_equal(tcgetattr(fd, &t), 0);
+        assert_int_equal(cfgetospeed(&t), B230400);
+        assert_true(t.c_cflag & CRTSCTS);
+        assert_int_equal(t.c_cflag & CSIZE, CS8);
+        assert_false(t.c_cflag & PARENB);
+        assert_false(t.c_lflag & (ICANON | ECHO));
+        close(fd);
+        assert_int_equal(serial_open(f->link, 12345, true, &fd), -EINVAL);
+        assert_int_equal(serial_open(f->dir, 115200, true, &fd), -EISDIR);
+        {
+                char plain[160];
+                int pf;
+                snprintf(plain, sizeof plain, "%s/plain", f->dir);
+                pf = open(plain, O_CREAT | O_WRONLY, 0600);
+                assert_true(pf >= 0);
+                close(pf);
+                assert_int_equal(serial_open(plain, 115200, true, &fd), -ENOTTY);
+                unlink(plain);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_probe_reaches_ready_missing_credentials, setup, teardown),
@@ -403,6 +448,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_jwt_failure_reaches_every_waiter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_port_vanishes_and_returns, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_silent_modem_fails_then_recovers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_serial_lock_and_termios, setup, teardown),
         };
         log_set_max_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,6 +209,13 @@ class GatewayctlTest(unittest.TestCase):
         out = self.ctl("jwt", "--decode", check=0).stdout
         self.assertIn('"sub": "lab-gateway-7"', out)
 
+    def test_identity_lists_every_type_in_the_tag(self):
+        self.assertIn("OK", self.sim.at('AT%CMNG=0,16842753,3,"0123456789abcdef"'))
+        out = self.ctl("identity", check=0).stdout
+        sha = hashlib.sha256(b"0123456789abcdef").hexdigest().upper()
+        self.assertRegex(out, r"PSK\s+present, SHA-256 " + sha)
+        self.assertRegex(out, r"client private key\s+absent")
+
     def test_debug_shows_at_traffic(self):
         r = self.ctl("identity", "--debug", check=0)
         self.assertIn("--> AT#XUUID<CR><LF>", r.stderr)
