@@ -15,6 +15,11 @@ struct AtCommand {
         uint64_t timeout_usec;
         at_done_cb cb;
         void *userdata;
+        /* at_engine_send_with_payload(): raw bytes written after OK, and the line that ends the exchange. */
+        uint8_t *payload;
+        size_t payload_len;
+        char *end_prefix;
+        bool payload_phase; /* OK came, the payload is (being) written, waiting for end_prefix */
 };
 
 typedef struct AtUrc {
@@ -69,6 +74,7 @@ struct AtEngine {
         /* Resync bookkeeping: "AT"s sent and final results seen since the loss. */
         unsigned resync_sent, resync_finals, resync_unanswered;
         bool resync_settling;
+        bool resync_quiet;   /* keeping silent before the next probe (see at_engine_on_timer()) */
 
         AtUrc urcs[AT_URC_MAX];
         size_t n_urcs;
@@ -105,6 +111,8 @@ static AtCommand *at_command_free(AtCommand *c) {
         if (!c)
                 return NULL;
         free(c->text);
+        free(c->payload);
+        free(c->end_prefix);
         free(c);
         return NULL;
 }
@@ -221,7 +229,7 @@ static void engine_lose_sync(AtEngine *e, int error) {
         log_debug("AT %s: lost sync (%s), resynchronising", strna(e->name), strerror(-error));
         engine_enter_state(e, AT_ENGINE_RESYNC);
         e->resync_sent = e->resync_finals = e->resync_unanswered = 0;
-        e->resync_settling = false;
+        e->resync_settling = e->resync_quiet = false;
         e->line_len = 0;
         e->binary = false;
         e->binary_header = mfree_str(e->binary_header);
@@ -285,6 +293,21 @@ static void engine_write_some(AtEngine *e) {
                 e->out_len = e->out_off = 0;
                 engine_output_done(e);
         }
+}
+
+/* The OK of a command with a payload: write the raw bytes, then wait for the end line. */
+static void engine_begin_payload(AtEngine *e) {
+        AtCommand *c = e->current;
+
+        engine_clear_output(e);
+        c->payload_phase = true;
+        e->out = (char *) TAKE_PTR(c->payload);
+        e->out_len = c->payload_len;
+        e->out_off = 0;
+        log_debug("AT %s --> [%zu bytes of payload]", strna(e->name), e->out_len);
+        engine_enter_state(e, AT_ENGINE_WRITING);
+        engine_set_deadline(e, e->ops->now(e->loop_userdata) + c->timeout_usec);
+        engine_write_some(e);
 }
 
 static void engine_start_next(AtEngine *e) {
@@ -404,7 +427,8 @@ void at_engine_remove_urc(AtEngine *e, const char *prefix, at_urc_cb cb, void *u
                 }
 }
 
-int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_done_cb cb, void *userdata) {
+static int64_t engine_queue(AtEngine *e, const char *cmd, const void *payload, size_t payload_len,
+                            const char *end_prefix, uint64_t timeout_usec, at_done_cb cb, void *userdata) {
         AtCommand *c;
         int64_t id;
         size_t n;
@@ -424,6 +448,16 @@ int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_d
                 free(c);
                 return -ENOMEM;
         }
+        if (end_prefix) {
+                c->payload = malloc(payload_len);
+                c->end_prefix = strdup(end_prefix);
+                if (!c->payload || !c->end_prefix) {
+                        at_command_free(c);
+                        return -ENOMEM;
+                }
+                memcpy(c->payload, payload, payload_len);
+                c->payload_len = payload_len;
+        }
         c->id = e->next_id++;
         c->timeout_usec = timeout_usec;
         c->cb = cb;
@@ -439,6 +473,17 @@ int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_d
         id = c->id;
         engine_start_next(e);
         return id;
+}
+
+int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_done_cb cb, void *userdata) {
+        return engine_queue(e, cmd, NULL, 0, NULL, timeout_usec, cb, userdata);
+}
+
+int64_t at_engine_send_with_payload(AtEngine *e, const char *cmd, const void *payload, size_t len,
+                                    const char *end_prefix, uint64_t timeout_usec, at_done_cb cb, void *userdata) {
+        if (!payload || len == 0 || len > AT_BINARY_MAX || !end_prefix || !*end_prefix)
+                return -EINVAL;
+        return engine_queue(e, cmd, payload, len, end_prefix, timeout_usec, cb, userdata);
 }
 
 void at_engine_cancel(AtEngine *e, int64_t id) {
@@ -569,6 +614,10 @@ static void engine_final(AtEngine *e, const AtLineClass *cls) {
 
         switch (cls->kind) {
         case AT_LINE_OK:
+                if (e->current && e->current->end_prefix && !e->current->payload_phase) {
+                        engine_begin_payload(e);
+                        return;
+                }
                 result = 0;
                 break;
         case AT_LINE_ERROR:
@@ -601,6 +650,12 @@ static void engine_dispatch(AtEngine *e, const char *line, size_t len, const uin
         if (e->state == AT_ENGINE_RESYNC)
                 return; /* the tail of an abandoned answer */
         engine_response_line(e, line, payload, payload_len);
+        /* The end line of a command with a payload is its final result. */
+        if (e->state == AT_ENGINE_WAITING && e->current && e->current->payload_phase &&
+            strncmp(line, e->current->end_prefix, strlen(e->current->end_prefix)) == 0) {
+                engine_complete(e, e->response_error, AT_LINE_OK, 0);
+                engine_start_next(e);
+        }
 }
 
 static void engine_process_line(AtEngine *e) {
@@ -723,11 +778,32 @@ void at_engine_on_timer(AtEngine *e) {
                         engine_synced(e);
                         return;
                 }
+                if (e->resync_quiet) {
+                        /*
+                         * After that silence the probes before it were answered or swallowed
+                         * for good: count afresh, or swallowed ones would keep us waiting forever.
+                         */
+                        e->resync_quiet = false;
+                        e->resync_sent = e->resync_finals = 0;
+                        engine_send_resync_probe(e);
+                        return;
+                }
                 e->resync_unanswered++;
                 if (e->resync_unanswered == AT_RESYNC_REPORT_AFTER)
                         engine_emit(e, AT_ENGINE_EVENT_UNRESPONSIVE, -ETIMEDOUT);
-                if (e->state == AT_ENGINE_RESYNC)
-                        engine_send_resync_probe(e);
+                if (e->state != AT_ENGINE_RESYNC)
+                        return;
+                if (e->resync_unanswered % AT_RESYNC_REPORT_AFTER == 0) {
+                        /*
+                         * A firmware left in counted-payload mode (an #XSEND whose bytes were
+                         * cut off by a lost link) takes every "AT" as payload and gives up only
+                         * once input has stopped for 10 s (modem-link.md): keep quiet longer.
+                         */
+                        e->resync_quiet = true;
+                        engine_set_deadline(e, e->ops->now(e->loop_userdata) + AT_RESYNC_QUIET_USEC);
+                        return;
+                }
+                engine_send_resync_probe(e);
                 return;
         case AT_ENGINE_IDLE:
         case _AT_ENGINE_STATE_MAX:

@@ -34,6 +34,7 @@
 #define AT_RESYNC_TIMEOUT_USEC (1000u * 1000u)
 #define AT_RESYNC_SETTLE_USEC (250u * 1000u)
 #define AT_RESYNC_REPORT_AFTER 5u  /* unanswered resync attempts before the owner hears of it */
+#define AT_RESYNC_QUIET_USEC (12u * 1000u * 1000u) /* silence after every AT_RESYNC_REPORT_AFTER unanswered probes */
 
 typedef struct AtEngine AtEngine;
 
@@ -107,6 +108,17 @@ void at_engine_remove_urc(AtEngine *e, const char *prefix, at_urc_cb cb, void *u
  * at_engine_cancel().  cb is called exactly once unless cancelled.
  */
 int64_t at_engine_send(AtEngine *e, const char *cmd, uint64_t timeout_usec, at_done_cb cb, void *userdata);
+/*
+ * For commands followed by raw bytes from the host (#XSEND, modem-link.md):
+ * cmd is written; when its OK arrives, the len bytes of payload (copied,
+ * 1..AT_BINARY_MAX) are written as they are; the command then completes on
+ * the first information line that starts with end_prefix ("#XSEND: "), with
+ * result 0 and that line in lines[].  An ERROR before the payload completes
+ * it as usual.  Nothing else is written between cmd and the end line; the
+ * timeout runs again from the last byte of the payload.
+ */
+int64_t at_engine_send_with_payload(AtEngine *e, const char *cmd, const void *payload, size_t len,
+                                    const char *end_prefix, uint64_t timeout_usec, at_done_cb cb, void *userdata);
 /* Forgets the callback of a command; one already written still owns its response. */
 void at_engine_cancel(AtEngine *e, int64_t id);
 /* Fails every command with error (e.g. -ECONNRESET), clears the input and returns to idle. */

@@ -25,8 +25,10 @@
 #include <sys/stat.h>
 #include <systemd/sd-event.h>
 
+#include "at-link.h"
 #include "bridge.h"
 #include "log.h"
+#include "modem-tls.h"
 #include "mqtt.h"
 #include "tls-remote.h"
 #include "outbox.h"
@@ -58,6 +60,10 @@ typedef struct Harness {
         size_t n_latency;
         /* --bridge: TLS in a separate socket (the modem's, here OpenSSL), Paho in plain TCP. */
         TlsRemote *remote;
+        /* --modem: the remote socket is a TLS socket in the nRF91 (or nrf91-sim) on that port. */
+        AtLink *link;
+        ModemTls *modem_tls;
+        bool session_started;
         Bridge *bridge;
         char *remote_host;
         uint16_t remote_port;
@@ -90,6 +96,91 @@ static void on_release(MqttSession *s, void *userdata) {
         Harness *h = userdata;
         (void) s;
         bridge_stop(h->bridge);
+}
+
+/* The firmware restarted or the port went away: the modem's sockets are gone. */
+
+static void on_link_lost(AtLink *l, int error, void *userdata) {
+        Harness *h = userdata;
+        (void) l;
+        modem_tls_link_lost(h->modem_tls, error);
+}
+
+static void on_online_command(AtEngine *e, const AtResponse *r, void *userdata) {
+        char desc[160];
+        (void) e, (void) userdata;
+        if (r->result < 0)
+                log_warning("Bringing the modem online failed: %s", at_response_describe(r, desc, sizeof desc));
+}
+
+/*
+ * The modem manager has no "online" state yet: the harness brings the modem
+ * online itself ("AT" first, to absorb what an earlier run left half-done).
+ * Registration is learnt from the +CEREG URC or, if the modem was registered
+ * already, from the answer to AT+CEREG?.
+ */
+static void bring_online(AtEngine *e) {
+        static const char *const cmds[] = { "AT", "AT+CEREG=5", "AT+CFUN=1", "AT+CEREG?" };
+        for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
+                (void) at_engine_send(e, cmds[i], 5000000, on_online_command, NULL);
+}
+
+static void on_link_opened(AtLink *l, void *userdata) {
+        (void) userdata;
+        bring_online(at_link_engine(l));
+}
+
+static void on_modem_ready_urc(AtEngine *e, const char *line, const uint8_t *payload, size_t len, void *userdata) {
+        Harness *h = userdata;
+        (void) line, (void) payload, (void) len;
+        modem_tls_link_lost(h->modem_tls, -ECONNRESET);
+        /* It restarted offline. */
+        bring_online(e);
+}
+
+/*
+ * Start the session once registered (stat 1 home, 5 roaming): the URC is
+ * "+CEREG: <stat>[,"<tac>",...]", the answer to AT+CEREG? "+CEREG: <n>,<stat>[,...]".
+ */
+static void on_cereg(AtEngine *e, const char *line, const uint8_t *payload, size_t len, void *userdata) {
+        Harness *h = userdata;
+        AtCursor c;
+        uint64_t stat;
+        (void) e, (void) payload, (void) len;
+
+        uint64_t second;
+
+        if (at_cursor_init(&c, line, strlen(line), "+CEREG") < 0 || at_cursor_uint(&c, 5, &stat) < 0)
+                return;
+        if (!at_cursor_at_end(&c) && at_cursor_uint(&c, 5, &second) >= 0)
+                stat = second;
+        printf("cereg %" PRIu64 "\n", stat);
+        fflush(stdout);
+        if ((stat == 1 || stat == 5) && !h->session_started) {
+                h->session_started = true;
+                if (mqtt_session_start(h->session) < 0)
+                        (void) sd_event_exit(h->event, 1);
+        }
+}
+
+static int setup_modem(Harness *h, const char *port, unsigned sec_tag) {
+        static const AtLinkCallbacks lcb = { .opened = on_link_opened, .lost = on_link_lost };
+        int r;
+
+        r = at_link_new(h->event, port, 115200, false, &h->link);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the modem port %s: %m", port);
+        at_link_set_callbacks(h->link, &lcb, h);
+        r = modem_tls_new(at_link_engine(h->link), sec_tag, &h->modem_tls);
+        if (r >= 0)
+                r = at_engine_add_urc(at_link_engine(h->link), "Ready", on_modem_ready_urc, h);
+        if (r >= 0)
+                r = at_engine_add_urc(at_link_engine(h->link), "+CEREG:", on_cereg, h);
+        if (r >= 0)
+                r = at_link_start(h->link);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the modem port %s: %m", port);
+        return 0;
 }
 
 static int write_progress(Harness *h) {
@@ -295,7 +386,8 @@ static void usage(void) {
                 "cloud-harness --uri URI --client-id ID --state-dir DIR --topic T [--count N] [--rate R]\n"
                 "  [--payload-size B] [--ca F --cert F --key F] [--window W] [--keepalive S]\n"
                 "  [--max-messages N] [--max-bytes B] [--reconnect-min-ms MS] [--reconnect-max-ms MS]\n"
-                "  [--subscribe T]... [--exit-when-done] [--progress] [--wait-ready] [--bridge] [--debug]\n");
+                "  [--subscribe T]... [--exit-when-done] [--progress] [--wait-ready] [--bridge] [--debug]\n"
+                "  [--modem TTY [--sec-tag N]]   (modem TLS mode: implies --bridge, TLS in the nRF91)\n");
 }
 
 int main(int argc, char **argv) {
@@ -323,6 +415,8 @@ int main(int argc, char **argv) {
                 { "wait-ready", no_argument, NULL, 'W' },
                 { "bridge", no_argument, NULL, 'B' },
                 { "debug", no_argument, NULL, 'D' },
+                { "modem", required_argument, NULL, 'M' },
+                { "sec-tag", required_argument, NULL, 'S' },
                 {},
         };
         Harness h = { .payload_size = 200, .count = 0 };
@@ -332,6 +426,8 @@ int main(int argc, char **argv) {
                 .state_changed = on_state, .message = on_message, .acked = on_acked, .stopped = on_stopped,
         };
         bool use_bridge = false;
+        const char *modem_port = NULL;
+        unsigned sec_tag = 16842753;
         char **subs = NULL;
         char outbox_dir[4200];
         sigset_t ss;
@@ -367,6 +463,8 @@ int main(int argc, char **argv) {
                 case 'W': h.wait_ready = true; break;
                 case 'B': use_bridge = true; break;
                 case 'D': log_set_max_level(LOG_DEBUG); break;
+                case 'M': modem_port = optarg; use_bridge = true; break;
+                case 'S': sec_tag = (unsigned) strtoul(optarg, NULL, 10); break;
                 default: usage(); return 2;
                 }
         }
@@ -412,10 +510,19 @@ int main(int argc, char **argv) {
                 }
                 h.remote_host = strdup(host);
                 h.remote_port = (uint16_t) port;
-                r = tls_remote_new(h.event, o.ca_file, o.cert_file, o.key_file, &h.remote);
-                if (r < 0 || !h.remote_host)
+                if (!h.remote_host)
                         return 1;
-                r = bridge_new(h.event, &tls_remote_ops, h.remote, &bcb, &h, &h.bridge);
+                if (modem_port) {
+                        /* The credentials are the modem's, in sec_tag: no files on this side. */
+                        if (setup_modem(&h, modem_port, sec_tag) < 0)
+                                return 1;
+                        r = bridge_new(h.event, &modem_tls_ops, h.modem_tls, &bcb, &h, &h.bridge);
+                } else {
+                        r = tls_remote_new(h.event, o.ca_file, o.cert_file, o.key_file, &h.remote);
+                        if (r < 0)
+                                return 1;
+                        r = bridge_new(h.event, &tls_remote_ops, h.remote, &bcb, &h, &h.bridge);
+                }
                 if (r < 0)
                         return 1;
                 /* Paho speaks plain MQTT to the bridge; TLS is the remote socket's. */
@@ -437,15 +544,19 @@ int main(int argc, char **argv) {
 
         if (!h.wait_ready && start_publishing(&h) < 0)
                 return 1;
-        r = mqtt_session_start(h.session);
-        if (r < 0)
-                return 1;
+        if (!modem_port) { /* with a modem: once it is registered */
+                r = mqtt_session_start(h.session);
+                if (r < 0)
+                        return 1;
+        }
         r = sd_event_loop(h.event);
 
         h.push_timer = sd_event_source_disable_unref(h.push_timer);
         h.session = mqtt_session_free(h.session);
         h.bridge = bridge_free(h.bridge);
         h.remote = tls_remote_free(h.remote);
+        h.modem_tls = modem_tls_free(h.modem_tls);
+        h.link = at_link_free(h.link);
         free(h.remote_host);
         h.outbox = outbox_free(h.outbox);
         h.event = sd_event_unref(h.event);
