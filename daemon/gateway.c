@@ -91,8 +91,8 @@ static void on_mqtt_message(MqttSession *s, const char *topic, const uint8_t *pa
 static void on_mqtt_stopped(MqttSession *s, void *userdata) {
         Gateway *g = userdata;
         (void) s;
-        if (g->state == GATEWAY_STOPPING && g->modem)
-                modem_stop(g->modem);
+        if (g->state == GATEWAY_STOPPING)
+                gateway_modem_stop(g);
         gateway_component_stopped(g);
 }
 
@@ -233,6 +233,14 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .message = on_mqtt_message,
                 .stopped = on_mqtt_stopped,
         };
+        static const MqttCallbacks mqtt_callbacks_modem = {
+                .state_changed = on_mqtt_state_changed,
+                .message = on_mqtt_message,
+                .stopped = on_mqtt_stopped,
+                /* TLS=modem: each connection attempt first opens a TLS socket in the nRF91. */
+                .prepare = gateway_modem_prepare,
+                .release = gateway_modem_release,
+        };
         static const CloudSessionCallbacks cloud_callbacks = {
                 .state_changed = on_cloud_state_changed,
                 .message = on_cloud_message,
@@ -268,7 +276,8 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .reconnect_max_usec = (uint64_t) c->reconnect_max_sec * UINT64_C(1000000),
                 .max_incoming_bytes = c->max_incoming_bytes,
         };
-        r = mqtt_session_new(g->event, &o, g->outbox, &mqtt_callbacks, g, &g->mqtt);
+        r = mqtt_session_new(g->event, &o, g->outbox, server_uri ? &mqtt_callbacks : &mqtt_callbacks_modem, g,
+                             &g->mqtt);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the MQTT session for %s: %m", device_id);
 
@@ -281,8 +290,14 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the nRF Cloud session for device id %s: %m", device_id);
 
-        /* No modem in host mode: its fields stay out.  No FOTA is implemented yet, so none is offered. */
+        /* The modem's fields when it is known (host mode may have none).  No FOTA is
+         * implemented yet, so none is offered. */
         info = (CloudDeviceInfo){ .app_version = NRFGW_VERSION, .app_name = "nrfcloud-gatewayd" };
+        if (g->modem && modem_get_state(g->modem) == MODEM_READY) {
+                const ModemIdentity *id = modem_get_identity(g->modem);
+                info.modem_firmware = id->modem_firmware;
+                info.imei = id->imei[0] ? id->imei : NULL;
+        }
         r = cloud_session_set_device_info(g->cloud, &info);
         if (r < 0)
                 return log_error_errno(r, "Failed to set the device info: %m");
@@ -297,7 +312,8 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 r = mqtt_session_start(g->mqtt);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the cloud connection: %m");
-        log_info("Connecting to nRF Cloud at %s as %s", server_uri, device_id);
+        log_info("Connecting to nRF Cloud at %s:%u as %s%s", c->cloud_host, c->cloud_port, device_id,
+                 server_uri ? "" : ", TLS in the nRF91");
         return 0;
 }
 
@@ -307,9 +323,7 @@ static int gateway_cloud_start_configured(Gateway *g) {
 
         switch (c->cloud_tls) {
         case CLOUD_TLS_MODEM:
-                /* Hook: the modem manager provides the device id and the TLS transport. */
-                log_notice("[Cloud] TLS=modem: the cloud connection waits for the modem, which provides the device "
-                           "id and the TLS socket");
+                /* gateway-modem.c starts it once the modem is ready and registered. */
                 return 0;
         case CLOUD_TLS_HOST:
                 if (!c->device_id)
@@ -384,8 +398,8 @@ void gateway_stop(Gateway *g) {
         /* Components register with gateway_component_stopping() as they begin to shut down. */
         gateway_cloud_stop(g);
         /* The modem goes last: in TLS=modem mode the cloud session's DISCONNECT travels through it. */
-        if (g->modem && (!g->mqtt || mqtt_session_get_state(g->mqtt) == MQTT_IDLE))
-                modem_stop(g->modem);
+        if (!g->mqtt || mqtt_session_get_state(g->mqtt) == MQTT_IDLE)
+                gateway_modem_stop(g);
 
         r = sd_event_add_time_relative(g->event, &g->stop_timer, CLOCK_MONOTONIC,
                                        (uint64_t) g->config->stop_timeout_sec * UINT64_C(1000000), 0,
@@ -503,27 +517,13 @@ Gateway *gateway_free(Gateway *g) {
         g->mqtt = mqtt_session_free(g->mqtt);
         g->cloud = cloud_session_free(g->cloud);
         g->outbox = outbox_free(g->outbox);
-        g->modem = modem_free(g->modem);
+        gateway_modem_free(g);
         sd_event_unref(g->event);
         config_free(g->config);
         free(g->config_path);
         free(g);
         return NULL;
 }
-
-static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state, void *userdata) {
-        const ModemIdentity *id = modem_get_identity(m);
-        (void) old_state;
-        (void) userdata;
-
-        /* Every record from now on names the gateway, once the modem has told us who we are. */
-        if (new_state == MODEM_READY && id->device_id)
-                (void) log_set_global_field("GATEWAY_ID", id->device_id);
-}
-
-static const ModemCallbacks modem_callbacks = {
-        .state_changed = on_modem_state,
-};
 
 int gateway_start(Gateway *g) {
         sigset_t mask;
@@ -551,13 +551,9 @@ int gateway_start(Gateway *g) {
         if (r > 0)
                 log_debug("systemd watchdog enabled");
 
-        r = modem_new(g->event, g->config, &g->modem);
+        r = gateway_modem_start(g);
         if (r < 0)
-                return log_error_errno(r, "Failed to set up the modem on %s: %m", strna(g->config->modem_port));
-        modem_set_callbacks(g->modem, &modem_callbacks, g);
-        r = modem_start(g->modem);
-        if (r < 0)
-                return log_error_errno(r, "Failed to start the modem: %m");
+                return r;
 
         r = gateway_cloud_start_configured(g);
         if (r < 0)

@@ -11,6 +11,8 @@
 #include "protocol.h"
 
 typedef struct Modem Modem;
+typedef struct ModemTls ModemTls;
+typedef struct Bridge Bridge;
 
 typedef enum GatewayState {
         GATEWAY_STARTING,
@@ -35,6 +37,10 @@ typedef struct Gateway {
         unsigned stopping_components; /* components still shutting down */
 
         Modem *modem;             /* the nRF91 that holds the gateway's identity */
+        /* [Cloud] TLS=modem (gateway-modem.c): the TLS socket in the nRF91 and the loopback bridge to it. */
+        ModemTls *modem_tls;
+        Bridge *bridge;
+        bool modem_registered;
 
         /* The nRF Cloud connection (gateway-cloud part of gateway.c). */
         Outbox *outbox;         /* <StateDirectory>/outbox */
@@ -65,11 +71,19 @@ int gateway_reload(Gateway *g);
 /*
  * Sets up and starts the cloud connection for device_id: the outbox, the MQTT
  * session to server_uri and the nRF Cloud session.  gateway_start() calls it
- * for [Cloud] TLS=host.  For TLS=modem the modem manager is to call it once
- * the modem gave the device id, after installing its TLS transport as the MQTT
- * session's prepare()/release() (not wired yet: the modem manager is not there).
+ * for [Cloud] TLS=host; for TLS=modem gateway-modem.c calls it with
+ * server_uri NULL once the modem is ready and registered, and each
+ * connection attempt then goes through gateway_modem_prepare()/release().
  */
 int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_uri);
+
+/* gateway-modem.c: the modem manager and the modem TLS transport. */
+int gateway_modem_start(Gateway *g);
+void gateway_modem_stop(Gateway *g);
+void gateway_modem_free(Gateway *g);
+typedef struct MqttSession MqttSession;
+int gateway_modem_prepare(MqttSession *s, void *userdata);
+void gateway_modem_release(MqttSession *s, void *userdata);
 
 /* Components call these around their own asynchronous shutdown. */
 void gateway_component_stopping(Gateway *g);

@@ -359,8 +359,8 @@ class Demo:
 def main():
     ap = argparse.ArgumentParser(description="Local demo of nrfcloud-gateway: simulated nRF91, BLE devices and "
                                              "broker, all on this machine.")
-    ap.add_argument("--tls", choices=("modem", "host"), default="host",
-                    help="where TLS ends: in the simulated nRF91, or on the host (default)")
+    ap.add_argument("--tls", choices=("modem", "host"), default="modem",
+                    help="where TLS ends: in the simulated nRF91 (default) or on the host")
     ap.add_argument("--workdir", default=os.path.join(TOP, ".demo"), help="folder for every file of the demo")
     ap.add_argument("--build-dir", default=os.path.join(TOP, "build"))
     ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")

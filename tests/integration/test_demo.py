@@ -39,6 +39,13 @@ class DemoTest(unittest.TestCase):
         # Nothing the demo started is left running.
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         self.assertNotIn(work, ps)
+        return out
+
+    def test_demo_modem_tls(self):
+        """The default: nrf91-sim provisioned by nrfcloud-gatewayctl, TLS in the modem."""
+        out = self.run_demo("modem")
+        self.assertIn("[9/9] Appending the onboarding row", out)
+        self.assertIn("TLS in the nRF91", out)
 
     def test_demo_host_tls(self):
         self.run_demo("host")
