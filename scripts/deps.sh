@@ -10,10 +10,10 @@ build_pkgs=(
   libcmocka-dev libinih-dev libcbor-dev
 )
 run_pkgs=(
-  openssl mosquitto dbus python3 python3-dbusmock socat util-linux
+  openssl mosquitto dbus python3 python3-dbusmock socat util-linux procps
 )
 test_pkgs=(
-  clang llvm libclang-rt-14-dev
+  clang llvm libclang-rt-14-dev python3-cryptography iproute2
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   systemd
 )
