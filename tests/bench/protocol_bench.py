@@ -25,6 +25,9 @@ Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/protocol_bench.py [--f
 import argparse
 import os
 import re
+import socket
+import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -32,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol"))
 import prototest as pt  # noqa: E402
+import cloudtest as ct  # noqa: E402
 
 VALUE_CHANGED = "device_characteristic_value_changed"
 
@@ -67,25 +71,81 @@ def percentile(v, q):
     return v[min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1))))]
 
 
-class Clock:
-    """Reception time of each notification, by sequence number, at the subscriber."""
+class Clock(threading.Thread):
+    """Reception time of each notification, by sequence number: a minimal
+    MQTT subscriber of its own (QoS 0, reading the socket in large chunks),
+    so that the measuring side is not the Python stand-in for nRF Cloud,
+    which reads packet by packet and acknowledges each one."""
 
     def __init__(self, world):
+        super().__init__(daemon=True)
         self.t = {}
         self.lock = threading.Lock()
-        rec = world.peer.messages
-        orig = rec.handler
+        self.stopping = threading.Event()
+        ctx = ssl.create_default_context(cafile=world.pki.root[0])
+        ctx.load_cert_chain(world.pki.peer[0], world.pki.peer[1])
+        raw = socket.create_connection(("127.0.0.1", world.broker.port), timeout=5)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        body = ct._str("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 60) + ct._str("bench-clock")
+        self.sock.sendall(bytes([0x10]) + ct._encode_len(len(body)) + body)
+        body = struct.pack(">H", 1) + ct._str(pt.G2C) + b"\x00"
+        self.sock.sendall(bytes([0x82]) + ct._encode_len(len(body)) + body)
+        self.suback = threading.Event()
+        self.sock.settimeout(0.5)
+        self.start()
+        if not self.suback.wait(10):
+            raise RuntimeError("the benchmark subscriber could not subscribe")
 
-        def handler(topic, payload):
-            if topic == pt.G2C and b'"requestId":null' in payload and VALUE_CHANGED.encode() in payload:
-                i = payload.index(b'"value":[') + 9
-                vals = payload[i:payload.index(b"]", i)].split(b",")
-                seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
-                with self.lock:
-                    self.t.setdefault(seq, time.monotonic())
-            orig(topic, payload)
+    def _handle(self, h, body, now):
+        if h & 0xF0 == 0x90:
+            self.suback.set()
+        if h & 0xF0 != 0x30:
+            return
+        tl = struct.unpack(">H", body[:2])[0]
+        payload = body[2 + tl + (2 if (h >> 1) & 3 else 0):]
+        if b'"requestId":null' not in payload or VALUE_CHANGED.encode() not in payload:
+            return
+        i = payload.index(b'"value":[') + 9
+        vals = payload[i:payload.index(b"]", i)].split(b",")
+        seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
+        with self.lock:
+            self.t.setdefault(seq, now)
 
-        rec.handler = handler
+    def run(self):
+        buf = b""
+        while not self.stopping.is_set():
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            now = time.monotonic()
+            buf += chunk
+            while True:
+                if len(buf) < 2:
+                    break
+                n, mult, i = 0, 1, 1
+                while i < len(buf):
+                    b = buf[i]
+                    n += (b & 0x7F) * mult
+                    mult *= 128
+                    i += 1
+                    if not b & 0x80:
+                        break
+                else:
+                    break
+                if len(buf) < i + n:
+                    break
+                self._handle(buf[0], buf[i:i + n], now)
+                buf = buf[i + n:]
+
+    def close(self):
+        self.stopping.set()
+        self.join(5)
+        self.sock.close()
 
     def count(self, lo, hi):
         with self.lock:
@@ -94,6 +154,7 @@ class Clock:
 
 def start(tmp, pki, cert, extra=""):
     w = pt.World(pki, cert, pt.subdir(tmp, "bench"), desired=(pt.A,), extra_conf=extra, log_level="info")
+    w.pki = pki
     w.wait_ready(pt.A)
     rid = w.c2g({"type": "device_descriptor_value_write", "deviceAddress": pt.A, "serviceUUID": pt.NUS,
                  "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
@@ -184,6 +245,7 @@ def main():
                   "notification (%.2f%% of a core)" % (p["received"], p["p50"], p["p99"], p["max"], p["cpu_us"],
                                                         p["cpu_pct"]))
             print("daemon RSS after the runs: %d KiB" % rss_kib(pid))
+            clock.close()
         finally:
             w.close()
 
@@ -203,6 +265,7 @@ def main():
             print("NotifyMinIntervalMs=1000, 50 Hz for 10 s: %d messages in %.1f s = %.2f messages/s; last value "
                   "seq %d (of %d)" % (len(got), elapsed, len(got) / elapsed, pt.seq(got[-1]) - 20_000_000,
                                       499))
+            clock.close()
         finally:
             w.close()
     finally:
