@@ -109,6 +109,8 @@ static int protocol_publish(Protocol *p, OutboxClass class, int r, char *payload
         if (r < 0)
                 return log_error_errno(r, "Failed to encode %s, not sent: %m", what);
         r = p->sink.publish_g2c(p->sink_impl, class, owned, strlen(owned));
+        if (r == -EAGAIN) /* not paired: there is no g2c topic to send to */
+                return log_debug_errno(r, "No g2c topic while not paired, %s dropped", what);
         if (r < 0)
                 return log_warning_errno(r, "Failed to queue %s for nRF Cloud, dropped: %m", what);
         p->messages_sent++;

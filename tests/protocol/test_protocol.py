@@ -117,6 +117,34 @@ class ProtocolTest(unittest.TestCase):
                      "characteristicUUID": "2A19"})
         self.assertError(w.answers(rid, 1)[0], rid, B)
 
+    def test_delete_yourself_and_discon(self):
+        """delete_yourself and DISCON: every device is disconnected, and the gateway waits to be paired again."""
+        for how in ("delete_yourself", "DISCON"):
+            with self.subTest(how=how):
+                if self.w:
+                    self.tearDown()
+                w = self.world()
+                self.ready(A, B)
+                # The account no longer has the gateway: its shadow says so.
+                w.peer.desired = {"pairing": {"state": "not_associated", "topics": None}}
+                if how == "DISCON":
+                    w.peer.c2g({"appId": "DEVICE", "messageType": "DISCON"})
+                else:
+                    w.c2g({"type": "delete_yourself"})
+                for a in (A, B):
+                    self.assertTrue(pt.st.wait_until(lambda a=a: not w.mock.state(a).get("connected"), 20),
+                                    (a, w.mock.state(a), w.daemon.log()[-3000:]))
+                self.assertTrue(w.daemon.wait_log("removed gateway %s from its account" % pt.DEVICE),
+                                w.daemon.log()[-3000:])
+                # Paired again (a delta), with one device: it connects again; B's status entry,
+                # held in the outbox meanwhile, is removed.
+                w.peer.delta(dict(pt.st.CloudPeer.paired_state(), desiredConnections=[A]))
+                w.wait_events(lambda e: e["event"]["type"] == "device_connect_result"
+                              and e["event"]["device"]["address"]["address"] == A, 2, 40)
+                self.assertTrue(pt.st.wait_until(lambda: w.status(B) is None and w.status(A) is not None
+                                                 and w.status(A)["status"]["connected"]), w.peer.reported)
+                self.assertFalse(w.mock.state(B).get("connected"))
+
     # ---- operations ----
 
     def test_scan(self):
