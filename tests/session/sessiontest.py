@@ -206,6 +206,7 @@ Target=console
         env.pop("JOURNAL_STREAM", None)
         env.pop("STATE_DIRECTORY", None)
         env["NOTIFY_SOCKET"] = self.notify_path
+        env["LSAN_OPTIONS"] = "suppressions=%s" % os.path.join(HERE, "lsan-paho.supp")
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen([DAEMON, "--config", self.conf], env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
