@@ -62,6 +62,10 @@ struct CloudSession {
         char *team_config; /* [Cloud] TeamId=, or NULL */
         unsigned keepalive_sec;
 
+        sd_event *event;
+        uint64_t procedure_timeout_usec;
+        sd_event_source *procedure_timer; /* armed in shadow and paired */
+
         /* Device id only (stage and team empty): enough for the shadow topics. */
         TopicContext shadow_ctx;
         /* Complete once stage and team are known. */
@@ -436,6 +440,28 @@ static void cloud_session_request_shadow(CloudSession *cs) {
         (void) cloud_session_subscribe(cs, topics, ELEMENTSOF(topics), on_shadow_subscribed);
 }
 
+static int on_procedure_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
+        CloudSession *cs = userdata;
+        (void) es, (void) usec;
+
+        cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
+        log_warning("The nRF Cloud procedure did not complete within %" PRIu64 " s (stuck in %s), reconnecting",
+                    cs->procedure_timeout_usec / 1000000, cloud_session_state_to_string(cs->state));
+        cloud_session_reconnect(cs, "the nRF Cloud procedure timed out");
+        return 0;
+}
+
+static void cloud_session_arm_procedure_timer(CloudSession *cs) {
+        int r;
+
+        if (!cs->event || cs->procedure_timer)
+                return;
+        r = sd_event_add_time_relative(cs->event, &cs->procedure_timer, CLOCK_BOOTTIME, cs->procedure_timeout_usec,
+                                       100 * 1000, on_procedure_timeout, cs);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the procedure timer, ignoring: %m");
+}
+
 static const char *cloud_session_status_text(CloudSessionState s) {
         switch (s) {
         case CLOUD_SESSION_DISCONNECTED:
@@ -471,6 +497,10 @@ static void cloud_session_enter_state(CloudSession *cs, CloudSessionState n) {
         /* g2c messages and shadow reports of the outbox wait for the whole procedure. */
         cs->t.hold_outbox(cs->impl, n != CLOUD_SESSION_READY);
 
+        /* The procedure timer runs through shadow and paired, and stops in any other state. */
+        if (n != CLOUD_SESSION_SHADOW && n != CLOUD_SESSION_PAIRED)
+                cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
+
         switch (n) {
         case CLOUD_SESSION_DISCONNECTED:
         case CLOUD_SESSION_CONNECTING:
@@ -478,11 +508,13 @@ static void cloud_session_enter_state(CloudSession *cs, CloudSessionState n) {
                 cs->reconnect_after_echo = false;
                 break;
         case CLOUD_SESSION_SHADOW:
+                cloud_session_arm_procedure_timer(cs);
                 cloud_session_request_shadow(cs);
                 break;
         case CLOUD_SESSION_NOT_ASSOCIATED:
                 break;
         case CLOUD_SESSION_PAIRED:
+                cloud_session_arm_procedure_timer(cs);
                 cloud_session_start_pairing(cs);
                 break;
         case CLOUD_SESSION_READY:
@@ -868,6 +900,8 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
                 cs->cb = *callbacks;
         cs->userdata = userdata;
         cs->keepalive_sec = options->keepalive_sec ?: 1200;
+        cs->event = options->event ? sd_event_ref(options->event) : NULL;
+        cs->procedure_timeout_usec = options->procedure_timeout_usec ?: CLOUD_SESSION_PROCEDURE_TIMEOUT_USEC;
         cs->device_id = strdup(options->device_id);
         if (!cs->device_id)
                 return -ENOMEM;
@@ -892,6 +926,8 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
 CloudSession *cloud_session_free(CloudSession *cs) {
         if (!cs)
                 return NULL;
+        cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
+        sd_event_unref(cs->event);
         free(cs->desired);
         free(cs->pairing_c2g);
         free(cs->pairing_g2c);

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "macro.h"
 #include "outbox.h"
@@ -98,7 +99,15 @@ typedef struct CloudSessionOptions {
         const char *device_id;  /* MQTT client id */
         const char *team_id;    /* [Cloud] TeamId=; NULL: learnt from the shadow */
         unsigned keepalive_sec; /* reported in the pairing report */
+        /* The procedure (shadow and paired states) must reach ready or
+         * not-associated within this time, else the session reconnects: a
+         * lost shadow answer must not leave the gateway half connected until
+         * the keepalive notices.  Needs event; 0: CLOUD_SESSION_PROCEDURE_TIMEOUT_USEC. */
+        sd_event *event; /* NULL: no timeout (tests of the state machine) */
+        uint64_t procedure_timeout_usec;
 } CloudSessionOptions;
+
+#define CLOUD_SESSION_PROCEDURE_TIMEOUT_USEC (60u * 1000000u)
 
 /* What the gateway knows about itself, for reported.device.  Strings are
  * copied; NULL leaves a field out (no modem in host mode). */

@@ -168,6 +168,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .device_id = device_id,
                 .team_id = c->team_id,
                 .keepalive_sec = c->keepalive_sec,
+                .event = g->event,
         };
         r = cloud_session_new(&co, &cloud_transport_mqtt, g->mqtt, &cloud_callbacks, g, &g->cloud);
         if (r < 0)

@@ -448,6 +448,61 @@ static void test_delta_before_document(void **state) {
         cloud_session_free(cs);
 }
 
+static void run_loop(sd_event *e, uint64_t usec) {
+        uint64_t end;
+        assert_true(sd_event_now(e, CLOCK_MONOTONIC, &end) >= 0);
+        end += usec;
+        for (;;) {
+                uint64_t now;
+                assert_true(sd_event_run(e, 10 * 1000) >= 0);
+                assert_true(sd_event_now(e, CLOCK_MONOTONIC, &now) >= 0);
+                if (now >= end)
+                        return;
+        }
+}
+
+static void test_procedure_timeout(void **state) {
+        Fake f = {};
+        CloudSession *cs = NULL;
+        sd_event *e = NULL;
+        CloudSessionOptions o = { .device_id = DEV, .procedure_timeout_usec = 50 * 1000 };
+        (void) state;
+
+        assert_int_equal(sd_event_new(&e), 0);
+        o.event = e;
+        assert_int_equal(cloud_session_new(&o, &fake_transport, &f, &callbacks, &f, &cs), 0);
+        assert_int_equal(cloud_session_start(cs), 0);
+
+        /* The shadow never answers: one reconnect after the timeout, none before. */
+        cloud_session_link_up(cs);
+        complete(&f, 0, 0);
+        run_loop(e, 20 * 1000);
+        assert_int_equal(f.reconnects, 0);
+        run_loop(e, 300 * 1000);
+        assert_int_equal(f.reconnects, 1);
+
+        /* Not associated is a state to wait in: no timeout there. */
+        cloud_session_link_down(cs);
+        cloud_session_link_up(cs);
+        complete(&f, f.n_ops - 1, 0);
+        deliver(cs, DEV "/shadow/get/accepted/trim", accepted_not_associated);
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_NOT_ASSOCIATED);
+        run_loop(e, 300 * 1000);
+        assert_int_equal(f.reconnects, 1);
+
+        /* Stuck in paired (no PUBACK for the pairing report): reconnect. */
+        cloud_session_link_down(cs);
+        cloud_session_link_up(cs);
+        complete(&f, f.n_ops - 1, 0);
+        deliver(cs, DEV "/shadow/get/accepted/trim", accepted_paired);
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_PAIRED);
+        run_loop(e, 300 * 1000);
+        assert_int_equal(f.reconnects, 2);
+
+        cloud_session_free(cs);
+        sd_event_unref(e);
+}
+
 static void test_bad_input_ignored(void **state) {
         Fake f;
         CloudSession *cs = new_session(&f, NULL);
@@ -518,6 +573,7 @@ int main(void) {
                 cmocka_unit_test(test_guard_refuses_shadow_topics),
                 cmocka_unit_test(test_configured_team),
                 cmocka_unit_test(test_delta_before_document),
+                cmocka_unit_test(test_procedure_timeout),
                 cmocka_unit_test(test_bad_input_ignored),
                 cmocka_unit_test(test_invalid_options),
                 cmocka_unit_test(test_status_connections),
