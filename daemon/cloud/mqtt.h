@@ -26,6 +26,14 @@
  * nothing: subscribe, wait for SUBACK, then drain the outbox from its oldest
  * unacknowledged entry.  Delivery is at-least-once and in order: a message in
  * flight when the link drops may reach the broker twice.
+ *
+ * Every attempt uses a new Paho client: Paho would otherwise write publishes
+ * that were queued but unsent at the loss first on the next connection,
+ * ahead of the outbox's resend of older ones.
+ *
+ * Modem TLS mode: give callbacks.prepare/release and no server_uri; prepare()
+ * sets up the bridge (bridge.h) and answers with mqtt_session_prepared() and
+ * the loopback URI, and Paho connects there in plain TCP.
  */
 
 #include <stdbool.h>
