@@ -87,6 +87,11 @@ struct CloudSession {
         bool desired_this_link;       /* the document of this connection carried desiredConnections */
         bool reconnect_after_echo;    /* associated by a delta: reconnect once its echo is acknowledged */
 
+        /* reported.statusConnections of the last accepted document. */
+        bool have_reported;
+        char (*reported)[BT_ADDR_STR_LEN + 1];
+        size_t n_reported;
+
         bool have_info;
         CloudDeviceInfo info;
 };
@@ -677,6 +682,23 @@ static void cloud_session_apply_association(CloudSession *cs, Association a, con
         }
 }
 
+static void cloud_session_keep_reported(CloudSession *cs, ShadowState *st) {
+        free(cs->reported);
+        cs->reported = st->reported_addresses; /* taken over */
+        cs->n_reported = st->n_reported_addresses;
+        st->reported_addresses = NULL;
+        st->n_reported_addresses = 0;
+        cs->have_reported = true;
+}
+
+int cloud_session_get_reported_connections(CloudSession *cs, const char (**ret)[BT_ADDR_STR_LEN + 1], size_t *ret_n) {
+        if (!cs->have_reported)
+                return -ENODATA;
+        *ret = cs->reported;
+        *ret_n = cs->n_reported;
+        return 0;
+}
+
 static void cloud_session_handle_accepted(CloudSession *cs, const uint8_t *payload, size_t len) {
         _cleanup_(shadow_state_freep) ShadowState *st = NULL;
         CodecError e = {};
@@ -693,6 +715,7 @@ static void cloud_session_handle_accepted(CloudSession *cs, const uint8_t *paylo
                   st->has_pairing_state ? strna(pairing_state_to_string(st->pairing_state)) : "");
         if (cs->state == CLOUD_SESSION_SHADOW || cs->state == CLOUD_SESSION_NOT_ASSOCIATED)
                 cloud_session_learn_prefix(cs, st);
+        cloud_session_keep_reported(cs, st);
         cloud_session_update_desired(cs, st);
         cloud_session_apply_association(cs, shadow_association(st, false), st);
 }
@@ -928,6 +951,7 @@ CloudSession *cloud_session_free(CloudSession *cs) {
                 return NULL;
         cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
         sd_event_unref(cs->event);
+        free(cs->reported);
         free(cs->desired);
         free(cs->pairing_c2g);
         free(cs->pairing_g2c);

@@ -151,6 +151,12 @@ int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionSta
  * callback of the session. */
 int cloud_session_get_desired_connections(CloudSession *cs, const DesiredConnection **ret, size_t *ret_n);
 
+/* The addresses under reported.statusConnections in the last accepted
+ * document (not null), so that the BLE layer can clear the entries of
+ * devices that are no longer desired (CONNECTION_STATUS_REMOVED).  -ENODATA
+ * before the first document.  Valid until the next callback of the session. */
+int cloud_session_get_reported_connections(CloudSession *cs, const char (**ret)[BT_ADDR_STR_LEN + 1], size_t *ret_n);
+
 CloudSessionState cloud_session_get_state(const CloudSession *cs);
 /* "<stage>/<team>/" once known, else NULL. */
 const char *cloud_session_topic_prefix(const CloudSession *cs);

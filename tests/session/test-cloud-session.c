@@ -540,6 +540,27 @@ static void test_invalid_options(void **state) {
         assert_null(cs);
 }
 
+static void test_reported_connections(void **state) {
+        Fake f;
+        CloudSession *cs = new_session(&f, NULL);
+        const char(*v)[BT_ADDR_STR_LEN + 1];
+        size_t n;
+        (void) state;
+
+        assert_int_equal(cloud_session_get_reported_connections(cs, &v, &n), -ENODATA);
+        run_to_ready(cs, &f,
+                     "{\"desired\":{\"pairing\":{\"state\":\"paired\"},\"nrfcloud_mqtt_topic_prefix\":\"" PREFIX
+                     "\",\"desiredConnections\":[\"C2:6B:AC:6D:05:A2\"]},\"reported\":{\"statusConnections\":{"
+                     "\"C2:6B:AC:6D:05:A2\":{\"id\":\"C2:6B:AC:6D:05:A2\",\"status\":{\"connected\":true}},"
+                     "\"D6:57:7D:CC:50:17\":{\"id\":\"D6:57:7D:CC:50:17\",\"status\":{\"connected\":false}},"
+                     "\"11:22:33:44:55:66\":null}}}");
+        assert_int_equal(cloud_session_get_reported_connections(cs, &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_true((streq(v[0], "C2:6B:AC:6D:05:A2") && streq(v[1], "D6:57:7D:CC:50:17")) ||
+                    (streq(v[1], "C2:6B:AC:6D:05:A2") && streq(v[0], "D6:57:7D:CC:50:17")));
+        cloud_session_free(cs);
+}
+
 static void test_status_connections(void **state) {
         Fake f;
         CloudSession *cs = new_session(&f, NULL);
@@ -576,6 +597,7 @@ int main(void) {
                 cmocka_unit_test(test_procedure_timeout),
                 cmocka_unit_test(test_bad_input_ignored),
                 cmocka_unit_test(test_invalid_options),
+                cmocka_unit_test(test_reported_connections),
                 cmocka_unit_test(test_status_connections),
                 cmocka_unit_test(test_strings),
         };
