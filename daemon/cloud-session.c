@@ -886,6 +886,10 @@ int cloud_session_publish_g2c(CloudSession *cs, OutboxClass class, const char *p
         return cs->t.enqueue(cs->impl, class, cs->g2c, payload, len);
 }
 
+bool cloud_session_may_publish(CloudSession *cs, const char *topic) {
+        return topic && cloud_session_guard(cs, TOPIC_ACTION_PUBLISH, topic) >= 0;
+}
+
 int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionStatus *v, size_t n) {
         _cleanup_free_ char *doc = NULL;
         int r;

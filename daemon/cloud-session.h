@@ -144,6 +144,10 @@ int cloud_session_set_device_info(CloudSession *cs, const CloudDeviceInfo *info)
  * yet (the team is learnt from the shadow), -EPERM if the guard refuses it. */
 int cloud_session_publish_g2c(CloudSession *cs, OutboxClass class, const char *payload, size_t len);
 
+/* The topic guard for a publish (logs a refusal as an error): for the
+ * transport to check outbox entries queued earlier, before it sends them. */
+bool cloud_session_may_publish(CloudSession *cs, const char *topic);
+
 /* reported.statusConnections, through the outbox (a SHADOW entry). */
 int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionStatus *v, size_t n);
 /* The desired BLE connections.  -ENODATA while not known (before the first

@@ -400,6 +400,10 @@ static void test_guard_refuses_shadow_topics(void **state) {
                 }
         assert_string_equal(cloud_session_c2g_topic(cs), PREFIX "gateways/" DEV "/c2g");
         assert_string_equal(cloud_session_g2c_topic(cs), PREFIX "gateways/" DEV "/g2c");
+        /* The same guard for entries the transport finds in the outbox. */
+        assert_true(cloud_session_may_publish(cs, PREFIX "gateways/" DEV "/g2c"));
+        assert_false(cloud_session_may_publish(cs, "prod/other/gateways/" DEV "/g2c"));
+        assert_false(cloud_session_may_publish(cs, PREFIX "gateways/" DEV "/c2g"));
 
         /* The "+/r" wildcard of NCS 2.2..2.7 is not a c2g we subscribe. */
         before = f.n_ops;

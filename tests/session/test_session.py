@@ -264,6 +264,34 @@ class Procedure(unittest.TestCase):
         first_g2c = got.index(("PUBLISH", G2C))
         self.assertGreater(first_g2c, got.index(("PUBLISH", JOBS_REQ)))
 
+    def test_topic_guard_restored_outbox(self):
+        """Outbox entries from an earlier run on a topic outside the policy are dropped, not sent."""
+        state = os.path.join(self.dir, "daemon", "state")
+        os.makedirs(state)
+        evil = f"prod/other-team/gateways/{DEVICE}/g2c"
+        for topic, count in ((evil, 5), (G2C, 10)):
+            args = st.ct.harness_args(self.broker, self.pki, DEVICE, state, cert=self.cert,
+                                      extra=["--count", str(count)])
+            args[args.index("--uri") + 1] = "ssl://localhost:%d" % st.ct.free_port()  # nobody listens
+            args[args.index("--topic") + 1] = topic
+            harness = st.ct.Harness(self.dir, "offline", args)
+            self.assertIsNotNone(harness.wait_line("state backoff", 20), harness.stderr())
+            time.sleep(0.2)
+            harness.kill()
+
+        self.start()
+        self.wait_ready()
+        self.assertTrue(st.wait_until(lambda: len(self.peer.numbers(G2C)) >= 10), self.daemon.log())
+        time.sleep(0.5)
+        self.assertEqual(self.peer.numbers(G2C), list(range(10)))
+        self.assertEqual(self.daemon.log().count("Refusing to publish on %s" % evil), 5)
+        broker_log = self.broker.log_text()
+        self.assertNotIn("other-team", broker_log)
+        self.assertNotIn("Denied", broker_log)
+        self.assertEqual([t for t, p in self.peer.received() if "other-team" in t], [])
+        # One connection: nothing made the broker drop the gateway.
+        self.assertEqual(len([p for p in self.packets() if p[0] == "CONNECT"]), 1)
+
     def test_reload_live_keys(self):
         self.start()
         self.wait_ready()
