@@ -228,7 +228,7 @@ static void on_connection_lost(void *ctx, char *cause) {
 }
 
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
-        MqttSession *s = ctx;
+        MqttSession *s = ctx_session(ctx);
         size_t len = m->payloadlen > 0 ? (size_t) m->payloadlen : 0;
         size_t tlen = topic_len > 0 ? (size_t) topic_len : strlen(topic);
         Event *e = calloc(1, sizeof *e);
@@ -246,6 +246,7 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
                                 e->payload[len] = 0;
                         }
                 }
+                e->gen = ctx_gen(ctx);
                 if (!e->text || (e->type == EVENT_MESSAGE && !e->payload)) {
                         free(e->text);
                         free(e->payload);
@@ -398,7 +399,7 @@ static int mqtt_session_new_client(MqttSession *s) {
                 s->client = NULL;
                 return -EINVAL;
         }
-        r = MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message_arrived, NULL);
+        r = MQTTAsync_setCallbacks(s->client, ctx_make(s), on_connection_lost, on_message_arrived, NULL);
         if (r != MQTTASYNC_SUCCESS)
                 return -EINVAL;
         return 0;
@@ -632,7 +633,7 @@ static void handle_event(MqttSession *s, Event *e) {
                         set_string(&s->tls_error, e->text);
                 break;
         case EVENT_LOST:
-                if (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)
+                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY))
                         mqtt_session_connection_over(s, e->text ? e->text : "network or keepalive timeout");
                 break;
         case EVENT_SUBSCRIBED:
