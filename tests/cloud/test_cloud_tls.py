@@ -90,6 +90,30 @@ class HostTls(unittest.TestCase):
         self.assertIn("certificate verify failed", err)
         self.assertGreaterEqual(err.count("Cannot connect"), 2, err[-2000:])
 
+    def test_outbox_full_drops_oldest(self):
+        """200 notifications pushed at once into an outbox of 16: the oldest not yet on the
+        wire go, what arrives is in order, and the drops are counted and reported."""
+        before = len(self.peer.numbers(ct.g2c_topic(DEVICE)))
+        h = self.harness("drops", extra=["--count", "200", "--max-messages", "16", "--exit-when-done"])
+        self.assertEqual(h.wait(30), 0, h.stderr()[-2000:])
+        self.assertGreater(h.stats()["dropped"], 0)
+        self.assertIn("Outbox full: dropped", h.stderr())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and 199 not in self.peer.numbers(ct.g2c_topic(DEVICE))[before:]:
+            time.sleep(0.1)
+        got = self.peer.numbers(ct.g2c_topic(DEVICE))[before:]
+        dropped = h.stats()["dropped"]
+        self.assertEqual(got, sorted(got))
+        # The newest message always survives.  Which older ones do depends on whether the
+        # connection came up during the pushes: then the ones already on the wire go
+        # through and the oldest unsent ones are dropped; before it, the oldest go.
+        self.assertEqual(got[-1], 199)
+        if got[0] >= 184:
+            self.assertEqual(got, list(range(184, 200)))
+        # Each message is delivered or counted as dropped (one dropped while already on the
+        # wire may be both, when the connection came up during the pushes).
+        self.assertLessEqual(200 - len(set(got)), dropped, (got, dropped))
+
     def test_incoming_and_size_cap(self):
         c2g = ct.c2g_topic(DEVICE)
         h = self.harness("incoming", extra=["--subscribe", c2g, "--max-incoming", "1024"])
