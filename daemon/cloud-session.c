@@ -945,6 +945,10 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
                 r = cloud_session_set_context(cs, STAGE_DEFAULT, cs->team_config);
                 if (r < 0)
                         return r;
+                /* g2c events can go into the outbox before the first connection. */
+                r = topic_g2c_derive(&cs->ctx, NULL, cs->g2c, sizeof cs->g2c);
+                if (r < 0)
+                        return r;
         }
         *ret = TAKE_PTR(cs);
         return 0;

@@ -425,6 +425,10 @@ static void test_configured_team(void **state) {
 
         /* Known from the start: g2c can be queued before the first connection. */
         assert_string_equal(cloud_session_topic_prefix(cs), "prod/my-team/");
+        assert_int_equal(cloud_session_publish_g2c(cs, OUTBOX_STATUS, "{}", 2), 0);
+        assert_op(&f, 0, OP_ENQUEUE, "prod/my-team/gateways/" DEV "/g2c");
+        assert_int_equal(f.ops[0].class, OUTBOX_STATUS);
+        f.n_ops = 0;
         run_to_ready(cs, &f, accepted_paired);
         assert_string_equal(cloud_session_c2g_topic(cs), "prod/my-team/gateways/" DEV "/c2g");
         assert_op(&f, 4, OP_SUBSCRIBE, "prod/my-team/" DEV "/jobs/rcv");
