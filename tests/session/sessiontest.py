@@ -54,7 +54,7 @@ class CloudPeer(ct.Peer):
     subscribes to every topic but $-topics)."""
 
     def __init__(self, broker, pki, device_id, form="trimmed", paired=True, pairing_topics=None,
-                 desired_connections=None, omit_connections=False):
+                 desired_connections=None, omit_connections=False, with_prefix=True):
         super().__init__(broker, pki, ["#"], client_id=ct.PEER_ID, clean=True)
         self.device_id = device_id
         self.form = form
@@ -66,6 +66,8 @@ class CloudPeer(ct.Peer):
         self.omit_connections = omit_connections
         if paired:
             self.desired.update(self.paired_state(pairing_topics))
+            if not with_prefix:
+                del self.desired["nrfcloud_mqtt_topic_prefix"]
         else:
             self.desired["pairing"] = {"state": "not_associated", "topics": None}
         if desired_connections is not None:

@@ -69,12 +69,13 @@ class Procedure(unittest.TestCase):
             self.peer.stop()
         self.broker.stop()
 
-    def start(self, **peer_args):
+    def start(self, extra_conf="", **peer_args):
         self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, **peer_args)
         self.peer.start()
         self.assertTrue(self.peer.connected.wait(10), "the stand-in for nRF Cloud could not connect")
         self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
-        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert)
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                extra_conf=extra_conf)
 
     def packets(self):
         return st.client_packets(self.broker.log_text(), DEVICE)
@@ -205,6 +206,13 @@ class Procedure(unittest.TestCase):
         log = self.daemon.log()
         self.assertIn("Cloud session ready -> not-associated", log)
         self.assertIn("Cloud session not-associated -> connecting", log)
+
+    def test_team_configured(self):
+        """[Cloud] TeamId= gives the team: a shadow without nrfcloud_mqtt_topic_prefix still pairs."""
+        self.start(extra_conf="TeamId=%s" % st.TEAM, with_prefix=False)
+        self.wait_ready()
+        self.assertEqual(steps(self.connection(0))[:6], PAIRED_STEPS)
+        self.assertEqual(self.peer.updates()[0]["state"]["reported"]["nrfcloud_mqtt_topic_prefix"], st.PREFIX)
 
     def test_topic_guard(self):
         """The shadow names c2g/g2c topics outside the policy: refused, never sent; the defaults are used."""
