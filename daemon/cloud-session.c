@@ -571,8 +571,8 @@ static void cloud_session_unpair(CloudSession *cs, const char *why) {
 static void cloud_session_log_not_associated(CloudSession *cs) {
         log_fields(LOG_WARNING,
                    LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_GATEWAY_UNPAIRED }, { "MQTT_STATE", "not-associated" }),
-                   "Gateway %s is not associated with an nRF Cloud account: add it to an account (nRF Cloud portal, "
-                   "or the REST API); waiting",
+                   "Gateway %s is not associated with an nRF Cloud account: it must be added to an account "
+                   "(nRF Cloud portal or REST API); waiting",
                    cs->device_id);
 }
 

@@ -8,6 +8,7 @@ packet by packet, and from what the stand-in received."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -206,6 +207,35 @@ class Procedure(unittest.TestCase):
         log = self.daemon.log()
         self.assertIn("Cloud session ready -> not-associated", log)
         self.assertIn("Cloud session not-associated -> connecting", log)
+
+    def test_journal_fields(self):
+        """Structured records: each transition with MQTT_STATE=, the unpaired notice with its MESSAGE_ID."""
+        if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            self.skipTest("needs a private mount namespace (root)")
+        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, paired=False)
+        self.peer.start()
+        self.assertTrue(self.peer.connected.wait(10))
+        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                journal=True)
+        unpaired = self.daemon.wait_record(MESSAGE_ID=UNPAIRED_ID)
+        self.assertIsNotNone(unpaired, self.daemon.journal_records[-5:])
+        self.assertEqual(unpaired["PRIORITY"], "4")
+        self.assertEqual(unpaired["GATEWAY_ID"], DEVICE)
+        self.assertIn("must be added to an account", unpaired["MESSAGE"])
+        r = self.daemon.wait_record(MESSAGE="Cloud session shadow -> not-associated")
+        self.assertIsNotNone(r)
+        self.assertEqual(r["MQTT_STATE"], "not-associated")
+        self.assertEqual(r["CODE_FUNC"], "cloud_session_enter_state")
+
+        self.peer.delta(st.CloudPeer.paired_state())
+        r = self.daemon.wait_record(MESSAGE="Cloud session paired -> ready")
+        self.assertIsNotNone(r, [x.get("MESSAGE") for x in self.daemon.journal_records])
+        self.assertEqual(r["MQTT_STATE"], "ready")
+        self.assertEqual(r["CLOUD_TEAM"], st.TEAM)
+        self.assertEqual(r["GATEWAY_ID"], DEVICE)
+        # Nothing went to stderr as plain text while the journal was in use.
+        self.assertNotIn("Cloud session", self.daemon.log())
 
     def test_team_configured(self):
         """[Cloud] TeamId= gives the team: a shadow without nrfcloud_mqtt_topic_prefix still pairs."""
