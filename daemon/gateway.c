@@ -93,6 +93,12 @@ static void on_mqtt_stopped(MqttSession *s, void *userdata) {
         gateway_component_stopped(g);
 }
 
+/* Outbox entries pass the topic guard again as they are sent: they may come from an earlier run. */
+static bool on_mqtt_topic_filter(const char *topic, void *userdata) {
+        Gateway *g = userdata;
+        return g->cloud && cloud_session_may_publish(g->cloud, topic);
+}
+
 static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state, CloudSessionState new_state,
                                    void *userdata) {
         Gateway *g = userdata;
@@ -273,10 +279,12 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .device_id = device_id,
                 .team_id = c->team_id,
                 .keepalive_sec = c->keepalive_sec,
+                .event = g->event,
         };
         r = cloud_session_new(&co, &cloud_transport_mqtt, g->mqtt, &cloud_callbacks, g, &g->cloud);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the nRF Cloud session for device id %s: %m", device_id);
+        mqtt_session_set_topic_filter(g->mqtt, on_mqtt_topic_filter, g);
 
         /* No modem in host mode: its fields stay out.  No FOTA is implemented yet, so none is offered. */
         info = (CloudDeviceInfo){ .app_version = NRFGW_VERSION, .app_name = "nrfcloud-gatewayd" };

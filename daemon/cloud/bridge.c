@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
 
@@ -369,6 +370,12 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 else
                         log_warning("Refused a connection to the cloud bridge that does not come from this process");
                 return 0;
+        }
+
+        /* MQTT packets are small: do not hold PUBACKs and PINGRESPs back for Nagle. */
+        {
+                int one = 1;
+                (void) setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
 
         /* Exactly one connection: the listener goes at once. */

@@ -19,6 +19,7 @@
 #define TLS_ERROR_MAX 200u
 #define DISCONNECT_TIMEOUT_MS 2000
 #define STOP_TIMEOUT_USEC (3u * 1000000u)
+#define DROP_LOG_INTERVAL_USEC (60u * 1000000u)
 
 static const char *const mqtt_state_table[_MQTT_STATE_MAX] = {
         [MQTT_IDLE] = "idle",
@@ -114,6 +115,8 @@ struct MqttSession {
         bool was_connected;
         bool stop_requested;
         uint64_t incoming_dropped;
+        uint64_t dropped_logged; /* outbox drops already reported */
+        uint64_t drop_log_usec;
 
         /* The queue Paho's threads append to. */
         pthread_mutex_t lock;
@@ -124,6 +127,8 @@ struct MqttSession {
         /* Connection-scoped operations (see the end of this file). */
         bool outbox_held;
         DirectOp direct[MQTT_DIRECT_MAX];
+        MqttTopicFilter topic_filter;
+        void *topic_filter_userdata;
 };
 
 /*
@@ -237,7 +242,7 @@ static void on_connection_lost(void *ctx, char *cause) {
 }
 
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
-        MqttSession *s = ctx;
+        MqttSession *s = ctx_session(ctx);
         size_t len = m->payloadlen > 0 ? (size_t) m->payloadlen : 0;
         size_t tlen = topic_len > 0 ? (size_t) topic_len : strlen(topic);
         Event *e = calloc(1, sizeof *e);
@@ -255,6 +260,7 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
                                 e->payload[len] = 0;
                         }
                 }
+                e->gen = ctx_gen(ctx);
                 if (!e->text || (e->type == EVENT_MESSAGE && !e->payload)) {
                         free(e->text);
                         free(e->payload);
@@ -409,7 +415,7 @@ static int mqtt_session_new_client(MqttSession *s) {
                 s->client = NULL;
                 return -EINVAL;
         }
-        r = MQTTAsync_setCallbacks(s->client, s, on_connection_lost, on_message_arrived, NULL);
+        r = MQTTAsync_setCallbacks(s->client, ctx_make(s), on_connection_lost, on_message_arrived, NULL);
         if (r != MQTTASYNC_SUCCESS)
                 return -EINVAL;
         return 0;
@@ -646,7 +652,7 @@ static void handle_event(MqttSession *s, Event *e) {
                         set_string(&s->tls_error, e->text);
                 break;
         case EVENT_LOST:
-                if (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)
+                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY))
                         mqtt_session_connection_over(s, e->text ? e->text : "network or keepalive timeout");
                 break;
         case EVENT_SUBSCRIBED:
@@ -762,6 +768,12 @@ static void mqtt_session_pump(MqttSession *s) {
                 unsigned slot;
                 int r;
 
+                if (s->topic_filter && !s->topic_filter(e.topic, s->topic_filter_userdata)) {
+                        outbox_mark_sent(s->outbox, e.seq);
+                        (void) outbox_ack(s->outbox, e.seq); /* removed, never sent */
+                        continue;
+                }
+
                 m.payload = (void *) e.payload;
                 m.payloadlen = (int) e.payload_len;
                 m.qos = 1;
@@ -798,9 +810,29 @@ static int on_sync(sd_event_source *es, void *userdata) {
         return sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
 }
 
+/* Drops are counted by the outbox; said at most once a minute, with the running total. */
+static void mqtt_session_log_drops(MqttSession *s) {
+        uint64_t dropped = outbox_dropped(s->outbox), now;
+        char n[32];
+
+        if (dropped == s->dropped_logged)
+                return;
+        now = now_usec(CLOCK_BOOTTIME);
+        if (s->drop_log_usec != 0 && now - s->drop_log_usec < DROP_LOG_INTERVAL_USEC)
+                return;
+        snprintf(n, sizeof n, "%" PRIu64, dropped);
+        log_fields(LOG_WARNING, LOG_FIELDS({ "OUTBOX_DROPPED", n }),
+                   "Outbox full: dropped %" PRIu64 " message(s) since the last report, %" PRIu64
+                   " since start (oldest notifications first)",
+                   dropped - s->dropped_logged, dropped);
+        s->dropped_logged = dropped;
+        s->drop_log_usec = now;
+}
+
 int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, const void *payload, size_t len,
                          uint64_t *ret_seq) {
         int r = outbox_push(s->outbox, class, topic, payload, len, ret_seq);
+        mqtt_session_log_drops(s);
         if (r < 0)
                 return r;
         /* Group commit: one fdatasync for every push of this loop iteration. */
@@ -1148,4 +1180,9 @@ int mqtt_session_reconnect(MqttSession *s, const char *reason) {
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the reconnect timer, the cloud stays disconnected: %m");
         return 0;
+}
+
+void mqtt_session_set_topic_filter(MqttSession *s, MqttTopicFilter filter, void *userdata) {
+        s->topic_filter = filter;
+        s->topic_filter_userdata = userdata;
 }

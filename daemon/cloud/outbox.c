@@ -448,10 +448,24 @@ static void outbox_remove(Outbox *o, Entry *e) {
         free(e);
 }
 
+/* The oldest entry of a class not in flight: dropping one on the wire frees nothing the broker
+ * will not get anyway.  In-flight entries are the oldest ones, at most a window of them. */
+static Entry *oldest_unsent(Outbox *o, OutboxClass c) {
+        for (Entry *e = o->cfirst[c]; e; e = e->cnext)
+                if (!e->in_flight)
+                        return e;
+        return NULL;
+}
+
 static Entry *outbox_victim(Outbox *o) {
-        if (o->cfirst[OUTBOX_NOTIFICATION])
-                return o->cfirst[OUTBOX_NOTIFICATION];
-        return o->cfirst[OUTBOX_SHADOW];
+        Entry *e = oldest_unsent(o, OUTBOX_NOTIFICATION);
+        if (!e)
+                e = oldest_unsent(o, OUTBOX_SHADOW);
+        if (!e)
+                e = o->cfirst[OUTBOX_NOTIFICATION];
+        if (!e)
+                e = o->cfirst[OUTBOX_SHADOW];
+        return e;
 }
 
 /* Drops entries by the policy until one more of size need fits. */

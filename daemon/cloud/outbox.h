@@ -34,7 +34,8 @@
  *     sequence numbers, so the order survives), which bounds the disk use.
  *
  * Drop policy when full: the oldest NOTIFICATION entries go first, then the
- * oldest SHADOW updates (each is superseded by the next); STATUS entries
+ * oldest SHADOW updates (each is superseded by the next), those not in flight
+ * before those already handed to the broker; STATUS entries
  * (connection and FOTA status) are never dropped: a push that would need to
  * drop one is refused with -ENOBUFS.
  *

@@ -278,6 +278,35 @@ static void test_drop_policy(void **state) {
         assert_false(outbox_peek_unsent(o, &e));
 }
 
+/* Entries already handed to the broker are dropped only when nothing else can go. */
+static void test_drop_prefers_unsent(void **state) {
+        const OutboxLimits lim = { .max_messages = 4, .max_bytes = 1 << 20 };
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        static const unsigned expect[] = { 0, 1, 4, 5 };
+        OutboxEntry e;
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &lim, &o), 0);
+        push_n(o, OUTBOX_NOTIFICATION, 0, 4);
+        for (int i = 0; i < 2; i++) {
+                assert_true(outbox_peek_unsent(o, &e));
+                outbox_mark_sent(o, e.seq);
+        }
+        push_n(o, OUTBOX_NOTIFICATION, 4, 2); /* drops 2 and 3, not 0 and 1 in flight */
+        assert_int_equal(outbox_dropped(o), 2);
+        outbox_rewind(o);
+        drain_expect(o, expect, ELEMENTSOF(expect));
+        /* All in flight: then the oldest in flight goes. */
+        push_n(o, OUTBOX_NOTIFICATION, 10, 4);
+        while (outbox_peek_unsent(o, &e))
+                outbox_mark_sent(o, e.seq);
+        push_n(o, OUTBOX_NOTIFICATION, 14, 1);
+        assert_int_equal(outbox_dropped(o), 3);
+        assert_int_equal(outbox_count(o), 4);
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_memory_equal(e.payload, "{\"n\":14}", e.payload_len);
+}
+
 /* Byte limit, and the exact survivors, checked one by one. */
 static void test_drop_policy_bytes(void **state) {
         /* Each message "{"n":N}" with N < 10 is 7 bytes plus a 26-byte topic: 33 bytes. */
@@ -597,6 +626,7 @@ int main(void) {
                 cmocka_unit_test(test_refusals),
                 cmocka_unit_test(test_drop_policy),
                 cmocka_unit_test(test_drop_policy_bytes),
+                cmocka_unit_test(test_drop_prefers_unsent),
                 cmocka_unit_test(test_persist_reopen),
                 cmocka_unit_test(test_crash_every_offset),
                 cmocka_unit_test(test_corrupt_middle),

@@ -47,14 +47,15 @@ class HostTls(unittest.TestCase):
         return ct.Harness(self.tmp.path, name, args)
 
     def test_connect_and_deliver(self):
+        before = len(self.peer.numbers(ct.g2c_topic(DEVICE)))
         h = self.harness("deliver", extra=["--count", "50", "--exit-when-done"])
         self.assertEqual(h.wait(30), 0, h.stderr())
         self.assertIn("Cloud connected to ssl://localhost:%d as %s" % (self.broker.port, DEVICE), h.stderr())
         self.assertEqual(h.stats()["acked"], 50)
         deadline = time.monotonic() + 10
-        while len(self.peer.numbers(ct.g2c_topic(DEVICE))) < 50 and time.monotonic() < deadline:
+        while len(self.peer.numbers(ct.g2c_topic(DEVICE))) < before + 50 and time.monotonic() < deadline:
             time.sleep(0.1)
-        numbers = self.peer.numbers(ct.g2c_topic(DEVICE))
+        numbers = self.peer.numbers(ct.g2c_topic(DEVICE))[before:]
         self.assertEqual(numbers, list(range(50)))
         # The broker saw MQTT 3.1.1 (protocol level 4) with the device id as client id.
         self.assertRegex(self.broker.log_text(), r"New client connected from 127\.0\.0\.1:\d+ as %s \(p2, c1, k60" % DEVICE)
@@ -63,6 +64,7 @@ class HostTls(unittest.TestCase):
         """Modem TLS mode's path with an OpenSSL socket in place of the nRF91's: Paho in
         plain TCP to the loopback bridge, TLS in the remote socket."""
         c2g = ct.c2g_topic(DEVICE)
+        before = len(self.peer.numbers(ct.g2c_topic(DEVICE)))
         h = self.harness("bridge", extra=["--bridge", "--count", "300", "--subscribe", c2g])
         try:
             self.assertIsNotNone(h.wait_line("done 300", 30), h.stderr()[-3000:])
@@ -72,10 +74,9 @@ class HostTls(unittest.TestCase):
         finally:
             h.kill()
         deadline = time.monotonic() + 10
-        while len(self.peer.numbers(ct.g2c_topic(DEVICE))) < 300 and time.monotonic() < deadline:
+        while len(self.peer.numbers(ct.g2c_topic(DEVICE))) < before + 300 and time.monotonic() < deadline:
             time.sleep(0.1)
-        got = [n for n in self.peer.numbers(ct.g2c_topic(DEVICE))]
-        self.assertEqual(got[-300:], list(range(300)))
+        self.assertEqual(self.peer.numbers(ct.g2c_topic(DEVICE))[before:], list(range(300)))
 
     def test_bridge_refused_wrong_ca(self):
         h = self.harness("bridge-wrong-ca", ca=self.pki.rogue_ca[0],
@@ -88,6 +89,30 @@ class HostTls(unittest.TestCase):
         self.assertNotIn("Cloud connected", err)
         self.assertIn("certificate verify failed", err)
         self.assertGreaterEqual(err.count("Cannot connect"), 2, err[-2000:])
+
+    def test_outbox_full_drops_oldest(self):
+        """200 notifications pushed at once into an outbox of 16: the oldest not yet on the
+        wire go, what arrives is in order, and the drops are counted and reported."""
+        before = len(self.peer.numbers(ct.g2c_topic(DEVICE)))
+        h = self.harness("drops", extra=["--count", "200", "--max-messages", "16", "--exit-when-done"])
+        self.assertEqual(h.wait(30), 0, h.stderr()[-2000:])
+        self.assertGreater(h.stats()["dropped"], 0)
+        self.assertIn("Outbox full: dropped", h.stderr())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and 199 not in self.peer.numbers(ct.g2c_topic(DEVICE))[before:]:
+            time.sleep(0.1)
+        got = self.peer.numbers(ct.g2c_topic(DEVICE))[before:]
+        dropped = h.stats()["dropped"]
+        self.assertEqual(got, sorted(got))
+        # The newest message always survives.  Which older ones do depends on whether the
+        # connection came up during the pushes: then the ones already on the wire go
+        # through and the oldest unsent ones are dropped; before it, the oldest go.
+        self.assertEqual(got[-1], 199)
+        if got[0] >= 184:
+            self.assertEqual(got, list(range(184, 200)))
+        # Each message is delivered or counted as dropped (one dropped while already on the
+        # wire may be both, when the connection came up during the pushes).
+        self.assertLessEqual(200 - len(set(got)), dropped, (got, dropped))
 
     def test_incoming_and_size_cap(self):
         c2g = ct.c2g_topic(DEVICE)
