@@ -129,13 +129,17 @@ static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint
 static int on_desired_defer(sd_event_source *s, void *userdata) {
         Gateway *g = userdata;
         const DesiredConnection *v = NULL;
-        size_t n = 0;
+        const char(*reported)[BT_ADDR_STR_LEN + 1] = NULL;
+        size_t n = 0, n_reported = 0;
         int r;
         (void) s;
 
         r = cloud_session_get_desired_connections(g->cloud, &v, &n);
-        if (g->protocol)
-                (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        if (!g->protocol)
+                return 0;
+        (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        if (r >= 0 && cloud_session_get_reported_connections(g->cloud, &reported, &n_reported) >= 0)
+                protocol_clear_stale_status(g->protocol, reported, n_reported);
         return 0;
 }
 

@@ -406,6 +406,16 @@ int protocol_set_desired(Protocol *p, const DesiredConnection *v, size_t n, bool
         return 0;
 }
 
+void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (!bt_addr_is_valid(addresses[i]) || protocol_find_device(p, addresses[i]))
+                        continue;
+                log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", addresses[i] }),
+                           "Removing the status of %s, which is not desired, from the shadow", addresses[i]);
+                protocol_report_status(p, addresses[i], CONNECTION_STATUS_REMOVED);
+        }
+}
+
 void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
                            const BleGattModel *gatt) {
         ProtocolDevice *d = protocol_find_device(p, address);

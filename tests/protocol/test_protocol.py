@@ -100,6 +100,16 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(ids, sorted(ids))
         self.assertEqual(len(set(ids)), len(ids))
 
+    def test_stale_status_removed(self):
+        """statusConnections left in the shadow for a device that is not desired is removed at start."""
+        stale = "C0:FF:EE:00:00:55"
+        w = self.world(desired=(A,), reported={"statusConnections": {
+            stale: {"id": stale, "status": {"connected": True, "connecting": False}}}})
+        self.ready(A)
+        self.assertTrue(pt.st.wait_until(lambda: w.status(stale) is None and w.status(A) is not None
+                                         and w.status(A)["status"]["connected"]), w.peer.reported)
+        self.assertIn("Removing the status of %s" % stale, w.daemon.log())
+
     def test_device_removed_disconnects(self):
         w = self.world()
         self.ready(A, B)
