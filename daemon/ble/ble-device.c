@@ -1150,6 +1150,18 @@ void ble_device_disconnect_and_forget(BleDevice *d) {
         }
 }
 
+/* MaxConnections went down: give the slot back and wait in the queue again. */
+void ble_device_yield_slot(BleDevice *d) {
+        if (!ble_device_holds_slot(d))
+                return;
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }),
+                   "%s: over MaxConnections=%u, disconnecting and queueing", d->address,
+                   d->manager->config->max_connections);
+        if (d->path)
+                call_and_forget(d, d->path, "org.bluez.Device1", "Disconnect", NULL, NULL);
+        ble_device_enter_state(d, BLE_DEVICE_IDLE);
+}
+
 typedef struct FindDevice {
         const char *address;
         BleObject *found;

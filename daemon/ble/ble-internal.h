@@ -84,6 +84,7 @@ typedef enum BleScanState {
 typedef struct BleScanWaiter {
         BleScanCallback cb;
         void *userdata;
+        uint64_t end_usec; /* CLOCK_MONOTONIC: when this request gets its results */
 } BleScanWaiter;
 
 struct BleManager {
@@ -101,6 +102,8 @@ struct BleManager {
         char *adapter_path;
         sd_bus_slot *power_slot;
         sd_event_source *no_adapter_timer; /* reports a missing adapter unless one shows up soon */
+        sd_event_source *missing_timer;    /* next background scan for desired devices BlueZ does not know */
+        bool missing_scan;                 /* a background scan is running */
 
         BleDevice *devices_head, *devices_tail;
         size_t n_devices;
@@ -114,7 +117,6 @@ struct BleManager {
         BleScanState scan_state;
         sd_bus_slot *scan_slot;
         sd_event_source *scan_timer;
-        uint64_t scan_end_usec;
         BleScanWaiter scan_waiters[BLE_SCAN_WAITERS_MAX];
         size_t n_scan_waiters;
         BleScanResult *scan_results;
@@ -135,6 +137,7 @@ void ble_device_bluez_lost(BleDevice *d);
 void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uuid, const char *chrc_uuid);
 void ble_device_gatt_changed(BleDevice *d);
 void ble_device_disconnect_and_forget(BleDevice *d);
+void ble_device_yield_slot(BleDevice *d);
 
 /* ble-manager.c */
 void ble_manager_schedule_dispatch(BleManager *m);

@@ -81,6 +81,68 @@ unsigned ble_manager_connected_count(BleManager *m) {
         return n;
 }
 
+/*
+ * Desired devices that BlueZ does not know cannot be connected: BlueZ only
+ * creates device objects for what it sees advertising.  While there are
+ * such devices, scan in the background (BACKGROUND_SCAN_USEC, then a pause
+ * of BACKGROUND_PAUSE_USEC so that the radio is not kept busy).  Devices
+ * BlueZ creates this way count as created by the gateway.
+ */
+#define BACKGROUND_SCAN_USEC (10 * UINT64_C(1000000))
+#define BACKGROUND_PAUSE_USEC (20 * UINT64_C(1000000))
+
+static void missing_check(BleManager *m);
+
+static int missing_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        BleManager *m = userdata;
+
+        (void) s;
+        (void) usec;
+        m->missing_timer = sd_event_source_disable_unref(m->missing_timer);
+        missing_check(m);
+        return 0;
+}
+
+static void missing_arm(BleManager *m, uint64_t usec) {
+        if (m->missing_timer)
+                return;
+        if (sd_event_add_time_relative(m->event, &m->missing_timer, CLOCK_MONOTONIC, usec, 100000,
+                                       missing_timer_handler, m) < 0)
+                log_warning("Failed to schedule a background scan, desired devices unknown to BlueZ may not connect");
+}
+
+static void missing_scan_done(BleManager *m, int error, const BleScanResult *results, size_t n, void *userdata) {
+        (void) results;
+        (void) n;
+        (void) userdata;
+        m->missing_scan = false;
+        if (error == -ECANCELED)
+                return; /* the manager is going away */
+        missing_arm(m, BACKGROUND_PAUSE_USEC);
+}
+
+static void missing_check(BleManager *m) {
+        unsigned missing = 0;
+        BleObject *a = adapter_object(m);
+        int r;
+
+        if (m->missing_scan || m->missing_timer || !m->bluez_present || !a || !a->adapter.powered)
+                return;
+        for (BleDevice *d = m->devices_head; d; d = d->next)
+                if (!d->path && !d->removing)
+                        missing++;
+        if (missing == 0)
+                return;
+        r = ble_manager_scan(m, BACKGROUND_SCAN_USEC, missing_scan_done, NULL);
+        if (r < 0) {
+                log_debug_errno(r, "Background scan not started, retrying later: %m");
+                missing_arm(m, BACKGROUND_PAUSE_USEC / 4);
+                return;
+        }
+        m->missing_scan = true;
+        log_info("Scanning for %u desired device(s) that BlueZ does not know", missing);
+}
+
 /* Gives free connection slots to idle devices, in the order they were desired. */
 static int dispatch_handler(sd_event_source *s, void *userdata) {
         BleManager *m = userdata;
@@ -102,6 +164,7 @@ static int dispatch_handler(sd_event_source *s, void *userdata) {
                 ble_device_start_connect(d);
                 used++;
         }
+        missing_check(m);
         return 0;
 }
 
@@ -407,13 +470,38 @@ static int stop_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
+static int scan_arm_timer(BleManager *m);
+
+/*
+ * A request's time is up: it gets the results so far.  The discovery session
+ * goes on while other requests that joined it still run, else it stops.
+ */
 static int scan_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         BleManager *m = userdata;
+        BleScanWaiter due[BLE_SCAN_WAITERS_MAX];
+        size_t n_due = 0, k = 0;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
         int r;
 
         (void) s;
         (void) usec;
         m->scan_timer = sd_event_source_disable_unref(m->scan_timer);
+        for (size_t i = 0; i < m->n_scan_waiters; i++) {
+                if (m->scan_waiters[i].end_usec <= now)
+                        due[n_due++] = m->scan_waiters[i];
+                else
+                        m->scan_waiters[k++] = m->scan_waiters[i];
+        }
+        if (k > 0) {
+                m->n_scan_waiters = k;
+                for (size_t i = 0; i < n_due; i++)
+                        due[i].cb(m, 0, m->scan_results, m->n_scan_results, due[i].userdata);
+                /* A callback may have joined again: arm for whoever is left. */
+                if (m->scan_state == BLE_SCAN_RUNNING && (r = scan_arm_timer(m)) < 0)
+                        scan_finish(m, r);
+                return 0;
+        }
+        /* Everybody is done: the last ones get their results when the stop completes. */
         m->scan_state = BLE_SCAN_STOPPING;
         m->scan_slot = sd_bus_slot_unref(m->scan_slot);
         r = sd_bus_call_method_async(m->bus, &m->scan_slot, BLUEZ_SERVICE, m->adapter_path, "org.bluez.Adapter1",
@@ -424,12 +512,20 @@ static int scan_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
 }
 
 static int scan_arm_timer(BleManager *m) {
+        uint64_t end = UINT64_MAX;
         int r;
 
-        if (m->scan_timer)
-                return sd_event_source_set_time(m->scan_timer, m->scan_end_usec);
-        r = sd_event_add_time(m->event, &m->scan_timer, CLOCK_MONOTONIC, m->scan_end_usec, 10000,
-                              scan_timer_handler, m);
+        for (size_t i = 0; i < m->n_scan_waiters; i++)
+                end = MIN(end, m->scan_waiters[i].end_usec);
+        if (end == UINT64_MAX)
+                end = now_usec(CLOCK_MONOTONIC);
+        if (m->scan_timer) {
+                r = sd_event_source_set_time(m->scan_timer, end);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(m->scan_timer, SD_EVENT_ONESHOT);
+                return r;
+        }
+        r = sd_event_add_time(m->event, &m->scan_timer, CLOCK_MONOTONIC, end, 10000, scan_timer_handler, m);
         if (r >= 0)
                 (void) sd_event_source_set_description(m->scan_timer, "ble-scan");
         return r;
@@ -489,13 +585,10 @@ int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, 
         switch (m->scan_state) {
         case BLE_SCAN_STARTING:
         case BLE_SCAN_RUNNING:
-                /* Join the running scan, extending it if this one asks for longer. */
-                m->scan_waiters[m->n_scan_waiters++] = (BleScanWaiter){ cb, userdata };
-                if (end > m->scan_end_usec) {
-                        m->scan_end_usec = end;
-                        if (m->scan_state == BLE_SCAN_RUNNING)
-                                (void) scan_arm_timer(m);
-                }
+                /* Join the running discovery session; the request gets its results at its own end. */
+                m->scan_waiters[m->n_scan_waiters++] = (BleScanWaiter){ cb, userdata, end };
+                if (m->scan_state == BLE_SCAN_RUNNING)
+                        (void) scan_arm_timer(m);
                 log_debug("Scan request joins the running scan");
                 return 0;
         case BLE_SCAN_STOPPING:
@@ -529,8 +622,7 @@ int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, 
         if (r < 0)
                 return r;
         m->scan_state = BLE_SCAN_STARTING;
-        m->scan_end_usec = end;
-        m->scan_waiters[m->n_scan_waiters++] = (BleScanWaiter){ cb, userdata };
+        m->scan_waiters[m->n_scan_waiters++] = (BleScanWaiter){ cb, userdata, end };
         log_info("Scanning for %" PRIu64 " ms", duration_usec / 1000);
         return 0;
 }
@@ -855,6 +947,7 @@ BleManager *ble_manager_free(BleManager *m) {
         m->scan_timer = sd_event_source_disable_unref(m->scan_timer);
         m->dispatch_source = sd_event_source_disable_unref(m->dispatch_source);
         m->no_adapter_timer = sd_event_source_disable_unref(m->no_adapter_timer);
+        m->missing_timer = sd_event_source_disable_unref(m->missing_timer);
         m->mirror = ble_mirror_free(m->mirror);
         ble_map_done(&m->devices_by_address);
         ble_map_done(&m->scan_index);
@@ -867,6 +960,20 @@ BleManager *ble_manager_free(BleManager *m) {
         sd_event_unref(m->event);
         free(m);
         return NULL;
+}
+
+void ble_manager_config_changed(BleManager *m) {
+        unsigned used = ble_manager_connected_count(m);
+
+        /* The last desired give way first, so the order of the desired list keeps its meaning. */
+        for (BleDevice *d = m->devices_tail, *prev; d && used > m->config->max_connections; d = prev) {
+                prev = d->prev;
+                if (ble_device_holds_slot(d)) {
+                        ble_device_yield_slot(d);
+                        used--;
+                }
+        }
+        ble_manager_schedule_dispatch(m);
 }
 
 void ble_manager_set_backoff(BleManager *m, uint64_t base_usec, uint64_t cap_usec) {

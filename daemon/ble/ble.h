@@ -153,6 +153,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BleManager *, ble_manager_free);
 /* Installs the signal matches, then loads BlueZ's objects. Idempotent. */
 int ble_manager_start(BleManager *m);
 
+/*
+ * To be called after a configuration reload changed [Bluetooth] keys in the
+ * Config given to ble_manager_new().  If MaxConnections went down, the
+ * devices desired last are disconnected and queued until slots free up.
+ */
+void ble_manager_config_changed(BleManager *m);
+
 /* Retry delays of devices (default 1 s doubling up to 60 s, with full jitter). */
 void ble_manager_set_backoff(BleManager *m, uint64_t base_usec, uint64_t cap_usec);
 /* Timeout of each GATT operation (default 10 s). */
@@ -161,6 +168,8 @@ void ble_manager_set_op_timeout(BleManager *m, uint64_t usec);
 /*
  * Replaces the set of devices to keep connected (NULL-terminated list, at
  * most BLE_DESIRED_MAX).  New addresses are queued for a connection slot;
+ * while some are unknown to BlueZ, the manager scans in the background (10 s
+ * scans, 20 s apart) so that BlueZ sees them advertising and creates them;
  * addresses no longer listed are disconnected, removed from BlueZ if the
  * gateway caused BlueZ to create them (BlueZ did not know the address when
  * it became desired), and their BleDevice is freed; their pending operations
@@ -177,8 +186,10 @@ int ble_manager_set_desired(BleManager *m, char *const *addresses);
  * cb gets the devices seen during it (objects BlueZ added, and devices it
  * already knew whose advertising properties changed), once per address with
  * their newest properties, at most MaxScanResults (the first ones seen).  A
- * scan requested while one runs joins it (the running one is extended to
- * cover the new duration) and gets the same results.  Returns -EHOSTDOWN
+ * scan requested while one runs joins its discovery session, which goes on
+ * until the last request's time is up; each request gets, at its own end,
+ * what the session has seen so far.  Results are valid during the callback
+ * only.  Returns -EHOSTDOWN
  * without bluetoothd, -ENODEV without an adapter, -EBUSY while one stops.
  */
 int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, void *userdata);

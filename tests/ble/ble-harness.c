@@ -237,6 +237,11 @@ static void handle_command(Harness *h, const char *line) {
                 emit(json_pack("{s:s,s:I,s:i,s:I,s:s?,s:b}", "event", "status", "id", id, "slots",
                                (int) ble_manager_connected_count(h->ble), "notifications", (json_int_t) h->notifications,
                                "adapter", ble_manager_adapter(h->ble), "scanning", ble_manager_is_scanning(h->ble)));
+        } else if (streq(cmd, "set_max_connections")) {
+                /* What a configuration reload does: change the Config in place, then tell the layer. */
+                h->config->max_connections = (unsigned) json_integer_value(json_object_get(j, "value"));
+                ble_manager_config_changed(h->ble);
+                reply_error(id, 0);
         } else if (streq(cmd, "count_only")) {
                 h->count_only = json_is_true(json_object_get(j, "enable"));
                 h->notifications = 0;

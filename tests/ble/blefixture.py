@@ -208,10 +208,11 @@ class Harness:
         self.proc.stdin.flush()
         return kw['id']
 
-    def wait_for(self, pred, timeout=10.0, seen_ok=False):
-        """Returns the first event (already seen ones only if seen_ok) matching pred."""
-        if seen_ok:
-            for e in self.events:
+    def wait_for(self, pred, timeout=10.0, seen_ok=False, since=None):
+        """Returns the first event matching pred: among those already seen if seen_ok (all of
+        them) or since is given (those from index since on), else among new ones."""
+        if seen_ok or since is not None:
+            for e in self.events[since or 0:]:
                 if pred(e):
                     return e
         deadline = time.time() + timeout
@@ -233,9 +234,9 @@ class Harness:
         i = self.send(cmd, **kw)
         return self.wait_for(lambda e: e.get('id') == i and e['event'] != 'state', timeout)
 
-    def wait_state(self, address, state, timeout=10.0, seen_ok=False):
+    def wait_state(self, address, state, timeout=10.0, seen_ok=False, since=None):
         return self.wait_for(lambda e: e['event'] == 'state' and e['address'] == address and e['new'] == state,
-                             timeout, seen_ok)
+                             timeout, seen_ok, since)
 
     def stop(self):
         if self.proc.poll() is None:

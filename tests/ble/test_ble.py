@@ -83,6 +83,21 @@ class BleTest(unittest.TestCase):
         r = h2.call('scan', ms=200)
         self.assertEqual(r['error'], '0')
 
+    def test_configured_adapter(self):
+        import dbus
+        root = self.mock.conn.get_object('org.bluez', '/')
+        dbus.Interface(root, 'org.bluez.Mock').AddAdapter('hci1', 'second')
+        self.mock.fx.FixAdapter('/org/bluez/hci1')
+        h = self.f.harness('--adapter', 'hci1')
+        e = h.wait_for(lambda e: e['event'] == 'adapter')
+        self.assertEqual(e['path'], '/org/bluez/hci1')
+        self.assertEqual(h.call('scan', ms=200)['error'], '0')
+        self.assertEqual({x['path'] for x in self.mock.log() if x['method'].endswith('Discovery')},
+                         {'/org/bluez/hci1'})
+        # Without Adapter=, the first one.
+        h2 = self.f.harness()
+        self.assertEqual(h2.wait_for(lambda e: e['event'] == 'adapter')['path'], '/org/bluez/hci0')
+
     # ---- scan ----
 
     def test_scan(self):
@@ -98,8 +113,10 @@ class BleTest(unittest.TestCase):
         i2 = h.send('scan', ms=400)
         r1 = h.wait_for(lambda e: e['event'] == 'scan' and e['id'] == i1)
         r2 = h.wait_for(lambda e: e['event'] == 'scan' and e['id'] == i2, seen_ok=True)
-        self.assertEqual(r1['error'], '0')
-        self.assertEqual(r2['results'], r1['results'])
+        self.assertEqual((r1['error'], r2['error']), ('0', '0'))
+        # Each request got its results at its own end, from the one discovery session.
+        self.assertLess(h.events.index(r2), h.events.index(r1))
+        self.assertEqual(sorted(x['address'] for x in r2['results']), [A, B])
         by = {r['address']: r for r in r1['results']}
         self.assertEqual(sorted(by), [A, B])  # known A via PropertiesChanged, new B via InterfacesAdded
         b = by[B]
@@ -253,6 +270,12 @@ class BleTest(unittest.TestCase):
             self.assertEqual(h.wait_for(lambda e, i=i: e.get('id') == i)['error'], '0')
         vals = [x['value'] for x in self.mock.log() if x['method'] == 'WriteValue'][3:]
         self.assertEqual(vals, ['%02x' % i for i in range(20)])
+        # Values are capped at 512 bytes (ATT's maximum attribute length).
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ab' * 512, mode='request')
+        self.assertEqual(r['error'], '0')
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ab' * 513, mode='request')
+        self.assertEqual(r['error'], 'EINVAL')
+        self.assertEqual(len([x for x in self.mock.log() if x['method'] == 'WriteValue']), 24)
         # An ATT error from the peer is mapped.
         self.mock.inject(rx, 'WriteValue', 'org.bluez.Error.Failed', 'Operation failed with ATT error: 0x0e')
         r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='ff')
@@ -368,6 +391,22 @@ class BleTest(unittest.TestCase):
         h.wait_for(lambda e: e['event'] == 'bluez' and e['present'])
         self.ready(h, A)
 
+    def test_desired_unknown_device_connects(self):
+        # B is unknown to BlueZ until it is seen advertising: a background scan finds it.
+        self.mock.add_device(B, appear_on_discovery=True, advertising=True, remember=False)
+        h = self.f.harness()
+        h.wait_for(lambda e: e['event'] == 'adapter')
+        self.assertFalse(self.mock.state(B)['exists'])
+        h.call('desire', addresses=[B])
+        self.ready(h, B)
+        self.assertIn('StartDiscovery', [x['method'] for x in self.mock.log()])
+        # Created for us: removed from BlueZ when no longer desired.
+        h.call('desire', addresses=[])
+        deadline = time.time() + 5
+        while self.mock.state(B)['exists'] and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(self.mock.state(B)['exists'])
+
     def test_undesired_device_disconnects(self):
         self.mock.add_device(A)
         self.mock.add_device(B, appear_on_discovery=True, advertising=True)
@@ -388,6 +427,25 @@ class BleTest(unittest.TestCase):
         r = h.call('status')
         self.assertEqual(r['slots'], 0)
 
+    def test_max_connections_lowered_by_reload(self):
+        devs = [A, B, C]
+        for a in devs:
+            self.mock.add_device(a)
+        h = self.connect(*devs)
+        mark = len(h.events)
+        h.call('set_max_connections', value=1)
+        h.wait_state(C, 'idle', since=mark)
+        h.wait_state(B, 'idle', since=mark)
+        deadline = time.time() + 5
+        while sum(self.mock.state(a)['connected'] for a in devs) > 1 and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual([a for a in devs if self.mock.state(a)['connected']], [A])  # the first desired stays
+        self.assertEqual(h.call('status')['slots'], 1)
+        mark = len(h.events)
+        h.call('set_max_connections', value=3)
+        h.wait_state(B, 'ready', since=mark)
+        h.wait_state(C, 'ready', since=mark)
+
     def test_link_loss_frees_slot(self):
         # MaxConnections=1: A holds the slot, B waits.  A's link drops: A backs off, B gets the
         # slot, and A waits in the queue until B leaves.
@@ -404,8 +462,9 @@ class BleTest(unittest.TestCase):
         time.sleep(0.5)  # several backoff periods: A must still be waiting for the slot
         self.assertEqual(h.call('status')['slots'], 1)
         self.assertFalse(self.mock.state(A)['connected'])
+        mark = len(h.events)
         h.call('desire', addresses=[A])
-        h.wait_state(A, 'ready')  # the second time
+        h.wait_state(A, 'ready', since=mark)  # the second time
         # Reconnected after the link loss with the subscription made again (StartNotify is
         # repeated even though BlueZ keeps sessions across reconnects: it costs nothing there and
         # covers a cleared GATT cache).
