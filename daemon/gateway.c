@@ -445,6 +445,8 @@ int gateway_reload(Gateway *g) {
                 else {
                         gateway_apply_log_settings(g->config, g->log_level_override);
                         gateway_cloud_apply_live(g);
+                        if (g->ble) /* [Bluetooth] keys apply in place; MaxConnections may have gone down */
+                                ble_manager_config_changed(g->ble);
                         log_info("Configuration reloaded, %u key(s) changed", n);
                 }
         }
