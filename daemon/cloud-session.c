@@ -62,6 +62,10 @@ struct CloudSession {
         char *team_config; /* [Cloud] TeamId=, or NULL */
         unsigned keepalive_sec;
 
+        sd_event *event;
+        uint64_t procedure_timeout_usec;
+        sd_event_source *procedure_timer; /* armed in shadow and paired */
+
         /* Device id only (stage and team empty): enough for the shadow topics. */
         TopicContext shadow_ctx;
         /* Complete once stage and team are known. */
@@ -82,6 +86,11 @@ struct CloudSession {
         size_t n_desired;
         bool desired_this_link;       /* the document of this connection carried desiredConnections */
         bool reconnect_after_echo;    /* associated by a delta: reconnect once its echo is acknowledged */
+
+        /* reported.statusConnections of the last accepted document. */
+        bool have_reported;
+        char (*reported)[BT_ADDR_STR_LEN + 1];
+        size_t n_reported;
 
         bool have_info;
         CloudDeviceInfo info;
@@ -436,6 +445,28 @@ static void cloud_session_request_shadow(CloudSession *cs) {
         (void) cloud_session_subscribe(cs, topics, ELEMENTSOF(topics), on_shadow_subscribed);
 }
 
+static int on_procedure_timeout(sd_event_source *es, uint64_t usec, void *userdata) {
+        CloudSession *cs = userdata;
+        (void) es, (void) usec;
+
+        cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
+        log_warning("The nRF Cloud procedure did not complete within %" PRIu64 " s (stuck in %s), reconnecting",
+                    cs->procedure_timeout_usec / 1000000, cloud_session_state_to_string(cs->state));
+        cloud_session_reconnect(cs, "the nRF Cloud procedure timed out");
+        return 0;
+}
+
+static void cloud_session_arm_procedure_timer(CloudSession *cs) {
+        int r;
+
+        if (!cs->event || cs->procedure_timer)
+                return;
+        r = sd_event_add_time_relative(cs->event, &cs->procedure_timer, CLOCK_BOOTTIME, cs->procedure_timeout_usec,
+                                       100 * 1000, on_procedure_timeout, cs);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the procedure timer, ignoring: %m");
+}
+
 static const char *cloud_session_status_text(CloudSessionState s) {
         switch (s) {
         case CLOUD_SESSION_DISCONNECTED:
@@ -471,6 +502,10 @@ static void cloud_session_enter_state(CloudSession *cs, CloudSessionState n) {
         /* g2c messages and shadow reports of the outbox wait for the whole procedure. */
         cs->t.hold_outbox(cs->impl, n != CLOUD_SESSION_READY);
 
+        /* The procedure timer runs through shadow and paired, and stops in any other state. */
+        if (n != CLOUD_SESSION_SHADOW && n != CLOUD_SESSION_PAIRED)
+                cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
+
         switch (n) {
         case CLOUD_SESSION_DISCONNECTED:
         case CLOUD_SESSION_CONNECTING:
@@ -478,11 +513,13 @@ static void cloud_session_enter_state(CloudSession *cs, CloudSessionState n) {
                 cs->reconnect_after_echo = false;
                 break;
         case CLOUD_SESSION_SHADOW:
+                cloud_session_arm_procedure_timer(cs);
                 cloud_session_request_shadow(cs);
                 break;
         case CLOUD_SESSION_NOT_ASSOCIATED:
                 break;
         case CLOUD_SESSION_PAIRED:
+                cloud_session_arm_procedure_timer(cs);
                 cloud_session_start_pairing(cs);
                 break;
         case CLOUD_SESSION_READY:
@@ -534,8 +571,8 @@ static void cloud_session_unpair(CloudSession *cs, const char *why) {
 static void cloud_session_log_not_associated(CloudSession *cs) {
         log_fields(LOG_WARNING,
                    LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_GATEWAY_UNPAIRED }, { "MQTT_STATE", "not-associated" }),
-                   "Gateway %s is not associated with an nRF Cloud account: add it to an account (nRF Cloud portal, "
-                   "or the REST API); waiting",
+                   "Gateway %s is not associated with an nRF Cloud account: it must be added to an account "
+                   "(nRF Cloud portal or REST API); waiting",
                    cs->device_id);
 }
 
@@ -645,6 +682,23 @@ static void cloud_session_apply_association(CloudSession *cs, Association a, con
         }
 }
 
+static void cloud_session_keep_reported(CloudSession *cs, ShadowState *st) {
+        free(cs->reported);
+        cs->reported = st->reported_addresses; /* taken over */
+        cs->n_reported = st->n_reported_addresses;
+        st->reported_addresses = NULL;
+        st->n_reported_addresses = 0;
+        cs->have_reported = true;
+}
+
+int cloud_session_get_reported_connections(CloudSession *cs, const char (**ret)[BT_ADDR_STR_LEN + 1], size_t *ret_n) {
+        if (!cs->have_reported)
+                return -ENODATA;
+        *ret = cs->reported;
+        *ret_n = cs->n_reported;
+        return 0;
+}
+
 static void cloud_session_handle_accepted(CloudSession *cs, const uint8_t *payload, size_t len) {
         _cleanup_(shadow_state_freep) ShadowState *st = NULL;
         CodecError e = {};
@@ -661,6 +715,7 @@ static void cloud_session_handle_accepted(CloudSession *cs, const uint8_t *paylo
                   st->has_pairing_state ? strna(pairing_state_to_string(st->pairing_state)) : "");
         if (cs->state == CLOUD_SESSION_SHADOW || cs->state == CLOUD_SESSION_NOT_ASSOCIATED)
                 cloud_session_learn_prefix(cs, st);
+        cloud_session_keep_reported(cs, st);
         cloud_session_update_desired(cs, st);
         cloud_session_apply_association(cs, shadow_association(st, false), st);
 }
@@ -831,6 +886,10 @@ int cloud_session_publish_g2c(CloudSession *cs, OutboxClass class, const char *p
         return cs->t.enqueue(cs->impl, class, cs->g2c, payload, len);
 }
 
+bool cloud_session_may_publish(CloudSession *cs, const char *topic) {
+        return topic && cloud_session_guard(cs, TOPIC_ACTION_PUBLISH, topic) >= 0;
+}
+
 int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionStatus *v, size_t n) {
         _cleanup_free_ char *doc = NULL;
         int r;
@@ -889,6 +948,8 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
                 cs->cb = *callbacks;
         cs->userdata = userdata;
         cs->keepalive_sec = options->keepalive_sec ?: 1200;
+        cs->event = options->event ? sd_event_ref(options->event) : NULL;
+        cs->procedure_timeout_usec = options->procedure_timeout_usec ?: CLOUD_SESSION_PROCEDURE_TIMEOUT_USEC;
         cs->device_id = strdup(options->device_id);
         if (!cs->device_id)
                 return -ENOMEM;
@@ -905,6 +966,10 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
                 r = cloud_session_set_context(cs, STAGE_DEFAULT, cs->team_config);
                 if (r < 0)
                         return r;
+                /* g2c events can go into the outbox before the first connection. */
+                r = topic_g2c_derive(&cs->ctx, NULL, cs->g2c, sizeof cs->g2c);
+                if (r < 0)
+                        return r;
         }
         *ret = TAKE_PTR(cs);
         return 0;
@@ -913,6 +978,9 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
 CloudSession *cloud_session_free(CloudSession *cs) {
         if (!cs)
                 return NULL;
+        cs->procedure_timer = sd_event_source_disable_unref(cs->procedure_timer);
+        sd_event_unref(cs->event);
+        free(cs->reported);
         free(cs->desired);
         free(cs->pairing_c2g);
         free(cs->pairing_g2c);

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 #include "macro.h"
 #include "outbox.h"
@@ -98,7 +99,15 @@ typedef struct CloudSessionOptions {
         const char *device_id;  /* MQTT client id */
         const char *team_id;    /* [Cloud] TeamId=; NULL: learnt from the shadow */
         unsigned keepalive_sec; /* reported in the pairing report */
+        /* The procedure (shadow and paired states) must reach ready or
+         * not-associated within this time, else the session reconnects: a
+         * lost shadow answer must not leave the gateway half connected until
+         * the keepalive notices.  Needs event; 0: CLOUD_SESSION_PROCEDURE_TIMEOUT_USEC. */
+        sd_event *event; /* NULL: no timeout (tests of the state machine) */
+        uint64_t procedure_timeout_usec;
 } CloudSessionOptions;
+
+#define CLOUD_SESSION_PROCEDURE_TIMEOUT_USEC (60u * 1000000u)
 
 /* What the gateway knows about itself, for reported.device.  Strings are
  * copied; NULL leaves a field out (no modem in host mode). */
@@ -135,6 +144,10 @@ int cloud_session_set_device_info(CloudSession *cs, const CloudDeviceInfo *info)
  * yet (the team is learnt from the shadow), -EPERM if the guard refuses it. */
 int cloud_session_publish_g2c(CloudSession *cs, OutboxClass class, const char *payload, size_t len);
 
+/* The topic guard for a publish (logs a refusal as an error): for the
+ * transport to check outbox entries queued earlier, before it sends them. */
+bool cloud_session_may_publish(CloudSession *cs, const char *topic);
+
 /* reported.statusConnections, through the outbox (a SHADOW entry). */
 int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionStatus *v, size_t n);
 /* A job request for BLE devices (["<addr>"]) on <prefix><id>/jobs/ble/req,
@@ -148,6 +161,12 @@ void cloud_session_forget(CloudSession *cs, const char *why);
  * document, and after DISCON).  The array stays valid until the next
  * callback of the session. */
 int cloud_session_get_desired_connections(CloudSession *cs, const DesiredConnection **ret, size_t *ret_n);
+
+/* The addresses under reported.statusConnections in the last accepted
+ * document (not null), so that the BLE layer can clear the entries of
+ * devices that are no longer desired (CONNECTION_STATUS_REMOVED).  -ENODATA
+ * before the first document.  Valid until the next callback of the session. */
+int cloud_session_get_reported_connections(CloudSession *cs, const char (**ret)[BT_ADDR_STR_LEN + 1], size_t *ret_n);
 
 CloudSessionState cloud_session_get_state(const CloudSession *cs);
 /* "<stage>/<team>/" once known, else NULL. */

@@ -96,6 +96,12 @@ static void on_mqtt_stopped(MqttSession *s, void *userdata) {
         gateway_component_stopped(g);
 }
 
+/* Outbox entries pass the topic guard again as they are sent: they may come from an earlier run. */
+static bool on_mqtt_topic_filter(const char *topic, void *userdata) {
+        Gateway *g = userdata;
+        return g->cloud && cloud_session_may_publish(g->cloud, topic);
+}
+
 static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state, CloudSessionState new_state,
                                    void *userdata) {
         Gateway *g = userdata;
@@ -126,13 +132,17 @@ static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint
 static int on_desired_defer(sd_event_source *s, void *userdata) {
         Gateway *g = userdata;
         const DesiredConnection *v = NULL;
-        size_t n = 0;
+        const char(*reported)[BT_ADDR_STR_LEN + 1] = NULL;
+        size_t n = 0, n_reported = 0;
         int r;
         (void) s;
 
         r = cloud_session_get_desired_connections(g->cloud, &v, &n);
-        if (g->protocol)
-                (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        if (!g->protocol)
+                return 0;
+        (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        if (r >= 0 && cloud_session_get_reported_connections(g->cloud, &reported, &n_reported) >= 0)
+                protocol_clear_stale_status(g->protocol, reported, n_reported);
         return 0;
 }
 
@@ -285,10 +295,12 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .device_id = device_id,
                 .team_id = c->team_id,
                 .keepalive_sec = c->keepalive_sec,
+                .event = g->event,
         };
         r = cloud_session_new(&co, &cloud_transport_mqtt, g->mqtt, &cloud_callbacks, g, &g->cloud);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the nRF Cloud session for device id %s: %m", device_id);
+        mqtt_session_set_topic_filter(g->mqtt, on_mqtt_topic_filter, g);
 
         /* The modem's fields when it is known (host mode may have none).  No FOTA is
          * implemented yet, so none is offered. */
@@ -453,6 +465,8 @@ int gateway_reload(Gateway *g) {
                 else {
                         gateway_apply_log_settings(g->config, g->log_level_override);
                         gateway_cloud_apply_live(g);
+                        if (g->ble) /* [Bluetooth] keys apply in place; MaxConnections may have gone down */
+                                ble_manager_config_changed(g->ble);
                         log_info("Configuration reloaded, %u key(s) changed", n);
                 }
         }

@@ -109,6 +109,8 @@ static int protocol_publish(Protocol *p, OutboxClass class, int r, char *payload
         if (r < 0)
                 return log_error_errno(r, "Failed to encode %s, not sent: %m", what);
         r = p->sink.publish_g2c(p->sink_impl, class, owned, strlen(owned));
+        if (r == -EAGAIN) /* not paired: there is no g2c topic to send to */
+                return log_debug_errno(r, "No g2c topic while not paired, %s dropped", what);
         if (r < 0)
                 return log_warning_errno(r, "Failed to queue %s for nRF Cloud, dropped: %m", what);
         p->messages_sent++;
@@ -402,6 +404,16 @@ int protocol_set_desired(Protocol *p, const DesiredConnection *v, size_t n, bool
         if (r < 0)
                 return log_error_errno(r, "Failed to hand the desired connections to the BLE layer: %m");
         return 0;
+}
+
+void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (!bt_addr_is_valid(addresses[i]) || protocol_find_device(p, addresses[i]))
+                        continue;
+                log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", addresses[i] }),
+                           "Removing the status of %s, which is not desired, from the shadow", addresses[i]);
+                protocol_report_status(p, addresses[i], CONNECTION_STATUS_REMOVED);
+        }
 }
 
 void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,

@@ -99,6 +99,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Protocol *, protocol_free);
  * before the first document (every device is disconnected then). */
 int protocol_set_desired(Protocol *p, const DesiredConnection *v, size_t n, bool known);
 
+/* The addresses under reported.statusConnections of the accepted shadow
+ * document: the entries of those that are not desired are removed (a
+ * previous run, or another gateway software, left them behind). */
+void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n);
+
 /* A c2g payload (CLOUD_MESSAGE_C2G). */
 void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len);
 

@@ -127,6 +127,8 @@ struct MqttSession {
         /* Connection-scoped operations (see the end of this file). */
         bool outbox_held;
         DirectOp direct[MQTT_DIRECT_MAX];
+        MqttTopicFilter topic_filter;
+        void *topic_filter_userdata;
 };
 
 /*
@@ -766,6 +768,12 @@ static void mqtt_session_pump(MqttSession *s) {
                 unsigned slot;
                 int r;
 
+                if (s->topic_filter && !s->topic_filter(e.topic, s->topic_filter_userdata)) {
+                        outbox_mark_sent(s->outbox, e.seq);
+                        (void) outbox_ack(s->outbox, e.seq); /* removed, never sent */
+                        continue;
+                }
+
                 m.payload = (void *) e.payload;
                 m.payloadlen = (int) e.payload_len;
                 m.qos = 1;
@@ -1172,4 +1180,9 @@ int mqtt_session_reconnect(MqttSession *s, const char *reason) {
         if (r < 0)
                 return log_error_errno(r, "Failed to arm the reconnect timer, the cloud stays disconnected: %m");
         return 0;
+}
+
+void mqtt_session_set_topic_filter(MqttSession *s, MqttTopicFilter filter, void *userdata) {
+        s->topic_filter = filter;
+        s->topic_filter_userdata = userdata;
 }

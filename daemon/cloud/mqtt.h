@@ -163,3 +163,15 @@ void mqtt_session_hold_outbox(MqttSession *s, bool hold);
  * of the cloud's policy (association, removal from an account).  -ENOTCONN
  * unless subscribing or ready. */
 int mqtt_session_reconnect(MqttSession *s, const char *reason);
+
+/*
+ * Optional: asked for the topic of each outbox entry just before it is
+ * handed to Paho.  An entry it refuses is removed from the outbox without
+ * being sent (and without an acked() call): the broker of nRF Cloud
+ * disconnects a client that publishes outside its policy, so an entry that
+ * was queued under another policy (a restored outbox after the gateway
+ * moved to another team) would otherwise end every connection.  The filter
+ * logs what it refuses.
+ */
+typedef bool (*MqttTopicFilter)(const char *topic, void *userdata);
+void mqtt_session_set_topic_filter(MqttSession *s, MqttTopicFilter filter, void *userdata);

@@ -25,6 +25,9 @@ Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/protocol_bench.py [--f
 import argparse
 import os
 import re
+import socket
+import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -32,6 +35,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol"))
 import prototest as pt  # noqa: E402
+import cloudtest as ct  # noqa: E402
 
 VALUE_CHANGED = "device_characteristic_value_changed"
 
@@ -67,25 +71,81 @@ def percentile(v, q):
     return v[min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1))))]
 
 
-class Clock:
-    """Reception time of each notification, by sequence number, at the subscriber."""
+class Clock(threading.Thread):
+    """Reception time of each notification, by sequence number: a minimal
+    MQTT subscriber of its own (QoS 0, reading the socket in large chunks),
+    so that the measuring side is not the Python stand-in for nRF Cloud,
+    which reads packet by packet and acknowledges each one."""
 
     def __init__(self, world):
+        super().__init__(daemon=True)
         self.t = {}
         self.lock = threading.Lock()
-        rec = world.peer.messages
-        orig = rec.handler
+        self.stopping = threading.Event()
+        ctx = ssl.create_default_context(cafile=world.pki.root[0])
+        ctx.load_cert_chain(world.pki.peer[0], world.pki.peer[1])
+        raw = socket.create_connection(("127.0.0.1", world.broker.port), timeout=5)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        body = ct._str("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 60) + ct._str("bench-clock")
+        self.sock.sendall(bytes([0x10]) + ct._encode_len(len(body)) + body)
+        body = struct.pack(">H", 1) + ct._str(pt.G2C) + b"\x00"
+        self.sock.sendall(bytes([0x82]) + ct._encode_len(len(body)) + body)
+        self.suback = threading.Event()
+        self.sock.settimeout(0.5)
+        self.start()
+        if not self.suback.wait(10):
+            raise RuntimeError("the benchmark subscriber could not subscribe")
 
-        def handler(topic, payload):
-            if topic == pt.G2C and b'"requestId":null' in payload and VALUE_CHANGED.encode() in payload:
-                i = payload.index(b'"value":[') + 9
-                vals = payload[i:payload.index(b"]", i)].split(b",")
-                seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
-                with self.lock:
-                    self.t.setdefault(seq, time.monotonic())
-            orig(topic, payload)
+    def _handle(self, h, body, now):
+        if h & 0xF0 == 0x90:
+            self.suback.set()
+        if h & 0xF0 != 0x30:
+            return
+        tl = struct.unpack(">H", body[:2])[0]
+        payload = body[2 + tl + (2 if (h >> 1) & 3 else 0):]
+        if b'"requestId":null' not in payload or VALUE_CHANGED.encode() not in payload:
+            return
+        i = payload.index(b'"value":[') + 9
+        vals = payload[i:payload.index(b"]", i)].split(b",")
+        seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
+        with self.lock:
+            self.t.setdefault(seq, now)
 
-        rec.handler = handler
+    def run(self):
+        buf = b""
+        while not self.stopping.is_set():
+            try:
+                chunk = self.sock.recv(1 << 16)
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            now = time.monotonic()
+            buf += chunk
+            while True:
+                if len(buf) < 2:
+                    break
+                n, mult, i = 0, 1, 1
+                while i < len(buf):
+                    b = buf[i]
+                    n += (b & 0x7F) * mult
+                    mult *= 128
+                    i += 1
+                    if not b & 0x80:
+                        break
+                else:
+                    break
+                if len(buf) < i + n:
+                    break
+                self._handle(buf[0], buf[i:i + n], now)
+                buf = buf[i + n:]
+
+    def close(self):
+        self.stopping.set()
+        self.join(5)
+        self.sock.close()
 
     def count(self, lo, hi):
         with self.lock:
@@ -94,6 +154,7 @@ class Clock:
 
 def start(tmp, pki, cert, extra=""):
     w = pt.World(pki, cert, pt.subdir(tmp, "bench"), desired=(pt.A,), extra_conf=extra, log_level="info")
+    w.pki = pki
     w.wait_ready(pt.A)
     rid = w.c2g({"type": "device_descriptor_value_write", "deviceAddress": pt.A, "serviceUUID": pt.NUS,
                  "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
@@ -104,21 +165,39 @@ def start(tmp, pki, cert, extra=""):
 def flood(w, clock, n, size, start_seq):
     pid = w.daemon.proc.pid
     cpu0, wire0 = cpu_seconds(pid), tcp_bytes_sent(pid, w.broker.port)
+    bcpu0 = cpu_seconds(w.broker.proc.pid)
     n_before = len(w.events(VALUE_CHANGED))
+    # The daemon's own side: when its TCP connection stopped sending.
+    samples, done = [], threading.Event()
+
+    def poll():
+        while not done.is_set():
+            samples.append((time.monotonic(), tcp_bytes_sent(pid, w.broker.port)))
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     t0 = time.monotonic()
     emitted = w.mock.notify(pt.A, pt.bf.NUS, pt.bf.NUS_TX, n, start=start_seq, size=size)
     t_emit = time.monotonic() - t0
     ok = pt.st.wait_until(lambda: clock.count(start_seq, start_seq + n) >= n, 300, 0.05)
     t_last = max(clock.t[s] for s in range(start_seq, start_seq + n) if s in clock.t)
     time.sleep(0.5)  # let the last PUBACKs and socket counters settle
+    done.set()
+    poller.join()
     cpu1, wire1 = cpu_seconds(pid), tcp_bytes_sent(pid, w.broker.port)
+    bcpu1 = cpu_seconds(w.broker.proc.pid)
+    t_sent = next((t for t, b in samples if b is not None and b >= wire1), None)
     events = w.events(VALUE_CHANGED)[n_before:]
     seqs = [pt.seq(e) for e in events if e["requestId"] is None]
     in_order = seqs == list(range(start_seq, start_seq + n))
     return {
         "emitted": emitted, "received": len(seqs), "in_order": in_order and ok,
         "emit_s": t_emit, "rate": n / (t_last - t0),
+        "sent_rate": n / (t_sent - t0) if t_sent else None,
         "cpu_us": (cpu1 - cpu0) * 1e6 / n,
+        "cpu_pct": (cpu1 - cpu0) / (t_last - t0) * 100,
+        "broker_pct": (bcpu1 - bcpu0) / (t_last - t0) * 100,
         "wire": (wire1 - wire0) / n if wire0 is not None and wire1 is not None else None,
         "events": events,
     }
@@ -172,7 +251,11 @@ def main():
             print("flood: %d notifications of %d bytes emitted in %.2fs; received %d, in order and none lost: %s"
                   % (f["emitted"], args.size, f["emit_s"], f["received"], f["in_order"]))
             print("flood: %.0f notifications/s end to end (first emission -> last reception)" % f["rate"])
-            print("flood: daemon CPU %.1f us per notification" % f["cpu_us"])
+            if f["sent_rate"]:
+                print("flood: %.0f notifications/s out of the daemon (first emission -> its TCP connection's last "
+                      "byte sent, sampled every 10 ms)" % f["sent_rate"])
+            print("flood: daemon CPU %.1f us per notification (%.0f%% of a core); mosquitto %.0f%% of a core"
+                  % (f["cpu_us"], f["cpu_pct"], f["broker_pct"]))
             sizes = [len(w.peer.received(pt.G2C)[-1][1])]
             json_len = sum(sizes) / len(sizes)
             mqtt = mqtt_publish_size(pt.G2C, json_len)
@@ -184,6 +267,7 @@ def main():
                   "notification (%.2f%% of a core)" % (p["received"], p["p50"], p["p99"], p["max"], p["cpu_us"],
                                                         p["cpu_pct"]))
             print("daemon RSS after the runs: %d KiB" % rss_kib(pid))
+            clock.close()
         finally:
             w.close()
 
@@ -203,6 +287,7 @@ def main():
             print("NotifyMinIntervalMs=1000, 50 Hz for 10 s: %d messages in %.1f s = %.2f messages/s; last value "
                   "seq %d (of %d)" % (len(got), elapsed, len(got) / elapsed, pt.seq(got[-1]) - 20_000_000,
                                       499))
+            clock.close()
         finally:
             w.close()
     finally:

@@ -64,7 +64,8 @@ class Daemon(st.Daemon):
 class World:
     """Everything one test needs, stopped by PID in close()."""
 
-    def __init__(self, pki, cert, folder, desired=(A, B), extra_conf="", devices=True, log_level="debug"):
+    def __init__(self, pki, cert, folder, desired=(A, B), extra_conf="", devices=True, log_level="debug",
+                 reported=None):
         self.folder = folder
         self.daemon = self.peer = self.broker = self.bus = self.mock = None
         self.bus = bf.Bus(folder)
@@ -75,6 +76,8 @@ class World:
         self.broker = st.Broker(os.path.join(folder, "broker"), pki)
         self.broker.start()
         self.peer = st.CloudPeer(self.broker, pki, DEVICE, desired_connections=list(desired))
+        if reported:
+            self.peer.reported.update(reported)
         self.peer.start()
         if not self.peer.connected.wait(10):
             raise RuntimeError("the stand-in for nRF Cloud could not connect")

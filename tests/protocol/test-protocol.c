@@ -224,6 +224,20 @@ static void test_removed_device(void **state) {
         assert_string_equal(json_string_value(json_object_get(t->fake.sent[0].json, "address")), B);
 }
 
+static void test_stale_status(void **state) {
+        T *t = *state;
+        static const char *const one[] = { A };
+        static const char stale[][BT_ADDR_STR_LEN + 1] = { A, B, "garbage" };
+
+        desire(t, one, 1);
+        fake_clear(&t->fake);
+        protocol_clear_stale_status(t->p, stale, ELEMENTSOF(stale));
+        /* Only B: A is desired, the third is not an address. */
+        assert_int_equal(t->fake.n, 1);
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[0].json, "address")), B);
+        assert_string_equal(json_string_value(json_object_get(t->fake.sent[0].json, "status")), "removed");
+}
+
 static void test_malformed(void **state) {
         T *t = *state;
 
@@ -419,6 +433,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_connect_reports, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_removed_device, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stale_status, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_operation_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_discover_waits_for_ready, setup, teardown),

@@ -100,6 +100,16 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(ids, sorted(ids))
         self.assertEqual(len(set(ids)), len(ids))
 
+    def test_stale_status_removed(self):
+        """statusConnections left in the shadow for a device that is not desired is removed at start."""
+        stale = "C0:FF:EE:00:00:55"
+        w = self.world(desired=(A,), reported={"statusConnections": {
+            stale: {"id": stale, "status": {"connected": True, "connecting": False}}}})
+        self.ready(A)
+        self.assertTrue(pt.st.wait_until(lambda: w.status(stale) is None and w.status(A) is not None
+                                         and w.status(A)["status"]["connected"]), w.peer.reported)
+        self.assertIn("Removing the status of %s" % stale, w.daemon.log())
+
     def test_device_removed_disconnects(self):
         w = self.world()
         self.ready(A, B)
@@ -116,6 +126,34 @@ class ProtocolTest(unittest.TestCase):
         rid = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": B, "serviceUUID": "180F",
                      "characteristicUUID": "2A19"})
         self.assertError(w.answers(rid, 1)[0], rid, B)
+
+    def test_delete_yourself_and_discon(self):
+        """delete_yourself and DISCON: every device is disconnected, and the gateway waits to be paired again."""
+        for how in ("delete_yourself", "DISCON"):
+            with self.subTest(how=how):
+                if self.w:
+                    self.tearDown()
+                w = self.world()
+                self.ready(A, B)
+                # The account no longer has the gateway: its shadow says so.
+                w.peer.desired = {"pairing": {"state": "not_associated", "topics": None}}
+                if how == "DISCON":
+                    w.peer.c2g({"appId": "DEVICE", "messageType": "DISCON"})
+                else:
+                    w.c2g({"type": "delete_yourself"})
+                for a in (A, B):
+                    self.assertTrue(pt.st.wait_until(lambda a=a: not w.mock.state(a).get("connected"), 20),
+                                    (a, w.mock.state(a), w.daemon.log()[-3000:]))
+                self.assertTrue(w.daemon.wait_log("removed gateway %s from its account" % pt.DEVICE),
+                                w.daemon.log()[-3000:])
+                # Paired again (a delta), with one device: it connects again; B's status entry,
+                # held in the outbox meanwhile, is removed.
+                w.peer.delta(dict(pt.st.CloudPeer.paired_state(), desiredConnections=[A]))
+                w.wait_events(lambda e: e["event"]["type"] == "device_connect_result"
+                              and e["event"]["device"]["address"]["address"] == A, 2, 40)
+                self.assertTrue(pt.st.wait_until(lambda: w.status(B) is None and w.status(A) is not None
+                                                 and w.status(A)["status"]["connected"]), w.peer.reported)
+                self.assertFalse(w.mock.state(B).get("connected"))
 
     # ---- operations ----
 

@@ -54,7 +54,7 @@ class CloudPeer(ct.Peer):
     subscribes to every topic but $-topics)."""
 
     def __init__(self, broker, pki, device_id, form="trimmed", paired=True, pairing_topics=None,
-                 desired_connections=None, omit_connections=False):
+                 desired_connections=None, omit_connections=False, with_prefix=True):
         super().__init__(broker, pki, ["#"], client_id=ct.PEER_ID, clean=True)
         self.device_id = device_id
         self.form = form
@@ -66,6 +66,8 @@ class CloudPeer(ct.Peer):
         self.omit_connections = omit_connections
         if paired:
             self.desired.update(self.paired_state(pairing_topics))
+            if not with_prefix:
+                del self.desired["nrfcloud_mqtt_topic_prefix"]
         else:
             self.desired["pairing"] = {"state": "not_associated", "topics": None}
         if desired_connections is not None:
@@ -170,7 +172,7 @@ class Daemon:
     """nrfcloud-gatewayd with TLS=host, its configuration written here;
     stderr (console log) to a file."""
 
-    def __init__(self, folder, broker, pki, device_id, cert, extra_conf=""):
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False):
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
         self.conf = os.path.join(folder, "gateway.conf")
@@ -190,7 +192,7 @@ ReconnectMaxSec=2
 {extra_conf}
 [Log]
 Level=debug
-Target=console
+Target={"auto" if journal else "console"}
 """)
         self.err_path = os.path.join(folder, "daemon.stderr")
         # Plays systemd's side of sd_notify(); a thread keeps the socket drained.
@@ -206,8 +208,24 @@ Target=console
         env.pop("JOURNAL_STREAM", None)
         env.pop("STATE_DIRECTORY", None)
         env["NOTIFY_SOCKET"] = self.notify_path
+        env["LSAN_OPTIONS"] = "suppressions=%s" % os.path.join(HERE, "lsan-paho.supp")
+        wrapper = ()
+        self.journal_records = []
+        self.journal = None
+        if journal:
+            # journald's socket is replaced, in a private mount namespace, by one read here.
+            jdir = os.path.join(folder, "journal")
+            os.makedirs(jdir, exist_ok=True)
+            self.journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.journal.bind(os.path.join(jdir, "socket"))
+            self.journal.settimeout(0.2)
+            self.journal_thread = threading.Thread(target=self._read_journal, daemon=True)
+            self.journal_thread.start()
+            wrapper = ("unshare", "-m", "--propagation", "private", "sh", "-c",
+                       'mkdir -p /run/systemd/journal && mount --bind "$0" /run/systemd/journal && '
+                       'export JOURNAL_STREAM="$(stat -L -c %d:%i /proc/self/fd/2)" && exec "$@"', jdir)
         with open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen([DAEMON, "--config", self.conf], env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([*wrapper, DAEMON, "--config", self.conf], env=env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
 
     def _read_notify(self):
@@ -219,6 +237,27 @@ Target=console
             except OSError:
                 return
             self.notifications.append(data.decode(errors="replace"))
+
+    def _read_journal(self):
+        while not self.closing:
+            try:
+                data = self.journal.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            # Native protocol: KEY=value lines (our values hold no newline).
+            self.journal_records.append(dict(line.split("=", 1) for line in data.decode(errors="replace").split("\n")
+                                             if "=" in line))
+
+    def wait_record(self, **fields):
+        """The first journal record carrying all these fields (values: exact, or a substring of MESSAGE)."""
+        def find():
+            for r in list(self.journal_records):
+                if all((r.get(k) == v) if k != "MESSAGE" else (v in r.get(k, "")) for k, v in fields.items()):
+                    return r
+            return None
+        return wait_until(find, 15)
 
     def statuses(self):
         return [line[7:] for n in list(self.notifications) for line in n.splitlines() if line.startswith("STATUS=")]
@@ -238,6 +277,9 @@ Target=console
         self.closing = True
         self.notify_thread.join(5)
         self.notify.close()
+        if self.journal:
+            self.journal_thread.join(5)
+            self.journal.close()
         return rc
 
 

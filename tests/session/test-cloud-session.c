@@ -400,6 +400,10 @@ static void test_guard_refuses_shadow_topics(void **state) {
                 }
         assert_string_equal(cloud_session_c2g_topic(cs), PREFIX "gateways/" DEV "/c2g");
         assert_string_equal(cloud_session_g2c_topic(cs), PREFIX "gateways/" DEV "/g2c");
+        /* The same guard for entries the transport finds in the outbox. */
+        assert_true(cloud_session_may_publish(cs, PREFIX "gateways/" DEV "/g2c"));
+        assert_false(cloud_session_may_publish(cs, "prod/other/gateways/" DEV "/g2c"));
+        assert_false(cloud_session_may_publish(cs, PREFIX "gateways/" DEV "/c2g"));
 
         /* The "+/r" wildcard of NCS 2.2..2.7 is not a c2g we subscribe. */
         before = f.n_ops;
@@ -421,6 +425,10 @@ static void test_configured_team(void **state) {
 
         /* Known from the start: g2c can be queued before the first connection. */
         assert_string_equal(cloud_session_topic_prefix(cs), "prod/my-team/");
+        assert_int_equal(cloud_session_publish_g2c(cs, OUTBOX_STATUS, "{}", 2), 0);
+        assert_op(&f, 0, OP_ENQUEUE, "prod/my-team/gateways/" DEV "/g2c");
+        assert_int_equal(f.ops[0].class, OUTBOX_STATUS);
+        f.n_ops = 0;
         run_to_ready(cs, &f, accepted_paired);
         assert_string_equal(cloud_session_c2g_topic(cs), "prod/my-team/gateways/" DEV "/c2g");
         assert_op(&f, 4, OP_SUBSCRIBE, "prod/my-team/" DEV "/jobs/rcv");
@@ -446,6 +454,61 @@ static void test_delta_before_document(void **state) {
         deliver(cs, DEV "/shadow/get/accepted/trim", accepted_paired);
         assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_PAIRED);
         cloud_session_free(cs);
+}
+
+static void run_loop(sd_event *e, uint64_t usec) {
+        uint64_t end;
+        assert_true(sd_event_now(e, CLOCK_MONOTONIC, &end) >= 0);
+        end += usec;
+        for (;;) {
+                uint64_t now;
+                assert_true(sd_event_run(e, 10 * 1000) >= 0);
+                assert_true(sd_event_now(e, CLOCK_MONOTONIC, &now) >= 0);
+                if (now >= end)
+                        return;
+        }
+}
+
+static void test_procedure_timeout(void **state) {
+        Fake f = {};
+        CloudSession *cs = NULL;
+        sd_event *e = NULL;
+        CloudSessionOptions o = { .device_id = DEV, .procedure_timeout_usec = 50 * 1000 };
+        (void) state;
+
+        assert_int_equal(sd_event_new(&e), 0);
+        o.event = e;
+        assert_int_equal(cloud_session_new(&o, &fake_transport, &f, &callbacks, &f, &cs), 0);
+        assert_int_equal(cloud_session_start(cs), 0);
+
+        /* The shadow never answers: one reconnect after the timeout, none before. */
+        cloud_session_link_up(cs);
+        complete(&f, 0, 0);
+        run_loop(e, 20 * 1000);
+        assert_int_equal(f.reconnects, 0);
+        run_loop(e, 300 * 1000);
+        assert_int_equal(f.reconnects, 1);
+
+        /* Not associated is a state to wait in: no timeout there. */
+        cloud_session_link_down(cs);
+        cloud_session_link_up(cs);
+        complete(&f, f.n_ops - 1, 0);
+        deliver(cs, DEV "/shadow/get/accepted/trim", accepted_not_associated);
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_NOT_ASSOCIATED);
+        run_loop(e, 300 * 1000);
+        assert_int_equal(f.reconnects, 1);
+
+        /* Stuck in paired (no PUBACK for the pairing report): reconnect. */
+        cloud_session_link_down(cs);
+        cloud_session_link_up(cs);
+        complete(&f, f.n_ops - 1, 0);
+        deliver(cs, DEV "/shadow/get/accepted/trim", accepted_paired);
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_PAIRED);
+        run_loop(e, 300 * 1000);
+        assert_int_equal(f.reconnects, 2);
+
+        cloud_session_free(cs);
+        sd_event_unref(e);
 }
 
 static void test_bad_input_ignored(void **state) {
@@ -485,6 +548,27 @@ static void test_invalid_options(void **state) {
         assert_null(cs);
 }
 
+static void test_reported_connections(void **state) {
+        Fake f;
+        CloudSession *cs = new_session(&f, NULL);
+        const char(*v)[BT_ADDR_STR_LEN + 1];
+        size_t n;
+        (void) state;
+
+        assert_int_equal(cloud_session_get_reported_connections(cs, &v, &n), -ENODATA);
+        run_to_ready(cs, &f,
+                     "{\"desired\":{\"pairing\":{\"state\":\"paired\"},\"nrfcloud_mqtt_topic_prefix\":\"" PREFIX
+                     "\",\"desiredConnections\":[\"C2:6B:AC:6D:05:A2\"]},\"reported\":{\"statusConnections\":{"
+                     "\"C2:6B:AC:6D:05:A2\":{\"id\":\"C2:6B:AC:6D:05:A2\",\"status\":{\"connected\":true}},"
+                     "\"D6:57:7D:CC:50:17\":{\"id\":\"D6:57:7D:CC:50:17\",\"status\":{\"connected\":false}},"
+                     "\"11:22:33:44:55:66\":null}}}");
+        assert_int_equal(cloud_session_get_reported_connections(cs, &v, &n), 0);
+        assert_int_equal(n, 2);
+        assert_true((streq(v[0], "C2:6B:AC:6D:05:A2") && streq(v[1], "D6:57:7D:CC:50:17")) ||
+                    (streq(v[1], "C2:6B:AC:6D:05:A2") && streq(v[0], "D6:57:7D:CC:50:17")));
+        cloud_session_free(cs);
+}
+
 static void test_status_connections(void **state) {
         Fake f;
         CloudSession *cs = new_session(&f, NULL);
@@ -518,8 +602,10 @@ int main(void) {
                 cmocka_unit_test(test_guard_refuses_shadow_topics),
                 cmocka_unit_test(test_configured_team),
                 cmocka_unit_test(test_delta_before_document),
+                cmocka_unit_test(test_procedure_timeout),
                 cmocka_unit_test(test_bad_input_ignored),
                 cmocka_unit_test(test_invalid_options),
+                cmocka_unit_test(test_reported_connections),
                 cmocka_unit_test(test_status_connections),
                 cmocka_unit_test(test_strings),
         };

@@ -8,6 +8,7 @@ packet by packet, and from what the stand-in received."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -69,12 +70,13 @@ class Procedure(unittest.TestCase):
             self.peer.stop()
         self.broker.stop()
 
-    def start(self, **peer_args):
+    def start(self, extra_conf="", **peer_args):
         self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, **peer_args)
         self.peer.start()
         self.assertTrue(self.peer.connected.wait(10), "the stand-in for nRF Cloud could not connect")
         self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
-        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert)
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                extra_conf=extra_conf)
 
     def packets(self):
         return st.client_packets(self.broker.log_text(), DEVICE)
@@ -206,6 +208,42 @@ class Procedure(unittest.TestCase):
         self.assertIn("Cloud session ready -> not-associated", log)
         self.assertIn("Cloud session not-associated -> connecting", log)
 
+    def test_journal_fields(self):
+        """Structured records: each transition with MQTT_STATE=, the unpaired notice with its MESSAGE_ID."""
+        if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            self.skipTest("needs a private mount namespace (root)")
+        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, paired=False)
+        self.peer.start()
+        self.assertTrue(self.peer.connected.wait(10))
+        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                journal=True)
+        unpaired = self.daemon.wait_record(MESSAGE_ID=UNPAIRED_ID)
+        self.assertIsNotNone(unpaired, self.daemon.journal_records[-5:])
+        self.assertEqual(unpaired["PRIORITY"], "4")
+        self.assertEqual(unpaired["GATEWAY_ID"], DEVICE)
+        self.assertIn("must be added to an account", unpaired["MESSAGE"])
+        r = self.daemon.wait_record(MESSAGE="Cloud session shadow -> not-associated")
+        self.assertIsNotNone(r)
+        self.assertEqual(r["MQTT_STATE"], "not-associated")
+        self.assertEqual(r["CODE_FUNC"], "cloud_session_enter_state")
+
+        self.peer.delta(st.CloudPeer.paired_state())
+        r = self.daemon.wait_record(MESSAGE="Cloud session paired -> ready")
+        self.assertIsNotNone(r, [x.get("MESSAGE") for x in self.daemon.journal_records])
+        self.assertEqual(r["MQTT_STATE"], "ready")
+        self.assertEqual(r["CLOUD_TEAM"], st.TEAM)
+        self.assertEqual(r["GATEWAY_ID"], DEVICE)
+        # Nothing went to stderr as plain text while the journal was in use.
+        self.assertNotIn("Cloud session", self.daemon.log())
+
+    def test_team_configured(self):
+        """[Cloud] TeamId= gives the team: a shadow without nrfcloud_mqtt_topic_prefix still pairs."""
+        self.start(extra_conf="TeamId=%s" % st.TEAM, with_prefix=False)
+        self.wait_ready()
+        self.assertEqual(steps(self.connection(0))[:6], PAIRED_STEPS)
+        self.assertEqual(self.peer.updates()[0]["state"]["reported"]["nrfcloud_mqtt_topic_prefix"], st.PREFIX)
+
     def test_topic_guard(self):
         """The shadow names c2g/g2c topics outside the policy: refused, never sent; the defaults are used."""
         evil_c2g = f"prod/other-team/gateways/{DEVICE}/c2g"
@@ -263,6 +301,34 @@ class Procedure(unittest.TestCase):
         self.assertEqual(got[:6], PAIRED_STEPS, got)
         first_g2c = got.index(("PUBLISH", G2C))
         self.assertGreater(first_g2c, got.index(("PUBLISH", JOBS_REQ)))
+
+    def test_topic_guard_restored_outbox(self):
+        """Outbox entries from an earlier run on a topic outside the policy are dropped, not sent."""
+        state = os.path.join(self.dir, "daemon", "state")
+        os.makedirs(state)
+        evil = f"prod/other-team/gateways/{DEVICE}/g2c"
+        for topic, count in ((evil, 5), (G2C, 10)):
+            args = st.ct.harness_args(self.broker, self.pki, DEVICE, state, cert=self.cert,
+                                      extra=["--count", str(count)])
+            args[args.index("--uri") + 1] = "ssl://localhost:%d" % st.ct.free_port()  # nobody listens
+            args[args.index("--topic") + 1] = topic
+            harness = st.ct.Harness(self.dir, "offline", args)
+            self.assertIsNotNone(harness.wait_line("state backoff", 20), harness.stderr())
+            time.sleep(0.2)
+            harness.kill()
+
+        self.start()
+        self.wait_ready()
+        self.assertTrue(st.wait_until(lambda: len(self.peer.numbers(G2C)) >= 10), self.daemon.log())
+        time.sleep(0.5)
+        self.assertEqual(self.peer.numbers(G2C), list(range(10)))
+        self.assertEqual(self.daemon.log().count("Refusing to publish on %s" % evil), 5)
+        broker_log = self.broker.log_text()
+        self.assertNotIn("other-team", broker_log)
+        self.assertNotIn("Denied", broker_log)
+        self.assertEqual([t for t, p in self.peer.received() if "other-team" in t], [])
+        # One connection: nothing made the broker drop the gateway.
+        self.assertEqual(len([p for p in self.packets() if p[0] == "CONNECT"]), 1)
 
     def test_reload_live_keys(self):
         self.start()
