@@ -431,7 +431,7 @@ int main(int argc, char **argv) {
         char **subs = NULL;
         char outbox_dir[4200];
         sigset_t ss;
-        int c, r;
+        int c, r, ret = 0;
 
         log_setup(LOG_TARGET_CONSOLE);
         log_set_max_level(LOG_INFO);
@@ -475,8 +475,10 @@ int main(int argc, char **argv) {
         h.state_dir = strdup(h.state_dir);
         h.push_usec = calloc(h.count + 1, sizeof(uint64_t));
         h.latency_ms = calloc(h.count + 1, sizeof(double));
-        if (!h.state_dir || !h.push_usec || !h.latency_ms)
-                return 1;
+        if (!h.state_dir || !h.push_usec || !h.latency_ms) {
+                ret = 1;
+                goto finish;
+        }
 
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
@@ -484,7 +486,7 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &ss, NULL);
         r = sd_event_default(&h.event);
         if (r < 0)
-                return 1;
+                { ret = 1; goto finish; }
         (void) sd_event_add_signal(h.event, NULL, SIGTERM, on_signal, &h);
         (void) sd_event_add_signal(h.event, NULL, SIGINT, on_signal, &h);
 
@@ -493,7 +495,7 @@ int main(int argc, char **argv) {
         r = outbox_new(outbox_dir, &lim, &h.outbox);
         if (r < 0) {
                 log_error_errno(r, "Failed to open the outbox in %s: %m", outbox_dir);
-                return 1;
+                { ret = 1; goto finish; }
         }
         h.next = h.start_next = h.progress ? read_progress(h.state_dir) : 0;
         log_info("Outbox holds %" PRIu64 " message(s), publishing from %" PRIu64 " to %" PRIu64,
@@ -506,25 +508,25 @@ int main(int argc, char **argv) {
 
                 if (sscanf(o.server_uri, "ssl://%255[^:]:%u", host, &port) != 2 || port == 0 || port > 65535) {
                         log_error("--bridge needs --uri ssl://HOST:PORT");
-                        return 2;
+                        { ret = 2; goto finish; }
                 }
                 h.remote_host = strdup(host);
                 h.remote_port = (uint16_t) port;
                 if (!h.remote_host)
-                        return 1;
+                        { ret = 1; goto finish; }
                 if (modem_port) {
                         /* The credentials are the modem's, in sec_tag: no files on this side. */
                         if (setup_modem(&h, modem_port, sec_tag) < 0)
-                                return 1;
+                                { ret = 1; goto finish; }
                         r = bridge_new(h.event, &modem_tls_ops, h.modem_tls, &bcb, &h, &h.bridge);
                 } else {
                         r = tls_remote_new(h.event, o.ca_file, o.cert_file, o.key_file, &h.remote);
                         if (r < 0)
-                                return 1;
+                                { ret = 1; goto finish; }
                         r = bridge_new(h.event, &tls_remote_ops, h.remote, &bcb, &h, &h.bridge);
                 }
                 if (r < 0)
-                        return 1;
+                        { ret = 1; goto finish; }
                 /* Paho speaks plain MQTT to the bridge; TLS is the remote socket's. */
                 o.server_uri = NULL;
                 o.ca_file = o.cert_file = o.key_file = NULL;
@@ -535,22 +537,26 @@ int main(int argc, char **argv) {
         r = mqtt_session_new(h.event, &o, h.outbox, &cb, &h, &h.session);
         if (r < 0) {
                 log_error_errno(r, "Failed to set up the MQTT session: %m");
-                return 1;
+                { ret = 1; goto finish; }
         }
         for (char **t = subs; t && *t; t++)
                 if (mqtt_session_subscribe(h.session, *t) < 0)
-                        return 1;
-        strv_free(subs);
+                        { ret = 1; goto finish; }
+        subs = strv_free(subs);
 
         if (!h.wait_ready && start_publishing(&h) < 0)
-                return 1;
+                { ret = 1; goto finish; }
         if (!modem_port) { /* with a modem: once it is registered */
                 r = mqtt_session_start(h.session);
                 if (r < 0)
-                        return 1;
+                        { ret = 1; goto finish; }
         }
         r = sd_event_loop(h.event);
+        ret = r < 0 ? 1 : r;
 
+finish:
+        /* Every path frees everything: the sanitizer build checks for leaks. */
+        subs = strv_free(subs);
         h.push_timer = sd_event_source_disable_unref(h.push_timer);
         h.session = mqtt_session_free(h.session);
         h.bridge = bridge_free(h.bridge);
@@ -563,5 +569,5 @@ int main(int argc, char **argv) {
         free(h.push_usec);
         free(h.latency_ms);
         free(h.state_dir);
-        return r < 0 ? 1 : r;
+        return ret;
 }
