@@ -835,7 +835,7 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
         mqtt_session_log_drops(s);
         if (r < 0)
                 return r;
-        /* Group commit: one fdatasync for every push of this loop iteration. */
+        /* Group commit: one fdatasync for the pushes made until the loop gets to it. */
         (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_ONESHOT);
         mqtt_session_pump(s);
         return 0;
@@ -987,8 +987,8 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         r = sd_event_add_defer(event, &s->sync_source, on_sync, s);
         if (r < 0)
                 return r;
-        /* Before the loop goes to sleep, after everything queued in this iteration. */
-        (void) sd_event_source_set_priority(s->sync_source, SD_EVENT_PRIORITY_IDLE);
+        /* Normal priority, not idle: sd-event dispatches one source per iteration, and an idle
+         * one would starve (no power-cut safety at all) while acknowledgements keep coming. */
         r = sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
         if (r < 0)
                 return r;

@@ -19,9 +19,10 @@
  *   - every push is written with write(2) before outbox_push() returns, so a
  *     crash of the process (SIGKILL, abort) loses nothing pushed;
  *   - outbox_sync() fdatasync()s the head segment; only then is an entry safe
- *     against a power cut.  The MQTT session calls it before it hands any entry
- *     to the broker, once per loop iteration (group commit), and callers that
- *     need durability before they report success call it themselves.  With
+ *     against a power cut.  The MQTT session calls it from a deferred event
+ *     source armed by each push (group commit: one sync for the pushes made
+ *     until the loop gets to it), and callers that need durability before
+ *     they report success call it themselves.  With
  *     OutboxLimits.sync_every_push every push is synced (slow on SD cards).
  *   - REMOVE records are not synced: a power cut may bring back entries that
  *     were already acknowledged, which are then sent again (at-least-once).
