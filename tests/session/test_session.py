@@ -88,6 +88,8 @@ class Procedure(unittest.TestCase):
     def wait_ready(self, count=1):
         self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", count=count),
                         "not ready; packets %s\n--- daemon log:\n%s" % (self.packets(), self.daemon.log()[-4000:]))
+        # The daemon says ready as it hands jobs/req to the MQTT library: wait until the broker has it.
+        self.wait_packets(lambda p: len([x for x in p if x[0] == "PUBLISH" and x[1] == JOBS_REQ]) >= count)
 
     def connection(self, index):
         """The packets of the index-th connection (0-based)."""
