@@ -154,43 +154,6 @@ int process_has_socket_inode(uint64_t inode) {
         return r;
 }
 
-/* /proc files report size 0: read until EOF, growing the buffer, up to max bytes. */
-static int read_proc_file(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = -EBADF;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, allocated = 0;
-
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                ssize_t k;
-                if (allocated - n < 4096) {
-                        char *p;
-                        if (allocated >= max)
-                                return -EFBIG;
-                        allocated = MIN(MAX(allocated * 2, (size_t) 16384), max);
-                        p = realloc(buf, allocated + 1);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                }
-                k = read(fd, buf + n, allocated - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = n;
-        return 0;
-}
-
 /* Whether the peer of the accepted socket fd is a socket of this process. */
 static int peer_is_own_socket(int fd) {
         struct sockaddr_in peer, self;
@@ -205,7 +168,7 @@ static int peer_is_own_socket(int fd) {
         if (peer.sin_family != AF_INET)
                 return 0;
         /* The peer's own entry: its local address is our remote one and the other way round. */
-        r = read_proc_file("/proc/net/tcp", PROC_NET_TCP_MAX, &text, &size);
+        r = read_full_file("/proc/net/tcp", PROC_NET_TCP_MAX, &text, &size);
         if (r < 0)
                 return r;
         r = proc_net_tcp_find_inode(text, size, peer.sin_addr.s_addr, ntohs(peer.sin_port), self.sin_addr.s_addr,

@@ -121,8 +121,8 @@ const char *format_size(uint64_t bytes, char *buf, size_t len) {
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *buf = NULL;
+        size_t n = 0, allocated = 0;
         struct stat st;
-        size_t n = 0;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -135,11 +135,24 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
                 return -EBADFD;
         if ((uint64_t) st.st_size > max)
                 return -EFBIG;
-        buf = malloc((size_t) st.st_size + 1);
-        if (!buf)
-                return -ENOMEM;
+
+        /* Read until EOF rather than trusting st_size: /proc files report 0. */
         for (;;) {
-                ssize_t k = read(fd, buf + n, (size_t) st.st_size + 1 - n);
+                ssize_t k;
+
+                if (allocated - n < 4096) {
+                        size_t want = MIN(MAX(allocated * 2, MAX((size_t) st.st_size + 1, (size_t) 4096)), max + 1);
+                        char *p;
+
+                        if (want <= allocated) /* already max + 1 bytes and all of them used */
+                                return -EFBIG;
+                        p = realloc(buf, want + 1);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                        allocated = want;
+                }
+                k = read(fd, buf + n, allocated - n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -148,7 +161,7 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
                 if (k == 0)
                         break;
                 n += (size_t) k;
-                if (n > (size_t) st.st_size) /* grew while we read it */
+                if (n > max)
                         return -EFBIG;
         }
         buf[n] = '\0';

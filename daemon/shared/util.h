@@ -17,7 +17,7 @@ int parse_boolean(const char *s);
 int parse_size(const char *s, uint64_t *ret);
 const char *format_size(uint64_t bytes, char *buf, size_t len);
 
-/* Reads a whole regular file of at most max bytes, NUL-terminated. */
+/* Reads a whole regular file (also /proc files) of at most max bytes, NUL-terminated. */
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
 
 /* A NULL-terminated string vector. */

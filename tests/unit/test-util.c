@@ -102,11 +102,30 @@ static void test_strv(void **state) {
         assert_null(l);
 }
 
+static void test_read_full_file(void **state) {
+        char *text = NULL;
+        size_t size = 0;
+        (void) state;
+
+        /* /proc files report st_size 0 and are read to their end anyway. */
+        assert_int_equal(read_full_file("/proc/self/status", 1 << 20, &text, &size), 0);
+        assert_true(size > 0);
+        assert_int_equal(strlen(text), size);
+        assert_non_null(strstr(text, "Name:"));
+        free(text);
+
+        assert_int_equal(read_full_file("/proc/self/status", 16, &text, &size), -EFBIG);
+        assert_int_equal(read_full_file("/", 1024, &text, &size), -EISDIR);
+        assert_int_equal(read_full_file("/dev/null", 1024, &text, &size), -EBADFD);
+        assert_int_equal(read_full_file("/nonexistent", 1024, &text, &size), -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_string_distance), cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_parse_boolean), cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_strv),
+                cmocka_unit_test(test_read_full_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
