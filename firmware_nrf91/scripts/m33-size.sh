@@ -48,4 +48,4 @@ objs+=("$out/core-instance.o")
 echo "Cortex-M33 (arm-none-eabi-gcc $(arm-none-eabi-gcc -dumpversion), -mcpu=cortex-m33 -mthumb -Os -ffreestanding):"
 arm-none-eabi-size -t "${objs[@]}" | sed "s|$out/||"
 echo "Deepest stack frames:"
-cat "$out"/*.su | grep -v core-instance | sort -t$'\t' -k2 -n -r | head -n 5 | sed 's|^.*/||'
+cat "$out"/*.su | grep -v core-instance | sort -t$'\t' -k2 -n -r | sed -n '1,5{s|^.*/||;p}'

@@ -10,28 +10,24 @@ every process started here is stopped by its PID."""
 import getpass
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
 import struct
 import subprocess
-import tempfile
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from nrfgw_test import TempDir, free_port  # noqa: E402,F401  (re-exported for the tests)
 
 TEAM = "test-team"
 PEER_ID = "nrfcloud-peer"
 
 BUILD = os.environ.get("NRFGW_BUILD_DIR", "build")
-LSAN_SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan-paho.supp")
+LSAN_SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "lsan-paho.supp")
 HARNESS = os.path.join(BUILD, "tests", "cloud", "cloud-harness")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*args, **kw):
@@ -424,12 +420,3 @@ def check_delivery(testcase, numbers, count):
     return len(numbers) - count
 
 
-class TempDir:
-    def __init__(self, prefix, base=None):
-        self.path = tempfile.mkdtemp(prefix=prefix, dir=base)
-
-    def cleanup(self):
-        if os.environ.get("NRFGW_KEEP_TMP"):
-            print("kept", self.path)
-            return
-        shutil.rmtree(self.path, ignore_errors=True)

@@ -21,8 +21,8 @@ EX_CONFIG = 78
 class TempDir:
     """A private temporary directory, removed at the end of the test."""
 
-    def __init__(self, prefix="nrfgw-test-"):
-        self.path = tempfile.mkdtemp(prefix=prefix)
+    def __init__(self, prefix="nrfgw-test-", base=None):
+        self.path = tempfile.mkdtemp(prefix=prefix, dir=base)
 
     def file(self, name, text=None, mode=None):
         p = os.path.join(self.path, name)
@@ -35,6 +35,10 @@ class TempDir:
         return p
 
     def cleanup(self):
+        """Removes the folder, unless NRFGW_KEEP_TMP is set (to look at a failed test's files)."""
+        if os.environ.get("NRFGW_KEEP_TMP"):
+            print("kept", self.path)
+            return
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -208,7 +208,7 @@ Target={"auto" if journal else "console"}
         env.pop("JOURNAL_STREAM", None)
         env.pop("STATE_DIRECTORY", None)
         env["NOTIFY_SOCKET"] = self.notify_path
-        env["LSAN_OPTIONS"] = "suppressions=%s" % os.path.join(HERE, "lsan-paho.supp")
+        env["LSAN_OPTIONS"] = "suppressions=%s" % ct.LSAN_SUPPRESSIONS
         wrapper = ()
         self.journal_records = []
         self.journal = None
