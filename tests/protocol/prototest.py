@@ -6,6 +6,7 @@ system bus that the daemon finds through DBUS_SYSTEM_BUS_ADDRESS."""
 
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,6 +17,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "session"))
 sys.path.insert(0, os.path.join(HERE, "..", "ble"))
 import sessiontest as st  # noqa: E402
 import blefixture as bf  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import simfixture as sf  # noqa: E402
+
+# PROTOCOL_TLS=modem runs the tests with TLS terminated in nrf91-sim,
+# provisioned by nrfcloud-gatewayctl; the default is TLS=host.
+TLS = os.environ.get("PROTOCOL_TLS", "host")
 
 DEVICE = "3f2c9a61-7d1e-4b8a-a0c5-6e2f9d4b1c07"
 G2C = f"{st.PREFIX}gateways/{DEVICE}/g2c"
@@ -44,9 +51,9 @@ class Daemon(st.Daemon):
     """The session tests' daemon (debug level), with the log level given on
     the command line instead, for measurements."""
 
-    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", log_level="debug"):
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", log_level="debug", modem=None):
         if log_level == "debug":
-            super().__init__(folder, broker, pki, device_id, cert, extra_conf)
+            super().__init__(folder, broker, pki, device_id, cert, extra_conf, modem=modem)
             return
         real = st.DAEMON
         wrapper = os.path.join(folder, "run-daemon")
@@ -56,7 +63,7 @@ class Daemon(st.Daemon):
         os.chmod(wrapper, 0o755)
         st.DAEMON = wrapper
         try:
-            super().__init__(folder, broker, pki, device_id, cert, extra_conf)
+            super().__init__(folder, broker, pki, device_id, cert, extra_conf, modem=modem)
         finally:
             st.DAEMON = real
 
@@ -67,7 +74,7 @@ class World:
     def __init__(self, pki, cert, folder, desired=(A, B), extra_conf="", devices=True, log_level="debug",
                  reported=None):
         self.folder = folder
-        self.daemon = self.peer = self.broker = self.bus = self.mock = None
+        self.daemon = self.peer = self.broker = self.bus = self.mock = self.sim = None
         self.bus = bf.Bus(folder)
         self.mock = bf.BluezMock(self.bus, folder)
         if devices:
@@ -83,11 +90,29 @@ class World:
             raise RuntimeError("the stand-in for nRF Cloud could not connect")
         st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text())
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus.address
-        self.daemon = Daemon(os.path.join(folder, "daemon"), self.broker, pki, DEVICE, cert, extra_conf, log_level)
+        modem = self.provisioned_sim(pki) if TLS == "modem" else None
+        self.daemon = Daemon(os.path.join(folder, "daemon"), self.broker, pki, DEVICE, cert, extra_conf, log_level,
+                             modem=modem)
+
+    def provisioned_sim(self, pki):
+        """nrf91-sim with the device id DEVICE, provisioned by nrfcloud-gatewayctl
+        with the test's device CA and the broker's root CA: TLS ends in it."""
+        work = os.path.join(self.folder, "modem")
+        runtime = os.path.join(work, "run")
+        os.makedirs(runtime)
+        self.sim = sf.Sim(work, DEVICE)
+        self.sim.start()
+        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=runtime)
+        r = subprocess.run([sf.CTL, "provision", "--port", self.sim.link, "--ca-cert", pki.device_ca[0],
+                            "--ca-key", pki.device_ca[1], "--root-ca", pki.root[0]],
+                           env=env, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("provisioning nrf91-sim failed:\n" + r.stdout + r.stderr)
+        return (self.sim.link, runtime)
 
     def close(self):
         rc = self.daemon.stop() if self.daemon else None
-        for part in (self.peer, self.broker, self.mock, self.bus):
+        for part in (self.peer, self.broker, self.mock, self.bus, self.sim):
             if part:
                 part.stop()
         return rc

@@ -172,21 +172,31 @@ class Daemon:
     """nrfcloud-gatewayd with TLS=host, its configuration written here;
     stderr (console log) to a file."""
 
-    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False):
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False, modem=None):
+        """modem: None for TLS=host, else (port, runtime directory) of a
+        provisioned nRF91 for TLS=modem, whose device id is then the modem's."""
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
         self.conf = os.path.join(folder, "gateway.conf")
-        with open(self.conf, "w") as f:
-            f.write(f"""[Gateway]
-DeviceId={device_id}
-StateDirectory={folder}/state
+        if modem:
+            tls = f"""[Modem]
+Port={modem[0]}
+[Cloud]
+TLS=modem
+"""
+        else:
+            tls = f"""DeviceId={device_id}
 [Cloud]
 TLS=host
-Host=localhost
-Port={broker.port}
 CAFile={pki.root[0]}
 CertFile={cert[0]}
 KeyFile={cert[1]}
+"""
+        with open(self.conf, "w") as f:
+            f.write(f"""[Gateway]
+StateDirectory={folder}/state
+{tls}Host=localhost
+Port={broker.port}
 ReconnectMinSec=1
 ReconnectMaxSec=2
 {extra_conf}
@@ -209,6 +219,8 @@ Target={"auto" if journal else "console"}
         env.pop("STATE_DIRECTORY", None)
         env["NOTIFY_SOCKET"] = self.notify_path
         env["LSAN_OPTIONS"] = "suppressions=%s" % ct.LSAN_SUPPRESSIONS
+        if modem:
+            env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = modem[1]
         wrapper = ()
         self.journal_records = []
         self.journal = None
