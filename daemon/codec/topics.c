@@ -81,10 +81,13 @@ TopicAction topic_kind_action(TopicKind k) {
 }
 
 /* One topic level of ours: no separators, wildcards or control characters. */
+/* One topic level of ours: non-empty, bounded, no wildcard, separator or
+ * control character, and not starting with '$' ("$aws" and friends are
+ * reserved by AWS IoT). */
 static bool level_valid(const char *s, size_t max) {
         size_t n = strlen(s);
 
-        if (n == 0 || n > max)
+        if (n == 0 || n > max || s[0] == '$')
                 return false;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];
@@ -99,9 +102,6 @@ int topic_context_init(TopicContext *ret, const char *stage, const char *team, c
                 return -EINVAL;
         if (!level_valid(stage, TOPIC_STAGE_MAX) || !level_valid(team, TOPIC_TEAM_MAX) ||
             !level_valid(device_id, TOPIC_DEVICE_ID_MAX))
-                return -EINVAL;
-        /* "$aws" and friends are reserved by AWS IoT. */
-        if (stage[0] == '$' || team[0] == '$' || device_id[0] == '$')
                 return -EINVAL;
         *ret = (TopicContext) {};
         strcpy(ret->stage, stage);
@@ -132,7 +132,7 @@ int topic_prefix_parse(const char *prefix, char ret_stage[static TOPIC_STAGE_MAX
         stage[ls] = 0;
         memcpy(team, slash1 + 1, lt);
         team[lt] = 0;
-        if (!level_valid(stage, TOPIC_STAGE_MAX) || !level_valid(team, TOPIC_TEAM_MAX) || stage[0] == '$')
+        if (!level_valid(stage, TOPIC_STAGE_MAX) || !level_valid(team, TOPIC_TEAM_MAX))
                 return -EINVAL;
         memcpy(ret_stage, stage, ls + 1);
         memcpy(ret_team, team, lt + 1);

@@ -109,6 +109,8 @@ static void test_prefix_parse(void **state) {
                 { "/team/", -EINVAL, NULL, NULL },            /* empty stage */
                 { "prod/team/x/", -EINVAL, NULL, NULL },      /* three levels */
                 { "prod/te+am/", -EINVAL, NULL, NULL },       /* wildcard */
+                { "$aws/team/", -EINVAL, NULL, NULL },        /* reserved by AWS IoT */
+                { "prod/$team/", -EINVAL, NULL, NULL },       /* the same for the team (found by fuzz-shadow) */
                 { "prod", -EINVAL, NULL, NULL },
                 { "", -EINVAL, NULL, NULL },
                 { "verylongstage/t/", -EINVAL, NULL, NULL },
