@@ -625,22 +625,28 @@ static void protocol_send_op_error(Protocol *p, const ProtocolOp *op, const BleO
                                            c2g_op_type_to_string(op->op.type), strerror(-res->error));
 }
 
+/* A read or a write answers with its result event and then value_changed (spec §2.4, as nRF Cloud's UI expects). */
+static void protocol_send_chrc_answer(Protocol *p, const ProtocolOp *op, G2cEventType result, const uint8_t *value,
+                                      size_t len) {
+        const C2gTarget *t = &op->op.target;
+
+        (void) protocol_send_chrc(p, OUTBOX_STATUS, result, op->op.id, t->address, t->service_uuid,
+                                  t->characteristic_uuid, value, len);
+        (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id, t->address,
+                                  t->service_uuid, t->characteristic_uuid, value, len);
+}
+
 static void on_chrc_read(BleDevice *bd, const BleOpResult *res, void *userdata) {
         ProtocolOp *op = userdata;
         Protocol *p = op->p;
-        const C2gTarget *t = &op->op.target;
         (void) bd;
 
         if (!p)
                 goto done;
         if (res->error < 0)
                 protocol_send_op_error(p, op, res);
-        else {
-                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_READ_RESULT, op->op.id,
-                                          t->address, t->service_uuid, t->characteristic_uuid, res->value, res->size);
-                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id,
-                                          t->address, t->service_uuid, t->characteristic_uuid, res->value, res->size);
-        }
+        else
+                protocol_send_chrc_answer(p, op, G2C_EVENT_CHARACTERISTIC_VALUE_READ_RESULT, res->value, res->size);
 done:
         protocol_op_free(op);
 }
@@ -648,21 +654,15 @@ done:
 static void on_chrc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
         ProtocolOp *op = userdata;
         Protocol *p = op->p;
-        const C2gTarget *t = &op->op.target;
         (void) bd;
 
         if (!p)
                 goto done;
         if (res->error < 0)
                 protocol_send_op_error(p, op, res);
-        else {
-                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_WRITE_RESULT, op->op.id,
-                                          t->address, t->service_uuid, t->characteristic_uuid, op->op.value,
+        else
+                protocol_send_chrc_answer(p, op, G2C_EVENT_CHARACTERISTIC_VALUE_WRITE_RESULT, op->op.value,
                                           op->op.value_len);
-                (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id,
-                                          t->address, t->service_uuid, t->characteristic_uuid, op->op.value,
-                                          op->op.value_len);
-        }
 done:
         protocol_op_free(op);
 }
