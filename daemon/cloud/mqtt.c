@@ -62,10 +62,15 @@ struct Event {
         Event *next;
 };
 
-/* A SUBSCRIBE or PUBLISH of the current connection only, outside the outbox. */
+/* A SUBSCRIBE or PUBLISH of the current connection only, outside the outbox.  A
+ * subscription to several topics is one SUBSCRIBE per topic (see subscribe_one()),
+ * whose operations share a group: done() is called when the last of them ends. */
 typedef struct DirectOp {
         int token;
         bool used;
+        bool failed;   /* the group: one of its SUBSCRIBEs was refused */
+        unsigned group; /* 0: a PUBLISH */
+        char *topic;   /* subscriptions: for the log */
         MqttDoneFn done;
         void *userdata;
 } DirectOp;
@@ -104,6 +109,7 @@ struct MqttSession {
         int queue_fd;
 
         char **subscriptions;
+        int subscription_token[SUBSCRIPTIONS_MAX]; /* the SUBSCRIBE of each, this connection */
         unsigned subscribes_pending;
         unsigned subscribed; /* how many of subscriptions are subscribed on this connection */
 
@@ -127,6 +133,7 @@ struct MqttSession {
         /* Connection-scoped operations (see the end of this file). */
         bool outbox_held;
         DirectOp direct[MQTT_DIRECT_MAX];
+        unsigned direct_group;
         MqttTopicFilter topic_filter;
         void *topic_filter_userdata;
 };
@@ -206,11 +213,12 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *r) {
                    r ? r->message : NULL, 256);
 }
 
+/* Every SUBSCRIBE carries one topic, so that its SUBACK code can be read: for
+ * several topics Paho passes the codes without their count (and a single code,
+ * in another member, when the broker returns fewer).  With one topic, Paho
+ * calls on_subscribe_failure() for 0x80 and gives the granted QoS here. */
 static void on_subscribe_success(void *ctx, MQTTAsync_successData *r) {
-        /* The granted QoS per topic is not inspected: for several topics Paho passes a list
-         * without its length.  A refused filter shows up as a missing c2g message; the real
-         * broker disconnects a client that subscribes outside its policy anyway. */
-        push_event(ctx, EVENT_SUBSCRIBED, r ? r->token : 0, 0, NULL, 0);
+        push_event(ctx, EVENT_SUBSCRIBED, r ? r->token : 0, r ? r->alt.qos : 1, NULL, 0);
 }
 
 static void on_subscribe_failure(void *ctx, MQTTAsync_failureData *r) {
@@ -518,32 +526,49 @@ void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason) 
         mqtt_session_connection_over(s, buf);
 }
 
-static void mqtt_session_subscribe_batch(MqttSession *s, unsigned from, unsigned n) {
+/* One SUBSCRIBE for one topic at QoS 1; its token in *token.  0 or a Paho error. */
+static int subscribe_one(MqttSession *s, const char *topic, int *token) {
         MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
-        int qos[TOPICS_PER_SUBSCRIBE];
         int r;
 
-        for (unsigned i = 0; i < n; i++)
-                qos[i] = 1;
         o.onSuccess = on_subscribe_success;
         o.onFailure = on_subscribe_failure;
         o.context = ctx_make(s);
-        r = MQTTAsync_subscribeMany(s->client, (int) n, s->subscriptions + from, qos, &o);
+        r = MQTTAsync_subscribe(s->client, topic, 1, &o);
         if (r != MQTTASYNC_SUCCESS) {
-                log_debug("MQTTAsync_subscribeMany() failed: %d", r);
-                return; /* the loss that follows brings us back */
+                log_debug("MQTTAsync_subscribe(%s) failed: %d", topic, r);
+                return r;
         }
-        s->subscribes_pending++;
+        *token = o.token;
+        return 0;
 }
 
-/* Subscribes what is not yet subscribed on this connection, in batches of 8 topics. */
+/* Subscribes what is not yet subscribed on this connection. */
 static void mqtt_session_subscribe_missing(MqttSession *s) {
         unsigned total = (unsigned) strv_length(s->subscriptions);
-        while (s->subscribed < total) {
-                unsigned n = MIN(total - s->subscribed, (unsigned) TOPICS_PER_SUBSCRIBE);
-                mqtt_session_subscribe_batch(s, s->subscribed, n);
-                s->subscribed += n;
+        for (; s->subscribed < total; s->subscribed++) {
+                int *token = &s->subscription_token[s->subscribed];
+                if (subscribe_one(s, s->subscriptions[s->subscribed], token) < 0) {
+                        *token = 0;
+                        continue; /* the loss that follows brings us back */
+                }
+                s->subscribes_pending++;
         }
+}
+
+/* Logs what a SUBACK says of a subscription: refused, or granted below QoS 1.  True if granted. */
+static bool log_suback(const Event *e, const char *topic) {
+        if (e->type == EVENT_SUBSCRIBE_FAILED) {
+                if (e->code == MQTT_BAD_SUBSCRIBE)
+                        log_warning("The broker refused the subscription to %s (SUBACK 0x80)", strna(topic));
+                else
+                        log_warning("Failed to subscribe to %s (%d%s%s)", strna(topic), e->code, e->text ? ": " : "",
+                                    strempty(e->text));
+                return false;
+        }
+        if (e->code != 1)
+                log_warning("The broker granted QoS %d, not 1, to the subscription to %s", e->code, strna(topic));
+        return true;
 }
 
 static void handle_connected(MqttSession *s) {
@@ -661,9 +686,12 @@ static void handle_event(MqttSession *s, Event *e) {
                         break;
                 if (mqtt_session_direct_complete(s, e))
                         break;
-                if (e->type == EVENT_SUBSCRIBE_FAILED)
-                        log_warning("The broker refused a subscription (%d%s%s)", e->code, e->text ? ": " : "",
-                                    strempty(e->text));
+                for (unsigned i = 0; i < s->subscribed; i++)
+                        if (s->subscription_token[i] == e->token) {
+                                (void) log_suback(e, s->subscriptions[i]);
+                                s->subscription_token[i] = 0;
+                                break;
+                        }
                 if (s->subscribes_pending > 0)
                         s->subscribes_pending--;
                 if (s->subscribes_pending == 0 && s->state == MQTT_SUBSCRIBING)
@@ -1005,6 +1033,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
                 MQTTAsync_destroy(&s->client);
         }
         mqtt_session_disarm(s);
+        mqtt_session_direct_forget(s);
         s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
         s->queue_source = sd_event_source_disable_unref(s->queue_source);
         s->sync_source = sd_event_source_disable_unref(s->sync_source);
@@ -1065,19 +1094,42 @@ static DirectOp *mqtt_session_direct_slot(MqttSession *s) {
 }
 
 /* A result for a connection-scoped operation: calls its done() and says true. */
+static unsigned mqtt_session_direct_free_slots(const MqttSession *s) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < MQTT_DIRECT_MAX; i++)
+                n += !s->direct[i].used;
+        return n;
+}
+
+static void direct_op_clear(DirectOp *d) {
+        free(d->topic);
+        *d = (DirectOp){};
+}
+
+/* The result of a connection-scoped operation: calls its done() when it was the
+ * last of its group, and says true. */
 static bool mqtt_session_direct_complete(MqttSession *s, const Event *e) {
         for (unsigned i = 0; i < MQTT_DIRECT_MAX; i++) {
                 DirectOp *d = &s->direct[i];
-                MqttDoneFn done;
-                void *userdata;
+                MqttDoneFn done = d->done;
+                void *userdata = d->userdata;
+                unsigned group = d->group;
+                bool failed = d->failed, last = true;
 
                 if (!d->used || d->token != e->token)
                         continue;
-                done = d->done;
-                userdata = d->userdata;
-                *d = (DirectOp){};
-                if (done)
-                        done(e->type == EVENT_PUBLISHED || e->type == EVENT_SUBSCRIBED ? 0 : -EIO, userdata);
+                if (e->type == EVENT_SUBSCRIBED || e->type == EVENT_SUBSCRIBE_FAILED)
+                        failed = !log_suback(e, d->topic) || failed;
+                else
+                        failed = e->type != EVENT_PUBLISHED;
+                direct_op_clear(d);
+                for (unsigned j = 0; group != 0 && j < MQTT_DIRECT_MAX; j++)
+                        if (s->direct[j].used && s->direct[j].group == group) {
+                                s->direct[j].failed = s->direct[j].failed || failed;
+                                last = false;
+                        }
+                if (last && done)
+                        done(failed ? -EIO : 0, userdata);
                 return true;
         }
         return false;
@@ -1085,14 +1137,12 @@ static bool mqtt_session_direct_complete(MqttSession *s, const Event *e) {
 
 static void mqtt_session_direct_forget(MqttSession *s) {
         for (unsigned i = 0; i < MQTT_DIRECT_MAX; i++)
-                s->direct[i] = (DirectOp){};
+                direct_op_clear(&s->direct[i]);
 }
 
 int mqtt_session_subscribe_now(MqttSession *s, char *const *topics, size_t n, MqttDoneFn done, void *userdata) {
-        MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
-        int qos[TOPICS_PER_SUBSCRIBE];
-        DirectOp *d;
-        int r;
+        unsigned group;
+        size_t queued = 0;
 
         if (!topics || n == 0 || n > TOPICS_PER_SUBSCRIBE)
                 return -EINVAL;
@@ -1101,20 +1151,27 @@ int mqtt_session_subscribe_now(MqttSession *s, char *const *topics, size_t n, Mq
                         return -EINVAL;
         if (s->state != MQTT_SUBSCRIBING && s->state != MQTT_READY)
                 return -ENOTCONN;
-        d = mqtt_session_direct_slot(s);
-        if (!d)
+        if (mqtt_session_direct_free_slots(s) < n)
                 return -EBUSY;
-        for (size_t i = 0; i < n; i++)
-                qos[i] = 1;
-        o.onSuccess = on_subscribe_success;
-        o.onFailure = on_subscribe_failure;
-        o.context = ctx_make(s);
-        r = MQTTAsync_subscribeMany(s->client, (int) n, (char *const *) topics, qos, &o);
-        if (r != MQTTASYNC_SUCCESS) {
-                log_debug("MQTTAsync_subscribeMany() failed: %d", r);
-                return -EIO;
+
+        group = ++s->direct_group ?: ++s->direct_group;
+        for (size_t i = 0; i < n; i++) {
+                DirectOp *d = mqtt_session_direct_slot(s);
+                int token;
+
+                if (subscribe_one(s, topics[i], &token) < 0) {
+                        if (queued == 0)
+                                return -EIO;
+                        /* done() reports the failure when those already queued end. */
+                        for (unsigned j = 0; j < MQTT_DIRECT_MAX; j++)
+                                if (s->direct[j].used && s->direct[j].group == group)
+                                        s->direct[j].failed = true;
+                        break;
+                }
+                *d = (DirectOp){ .token = token, .used = true, .group = group, .topic = strdup(topics[i]),
+                                 .done = done, .userdata = userdata };
+                queued++;
         }
-        *d = (DirectOp){ .token = o.token, .used = true, .done = done, .userdata = userdata };
         return 0;
 }
 

@@ -149,8 +149,10 @@ const char *mqtt_state_to_string(MqttState s);
 
 typedef void (*MqttDoneFn)(int error, void *userdata);
 
-/* Subscribes topics (at most 8, one SUBSCRIBE) on this connection.  -ENOTCONN
- * unless subscribing or ready, -EBUSY with MQTT_DIRECT_MAX in flight. */
+/* Subscribes topics (at most 8, one SUBSCRIBE each, so that every SUBACK code is
+ * seen) on this connection; done() once, with -EIO if the broker refused any of
+ * them.  -ENOTCONN unless subscribing or ready, -EBUSY without a free slot of
+ * MQTT_DIRECT_MAX per topic. */
 int mqtt_session_subscribe_now(MqttSession *s, char *const *topics, size_t n, MqttDoneFn done, void *userdata);
 /* Publishes outside the outbox on this connection (payload up to OUTBOX_PAYLOAD_MAX). */
 int mqtt_session_publish_now(MqttSession *s, const char *topic, const void *payload, size_t len, MqttDoneFn done,

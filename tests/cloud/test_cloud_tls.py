@@ -6,7 +6,10 @@ the log and reconnect attempts spaced by the backoff."""
 import os
 import re
 import shutil
+import socket
+import struct
 import sys
+import threading
 import time
 import unittest
 
@@ -182,6 +185,90 @@ class HostTls(unittest.TestCase):
         h = self.harness("key-perms", cert=(self.cert[0], key), extra=["--count", "1"])
         self.assertEqual(h.wait(10), 1)
         self.assertIn("Refusing KeyFile=%s: it is accessible by group or other (mode 0640)" % key, h.stderr())
+
+
+
+class SubackBroker(threading.Thread):
+    """A stand-in MQTT 3.1.1 server on 127.0.0.1, plain TCP, for what mosquitto
+    2.0.11 cannot do: refuse a SUBSCRIBE (it checks acl_file on delivery only,
+    while AWS IoT answers an unauthorised filter with SUBACK 0x80).  It accepts
+    one client, answers CONNECT, PINGREQ and PUBLISH (QoS 1), and answers each
+    SUBSCRIBE with the code codes(topic) gives per filter."""
+
+    def __init__(self, codes):
+        super().__init__(daemon=True)
+        self.codes = codes
+        self.subscribed = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+
+    def run(self):
+        c, _ = self.sock.accept()
+        with c:
+            f = c.makefile("rb")
+            while True:
+                h = f.read(1)
+                if not h:
+                    return
+                n, mul = 0, 1
+                while True:
+                    b = f.read(1)[0]
+                    n += (b & 0x7f) * mul
+                    mul *= 128
+                    if not b & 0x80:
+                        break
+                body = f.read(n)
+                kind = h[0] >> 4
+                if kind == 1:
+                    c.sendall(b"\x20\x02\x00\x00")
+                elif kind == 8:
+                    pid, off, codes = body[:2], 2, b""
+                    while off < len(body):
+                        tl = struct.unpack(">H", body[off:off + 2])[0]
+                        topic = body[off + 2:off + 2 + tl].decode()
+                        off += 2 + tl + 1
+                        self.subscribed.append(topic)
+                        codes += bytes([self.codes(topic)])
+                    c.sendall(bytes([0x90, 2 + len(codes)]) + pid + codes)
+                elif kind == 12:
+                    c.sendall(b"\xd0\x00")
+                elif kind == 3 and h[0] & 0x06:
+                    tl = struct.unpack(">H", body[:2])[0]
+                    c.sendall(b"\x40\x02" + body[2 + tl:4 + tl])
+                elif kind == 14:
+                    return
+
+
+class SubackCodes(unittest.TestCase):
+    def test_each_suback_code_is_read(self):
+        """Each topic goes in its own SUBSCRIBE, so every SUBACK code is seen and the
+        topic named: a refusal (0x80) and a downgrade to QoS 0 are logged, the other
+        subscriptions stand, and the session gets ready."""
+        tmp = ct.TempDir("cloud-suback-")
+        broker = SubackBroker(lambda t: 0x80 if "forbidden" in t else 0 if "qos0" in t else 1)
+        broker.start()
+        topics = ["prod/t/gateways/%s/c2g" % DEVICE, "prod/t/forbidden", "prod/t/qos0", "prod/t/m/x"]
+        args = ["--uri", "tcp://127.0.0.1:%d" % broker.port, "--client-id", DEVICE,
+                "--state-dir", os.path.join(tmp.path, "state"), "--topic", "prod/t/gateways/%s/g2c" % DEVICE,
+                "--count", "3", "--exit-when-done"]
+        for t in topics:
+            args += ["--subscribe", t]
+        h = ct.Harness(tmp.path, "suback", args)
+        try:
+            self.assertEqual(h.wait(20), 0, h.stderr())
+            err = h.stderr()
+            self.assertEqual(sorted(broker.subscribed), sorted(topics))
+            self.assertIn("The broker refused the subscription to prod/t/forbidden (SUBACK 0x80)", err)
+            self.assertIn("The broker granted QoS 0, not 1, to the subscription to prod/t/qos0", err)
+            self.assertEqual(len(re.findall("refused the subscription", err)), 1, err)
+            self.assertEqual(len(re.findall("granted QoS", err)), 1, err)
+            self.assertEqual(h.stats()["acked"], 3)
+        finally:
+            h.kill()
+            tmp.cleanup()
+            broker.sock.close()
 
 
 if __name__ == "__main__":

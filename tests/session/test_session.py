@@ -28,9 +28,18 @@ JOBS = [f"{st.PREFIX}{DEVICE}/jobs/rcv", f"{st.PREFIX}{DEVICE}/jobs/ble/rcv"]
 JOBS_REQ = f"{st.PREFIX}{DEVICE}/jobs/req"
 UNPAIRED_ID = "e294462c09184318b0bcb1ade64fcfad"
 
+
+
+def subscribes(topics):
+    """A step that subscribes topics: one SUBSCRIBE per topic (so that each SUBACK
+    code can be read), in this order."""
+    return [("SUBSCRIBE", [t]) for t in topics]
+
+
 # §5.2 steps 2 to 7, in this order, each after the acknowledgement of the one before.
-PAIRED_STEPS = [("SUBSCRIBE", SHADOW), ("PUBLISH", GET), ("PUBLISH", UPDATE), ("SUBSCRIBE", [C2G]),
-                ("SUBSCRIBE", JOBS), ("PUBLISH", JOBS_REQ)]
+FIRST_STEPS = subscribes(SHADOW) + [("PUBLISH", GET), ("PUBLISH", UPDATE)]
+PAIRED_STEPS = FIRST_STEPS + subscribes([C2G]) + subscribes(JOBS) + [("PUBLISH", JOBS_REQ)]
+N = len(PAIRED_STEPS)
 
 
 def steps(packets):
@@ -107,11 +116,11 @@ class Procedure(unittest.TestCase):
         self.start(form="trimmed")
         self.wait_ready()
         # The device report and the transform request follow jobs/req.
-        self.wait_packets(lambda p: len(steps(p)) >= 9)
+        self.wait_packets(lambda p: len(steps(p)) >= 3 + N)
         got = steps(self.packets())
         self.assertEqual(got[0], ("CONNECT",))
-        self.assertEqual(got[1:7], PAIRED_STEPS, got)
-        self.assertEqual(sorted(got[7:9]), sorted([("PUBLISH", UPDATE), ("PUBLISH", GET_TF)]), got)
+        self.assertEqual(got[1:1 + N], PAIRED_STEPS, got)
+        self.assertEqual(sorted(got[1 + N:3 + N]), sorted([("PUBLISH", UPDATE), ("PUBLISH", GET_TF)]), got)
         # Every subscription and publish of the gateway at QoS 1; the shadow get is empty.
         for p in self.packets():
             if p[0] == "PUBLISH":
@@ -146,7 +155,7 @@ class Procedure(unittest.TestCase):
         self.assertTrue(self.daemon.wait_log("Desired connections: 2 device(s)"), self.daemon.log())
         time.sleep(1)
         got = steps(self.connection(0))
-        self.assertEqual(got[:6], PAIRED_STEPS, got)
+        self.assertEqual(got[:N], PAIRED_STEPS, got)
         self.assertNotIn(("PUBLISH", GET_TF), got)
 
     def test_transform_gives_connections(self):
@@ -165,7 +174,7 @@ class Procedure(unittest.TestCase):
         self.assertEqual(self.peer.updates()[0]["state"]["reported"]["pairing"]["state"], "not_associated")
         time.sleep(1.5)
         got = steps(self.packets())
-        self.assertEqual(got, [("CONNECT",), ("SUBSCRIBE", SHADOW), ("PUBLISH", GET), ("PUBLISH", UPDATE)])
+        self.assertEqual(got, [("CONNECT",)] + FIRST_STEPS)
         self.assertIn("Cloud session shadow -> not-associated", self.daemon.log())
         self.assertTrue(self.daemon.wait_status("Running; nRF Cloud: not-associated"), self.daemon.statuses())
 
@@ -175,10 +184,10 @@ class Procedure(unittest.TestCase):
         self.wait_ready()
         self.wait_packets(lambda p: len([x for x in p if x[0] == "CONNECT"]) == 2)
         first = steps(self.connection(0))
-        self.assertEqual(first[3:], [("PUBLISH", UPDATE)], first)  # the echo of the delta
+        self.assertEqual(first[len(FIRST_STEPS):], [("PUBLISH", UPDATE)], first)  # the echo of the delta
         echo = self.peer.updates()[1]
         self.assertEqual(echo["state"]["reported"]["pairing"]["state"], "paired")
-        self.assertEqual(steps(self.connection(1))[:6], PAIRED_STEPS)
+        self.assertEqual(steps(self.connection(1))[:N], PAIRED_STEPS)
         self.assertIn("added to an nRF Cloud account, reconnecting", self.daemon.log())
 
     def test_delta_accepted(self):
@@ -204,7 +213,7 @@ class Procedure(unittest.TestCase):
         time.sleep(1)
         # A new connection that stops after the not_associated report.
         second = steps(self.connection(1))
-        self.assertEqual(second, [("SUBSCRIBE", SHADOW), ("PUBLISH", GET), ("PUBLISH", UPDATE)], second)
+        self.assertEqual(second, FIRST_STEPS, second)
         self.assertEqual(self.peer.updates()[-1]["state"]["reported"]["pairing"]["state"], "not_associated")
         log = self.daemon.log()
         self.assertIn("Cloud session ready -> not-associated", log)
@@ -243,7 +252,7 @@ class Procedure(unittest.TestCase):
         """[Cloud] TeamId= gives the team: a shadow without nrfcloud_mqtt_topic_prefix still pairs."""
         self.start(extra_conf="TeamId=%s" % st.TEAM, with_prefix=False)
         self.wait_ready()
-        self.assertEqual(steps(self.connection(0))[:6], PAIRED_STEPS)
+        self.assertEqual(steps(self.connection(0))[:N], PAIRED_STEPS)
         self.assertEqual(self.peer.updates()[0]["state"]["reported"]["nrfcloud_mqtt_topic_prefix"], st.PREFIX)
 
     def test_topic_guard(self):
@@ -255,7 +264,7 @@ class Procedure(unittest.TestCase):
         log = self.daemon.log()
         self.assertIn("Refusing the c2g topic %s of the shadow" % evil_c2g, log)
         self.assertIn("Refusing the g2c topic %s of the shadow" % evil_g2c, log)
-        self.assertEqual(steps(self.connection(0))[:6], PAIRED_STEPS)
+        self.assertEqual(steps(self.connection(0))[:N], PAIRED_STEPS)
         broker_log = self.broker.log_text()
         self.assertNotIn("other-team", broker_log)
         self.assertNotIn("Denied", broker_log)
@@ -266,7 +275,7 @@ class Procedure(unittest.TestCase):
         """NCS 2.2..2.7's '+/r' wildcard is turned back into c2g (its m/ form is allowed)."""
         self.start(pairing_topics={"c2g": f"{st.PREFIX}m/d/{DEVICE}/+/r"})
         self.wait_ready()
-        self.assertEqual(steps(self.connection(0))[3], ("SUBSCRIBE", [f"{st.PREFIX}m/d/{DEVICE}/c2g"]))
+        self.assertEqual(steps(self.connection(0))[len(FIRST_STEPS)], ("SUBSCRIBE", [f"{st.PREFIX}m/d/{DEVICE}/c2g"]))
 
     def test_broker_restart(self):
         self.start()
@@ -278,7 +287,7 @@ class Procedure(unittest.TestCase):
         self.wait_packets(lambda p: len([x for x in p if x[0] == "CONNECT"]) >= 1)
         # The log was appended: the second CONNECT is the reconnection.
         got = steps(self.connection(1))
-        self.assertEqual(got[:6], PAIRED_STEPS, got)
+        self.assertEqual(got[:N], PAIRED_STEPS, got)
         self.assertIn("Cloud connection lost", self.daemon.log())
         self.assertIn("Cloud session ready -> connecting", self.daemon.log())
 
@@ -300,7 +309,7 @@ class Procedure(unittest.TestCase):
         self.assertTrue(st.wait_until(lambda: len(self.peer.numbers(G2C)) >= 40), self.daemon.log())
         self.assertEqual(self.peer.numbers(G2C), list(range(40)))
         got = steps(self.connection(0))
-        self.assertEqual(got[:6], PAIRED_STEPS, got)
+        self.assertEqual(got[:N], PAIRED_STEPS, got)
         first_g2c = got.index(("PUBLISH", G2C))
         self.assertGreater(first_g2c, got.index(("PUBLISH", JOBS_REQ)))
 
