@@ -458,8 +458,10 @@ static int mqtt_session_connect(MqttSession *s) {
                 ssl.enableServerCertAuth = 1;
                 ssl.verify = 1; /* host name check against the certificate */
                 /* Paho 1.3 with OpenSSL >= 1.1 builds its context with TLS_client_method() and
-                 * does not apply this; OpenSSL 3 refuses TLS < 1.2 at its default security
-                 * level, and AWS IoT offers TLS 1.2 and 1.3 only. */
+                 * ignores this.  TLS 1.0 and 1.1 are refused all the same: OpenSSL 3 does not
+                 * accept their signature algorithms (MD5-SHA1) even when its configuration
+                 * lowers the security level, as test_refused_tls_1_1 checks; AWS IoT offers
+                 * TLS 1.2 and 1.3 only. */
                 ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
                 ssl.ssl_error_cb = on_ssl_error;
                 ssl.ssl_error_context = ctx_make(s);

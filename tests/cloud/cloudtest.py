@@ -118,7 +118,10 @@ commonName = supplied
 
     def device(self, device_id, ca=None, expired=False):
         """A device certificate (CN = device id), from the device CA unless told."""
+        # One file per issuer: a certificate from another CA must not replace the good one.
         name = "dev-" + device_id + ("-expired" if expired else "")
+        if ca is not None and ca != self.device_ca:
+            name += "-by-" + os.path.splitext(os.path.basename(ca[0]))[0]
         dates = ("20200101000000Z", "20200201000000Z") if expired else None
         return self._leaf(name, device_id, ca or self.device_ca, dates=dates)
 
@@ -127,7 +130,7 @@ class Broker:
     """mosquitto on 127.0.0.1 with mutual TLS, identity as user name and the
     gateway policy as ACL.  Can be stopped and started again on its port."""
 
-    def __init__(self, folder, pki, server=None, persistence=False, verbose=True):
+    def __init__(self, folder, pki, server=None, persistence=False, verbose=True, listener_conf=""):
         self.dir = folder
         os.makedirs(folder, exist_ok=True)
         self.port = free_port()
@@ -163,7 +166,7 @@ certfile {server[0]}
 keyfile {server[1]}
 require_certificate true
 use_identity_as_username true
-""")
+{listener_conf}""")
             if persistence:
                 f.write(f"persistence true\npersistence_location {folder}/\nautosave_interval 600\n")
             else:

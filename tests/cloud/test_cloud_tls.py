@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -178,6 +179,43 @@ class HostTls(unittest.TestCase):
         finally:
             other.stop()
 
+    def test_refused_tls_1_1(self):
+        """A server that offers TLS 1.1 at most (and completes such a handshake: checked
+        with a client that allows it) is refused: the gateway speaks TLS 1.2 or 1.3 only."""
+        server = Tls11Server(self.pki)
+        server.start()
+        try:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.load_verify_locations(self.pki.root[0])
+            ctx.load_cert_chain(*self.cert)
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                    self.assertEqual(tls.version(), "TLSv1.1")
+            self.assertTrue(wait_for(lambda: server.handshakes == 1), "the TLS 1.1 server does not work")
+            uri = "ssl://localhost:%d" % server.port
+            # OpenSSL's defaults (security level 1) refuse it already.
+            reason = self.refused("tls11", r"TLS error", uri=uri)
+            print("server with TLS 1.1 at most:", reason)
+            self.assertEqual(server.handshakes, 1, "a gateway handshake got through")
+            # Still refused when the system's OpenSSL configuration lowers the security
+            # level to 0 (Paho's context keeps refusing TLS 1.1's MD5-SHA1 signatures).
+            conf = os.path.join(self.tmp.path, "openssl-seclevel0.cnf")
+            with open(conf, "w") as f:
+                f.write("openssl_conf = init\n[init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = sys\n"
+                        "[sys]\nCipherString = DEFAULT:@SECLEVEL=0\n")
+            os.environ["OPENSSL_CONF"] = conf
+            try:
+                reason = self.refused("tls11-seclevel0", r"TLS error", uri=uri)
+            finally:
+                del os.environ["OPENSSL_CONF"]
+            print("the same with OpenSSL at security level 0:", reason)
+            self.assertEqual(server.handshakes, 1, "a gateway handshake got through")
+            self.assertGreaterEqual(server.failures, 6)
+        finally:
+            server.stop()
+
     def test_refused_key_permissions(self):
         key = os.path.join(self.tmp.path, "loose.key")
         shutil.copy(self.cert[1], key)
@@ -186,6 +224,59 @@ class HostTls(unittest.TestCase):
         self.assertEqual(h.wait(10), 1)
         self.assertIn("Refusing KeyFile=%s: it is accessible by group or other (mode 0640)" % key, h.stderr())
 
+
+
+def wait_for(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pred()
+
+
+class Tls11Server(threading.Thread):
+    """A TLS server on 127.0.0.1 that offers TLS 1.0 and 1.1 only (mosquitto's
+    tls_version sets a minimum, not a maximum).  It counts the handshakes that
+    complete and those that fail; after a complete one it answers CONNECT."""
+
+    def __init__(self, pki):
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1
+        self.ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        self.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        self.ctx.load_cert_chain(*pki.server)
+        self.ctx.load_verify_locations(pki.broker_ca)
+        self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.handshakes = self.failures = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+
+    def run(self):
+        while not self.stopping:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                continue
+            raw.settimeout(5)
+            try:
+                with self.ctx.wrap_socket(raw, server_side=True) as tls:
+                    self.handshakes += 1
+                    if tls.recv(1) and tls.recv(4096) is not None:
+                        tls.sendall(b"\x20\x02\x00\x00")
+                        tls.recv(1)
+            except (OSError, ssl.SSLError):
+                self.failures += 1
+            finally:
+                raw.close()
+
+    def stop(self):
+        self.stopping = True
+        self.join(5)
+        self.sock.close()
 
 
 class SubackBroker(threading.Thread):
