@@ -21,8 +21,9 @@
  * metadata); a full document with metadata fits here with room to spare. */
 #define SHADOW_DOC_MAX (64 * 1024)
 #define SHADOW_DEPTH_MAX 32
-/* The most child devices a gateway is asked to hold (lte-gateway: 8 or 16). */
-#define SHADOW_CONNECTIONS_MAX 64
+/* The most child devices a gateway is asked to hold (lte-gateway: 8 or 16): as
+ * many as [Bluetooth] MaxConnections= allows at most. */
+#define SHADOW_CONNECTIONS_MAX 100
 /* What the gateway asks the transform for (lte-gateway uses 1024; the
  * cloud's default and maximum for Nordic devices is 1792). */
 #define SHADOW_TRANSFORM_MAX_LEN 1024
