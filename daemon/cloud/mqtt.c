@@ -410,12 +410,28 @@ static void mqtt_session_connection_over(MqttSession *s, const char *reason) {
  * reorder.  Destroying the client drops them (and stops Paho's threads when it
  * is the only client, so none of its callbacks runs afterwards).
  */
+/* Paho's own OpenSSL initialisation (asked for by default) loads every algorithm
+ * at the first client, TLS or not: in modem TLS mode, where Paho speaks plain
+ * TCP, it maps 1.3 MiB of library pages for nothing.  OpenSSL 3 initialises
+ * itself when Paho first makes a TLS context, so Paho is told not to. */
+static void mqtt_global_init(void) {
+        static bool done = false;
+        MQTTAsync_init_options o = MQTTAsync_init_options_initializer;
+
+        if (done)
+                return;
+        o.do_openssl_init = 0;
+        MQTTAsync_global_init(&o);
+        done = true;
+}
+
 static int mqtt_session_new_client(MqttSession *s) {
         MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
         int r;
 
         if (s->client)
                 MQTTAsync_destroy(&s->client);
+        mqtt_global_init();
         co.sendWhileDisconnected = 0; /* the outbox buffers, not Paho */
         co.MQTTVersion = MQTTVERSION_3_1_1;
         r = MQTTAsync_createWithOptions(&s->client, s->uri, s->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
