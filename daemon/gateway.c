@@ -272,6 +272,9 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
         r = outbox_new(dir, &limits, &g->outbox);
+        if (r == -EBUSY)
+                return log_error_errno(r, "The outbox in %s is held by another process (another daemon with this "
+                                       "StateDirectory=, or nrfcloud-gatewayctl outbox)", dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
 
