@@ -271,7 +271,11 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", c->state_directory);
         if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
-        r = outbox_new(dir, &limits, &g->outbox);
+        /* Kept from an earlier attempt that failed further on: it holds the folder's lock. */
+        r = g->outbox ? 0 : outbox_new(dir, &limits, &g->outbox);
+        if (r == -EBUSY)
+                return log_error_errno(r, "The outbox in %s is held by another process (another daemon with this "
+                                       "StateDirectory=, or nrfcloud-gatewayctl outbox)", dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -197,6 +198,7 @@ struct Outbox {
         unsigned corrupt_files;
         uint64_t next_seq;
         bool needs_sync;
+        bool read_only; /* outbox_open_read_only(): the folder is never written */
 
         uint8_t *scratch;
         size_t scratch_size;
@@ -410,6 +412,9 @@ static int outbox_collect(Outbox *o) {
         bool changed = false;
         int r = 0;
 
+        if (o->read_only)
+                return 0;
+
         while (o->oldest && o->oldest != o->head) {
                 Segment *s = o->oldest;
 
@@ -503,6 +508,8 @@ int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *pay
         size_t topic_len;
         int r;
 
+        if (o->read_only)
+                return -EROFS;
         if (class < 0 || class >= _OUTBOX_CLASS_MAX || !topic || (!payload && len > 0))
                 return -EINVAL;
         topic_len = strlen(topic);
@@ -585,6 +592,9 @@ int outbox_ack(Outbox *o, uint64_t seq) {
         Entry *e;
         int r;
 
+        if (o->read_only)
+                return -EROFS;
+
         /* Acknowledgements come for the oldest entries: search from the front. */
         for (e = o->first; e && e->seq < seq; e = e->next)
                 ;
@@ -622,6 +632,8 @@ unsigned outbox_segments(const Outbox *o) {
 }
 
 int outbox_set_limits(Outbox *o, const OutboxLimits *limits) {
+        if (o->read_only)
+                return -EROFS;
         o->limits = *limits;
         while (o->count > o->limits.max_messages || o->bytes > o->limits.max_bytes) {
                 Entry *v = outbox_victim(o);
@@ -755,7 +767,7 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
         size_t good = 0;
         int r;
 
-        fd = openat(o->dir_fd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        fd = openat(o->dir_fd, name, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &stt) < 0)
@@ -794,7 +806,14 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
         if (r < 0 && r != -EBADMSG)
                 return r;
         s->size = MAX(good, (size_t) OUTBOX_FILE_HEADER_SIZE);
-        if (r == -EBADMSG && outbox_torn_creation(buf, (size_t) stt.st_size)) {
+        if (r == -EBADMSG && o->read_only) {
+                /* Reported, not repaired: the next outbox_new() sets the bad part aside. */
+                if (!outbox_torn_creation(buf, (size_t) stt.st_size)) {
+                        o->corrupt_files++;
+                        log_debug("Outbox file %s/%s is damaged at byte %zu of %zu", o->dir, name, good,
+                                  (size_t) stt.st_size);
+                }
+        } else if (r == -EBADMSG && outbox_torn_creation(buf, (size_t) stt.st_size)) {
                 /* A crash between creating the file and syncing its header: nothing was in it. */
                 log_debug("Removing outbox file %s/%s, cut short at creation", o->dir, name);
                 if (unlinkat(o->dir_fd, name, 0) < 0)
@@ -920,6 +939,10 @@ int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
         o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (o->dir_fd < 0)
                 return -errno;
+        /* One writer per folder: a second daemon on the same state directory would interleave
+         * segments and sequence numbers.  The lock goes with the process, even on SIGKILL. */
+        if (flock(o->dir_fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
 
         r = outbox_load(o);
         if (r < 0)
@@ -934,5 +957,48 @@ int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
         (void) outbox_collect(o);
 
         *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int outbox_open_read_only(const char *dir, Outbox **ret) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        int r;
+
+        if (!dir)
+                return -EINVAL;
+        o = calloc(1, sizeof *o);
+        if (!o)
+                return -ENOMEM;
+        o->dir_fd = o->head_fd = -EBADF;
+        o->read_only = true;
+        o->limits = (OutboxLimits){ .max_messages = UINT64_MAX, .max_bytes = UINT64_MAX };
+        o->next_seq = 1;
+        o->dir = strdup(dir);
+        if (!o->dir)
+                return -ENOMEM;
+        o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (o->dir_fd < 0)
+                return -errno;
+        /* A shared lock: refused while a writer (outbox_new()) holds the folder. */
+        if (flock(o->dir_fd, LOCK_SH | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        r = outbox_load(o);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int outbox_foreach(const Outbox *o, outbox_entry_cb cb, void *userdata) {
+        for (const Entry *e = o->first; e; e = e->next) {
+                OutboxEntry x = { .seq = e->seq,
+                                  .class = e->class,
+                                  .topic = e->data,
+                                  .payload = entry_payload(e),
+                                  .payload_len = e->payload_len };
+                int r = cb(&x, userdata);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }

@@ -84,7 +84,8 @@ typedef struct OutboxEntry {
 
 typedef struct Outbox Outbox;
 
-/* dir NULL: memory only (nothing persisted).  The folder is created if missing. */
+/* dir NULL: memory only (nothing persisted).  The folder is created if missing, and locked
+ * (flock(LOCK_EX)) until outbox_free(): -EBUSY when another process holds it. */
 int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret);
 Outbox *outbox_free(Outbox *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
@@ -120,6 +121,22 @@ unsigned outbox_segments(const Outbox *o);
 int outbox_set_limits(Outbox *o, const OutboxLimits *limits);
 
 const char *outbox_class_to_string(OutboxClass c);
+
+/*
+ * The outbox of a folder as outbox_new() would load it, for reading only
+ * (nrfcloud-gatewayctl outbox): nothing in the folder is created, repaired or
+ * removed, no limit is applied, and outbox_push(), outbox_ack() and
+ * outbox_set_limits() return -EROFS.  Damaged files are counted in
+ * outbox_corrupt_files() (their valid prefix is read), not set aside.
+ * outbox_new() holds an exclusive flock() on the folder for its whole life;
+ * this takes a shared one: -EBUSY while a daemon has the folder open, -ENOENT
+ * or -ENOTDIR when there is no such folder.
+ */
+int outbox_open_read_only(const char *dir, Outbox **ret);
+
+/* Calls cb for every live entry, oldest first; a negative return of cb stops and is returned. */
+typedef int (*outbox_entry_cb)(const OutboxEntry *e, void *userdata);
+int outbox_foreach(const Outbox *o, outbox_entry_cb cb, void *userdata);
 
 /*
  * The file reader, pure (used by outbox_new() and the fuzzer).  Calls cb for

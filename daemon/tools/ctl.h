@@ -62,6 +62,8 @@ typedef struct Args {
         const char *aud;
         bool decode;
         const char *challenge;
+        const char *state_dir;
+        bool json;
         char **positional;
 } Args;
 
@@ -91,3 +93,4 @@ int verb_ca(int argc, char *argv[], CtlOptions *o);
 int verb_provision(int argc, char *argv[], CtlOptions *o);
 int verb_jwt(int argc, char *argv[], CtlOptions *o);
 int verb_attest(int argc, char *argv[], CtlOptions *o);
+int verb_outbox(int argc, char *argv[], CtlOptions *o);

@@ -2,7 +2,8 @@
 /*
  * nrfcloud-gatewayctl: works directly on the nRF91's port, for an operator
  * at the gateway: show the identity, make an operator CA, provision the
- * modem's credentials, get a modem-signed JWT or an attestation token.
+ * modem's credentials, get a modem-signed JWT or an attestation token; and
+ * list what the daemon's outbox holds.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -44,6 +45,8 @@ enum {
         OPT_DECODE,
         OPT_CHALLENGE,
         OPT_DEBUG,
+        OPT_STATE_DIR,
+        OPT_JSON,
 };
 
 static const struct option options[] = {
@@ -70,6 +73,8 @@ static const struct option options[] = {
         { "decode", no_argument, NULL, OPT_DECODE },
         { "challenge", required_argument, NULL, OPT_CHALLENGE },
         { "debug", no_argument, NULL, OPT_DEBUG },
+        { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+        { "json", no_argument, NULL, OPT_JSON },
         {}
 };
 
@@ -88,6 +93,7 @@ static const int provision_opts[] = { OPT_CA_CERT, OPT_CA_KEY, OPT_ROOT_CA, OPT_
                                       OPT_SUBTYPE, OPT_TAGS, OPT_FW_TYPES, OPT_FORCE, 0 };
 static const int jwt_opts[] = { OPT_EXP, OPT_AUD, OPT_DECODE, OPT_SEC_TAG, 0 };
 static const int attest_opts[] = { OPT_CHALLENGE, 0 };
+static const int outbox_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
 
 static const Verb verbs[] = {
         { "identity", verb_identity, identity_opts,
@@ -107,12 +113,18 @@ static const Verb verbs[] = {
         { "attest", verb_attest, attest_opts,
           "attest [--challenge HEX32]\n"
           "  Prints the modem's attestation token and its decoded fields." },
+        { "outbox", verb_outbox, outbox_opts,
+          "outbox [--state-dir DIR] [--json]\n"
+          "  Lists the messages waiting in the daemon's outbox (DIR/outbox, default: [Gateway]\n"
+          "  StateDirectory=): count, bytes, and each message's topic and payload. Read only;\n"
+          "  refused while nrfcloud-gatewayd holds the outbox." },
 };
 
 static void help(FILE *f) {
         fprintf(f,
                 "%s [OPTIONS] COMMAND [COMMAND OPTIONS]\n\n"
-                "Works directly on the nRF91 modem port; stop nrfcloud-gatewayd first.\n\n"
+                "Works directly on the nRF91 modem port, or on the daemon's state directory;\n"
+                "stop nrfcloud-gatewayd first.\n\n"
                 "Commands:\n",
                 program_invocation_short_name);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
@@ -295,6 +307,12 @@ int main(int argc, char *argv[]) {
                         break;
                 case OPT_CHALLENGE:
                         ctl_args.challenge = optarg;
+                        break;
+                case OPT_STATE_DIR:
+                        ctl_args.state_dir = optarg;
+                        break;
+                case OPT_JSON:
+                        ctl_args.json = true;
                         break;
                 default:
                         return CTL_EXIT_USAGE;

@@ -618,6 +618,79 @@ static void test_reopen_smaller(void **state) {
         rm_rf(tmp);
 }
 
+static int collect_seq(const OutboxEntry *e, void *userdata) {
+        uint64_t *seqs = userdata;
+        seqs[++seqs[0]] = e->seq;
+        return seqs[0] == 8 ? -E2BIG : 0;
+}
+
+/*
+ * The read-only view (nrfcloud-gatewayctl outbox): refused while a writer
+ * holds the folder, one writer at a time, the same entries as a load, nothing
+ * written, and damage reported but left in place.
+ */
+static void test_read_only(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp), *seg = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        uint64_t seqs[16] = { 0 };
+        size_t len = 0;
+        struct stat st;
+        (void) state;
+
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL, *o2 = NULL, *ro = NULL;
+                OutboxEntry e;
+                assert_int_equal(outbox_open_read_only(dir, &ro), -ENOENT);
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 0, 5);
+                assert_true(outbox_peek_unsent(o, &e));
+                outbox_mark_sent(o, e.seq);
+                assert_int_equal(outbox_ack(o, e.seq), 0);
+                /* The writer holds the folder: neither a reader nor a second writer gets it. */
+                assert_int_equal(outbox_open_read_only(dir, &ro), -EBUSY);
+                assert_int_equal(outbox_new(dir, &big, &o2), -EBUSY);
+        }
+        seg = data_segment(dir, &image, &len);
+        {
+                _cleanup_(outbox_freep) Outbox *ro = NULL, *o2 = NULL;
+                assert_int_equal(outbox_open_read_only(dir, &ro), 0);
+                assert_int_equal(outbox_count(ro), 4);
+                assert_int_equal(outbox_corrupt_files(ro), 0);
+                assert_int_equal(outbox_foreach(ro, collect_seq, seqs), 0);
+                assert_int_equal(seqs[0], 4);
+                for (unsigned i = 0; i < 4; i++)
+                        assert_int_equal(seqs[1 + i], 2 + i);
+                assert_int_equal(outbox_push(ro, OUTBOX_NOTIFICATION, "t", "x", 1, NULL), -EROFS);
+                assert_int_equal(outbox_ack(ro, 2), -EROFS);
+                assert_int_equal(outbox_set_limits(ro, &big), -EROFS);
+                /* Readers share the folder; a writer waits for them to go. */
+                assert_int_equal(outbox_new(dir, &big, &o2), -EBUSY);
+        }
+        /* Nothing was written: still the writer's one segment file. */
+        assert_int_equal(count_files(dir, ".seg"), 1);
+        /* A torn last record (the REMOVE of seq 1): listed up to it, counted, and the file left as it was.
+         * Seq 1 is live again, as it would be for the daemon (at-least-once). */
+        write_file(seg, image, len - 3);
+        {
+                _cleanup_(outbox_freep) Outbox *ro = NULL;
+                assert_int_equal(outbox_open_read_only(dir, &ro), 0);
+                assert_int_equal(outbox_corrupt_files(ro), 1);
+                assert_int_equal(outbox_count(ro), 5);
+        }
+        assert_int_equal(stat(seg, &st), 0);
+        assert_int_equal((size_t) st.st_size, len - 3);
+        assert_int_equal(count_files(dir, "corrupt"), 0);
+        /* A callback's error stops the walk and is returned. */
+        seqs[0] = 5;
+        {
+                _cleanup_(outbox_freep) Outbox *ro = NULL;
+                assert_int_equal(outbox_open_read_only(dir, &ro), 0);
+                assert_int_equal(outbox_foreach(ro, collect_seq, seqs), -E2BIG);
+                assert_int_equal(seqs[0], 8);
+        }
+        rm_rf(tmp);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_crc32c),
@@ -634,6 +707,7 @@ int main(void) {
                 cmocka_unit_test(test_segments_collected),
                 cmocka_unit_test(test_duplicate_copy),
                 cmocka_unit_test(test_reopen_smaller),
+                cmocka_unit_test(test_read_only),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);
