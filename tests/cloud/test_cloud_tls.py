@@ -299,19 +299,19 @@ class SubackBroker(threading.Thread):
         c, _ = self.sock.accept()
         with c:
             f = c.makefile("rb")
+
+            def read_exact(n):
+                data = f.read(n)
+                if len(data) < n:
+                    raise EOFError
+                return data
+
             while True:
-                h = f.read(1)
-                if not h:
+                try:
+                    first, body = ct.read_packet(read_exact)
+                except EOFError:
                     return
-                n, mul = 0, 1
-                while True:
-                    b = f.read(1)[0]
-                    n += (b & 0x7f) * mul
-                    mul *= 128
-                    if not b & 0x80:
-                        break
-                body = f.read(n)
-                kind = h[0] >> 4
+                kind = first >> 4
                 if kind == 1:
                     c.sendall(b"\x20\x02\x00\x00")
                 elif kind == 8:
@@ -325,7 +325,7 @@ class SubackBroker(threading.Thread):
                     c.sendall(bytes([0x90, 2 + len(codes)]) + pid + codes)
                 elif kind == 12:
                     c.sendall(b"\xd0\x00")
-                elif kind == 3 and h[0] & 0x06:
+                elif kind == 3 and first & 0x06:
                     tl = struct.unpack(">H", body[:2])[0]
                     c.sendall(b"\x40\x02" + body[2 + tl:4 + tl])
                 elif kind == 14:

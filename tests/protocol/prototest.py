@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -151,6 +152,35 @@ class World:
         for a in addresses:
             self.wait_events(lambda e, a=a: e["event"]["type"] == "device_discover_result"
                              and e["event"]["device"]["address"]["address"] == a, 1, timeout)
+
+
+class WorldTestCase(unittest.TestCase):
+    """A test class whose tests each run in a World (self.w), made by the test:
+    one PKI for the class; after each test the daemon must have stayed up,
+    stopped cleanly and logged no sanitizer report."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp, cls.pki, cls.cert = make_pki()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.w = None
+
+    def tearDown(self):
+        if not self.w:
+            return
+        alive = self.w.daemon and self.w.daemon.proc.poll() is None
+        rc = self.w.close()
+        # Read after the exit: sanitizer reports come last.
+        log = self.w.daemon.log() if self.w.daemon else ""
+        self.assertTrue(alive, "the daemon died:\n" + log[-5000:])
+        self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + log[-5000:])
+        self.assertNotIn("AddressSanitizer", log)
+        self.assertNotIn("runtime error", log)
 
 
 def make_pki():

@@ -17,29 +17,7 @@ EXTRA = "C0:FF:EE:00:00:0C"
 UNKNOWN = "C0:FF:EE:00:00:99"
 
 
-class ProtocolTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp, cls.pki, cls.cert = pt.make_pki()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.w = None
-
-    def tearDown(self):
-        if self.w:
-            alive = self.w.daemon and self.w.daemon.proc.poll() is None
-            rc = self.w.close()
-            # Read after the exit: sanitizer reports come last.
-            log = self.w.daemon.log() if self.w.daemon else ""
-            self.assertTrue(alive, "the daemon died:\n" + log[-5000:])
-            self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + log[-5000:])
-            self.assertNotIn("AddressSanitizer", log)
-            self.assertNotIn("runtime error", log)
-
+class ProtocolTest(pt.WorldTestCase):
     def world(self, **kw):
         self.w = pt.World(self.pki, self.cert, pt.subdir(self.tmp, self.id().split(".")[-1]), **kw)
         return self.w

@@ -197,55 +197,15 @@ class LossWorld(pt.World):
         return out
 
 
-def check_delivery(tc, numbers, required, emitted):
-    """Every required number at least once, first arrivals in increasing order,
-    nothing that was never emitted.  Returns (duplicate arrivals, the numbers
-    that arrived more than once)."""
-    seen = set()
-    first = []
-    for n in numbers:
-        if n not in seen:
-            seen.add(n)
-            first.append(n)
-    missing = sorted(required - seen)
-    if missing:
-        tc.fail("messages lost: %d of %d accepted (first: %s)" % (len(missing), len(required), missing[:20]))
-    out_of_order = [(a, b) for a, b in zip(first, first[1:]) if b <= a]
-    if out_of_order:
-        tc.fail("first arrivals out of order: %d times (first pairs: %s)" % (len(out_of_order), out_of_order[:10]))
-    strange = sorted(seen - emitted)
-    if strange:
-        tc.fail("numbers that were never emitted arrived: %s" % strange[:20])
-    counts = {}
-    for n in numbers:
-        counts[n] = counts.get(n, 0) + 1
-    twice = sorted(n for n, c in counts.items() if c > 1)
-    return len(numbers) - len(seen), twice
-
-
-class ProtocolLoss(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp, cls.pki, cls.cert = pt.make_pki()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
+class ProtocolLoss(pt.WorldTestCase):
     def setUp(self):
-        self.w = None
+        super().setUp()
         self.t0 = time.monotonic()
 
     def tearDown(self):
+        super().tearDown()
         if not self.w:
             return
-        alive = self.w.daemon and self.w.daemon.proc.poll() is None
-        rc = self.w.close()
-        log = self.w.daemon.log() if self.w.daemon else ""
-        self.assertTrue(alive, "the daemon died:\n" + log[-5000:])
-        self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + log[-5000:])
-        self.assertNotIn("AddressSanitizer", log)
-        self.assertNotIn("runtime error", log)
         # The logs of the daemons the test killed.
         for path in sorted(os.listdir(os.path.join(self.w.folder, "daemon"))):
             if path.startswith("daemon.stderr."):
@@ -283,7 +243,7 @@ class ProtocolLoss(unittest.TestCase):
         time.sleep(1.0)  # late duplicates, so that they are counted
         numbers = arrivals.update()
         emitted = set(range(1, COUNT + 1))
-        dups, twice = check_delivery(self, numbers, required, emitted)
+        dups, twice = st.ct.check_delivery_of(self, numbers, required, emitted)
         return numbers, dups, twice, t_emit
 
     def report(self, what, numbers, required, dups, twice, t_emit, extra=""):
