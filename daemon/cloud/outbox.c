@@ -916,6 +916,24 @@ out:
         return r;
 }
 
+/* Opens the outbox's folder and locks it: LOCK_EX for the one writer, LOCK_SH for readers. */
+static int outbox_open_folder(Outbox *o, const char *dir, int lock) {
+        o->dir = strdup(dir);
+        if (!o->dir)
+                return -ENOMEM;
+        if (lock == LOCK_EX && mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (o->dir_fd < 0)
+                return -errno;
+        /* One writer per folder: a second daemon on the same state directory would interleave
+         * segments and sequence numbers; a reader is refused while a writer holds it.  The
+         * lock goes with the process, even on SIGKILL. */
+        if (flock(o->dir_fd, lock | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        return 0;
+}
+
 int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
         _cleanup_(outbox_freep) Outbox *o = NULL;
         int r;
@@ -931,19 +949,9 @@ int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
                 return 0;
         }
 
-        o->dir = strdup(dir);
-        if (!o->dir)
-                return -ENOMEM;
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (o->dir_fd < 0)
-                return -errno;
-        /* One writer per folder: a second daemon on the same state directory would interleave
-         * segments and sequence numbers.  The lock goes with the process, even on SIGKILL. */
-        if (flock(o->dir_fd, LOCK_EX | LOCK_NB) < 0)
-                return errno == EWOULDBLOCK ? -EBUSY : -errno;
-
+        r = outbox_open_folder(o, dir, LOCK_EX);
+        if (r < 0)
+                return r;
         r = outbox_load(o);
         if (r < 0)
                 return r;
@@ -973,15 +981,9 @@ int outbox_open_read_only(const char *dir, Outbox **ret) {
         o->read_only = true;
         o->limits = (OutboxLimits){ .max_messages = UINT64_MAX, .max_bytes = UINT64_MAX };
         o->next_seq = 1;
-        o->dir = strdup(dir);
-        if (!o->dir)
-                return -ENOMEM;
-        o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (o->dir_fd < 0)
-                return -errno;
-        /* A shared lock: refused while a writer (outbox_new()) holds the folder. */
-        if (flock(o->dir_fd, LOCK_SH | LOCK_NB) < 0)
-                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        r = outbox_open_folder(o, dir, LOCK_SH);
+        if (r < 0)
+                return r;
         r = outbox_load(o);
         if (r < 0)
                 return r;
