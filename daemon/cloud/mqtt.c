@@ -835,15 +835,12 @@ static int on_sync_timer(sd_event_source *es, uint64_t usec, void *userdata) {
  * fdatasync per message, the first cost of the loop thread at high rates.
  */
 static void mqtt_session_arm_sync(MqttSession *s) {
-        uint64_t now;
-
         if (s->sync_armed)
                 return;
         s->sync_armed = true;
         (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_ONESHOT);
-        if (sd_event_now(sd_event_source_get_event(s->sync_timer), CLOCK_MONOTONIC, &now) < 0)
-                now = now_usec(CLOCK_MONOTONIC);
-        (void) sd_event_source_set_time(s->sync_timer, now + SYNC_DELAY_MAX_USEC);
+        /* From now, not from the loop's cached time of the iteration. */
+        (void) sd_event_source_set_time(s->sync_timer, now_usec(CLOCK_MONOTONIC) + SYNC_DELAY_MAX_USEC);
         (void) sd_event_source_set_enabled(s->sync_timer, SD_EVENT_ONESHOT);
 }
 
