@@ -40,6 +40,7 @@ struct Bridge {
         sd_event_source *listen_source;
         sd_event_source *local_source;
         sd_event_source *accept_timer;
+        sd_event_source *flush_source; /* writes what the remote sent, once per loop iteration */
         bool remote_open;
         bool remote_paused;
         bool remote_blocked; /* the remote took less than offered: wait for writable */
@@ -193,6 +194,7 @@ static void bridge_close_all(Bridge *b) {
         b->listen_source = sd_event_source_disable_unref(b->listen_source);
         b->local_source = sd_event_source_disable_unref(b->local_source);
         b->accept_timer = sd_event_source_disable_unref(b->accept_timer);
+        b->flush_source = sd_event_source_disable_unref(b->flush_source);
         b->listen_fd = safe_close(b->listen_fd);
         b->local_fd = safe_close(b->local_fd);
         if (b->remote_open && b->ops->close)
@@ -206,10 +208,24 @@ static void bridge_fail(Bridge *b, int error, const char *reason) {
         if (b->state == BRIDGE_CLOSED || b->state == BRIDGE_IDLE)
                 return;
         log_debug_errno(error, "Bridge closing: %s", reason);
+        /* What the remote sent before it went reaches Paho as it would have without the batching. */
+        while (b->local_fd >= 0 && b->down_len > 0) {
+                ssize_t n = send(b->local_fd, b->down, b->down_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n <= 0)
+                        break;
+                memmove(b->down, b->down + n, b->down_len - (size_t) n);
+                b->down_len -= (size_t) n;
+        }
         bridge_close_all(b);
         bridge_enter_state(b, BRIDGE_CLOSED);
         if (b->cb.closed)
                 b->cb.closed(b, error, reason, b->userdata);
+}
+
+static bool bridge_flush_pending(Bridge *b) {
+        int enabled = SD_EVENT_OFF;
+        return b->flush_source && sd_event_source_get_enabled(b->flush_source, &enabled) >= 0 &&
+               enabled != SD_EVENT_OFF;
 }
 
 static void bridge_update_events(Bridge *b) {
@@ -217,10 +233,14 @@ static void bridge_update_events(Bridge *b) {
 
         if (!b->local_source)
                 return;
-        /* Read from Paho only while the remote takes bytes and there is room. */
-        if (!b->local_eof && !b->remote_blocked && b->up_len < sizeof b->up)
+        /*
+         * Read from Paho while there is room, also while the remote is busy: what
+         * piles up meanwhile goes out in one piece once it is writable again.
+         */
+        if (!b->local_eof && b->up_len < sizeof b->up)
                 ev |= EPOLLIN;
-        if (b->down_len > 0)
+        /* Bytes for Paho wait for the flush source; EPOLLOUT only once a write fell short. */
+        if (b->down_len > 0 && !bridge_flush_pending(b))
                 ev |= EPOLLOUT;
         (void) sd_event_source_set_io_events(b->local_source, ev);
         (void) sd_event_source_set_enabled(b->local_source, ev ? SD_EVENT_ON : SD_EVENT_OFF);
@@ -234,9 +254,9 @@ static void bridge_set_remote_paused(Bridge *b, bool pause) {
                 b->ops->pause_recv(b->impl, pause);
 }
 
-/* Hands what Paho wrote to the remote. */
+/* Hands what Paho wrote to the remote, as much as it takes in one call. */
 static int bridge_flush_up(Bridge *b) {
-        while (b->up_len > 0) {
+        while (b->up_len > 0 && !b->remote_blocked) {
                 ssize_t n = b->ops->send(b->impl, b->up, b->up_len);
                 if (n < 0)
                         return (int) n;
@@ -247,9 +267,24 @@ static int bridge_flush_up(Bridge *b) {
                 memmove(b->up, b->up + n, b->up_len - (size_t) n);
                 b->up_len -= (size_t) n;
         }
-        if (b->up_len == 0)
-                b->remote_blocked = false;
         return 0;
+}
+
+/* One read of what Paho wrote into the room left: 1 if it got bytes, 0 if none now, -errno; EOF is 0 and noted. */
+static int bridge_read_local(Bridge *b) {
+        ssize_t n;
+
+        if (b->local_eof || b->up_len >= sizeof b->up)
+                return 0;
+        n = read(b->local_fd, b->up + b->up_len, sizeof b->up - b->up_len);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0) {
+                b->local_eof = true;
+                return 0;
+        }
+        b->up_len += (size_t) n;
+        return 1;
 }
 
 /* Writes what the remote sent to Paho. */
@@ -269,10 +304,25 @@ static int bridge_flush_down(Bridge *b) {
         return 0;
 }
 
-static int on_local_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_flush(sd_event_source *s, void *userdata) {
         Bridge *b = userdata;
         int r;
         (void) s;
+
+        (void) sd_event_source_set_enabled(b->flush_source, SD_EVENT_OFF);
+        r = bridge_flush_down(b);
+        if (r < 0) {
+                bridge_fail(b, r, "writing to the MQTT client failed");
+                return 0;
+        }
+        bridge_update_events(b);
+        return 0;
+}
+
+static int on_local_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Bridge *b = userdata;
+        int r;
+        (void) s, (void) fd;
 
         if (revents & EPOLLOUT) {
                 r = bridge_flush_down(b);
@@ -285,24 +335,20 @@ static int on_local_io(sd_event_source *s, int fd, uint32_t revents, void *userd
                 bridge_fail(b, -ECONNRESET, "the MQTT client connection failed");
                 return 0;
         }
-        if ((revents & EPOLLHUP) && (b->remote_blocked || b->up_len >= sizeof b->up)) {
+        if ((revents & EPOLLHUP) && b->up_len >= sizeof b->up) {
                 /* Cannot read what is left while the remote is full: the client is gone anyway. */
                 bridge_fail(b, 0, "the MQTT client closed its connection");
                 return 0;
         }
         if (revents & (EPOLLIN | EPOLLHUP)) {
-                if (b->up_len < sizeof b->up && !b->remote_blocked) {
-                        ssize_t n = read(fd, b->up + b->up_len, sizeof b->up - b->up_len);
-                        if (n == 0) {
-                                bridge_fail(b, 0, "the MQTT client closed its connection");
-                                return 0;
-                        }
-                        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                                bridge_fail(b, -errno, "reading from the MQTT client failed");
-                                return 0;
-                        }
-                        if (n > 0)
-                                b->up_len += (size_t) n;
+                r = bridge_read_local(b);
+                if (r < 0) {
+                        bridge_fail(b, r, "reading from the MQTT client failed");
+                        return 0;
+                }
+                if (b->local_eof) {
+                        bridge_fail(b, 0, "the MQTT client closed its connection");
+                        return 0;
                 }
                 r = bridge_flush_up(b);
                 if (r < 0) {
@@ -347,6 +393,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         b->listen_fd = safe_close(b->listen_fd);
         b->local_fd = TAKE_FD(cfd);
         r = sd_event_add_io(b->event, &b->local_source, b->local_fd, EPOLLIN, on_local_io, b);
+        if (r >= 0)
+                r = sd_event_add_defer(b->event, &b->flush_source, on_flush, b);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(b->flush_source, SD_EVENT_OFF);
         if (r < 0) {
                 bridge_fail(b, r, "cannot watch the MQTT client connection");
                 return 0;
@@ -422,6 +472,7 @@ void bridge_remote_connected(Bridge *b) {
 }
 
 int bridge_remote_recv(Bridge *b, const uint8_t *data, size_t len) {
+        bool was_empty;
         int r;
 
         if (b->state != BRIDGE_RUNNING && b->state != BRIDGE_LISTENING)
@@ -430,12 +481,18 @@ int bridge_remote_recv(Bridge *b, const uint8_t *data, size_t len) {
                 bridge_fail(b, -ENOBUFS, "the remote socket sent past the pause");
                 return -ENOBUFS;
         }
+        was_empty = b->down_len == 0;
         memcpy(b->down + b->down_len, data, len);
         b->down_len += len;
-        if (b->state == BRIDGE_RUNNING) {
-                r = bridge_flush_down(b);
+        /*
+         * Not written at once: the modem delivers a PUBACK per #XRECV, several per
+         * read of the port, and one write per loop iteration carries them all to
+         * Paho (one wake-up of its receiving thread instead of one per packet).
+         */
+        if (was_empty && b->state == BRIDGE_RUNNING && b->flush_source) {
+                r = sd_event_source_set_enabled(b->flush_source, SD_EVENT_ONESHOT);
                 if (r < 0) {
-                        bridge_fail(b, r, "writing to the MQTT client failed");
+                        bridge_fail(b, r, "cannot schedule writing to the MQTT client");
                         return r;
                 }
         }
@@ -450,6 +507,16 @@ void bridge_remote_writable(Bridge *b) {
         if (b->state != BRIDGE_RUNNING)
                 return;
         b->remote_blocked = false;
+        /* What Paho wrote since the loop last looked goes out in the same send. */
+        r = bridge_read_local(b);
+        if (r < 0) {
+                bridge_fail(b, r, "reading from the MQTT client failed");
+                return;
+        }
+        if (b->local_eof) {
+                bridge_fail(b, 0, "the MQTT client closed its connection");
+                return;
+        }
         r = bridge_flush_up(b);
         if (r < 0) {
                 bridge_fail(b, r, "the remote socket refused data");

@@ -9,9 +9,17 @@
  * one connection, accepts only a connection whose other end is a socket held
  * by this very process (checked through /proc/net/tcp and /proc/self/fd),
  * closes the listener as soon as it has it, and copies bytes both ways.
- * Backpressure both ways: it reads from Paho only what the remote socket
- * accepts, and pauses the remote's receive side while the bytes for Paho are
- * above a high-water mark.  When either side closes, both are closed.
+ * Backpressure both ways: it reads from Paho at most BRIDGE_UP_BUFFER bytes
+ * ahead of what the remote socket accepted, and pauses the remote's receive
+ * side while the bytes for Paho are above a high-water mark.  When either
+ * side closes, both are closed.
+ *
+ * Batching, for a remote with a high cost per call (one AT#XSEND round trip
+ * each, one #XRECV per TLS record): while the remote is busy the bridge keeps
+ * reading from Paho, and once it is writable again hands it everything
+ * buffered in one send(); bytes from the remote are written to Paho once per
+ * loop iteration (a deferred event source), so the packets of several
+ * bridge_remote_recv() calls in a row leave in one write.
  *
  * The remote TLS socket is an interface (RemoteSocketOps): the AT-backed one
  * (#XSSOCKET/#XCONNECT/#XSEND/#XRECV) belongs to the modem layer; tests use a

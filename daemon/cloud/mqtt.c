@@ -20,6 +20,7 @@
 #define DISCONNECT_TIMEOUT_MS 2000
 #define STOP_TIMEOUT_USEC (3u * 1000000u)
 #define DROP_LOG_INTERVAL_USEC (60u * 1000000u)
+#define SYNC_DELAY_MAX_USEC (5u * 1000u) /* a push is synced at the latest this long after it was made */
 
 static const char *const mqtt_state_table[_MQTT_STATE_MAX] = {
         [MQTT_IDLE] = "idle",
@@ -105,7 +106,9 @@ struct MqttSession {
         sd_event_source *retry_timer;
         sd_event_source *stable_timer;
         sd_event_source *stop_timer;
-        sd_event_source *sync_source;
+        sd_event_source *sync_source; /* idle priority: once the loop has nothing else to do */
+        sd_event_source *sync_timer;  /* the bound, while it always has something */
+        bool sync_armed;
         int queue_fd;
 
         char **subscriptions;
@@ -845,15 +848,46 @@ void mqtt_session_kick(MqttSession *s) {
         mqtt_session_pump(s);
 }
 
-static int on_sync(sd_event_source *es, void *userdata) {
-        MqttSession *s = userdata;
+static void mqtt_session_sync(MqttSession *s) {
         int r;
-        (void) es;
 
+        s->sync_armed = false;
+        (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(s->sync_timer, SD_EVENT_OFF);
         r = outbox_sync(s->outbox);
         if (r < 0)
                 log_error_errno(r, "Failed to sync the outbox, messages may not survive a power cut: %m");
-        return sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
+}
+
+static int on_sync(sd_event_source *es, void *userdata) {
+        (void) es;
+        mqtt_session_sync(userdata);
+        return 0;
+}
+
+static int on_sync_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        (void) es, (void) usec;
+        mqtt_session_sync(userdata);
+        return 0;
+}
+
+/*
+ * Group commit: one fdatasync for the pushes made while the loop is busy.  A
+ * deferred source at idle priority runs it as soon as nothing else is pending
+ * (at once when traffic is light); under a flood of notifications something
+ * always is (sd-event dispatches one source per iteration, and every D-Bus
+ * signal is one), and the timer bounds the wait to SYNC_DELAY_MAX_USEC.  At
+ * normal priority the sync ran between every two notifications: one
+ * fdatasync per message, the first cost of the loop thread at high rates.
+ */
+static void mqtt_session_arm_sync(MqttSession *s) {
+        if (s->sync_armed)
+                return;
+        s->sync_armed = true;
+        (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_ONESHOT);
+        /* From now, not from the loop's cached time of the iteration. */
+        (void) sd_event_source_set_time(s->sync_timer, now_usec(CLOCK_MONOTONIC) + SYNC_DELAY_MAX_USEC);
+        (void) sd_event_source_set_enabled(s->sync_timer, SD_EVENT_ONESHOT);
 }
 
 /* Drops are counted by the outbox; said at most once a minute, with the running total. */
@@ -881,8 +915,7 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
         mqtt_session_log_drops(s);
         if (r < 0)
                 return r;
-        /* Group commit: one fdatasync for the pushes made until the loop gets to it. */
-        (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_ONESHOT);
+        mqtt_session_arm_sync(s);
         mqtt_session_pump(s);
         return 0;
 }
@@ -1033,9 +1066,18 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         r = sd_event_add_defer(event, &s->sync_source, on_sync, s);
         if (r < 0)
                 return r;
-        /* Normal priority, not idle: sd-event dispatches one source per iteration, and an idle
-         * one would starve (no power-cut safety at all) while acknowledgements keep coming. */
+        r = sd_event_source_set_priority(s->sync_source, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0)
+                return r;
         r = sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
+        if (r < 0)
+                return r;
+        /* An idle source alone would starve while acknowledgements keep coming: the timer bounds it. */
+        r = sd_event_add_time_relative(event, &s->sync_timer, CLOCK_MONOTONIC, SYNC_DELAY_MAX_USEC, 1000,
+                                       on_sync_timer, s);
+        if (r < 0)
+                return r;
+        r = sd_event_source_set_enabled(s->sync_timer, SD_EVENT_OFF);
         if (r < 0)
                 return r;
 
@@ -1055,6 +1097,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         s->stop_timer = sd_event_source_disable_unref(s->stop_timer);
         s->queue_source = sd_event_source_disable_unref(s->queue_source);
         s->sync_source = sd_event_source_disable_unref(s->sync_source);
+        s->sync_timer = sd_event_source_disable_unref(s->sync_timer);
         if (s->outbox)
                 (void) outbox_sync(s->outbox);
         while (s->queue_head) {

@@ -108,9 +108,10 @@ int mqtt_session_subscribe(MqttSession *s, const char *topic);
 
 /*
  * Puts a message into the outbox and sends it when its turn comes.  The
- * outbox is synced by a deferred event source (one fdatasync for all pushes
- * made until the loop dispatches it), which is the point from which the
- * message survives a power cut; a crash of the process loses nothing pushed.
+ * outbox is synced once the loop has nothing else pending, and at the latest
+ * 5 ms after the push (one fdatasync for all pushes made meanwhile), which is
+ * the point from which the message survives a power cut; a crash of the
+ * process loses nothing pushed.
  */
 int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, const void *payload, size_t len,
                          uint64_t *ret_seq);

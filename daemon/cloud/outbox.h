@@ -19,9 +19,9 @@
  *   - every push is written with write(2) before outbox_push() returns, so a
  *     crash of the process (SIGKILL, abort) loses nothing pushed;
  *   - outbox_sync() fdatasync()s the head segment; only then is an entry safe
- *     against a power cut.  The MQTT session calls it from a deferred event
- *     source armed by each push (group commit: one sync for the pushes made
- *     until the loop gets to it), and callers that need durability before
+ *     against a power cut.  The MQTT session calls it once its loop has
+ *     nothing else pending, at most 5 ms after a push (group commit: one sync
+ *     for the pushes made meanwhile), and callers that need durability before
  *     they report success call it themselves.  With
  *     OutboxLimits.sync_every_push every push is synced (slow on SD cards).
  *   - REMOVE records are not synced: a power cut may bring back entries that

@@ -27,6 +27,8 @@ typedef struct Fake {
         size_t budget; /* bytes send() still takes before it blocks */
         uint8_t *sent;
         size_t sent_len;
+        unsigned sends;     /* send() calls that took bytes */
+        size_t last_send;   /* bytes the last of them took */
         bool ready;
         uint16_t ready_port;
         int closed_error;
@@ -47,6 +49,10 @@ static ssize_t fake_send(void *impl, const uint8_t *buf, size_t len) {
         memcpy(f->sent + f->sent_len, buf, n);
         f->sent_len += n;
         f->budget -= n;
+        if (n > 0) {
+                f->sends++;
+                f->last_send = n;
+        }
         return (ssize_t) n;
 }
 static void fake_pause(void *impl, bool pause) {
@@ -208,6 +214,110 @@ static void test_upstream_backpressure(void **state) {
         teardown(&s);
 }
 
+/* Paho -> remote: what Paho writes while the remote is busy goes out in one send() once it is writable. */
+static void test_upstream_coalesces(void **state) {
+        Setup s;
+        uint8_t pkt[533], all[10 * sizeof pkt];
+        (void) state;
+
+        setup_running(&s);
+        /* A first packet is taken at once; the remote is busy with it afterwards. */
+        s.f.budget = sizeof pkt;
+        memset(pkt, 0xA0, sizeof pkt);
+        assert_int_equal(write(s.client, pkt, sizeof pkt), (ssize_t) sizeof pkt);
+        run_loop(s.e, 3);
+        assert_int_equal(s.f.sends, 1);
+        assert_int_equal(s.f.sent_len, sizeof pkt);
+
+        /* Ten more, written one by one with the loop running in between, as Paho does. */
+        for (size_t i = 0; i < 10; i++) {
+                memset(pkt, (int) i, sizeof pkt);
+                memcpy(all + i * sizeof pkt, pkt, sizeof pkt);
+                assert_int_equal(write(s.client, pkt, sizeof pkt), (ssize_t) sizeof pkt);
+                run_loop_usec(s.e, 2, 1000);
+        }
+        assert_int_equal(s.f.sends, 1);
+
+        /* Writable again: all ten in a single send(), in order. */
+        s.f.budget = 1 << 20;
+        bridge_remote_writable(s.b);
+        assert_int_equal(s.f.sends, 2);
+        assert_int_equal(s.f.last_send, sizeof all);
+        assert_int_equal(s.f.sent_len, sizeof pkt + sizeof all);
+        assert_memory_equal(s.f.sent + sizeof pkt, all, sizeof all);
+
+        /* Paho wrote while the loop was elsewhere: read in the writable upcall, not one iteration later. */
+        s.f.budget = 0;
+        run_loop(s.e, 1);
+        memset(pkt, 0x5A, sizeof pkt);
+        assert_int_equal(write(s.client, pkt, sizeof pkt), (ssize_t) sizeof pkt);
+        usleep(10 * 1000);
+        s.f.budget = 1 << 20;
+        bridge_remote_writable(s.b);
+        assert_int_equal(s.f.sends, 3);
+        assert_int_equal(s.f.last_send, sizeof pkt);
+        assert_memory_equal(s.f.sent + s.f.sent_len - sizeof pkt, pkt, sizeof pkt);
+        teardown(&s);
+}
+
+/* The up buffer bounds the read-ahead: with the remote blocked, at most BRIDGE_UP_BUFFER bytes are taken. */
+static void test_upstream_read_ahead_bounded(void **state) {
+        Setup s;
+        static uint8_t buf[3 * BRIDGE_UP_BUFFER];
+        size_t total;
+        (void) state;
+
+        setup_running(&s);
+        for (size_t i = 0; i < sizeof buf; i++)
+                buf[i] = (uint8_t) (i % 241);
+        assert_int_equal(write(s.client, buf, sizeof buf), (ssize_t) sizeof buf);
+        run_loop(s.e, 5);
+        assert_int_equal(s.f.sent_len, 0);
+        /* The bridge holds at most its buffer (the rest stays in the kernel, where Paho's socket feels it). */
+        s.f.budget = sizeof buf;
+        bridge_remote_writable(s.b);
+        assert_int_equal(s.f.sends, 1);
+        assert_int_equal(s.f.sent_len, BRIDGE_UP_BUFFER);
+        total = s.f.sent_len;
+        while (total < sizeof buf) {
+                s.f.budget = 4096;
+                bridge_remote_writable(s.b);
+                run_loop_usec(s.e, 2, 1000);
+                assert_true(s.f.sent_len > total);
+                assert_true(s.f.last_send <= 4096);
+                total = s.f.sent_len;
+        }
+        assert_memory_equal(s.f.sent, buf, sizeof buf);
+        teardown(&s);
+}
+
+/* remote -> Paho: several deliveries in a row leave in one write, on the next loop iteration. */
+static void test_downstream_batches(void **state) {
+        Setup s;
+        uint8_t got[64];
+        ssize_t n;
+        (void) state;
+
+        setup_running(&s);
+        for (int i = 0; i < 10; i++) {
+                const uint8_t puback[4] = { 0x40, 0x02, 0x00, (uint8_t) i };
+                assert_int_equal(bridge_remote_recv(s.b, puback, sizeof puback), 0);
+        }
+        /* Nothing written yet ... */
+        n = recv(s.client, got, sizeof got, MSG_DONTWAIT);
+        assert_int_equal(n, -1);
+        assert_int_equal(errno, EAGAIN);
+        /* ... and all of it after one iteration: a single segment on loopback. */
+        run_loop(s.e, 1);
+        n = recv(s.client, got, sizeof got, MSG_DONTWAIT);
+        assert_int_equal(n, 40);
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(got[i * 4], 0x40);
+                assert_int_equal(got[i * 4 + 3], i);
+        }
+        teardown(&s);
+}
+
 /* remote -> Paho: the remote is paused above the high-water mark and resumed once drained. */
 static void test_downstream_backpressure(void **state) {
         Setup s;
@@ -321,6 +431,9 @@ int main(void) {
                 cmocka_unit_test(test_proc_net_tcp),
                 cmocka_unit_test(test_only_own_process),
                 cmocka_unit_test(test_upstream_backpressure),
+                cmocka_unit_test(test_upstream_coalesces),
+                cmocka_unit_test(test_upstream_read_ahead_bounded),
+                cmocka_unit_test(test_downstream_batches),
                 cmocka_unit_test(test_downstream_backpressure),
                 cmocka_unit_test(test_downstream_cap),
                 cmocka_unit_test(test_remote_closes),
