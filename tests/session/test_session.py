@@ -193,6 +193,9 @@ class Procedure(unittest.TestCase):
     def test_delta_accepted(self):
         self.start()
         self.wait_ready()
+        # The device report follows jobs/req: count from after it.
+        self.assertTrue(st.wait_until(lambda: any("device" in u["state"].get("reported", {})
+                                                  for u in self.peer.updates())), self.peer.updates())
         n = len(self.peer.updates())
         self.peer.delta({"desiredConnections": ["C2:6B:AC:6D:05:A2", "D6:57:7D:CC:50:17"]})
         self.assertTrue(st.wait_until(lambda: len(self.peer.updates()) > n), self.daemon.log())
