@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <MQTTAsync.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -417,6 +418,21 @@ static void mqtt_session_connection_over(MqttSession *s, const char *reason) {
  * at the first client, TLS or not: in modem TLS mode, where Paho speaks plain
  * TCP, it maps 1.3 MiB of library pages for nothing.  OpenSSL 3 initialises
  * itself when Paho first makes a TLS context, so Paho is told not to. */
+static int threads_before_paho = -1;
+
+/* The threads of this process, or -errno. */
+static int count_threads(void) {
+        DIR *d = opendir("/proc/self/task");
+        int n = 0;
+
+        if (!d)
+                return -errno;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
 static void mqtt_global_init(void) {
         static bool done = false;
         MQTTAsync_init_options o = MQTTAsync_init_options_initializer;
@@ -425,7 +441,29 @@ static void mqtt_global_init(void) {
                 return;
         o.do_openssl_init = 0;
         MQTTAsync_global_init(&o);
+        threads_before_paho = count_threads();
         done = true;
+}
+
+/* MQTTAsync_destroy() of the last client tells Paho's two threads to stop but does
+ * not wait for them.  One still running when the process exits races the exit
+ * handlers of OpenSSL (a crash in libcrypto's per-thread cleanup was seen under
+ * ASan).  Waits, at most 2 s, until the process has no more threads than before
+ * Paho started. */
+static void wait_for_paho_threads(void) {
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        int n = 0;
+
+        if (threads_before_paho < 0)
+                return;
+        while (now_usec(CLOCK_MONOTONIC) - start < UINT64_C(2000000)) {
+                n = count_threads();
+                if (n < 0 || n <= threads_before_paho)
+                        break;
+                (void) usleep(10 * 1000);
+        }
+        log_debug("Paho's threads %s after %" PRIu64 " ms", n <= threads_before_paho ? "ended" : "still run",
+                  (now_usec(CLOCK_MONOTONIC) - start) / 1000);
 }
 
 static int mqtt_session_new_client(MqttSession *s) {
@@ -1091,6 +1129,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         if (s->client) {
                 /* Stops Paho's threads when it is the last client: no callback runs after this. */
                 MQTTAsync_destroy(&s->client);
+                wait_for_paho_threads();
         }
         mqtt_session_disarm(s);
         mqtt_session_direct_forget(s);
