@@ -18,6 +18,7 @@
 
 #include "mqtt.h"
 #include "outbox.h"
+#include "test-fs.h"
 #include "util.h"
 
 static const OutboxLimits limits = { .max_messages = 100000, .max_bytes = 64u << 20 };
@@ -30,26 +31,6 @@ typedef struct Fixture {
         MqttSession *s;
         unsigned pushes;
 } Fixture;
-
-static void rm_rf(const char *dir) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                char p[512];
-                struct stat st;
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-                if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                        rm_rf(p);
-                else
-                        unlink(p);
-        }
-        closedir(d);
-        rmdir(dir);
-}
 
 static void setup(Fixture *f) {
         MqttOptions o = { .client_id = "b3c1e2d4-0f6a-4b8c-9d1e-2f3a4b5c6d80" };
@@ -68,7 +49,7 @@ static void teardown(Fixture *f) {
         f->s = mqtt_session_free(f->s);
         f->o = outbox_free(f->o);
         sd_event_unref(f->e);
-        rm_rf(f->tmp);
+        test_rm_rf(f->tmp);
 }
 
 static void push(Fixture *f) {

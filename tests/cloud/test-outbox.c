@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "outbox.h"
+#include "test-fs.h"
 
 static const OutboxLimits big = { .max_messages = 100000, .max_bytes = 64u << 20 };
 
@@ -27,26 +28,6 @@ static char *outbox_dir(const char *tmp) {
         char *p = NULL;
         assert_true(asprintf(&p, "%s/outbox", tmp) > 0);
         return p;
-}
-
-static void rm_rf(const char *dir) {
-        DIR *d = opendir(dir);
-        struct dirent *de;
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                char p[512];
-                struct stat st;
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-                if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                        rm_rf(p);
-                else
-                        unlink(p);
-        }
-        closedir(d);
-        rmdir(dir);
 }
 
 /* Counts files in dir whose name contains sub. */
@@ -376,7 +357,7 @@ static void test_persist_reopen(void **state) {
                 assert_true(outbox_peek_unsent(o, &e));
                 assert_int_equal(e.seq, 13);
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 }
 
 /*
@@ -430,9 +411,9 @@ static void test_crash_every_offset(void **state) {
                         else
                                 drain_expect(o, e3, ELEMENTSOF(e3));
                 }
-                rm_rf(t2);
+                test_rm_rf(t2);
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 }
 
 /* Damage in the middle: the good prefix is kept, the rest moved aside, later files still read. */
@@ -471,7 +452,7 @@ static void test_corrupt_middle(void **state) {
                 assert_int_equal(outbox_corrupt_files(o), 0);
                 drain_expect(o, expect, ELEMENTSOF(expect));
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 
         /* A file that is not ours at all is moved aside whole. */
         {
@@ -486,7 +467,7 @@ static void test_corrupt_middle(void **state) {
                 assert_int_equal(count_files(d2, "corrupt"), 1);
                 assert_int_equal(access(p, F_OK), -1);
                 o = outbox_free(o);
-                rm_rf(t2);
+                test_rm_rf(t2);
         }
 }
 
@@ -508,7 +489,7 @@ static void test_torn_creation(void **state) {
                 assert_int_equal(outbox_new(d, &big, &o), 0);
                 assert_int_equal(outbox_count(o), 1);
                 o = outbox_free(o);
-                rm_rf(t);
+                test_rm_rf(t);
         }
 }
 
@@ -552,7 +533,7 @@ static void test_segments_collected(void **state) {
                 assert_int_equal(outbox_count(o), 0);
                 assert_true(count_files(dir, ".seg") <= 2);
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 }
 
 /* Two copies of one entry (a crash between carrying it forward and deleting the old file). */
@@ -594,7 +575,7 @@ static void test_duplicate_copy(void **state) {
                 assert_true(outbox_peek_unsent(o, &e));
                 assert_int_equal(e.seq, 8);
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 }
 
 /* Lower limits on reopen (a reload of MaxMessages=) apply the drop policy to what was loaded. */
@@ -615,7 +596,7 @@ static void test_reopen_smaller(void **state) {
                 assert_int_equal(outbox_dropped(o), 3);
                 drain_expect(o, expect, ELEMENTSOF(expect));
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 }
 
 static int collect_seq(const OutboxEntry *e, void *userdata) {
@@ -688,7 +669,7 @@ static void test_read_only(void **state) {
                 assert_int_equal(outbox_foreach(ro, collect_seq, seqs), -E2BIG);
                 assert_int_equal(seqs[0], 8);
         }
-        rm_rf(tmp);
+        test_rm_rf(tmp);
 }
 
 int main(void) {
