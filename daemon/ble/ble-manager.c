@@ -745,37 +745,28 @@ static const BleMirrorCallbacks mirror_callbacks = {
 
 /* ---- bus ---- */
 
-static int on_interfaces_added(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
-        BleManager *m = userdata;
-        int r;
-
-        (void) ret_error;
-        r = ble_mirror_interfaces_added(m->mirror, msg);
+/* Hands a signal to the mirror; a malformed one is logged and ignored. */
+static int mirror_signal(BleManager *m, sd_bus_message *msg, int (*apply)(BleMirror *, sd_bus_message *)) {
+        int r = apply(m->mirror, msg);
         if (r < 0)
-                log_debug_errno(r, "Malformed InterfacesAdded, ignoring: %m");
+                log_debug_errno(r, "Malformed %s on %s, ignoring: %m", strna(sd_bus_message_get_member(msg)),
+                                strna(sd_bus_message_get_path(msg)));
         return 0;
+}
+
+static int on_interfaces_added(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
+        (void) ret_error;
+        return mirror_signal(userdata, msg, ble_mirror_interfaces_added);
 }
 
 static int on_interfaces_removed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
-        BleManager *m = userdata;
-        int r;
-
         (void) ret_error;
-        r = ble_mirror_interfaces_removed(m->mirror, msg);
-        if (r < 0)
-                log_debug_errno(r, "Malformed InterfacesRemoved, ignoring: %m");
-        return 0;
+        return mirror_signal(userdata, msg, ble_mirror_interfaces_removed);
 }
 
 static int on_properties_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
-        BleManager *m = userdata;
-        int r;
-
         (void) ret_error;
-        r = ble_mirror_properties_changed(m->mirror, msg);
-        if (r < 0)
-                log_debug_errno(r, "Malformed PropertiesChanged on %s, ignoring: %m", strna(sd_bus_message_get_path(msg)));
-        return 0;
+        return mirror_signal(userdata, msg, ble_mirror_properties_changed);
 }
 
 static void bluez_lost(BleManager *m) {

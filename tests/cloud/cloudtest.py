@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from nrfgw_test import TempDir, free_port  # noqa: E402,F401  (re-exported for the tests)
@@ -398,6 +399,41 @@ def harness_args(broker, pki, device_id, state_dir, cert=None, ca=None, extra=()
     cert = cert or pki.device(device_id)
     return ["--uri", f"ssl://localhost:{broker.port}", "--client-id", device_id, "--state-dir", state_dir,
             "--topic", g2c_topic(device_id), "--ca", ca or pki.root[0], "--cert", cert[0], "--key", cert[1]] + list(extra)
+
+
+class BrokerTestCase(unittest.TestCase):
+    """A test class with one PKI, one broker (mutual TLS, the gateway ACL) and one
+    peer recording every g2c message, for all its tests; a subclass adds its own
+    parts in set_up_class() and tear_down_class()."""
+
+    PREFIX = "cloud-"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = TempDir(cls.PREFIX)
+        cls.pki = Pki(os.path.join(cls.tmp.path, "pki"))
+        cls.broker = Broker(os.path.join(cls.tmp.path, "broker"), cls.pki)
+        cls.broker.start()
+        cls.peer = Peer(cls.broker, cls.pki, ["prod/%s/gateways/+/g2c" % TEAM])
+        cls.peer.start()
+        assert cls.peer.connected.wait(10), "the test peer could not connect"
+        cls.n = 0
+        cls.set_up_class()
+
+    @classmethod
+    def set_up_class(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tear_down_class()
+        cls.peer.stop()
+        cls.broker.stop()
+        cls.tmp.cleanup()
+
+    @classmethod
+    def tear_down_class(cls):
+        pass
 
 
 def read_packet(read_exact):

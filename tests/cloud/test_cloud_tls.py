@@ -20,24 +20,12 @@ import cloudtest as ct  # noqa: E402
 DEVICE = "50503041-3633-4ab2-8047-0e1c3a1e0c11"
 
 
-class HostTls(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = ct.TempDir("cloud-tls-")
-        cls.pki = ct.Pki(os.path.join(cls.tmp.path, "pki"))
-        cls.broker = ct.Broker(os.path.join(cls.tmp.path, "broker"), cls.pki)
-        cls.broker.start()
-        cls.peer = ct.Peer(cls.broker, cls.pki, ["prod/%s/gateways/+/g2c" % ct.TEAM])
-        cls.peer.start()
-        assert cls.peer.connected.wait(10), "the test peer could not connect"
-        cls.cert = cls.pki.device(DEVICE)
-        cls.n = 0
+class HostTls(ct.BrokerTestCase):
+    PREFIX = "cloud-tls-"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.peer.stop()
-        cls.broker.stop()
-        cls.tmp.cleanup()
+    def set_up_class(cls):
+        cls.cert = cls.pki.device(DEVICE)
 
     def state_dir(self):
         HostTls.n += 1

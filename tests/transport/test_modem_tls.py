@@ -26,26 +26,17 @@ ROGUE_ROOT = "50503041-3633-4ab2-8047-0e1c3a1e0c32"
 ROGUE_CLIENT = "50503041-3633-4ab2-8047-0e1c3a1e0c33"
 
 
-class ModemTls(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = ct.TempDir("modem-tls-")
-        cls.pki = ct.Pki(os.path.join(cls.tmp.path, "pki"))
-        cls.broker = ct.Broker(os.path.join(cls.tmp.path, "broker"), cls.pki)
-        cls.broker.start()
-        cls.peer = ct.Peer(cls.broker, cls.pki, ["prod/%s/gateways/+/g2c" % ct.TEAM])
-        cls.peer.start()
-        assert cls.peer.connected.wait(10), "the test peer could not connect"
-        cls.sims = {}
-        cls.n = 0
+class ModemTls(ct.BrokerTestCase):
+    PREFIX = "modem-tls-"
 
     @classmethod
-    def tearDownClass(cls):
+    def set_up_class(cls):
+        cls.sims = {}
+
+    @classmethod
+    def tear_down_class(cls):
         for sim in cls.sims.values():
             sim.stop()
-        cls.peer.stop()
-        cls.broker.stop()
-        cls.tmp.cleanup()
 
     def sim(self, device_id, root=None, device_ca=None):
         """A sim provisioned by nrfcloud-gatewayctl: key made in the sim, certificate signed by
