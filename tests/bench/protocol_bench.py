@@ -9,8 +9,8 @@ stand-in for nRF Cloud receives it.  Measured:
   1. flood: N notifications emitted back to back; notifications/s from the
      first emission to the last reception, loss and order checked;
   2. paced: 100 notifications/s; latency emission -> reception by the
-     subscriber (which comes after the broker has the message; the daemon's
-     PUBACK arrives at about the same time), p50/p99;
+     stand-in for nRF Cloud (which comes after the broker has the message;
+     the daemon's PUBACK arrives at about the same time), p50/p99;
   3. daemon CPU per notification (utime+stime of every thread, /proc);
   4. bytes per notification: the JSON, the MQTT PUBLISH packet, and what the
      TCP connection to the broker sent (TLS records included; tcp_info
@@ -19,8 +19,13 @@ stand-in for nRF Cloud receives it.  Measured:
      mode (PROTOCOL_TLS=modem), where the daemon's own socket is only the
      loopback to its bridge;
   5. NotifyMinIntervalMs=1000 with a 50 Hz characteristic: messages/s.
-The emitter (python-dbusmock) and the subscriber are Python; in the flood the
-figure is a lower bound of what the daemon sustains if either is the limit.
+The emitter (python-dbusmock) and the stand-in for nRF Cloud are Python and
+share the CPUs with the daemon; in the flood the figure is a lower bound of
+what the daemon sustains if either is the limit.  The flood prints each
+part's share of a core.  Reception times are taken by the stand-in itself
+(no second subscriber), and the sender's TCP counters are sampled every
+100 ms with `ss` without -p (each sample is a process; at 10 ms with -p the
+sampling took about a third of a core from the parts it measured).
 
 Usage: [PROTOCOL_TLS=modem] NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/protocol_bench.py [--flood N]
        [--paced N] [--size B]
@@ -29,9 +34,6 @@ Usage: [PROTOCOL_TLS=modem] NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/p
 import argparse
 import os
 import re
-import socket
-import ssl
-import struct
 import subprocess
 import sys
 import threading
@@ -39,7 +41,6 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol"))
 import prototest as pt  # noqa: E402
-import cloudtest as ct  # noqa: E402
 
 VALUE_CHANGED = "device_characteristic_value_changed"
 
@@ -50,6 +51,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_seconds():
+    """CPU time the hypervisor gave to others, all CPUs (/proc/stat; 0 on bare metal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+def parts(w):
+    """The processes of the benchmark, by name: who shares the CPUs with the daemon."""
+    p = {"daemon": w.daemon.proc.pid, "mosquitto": w.broker.proc.pid, "dbus-daemon": w.bus.proc.pid,
+         "BlueZ mock (Python)": w.mock.proc.pid, "subscribers (Python, this process)": os.getpid()}
+    if w.sim is not None:
+        p["nrf91-sim"] = w.sim.proc.pid
+    return p
+
+
+def cpu_of(pids):
+    out = {}
+    for name, pid in pids.items():
+        try:
+            out[name] = cpu_seconds(pid)
+        except OSError:
+            out[name] = 0.0
+    return out
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -58,16 +85,24 @@ def rss_kib(pid):
     return 0
 
 
-def tcp_bytes_sent(pid, port):
-    """bytes_sent of process pid's TCP connection to the broker's port (tcp_info, via ss; IPv4 or IPv6)."""
-    out = subprocess.run(["ss", "-tinpH", "dport", "=", ":%d" % port], capture_output=True, text=True).stdout
-    lines = out.splitlines()
-    for i, line in enumerate(lines):
-        if "pid=%d," % pid in line and i + 1 < len(lines):
-            m = re.search(r"bytes_sent:(\d+)", lines[i + 1])
-            if m:
-                return int(m.group(1))
+def tcp_local_port(pid, port):
+    """The local port of process pid's TCP connection to the broker's port (ss -p: a scan of every process's
+    file descriptors, too costly to run in a loop during the flood)."""
+    out = subprocess.run(["ss", "-tnpH", "dport", "=", ":%d" % port], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "pid=%d," % pid in line:
+            return int(line.split()[3].rsplit(":", 1)[1])
     return None
+
+
+def tcp_bytes_sent(sport, port):
+    """bytes_sent (tcp_info, via ss) of the TCP connection from local port sport to the broker's port."""
+    if sport is None:
+        return None
+    out = subprocess.run(["ss", "-tinH", "sport", "=", ":%d" % sport, "dport", "=", ":%d" % port],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"bytes_sent:(\d+)", out)
+    return int(m.group(1)) if m else None
 
 
 def percentile(v, q):
@@ -75,81 +110,34 @@ def percentile(v, q):
     return v[min(len(v) - 1, int(round(q / 100.0 * (len(v) - 1))))]
 
 
-class Clock(threading.Thread):
-    """Reception time of each notification, by sequence number: a minimal
-    MQTT subscriber of its own (QoS 0, reading the socket in large chunks),
-    so that the measuring side is not the Python stand-in for nRF Cloud,
-    which reads packet by packet and acknowledges each one."""
+class Clock:
+    """Reception time of each notification, by sequence number, taken on the
+    stand-in for nRF Cloud's thread as it reads each g2c message (it reads the
+    socket in large chunks).  A second subscriber of its own would double the
+    broker's fan-out and add a Python TLS reader to the CPUs the daemon runs on."""
 
     def __init__(self, world):
-        super().__init__(daemon=True)
         self.t = {}
+        self.received = 0
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        ctx = ssl.create_default_context(cafile=world.pki.root[0])
-        ctx.load_cert_chain(world.pki.peer[0], world.pki.peer[1])
-        raw = socket.create_connection(("127.0.0.1", world.broker.port), timeout=5)
-        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        body = ct._str("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 60) + ct._str("bench-clock")
-        self.sock.sendall(bytes([0x10]) + ct._encode_len(len(body)) + body)
-        body = struct.pack(">H", 1) + ct._str(pt.G2C) + b"\x00"
-        self.sock.sendall(bytes([0x82]) + ct._encode_len(len(body)) + body)
-        self.suback = threading.Event()
-        self.sock.settimeout(0.5)
-        self.start()
-        if not self.suback.wait(10):
-            raise RuntimeError("the benchmark subscriber could not subscribe")
+        self.messages = world.peer.messages
+        self.inner = self.messages.handler
+        self.messages.handler = self._on_message
 
-    def _handle(self, h, body, now):
-        if h & 0xF0 == 0x90:
-            self.suback.set()
-        if h & 0xF0 != 0x30:
-            return
-        tl = struct.unpack(">H", body[:2])[0]
-        payload = body[2 + tl + (2 if (h >> 1) & 3 else 0):]
-        if b'"requestId":null' not in payload or VALUE_CHANGED.encode() not in payload:
-            return
-        i = payload.index(b'"value":[') + 9
-        vals = payload[i:payload.index(b"]", i)].split(b",")
-        seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
-        with self.lock:
-            self.t.setdefault(seq, now)
-
-    def run(self):
-        buf = b""
-        while not self.stopping.is_set():
-            try:
-                chunk = self.sock.recv(1 << 16)
-            except (socket.timeout, ssl.SSLWantReadError):
-                continue
-            except OSError:
-                return
-            if not chunk:
-                return
+    def _on_message(self, topic, payload):
+        if topic == pt.G2C and b'"requestId":null' in payload and VALUE_CHANGED.encode() in payload:
             now = time.monotonic()
-            buf += chunk
-            while True:
-                if len(buf) < 2:
-                    break
-                n, mult, i = 0, 1, 1
-                while i < len(buf):
-                    b = buf[i]
-                    n += (b & 0x7F) * mult
-                    mult *= 128
-                    i += 1
-                    if not b & 0x80:
-                        break
-                else:
-                    break
-                if len(buf) < i + n:
-                    break
-                self._handle(buf[0], buf[i:i + n], now)
-                buf = buf[i + n:]
+            i = payload.index(b'"value":[') + 9
+            vals = payload[i:payload.index(b"]", i)].split(b",")
+            seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
+            with self.lock:
+                if seq not in self.t:
+                    self.t[seq] = now
+                    self.received += 1
+        self.inner(topic, payload)
 
     def close(self):
-        self.stopping.set()
-        self.join(5)
-        self.sock.close()
+        self.messages.handler = self.inner
 
     def count(self, lo, hi):
         with self.lock:
@@ -176,16 +164,18 @@ def wire_process(w):
 def flood(w, clock, n, size, start_seq):
     pid = w.daemon.proc.pid
     wire_pid = wire_process(w)[0]
-    cpu0, wire0 = cpu_seconds(pid), tcp_bytes_sent(wire_pid, w.broker.port)
-    bcpu0 = cpu_seconds(w.broker.proc.pid)
+    sport = tcp_local_port(wire_pid, w.broker.port)
+    cpu0, wire0 = cpu_seconds(pid), tcp_bytes_sent(sport, w.broker.port)
+    who = parts(w)
+    cpus0, steal0 = cpu_of(who), steal_seconds()
     n_before = len(w.events(VALUE_CHANGED))
     # The sending side (the daemon, or nrf91-sim in modem mode): when its TCP connection stopped sending.
     samples, done = [], threading.Event()
 
     def poll():
         while not done.is_set():
-            samples.append((time.monotonic(), tcp_bytes_sent(wire_pid, w.broker.port)))
-            time.sleep(0.01)
+            samples.append((time.monotonic(), tcp_bytes_sent(sport, w.broker.port)))
+            time.sleep(0.1)  # each sample is a process: more often would take CPU from what is measured
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
@@ -197,8 +187,8 @@ def flood(w, clock, n, size, start_seq):
     time.sleep(0.5)  # let the last PUBACKs and socket counters settle
     done.set()
     poller.join()
-    cpu1, wire1 = cpu_seconds(pid), tcp_bytes_sent(wire_pid, w.broker.port)
-    bcpu1 = cpu_seconds(w.broker.proc.pid)
+    cpu1, wire1 = cpu_seconds(pid), tcp_bytes_sent(sport, w.broker.port)
+    cpus1, steal1 = cpu_of(who), steal_seconds()
     t_sent = next((t for t, b in samples if b is not None and b >= wire1), None)
     events = w.events(VALUE_CHANGED)[n_before:]
     seqs = [pt.seq(e) for e in events if e["requestId"] is None]
@@ -209,7 +199,8 @@ def flood(w, clock, n, size, start_seq):
         "sent_rate": n / (t_sent - t0) if t_sent else None,
         "cpu_us": (cpu1 - cpu0) * 1e6 / n,
         "cpu_pct": (cpu1 - cpu0) / (t_last - t0) * 100,
-        "broker_pct": (bcpu1 - bcpu0) / (t_last - t0) * 100,
+        "shares": {k: (cpus1[k] - cpus0[k]) / (t_last + 0.5 - t0) * 100 for k in who},
+        "steal_pct": (steal1 - steal0) / (t_last + 0.5 - t0) * 100,
         "wire": (wire1 - wire0) / n if wire0 is not None and wire1 is not None else None,
         "events": events,
     }
@@ -266,9 +257,10 @@ def main():
             print("flood: %.0f notifications/s end to end (first emission -> last reception)" % f["rate"])
             if f["sent_rate"]:
                 print("flood: %.0f notifications/s out of the %s (first emission -> its TCP connection's last "
-                      "byte sent, sampled every 10 ms)" % (f["sent_rate"], "modem" if wire_pid != pid else "daemon"))
-            print("flood: daemon CPU %.1f us per notification (%.0f%% of a core); mosquitto %.0f%% of a core"
-                  % (f["cpu_us"], f["cpu_pct"], f["broker_pct"]))
+                      "byte sent, sampled every 100 ms: a lower bound)" % (f["sent_rate"], "modem" if wire_pid != pid else "daemon"))
+            print("flood: daemon CPU %.1f us per notification (%.0f%% of a core)" % (f["cpu_us"], f["cpu_pct"]))
+            print("flood: %% of a core during the flood (%d CPUs): %s; stolen by the hypervisor %.0f%%"
+                  % (os.cpu_count(), ", ".join("%s %.0f" % kv for kv in f["shares"].items()), f["steal_pct"]))
             sizes = [len(w.peer.received(pt.G2C)[-1][1])]
             json_len = sum(sizes) / len(sizes)
             mqtt = mqtt_publish_size(pt.G2C, json_len)
