@@ -61,7 +61,7 @@ def steal_seconds():
 def parts(w):
     """The processes of the benchmark, by name: who shares the CPUs with the daemon."""
     p = {"daemon": w.daemon.proc.pid, "mosquitto": w.broker.proc.pid, "dbus-daemon": w.bus.proc.pid,
-         "BlueZ mock (Python)": w.mock.proc.pid, "subscribers (Python, this process)": os.getpid()}
+         "BlueZ mock (Python)": w.mock.proc.pid, "stand-in for nRF Cloud (Python, this process)": os.getpid()}
     if w.sim is not None:
         p["nrf91-sim"] = w.sim.proc.pid
     return p
