@@ -636,55 +636,6 @@ static void protocol_send_chrc_answer(Protocol *p, const ProtocolOp *op, G2cEven
                                   t->service_uuid, t->characteristic_uuid, value, len);
 }
 
-static void on_chrc_read(BleDevice *bd, const BleOpResult *res, void *userdata) {
-        ProtocolOp *op = userdata;
-        Protocol *p = op->p;
-        (void) bd;
-
-        if (!p)
-                goto done;
-        if (res->error < 0)
-                protocol_send_op_error(p, op, res);
-        else
-                protocol_send_chrc_answer(p, op, G2C_EVENT_CHARACTERISTIC_VALUE_READ_RESULT, res->value, res->size);
-done:
-        protocol_op_free(op);
-}
-
-static void on_chrc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
-        ProtocolOp *op = userdata;
-        Protocol *p = op->p;
-        (void) bd;
-
-        if (!p)
-                goto done;
-        if (res->error < 0)
-                protocol_send_op_error(p, op, res);
-        else
-                protocol_send_chrc_answer(p, op, G2C_EVENT_CHARACTERISTIC_VALUE_WRITE_RESULT, op->op.value,
-                                          op->op.value_len);
-done:
-        protocol_op_free(op);
-}
-
-static void on_desc_read(BleDevice *bd, const BleOpResult *res, void *userdata) {
-        ProtocolOp *op = userdata;
-        Protocol *p = op->p;
-        const C2gTarget *t = &op->op.target;
-        (void) bd;
-
-        if (!p)
-                goto done;
-        if (res->error < 0)
-                protocol_send_op_error(p, op, res);
-        else
-                (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_READ_RESULT, op->op.id, t->address,
-                                          t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, res->value,
-                                          res->size);
-done:
-        protocol_op_free(op);
-}
-
 static void protocol_send_desc_written(Protocol *p, const ProtocolOp *op, const uint8_t *value, size_t size) {
         const C2gTarget *t = &op->op.target;
 
@@ -692,21 +643,6 @@ static void protocol_send_desc_written(Protocol *p, const ProtocolOp *op, const 
                                   t->characteristic_uuid, t->descriptor_uuid, value, size);
         (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_WRITE_RESULT, op->op.id, t->address,
                                   t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, value, size);
-}
-
-static void on_desc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
-        ProtocolOp *op = userdata;
-        Protocol *p = op->p;
-        (void) bd;
-
-        if (!p)
-                goto done;
-        if (res->error < 0)
-                protocol_send_op_error(p, op, res);
-        else
-                protocol_send_desc_written(p, op, op->op.value, op->op.value_len);
-done:
-        protocol_op_free(op);
 }
 
 /* Remembers the subscription for discovery results (the BLE layer itself
@@ -737,18 +673,36 @@ static void protocol_ccc_done(Protocol *p, const ProtocolOp *op) {
         protocol_send_desc_written(p, op, v, sizeof v);
 }
 
-static void on_ccc_written(BleDevice *bd, const BleOpResult *res, void *userdata) {
+/* The answer of an attribute operation that succeeded: its events, in the order of spec §2.4. */
+static void protocol_send_attr_answer(Protocol *p, const ProtocolOp *op, const BleOpResult *res) {
+        const C2gTarget *t = &op->op.target;
+        C2gOpType type = op->op.type;
+
+        if (type == C2G_OP_CHARACTERISTIC_READ)
+                protocol_send_chrc_answer(p, op, G2C_EVENT_CHARACTERISTIC_VALUE_READ_RESULT, res->value, res->size);
+        else if (type == C2G_OP_CHARACTERISTIC_WRITE)
+                protocol_send_chrc_answer(p, op, G2C_EVENT_CHARACTERISTIC_VALUE_WRITE_RESULT, op->op.value,
+                                          op->op.value_len);
+        else if (type == C2G_OP_DESCRIPTOR_READ)
+                (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_READ_RESULT, op->op.id, t->address,
+                                          t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, res->value,
+                                          res->size);
+        else if (type == C2G_OP_DESCRIPTOR_WRITE && c2g_is_ccc_write(&op->op))
+                protocol_ccc_done(p, op);
+        else if (type == C2G_OP_DESCRIPTOR_WRITE)
+                protocol_send_desc_written(p, op, op->op.value, op->op.value_len);
+}
+
+/* Where every read, write and subscription of an attribute ends: an error event carrying the
+ * request id, or the answer.  Without its Protocol (freed meanwhile) the operation just ends. */
+static void on_attr_done(BleDevice *bd, const BleOpResult *res, void *userdata) {
         ProtocolOp *op = userdata;
-        Protocol *p = op->p;
         (void) bd;
 
-        if (!p)
-                goto done;
-        if (res->error < 0)
-                protocol_send_op_error(p, op, res);
-        else
-                protocol_ccc_done(p, op);
-done:
+        if (op->p && res->error < 0)
+                protocol_send_op_error(op->p, op, res);
+        else if (op->p)
+                protocol_send_attr_answer(op->p, op, res);
         protocol_op_free(op);
 }
 
@@ -947,20 +901,20 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
         op->ccc_mode = mode;
         switch (o->type) {
         case C2G_OP_CHARACTERISTIC_READ:
-                r = ble_device_read(bd, t->service_uuid, t->characteristic_uuid, on_chrc_read, op);
+                r = ble_device_read(bd, t->service_uuid, t->characteristic_uuid, on_attr_done, op);
                 break;
         case C2G_OP_CHARACTERISTIC_WRITE:
                 r = ble_device_write(bd, t->service_uuid, t->characteristic_uuid, o->value, o->value_len,
-                                     BLE_WRITE_AUTO, on_chrc_written, op);
+                                     BLE_WRITE_AUTO, on_attr_done, op);
                 break;
         case C2G_OP_DESCRIPTOR_READ:
                 r = ble_device_read_descriptor(bd, t->service_uuid, t->characteristic_uuid, t->descriptor_uuid,
-                                               on_desc_read, op);
+                                               on_attr_done, op);
                 break;
         case C2G_OP_DESCRIPTOR_WRITE:
                 if (c2g_is_ccc_write(o)) {
                         r = ble_device_set_notify(bd, t->service_uuid, t->characteristic_uuid, mode != C2G_CCC_OFF,
-                                                  on_ccc_written, op);
+                                                  on_attr_done, op);
                         if (r == 1) {
                                 /* Only the wish was recorded (not READY): applied on connection. */
                                 protocol_ccc_done(p, op);
@@ -969,7 +923,7 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
                         }
                 } else
                         r = ble_device_write_descriptor(bd, t->service_uuid, t->characteristic_uuid,
-                                                        t->descriptor_uuid, o->value, o->value_len, on_desc_written,
+                                                        t->descriptor_uuid, o->value, o->value_len, on_attr_done,
                                                         op);
                 break;
         case C2G_OP_SCAN:
