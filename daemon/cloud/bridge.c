@@ -304,18 +304,23 @@ static int bridge_flush_down(Bridge *b) {
         return 0;
 }
 
+/* Hands what came from the remote to the MQTT client; false (and the bridge failed) on error. */
+static bool bridge_deliver_down(Bridge *b) {
+        int r = bridge_flush_down(b);
+        if (r < 0) {
+                bridge_fail(b, r, "writing to the MQTT client failed");
+                return false;
+        }
+        return true;
+}
+
 static int on_flush(sd_event_source *s, void *userdata) {
         Bridge *b = userdata;
-        int r;
         (void) s;
 
         (void) sd_event_source_set_enabled(b->flush_source, SD_EVENT_OFF);
-        r = bridge_flush_down(b);
-        if (r < 0) {
-                bridge_fail(b, r, "writing to the MQTT client failed");
-                return 0;
-        }
-        bridge_update_events(b);
+        if (bridge_deliver_down(b))
+                bridge_update_events(b);
         return 0;
 }
 
@@ -324,13 +329,8 @@ static int on_local_io(sd_event_source *s, int fd, uint32_t revents, void *userd
         int r;
         (void) s, (void) fd;
 
-        if (revents & EPOLLOUT) {
-                r = bridge_flush_down(b);
-                if (r < 0) {
-                        bridge_fail(b, r, "writing to the MQTT client failed");
-                        return 0;
-                }
-        }
+        if ((revents & EPOLLOUT) && !bridge_deliver_down(b))
+                return 0;
         if (revents & EPOLLERR) {
                 bridge_fail(b, -ECONNRESET, "the MQTT client connection failed");
                 return 0;

@@ -561,15 +561,19 @@ bool outbox_needs_sync(const Outbox *o) {
         return o->needs_sync;
 }
 
-bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret) {
-        Entry *e = o->cursor;
-        if (!e)
-                return false;
-        *ret = (OutboxEntry){ .seq = e->seq,
+/* What callers see of an entry: pointers into it, valid while it stays in the outbox. */
+static OutboxEntry entry_view(const Entry *e) {
+        return (OutboxEntry){ .seq = e->seq,
                               .class = e->class,
                               .topic = e->data,
                               .payload = entry_payload(e),
                               .payload_len = e->payload_len };
+}
+
+bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret) {
+        if (!o->cursor)
+                return false;
+        *ret = entry_view(o->cursor);
         return true;
 }
 
@@ -934,25 +938,39 @@ static int outbox_open_folder(Outbox *o, const char *dir, int lock) {
         return 0;
 }
 
+/* An empty outbox with its limits, not yet tied to a folder. */
+static Outbox *outbox_alloc(const OutboxLimits *limits, bool read_only) {
+        Outbox *o = calloc(1, sizeof *o);
+        if (!o)
+                return NULL;
+        o->dir_fd = o->head_fd = -EBADF;
+        o->limits = *limits;
+        o->next_seq = 1;
+        o->read_only = read_only;
+        return o;
+}
+
+/* Locks the folder (LOCK_EX to write, LOCK_SH to read) and loads what it holds. */
+static int outbox_open_and_load(Outbox *o, const char *dir, int lock) {
+        int r = outbox_open_folder(o, dir, lock);
+        if (r < 0)
+                return r;
+        return outbox_load(o);
+}
+
 int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
         _cleanup_(outbox_freep) Outbox *o = NULL;
         int r;
 
-        o = calloc(1, sizeof *o);
+        o = outbox_alloc(limits, false);
         if (!o)
                 return -ENOMEM;
-        o->dir_fd = o->head_fd = -EBADF;
-        o->limits = *limits;
-        o->next_seq = 1;
         if (!dir) {
                 *ret = TAKE_PTR(o);
                 return 0;
         }
 
-        r = outbox_open_folder(o, dir, LOCK_EX);
-        if (r < 0)
-                return r;
-        r = outbox_load(o);
+        r = outbox_open_and_load(o, dir, LOCK_EX);
         if (r < 0)
                 return r;
         /* Never append to a file that may end in a torn record: every run starts a new one. */
@@ -969,22 +987,16 @@ int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
 }
 
 int outbox_open_read_only(const char *dir, Outbox **ret) {
+        static const OutboxLimits unlimited = { .max_messages = UINT64_MAX, .max_bytes = UINT64_MAX };
         _cleanup_(outbox_freep) Outbox *o = NULL;
         int r;
 
         if (!dir)
                 return -EINVAL;
-        o = calloc(1, sizeof *o);
+        o = outbox_alloc(&unlimited, true);
         if (!o)
                 return -ENOMEM;
-        o->dir_fd = o->head_fd = -EBADF;
-        o->read_only = true;
-        o->limits = (OutboxLimits){ .max_messages = UINT64_MAX, .max_bytes = UINT64_MAX };
-        o->next_seq = 1;
-        r = outbox_open_folder(o, dir, LOCK_SH);
-        if (r < 0)
-                return r;
-        r = outbox_load(o);
+        r = outbox_open_and_load(o, dir, LOCK_SH);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(o);
@@ -993,11 +1005,7 @@ int outbox_open_read_only(const char *dir, Outbox **ret) {
 
 int outbox_foreach(const Outbox *o, outbox_entry_cb cb, void *userdata) {
         for (const Entry *e = o->first; e; e = e->next) {
-                OutboxEntry x = { .seq = e->seq,
-                                  .class = e->class,
-                                  .topic = e->data,
-                                  .payload = entry_payload(e),
-                                  .payload_len = e->payload_len };
+                OutboxEntry x = entry_view(e);
                 int r = cb(&x, userdata);
                 if (r < 0)
                         return r;
