@@ -118,7 +118,6 @@ class Clock:
 
     def __init__(self, world):
         self.t = {}
-        self.received = 0
         self.lock = threading.Lock()
         self.messages = world.peer.messages
         self.inner = self.messages.handler
@@ -131,9 +130,7 @@ class Clock:
             vals = payload[i:payload.index(b"]", i)].split(b",")
             seq = int.from_bytes(bytes(int(x) for x in vals[:4]), "little")
             with self.lock:
-                if seq not in self.t:
-                    self.t[seq] = now
-                    self.received += 1
+                self.t.setdefault(seq, now)
         self.inner(topic, payload)
 
     def close(self):
