@@ -290,6 +290,7 @@ static void fota_manager_report_acked(FotaManager *fm) {
                         return;
                 /* Persisted before the reset: whatever happens next, a restart knows a reset may have run. */
                 fm->rec.stage = FOTA_STAGE_APPLYING;
+                fm->rec.has_report = false; /* acknowledged */
                 fota_manager_save(fm);
                 fota_manager_enter_state(fm, FOTA_STATE_APPLYING);
                 log_fields(LOG_NOTICE, JOB_FIELDS(fm, { NULL, NULL }),
@@ -734,6 +735,8 @@ int fota_manager_new(sd_event *event, const char *dir, uint64_t apply_timeout_us
         case FOTA_STAGE_NONE:
                 break;
         case FOTA_STAGE_DOWNLOADING:
+                /* A progress report is not worth a duplicate: the next percentage says more. */
+                fm->rec.has_report = false;
                 fota_manager_enter_state(fm, FOTA_STATE_RECOVERING);
                 break;
         case FOTA_STAGE_STORED:
@@ -744,6 +747,7 @@ int fota_manager_new(sd_event *event, const char *dir, uint64_t apply_timeout_us
                 fota_manager_enter_state(fm, FOTA_STATE_STORED);
                 break;
         case FOTA_STAGE_APPLYING:
+                fm->rec.has_report = false;
                 fota_manager_enter_state(fm, FOTA_STATE_APPLYING);
                 break;
         case FOTA_STAGE_REPORTING:
