@@ -179,11 +179,15 @@ static void fota_manager_save(FotaManager *fm) {
                                  "Failed to save the FOTA job in %s/job, a restart now may lose it: %m", fm->dir);
 }
 
+static void record_set_report(FotaRecord *r, FotaStatus status, const char *message) {
+        r->has_report = true;
+        r->report_status = status;
+        snprintf(r->report_message, sizeof r->report_message, "%s", strempty(message));
+}
+
 /* A new report replaces the one not acknowledged yet: it says more. */
 static void fota_manager_report(FotaManager *fm, FotaStatus status, const char *message) {
-        fm->rec.has_report = true;
-        fm->rec.report_status = status;
-        snprintf(fm->rec.report_message, sizeof fm->rec.report_message, "%s", strempty(message));
+        record_set_report(&fm->rec, status, message);
         fm->report_acked = false;
         fota_manager_publish_report(fm);
 }
@@ -252,9 +256,7 @@ static void fota_manager_finish(FotaManager *fm, FotaStatus status, const char *
         if (fm->ops.modem_cancel)
                 fm->ops.modem_cancel(fm->userdata);
         fm->rec.stage = FOTA_STAGE_REPORTING;
-        fm->rec.has_report = true;
-        fm->rec.report_status = status;
-        snprintf(fm->rec.report_message, sizeof fm->rec.report_message, "%s", strempty(message));
+        record_set_report(&fm->rec, status, message);
         fota_manager_save(fm);
         log_fields(ok ? LOG_NOTICE : LOG_WARNING,
                    JOB_FIELDS(fm, { "MESSAGE_ID", ok ? MESSAGE_ID_FOTA_SUCCEEDED : MESSAGE_ID_FOTA_FAILED },
@@ -741,9 +743,7 @@ int fota_manager_new(sd_event *event, const char *dir, uint64_t apply_timeout_us
                 break;
         case FOTA_STAGE_STORED:
                 /* IN_PROGRESS again; the reset follows its acknowledgement. */
-                fm->rec.has_report = true;
-                fm->rec.report_status = FOTA_STATUS_IN_PROGRESS;
-                fm->rec.report_message[0] = 0;
+                record_set_report(&fm->rec, FOTA_STATUS_IN_PROGRESS, NULL);
                 fota_manager_enter_state(fm, FOTA_STATE_STORED);
                 break;
         case FOTA_STAGE_APPLYING:
@@ -751,11 +751,8 @@ int fota_manager_new(sd_event *event, const char *dir, uint64_t apply_timeout_us
                 fota_manager_enter_state(fm, FOTA_STATE_APPLYING);
                 break;
         case FOTA_STAGE_REPORTING:
-                if (!fm->rec.has_report || !status_terminal(fm->rec.report_status)) {
-                        fm->rec.has_report = true;
-                        fm->rec.report_status = FOTA_STATUS_SUCCEEDED;
-                        snprintf(fm->rec.report_message, sizeof fm->rec.report_message, "%s", FOTA_ERROR_NOT_VALIDATED);
-                }
+                if (!fm->rec.has_report || !status_terminal(fm->rec.report_status))
+                        record_set_report(&fm->rec, FOTA_STATUS_SUCCEEDED, FOTA_ERROR_NOT_VALIDATED);
                 fota_manager_enter_state(fm, FOTA_STATE_REPORTING);
                 break;
         case _FOTA_STAGE_MAX:

@@ -265,6 +265,16 @@ static void test_failures(void **state) {
         EXPECT(f, "PUB [\"J2\",2,\"Failed to start download\"]");
 }
 
+/* A job downloaded, stored, IN_PROGRESS acknowledged and the reset sent; the log cleared. */
+static void run_to_applying(Fake *f, const char *j) {
+        if (j)
+                job(f, j);
+        fota_manager_modem_done(f->fm, 0);
+        urc(f, 4, 0, -1);
+        ack_all(f);
+        clear_log(f);
+}
+
 static void test_app_reverted_and_unknown(void **state) {
         Fake *f = *state;
 
@@ -278,11 +288,7 @@ static void test_app_reverted_and_unknown(void **state) {
         ack_all(f);
         clear_log(f);
 
-        job(f, "[\"J2\",0,1,\"h\",\"a.bin\"]");
-        fota_manager_modem_done(f->fm, 0);
-        urc(f, 4, 0, -1);
-        ack_all(f);
-        clear_log(f);
+        run_to_applying(f, "[\"J2\",0,1,\"h\",\"a.bin\"]");
         /* The firmware never comes back. */
         fota_manager_apply_timeout(f->fm);
         EXPECT(f, "PUB [\"J2\",3,\"FOTA update not validated\"]");
@@ -310,22 +316,14 @@ static void test_modem_delta(void **state) {
         clear_log(f);
 
         /* A delta for another base version: the modem refuses it at the reset. */
-        job(f, "[\"M2\",1,1000,\"h\",\"mfw_nrf9160_update_from_1.3.4_to_1.3.7.bin\"]");
-        fota_manager_modem_done(f->fm, 0);
-        urc(f, 4, 0, -1);
-        ack_all(f);
-        clear_log(f);
+        run_to_applying(f, "[\"M2\",1,1000,\"h\",\"mfw_nrf9160_update_from_1.3.4_to_1.3.7.bin\"]");
         fw_ready(f, 0, 0, 1, "1.0.0", "mfw_nrf9160_1.3.6");
         EXPECT(f, "PUB [\"M2\",2,\"\"]");
         ack_all(f);
         clear_log(f);
 
         /* Applied, but the version is not the one the file name promised. */
-        job(f, "[\"M3\",1,1000,\"h\",\"mfw_nrf9160_update_from_1.3.6_to_1.3.8.bin\"]");
-        fota_manager_modem_done(f->fm, 0);
-        urc(f, 4, 0, -1);
-        ack_all(f);
-        clear_log(f);
+        run_to_applying(f, "[\"M3\",1,1000,\"h\",\"mfw_nrf9160_update_from_1.3.6_to_1.3.8.bin\"]");
         fw_ready(f, 0, 0, 0, "1.0.0", "mfw_nrf9160_1.3.7");
         EXPECT(f, "PUB [\"M3\",2,\"\"]");
 }
