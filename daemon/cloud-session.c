@@ -340,8 +340,12 @@ static void on_jobs_subscribed(int error, void *userdata) {
                 log_error_errno(error, "The broker refused the FOTA job topics, waiting for the next connection: %m");
                 return;
         }
-        /* §5.2 step 7: ask for the latest queued job. */
-        (void) cloud_session_publish(cs, cs->jobs_req, JOBS_REQUEST_LATEST, on_jobs_requested);
+        /* §5.2 step 7: ask for the latest queued job, or let the FOTA
+         * manager re-send its reports first and ask itself. */
+        if (cs->cb.jobs_ready)
+                cs->cb.jobs_ready(cs, cs->userdata);
+        else
+                (void) cloud_session_request_jobs(cs);
         cloud_session_enter_state(cs, CLOUD_SESSION_READY);
 }
 
@@ -916,6 +920,32 @@ int cloud_session_publish_jobs_ble_req(CloudSession *cs, const char *payload, si
         if (r < 0)
                 return r;
         return cs->t.enqueue(cs->impl, OUTBOX_STATUS, topic, payload, len);
+}
+
+int cloud_session_request_jobs(CloudSession *cs) {
+        if (!cloud_session_connected(cs) || !cs->have_ctx)
+                return -ENOTCONN;
+        return cloud_session_publish(cs, cs->jobs_req, JOBS_REQUEST_LATEST, on_jobs_requested);
+}
+
+int cloud_session_publish_jobs_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata) {
+        Topic topic;
+        size_t len = strlen(payload);
+        int r;
+
+        if (!cloud_session_connected(cs) || !cs->have_ctx)
+                return -ENOTCONN;
+        r = topic_build(&cs->ctx, TOPIC_JOBS_UPDATE, topic, sizeof topic);
+        if (r < 0)
+                return r;
+        r = cloud_session_guard(cs, TOPIC_ACTION_PUBLISH, topic);
+        if (r < 0)
+                return r;
+        r = cs->t.publish(cs->impl, topic, payload, len, done, userdata);
+        if (r < 0)
+                return r;
+        log_debug("Published %s on %s", payload, topic);
+        return 0;
 }
 
 void cloud_session_forget(CloudSession *cs, const char *why) {

@@ -93,6 +93,11 @@ typedef struct CloudSessionCallbacks {
         /* The set of desired BLE connections changed (read it with
          * cloud_session_get_desired_connections()). */
         void (*desired_connections_changed)(CloudSession *cs, void *userdata);
+        /* The FOTA job topics are subscribed on this connection.  When set,
+         * the owner asks for jobs itself (cloud_session_request_jobs()),
+         * after re-sending what it must (spec nrfcloud-fota.md §1.2); when
+         * NULL the session publishes [""] on jobs/req. */
+        void (*jobs_ready)(CloudSession *cs, void *userdata);
 } CloudSessionCallbacks;
 
 typedef struct CloudSessionOptions {
@@ -153,6 +158,12 @@ int cloud_session_report_connections(CloudSession *cs, const ShadowConnectionSta
 /* A job request for BLE devices (["<addr>"]) on <prefix><id>/jobs/ble/req,
  * through the outbox.  -EAGAIN while the topic prefix is not known. */
 int cloud_session_publish_jobs_ble_req(CloudSession *cs, const char *payload, size_t len);
+/* [""] on <prefix><id>/jobs/req: the latest queued job.  -ENOTCONN when not connected. */
+int cloud_session_request_jobs(CloudSession *cs);
+/* A status report on <prefix><id>/jobs/update, on the connection (outside
+ * the outbox, like the procedure's messages); done(0) on PUBACK, never
+ * called when the connection ends first.  -ENOTCONN when not connected. */
+int cloud_session_publish_jobs_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata);
 /* As a DISCON notice: forget the desired connections and the c2g/g2c
  * topics, and start over on a new connection (delete_yourself). */
 void cloud_session_forget(CloudSession *cs, const char *why);

@@ -144,17 +144,22 @@ static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state,
                 if (g->config->cloud_tls == CLOUD_TLS_MODEM && g->state != GATEWAY_STOPPING &&
                     gateway_modem_tls_setup(g) >= 0)
                         modem_bring_online(modem_get_engine(m));
+                /* The versions and FOTA state were read again: the shadow and a job in progress hear of them. */
+                gateway_update_device_info(g);
+                gateway_fota_modem_state(g, true);
         } else if (old_state == MODEM_READY) {
                 /* The firmware restarted or the port went away: the modem's sockets are gone. */
                 g->modem_registered = false;
                 if (g->modem_tls)
                         modem_tls_link_lost(g->modem_tls, -ECONNRESET);
+                gateway_fota_modem_state(g, false);
         }
 }
 
 int gateway_modem_start(Gateway *g) {
         static const ModemCallbacks modem_callbacks = {
                 .state_changed = on_modem_state,
+                .fota_event = gateway_fota_modem_event,
         };
         int r;
 

@@ -27,7 +27,7 @@ void gateway_apply_log_settings(const Config *c, int log_level_override) {
         log_set_max_level(log_level_override >= 0 ? log_level_override : c->log_level);
 }
 
-static void gateway_notify_status(Gateway *g) {
+void gateway_notify_status(Gateway *g) {
         const char *s = "?";
 
         switch (g->state) {
@@ -48,10 +48,11 @@ static void gateway_notify_status(Gateway *g) {
                 break;
         }
         if (g->cloud)
-                (void) sd_notifyf(false, "STATUS=%s; nRF Cloud: %s", s,
-                                  cloud_session_state_to_string(cloud_session_get_state(g->cloud)));
+                (void) sd_notifyf(false, "STATUS=%s; nRF Cloud: %s%s", s,
+                                  cloud_session_state_to_string(cloud_session_get_state(g->cloud)),
+                                  gateway_fota_status(g));
         else
-                (void) sd_notifyf(false, "STATUS=%s", s);
+                (void) sd_notifyf(false, "STATUS=%s%s", s, gateway_fota_status(g));
 }
 
 static void gateway_enter_state(Gateway *g, GatewayState s) {
@@ -105,7 +106,8 @@ static bool on_mqtt_topic_filter(const char *topic, void *userdata) {
 static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state, CloudSessionState new_state,
                                    void *userdata) {
         Gateway *g = userdata;
-        (void) cs, (void) old_state, (void) new_state;
+        (void) cs, (void) old_state;
+        gateway_fota_cloud_state(g, new_state);
         gateway_notify_status(g);
 }
 
@@ -120,12 +122,14 @@ static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint
                         protocol_handle_c2g(g->protocol, payload, len);
                 return;
         case CLOUD_MESSAGE_JOBS_RCV:
+                gateway_fota_job_received(g, payload, len);
+                return;
         case CLOUD_MESSAGE_JOBS_BLE_RCV:
         case _CLOUD_MESSAGE_KIND_MAX:
         case _CLOUD_MESSAGE_KIND_INVALID:
                 break;
         }
-        /* FOTA is not implemented yet. */
+        /* FOTA of BLE devices is not implemented yet. */
         log_debug("Received %zu bytes on %s, no handler yet, ignoring", len, cloud_message_kind_to_string(kind));
 }
 
@@ -255,13 +259,13 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .state_changed = on_cloud_state_changed,
                 .message = on_cloud_message,
                 .desired_connections_changed = on_cloud_desired_connections_changed,
+                .jobs_ready = gateway_fota_jobs_ready,
         };
         const Config *c = g->config;
         _cleanup_free_ char *dir = NULL;
         OutboxLimits limits = gateway_outbox_limits(c);
         MqttOptions o;
         CloudSessionOptions co;
-        CloudDeviceInfo info;
         int r;
 
         if (g->cloud)
@@ -306,17 +310,8 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 return log_error_errno(r, "Failed to set up the nRF Cloud session for device id %s: %m", device_id);
         mqtt_session_set_topic_filter(g->mqtt, on_mqtt_topic_filter, g);
 
-        /* The modem's fields when it is known (host mode may have none).  No FOTA is
-         * implemented yet, so none is offered. */
-        info = (CloudDeviceInfo){ .app_version = NRFGW_VERSION, .app_name = "nrfcloud-gatewayd" };
-        if (g->modem && modem_get_state(g->modem) == MODEM_READY) {
-                const ModemIdentity *id = modem_get_identity(g->modem);
-                info.modem_firmware = id->modem_firmware;
-                info.imei = id->imei[0] ? id->imei : NULL;
-        }
-        r = cloud_session_set_device_info(g->cloud, &info);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set the device info: %m");
+        /* The modem's fields when it is known (host mode may have none). */
+        gateway_update_device_info(g);
 
         r = gateway_protocol_start(g, device_id);
         if (r < 0)
@@ -533,6 +528,8 @@ Gateway *gateway_free(Gateway *g) {
         g->ble = ble_manager_free(g->ble);
         /* Then the MQTT session: no callback runs after it, and it syncs the outbox. */
         g->mqtt = mqtt_session_free(g->mqtt);
+        /* Before the modem: it cancels its command in flight. */
+        gateway_fota_free(g);
         g->cloud = cloud_session_free(g->cloud);
         g->outbox = outbox_free(g->outbox);
         gateway_modem_free(g);
@@ -568,6 +565,11 @@ int gateway_start(Gateway *g) {
                 return log_error_errno(r, "Failed to enable the watchdog: %m");
         if (r > 0)
                 log_debug("systemd watchdog enabled");
+
+        /* Before the modem: its first probe tells the manager where a FOTA stands. */
+        r = gateway_fota_start(g);
+        if (r < 0)
+                return r;
 
         r = gateway_modem_start(g);
         if (r < 0)

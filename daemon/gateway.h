@@ -13,6 +13,7 @@
 typedef struct Modem Modem;
 typedef struct ModemTls ModemTls;
 typedef struct Bridge Bridge;
+typedef struct FotaManager FotaManager;
 
 typedef enum GatewayState {
         GATEWAY_STARTING,
@@ -53,6 +54,9 @@ typedef struct Gateway {
         BleManager *ble;
         Protocol *protocol;
         sd_event_source *desired_defer; /* applies a change of desiredConnections */
+
+        /* FOTA jobs for the gateway, run by the nRF91 firmware (gateway-fota.c). */
+        FotaManager *fota;
 } Gateway;
 
 /* Takes ownership of config. */
@@ -84,6 +88,21 @@ void gateway_modem_free(Gateway *g);
 typedef struct MqttSession MqttSession;
 int gateway_modem_prepare(MqttSession *s, void *userdata);
 void gateway_modem_release(MqttSession *s, void *userdata);
+
+/* gateway-fota.c: the FOTA manager wired to the cloud session and the modem. */
+int gateway_fota_start(Gateway *g);
+void gateway_fota_free(Gateway *g);
+/* reported.device: the versions, the modem's identity, the FOTA types the firmware can apply. */
+void gateway_update_device_info(Gateway *g);
+void gateway_fota_cloud_state(Gateway *g, CloudSessionState new_state);
+void gateway_fota_jobs_ready(CloudSession *cs, void *userdata);
+void gateway_fota_job_received(Gateway *g, const uint8_t *payload, size_t len);
+void gateway_fota_modem_state(Gateway *g, bool ready);
+typedef struct ModemFotaEvent ModemFotaEvent;
+void gateway_fota_modem_event(Modem *m, const ModemFotaEvent *ev, void *userdata);
+void gateway_notify_status(Gateway *g);
+/* "; FOTA: ..." for STATUS=, or "". */
+const char *gateway_fota_status(Gateway *g);
 
 /* Components call these around their own asynchronous shutdown. */
 void gateway_component_stopping(Gateway *g);

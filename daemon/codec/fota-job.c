@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fota-job.h"
 
@@ -60,38 +61,93 @@ static bool job_id_valid(const char *s) {
         return true;
 }
 
-/* A DNS name (letters, digits, '-', '.'), optionally with ":port". */
-static bool host_valid(const char *s) {
-        size_t n = strlen(s);
-        const char *colon = strchr(s, ':');
+static bool port_valid(const char *s) {
+        size_t digits = strlen(s);
 
-        if (n == 0 || n > FOTA_HOST_MAX || s[0] == '.' || s[0] == '-')
+        if (digits == 0 || digits > 5)
                 return false;
-        for (const char *p = s; *p && p != colon; p++)
-                if (!isalnum((unsigned char) *p) && *p != '-' && *p != '.')
+        for (const char *p = s; *p; p++)
+                if (!isdigit((unsigned char) *p))
                         return false;
-        if (colon) {
-                size_t digits = strlen(colon + 1);
-                if (digits == 0 || digits > 5)
-                        return false;
-                for (const char *p = colon + 1; *p; p++)
-                        if (!isdigit((unsigned char) *p))
-                                return false;
-        }
         return true;
 }
 
-/* One file path: visible ASCII, no "..", no leading '/', no '?'/'#' that
- * would turn into URL syntax, no '\'. */
-static bool file_valid(const char *s, size_t n) {
-        if (n == 0 || n > FOTA_PATH_MAX || s[0] == '/')
+/* A DNS name or IPv4 literal (letters, digits, '-', '.'), or an IPv6 literal
+ * in brackets, optionally with ":port". */
+static bool host_valid(const char *s) {
+        size_t n = strlen(s);
+        const char *end;
+
+        if (n == 0 || n > FOTA_HOST_MAX || s[0] == '.' || s[0] == '-')
                 return false;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-                if (c <= 0x20 || c >= 0x7f || c == '\\' || c == '?' || c == '#' || c == '%')
+        if (s[0] == '[') {
+                end = strchr(s, ']');
+                if (!end || end == s + 1)
                         return false;
-                if (c == '.' && i + 1 < n && s[i + 1] == '.' && (i == 0 || s[i - 1] == '/'))
+                for (const char *p = s + 1; p < end; p++)
+                        if (!isxdigit((unsigned char) *p) && *p != ':' && *p != '.')
+                                return false;
+                end++;
+        } else {
+                end = s;
+                while (isalnum((unsigned char) *end) || *end == '-' || *end == '.')
+                        end++;
+                if (end == s)
                         return false;
+        }
+        if (*end == 0)
+                return true;
+        return *end == ':' && port_valid(end + 1);
+}
+
+static int unhex(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        c = (char) tolower((unsigned char) c);
+        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * One file path, as nRF Cloud's library takes it: relative, percent-encoded
+ * or not.  Refused: control characters (raw or percent-encoded), a '%' not
+ * followed by two hex digits, and ".." segments (raw or encoded), which
+ * could leave the folder the job names.  Everything else is kept;
+ * fota_job_url() encodes what a URL or an AT command line cannot carry.
+ */
+static bool file_valid(const char *s, size_t n) {
+        size_t seg_len = 0, seg_dots = 0;
+
+        if (n == 0 || n > FOTA_PATH_MAX)
+                return false;
+        for (size_t i = 0; i <= n; i++) {
+                int c;
+
+                if (i == n || s[i] == '/') {
+                        if (seg_len == 2 && seg_dots == 2)
+                                return false;
+                        seg_len = seg_dots = 0;
+                        continue;
+                }
+                c = (unsigned char) s[i];
+                if (c == '%') {
+                        int hi, lo;
+
+                        if (n - i < 3)
+                                return false;
+                        hi = unhex(s[i + 1]);
+                        lo = unhex(s[i + 2]);
+                        if (hi < 0 || lo < 0)
+                                return false;
+                        c = hi * 16 + lo;
+                        if (c == '/' || c == '\\') /* encoded: a character of the segment, not a separator */
+                                c = 'x';
+                        i += 2;
+                }
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+                seg_len++;
+                if (c == '.')
+                        seg_dots++;
         }
         return true;
 }
@@ -104,6 +160,9 @@ static int split_files(const char *path, bool many, FotaJob *j) {
                 size_t n;
 
                 while (*p == ' ' && many)
+                        p++;
+                /* "v1/x.bin" and "/v1/x.bin" name the same file on the host. */
+                while (*p == '/')
                         p++;
                 if (!*p)
                         break;
@@ -118,17 +177,53 @@ static int split_files(const char *path, bool many, FotaJob *j) {
         return j->n_files > 0 ? 0 : -EBADMSG;
 }
 
+/* A whole non-negative number up to max: an integer, or a real without a fraction. */
+static int json_get_count(const json_t *v, uint64_t max, uint64_t *ret) {
+        double d;
+
+        if (json_is_integer(v)) {
+                json_int_t x = json_integer_value(v);
+                if (x < 0 || (uint64_t) x > max)
+                        return -ERANGE;
+                *ret = (uint64_t) x;
+                return 0;
+        }
+        if (!json_is_real(v))
+                return -EBADMSG;
+        d = json_real_value(v);
+        if (!(d >= 0 && d <= (double) max) || d != (double) (uint64_t) d)
+                return -ERANGE;
+        *ret = (uint64_t) d;
+        return 0;
+}
+
+static bool has_prefix_nocase(const char *s, const char *prefix) {
+        return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool blank(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!isspace(p[i]))
+                        return false;
+        return true;
+}
+
+/*
+ * Lenient, as nRF Cloud's own decoder (nrf_cloud_fota_job_decode): the
+ * elements are read by index and extra elements are ignored; the id is read
+ * first so that a job that is otherwise unusable can still be answered.
+ */
 int fota_job_parse(const void *data, size_t size, bool ble, FotaJob *ret, FotaJobError *error) {
         _cleanup_(json_decrefp) json_t *a = NULL;
         FotaJobError err = {};
         FotaJob *j = NULL;
-        size_t base = ble ? 1 : 0, want = base + 5;
+        size_t base = ble ? 1 : 0;
         const json_t *v;
         const char *s;
-        json_int_t x;
+        uint64_t x;
         int r;
 
-        if (size == 0)
+        if (size == 0 || blank(data, size) || (size == 4 && memcmp(data, "null", 4) == 0))
                 return -ENOENT;
         r = codec_json_parse(data, size, FOTA_JOB_MESSAGE_MAX, FOTA_JOB_DEPTH_MAX, &a, &err.error);
         if (r < 0)
@@ -162,31 +257,36 @@ int fota_job_parse(const void *data, size_t size, bool ble, FotaJob *ret, FotaJo
         strcpy(j->id, s);
         strcpy(err.id, s);
 
-        if (json_array_size(a) != want) {
-                r = codec_error(&err.error, -EBADMSG, "", "%zu elements instead of %zu", json_array_size(a), want);
-                goto fail;
-        }
-
-        v = json_array_get(a, base + 1);
-        if (!json_is_integer(v) || (x = json_integer_value(v)) < 0 || x > 255) {
+        if (json_get_count(json_array_get(a, base + 1), 255, &x) < 0) {
                 r = codec_error(&err.error, -EBADMSG, ble ? "[2]" : "[1]", "firmware type is not a small integer");
                 goto fail;
         }
         j->type = (int) x;
 
-        v = json_array_get(a, base + 2);
-        if (!json_is_integer(v) || (x = json_integer_value(v)) < 0 || (uint64_t) x > FOTA_FILE_SIZE_MAX) {
+        if (json_get_count(json_array_get(a, base + 2), FOTA_FILE_SIZE_MAX, &x) < 0) {
                 r = codec_error(&err.error, -EBADMSG, ble ? "[3]" : "[2]", "file size is not an integer 0..4 GiB");
                 goto fail;
         }
-        j->file_size = (uint64_t) x;
+        j->file_size = x;
 
-        s = json_string_value(json_array_get(a, base + 3));
-        if (!s || !host_valid(s)) {
+        /* The host with or without its scheme: the download is always HTTPS. */
+        v = json_array_get(a, base + 3);
+        s = json_string_value(v);
+        if (s && has_prefix_nocase(s, "https://"))
+                s += strlen("https://");
+        if (!s || strlen(s) != json_string_length(v) - (size_t) (s - json_string_value(v)) ||
+            strlen(s) > FOTA_HOST_MAX) {
                 r = codec_error(&err.error, -EBADMSG, ble ? "[4]" : "[3]", "not a host name");
                 goto fail;
         }
         strcpy(j->host, s);
+        /* "host/" as some tools write it */
+        if (strlen(j->host) > 1 && j->host[strlen(j->host) - 1] == '/')
+                j->host[strlen(j->host) - 1] = 0;
+        if (!host_valid(j->host)) {
+                r = codec_error(&err.error, -EBADMSG, ble ? "[4]" : "[3]", "not a host name");
+                goto fail;
+        }
 
         v = json_array_get(a, base + 4);
         s = json_string_value(v);
@@ -206,6 +306,67 @@ fail:
         if (error)
                 *error = err;
         return r;
+}
+
+/* Bytes a URL path keeps as they are (RFC 3986 pchar and '/', '%' of an escape, '?'). */
+static bool url_keeps(unsigned char c) {
+        return isalnum(c) || strchr("-._~!$&'()*+,;=:@/%?", c);
+}
+
+int fota_job_url(const FotaJob *j, size_t file, char *buf, size_t size) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t o;
+        int n;
+
+        if (!j || file >= j->n_files || !buf)
+                return -EINVAL;
+        n = snprintf(buf, size, "https://%s/", j->host);
+        if (n < 0 || (size_t) n >= size)
+                return -ENOBUFS;
+        o = (size_t) n;
+        for (const char *p = j->files[file]; *p; p++) {
+                unsigned char c = (unsigned char) *p;
+                if (o + 4 > size)
+                        return -ENOBUFS;
+                if (url_keeps(c))
+                        buf[o++] = (char) c;
+                else {
+                        buf[o++] = '%';
+                        buf[o++] = hex[c >> 4];
+                        buf[o++] = hex[c & 15];
+                }
+        }
+        buf[o] = 0;
+        return 0;
+}
+
+int fota_delta_target_version(const char *path, char *buf, size_t size) {
+        const char *name, *from, *to, *end;
+        size_t n;
+
+        if (!path || !buf || size == 0)
+                return -EINVAL;
+        name = strrchr(path, '/');
+        name = name ? name + 1 : path;
+        from = strstr(name, "_from_");
+        to = from ? strstr(from + 6, "_to_") : NULL;
+        if (!to)
+                return -ENOENT;
+        to += 4;
+        end = to;
+        while (*end && (isalnum((unsigned char) *end) || *end == '.' || *end == '-' || *end == '_'))
+                end++;
+        n = (size_t) (end - to);
+        /* "..._to_1.3.6.bin": the extension is not part of the version. */
+        if (n >= 4 && strncmp(end - 4, ".bin", 4) == 0)
+                n -= 4;
+        if (n == 0)
+                return -ENOENT;
+        if (n >= size)
+                return -ENOBUFS;
+        memcpy(buf, to, n);
+        buf[n] = 0;
+        return 0;
 }
 
 int fota_job_build_request(const char *job_id, char **ret) {

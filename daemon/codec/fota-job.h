@@ -82,12 +82,27 @@ typedef struct FotaJobError {
         char ble_address[BT_ADDR_STR_LEN + 1];   /* "" if not readable */
 } FotaJobError;
 
-/* Parses a job from jobs/rcv (ble false) or jobs/ble/rcv (ble true).
- * -ENOENT for an empty array or an empty payload (no job pending),
- * -EBADMSG for anything else that is not a job; *ret is written only on
- * success, *error (if not NULL) only on failure.  An unknown firmware type
- * is not an error here: check job->type against what the gateway supports. */
+/* Parses a job from jobs/rcv (ble false) or jobs/ble/rcv (ble true),
+ * leniently as nRF Cloud's library does (spec nrfcloud-fota.md §1.3):
+ * elements by index, extra elements ignored, the host with or without
+ * "https://", a path with or without a leading '/', percent-encoded or not.
+ * Refused: control characters, ".." segments, over-long fields.
+ * -ENOENT for an empty payload, blanks, null or [] (no job pending),
+ * -EBADMSG for anything else that is not a job (error->id says whether the
+ * job can still be answered); *ret is written only on success, *error (if
+ * not NULL) only on failure.  An unknown firmware type is not an error
+ * here: check job->type against what the gateway supports. */
 int fota_job_parse(const void *data, size_t size, bool ble, FotaJob *ret, FotaJobError *error);
+
+/* "https://<host>/<file>" with what a URL (or a quoted AT parameter) cannot
+ * carry percent-encoded (spaces, quotes, backslashes, bytes >= 0x80). */
+#define FOTA_URL_MAX (8 + FOTA_HOST_MAX + 1 + 3 * FOTA_PATH_MAX)
+int fota_job_url(const FotaJob *j, size_t file, char *buf, size_t size);
+
+/* The version a modem delta leads to, from its file name
+ * ("mfw_nrf9160_update_from_1.3.5_to_1.3.6.bin" gives "1.3.6"); -ENOENT
+ * when the name does not say. */
+int fota_delta_target_version(const char *path, char *buf, size_t size);
 
 /* [""] for the latest job, or ["<id>"]. */
 int fota_job_build_request(const char *job_id, char **ret);

@@ -111,6 +111,8 @@ static const ConfigKey keys[] = {
         K("Bluetooth", "NotifyMinIntervalMs", CONFIG_UINT, notify_min_interval_ms, .min = 0, .max = 3600000, .def = "0", LIVE),
         K("Bluetooth", "ConnectTimeoutSec", CONFIG_UINT, connect_timeout_sec, .min = 1, .max = 120, .def = "20", LIVE),
 
+        K("Fota", "ApplyTimeoutSec", CONFIG_UINT, fota_apply_timeout_sec, .min = 30, .max = 86400, .def = "300", LIVE),
+
         K("Buffer", "MaxMessages", CONFIG_UINT, buffer_max_messages, .min = 16, .max = 10000000, .def = "100000", LIVE),
         K("Buffer", "MaxBytes", CONFIG_SIZE, buffer_max_bytes, .min = 65536, .max = INT64_C(4) << 30, .def = "64M", LIVE),
 
@@ -120,7 +122,7 @@ static const ConfigKey keys[] = {
 #undef K
 _Static_assert(ELEMENTSOF(keys) <= CONFIG_KEYS_MAX, "raise CONFIG_KEYS_MAX");
 
-static const char *const sections[] = { "Gateway", "Modem", "Cloud", "Bluetooth", "Buffer", "Log" };
+static const char *const sections[] = { "Gateway", "Modem", "Cloud", "Bluetooth", "Fota", "Buffer", "Log" };
 
 static void *field_of(Config *c, const ConfigKey *k) {
         return (uint8_t *) c + k->offset;

@@ -71,6 +71,9 @@ typedef struct Config {
         unsigned notify_min_interval_ms;
         unsigned connect_timeout_sec;
 
+        /* [Fota] */
+        unsigned fota_apply_timeout_sec; /* reset to the new firmware's answer, else "not validated" */
+
         /* [Buffer] */
         unsigned buffer_max_messages;
         uint64_t buffer_max_bytes;

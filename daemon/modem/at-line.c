@@ -86,7 +86,8 @@ static int parse_decimal(const char *p, const char *end, uint64_t max, uint64_t 
         for (; p < end; p++) {
                 if (*p < '0' || *p > '9')
                         return -EBADMSG;
-                if (v > (max - (uint64_t) (*p - '0')) / 10)
+                /* d > max first: max - d must not wrap for small caps. */
+                if ((uint64_t) (*p - '0') > max || v > (max - (uint64_t) (*p - '0')) / 10)
                         return -ERANGE;
                 v = v * 10 + (uint64_t) (*p - '0');
         }

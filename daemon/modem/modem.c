@@ -7,51 +7,8 @@
 #include "backoff.h"
 #include "jwt.h"
 #include "log.h"
-#include "modem.h"
+#include "modem-internal.h"
 #include "util.h"
-
-typedef int (*modem_step_parse)(Modem *m, const AtResponse *r);
-
-typedef struct ModemStep {
-        const char *command;   /* a format when with_sec_tag */
-        bool with_sec_tag;
-        bool optional;         /* a failure is logged and the probe goes on */
-        modem_step_parse parse;
-} ModemStep;
-
-typedef struct JwtWaiter {
-        modem_jwt_cb cb;
-        void *userdata;
-} JwtWaiter;
-
-struct Modem {
-        sd_event *event;
-        AtLink *link;
-        char *port;
-        unsigned sec_tag;
-        uint64_t command_timeout_usec;
-        char *configured_device_id;
-        ModemState state;
-
-        const ModemCallbacks *cb;
-        void *userdata;
-
-        /* Probe. */
-        size_t step;
-        int64_t step_id;        /* the command in flight for the probe, 0: none */
-        sd_event_source *reprobe_timer;
-        Backoff backoff;
-        ModemIdentity identity;
-        bool credentials_reported;
-
-        /* JWT service. */
-        char *jwt;
-        int64_t jwt_valid_until; /* CLOCK_REALTIME seconds */
-        int64_t jwt_id;          /* the %JWT command in flight, 0: none */
-        JwtWaiter waiters[MODEM_JWT_WAITERS_MAX];
-        size_t n_waiters;
-        unsigned jwt_calls;
-};
 
 static char *mfree(char *p) {
         free(p);
@@ -76,6 +33,7 @@ static int step_imei(Modem *m, const AtResponse *r);
 static int step_cgmr(Modem *m, const AtResponse *r);
 static int step_smver(Modem *m, const AtResponse *r);
 static int step_cmng(Modem *m, const AtResponse *r);
+static int step_fotainfo(Modem *m, const AtResponse *r);
 
 /* modem-link.md "Host rules" and nrf91-at.md §9: probe, quiet the echo, numeric errors, identity, credentials. */
 static const ModemStep probe_steps[] = {
@@ -86,6 +44,8 @@ static const ModemStep probe_steps[] = {
         { "AT+CGSN=1", false, true, step_imei },
         { "AT+CGMR", false, true, step_cgmr },
         { "AT#XSMVER", false, true, step_smver },
+        /* What the firmware can apply and where a FOTA stands (modem-fota.h); older firmware has none. */
+        { "AT#XFOTAINFO", false, true, step_fotainfo },
         { "AT%%CMNG=1,%u", true, false, step_cmng },
 };
 
@@ -121,6 +81,7 @@ static void modem_enter_state(Modem *m, ModemState s) {
                 m->jwt_id = 0;
                 m->jwt = mfree(m->jwt);
                 modem_jwt_fail_all(m, -ECONNRESET);
+                modem_fota_fail(m, -ECONNRESET);
                 break;
         case MODEM_FAILED:
                 m->reprobe_timer = sd_event_source_disable_unref(m->reprobe_timer);
@@ -304,6 +265,22 @@ static int step_cmng(Modem *m, const AtResponse *r) {
         return 0;
 }
 
+static int step_fotainfo(Modem *m, const AtResponse *r) {
+        for (size_t i = 0; i < r->n_lines; i++)
+                if (modem_fota_info_parse(r->lines[i], &m->identity.fota) >= 0) {
+                        m->identity.has_fota = true;
+                        return 0;
+                }
+        return -EBADMSG;
+}
+
+void modem_reprobe(Modem *m) {
+        if (m->state == MODEM_CLOSED)
+                return;
+        backoff_reset(&m->backoff);
+        modem_start_probe(m);
+}
+
 static void on_ready_urc(AtEngine *e, const char *line, const uint8_t *payload, size_t len, void *userdata) {
         Modem *m = userdata;
         (void) e;
@@ -379,6 +356,9 @@ int modem_new(sd_event *event, const Config *config, Modem **ret) {
         r = at_engine_add_urc(at_link_engine(m->link), "Ready", on_ready_urc, m);
         if (r < 0)
                 return r;
+        r = at_engine_add_urc(at_link_engine(m->link), "#XFOTA:", modem_fota_on_urc, m);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(m);
         return 0;
 }
@@ -388,6 +368,8 @@ Modem *modem_free(Modem *m) {
                 return NULL;
         m->reprobe_timer = sd_event_source_disable_unref(m->reprobe_timer);
         m->n_waiters = 0; /* no callbacks into owners that are going away */
+        m->fota_cb = NULL;
+        m->fota_info_cb = NULL;
         m->link = at_link_free(m->link);
         identity_clear(&m->identity);
         free(m->jwt);

@@ -10,7 +10,7 @@
  *      └──port lost──────┴──▶ failed ──backoff──▶ probing
  *
  * Probing is a static table of commands: AT, ATE0, AT+CMEE=1, #XUUID,
- * +CGSN=1, +CGMR, #XSMVER, then %CMNG=1,<tag> to check that the security
+ * +CGSN=1, +CGMR, #XSMVER, #XFOTAINFO, then %CMNG=1,<tag> to check that the security
  * tag holds the CA, the client certificate and the private key.  Missing
  * credentials are reported clearly but do not keep the manager from ready:
  * the identity is still useful, and the operator needs to see it.
@@ -28,6 +28,7 @@
 #include "config.h"
 #include "identity.h"
 #include "message-ids.h"
+#include "modem-fota.h"
 
 #define MODEM_PROBE_TIMEOUT_USEC (2u * 1000u * 1000u)
 #define MODEM_REPROBE_MIN_USEC (1u * 1000u * 1000u)
@@ -55,10 +56,14 @@ typedef struct ModemIdentity {
         char *device_id;                  /* [Gateway] DeviceId= or the UUID */
         bool has_credential[3];           /* CA, client certificate, private key in the tag */
         char sha256[3][65];
+        bool has_fota;                    /* the firmware answered #XFOTAINFO */
+        ModemFotaInfo fota;
 } ModemIdentity;
 
 typedef struct ModemCallbacks {
         void (*state_changed)(Modem *m, ModemState old_state, ModemState new_state, void *userdata);
+        /* A "#XFOTA:" URC (modem-fota.h). */
+        void (*fota_event)(Modem *m, const ModemFotaEvent *ev, void *userdata);
 } ModemCallbacks;
 
 int modem_new(sd_event *event, const Config *config, Modem **ret);

@@ -94,3 +94,4 @@ int verb_provision(int argc, char *argv[], CtlOptions *o);
 int verb_jwt(int argc, char *argv[], CtlOptions *o);
 int verb_attest(int argc, char *argv[], CtlOptions *o);
 int verb_outbox(int argc, char *argv[], CtlOptions *o);
+int verb_fota(int argc, char *argv[], CtlOptions *o);

@@ -3,7 +3,7 @@
  * nrfcloud-gatewayctl: works directly on the nRF91's port, for an operator
  * at the gateway: show the identity, make an operator CA, provision the
  * modem's credentials, get a modem-signed JWT or an attestation token; and
- * list what the daemon's outbox holds.
+ * list what the daemon's outbox holds, and show its FOTA job.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -94,6 +94,7 @@ static const int provision_opts[] = { OPT_CA_CERT, OPT_CA_KEY, OPT_ROOT_CA, OPT_
 static const int jwt_opts[] = { OPT_EXP, OPT_AUD, OPT_DECODE, OPT_SEC_TAG, 0 };
 static const int attest_opts[] = { OPT_CHALLENGE, 0 };
 static const int outbox_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
+static const int fota_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
 
 static const Verb verbs[] = {
         { "identity", verb_identity, identity_opts,
@@ -118,6 +119,11 @@ static const Verb verbs[] = {
           "  Lists the messages waiting in the daemon's outbox (DIR/outbox, default: [Gateway]\n"
           "  StateDirectory=): count, bytes, and each message's topic and payload. Read only;\n"
           "  refused while nrfcloud-gatewayd holds the outbox." },
+        { "fota", verb_fota, fota_opts,
+          "fota [--state-dir DIR] [--json]\n"
+          "  The current or last FOTA job of the gateway (DIR/fota/job): id, type, stage,\n"
+          "  versions before, the report not yet acknowledged. Read only; works while the\n"
+          "  daemon runs." },
 };
 
 static void help(FILE *f) {

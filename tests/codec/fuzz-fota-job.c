@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check(j.ble == (bool) ble);
                 check(j.n_files >= 1 && j.n_files <= FOTA_FILES_MAX);
                 for (size_t i = 0; i < j.n_files; i++)
-                        check(j.files[i][0] && !strchr(j.files[i], ' '));
+                        check(j.files[i][0] && (!ble || !strchr(j.files[i], ' ')));
                 check(j.file_size <= FOTA_FILE_SIZE_MAX);
                 /* A parsed job can always be answered. */
                 if (ble)

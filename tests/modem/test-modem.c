@@ -39,6 +39,8 @@ typedef struct Peer {
         bool silent;             /* answer nothing */
         bool has_cert_and_key;
         char jwt[512];
+        const char *fota_info;   /* the #XFOTAINFO line, NULL: ERROR (older firmware) */
+        const char *cgmr;        /* NULL: mfw_nrf9160_1.3.5 */
 } Peer;
 
 typedef struct Fixture {
@@ -74,8 +76,21 @@ static void peer_answer(Peer *p, const char *cmd) {
                 peer_write(p, "\r\n#XUUID: 50503041-3633-4261-803d-1e2b8f70111a\r\nOK\r\n");
         else if (streq(cmd, "AT+CGSN=1"))
                 peer_write(p, "\r\n+CGSN: \"352656100367872\"\r\nOK\r\n");
-        else if (streq(cmd, "AT+CGMR"))
-                peer_write(p, "\r\nmfw_nrf9160_1.3.5\r\n\r\n+CEREG: 2\r\nOK\r\n");
+        else if (streq(cmd, "AT+CGMR")) {
+                snprintf(out, sizeof out, "\r\n%s\r\n\r\n+CEREG: 2\r\nOK\r\n", p->cgmr ? p->cgmr : "mfw_nrf9160_1.3.5");
+                peer_write(p, out);
+        } else if (streq(cmd, "AT#XFOTAINFO") && p->fota_info) {
+                snprintf(out, sizeof out, "\r\n%s\r\nOK\r\n", p->fota_info);
+                peer_write(p, out);
+        } else if (streq(cmd, "AT#XFOTA=2,\"https://files.example.com/d%20x.bin\",16842753"))
+                /* URCs before and after the final result, a failure with its cause */
+                peer_write(p, "\r\n#XFOTA: 1,0,0\r\nOK\r\n#XFOTA: 1,0,50\r\n#XFOTA: 1,1,1,-13\r\n");
+        else if (streq(cmd, "AT#XFOTA=9"))
+                peer_write(p, "\r\n+CME ERROR: 2\r\n");
+        else if (streq(cmd, "AT#XMODEMRESET")) {
+                p->cgmr = "mfw_nrf9160_1.3.6";
+                peer_write(p, "\r\n#XFOTA: 5,0\r\n#XMODEMRESET: 0\r\nOK\r\n");
+        }
         else if (streq(cmd, "AT#XSMVER"))
                 peer_write(p, "\r\n#XSMVER: \"1.2.3\",\"2.6.0\"\r\nOK\r\n");
         else if (strncmp(cmd, "AT%CMNG=1,", 10) == 0 && !streq(cmd, "AT%CMNG=1,16842753"))
@@ -252,11 +267,14 @@ static void test_probe_reaches_ready_missing_credentials(void **state) {
         assert_false(id->has_credential[CRED_CLIENT_KEY]);
         assert_false(modem_credentials_complete(f->modem));
         /* The probe table in order. */
-        assert_true(f->peer.n_commands >= 8);
+        assert_true(f->peer.n_commands >= 9);
         assert_string_equal(f->peer.commands[0], "AT");
         assert_string_equal(f->peer.commands[1], "ATE0");
         assert_string_equal(f->peer.commands[2], "AT+CMEE=1");
-        assert_string_equal(f->peer.commands[7], "AT%CMNG=1,16842753");
+        assert_string_equal(f->peer.commands[7], "AT#XFOTAINFO");
+        assert_string_equal(f->peer.commands[8], "AT%CMNG=1,16842753");
+        /* Firmware without #XFOTAINFO: no FOTA, and still ready. */
+        assert_false(id->has_fota);
 }
 
 static void test_device_id_override(void **state) {
@@ -284,6 +302,118 @@ static void test_ready_urc_is_a_reboot(void **state) {
         assert_true(run_until_state(f, MODEM_PROBING, 2000));
         assert_true(run_until_state(f, MODEM_READY, 5000));
         assert_true(peer_count(&f->peer, "AT#XUUID") == 1);
+}
+
+typedef struct FotaLog {
+        ModemFotaEvent events[16];
+        size_t n_events;
+        unsigned calls;
+        int error;
+} FotaLog;
+
+static void on_fota_event(Modem *m, const ModemFotaEvent *ev, void *userdata) {
+        FotaLog *l = userdata;
+        (void) m;
+        if (l->n_events < ELEMENTSOF(l->events))
+                l->events[l->n_events++] = *ev;
+}
+
+static void on_fota_done_cb(Modem *m, int error, void *userdata) {
+        FotaLog *l = userdata;
+        (void) m;
+        l->calls++;
+        l->error = error;
+}
+
+static void test_fota_parsers(void **state) {
+        ModemFotaInfo i;
+        ModemFotaEvent ev;
+        (void) state;
+
+        assert_int_equal(modem_fota_info_parse("#XFOTAINFO: 14,2,2,4096,200000,-1,0", &i), 0);
+        assert_int_equal(i.ops, 14);
+        assert_int_equal(i.state, MODEM_FOTA_STATE_INTERRUPTED);
+        assert_int_equal(i.op, 2);
+        assert_int_equal(i.received, 4096);
+        assert_int_equal(i.total, 200000);
+        assert_int_equal(i.result, MODEM_FOTA_RESULT_NONE);
+        assert_int_equal(modem_fota_info_parse("#XFOTAINFO: 6,4,1,0,0,0,0,99", &i), 0); /* a later field is ignored */
+        assert_int_equal(i.state, MODEM_FOTA_STATE_TESTING);
+        assert_int_equal(modem_fota_info_parse("#XFOTAINFO: 6,5,1,0,0,0,0", &i), -EBADMSG);
+        assert_int_equal(modem_fota_info_parse("#XFOTAINFO: 6,1", &i), -EBADMSG);
+        assert_int_equal(modem_fota_info_parse("#XFOTA: 1,0,0", &i), -ENOMSG);
+
+        assert_int_equal(modem_fota_event_parse("#XFOTA: 1,0,37", &ev), 0);
+        assert_true(ev.stage == 1 && ev.status == 0 && ev.has_info && ev.info == 37 && !ev.has_cause);
+        assert_int_equal(modem_fota_event_parse("#XFOTA: 1,1,1,-104", &ev), 0);
+        assert_true(ev.info == 1 && ev.has_cause && ev.cause == -104);
+        assert_int_equal(modem_fota_event_parse("#XFOTA: 5,1,71303172", &ev), 0);
+        assert_true(ev.stage == 5 && ev.status == 1 && ev.info == 71303172);
+        assert_int_equal(modem_fota_event_parse("#XFOTA: 5,3", &ev), 0);
+        assert_false(ev.has_info);
+        assert_int_equal(modem_fota_event_parse("#XFOTA: x", &ev), -EBADMSG);
+        assert_int_equal(modem_fota_event_parse("#XFOTAINFO: 6,0,0,0,0,-1,0", &ev), -ENOMSG);
+}
+
+static void test_fota_commands(void **state) {
+        static const ModemCallbacks cb = { .fota_event = on_fota_event };
+        Fixture *f = *state;
+        FotaLog l = {};
+        const ModemIdentity *id;
+
+        f->peer.fota_info = "#XFOTAINFO: 6,0,0,0,0,-1,0";
+        modem_set_callbacks(f->modem, &cb, &l);
+        /* Not before the modem is ready. */
+        assert_int_equal(modem_fota_confirm(f->modem, on_fota_done_cb, &l), -ENOTCONN);
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        id = modem_get_identity(f->modem);
+        assert_true(id->has_fota);
+        assert_int_equal(id->fota.ops, 6);
+        assert_int_equal(id->fota.result, MODEM_FOTA_RESULT_NONE);
+
+        /* Start: OK, and the URCs around it in order, the cause of the failure included. */
+        assert_int_equal(modem_fota_start(f->modem, MODEM_FOTA_OP_MODEM_DELTA, "https://files.example.com/d\"x.bin",
+                                          on_fota_done_cb, &l), -EINVAL);
+        assert_int_equal(modem_fota_start(f->modem, MODEM_FOTA_OP_MODEM_DELTA, "http://files.example.com/x.bin",
+                                          on_fota_done_cb, &l), -EINVAL);
+        assert_int_equal(modem_fota_start(f->modem, MODEM_FOTA_OP_MODEM_DELTA, "https://files.example.com/d%20x.bin",
+                                          on_fota_done_cb, &l), 0);
+        assert_int_equal(modem_fota_confirm(f->modem, on_fota_done_cb, &l), -EBUSY);
+        run_for(f, 300);
+        assert_int_equal(l.calls, 1);
+        assert_int_equal(l.error, 0);
+        assert_int_equal(l.n_events, 3);
+        assert_true(l.events[0].stage == 1 && l.events[0].info == 0);
+        assert_true(l.events[1].stage == 1 && l.events[1].info == 50);
+        assert_true(l.events[2].status == 1 && l.events[2].info == 1 && l.events[2].cause == -13);
+
+        /* Confirm without a test image: the firmware's error. */
+        assert_int_equal(modem_fota_confirm(f->modem, on_fota_done_cb, &l), 0);
+        run_for(f, 200);
+        assert_int_equal(l.calls, 2);
+        assert_true(l.error < 0);
+
+        /* A modem reset applies the image; no "Ready" follows, so the manager reads the versions again. */
+        peer_clear_commands(&f->peer);
+        f->peer.fota_info = "#XFOTAINFO: 6,0,0,0,0,0,0";
+        assert_int_equal(modem_fota_apply(f->modem, MODEM_FOTA_OP_MODEM_DELTA, on_fota_done_cb, &l), 0);
+        run_for(f, 200);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_int_equal(l.calls, 3);
+        assert_int_equal(l.error, 0);
+        assert_true(l.events[3].stage == 5 && l.events[3].status == 0);
+        assert_int_equal(peer_count(&f->peer, "AT#XUUID"), 1);
+        assert_string_equal(modem_get_identity(f->modem)->modem_firmware, "mfw_nrf9160_1.3.6");
+        assert_int_equal(modem_get_identity(f->modem)->fota.result, MODEM_FOTA_RESULT_APPLIED);
+
+        /* The firmware restarting fails the command in flight. */
+        assert_int_equal(modem_fota_apply(f->modem, MODEM_FOTA_OP_APP, on_fota_done_cb, &l), 0);
+        peer_write(&f->peer, "\r\nReady\r\n");
+        run_for(f, 200);
+        assert_int_equal(l.calls, 4);
+        assert_true(l.error < 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
 }
 
 typedef struct JwtResult {
@@ -443,6 +573,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_probe_reaches_ready_missing_credentials, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_device_id_override, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ready_urc_is_a_reboot, setup, teardown),
+                cmocka_unit_test(test_fota_parsers),
+                cmocka_unit_test_setup_teardown(test_fota_commands, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_shared_and_cached, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_near_expiry_not_cached, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_failure_reaches_every_waiter, setup, teardown),
