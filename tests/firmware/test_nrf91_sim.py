@@ -407,40 +407,13 @@ class SimTestCase(unittest.TestCase):
         self.assertIn(b"ACCEPT", line)
         return port
 
-    def https_server(self, files, cert="server"):
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                body = files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and rng.startswith("bytes=") and rng.endswith("-"):
-                    start = int(rng[6:-1])
-                    self.send_response(206)
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-            def handle(self):
-                try:
-                    super().handle()
-                except (ssl.SSLError, ConnectionError):
-                    pass  # the client went away (cancel, verification failure)
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.pki.path(cert + ".pem"), self.pki.path(cert + ".key"))
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    def file_server(self, files, **kw):
+        srv = FileServer(self.pki, files, **kw)
         self.peers.append(srv)
-        return srv.server_address[1]
+        return srv
+
+    def https_server(self, files, cert="server"):
+        return self.file_server(files, cert=cert).port
 
     def open_socket(self, tag=TAG, hostname="localhost"):
         info, final = self.link.cmd(f"AT#XSSOCKET=1,1,0,{tag}")
@@ -773,11 +746,6 @@ class TestFotaStates(SimTestCase):
     test/confirm/revert, the mute test image and the watchdog, external flash,
     TLS and HTTP failures with their errno."""
 
-    def files(self, files, **kw):
-        srv = FileServer(self.pki, files, **kw)
-        self.peers.append(srv)
-        return srv
-
     def info(self):
         info = self.link.ok("AT#XFOTAINFO")
         self.assertEqual(len(info), 1, info)
@@ -816,7 +784,7 @@ class TestFotaStates(SimTestCase):
         """Downloads image until its first half is stored, then resets the device `how`;
         returns the file server and the URL."""
         half = len(image) // 2
-        srv = self.files({"/app.bin": image}, stall_after={"/app.bin": half})
+        srv = self.file_server({"/app.bin": image}, stall_after={"/app.bin": half})
         url = f"https://localhost:{srv.port}/app.bin"
         self.provision(client=None)
         self.online()
@@ -896,7 +864,7 @@ class TestFotaStates(SimTestCase):
         self.assertEqual(srv.requests[-1], ("/other.bin", None))
 
     def apply_app(self, image):
-        srv = self.files({"/app.bin": image})
+        srv = self.file_server({"/app.bin": image})
         self.provision(client=None)
         self.online()
         self.start(1, f"https://localhost:{srv.port}/app.bin")
@@ -944,7 +912,7 @@ class TestFotaStates(SimTestCase):
         self.assertEqual(self.version(), "4.0.1")
 
     def test_full_modem_needs_external_flash(self):
-        srv = self.files({"/mfw_nrf9160_1.3.7.bin": modem_full_image("1.3.7")})
+        srv = self.file_server({"/mfw_nrf9160_1.3.7.bin": modem_full_image("1.3.7")})
         url = f"https://localhost:{srv.port}/mfw_nrf9160_1.3.7.bin"
         self.assertEqual(self.link.cmd(f'AT#XFOTA=3,"{url}",{TAG}')[1], "+CME ERROR: 95")
         self.assertEqual(self.info()[0], 6)
@@ -962,7 +930,7 @@ class TestFotaStates(SimTestCase):
         self.assertEqual(self.info(), (14, 0, 0, 0, 0, 0, 0))
 
     def test_modem_delta_base_version(self):
-        srv = self.files({"/wrong.bin": modem_delta_image("1.3.4", "1.3.6"),
+        srv = self.file_server({"/wrong.bin": modem_delta_image("1.3.4", "1.3.6"),
                           "/right.bin": modem_delta_image("1.3.5", "1.3.6"),
                           "/prefix.bin": modem_delta_image("1.3", "1.3.9")})
         self.provision(client=None)
@@ -981,9 +949,9 @@ class TestFotaStates(SimTestCase):
 
     def test_tls_checks_and_sni(self):
         image = mcuboot_image(1, 0, 1)
-        good = self.files({"/app.bin": image})
-        rogue = self.files({"/app.bin": image}, cert="rogue-server")
-        misnamed = self.files({"/app.bin": image}, cert="other-name")
+        good = self.file_server({"/app.bin": image})
+        rogue = self.file_server({"/app.bin": image}, cert="rogue-server")
+        misnamed = self.file_server({"/app.bin": image}, cert="other-name")
         self.provision(client=None)
         self.provision(tag=OTHER_TAG, ca="other-ca", client=None)
         self.online()
@@ -1008,7 +976,7 @@ class TestFotaStates(SimTestCase):
 
     def test_http_errors_carry_errno(self):
         image = mcuboot_image(1, 0, 2, body=50000)
-        srv = self.files({"/app.bin": image, "/cut.bin": image}, truncate_at={"/cut.bin": 30000})
+        srv = self.file_server({"/app.bin": image, "/cut.bin": image}, truncate_at={"/cut.bin": 30000})
         self.provision(client=None)
         self.online()
         self.start(1, f"https://localhost:{srv.port}/missing.bin")
