@@ -113,7 +113,9 @@ int cmd_xdownload(struct nrf91_core *c, const struct at_cmd *cmd, const struct a
 void nrf91_core_download_length(struct nrf91_core *c, int id, uint64_t length) {
         struct nrf91_download *d = download_find(c, id);
 
-        if (d)
+        if (d && id == NRF91_FOTA_DOWNLOAD_ID)
+                fota_length(c, length);
+        else if (d)
                 d->length = length;
 }
 

@@ -48,7 +48,7 @@ int cmd_xreset(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_a
 
 int cmd_xmodemreset(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args) {
         struct nrf91_fota_result res = { .valid = false };
-        char buf[48];
+        char buf[32];
         struct fmt f;
         int r;
 
@@ -60,18 +60,8 @@ int cmd_xmodemreset(struct nrf91_core *c, const struct at_cmd *cmd, const struct
         r = c->port->modem_reset(c->ctx, &res);
         if (r >= 0)
                 core_modem_setup(c);
-        if (res.valid) {
-                if (c->fota.state == NRF91_FOTA_SCHEDULED && c->fota.type != NRF91_IMAGE_MCUBOOT)
-                        c->fota.state = NRF91_FOTA_IDLE;
-                fmt_init(&f, buf, sizeof buf);
-                fmt_str(&f, "#XFOTA: 5,");
-                fmt_int(&f, res.status);
-                if (res.status == 1) {
-                        fmt_str(&f, ",");
-                        fmt_int(&f, res.info);
-                }
-                core_line(c, buf, f.len);
-        }
+        if (res.valid)
+                fota_result_line(c, &res, false);
         fmt_init(&f, buf, sizeof buf);
         fmt_str(&f, "#XMODEMRESET: ");
         if (r < 0) {

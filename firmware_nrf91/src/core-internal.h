@@ -64,6 +64,9 @@ void core_end(struct nrf91_core *c);
 /* Modem settings the link relies on (+CMEE=1), after every modem start. */
 void core_modem_setup(struct nrf91_core *c);
 
+/* "#XFOTA: 5,<status>[,<info>]" of an applied image, as a URC or an information line. */
+void fota_result_line(struct nrf91_core *c, const struct nrf91_fota_result *res, bool urc);
+
 /* Command handlers. */
 int cmd_xuuid(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);
 int cmd_xsmver(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);
@@ -77,6 +80,7 @@ int cmd_xrecvcfg(struct nrf91_core *c, const struct at_cmd *cmd, const struct at
 int cmd_xclose(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);
 int cmd_xdownload(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);
 int cmd_xfota(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);
+int cmd_xfotainfo(struct nrf91_core *c, const struct at_cmd *cmd, const struct at_args *args);
 
 /* Socket side (cmd-socket.c). */
 void socket_payload_complete(struct nrf91_core *c);
@@ -88,6 +92,7 @@ void sockets_drop_all(struct nrf91_core *c, int err);
 /* "https://<host>...", scheme case-insensitive. */
 bool url_is_https(const char *url);
 void downloads_drop_all(struct nrf91_core *c, int err);
+void fota_length(struct nrf91_core *c, uint64_t length);
 void fota_data(struct nrf91_core *c, const uint8_t *data, size_t len);
 void fota_done(struct nrf91_core *c, int err);
 void fota_drop(struct nrf91_core *c);

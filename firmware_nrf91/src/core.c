@@ -28,7 +28,8 @@ static const struct nrf91_command commands[] = {
         { "#XCLOSE", cmd_xclose, T_SET | T_TEST, 1, 1, "#XCLOSE: <handle>" },
         { "#XDOWNLOAD", cmd_xdownload, T_SET | T_TEST, 2, 3,
           "#XDOWNLOAD: <url>,<sec_tag>[,<offset>] | 0,<id>" },
-        { "#XFOTA", cmd_xfota, T_SET | T_TEST, 1, 3, "#XFOTA: (0,1,2,3),<url>,<sec_tag>" },
+        { "#XFOTA", cmd_xfota, T_SET | T_TEST, 1, 3, "#XFOTA: (0,1,2,3,9),<url>,<sec_tag>" },
+        { "#XFOTAINFO", cmd_xfotainfo, T_EXEC | T_TEST, 0, 0, NULL },
 };
 
 static const struct nrf91_command *command_find(const struct at_cmd *cmd) {
@@ -253,18 +254,8 @@ void nrf91_core_boot(struct nrf91_core *c) {
 
         core_urc(c, "Ready", 5);
         port->fota_boot_result(ctx, &res);
-        if (res.valid) {
-                char buf[48];
-                struct fmt f;
-                fmt_init(&f, buf, sizeof buf);
-                fmt_str(&f, "#XFOTA: 5,");
-                fmt_int(&f, res.status);
-                if (res.status == 1) {
-                        fmt_str(&f, ",");
-                        fmt_int(&f, res.info);
-                }
-                core_urc(c, buf, f.len);
-        }
+        if (res.valid)
+                fota_result_line(c, &res, true);
 }
 
 bool nrf91_core_wants_input(const struct nrf91_core *c) {

@@ -52,10 +52,10 @@ struct nrf91_download {
         struct sha256_ctx sha;
 };
 
+/* The core's side of FOTA; what outlives a reset is the port's store (port.h). */
 enum nrf91_fota_state {
         NRF91_FOTA_IDLE,
         NRF91_FOTA_DOWNLOADING,
-        NRF91_FOTA_SCHEDULED, /* waiting for a reset */
 };
 
 struct nrf91_fota {
@@ -66,6 +66,7 @@ struct nrf91_fota {
         uint8_t head[32];
         size_t head_len;
         int last_percent;
+        uint32_t offset; /* a resumed download started here */
         char url[NRF91_URL_MAX + 1];
         struct nrf91_download dl;
 };

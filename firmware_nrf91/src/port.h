@@ -40,7 +40,7 @@
 #define NRF91_EFBIG 27
 #define NRF91_ENOSPC 28
 #define NRF91_ERANGE 34
-#define NRF91_ENOTSUP 95
+#define NRF91_EOPNOTSUPP 95
 #define NRF91_EPROTO 71
 #define NRF91_EBADMSG 74
 #define NRF91_EMSGSIZE 90
@@ -90,6 +90,27 @@ struct nrf91_fota_result {
         bool valid;   /* false: no FOTA result to report */
         int status;   /* 0 ok, 1 error, 3 reverted */
         int info;     /* error code for status 1 */
+};
+
+/* #XFOTA ops a port may be able to apply: bit n for op n (fota_ops()). */
+#define NRF91_FOTA_OP_APP (1u << 1)
+#define NRF91_FOTA_OP_MODEM_DELTA (1u << 2)
+#define NRF91_FOTA_OP_MODEM_FULL (1u << 3)
+
+/* What the FOTA image store holds across resets (#XFOTAINFO). */
+enum nrf91_fota_stored {
+        NRF91_FOTA_STORED_NONE,
+        NRF91_FOTA_STORED_PARTIAL,   /* an interrupted download: received bytes of it */
+        NRF91_FOTA_STORED_SCHEDULED, /* a complete image waits for the reset that applies it */
+        NRF91_FOTA_STORED_TESTING,   /* a new application runs as an MCUboot test image */
+};
+
+struct nrf91_fota_store {
+        enum nrf91_fota_stored stored;
+        enum nrf91_image_type type;     /* of the stored image */
+        uint32_t received, total;       /* bytes; total 0 when unknown */
+        /* Outcome of the last reset that applied an image; kept until a download starts from zero. */
+        struct nrf91_fota_result last;
 };
 
 struct nrf91_port {
@@ -156,15 +177,33 @@ struct nrf91_port {
 
         /*
          * FOTA image store.  fota_begin before the first byte (type already
-         * detected), fota_write for every byte in order, fota_finish after
-         * the last: the image is then scheduled and applied at the next
-         * reset (reset() for every type, modem_reset() for modem types).
-         * fota_abort drops a partial image.
+         * detected; total the image size, 0 if unknown), fota_write for
+         * every byte in order, fota_finish after the last: the image is then
+         * scheduled and applied at the next reset (reset() for every type,
+         * modem_reset() for modem types).  fota_begin drops a scheduled
+         * image and forgets the last result.  fota_abort drops a partial
+         * image, also one kept from before a reset.
          */
-        int (*fota_begin)(void *ctx, enum nrf91_image_type type, const char *url);
+        int (*fota_begin)(void *ctx, enum nrf91_image_type type, const char *url, uint32_t total);
         int (*fota_write)(void *ctx, const uint8_t *data, size_t len);
         int (*fota_finish)(void *ctx);
         void (*fota_abort)(void *ctx);
+        /*
+         * A partial image kept across a reset, of this type and downloaded
+         * from this url: 0 and *offset (the bytes stored; writing goes on
+         * from there), or -NRF91_ENOENT after dropping any partial image.
+         */
+        int (*fota_resume)(void *ctx, enum nrf91_image_type type, const char *url, uint32_t *offset);
+        /* Bit mask of the ops this device can apply (NRF91_FOTA_OP_*). */
+        unsigned (*fota_ops)(void *ctx);
+        /* What the store holds now (a running download's own progress is the core's). */
+        void (*fota_store_info)(void *ctx, struct nrf91_fota_store *ret);
+        /*
+         * Makes the running MCUboot test image permanent: 0, or
+         * -NRF91_ENOENT when no test image runs.  A reset before it reverts
+         * to the old application (#XFOTA: 5,3).
+         */
+        int (*fota_confirm)(void *ctx);
         /* After boot: the result of the update applied by the last reset, reported once. */
         void (*fota_boot_result)(void *ctx, struct nrf91_fota_result *ret);
 

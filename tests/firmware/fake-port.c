@@ -121,11 +121,16 @@ static void download_cancel(void *ctx, int id) {
         P(ctx)->last_cancel_id = id;
 }
 
-static int fota_begin(void *ctx, enum nrf91_image_type type, const char *url) {
-        (void) url;
-        P(ctx)->fota_type = type;
-        P(ctx)->fota_len = 0;
-        P(ctx)->fota_finished = P(ctx)->fota_aborted = false;
+static int fota_begin(void *ctx, enum nrf91_image_type type, const char *url, uint32_t total) {
+        struct fake_port *p = P(ctx);
+
+        p->fota_type = type;
+        snprintf(p->fota_url, sizeof p->fota_url, "%s", url);
+        p->fota_total = total;
+        p->fota_len = 0;
+        p->fota_writing = true;
+        p->fota_finished = p->fota_aborted = false;
+        p->store = (struct nrf91_fota_store){ .stored = NRF91_FOTA_STORED_NONE };
         return 0;
 }
 
@@ -140,12 +145,52 @@ static int fota_write(void *ctx, const uint8_t *data, size_t len) {
 }
 
 static int fota_finish(void *ctx) {
-        P(ctx)->fota_finished = true;
+        struct fake_port *p = P(ctx);
+
+        p->fota_writing = false;
+        p->fota_finished = true;
+        p->store.stored = NRF91_FOTA_STORED_SCHEDULED;
+        p->store.type = p->fota_type;
+        p->store.received = p->store.total = (uint32_t) p->fota_len;
         return 0;
 }
 
 static void fota_abort(void *ctx) {
-        P(ctx)->fota_aborted = true;
+        struct fake_port *p = P(ctx);
+
+        p->fota_aborted = true;
+        p->fota_writing = false;
+        if (p->store.stored == NRF91_FOTA_STORED_PARTIAL)
+                p->store.stored = NRF91_FOTA_STORED_NONE;
+}
+
+static int fota_resume(void *ctx, enum nrf91_image_type type, const char *url, uint32_t *offset) {
+        struct fake_port *p = P(ctx);
+
+        if (p->store.stored != NRF91_FOTA_STORED_PARTIAL || p->store.type != type || strcmp(url, p->fota_url) != 0) {
+                fota_abort(ctx);
+                return -NRF91_ENOENT;
+        }
+        p->fota_writing = true;
+        *offset = (uint32_t) p->fota_len;
+        return 0;
+}
+
+static unsigned fota_ops(void *ctx) {
+        return P(ctx)->fota_ops;
+}
+
+static void fota_store_info(void *ctx, struct nrf91_fota_store *ret) {
+        *ret = P(ctx)->store;
+}
+
+static int fota_confirm(void *ctx) {
+        struct fake_port *p = P(ctx);
+
+        if (p->store.stored != NRF91_FOTA_STORED_TESTING)
+                return -NRF91_ENOENT;
+        p->store.stored = NRF91_FOTA_STORED_NONE;
+        return 0;
 }
 
 static void fota_boot_result(void *ctx, struct nrf91_fota_result *ret) {
@@ -153,14 +198,35 @@ static void fota_boot_result(void *ctx, struct nrf91_fota_result *ret) {
         P(ctx)->boot_result.valid = false;
 }
 
+/* What the bootloader and the modem do with the store at a reset. */
+static void fota_apply(struct fake_port *p, bool modem_only, struct nrf91_fota_result *ret) {
+        struct nrf91_fota_store *st = &p->store;
+        bool app = st->type == NRF91_IMAGE_MCUBOOT;
+
+        *ret = (struct nrf91_fota_result){ .valid = false };
+        if (p->fota_writing && !modem_only) {
+                p->fota_writing = false;
+                *st = (struct nrf91_fota_store){ .stored = NRF91_FOTA_STORED_PARTIAL, .type = p->fota_type,
+                                                 .received = (uint32_t) p->fota_len, .total = p->fota_total,
+                                                 .last = st->last };
+        } else if (st->stored == NRF91_FOTA_STORED_TESTING && !modem_only) {
+                *ret = (struct nrf91_fota_result){ .valid = true, .status = 3 };
+                st->stored = NRF91_FOTA_STORED_NONE;
+        } else if (st->stored == NRF91_FOTA_STORED_SCHEDULED && !(modem_only && app)) {
+                *ret = (struct nrf91_fota_result){ .valid = true, .status = 0 };
+                st->stored = app ? NRF91_FOTA_STORED_TESTING : NRF91_FOTA_STORED_NONE;
+                p->fota_finished = false;
+        }
+        if (ret->valid)
+                st->last = *ret;
+}
+
 static void reset(void *ctx) {
         struct fake_port *p = P(ctx);
 
         p->resets++;
         memset(p->sock_open, 0, sizeof p->sock_open);
-        if (p->fota_finished && p->fota_type == NRF91_IMAGE_MCUBOOT)
-                p->boot_result = (struct nrf91_fota_result){ .valid = true, .status = 0 };
-        p->fota_finished = false;
+        fota_apply(p, false, &p->boot_result);
         nrf91_core_boot(&p->core);
 }
 
@@ -168,10 +234,7 @@ static int modem_reset(void *ctx, struct nrf91_fota_result *fota) {
         struct fake_port *p = P(ctx);
 
         p->modem_resets++;
-        if (p->fota_finished && p->fota_type != NRF91_IMAGE_MCUBOOT) {
-                *fota = (struct nrf91_fota_result){ .valid = true, .status = 0 };
-                p->fota_finished = false;
-        }
+        fota_apply(p, true, fota);
         return 0;
 }
 
@@ -194,6 +257,10 @@ const struct nrf91_port fake_port_ops = {
         .fota_write = fota_write,
         .fota_finish = fota_finish,
         .fota_abort = fota_abort,
+        .fota_resume = fota_resume,
+        .fota_ops = fota_ops,
+        .fota_store_info = fota_store_info,
+        .fota_confirm = fota_confirm,
         .fota_boot_result = fota_boot_result,
         .reset = reset,
         .modem_reset = modem_reset,
@@ -208,6 +275,7 @@ void fake_port_clear(struct fake_port *p) {
 void fake_port_start(struct fake_port *p) {
         memset(p, 0, sizeof *p);
         p->now_ms = 1000;
+        p->fota_ops = NRF91_FOTA_OP_APP | NRF91_FOTA_OP_MODEM_DELTA;
         nrf91_core_init(&p->core, &fake_port_ops, p);
         nrf91_core_boot(&p->core);
         fake_port_clear(p);

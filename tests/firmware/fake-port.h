@@ -47,11 +47,19 @@ struct fake_port {
         unsigned cancels;
         int last_cancel_id;
 
-        /* FOTA image store. */
+        /*
+         * FOTA image store, with MCUboot's test/confirm/revert: a reset
+         * keeps a partial image, boots a scheduled application as a test
+         * image and reverts a test image that was not confirmed.
+         */
+        unsigned fota_ops; /* NRF91_FOTA_OP_* (application and modem delta by default) */
         enum nrf91_image_type fota_type;
+        char fota_url[NRF91_URL_MAX + 1];
+        uint32_t fota_total;
         uint8_t fota_image[65536];
         size_t fota_len;
-        bool fota_finished, fota_aborted;
+        bool fota_writing, fota_finished, fota_aborted;
+        struct nrf91_fota_store store;
         struct nrf91_fota_result boot_result;
 
         unsigned resets, modem_resets;

@@ -529,6 +529,20 @@ static void test_argument_errors(void **state) {
                 { "AT#XFOTA=1,\"https://h/f\",\"1\"", ERR },
                 { "AT#XFOTA=0,\"https://h/f\",1", ERR },
                 { "AT#XFOTA=0", "\r\n+CME ERROR: 2\r\n" },
+                /* | 9 (confirm) */
+                { "AT#XFOTA=5", ERR },
+                { "AT#XFOTA=8,\"https://h/f\",1", ERR },
+                { "AT#XFOTA=10", ERR },
+                { "AT#XFOTA=9,\"https://h/f\",1", ERR },
+                { "AT#XFOTA=9,1", ERR },
+                { "AT#XFOTA=9", "\r\n+CME ERROR: 2\r\n" },
+                /* op 3 without external flash */
+                { "AT#XFOTA=3,\"https://h/f\",1", "\r\n+CME ERROR: 95\r\n" },
+                { "AT#XFOTA=3,\"http://h/f\",1", ERR },
+                /* #XFOTAINFO */
+                { "AT#XFOTAINFO=1", ERR },
+                { "AT#XFOTAINFO?", ERR },
+                { "AT#XFOTAINFO=?", OK },
                 /* parser edge cases */
                 { "AT#XCLOSE=1,,,,,,,,", ERR },
                 { "AT#XCLOSE= 5 ", "\r\n+CME ERROR: 9\r\n" },
@@ -696,8 +710,11 @@ static void test_fota_modem_and_errors(void **state) {
         check(p, "AT#XFOTA=2,\"https://example.com/x.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
         fake_port_clear(p);
         nrf91_core_download_done(&p->core, 0, -NRF91_EACCES);
-        assert_output(p, "\r\n#XFOTA: 1,1,1\r\n");
-        /* Cancel. */
+        assert_output(p, "\r\n#XFOTA: 1,1,1,-13\r\n");
+        /* Cancel (a full modem image needs external flash). */
+        check(p, "AT#XFOTA=3,\"https://example.com/x.bin\",42\r\n", "\r\n+CME ERROR: 95\r\n");
+        p->fota_ops |= NRF91_FOTA_OP_MODEM_FULL;
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 14,0,0,0,0,-1,0\r\n" OK);
         check(p, "AT#XFOTA=3,\"https://example.com/x.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
         check(p, "AT#XFOTA=0\r\n", OK "\r\n#XFOTA: 1,2,0\r\n");
         /* A modem delta, applied by #XMODEMRESET (unknown length: no percentages). */
@@ -708,6 +725,102 @@ static void test_fota_modem_and_errors(void **state) {
         nrf91_core_download_done(&p->core, 0, 0);
         assert_output(p, "\r\n#XFOTA: 1,0,100\r\n\r\n#XFOTA: 2,0\r\n\r\n#XFOTA: 3,0\r\n\r\n#XFOTA: 4,0\r\n");
         check(p, "AT#XMODEMRESET\r\n", "\r\n#XFOTA: 5,0\r\n\r\n#XMODEMRESET: 0\r\n" OK);
+        free(p);
+}
+
+static void feed_image(struct fake_port *p, const uint8_t *img, size_t from, size_t to) {
+        nrf91_core_download_data(&p->core, NRF91_FOTA_DOWNLOAD_ID, img + from, to - from);
+}
+
+/*
+ * #XFOTAINFO in every state, the resume of a download a reset interrupted
+ * (from the stored offset), the test image and its confirmation.
+ */
+static void test_fota_info_resume_confirm(void **state) {
+        struct fake_port *p = new_port();
+        static uint8_t img[1000];
+
+        (void) state;
+        make_image(img, sizeof img, NRF91_IMAGE_MCUBOOT);
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,0,0,0,0,-1,0\r\n" OK);
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,1,1,0,0,-1,0\r\n" OK);
+        nrf91_core_download_length(&p->core, NRF91_FOTA_DOWNLOAD_ID, sizeof img);
+        feed_image(p, img, 0, 400);
+        assert_int_equal(p->fota_total, sizeof img);
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,1,1,400,1000,-1,0\r\n" OK);
+
+        /* A reset keeps the partial image: state 2. */
+        check(p, "AT#XRESET\r\n", OK "\r\nReady\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,2,1,400,1000,-1,0\r\n" OK);
+        /* Another op does not resume (and is no download of an application). */
+        check(p, "AT#XFOTA=2,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
+        assert_int_equal(p->last_offset, 0);
+        assert_true(p->fota_aborted);
+        check(p, "AT#XFOTA=0\r\n", OK "\r\n#XFOTA: 1,2,0\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,0,0,0,0,-1,0\r\n" OK);
+
+        /* Again, interrupted at 400, resumed with the same op and URL. */
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
+        nrf91_core_download_length(&p->core, NRF91_FOTA_DOWNLOAD_ID, sizeof img);
+        feed_image(p, img, 0, 400);
+        check(p, "AT#XRESET\r\n", OK "\r\nReady\r\n");
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,40\r\n");
+        assert_int_equal(p->last_offset, 400);
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,1,1,400,1000,-1,0\r\n" OK);
+        /* The server tells what is left after the offset. */
+        nrf91_core_download_length(&p->core, NRF91_FOTA_DOWNLOAD_ID, sizeof img - 400);
+        run(p, "");
+        feed_image(p, img, 400, 500);
+        feed_image(p, img, 500, sizeof img);
+        nrf91_core_download_done(&p->core, NRF91_FOTA_DOWNLOAD_ID, 0);
+        assert_output(p, "\r\n#XFOTA: 1,0,50\r\n\r\n#XFOTA: 1,0,100\r\n"
+                         "\r\n#XFOTA: 2,0\r\n\r\n#XFOTA: 3,0\r\n\r\n#XFOTA: 4,0\r\n");
+        assert_int_equal(p->fota_len, sizeof img);
+        assert_memory_equal(p->fota_image, img, sizeof img);
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,3,1,1000,1000,-1,0\r\n" OK);
+
+        /* Applied: a test image, no new download until it is confirmed. */
+        check(p, "AT#XRESET\r\n", OK "\r\nReady\r\n\r\n#XFOTA: 5,0\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,4,1,1000,1000,0,0\r\n" OK);
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", "\r\n+CME ERROR: 16\r\n");
+        check(p, "AT#XFOTA=2,\"https://example.com/app.bin\",42\r\n", "\r\n+CME ERROR: 16\r\n");
+        check(p, "AT#XFOTA=9\r\n", OK);
+        check(p, "AT#XFOTA=9\r\n", "\r\n+CME ERROR: 2\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,0,0,0,0,0,0\r\n" OK);
+        /* Confirmed: a reset keeps it. */
+        check(p, "AT#XRESET\r\n", OK "\r\nReady\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,0,0,0,0,0,0\r\n" OK);
+        free(p);
+}
+
+/* A test image not confirmed before the next reset is reverted: 5,3. */
+static void test_fota_revert(void **state) {
+        struct fake_port *p = new_port();
+        uint8_t img[100];
+
+        (void) state;
+        make_image(img, sizeof img, NRF91_IMAGE_MCUBOOT);
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
+        feed_image(p, img, 0, sizeof img);
+        nrf91_core_download_done(&p->core, NRF91_FOTA_DOWNLOAD_ID, 0);
+        check(p, "AT#XRESET\r\n", OK "\r\nReady\r\n\r\n#XFOTA: 5,0\r\n");
+        /* A modem reset is no reset of the application. */
+        check(p, "AT#XMODEMRESET\r\n", "\r\n#XMODEMRESET: 0\r\n" OK);
+        check(p, "AT#XRESET\r\n", OK "\r\nReady\r\n\r\n#XFOTA: 5,3\r\n");
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,0,0,0,0,3,0\r\n" OK);
+        check(p, "AT#XFOTA=9\r\n", "\r\n+CME ERROR: 2\r\n");
+        /* A download that starts from zero forgets the result. */
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
+        feed_image(p, img, 0, 50);
+        check(p, "AT#XFOTAINFO\r\n", "\r\n#XFOTAINFO: 6,1,1,50,0,-1,0\r\n" OK);
+        /* A failed store write carries its errno; a modem reset stops a download with -100. */
+        p->fota_len = sizeof p->fota_image;
+        run(p, "");
+        feed_image(p, img, 50, 60);
+        assert_output(p, "\r\n#XFOTA: 1,1,1,-27\r\n");
+        check(p, "AT#XFOTA=1,\"https://example.com/app.bin\",42\r\n", OK "\r\n#XFOTA: 1,0,0\r\n");
+        check(p, "AT#XMODEMRESET\r\n", "\r\n#XMODEMRESET: 0\r\n" OK "\r\n#XFOTA: 1,1,1,-100\r\n");
         free(p);
 }
 
@@ -851,6 +964,8 @@ int main(void) {
                 cmocka_unit_test(test_image_detect),
                 cmocka_unit_test(test_fota_app),
                 cmocka_unit_test(test_fota_modem_and_errors),
+                cmocka_unit_test(test_fota_info_resume_confirm),
+                cmocka_unit_test(test_fota_revert),
                 cmocka_unit_test(test_args_parser),
                 cmocka_unit_test(test_line_assembler),
                 cmocka_unit_test(test_sha256_vectors),

@@ -51,6 +51,8 @@ class Pki:
         self.other_client = self._leaf("other-client", "50503642-3239-4f86-80c4-06122e299623", self.other_ca)
         self.rogue_server = self._leaf("rogue-server", "localhost", self.other_ca,
                                        san="DNS:localhost,IP:127.0.0.1")
+        # trusted, but for another name than the URL's
+        self.other_name = self._leaf("other-name", "other.example", self.ca, san="DNS:other.example")
 
     def path(self, name):
         return os.path.join(self.d, name)
@@ -214,6 +216,81 @@ class Link:
         return events
 
 
+class FileServer:
+    """HTTPS file server on 127.0.0.1 for FOTA images that records every
+    request (path, Range header) and the SNI of every handshake.  A file can
+    stall after some bytes of its first response (until release() or the
+    client goes away) or be cut short (Content-Length says more, then the
+    connection closes)."""
+
+    def __init__(self, pki, files, cert="server", stall_after=None, truncate_at=None):
+        self.files = files
+        self.requests = []
+        self.sni = []
+        self.stall_after = dict(stall_after or {})
+        self.truncate_at = dict(truncate_at or {})
+        self.released = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                server.requests.append((self.path, rng))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if rng and rng.startswith("bytes=") and rng.endswith("-"):
+                    start = int(rng[6:-1])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                stall = server.stall_after.pop(self.path, None)
+                cut = server.truncate_at.get(self.path)
+                if stall is not None:
+                    self.wfile.write(body[start:stall])
+                    self.wfile.flush()
+                    server.released.wait(30)
+                    return
+                self.wfile.write(body[start:cut] if cut is not None else body[start:])
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+            def handle(self):
+                try:
+                    super().handle()
+                except (ssl.SSLError, ConnectionError):
+                    pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.srv.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki.path(cert + ".pem"), pki.path(cert + ".key"))
+        ctx.sni_callback = lambda sslobj, name, c: self.sni.append(name)
+        self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def release(self):
+        self.released.set()
+
+    def shutdown(self):
+        self.released.set()
+        self.srv.shutdown()
+
+    def server_close(self):
+        self.srv.server_close()
+
+
 class Sim:
     def __init__(self, workdir, *extra, env=None):
         self.dir = workdir
@@ -330,40 +407,13 @@ class SimTestCase(unittest.TestCase):
         self.assertIn(b"ACCEPT", line)
         return port
 
-    def https_server(self, files, cert="server"):
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                body = files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                rng = self.headers.get("Range")
-                if rng and rng.startswith("bytes=") and rng.endswith("-"):
-                    start = int(rng[6:-1])
-                    self.send_response(206)
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-            def handle(self):
-                try:
-                    super().handle()
-                except (ssl.SSLError, ConnectionError):
-                    pass  # the client went away (cancel, verification failure)
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.pki.path(cert + ".pem"), self.pki.path(cert + ".key"))
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    def file_server(self, files, **kw):
+        srv = FileServer(self.pki, files, **kw)
         self.peers.append(srv)
-        return srv.server_address[1]
+        return srv
+
+    def https_server(self, files, cert="server"):
+        return self.file_server(files, cert=cert).port
 
     def open_socket(self, tag=TAG, hostname="localhost"):
         info, final = self.link.cmd(f"AT#XSSOCKET=1,1,0,{tag}")
@@ -679,6 +729,273 @@ class TestFota(SimTestCase):
         self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,0")
         self.assertEqual(self.link.ok("AT+CGMR"), ["mfw_nrf9160_1.3.6"])
         self.assertEqual(self.link.ok("AT+CFUN?"), ["+CFUN: 0"])
+
+
+def modem_full_image(version):
+    # a COSE_Sign1 manifest starts with d2 84; the sim reads the version tag inside
+    return b"\xd2\x84" + b"\x00" * 30 + b"mfw_nrf9160_" + version.encode() + b"\x00" + os.urandom(3000)
+
+
+def modem_delta_image(base, target):
+    return (b"\x00" * 4 + struct.pack("<I", 0x7544656D) + b"mfw_nrf9160_update_from_%s_to_%s\x00" %
+            (base.encode(), target.encode()) + os.urandom(5000))
+
+
+class TestFotaStates(SimTestCase):
+    """#XFOTAINFO, resume with an HTTP range after a reset, MCUboot
+    test/confirm/revert, the mute test image and the watchdog, external flash,
+    TLS and HTTP failures with their errno."""
+
+    def info(self):
+        info = self.link.ok("AT#XFOTAINFO")
+        self.assertEqual(len(info), 1, info)
+        self.assertTrue(info[0].startswith("#XFOTAINFO: "), info)
+        return tuple(int(x) for x in info[0][len("#XFOTAINFO: "):].split(","))
+
+    def start(self, op, url, tag=TAG):
+        self.link.ok(f'AT#XFOTA={op},"{url}",{tag}')
+        return self.link.wait_line(b"#XFOTA: 1,0,")[0].decode()
+
+    def until(self, *ends, timeout=30):
+        stages = []
+        while True:
+            line = self.link.wait_line(b"#XFOTA:", timeout=timeout)[0].decode()
+            stages.append(line)
+            if line.startswith(ends):
+                return stages
+
+    def version(self):
+        return self.link.ok("AT#XSMVER")[0].split('"')[1]
+
+    def restart(self, *extra, kill=False):
+        """Stops the sim (SIGKILL: a power cut) and starts it again on the same state directory."""
+        if kill:
+            self.sim.proc.kill()
+            self.sim.proc.wait()
+        self.sim.stop()
+        # what a killed process leaves behind must not pass for the new one's
+        for stale in (self.sim.link_path, os.path.join(self.sim.state, "control")):
+            if os.path.lexists(stale):
+                os.unlink(stale)
+        self.sim = Sim(self.tmpdir, *extra)
+        self.link = self.sim.link
+
+    def interrupted_download(self, image, how):
+        """Downloads image until its first half is stored, then resets the device `how`;
+        returns the file server and the URL."""
+        half = len(image) // 2
+        srv = self.file_server({"/app.bin": image}, stall_after={"/app.bin": half})
+        url = f"https://localhost:{srv.port}/app.bin"
+        self.provision(client=None)
+        self.online()
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, -1, 0))
+        self.assertEqual(self.start(1, url), "#XFOTA: 1,0,0")
+        pct = half * 100 // len(image)
+        self.link.wait(lambda l: l == b"#XFOTA: 1,0,%d" % pct, timeout=30)
+        self.assertEqual(self.info(), (6, 1, 1, half, len(image), -1, 0))
+        self.assertRegex(self.sim.control("status"), rf" fota=1,{half}/{len(image)}$")
+        if how == "reboot":
+            self.assertEqual(self.sim.control("reboot"), "OK")
+        elif how == "kill":
+            self.restart(kill=True)
+        self.link.wait(lambda l: l == b"Ready")
+        srv.release()
+        self.assertEqual(self.info(), (6, 2, 1, half, len(image), -1, 0))
+        self.assertRegex(self.sim.control("status"), rf" fota=2,{half}/{len(image)}$")
+        return srv, url
+
+    def resume(self, srv, url, image):
+        half = len(image) // 2
+        self.online()
+        self.assertEqual(self.start(1, url), "#XFOTA: 1,0,%d" % (half * 100 // len(image)))
+        self.assertEqual(self.until("#XFOTA: 4,", "#XFOTA: 1,1", "#XFOTA: 3,1")[-3:],
+                         ["#XFOTA: 2,0", "#XFOTA: 3,0", "#XFOTA: 4,0"])
+        self.assertEqual(srv.requests, [("/app.bin", None), ("/app.bin", f"bytes={half}-")])
+        self.assertEqual(self.info(), (6, 3, 1, len(image), len(image), -1, 0))
+        with open(os.path.join(self.sim.state, "fota", "image"), "rb") as f:
+            self.assertEqual(f.read(), image)
+
+    def test_resume_after_reboot_then_confirm(self):
+        image = mcuboot_image(1, 2, 3, body=200000)
+        srv, url = self.interrupted_download(image, "reboot")
+        self.resume(srv, url, image)
+        # the version changes only when the image boots, as a test image
+        self.assertEqual(self.version(), "1.0.0")
+        self.link.ok("AT#XRESET")
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,0")
+        self.assertEqual(self.version(), "1.2.3")
+        self.assertEqual(self.info(), (6, 4, 1, len(image), len(image), 0, 0))
+        self.assertRegex(self.sim.control("status"), r" app=1\.2\.3 fota=4,")
+        self.assertEqual(self.link.cmd(f'AT#XFOTA=1,"{url}",{TAG}')[1], "+CME ERROR: 16")
+        self.link.ok("AT#XFOTA=9")
+        self.assertEqual(self.link.cmd("AT#XFOTA=9")[1], "+CME ERROR: 2")
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, 0, 0))
+        # confirmed: it stays across a reset and a power cycle
+        self.assertEqual(self.sim.control("reboot"), "OK")
+        self.link.wait(lambda l: l == b"Ready")
+        self.restart()
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.version(), "1.2.3")
+        self.assertFalse(any(l.startswith(b"#XFOTA:") for l, _ in self.link.drain()))
+
+    def test_resume_after_kill_and_revert_on_power_cycle(self):
+        image = mcuboot_image(2, 0, 1, build=7, body=150000)
+        srv, url = self.interrupted_download(image, "kill")
+        self.resume(srv, url, image)
+        self.link.ok("AT#XRESET")
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,0")
+        self.assertEqual(self.version(), "2.0.1+7")
+        # never confirmed: a power cut and MCUboot goes back
+        self.restart(kill=True)
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,3")
+        self.assertEqual(self.version(), "1.0.0")
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, 3, 0))
+
+    def test_other_url_starts_from_zero(self):
+        image = mcuboot_image(1, 1, 0, body=100000)
+        srv, url = self.interrupted_download(image, "reboot")
+        srv.files["/other.bin"] = image
+        self.online()
+        self.assertEqual(self.start(1, f"https://localhost:{srv.port}/other.bin"), "#XFOTA: 1,0,0")
+        self.until("#XFOTA: 4,")
+        self.assertEqual(srv.requests[-1], ("/other.bin", None))
+
+    def apply_app(self, image):
+        srv = self.file_server({"/app.bin": image})
+        self.provision(client=None)
+        self.online()
+        self.start(1, f"https://localhost:{srv.port}/app.bin")
+        self.until("#XFOTA: 4,")
+        self.assertEqual(self.info()[1], 3)
+
+    def test_revert_on_reset_while_testing(self):
+        self.apply_app(mcuboot_image(3, 0, 0))
+        self.link.ok("AT#XRESET")
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,0")
+        self.assertEqual(self.version(), "3.0.0")
+        # a modem reset does not touch the application
+        self.assertEqual(self.link.ok("AT#XMODEMRESET", timeout=30), ["#XMODEMRESET: 0"])
+        self.assertEqual(self.info()[1], 4)
+        self.link.ok("AT#XRESET")
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,3")
+        self.assertEqual(self.version(), "1.0.0")
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, 3, 0))
+        self.assertEqual(self.link.cmd("AT#XFOTA=9")[1], "+CME ERROR: 2")
+
+    def test_mute_test_image_is_reverted_by_the_watchdog(self):
+        self.apply_app(mcuboot_image(4, 0, 0))
+        self.assertEqual(self.sim.control("fota-mute 1500"), "OK")
+        self.assertTrue(self.sim.control("fota-mute 0").startswith("ERROR"))
+        t0 = time.monotonic()
+        self.link.ok("AT#XRESET")
+        # the test image boots but says nothing and hears nothing, not even a confirm
+        self.link.write(b"AT#XFOTA=9\r\n")
+        heard = [l for l, _ in self.link.drain(0.8)]
+        self.assertFalse([l for l in heard if l in (b"Ready", b"OK") or l.startswith(b"#XFOTA")], heard)
+        self.assertRegex(self.sim.control("status"), r" app=4\.0\.0 fota=4,")
+        self.link.wait(lambda l: l == b"Ready", timeout=10)
+        self.assertGreater(time.monotonic() - t0, 1.4)
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,3")
+        self.assertEqual(self.version(), "1.0.0")
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, 3, 0))
+        # one-shot: the next test image talks
+        self.apply_app(mcuboot_image(4, 0, 1))
+        self.link.ok("AT#XRESET")
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,0")
+        self.link.ok("AT#XFOTA=9")
+        self.assertEqual(self.version(), "4.0.1")
+
+    def test_full_modem_needs_external_flash(self):
+        srv = self.file_server({"/mfw_nrf9160_1.3.7.bin": modem_full_image("1.3.7")})
+        url = f"https://localhost:{srv.port}/mfw_nrf9160_1.3.7.bin"
+        self.assertEqual(self.link.cmd(f'AT#XFOTA=3,"{url}",{TAG}')[1], "+CME ERROR: 95")
+        self.assertEqual(self.info()[0], 6)
+        self.restart("--external-flash")
+        self.link.wait(lambda l: l == b"Ready")
+        self.assertEqual(self.info(), (14, 0, 0, 0, 0, -1, 0))
+        self.provision(client=None)
+        self.online()
+        self.start(3, url)
+        self.assertEqual(self.until("#XFOTA: 4,", "#XFOTA: 1,1")[-1], "#XFOTA: 4,0")
+        self.assertEqual(self.info()[:3], (14, 3, 3))
+        self.assertEqual(self.link.ok("AT#XMODEMRESET", timeout=30), ["#XMODEMRESET: 0"])
+        self.assertEqual(self.link.wait_line(b"#XFOTA:")[0], b"#XFOTA: 5,0")
+        self.assertEqual(self.link.ok("AT+CGMR"), ["mfw_nrf9160_1.3.7"])
+        self.assertEqual(self.info(), (14, 0, 0, 0, 0, 0, 0))
+
+    def test_modem_delta_base_version(self):
+        srv = self.file_server({"/wrong.bin": modem_delta_image("1.3.4", "1.3.6"),
+                          "/right.bin": modem_delta_image("1.3.5", "1.3.6"),
+                          "/prefix.bin": modem_delta_image("1.3", "1.3.9")})
+        self.provision(client=None)
+        for path, result in (("/wrong.bin", "#XFOTA: 5,1,71303172"), ("/prefix.bin", "#XFOTA: 5,1,71303172"),
+                             ("/right.bin", "#XFOTA: 5,0")):
+            self.online()
+            self.start(2, f"https://localhost:{srv.port}{path}")
+            self.assertEqual(self.until("#XFOTA: 4,", "#XFOTA: 1,1")[-1], "#XFOTA: 4,0")
+            self.assertEqual(self.link.ok("AT#XMODEMRESET", timeout=30), ["#XMODEMRESET: 0"])
+            self.assertEqual(self.link.wait_line(b"#XFOTA:")[0].decode(), result, path)
+            if result != "#XFOTA: 5,0":
+                self.assertEqual(self.link.ok("AT+CGMR"), ["mfw_nrf9160_1.3.5"])
+                self.assertEqual(self.info(), (6, 0, 0, 0, 0, 1, 71303172))
+        self.assertEqual(self.link.ok("AT+CGMR"), ["mfw_nrf9160_1.3.6"])
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, 0, 0))
+
+    def test_tls_checks_and_sni(self):
+        image = mcuboot_image(1, 0, 1)
+        good = self.file_server({"/app.bin": image})
+        rogue = self.file_server({"/app.bin": image}, cert="rogue-server")
+        misnamed = self.file_server({"/app.bin": image}, cert="other-name")
+        self.provision(client=None)
+        self.provision(tag=OTHER_TAG, ca="other-ca", client=None)
+        self.online()
+        cases = [
+            (rogue, "localhost", TAG),       # untrusted CA
+            (misnamed, "localhost", TAG),    # trusted, but issued for other.example
+            (good, "localhost", OTHER_TAG),  # the tag's CA is not the server's
+        ]
+        for srv, host, tag in cases:
+            self.start(1, f"https://{host}:{srv.port}/app.bin", tag=tag)
+            self.assertEqual(self.until("#XFOTA: 1,1"), ["#XFOTA: 1,1,1,-13"], (srv.port, tag))
+            self.assertEqual(srv.requests, [])
+            self.assertEqual(self.info()[1], 0)
+        self.assertEqual(rogue.sni, ["localhost"])
+        self.assertEqual(misnamed.sni, ["localhost"])
+        # the name of the URL goes out as SNI; an IP address does not (and is checked by the chain alone)
+        self.start(1, f"https://localhost:{good.port}/app.bin")
+        self.assertEqual(self.until("#XFOTA: 4,", "#XFOTA: 1,1")[-1], "#XFOTA: 4,0")
+        self.start(1, f"https://127.0.0.1:{good.port}/app.bin")
+        self.assertEqual(self.until("#XFOTA: 4,", "#XFOTA: 1,1")[-1], "#XFOTA: 4,0")
+        self.assertEqual(good.sni, ["localhost", "localhost", None])
+
+    def test_http_errors_carry_errno(self):
+        image = mcuboot_image(1, 0, 2, body=50000)
+        srv = self.file_server({"/app.bin": image, "/cut.bin": image}, truncate_at={"/cut.bin": 30000})
+        self.provision(client=None)
+        self.online()
+        self.start(1, f"https://localhost:{srv.port}/missing.bin")
+        self.assertEqual(self.until("#XFOTA: 1,1"), ["#XFOTA: 1,1,1,-2"])
+        self.start(1, f"https://localhost:{srv.port}/cut.bin")
+        self.assertEqual(self.until("#XFOTA: 1,1")[-1], "#XFOTA: 1,1,1,-104")
+        # a failed download keeps nothing to resume
+        self.assertEqual(self.info(), (6, 0, 0, 0, 0, -1, 0))
+        self.assertEqual(self.start(1, f"https://localhost:{srv.port}/cut.bin"), "#XFOTA: 1,0,0")
+        self.until("#XFOTA: 1,1")
+        self.assertEqual(srv.requests[-1], ("/cut.bin", None))
+        # the flash fails under the image: the store's errno
+        self.assertEqual(self.sim.control("fota-write-error 20000"), "OK")
+        self.start(1, f"https://localhost:{srv.port}/app.bin")
+        self.assertEqual(self.until("#XFOTA: 1,1")[-1], "#XFOTA: 1,1,1,-5")
+        # no network
+        self.link.ok("AT+CFUN=4")
+        self.assertEqual(self.link.cmd(f'AT#XFOTA=1,"https://localhost:{srv.port}/app.bin",{TAG}')[1],
+                         "+CME ERROR: 100")
 
 
 class TestFaults(SimTestCase):

@@ -31,12 +31,15 @@ static void help(void) {
                "  --fault-delay MS     hold every response MS milliseconds\n"
                "  --fault-drop N       lose the responses of the first N commands\n"
                "  --app-version VER    application version before any FOTA (default 1.0.0)\n"
+               "  --external-flash     the device has external flash: full modem images can be\n"
+               "                       applied (#XFOTA op 3)\n"
                "  -v, --verbose        log the AT traffic\n"
                "  -h, --help           this text\n"
                "      --version        the version\n"
                "\n"
                "Control socket: one command a line, answered OK or ERROR:\n"
-               "  delay <ms> | drop <n> | reboot | vanish [<ms>] | appear | status\n");
+               "  delay <ms> | drop <n> | reboot | vanish [<ms>] | appear | status\n"
+               "  fota-mute [<ms>] | fota-write-error <byte>\n");
 }
 
 int main(int argc, char *argv[]) {
@@ -50,6 +53,7 @@ int main(int argc, char *argv[]) {
                 ARG_FAULT_DELAY,
                 ARG_FAULT_DROP,
                 ARG_APP_VERSION,
+                ARG_EXTERNAL_FLASH,
                 ARG_VERSION,
         };
         static const struct option options[] = {
@@ -62,6 +66,7 @@ int main(int argc, char *argv[]) {
                 { "fault-delay", required_argument, NULL, ARG_FAULT_DELAY },
                 { "fault-drop", required_argument, NULL, ARG_FAULT_DROP },
                 { "app-version", required_argument, NULL, ARG_APP_VERSION },
+                { "external-flash", no_argument, NULL, ARG_EXTERNAL_FLASH },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -112,6 +117,9 @@ int main(int argc, char *argv[]) {
                                 return 2;
                         }
                         opt.app_version = optarg;
+                        break;
+                case ARG_EXTERNAL_FLASH:
+                        opt.external_flash = true;
                         break;
                 case 'v':
                         log_set_max_level(LOG_DEBUG);

@@ -13,6 +13,10 @@
  *   vanish [<ms>]  the pty disappears (link removed); back after <ms>, or on "appear"
  *   appear         the pty comes back now, at the same link path
  *   status         one line of state
+ *   fota-mute [<ms>]  the next application booted as a test image answers
+ *                  nothing; the emulated watchdog resets it after <ms>
+ *                  (default 5000) and MCUboot reverts it
+ *   fota-write-error <n>  the FOTA image store fails the write reaching byte <n>
  */
 #include <errno.h>
 #include <stdio.h>
@@ -65,6 +69,26 @@ static int parse_ms(const char *arg, unsigned *ret) {
         return 0;
 }
 
+/* "<state>,<received>/<total>", the state numbered as #XFOTAINFO numbers it. */
+static void control_fota_status(Sim *s, char *out, size_t size) {
+        static const int states[] = {
+                [NRF91_FOTA_STORED_NONE] = 0,
+                [NRF91_FOTA_STORED_PARTIAL] = 2,
+                [NRF91_FOTA_STORED_SCHEDULED] = 3,
+                [NRF91_FOTA_STORED_TESTING] = 4,
+        };
+        const struct nrf91_fota *f = &s->core.fota;
+        struct nrf91_fota_store st;
+
+        if (f->state == NRF91_FOTA_DOWNLOADING) {
+                snprintf(out, size, "1,%llu/%llu", (unsigned long long) f->dl.received,
+                         (unsigned long long) f->dl.length);
+                return;
+        }
+        sim_fota_store_info(s, &st);
+        snprintf(out, size, "%d,%u/%u", states[st.stored], st.received, st.total);
+}
+
 void control_execute(Sim *s, const char *line, char *reply, size_t size) {
         char cmd[32] = "", arg[64] = "";
         unsigned v = 0;
@@ -104,13 +128,29 @@ void control_execute(Sim *s, const char *line, char *reply, size_t size) {
                         snprintf(reply, size, "ERROR cannot create the pty\n");
                         return;
                 }
+        } else if (streq(cmd, "fota-mute")) {
+                v = SIM_FOTA_MUTE_MS;
+                if ((n > 1 && parse_ms(arg, &v) < 0) || v == 0) {
+                        snprintf(reply, size, "ERROR usage: fota-mute [<ms>]\n");
+                        return;
+                }
+                s->fota_mute_ms = v;
+        } else if (streq(cmd, "fota-write-error")) {
+                uint64_t at;
+                if (n < 2 || parse_uint64(arg, &at) < 0 || at == 0) {
+                        snprintf(reply, size, "ERROR usage: fota-write-error <byte>\n");
+                        return;
+                }
+                s->fault_fota_write_at = at;
         } else if (streq(cmd, "status")) {
                 unsigned sockets = 0;
+                char fota[64];
                 for (int h = 0; h < NRF91_MAX_SOCKETS; h++)
                         sockets += s->sockets[h].open;
-                snprintf(reply, size, "OK pty=%s link=%s cfun=%d sockets=%u delay=%u drop=%u app=%s\n",
+                control_fota_status(s, fota, sizeof fota);
+                snprintf(reply, size, "OK pty=%s link=%s cfun=%d sockets=%u delay=%u drop=%u app=%s fota=%s\n",
                          s->vanished ? "-" : (s->opt.stdio ? "stdio" : s->pty_name), strempty(s->opt.pty_link),
-                         modem_emu_cfun(s->modem), sockets, s->delay_ms, s->drop, s->app_version);
+                         modem_emu_cfun(s->modem), sockets, s->delay_ms, s->drop, s->app_version, fota);
                 return;
         } else {
                 snprintf(reply, size, "ERROR unknown command %s\n", cmd);

@@ -3,11 +3,19 @@
  * The FOTA image store of nrf91-sim, in the state directory:
  *
  *   fota/image      the image being downloaded, then the scheduled one
- *   fota/pending    "<type> <version>" of the scheduled image
+ *   fota/partial    "<type> <total> <url>" while the image is incomplete: a
+ *                   reset (or a killed process) keeps it, and a download of
+ *                   the same type and URL resumes from the image's size
+ *   fota/pending    "<type> <version> <from>" of the scheduled image
+ *   fota/testing    "<old version> <size>" while a new application runs as an
+ *                   MCUboot test image; a reset before #XFOTA=9 reverts
  *   fota/result     "<status> <info>" of the image the last reset applied,
  *                   reported once after boot as #XFOTA: 5,<status>[,<info>]
+ *   fota/last       the same, kept for #XFOTAINFO until a download starts from zero
  *   app-version     the application version (#XSMVER) after an application update
  *
+ * A reset is a reset whatever caused it (#XRESET, the control socket, the
+ * emulated watchdog, or the process starting again, i.e. a power cycle).
  * Applying records the new version, as the device's bootloader or modem
  * would after checking the image:
  *   - MCUboot application: the version in the image header (ih_ver at
@@ -81,6 +89,34 @@ static void remove_file(const Sim *s, const char *name) {
                 (void) unlink(path);
 }
 
+static size_t file_size_in_state(const Sim *s, const char *name) {
+        _cleanup_free_ char *path = path_in_state(s, name);
+        struct stat st;
+        return path && stat(path, &st) == 0 ? (size_t) st.st_size : 0;
+}
+
+static bool access_in_state(const Sim *s, const char *name) {
+        _cleanup_free_ char *path = path_in_state(s, name);
+        return path && access(path, F_OK) == 0;
+}
+
+static int write_result(const Sim *s, const char *name, const struct nrf91_fota_result *res) {
+        char text[64];
+
+        snprintf(text, sizeof text, "%d %d\n", res->status, res->info);
+        return write_text(s, name, text);
+}
+
+static bool read_result(const Sim *s, const char *name, struct nrf91_fota_result *ret) {
+        _cleanup_free_ char *text = NULL;
+        int status, info;
+
+        if (read_text(s, name, &text) < 0 || sscanf(text, "%d %d", &status, &info) != 2)
+                return false;
+        *ret = (struct nrf91_fota_result){ .valid = true, .status = status, .info = info };
+        return true;
+}
+
 int sim_app_version_load(Sim *s) {
         _cleanup_free_ char *v = NULL;
 
@@ -93,16 +129,25 @@ int sim_app_version_load(Sim *s) {
         return 0;
 }
 
-int sim_fota_begin(void *ctx, enum nrf91_image_type type, const char *url) {
+/* Closes the image being written; a partial one stays for a resume. */
+static void fota_close(Sim *s) {
+        s->fota_fd = safe_close(s->fota_fd);
+}
+
+int sim_fota_begin(void *ctx, enum nrf91_image_type type, const char *url, uint32_t total) {
         Sim *s = SIM(ctx);
         _cleanup_free_ char *dir = path_in_state(s, "fota"), *path = path_in_state(s, "fota/image");
+        _cleanup_free_ char *record = NULL;
 
         sim_fota_abort(s);
-        /* A new download replaces a scheduled image. */
+        /* A new download replaces a scheduled image and starts a new story. */
         remove_file(s, "fota/pending");
-        if (!dir || !path)
+        remove_file(s, "fota/last");
+        if (!dir || !path || asprintf(&record, "%d %u %s\n", (int) type, total, url) < 0)
                 return -NRF91_ENOMEM;
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -NRF91_EIO;
+        if (write_text(s, "fota/partial", record) < 0)
                 return -NRF91_EIO;
         s->fota_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (s->fota_fd < 0)
@@ -116,6 +161,55 @@ int sim_fota_begin(void *ctx, enum nrf91_image_type type, const char *url) {
         return 0;
 }
 
+/* "<type> <total> <url>" of an incomplete image, and its size so far. */
+static int partial_read(Sim *s, int *type, uint32_t *total, char **url, uint32_t *size) {
+        _cleanup_free_ char *text = NULL, *path = path_in_state(s, "fota/image");
+        unsigned t;
+        int n = 0;
+        struct stat st;
+
+        if (!path || read_text(s, "fota/partial", &text) < 0)
+                return -ENOENT;
+        if (sscanf(text, "%d %u %n", type, &t, &n) < 2 || n == 0 || stat(path, &st) < 0)
+                return -ENOENT;
+        text[strcspn(text, "\r\n")] = '\0';
+        *total = t;
+        *size = (uint32_t) MIN((uint64_t) st.st_size, (uint64_t) UINT32_MAX);
+        if (url) {
+                *url = strdup(text + n);
+                if (!*url)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+int sim_fota_resume(void *ctx, enum nrf91_image_type type, const char *url, uint32_t *offset) {
+        Sim *s = SIM(ctx);
+        _cleanup_free_ char *stored_url = NULL, *path = path_in_state(s, "fota/image");
+        uint32_t total, size;
+        int t;
+
+        fota_close(s);
+        /* Fewer than 32 bytes cannot be: the type was known before anything was stored. */
+        if (!path || partial_read(s, &t, &total, &stored_url, &size) < 0 || t != (int) type ||
+            !streq(stored_url, url) || size < 32) {
+                sim_fota_abort(s);
+                return -NRF91_ENOENT;
+        }
+        s->fota_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (s->fota_fd < 0) {
+                sim_fota_abort(s);
+                return -NRF91_ENOENT;
+        }
+        s->fota_type = type;
+        s->fota_size = size;
+        free(s->fota_url);
+        s->fota_url = strdup(url);
+        *offset = size;
+        log_info("FOTA: resuming at byte %u of %u", size, total);
+        return 0;
+}
+
 int sim_fota_write(void *ctx, const uint8_t *data, size_t len) {
         Sim *s = SIM(ctx);
         size_t max = s->fota_type == NRF91_IMAGE_MCUBOOT ? FOTA_APP_MAX : FOTA_MODEM_MAX;
@@ -125,6 +219,11 @@ int sim_fota_write(void *ctx, const uint8_t *data, size_t len) {
         if (s->fota_size + len > max) {
                 log_warning("FOTA: image larger than the %zu bytes of its slot", max);
                 return -NRF91_EFBIG;
+        }
+        if (s->fault_fota_write_at > 0 && s->fota_size + len >= s->fault_fota_write_at) {
+                s->fault_fota_write_at = 0;
+                log_info("FOTA: injected flash write error");
+                return -NRF91_EIO;
         }
         while (len > 0) {
                 ssize_t n = write(s->fota_fd, data, len);
@@ -138,10 +237,15 @@ int sim_fota_write(void *ctx, const uint8_t *data, size_t len) {
 void sim_fota_abort(void *ctx) {
         Sim *s = SIM(ctx);
 
-        if (s->fota_fd >= 0) {
-                s->fota_fd = safe_close(s->fota_fd);
+        fota_close(s);
+        if (access_in_state(s, "fota/partial")) {
                 remove_file(s, "fota/image");
+                remove_file(s, "fota/partial");
         }
+}
+
+unsigned sim_fota_ops(void *ctx) {
+        return NRF91_FOTA_OP_APP | NRF91_FOTA_OP_MODEM_DELTA | (SIM(ctx)->opt.external_flash ? NRF91_FOTA_OP_MODEM_FULL : 0);
 }
 
 /* "mfw_nrf91..." version tag inside buf (printable run), or NULL. */
@@ -229,7 +333,7 @@ int sim_fota_finish(void *ctx) {
                 sim_fota_abort(s);
                 return -NRF91_EIO;
         }
-        s->fota_fd = safe_close(s->fota_fd);
+        fota_close(s);
         from[0] = '\0';
 
         if (s->fota_type == NRF91_IMAGE_MCUBOOT) {
@@ -267,11 +371,13 @@ int sim_fota_finish(void *ctx) {
         snprintf(record, sizeof record, "%d %s %s\n", (int) s->fota_type, version, from[0] ? from : "-");
         if (write_text(s, "fota/pending", record) < 0)
                 goto reject;
+        remove_file(s, "fota/partial");
         log_info("FOTA: %s scheduled for the next reset", version);
         return 0;
 
 reject:
         remove_file(s, "fota/image");
+        remove_file(s, "fota/partial");
         return -NRF91_EINVAL;
 }
 
@@ -288,13 +394,69 @@ static void modem_version(Sim *s, char *out, size_t size) {
         (void) size;
 }
 
-void sim_fota_apply(Sim *s, bool modem_only, struct nrf91_fota_result *ret) {
+/* Is the running modem firmware ("mfw_nrf9160_1.3.5") the base a delta names ("1.3.5" or the whole tag)? */
+static bool delta_base_matches(const char *running, const char *from) {
+        size_t r = strlen(running), f = strlen(from);
+
+        if (streq(running, from))
+                return true;
+        return r > f && streq(running + r - f, from) && running[r - f - 1] == '_';
+}
+
+/* MCUboot at boot: a test image not confirmed goes, the old application comes back. */
+static void revert_test_image(Sim *s, struct nrf91_fota_result *res) {
+        _cleanup_free_ char *record = NULL;
+        char old[NRF91_VERSION_MAX] = "";
+
+        if (read_text(s, "fota/testing", &record) == 0)
+                sscanf(record, "%63s", old);
+        if (!old[0] || write_text(s, "app-version", old) < 0) {
+                log_warning("FOTA: test image without a version to go back to");
+                snprintf(old, sizeof old, "%s", s->opt.app_version);
+                remove_file(s, "app-version");
+        }
+        snprintf(s->app_version, sizeof s->app_version, "%s", old);
+        remove_file(s, "fota/testing");
+        log_notice("FOTA: test image not confirmed, reverted to %s", old);
+        *res = (struct nrf91_fota_result){ .valid = true, .status = 3 };
+}
+
+static void boot_test_image(Sim *s, const char *version, struct nrf91_fota_result *res) {
+        char record[160];
+
+        snprintf(record, sizeof record, "%s %zu\n", s->app_version, file_size_in_state(s, "fota/image"));
+        if (write_text(s, "fota/testing", record) < 0 || write_text(s, "app-version", version) < 0) {
+                remove_file(s, "fota/testing");
+                *res = (struct nrf91_fota_result){ .valid = true, .status = 1, .info = 2 };
+                return;
+        }
+        snprintf(s->app_version, sizeof s->app_version, "%s", version);
+        log_info("FOTA: application %s booted as a test image", version);
+        if (s->fota_mute_ms > 0) {
+                s->mute_until_ms = sim_now_ms() + s->fota_mute_ms;
+                s->fota_mute_ms = 0;
+                log_notice("FOTA: the test image answers nothing; the watchdog resets it in %u ms",
+                           (unsigned) (s->mute_until_ms - sim_now_ms()));
+        }
+        *res = (struct nrf91_fota_result){ .valid = true, .status = 0 };
+}
+
+void sim_fota_reset(Sim *s, bool modem_only, struct nrf91_fota_result *ret) {
         _cleanup_free_ char *record = NULL;
         char version[128] = "", from[64] = "", running[64];
         struct nrf91_fota_result res = { .valid = true, .status = 0 };
         int type = 0;
 
         *ret = (struct nrf91_fota_result){ .valid = false };
+        if (!modem_only) {
+                /* Writing stops; a partial image stays in flash. */
+                fota_close(s);
+                if (access_in_state(s, "fota/testing")) {
+                        revert_test_image(s, ret);
+                        (void) write_result(s, "fota/last", ret);
+                        return;
+                }
+        }
         if (read_text(s, "fota/pending", &record) < 0)
                 return;
         if (sscanf(record, "%d %127s %63s", &type, version, from) < 2)
@@ -304,16 +466,11 @@ void sim_fota_apply(Sim *s, bool modem_only, struct nrf91_fota_result *ret) {
 
         switch (type) {
         case NRF91_IMAGE_MCUBOOT:
-                if (write_text(s, "app-version", version) < 0) {
-                        res.status = 1, res.info = 2;
-                        break;
-                }
-                snprintf(s->app_version, sizeof s->app_version, "%s", version);
-                log_info("FOTA: application updated to %s", version);
+                boot_test_image(s, version, &res);
                 break;
         case NRF91_IMAGE_MODEM_DELTA:
                 modem_version(s, running, sizeof running);
-                if (strcmp(from, "-") != 0 && from[0] && !strstr(running, from)) {
+                if (strcmp(from, "-") != 0 && from[0] && !delta_base_matches(running, from)) {
                         log_warning("FOTA: delta from %s does not apply to %s", from, running);
                         res.status = 1, res.info = MODEM_DELTA_UUID_ERROR;
                         break;
@@ -332,25 +489,56 @@ void sim_fota_apply(Sim *s, bool modem_only, struct nrf91_fota_result *ret) {
         }
         remove_file(s, "fota/pending");
         remove_file(s, "fota/image");
+        (void) write_result(s, "fota/last", &res);
         *ret = res;
+}
+
+int sim_fota_confirm(void *ctx) {
+        Sim *s = SIM(ctx);
+
+        if (!access_in_state(s, "fota/testing"))
+                return -NRF91_ENOENT;
+        remove_file(s, "fota/testing");
+        log_info("FOTA: application %s confirmed", s->app_version);
+        return 0;
+}
+
+void sim_fota_store_info(void *ctx, struct nrf91_fota_store *ret) {
+        Sim *s = SIM(ctx);
+        _cleanup_free_ char *record = NULL;
+        uint32_t total, size;
+        int type = 0;
+        unsigned long n = 0;
+        char old[NRF91_VERSION_MAX];
+
+        *ret = (struct nrf91_fota_store){ .stored = NRF91_FOTA_STORED_NONE };
+        if (!read_result(s, "fota/last", &ret->last))
+                ret->last.valid = false;
+        if (read_text(s, "fota/testing", &record) == 0) {
+                (void) sscanf(record, "%63s %lu", old, &n);
+                ret->stored = NRF91_FOTA_STORED_TESTING;
+                ret->type = NRF91_IMAGE_MCUBOOT;
+                ret->received = ret->total = (uint32_t) n;
+        } else if (read_text(s, "fota/pending", &record) == 0 && sscanf(record, "%d", &type) == 1) {
+                ret->stored = NRF91_FOTA_STORED_SCHEDULED;
+                ret->type = (enum nrf91_image_type) type;
+                ret->received = ret->total = (uint32_t) file_size_in_state(s, "fota/image");
+        } else if (partial_read(s, &type, &total, NULL, &size) == 0) {
+                ret->stored = NRF91_FOTA_STORED_PARTIAL;
+                ret->type = (enum nrf91_image_type) type;
+                ret->received = size;
+                ret->total = total;
+        }
 }
 
 void sim_fota_boot_result(void *ctx, struct nrf91_fota_result *ret) {
         Sim *s = SIM(ctx);
-        _cleanup_free_ char *text = NULL;
-        int status, info;
 
         *ret = (struct nrf91_fota_result){ .valid = false };
-        if (read_text(s, "fota/result", &text) < 0)
-                return;
-        remove_file(s, "fota/result");
-        if (sscanf(text, "%d %d", &status, &info) == 2)
-                *ret = (struct nrf91_fota_result){ .valid = true, .status = status, .info = info };
+        if (read_result(s, "fota/result", ret))
+                remove_file(s, "fota/result");
 }
 
 int sim_fota_record_result(Sim *s, const struct nrf91_fota_result *res) {
-        char text[64];
-
-        snprintf(text, sizeof text, "%d %d\n", res->status, res->info);
-        return write_text(s, "fota/result", text);
+        return write_result(s, "fota/result", res);
 }

@@ -57,6 +57,8 @@ void sim_trace(const char *dir, const uint8_t *data, size_t len) {
 }
 
 static void port_serial_write(void *ctx, const uint8_t *data, size_t len, unsigned flags) {
+        if (SIM(ctx)->mute_until_ms)
+                return; /* a test image that cannot talk (fota-mute) */
         sim_trace("AT ->", data, len);
         serial_write(SIM(ctx), data, len, flags);
 }
@@ -104,7 +106,7 @@ static int port_modem_reset(void *ctx, struct nrf91_fota_result *fota) {
         log_info("Modem reset (#XMODEMRESET)");
         sim_sockets_close_all(s);
         sim_downloads_cancel_all(s);
-        sim_fota_apply(s, true, fota);
+        sim_fota_reset(s, true, fota);
         modem_emu_reboot(s->modem);
         return 0;
 }
@@ -128,6 +130,10 @@ const struct nrf91_port sim_port_ops = {
         .fota_write = sim_fota_write,
         .fota_finish = sim_fota_finish,
         .fota_abort = sim_fota_abort,
+        .fota_resume = sim_fota_resume,
+        .fota_ops = sim_fota_ops,
+        .fota_store_info = sim_fota_store_info,
+        .fota_confirm = sim_fota_confirm,
         .fota_boot_result = sim_fota_boot_result,
         .reset = port_reset,
         .modem_reset = port_modem_reset,
@@ -136,20 +142,24 @@ const struct nrf91_port sim_port_ops = {
 /* ---- lifecycle ------------------------------------------------------------ */
 
 void sim_reboot(Sim *s, const char *why) {
-        struct nrf91_fota_result res;
-
         log_notice("Application reboot (%s)", why);
         /* The core stops at once: input is lost until Ready, as on the device. */
         nrf91_core_init(&s->core, &sim_port_ops, s);
         sim_sockets_close_all(s);
         sim_downloads_cancel_all(s);
-        sim_fota_abort(s);
-        /* MCUboot swaps a scheduled image at boot; the modem takes its own. */
-        sim_fota_apply(s, false, &res);
-        if (res.valid)
-                (void) sim_fota_record_result(s, &res);
+        s->mute_until_ms = 0;
+        sim_power_on(s);
         modem_emu_reboot(s->modem);
         s->boot_at_ms = sim_now_ms() + SIM_BOOT_MS;
+}
+
+void sim_power_on(Sim *s) {
+        struct nrf91_fota_result res;
+
+        /* MCUboot swaps, reverts or confirms at boot; the modem takes its own image. */
+        sim_fota_reset(s, false, &res);
+        if (res.valid)
+                (void) sim_fota_record_result(s, &res);
 }
 
 static void modem_urc(const char *line, void *userdata) {
@@ -212,6 +222,8 @@ int sim_new(const SimOptions *opt, Sim **ret) {
                 return log_error_errno(r, "Cannot start the emulated modem in %s: %m", s->state_dir);
         modem_emu_set_urc_callback(s->modem, modem_urc, s);
         sim_app_version_load(s);
+        /* Starting the process is a power cycle: what a reset does to FOTA happens now. */
+        sim_power_on(s);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
@@ -241,7 +253,7 @@ Sim *sim_free(Sim *s) {
                 return NULL;
         sim_sockets_close_all(s);
         sim_downloads_cancel_all(s);
-        sim_fota_abort(s);
+        s->fota_fd = safe_close(s->fota_fd); /* a partial image stays, as in flash */
         tls_resolver_gc(true);
         control_close(s);
         serial_close(s, true);
@@ -279,6 +291,8 @@ int sim_run(Sim *s) {
                 size_t n = 0;
                 int timeout, r;
 
+                if (s->mute_until_ms && now >= s->mute_until_ms)
+                        sim_reboot(s, "watchdog: the test image did not answer");
                 if (s->boot_at_ms && now >= s->boot_at_ms) {
                         s->boot_at_ms = 0;
                         nrf91_core_boot(&s->core);
@@ -318,6 +332,8 @@ int sim_run(Sim *s) {
                 deadline = s->next_modem_tick_ms;
                 if (s->boot_at_ms)
                         deadline = MIN(deadline, s->boot_at_ms);
+                if (s->mute_until_ms)
+                        deadline = MIN(deadline, s->mute_until_ms);
                 deadline = MIN(deadline, nrf91_core_next_timeout(&s->core));
                 deadline = MIN(deadline, sim_sockets_deadline(s));
                 deadline = MIN(deadline, sim_downloads_deadline(s));

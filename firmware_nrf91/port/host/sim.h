@@ -23,6 +23,7 @@
 #define SIM_RX_MAX 4096
 #define SIM_BOOT_MS 100                /* from reset to "Ready" */
 #define SIM_MODEM_TICK_MS 50
+#define SIM_FOTA_MUTE_MS 5000          /* fota-mute: the emulated watchdog's default */
 
 typedef struct Sim Sim;
 
@@ -38,6 +39,7 @@ typedef struct SimOptions {
         unsigned delay_ms;      /* --fault-delay */
         unsigned drop;          /* --fault-drop */
         const char *app_version; /* --app-version: version before any application FOTA */
+        bool external_flash;    /* --external-flash: full modem images can be applied */
 } SimOptions;
 
 /* ---- a TLS client connection (sockets and downloads) ------------------ */
@@ -185,6 +187,10 @@ struct Sim {
         enum nrf91_image_type fota_type;
         char *fota_url;
         size_t fota_size;
+        /* Fault injection: the next test image is mute for this long (0: off). */
+        unsigned fota_mute_ms;
+        uint64_t mute_until_ms;        /* a mute test image runs: no serial I/O, watchdog then */
+        uint64_t fault_fota_write_at;  /* the flash write reaching this byte fails (0: off) */
 
         /* Control socket (sim-control.c). */
         int control_fd;
@@ -206,6 +212,8 @@ int sim_run(Sim *s);
 
 /* Application reboot: drops sockets and downloads, applies a scheduled image, restarts the modem; Ready follows. */
 void sim_reboot(Sim *s, const char *why);
+/* What a power cycle does to the FOTA store (also at the process's start). */
+void sim_power_on(Sim *s);
 
 /* sim-serial.c */
 int serial_open(Sim *s);
@@ -240,13 +248,22 @@ short sim_download_events(const Sim *s, int i);
 uint64_t sim_downloads_deadline(const Sim *s);
 
 /* sim-fota.c */
-int sim_fota_begin(void *ctx, enum nrf91_image_type type, const char *url);
+int sim_fota_begin(void *ctx, enum nrf91_image_type type, const char *url, uint32_t total);
 int sim_fota_write(void *ctx, const uint8_t *data, size_t len);
 int sim_fota_finish(void *ctx);
 void sim_fota_abort(void *ctx);
+int sim_fota_resume(void *ctx, enum nrf91_image_type type, const char *url, uint32_t *offset);
+unsigned sim_fota_ops(void *ctx);
+void sim_fota_store_info(void *ctx, struct nrf91_fota_store *ret);
+int sim_fota_confirm(void *ctx);
 void sim_fota_boot_result(void *ctx, struct nrf91_fota_result *ret);
-/* Applies a scheduled image of these types; writes the result for the next boot (record) or into *ret. */
-void sim_fota_apply(Sim *s, bool modem_only, struct nrf91_fota_result *ret);
+/*
+ * What a reset does to the store: writing stops (a partial image stays),
+ * MCUboot reverts a test image that was not confirmed or boots a scheduled
+ * application as a test image, the modem applies a scheduled modem image
+ * (modem_only: only that).  The outcome goes to *ret.
+ */
+void sim_fota_reset(Sim *s, bool modem_only, struct nrf91_fota_result *ret);
 int sim_app_version_load(Sim *s);
 /* The result waits in the state directory for the core's next boot. */
 int sim_fota_record_result(Sim *s, const struct nrf91_fota_result *res);

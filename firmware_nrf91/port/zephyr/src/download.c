@@ -246,10 +246,3 @@ void download_port_done(int i, int err)
 	s->active = false;
 	nrf91_core_download_done(&core, s->id, err);
 }
-
-int download_port_file_size(int id, size_t *size)
-{
-	struct slot *s = find(id);
-
-	return s ? downloader_file_size_get(&s->dl, size) : -ENOENT;
-}

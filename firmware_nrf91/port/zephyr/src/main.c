@@ -179,10 +179,10 @@ static void p_download_cancel(void *ctx, int id)
 	download_port_cancel(id);
 }
 
-static int p_fota_begin(void *ctx, enum nrf91_image_type type, const char *url)
+static int p_fota_begin(void *ctx, enum nrf91_image_type type, const char *url, uint32_t total)
 {
 	ARG_UNUSED(ctx);
-	return fota_port_begin(type, url);
+	return fota_port_begin(type, url, total);
 }
 
 static int p_fota_write(void *ctx, const uint8_t *data, size_t len)
@@ -201,6 +201,30 @@ static void p_fota_abort(void *ctx)
 {
 	ARG_UNUSED(ctx);
 	fota_port_abort();
+}
+
+static int p_fota_resume(void *ctx, enum nrf91_image_type type, const char *url, uint32_t *offset)
+{
+	ARG_UNUSED(ctx);
+	return fota_port_resume(type, url, offset);
+}
+
+static unsigned int p_fota_ops(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	return fota_port_ops();
+}
+
+static void p_fota_store_info(void *ctx, struct nrf91_fota_store *ret)
+{
+	ARG_UNUSED(ctx);
+	fota_port_store_info(ret);
+}
+
+static int p_fota_confirm(void *ctx)
+{
+	ARG_UNUSED(ctx);
+	return fota_port_confirm();
 }
 
 static void p_fota_boot_result(void *ctx, struct nrf91_fota_result *ret)
@@ -243,6 +267,10 @@ static const struct nrf91_port zephyr_port = {
 	.fota_write = p_fota_write,
 	.fota_finish = p_fota_finish,
 	.fota_abort = p_fota_abort,
+	.fota_resume = p_fota_resume,
+	.fota_ops = p_fota_ops,
+	.fota_store_info = p_fota_store_info,
+	.fota_confirm = p_fota_confirm,
 	.fota_boot_result = p_fota_boot_result,
 	.reset = p_reset,
 	.modem_reset = p_modem_reset,

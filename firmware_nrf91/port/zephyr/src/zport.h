@@ -81,14 +81,17 @@ void download_port_cancel(int id);
 void download_port_cancel_all(void);
 void download_port_deliver(int slot);
 void download_port_done(int slot, int err);
-int download_port_file_size(int id, size_t *size);
 
 /* fota.c */
 int fota_port_init(void);
-int fota_port_begin(enum nrf91_image_type type, const char *url);
+int fota_port_begin(enum nrf91_image_type type, const char *url, uint32_t total);
 int fota_port_write(const uint8_t *data, size_t len);
 int fota_port_finish(void);
 void fota_port_abort(void);
+int fota_port_resume(enum nrf91_image_type type, const char *url, uint32_t *offset);
+unsigned int fota_port_ops(void);
+void fota_port_store_info(struct nrf91_fota_store *ret);
+int fota_port_confirm(void);
 void fota_port_boot_result(struct nrf91_fota_result *ret);
 /* Before a reboot: nothing to do but note that the scheduled image is expected. */
 void fota_port_modem_applied(const struct nrf91_fota_result *res);
