@@ -144,6 +144,11 @@ static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state,
                 if (g->config->cloud_tls == CLOUD_TLS_MODEM && g->state != GATEWAY_STOPPING &&
                     gateway_modem_tls_setup(g) >= 0)
                         modem_bring_online(modem_get_engine(m));
+                else if (g->config->cloud_tls == CLOUD_TLS_HOST && g->state != GATEWAY_STOPPING &&
+                         id->has_fota && id->fota.ops != 0)
+                        /* TLS=host: the cloud connection does not need the modem, but a FOTA
+                         * download runs over the nRF91's own link (the firmware downloads it). */
+                        modem_bring_online(modem_get_engine(m));
                 /* The versions and FOTA state were read again: the shadow and a job in progress hear of them. */
                 gateway_update_device_info(g);
                 gateway_fota_modem_state(g, true);
