@@ -83,13 +83,17 @@ class Procedure(unittest.TestCase):
             self.peer.stop()
         self.broker.stop()
 
-    def start(self, extra_conf="", **peer_args):
+    def start(self, extra_conf="", journal=False, **peer_args):
+        """The stand-in cloud, then the daemon; journal: its records go to a journal socket read here."""
+        if journal and (os.geteuid() != 0 or
+                        subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0):
+            self.skipTest("needs a private mount namespace (root)")
         self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, **peer_args)
         self.peer.start()
         self.assertTrue(self.peer.connected.wait(10), "the stand-in for nRF Cloud could not connect")
         self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
         self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                extra_conf=extra_conf)
+                                extra_conf=extra_conf, journal=journal)
 
     def packets(self):
         return st.client_packets(self.broker.log_text(), DEVICE)
@@ -228,14 +232,7 @@ class Procedure(unittest.TestCase):
 
     def test_journal_fields(self):
         """Structured records: each transition with MQTT_STATE=, the unpaired notice with its MESSAGE_ID."""
-        if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-            self.skipTest("needs a private mount namespace (root)")
-        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, paired=False)
-        self.peer.start()
-        self.assertTrue(self.peer.connected.wait(10))
-        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
-        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                journal=True)
+        self.start(journal=True, paired=False)
         unpaired = self.daemon.wait_record(MESSAGE_ID=UNPAIRED_ID)
         self.assertIsNotNone(unpaired, self.daemon.journal_records[-5:])
         self.assertEqual(unpaired["PRIORITY"], "4")
@@ -329,15 +326,8 @@ class Procedure(unittest.TestCase):
         """Issue 13: a wildcard c2g passed the guard, the pairing report refused it and the session
         reconnected every 60 s.  Now it is refused at once, in one journal record with its
         MESSAGE_ID, and the gateway is ready on its own c2g within seconds, on one connection."""
-        if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-            self.skipTest("needs a private mount namespace (root)")
         wildcard = f"{st.PREFIX}m/d/+/c2g"
-        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, pairing_topics={"c2g": wildcard})
-        self.peer.start()
-        self.assertTrue(self.peer.connected.wait(10))
-        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
-        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                journal=True)
+        self.start(journal=True, pairing_topics={"c2g": wildcard})
         r = self.daemon.wait_record(MESSAGE_ID=TOPIC_REFUSED_ID)
         self.assertIsNotNone(r, [x.get("MESSAGE") for x in self.daemon.journal_records])
         self.assertEqual(r["PRIORITY"], "3")
