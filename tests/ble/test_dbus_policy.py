@@ -8,21 +8,17 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import blefixture  # noqa: E402
+
 POLICY = os.path.join(HERE, "..", "..", "systemd", "nrfcloud-gateway-dbus.conf")
 GATEWAY_USER = "nobody"
 
-# The default policy of Debian's /usr/share/dbus-1/system.conf, and root may own names (the services here).
-BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
+# The default policy of Debian's /usr/share/dbus-1/system.conf; root may own names (the services here).
+POLICY_ELEMENTS = """  <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
     <deny send_type="method_call"/>
@@ -40,7 +36,6 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
     <allow own="*"/>
   </policy>
   <include>{policy}</include>
-</busconfig>
 """
 
 # A system service on the bus: owns a name, answers Properties and ObjectManager on "/".
@@ -79,20 +74,14 @@ class DbusPolicy(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="dbus-policy-")
         os.chmod(self.tmp.name, 0o755)
-        socket = os.path.join(self.tmp.name, "system_bus_socket")
         policy = os.path.join(self.tmp.name, "policy.conf")
         with open(POLICY) as f:
             text = f.read()
         self.assertIn('user="nrfcloud-gateway"', text)
         with open(policy, "w") as f:
             f.write(text.replace('user="nrfcloud-gateway"', 'user="%s"' % GATEWAY_USER))
-        conf = os.path.join(self.tmp.name, "system.conf")
-        with open(conf, "w") as f:
-            f.write(BUS_CONFIG.format(socket=socket, policy=policy))
-        self.bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--print-address=1"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.address = self.bus.stdout.readline().strip()
-        self.assertTrue(self.address, self.bus.stderr.read() if self.bus.poll() is not None else "")
+        self.bus = blefixture.Bus(self.tmp.name, policy=POLICY_ELEMENTS.format(policy=policy))
+        self.address = self.bus.address
         self.services = []
         for name in ("org.bluez", "org.freedesktop.hostname1"):
             p = subprocess.Popen(["/usr/bin/python3", "-c", SERVICE, self.address, name],
@@ -101,12 +90,13 @@ class DbusPolicy(unittest.TestCase):
             self.assertEqual(p.stdout.readline().strip(), "ready", p.stderr.read() if p.poll() is not None else "")
 
     def tearDown(self):
-        for p in self.services + [self.bus]:
+        for p in self.services:
             if p.poll() is None:
                 p.terminate()
                 p.wait(5)
             p.stdout.close()
             p.stderr.close()
+        self.bus.stop()
         self.tmp.cleanup()
 
     def call(self, dest, method, *args):
