@@ -8,6 +8,14 @@ else()
   find_program(NRFGW_PYTHON python3 REQUIRED)
 endif()
 
+# The libFuzzer build instruments everything with AddressSanitizer and
+# UndefinedBehaviorSanitizer as well: a fuzzer finds out-of-bounds reads,
+# use-after-free, leaks and undefined behaviour, not only crashes.
+if(NRFGW_FUZZ)
+  add_compile_options(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 # nrfgw_add_unit_test(NAME SOURCES src... [LIBS lib...])
 #   A cmocka test binary run by ctest.
 function(nrfgw_add_unit_test name)

@@ -80,6 +80,8 @@ struct CloudSession {
         Topic c2g, g2c;
         /* desired.pairing.topics from the last document, NULL when absent. */
         char *pairing_c2g, *pairing_g2c;
+        /* The last of each that the guard refused: reported once, not at every connection. */
+        Topic refused_c2g, refused_g2c;
 
         bool have_desired;
         DesiredConnection *desired;
@@ -377,16 +379,26 @@ static void on_pairing_reported(int error, void *userdata) {
 
 /* c2g/g2c from desired.pairing.topics when the guard allows them, else the defaults. */
 static int cloud_session_derive(CloudSession *cs, TopicKind kind, const char *from_shadow, char *buf, size_t size) {
+        char *refused = kind == TOPIC_C2G ? cs->refused_c2g : cs->refused_g2c;
         int r = kind == TOPIC_C2G ? topic_c2g_derive(&cs->ctx, from_shadow, buf, size)
                                   : topic_g2c_derive(&cs->ctx, from_shadow, buf, size);
-        if (r == -EPERM || (r < 0 && from_shadow)) {
-                log_fields_errno(LOG_ERR, r, LOG_FIELDS({ "MQTT_TOPIC", from_shadow }),
-                                 "Refusing the %s topic %s of the shadow: not allowed by the nRF Cloud gateway policy, "
-                                 "not used; using the default topic",
-                                 topic_kind_to_string(kind), from_shadow);
+        if (r < 0 && from_shadow) {
                 r = kind == TOPIC_C2G ? topic_c2g_derive(&cs->ctx, NULL, buf, size)
                                       : topic_g2c_derive(&cs->ctx, NULL, buf, size);
-        }
+                if (streq(refused, from_shadow))
+                        log_debug("Still refusing the %s topic %s of the shadow", topic_kind_to_string(kind),
+                                  from_shadow);
+                else
+                        log_fields(LOG_ERR,
+                                   LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_SHADOW_TOPIC_REFUSED },
+                                              { "MQTT_TOPIC", from_shadow }),
+                                   "Refusing the %s topic %s of the shadow: not this gateway's own under the nRF Cloud "
+                                   "policy (another id, team or stage, both directions, or a wildcard); never used, "
+                                   "using %s instead",
+                                   topic_kind_to_string(kind), from_shadow, r >= 0 ? buf : "nothing");
+                snprintf(refused, sizeof(Topic), "%s", from_shadow);
+        } else
+                refused[0] = 0;
         return r;
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: installs what is missing, builds the project three ways
-# (GCC; Clang with ASan+UBSan; Clang with libFuzzer), compiles the firmware
-# core for Cortex-M33, runs each fuzzer briefly, then every test in the GCC
-# build and again in the sanitizer build.
+# (GCC; Clang with ASan+UBSan; Clang with libFuzzer, ASan and UBSan),
+# compiles the firmware core for Cortex-M33, runs each fuzzer briefly, then
+# every test in the GCC build and again in the sanitizer build.
 #   FUZZ_SECONDS=N  seconds per fuzzer (default 10; 0 skips the fuzz runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."

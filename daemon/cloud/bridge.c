@@ -3,16 +3,18 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "bridge.h"
 #include "log.h"
 #include "util.h"
-
-#define PROC_NET_TCP_MAX (16u * 1024u * 1024u)
 
 static const char *const bridge_state_table[_BRIDGE_STATE_MAX] = {
         [BRIDGE_IDLE] = "idle",
@@ -53,78 +55,81 @@ struct Bridge {
         size_t down_len;
 };
 
-/* ---- /proc/net/tcp ---- */
+/* ---- who is at the other end: sock_diag ---- */
 
-static const char *skip_spaces(const char *p, const char *end) {
-        while (p < end && (*p == ' ' || *p == '\t'))
-                p++;
-        return p;
-}
+int sock_diag_parse_tcp4(const uint8_t *buf, size_t len, uint32_t seq, uint32_t src_addr, uint16_t src_port,
+                         uint32_t dst_addr, uint16_t dst_port, uint64_t *ret_inode, uint32_t *ret_uid) {
+        struct nlmsghdr h;
+        struct inet_diag_msg m;
 
-static const char *token_end(const char *p, const char *end) {
-        while (p < end && *p != ' ' && *p != '\t' && *p != '\n')
-                p++;
-        return p;
-}
-
-/* "0100007F:1F90": the address as the kernel prints the raw __be32 with %08X, the port with %04X. */
-static bool addr_token_equal(const char *p, size_t n, uint32_t addr, uint16_t port) {
-        char want[16];
-        int k = snprintf(want, sizeof want, "%08" PRIX32 ":%04" PRIX16, addr, port);
-        return (size_t) k == n && strncasecmp(p, want, n) == 0;
-}
-
-int proc_net_tcp_find_inode(const char *text, size_t len, uint32_t local_addr, uint16_t local_port,
-                            uint32_t remote_addr, uint16_t remote_port, uint64_t *ret_inode) {
-        const char *p = text, *end = text + len, *nl;
-
-        /* The first line is the header. */
-        nl = memchr(p, '\n', len);
-        if (!nl)
-                return len == 0 ? -ENOENT : -EBADMSG;
-        p = nl + 1;
-
-        while (p < end) {
-                const char *line_end = memchr(p, '\n', (size_t) (end - p));
-                const char *tok[10], *tend[10];
-                unsigned n = 0;
-                const char *q;
-
-                if (!line_end)
-                        line_end = end;
-                q = p;
-                while (n < ELEMENTSOF(tok)) {
-                        q = skip_spaces(q, line_end);
-                        if (q >= line_end)
-                                break;
-                        tok[n] = q;
-                        q = token_end(q, line_end);
-                        tend[n] = q;
-                        n++;
-                }
-                if (n == 0) {
-                        p = line_end + 1;
-                        continue;
-                }
-                if (n < ELEMENTSOF(tok))
+        /* Copied out: the bytes need not be aligned (the fuzzer's are not). */
+        if (len < NLMSG_HDRLEN)
+                return -EBADMSG;
+        memcpy(&h, buf, sizeof h);
+        if (h.nlmsg_len < NLMSG_HDRLEN || h.nlmsg_len > len)
+                return -EBADMSG;
+        if (h.nlmsg_seq != seq)
+                return -EPROTO;
+        if (h.nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr e;
+                if (h.nlmsg_len < NLMSG_LENGTH(sizeof e))
                         return -EBADMSG;
-                if (addr_token_equal(tok[1], (size_t) (tend[1] - tok[1]), local_addr, local_port) &&
-                    addr_token_equal(tok[2], (size_t) (tend[2] - tok[2]), remote_addr, remote_port)) {
-                        char buf[24];
-                        size_t l = (size_t) (tend[9] - tok[9]);
-                        uint64_t inode;
-                        if (l == 0 || l >= sizeof buf)
-                                return -EBADMSG;
-                        memcpy(buf, tok[9], l);
-                        buf[l] = 0;
-                        if (parse_uint64(buf, &inode) < 0)
-                                return -EBADMSG;
-                        *ret_inode = inode;
-                        return 0;
-                }
-                p = line_end + 1;
+                memcpy(&e, buf + NLMSG_HDRLEN, sizeof e);
+                /* The kernel answers -ENOENT when no socket has that 4-tuple. */
+                return e.error < 0 && e.error > -4096 ? e.error : -EPROTO;
         }
-        return -ENOENT;
+        if (h.nlmsg_type != SOCK_DIAG_BY_FAMILY)
+                return -EPROTO;
+        if (h.nlmsg_len < NLMSG_LENGTH(sizeof m))
+                return -EBADMSG;
+        memcpy(&m, buf + NLMSG_HDRLEN, sizeof m);
+        /* Exactly the socket asked for, nothing near it. */
+        if (m.idiag_family != AF_INET || m.id.idiag_src[0] != src_addr || m.id.idiag_dst[0] != dst_addr ||
+            m.id.idiag_sport != htons(src_port) || m.id.idiag_dport != htons(dst_port))
+                return -EPROTO;
+        *ret_inode = m.idiag_inode;
+        *ret_uid = m.idiag_uid;
+        return 0;
+}
+
+int sock_diag_lookup_tcp4(uint32_t src_addr, uint16_t src_port, uint32_t dst_addr, uint16_t dst_port,
+                          uint64_t *ret_inode, uint32_t *ret_uid) {
+        static uint32_t seq;
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        struct {
+                struct nlmsghdr nlh;
+                struct inet_diag_req_v2 req;
+        } q = {
+                .nlh = { .nlmsg_len = sizeof q, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
+                .req = { .sdiag_family = AF_INET,
+                         .sdiag_protocol = IPPROTO_TCP,
+                         .idiag_states = UINT32_MAX,
+                         .id = { .idiag_sport = htons(src_port),
+                                 .idiag_dport = htons(dst_port),
+                                 .idiag_src = { src_addr },
+                                 .idiag_dst = { dst_addr },
+                                 .idiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } } },
+        };
+        _cleanup_close_ int fd = -EBADF;
+        union {
+                struct nlmsghdr h;
+                uint8_t buf[1024];
+        } reply;
+        ssize_t n;
+
+        q.nlh.nlmsg_seq = ++seq;
+        fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (fd < 0)
+                return -errno;
+        if (sendto(fd, &q, sizeof q, 0, (struct sockaddr *) &kernel, sizeof kernel) < 0)
+                return -errno;
+        /* Not a dump: one lookup in the kernel's hash of connections, answered before
+         * sendto() returns, whatever the number of sockets on the machine. */
+        n = recv(fd, &reply, sizeof reply, MSG_DONTWAIT);
+        if (n < 0)
+                return errno == EAGAIN ? -ETIMEDOUT : -errno;
+        return sock_diag_parse_tcp4(reply.buf, (size_t) n, q.nlh.nlmsg_seq, src_addr, src_port, dst_addr, dst_port,
+                                    ret_inode, ret_uid);
 }
 
 int process_has_socket_inode(uint64_t inode) {
@@ -134,6 +139,7 @@ int process_has_socket_inode(uint64_t inode) {
         int r = 0;
 
         snprintf(want, sizeof want, "socket:[%" PRIu64 "]", inode);
+        /* Our own folder of /proc: there also with ProcSubset=pid. */
         d = opendir("/proc/self/fd");
         if (!d)
                 return -errno;
@@ -159,25 +165,23 @@ int process_has_socket_inode(uint64_t inode) {
 static int peer_is_own_socket(int fd) {
         struct sockaddr_in peer, self;
         socklen_t pl = sizeof peer, sl = sizeof self;
-        _cleanup_free_ char *text = NULL;
-        size_t size = 0;
         uint64_t inode;
+        uint32_t uid;
         int r;
 
         if (getpeername(fd, (struct sockaddr *) &peer, &pl) < 0 || getsockname(fd, (struct sockaddr *) &self, &sl) < 0)
                 return -errno;
         if (peer.sin_family != AF_INET)
                 return 0;
-        /* The peer's own entry: its local address is our remote one and the other way round. */
-        r = read_full_file("/proc/net/tcp", PROC_NET_TCP_MAX, &text, &size);
-        if (r < 0)
-                return r;
-        r = proc_net_tcp_find_inode(text, size, peer.sin_addr.s_addr, ntohs(peer.sin_port), self.sin_addr.s_addr,
-                                    ntohs(self.sin_port), &inode);
+        /* The peer's own socket: its local address is our remote one and the other way round. */
+        r = sock_diag_lookup_tcp4(peer.sin_addr.s_addr, ntohs(peer.sin_port), self.sin_addr.s_addr,
+                                  ntohs(self.sin_port), &inode, &uid);
         if (r == -ENOENT)
-                return 0;
+                return 0; /* gone already */
         if (r < 0)
                 return r;
+        if (uid != (uint32_t) geteuid())
+                return 0;
         return process_has_socket_inode(inode);
 }
 

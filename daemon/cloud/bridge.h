@@ -7,7 +7,8 @@
  *
  * The bridge opens a listener on 127.0.0.1 (a kernel-chosen port) for exactly
  * one connection, accepts only a connection whose other end is a socket held
- * by this very process (checked through /proc/net/tcp and /proc/self/fd),
+ * by this very process (the kernel's sock_diag gives the inode and owner of
+ * the socket with exactly that 4-tuple, which must be one of /proc/self/fd),
  * closes the listener as soon as it has it, and copies bytes both ways.
  * Backpressure both ways: it reads from Paho at most BRIDGE_UP_BUFFER bytes
  * ahead of what the remote socket accepted, and pauses the remote's receive
@@ -91,11 +92,17 @@ uint64_t bridge_refused_connections(const Bridge *b);
 const char *bridge_state_to_string(BridgeState s);
 
 /*
- * Pure parser of /proc/net/tcp text: the inode of the socket whose local and
- * remote addresses are the given ones (IPv4, network byte order addresses,
- * host byte order ports).  -ENOENT if there is none, -EBADMSG on garbage.
+ * sock_diag (NETLINK_SOCK_DIAG) lookup of the one TCP/IPv4 socket whose local
+ * address is src and remote address dst (network byte order addresses, host
+ * byte order ports): its inode and owner's uid.  -ENOENT if there is none.
+ * Why not /proc/net/tcp: it lists every socket of the network namespace (any
+ * user can make it tens of megabytes) and ProcSubset=pid hides it.  Paho's
+ * own transports (Debian 12: 1.3.12) offer no Unix socket to avoid the check.
  */
-int proc_net_tcp_find_inode(const char *text, size_t len, uint32_t local_addr, uint16_t local_port,
-                            uint32_t remote_addr, uint16_t remote_port, uint64_t *ret_inode);
+int sock_diag_lookup_tcp4(uint32_t src_addr, uint16_t src_port, uint32_t dst_addr, uint16_t dst_port,
+                          uint64_t *ret_inode, uint32_t *ret_uid);
+/* Its pure reply parser: the answer to the request with sequence number seq. */
+int sock_diag_parse_tcp4(const uint8_t *buf, size_t len, uint32_t seq, uint32_t src_addr, uint16_t src_port,
+                         uint32_t dst_addr, uint16_t dst_port, uint64_t *ret_inode, uint32_t *ret_uid);
 /* Whether this process holds a socket with that inode (scans /proc/self/fd). */
 int process_has_socket_inode(uint64_t inode);

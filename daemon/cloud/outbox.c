@@ -107,57 +107,105 @@ bool outbox_torn_creation(const uint8_t *buf, size_t len) {
         return len < OUTBOX_FILE_HEADER_SIZE && (len == 0 || memcmp(buf, outbox_file_header, len) == 0);
 }
 
-int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, void *userdata, size_t *ret_good) {
-        size_t off = OUTBOX_FILE_HEADER_SIZE;
+/* The size of the valid record at off, or 0. */
+static size_t record_check(const uint8_t *buf, size_t len, size_t off) {
+        const uint8_t *h = buf + off;
+        size_t topic_len, payload_len;
+        unsigned type;
+
+        if (len - off < OUTBOX_RECORD_HEADER_SIZE || get_le32(h) != RECORD_MAGIC)
+                return 0;
+        type = h[4];
+        topic_len = get_le16(h + 6);
+        payload_len = get_le32(h + 8);
+        if (h[5] >= _OUTBOX_CLASS_MAX || topic_len > OUTBOX_TOPIC_MAX || payload_len > OUTBOX_PAYLOAD_MAX)
+                return 0;
+        if (type == OUTBOX_RECORD_ENTRY) {
+                if (topic_len == 0)
+                        return 0;
+        } else if (type == OUTBOX_RECORD_REMOVE) {
+                if (topic_len != 0 || payload_len != 0)
+                        return 0;
+        } else
+                return 0;
+        if (len - off - OUTBOX_RECORD_HEADER_SIZE < topic_len + payload_len)
+                return 0;
+        if (get_le32(h + 20) != record_crc(h, h + OUTBOX_RECORD_HEADER_SIZE, topic_len,
+                                           h + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload_len))
+                return 0;
+        if (type == OUTBOX_RECORD_ENTRY && memchr(h + OUTBOX_RECORD_HEADER_SIZE, 0, topic_len))
+                return 0;
+        return OUTBOX_RECORD_HEADER_SIZE + topic_len + payload_len;
+}
+
+/* The offset of the next record magic at or after off, or len. */
+static size_t next_magic(const uint8_t *buf, size_t len, size_t off) {
+        static const uint8_t magic[4] = { 0x58, 0x4F, 0x42, 0x52 }; /* RECORD_MAGIC, little endian */
+        const uint8_t *p = off < len ? memmem(buf + off, len - off, magic, sizeof magic) : NULL;
+        return p ? (size_t) (p - buf) : len;
+}
+
+/* Reports the damaged stretch [from, to): the records it held are the magics in it. */
+static int report_damage(const uint8_t *buf, size_t from, size_t to, outbox_damage_cb damaged, void *userdata) {
+        unsigned records = 0;
+
+        if (!damaged || to == from)
+                return 0;
+        for (size_t m = next_magic(buf, to, MAX(from, (size_t) OUTBOX_FILE_HEADER_SIZE)); m < to;
+             m = next_magic(buf, to, m + 1))
+                records++;
+        if (records == 0 && to > OUTBOX_FILE_HEADER_SIZE)
+                records = 1;
+        return damaged(from, to - from, records, userdata);
+}
+
+int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, outbox_damage_cb damaged,
+                         void *userdata, size_t *ret_good) {
+        size_t off = OUTBOX_FILE_HEADER_SIZE, bad = SIZE_MAX; /* start of the damage being skipped */
+        bool clean = true;
+        int r;
 
         *ret_good = 0;
-        if (len < OUTBOX_FILE_HEADER_SIZE || memcmp(buf, outbox_file_header, OUTBOX_FILE_HEADER_SIZE) != 0)
-                return -EBADMSG;
-        *ret_good = off;
+        if (len < OUTBOX_FILE_HEADER_SIZE || memcmp(buf, outbox_file_header, OUTBOX_FILE_HEADER_SIZE) != 0) {
+                /* Records may follow a damaged header: look for them. */
+                clean = false;
+                bad = 0;
+        } else
+                *ret_good = off;
 
         while (off < len) {
                 const uint8_t *h = buf + off;
-                size_t topic_len, payload_len;
-                unsigned type, class;
-                uint64_t seq;
-                int r;
+                size_t n = record_check(buf, len, off);
 
-                if (len - off < OUTBOX_RECORD_HEADER_SIZE)
-                        return -EBADMSG;
-                if (get_le32(h) != RECORD_MAGIC)
-                        return -EBADMSG;
-                type = h[4];
-                class = h[5];
-                topic_len = get_le16(h + 6);
-                payload_len = get_le32(h + 8);
-                seq = get_le64(h + 12);
-                if (class >= _OUTBOX_CLASS_MAX || topic_len > OUTBOX_TOPIC_MAX || payload_len > OUTBOX_PAYLOAD_MAX)
-                        return -EBADMSG;
-                if (type == OUTBOX_RECORD_ENTRY) {
-                        if (topic_len == 0)
-                                return -EBADMSG;
-                } else if (type == OUTBOX_RECORD_REMOVE) {
-                        if (topic_len != 0 || payload_len != 0)
-                                return -EBADMSG;
-                } else
-                        return -EBADMSG;
-                if (len - off - OUTBOX_RECORD_HEADER_SIZE < topic_len + payload_len)
-                        return -EBADMSG;
-                if (get_le32(h + 20) != record_crc(h, h + OUTBOX_RECORD_HEADER_SIZE, topic_len,
-                                                   h + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload_len))
-                        return -EBADMSG;
-                if (type == OUTBOX_RECORD_ENTRY && memchr(h + OUTBOX_RECORD_HEADER_SIZE, 0, topic_len))
-                        return -EBADMSG;
-
-                r = cb((OutboxRecordType) type, (OutboxClass) class, seq,
-                       (const char *) h + OUTBOX_RECORD_HEADER_SIZE, topic_len,
-                       h + OUTBOX_RECORD_HEADER_SIZE + topic_len, payload_len, userdata);
+                if (n == 0) {
+                        /* Resynchronise: the next record starts with the magic. */
+                        if (bad == SIZE_MAX)
+                                bad = off;
+                        clean = false;
+                        off = next_magic(buf, len, off + 1);
+                        continue;
+                }
+                if (bad != SIZE_MAX) {
+                        r = report_damage(buf, bad, off, damaged, userdata);
+                        if (r < 0)
+                                return r;
+                        bad = SIZE_MAX;
+                }
+                r = cb((OutboxRecordType) h[4], (OutboxClass) h[5], get_le64(h + 12),
+                       (const char *) h + OUTBOX_RECORD_HEADER_SIZE, get_le16(h + 6),
+                       h + OUTBOX_RECORD_HEADER_SIZE + get_le16(h + 6), get_le32(h + 8), userdata);
                 if (r < 0)
                         return r;
-                off += OUTBOX_RECORD_HEADER_SIZE + topic_len + payload_len;
-                *ret_good = off;
+                off += n;
+                if (clean)
+                        *ret_good = off;
         }
-        return 0;
+        if (bad != SIZE_MAX) {
+                r = report_damage(buf, bad, MAX(len, bad), damaged, userdata);
+                if (r < 0)
+                        return r;
+        }
+        return clean ? 0 : -EBADMSG;
 }
 
 typedef struct Segment Segment;
@@ -196,6 +244,7 @@ struct Outbox {
         Entry *cursor; /* first entry not handed out */
         uint64_t count, bytes, in_flight, dropped, loaded;
         unsigned corrupt_files;
+        uint64_t damaged_records, damaged_bytes;
         uint64_t next_seq;
         bool needs_sync;
         bool read_only; /* outbox_open_read_only(): the folder is never written */
@@ -628,6 +677,9 @@ uint64_t outbox_loaded(const Outbox *o) {
 unsigned outbox_corrupt_files(const Outbox *o) {
         return o->corrupt_files;
 }
+uint64_t outbox_damaged_records(const Outbox *o) {
+        return o->damaged_records;
+}
 unsigned outbox_segments(const Outbox *o) {
         unsigned n = 0;
         for (Segment *s = o->oldest; s; s = s->next)
@@ -686,6 +738,11 @@ typedef struct LoadState {
         size_t n_removed, allocated_removed;
         uint64_t max_seq;
         bool any_seq;
+        /* The damaged stretches of the segment being read, in file order. */
+        struct {
+                size_t offset, len;
+        } *damage;
+        size_t n_damage, allocated_damage;
 } LoadState;
 
 static int load_record(OutboxRecordType type, OutboxClass class, uint64_t seq, const char *topic, size_t topic_len,
@@ -743,23 +800,99 @@ static int cmp_u64(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-/* Moves bytes [good, size) of a segment aside and cuts the segment there. */
-static int set_aside(Outbox *o, const char *name, int fd, const uint8_t *buf, size_t size, size_t good) {
-        char aside[96];
-        _cleanup_close_ int afd = -EBADF;
+static int load_damage(size_t offset, size_t len, unsigned records, void *userdata) {
+        LoadState *st = userdata;
 
-        (void) snprintf(aside, sizeof aside, "%s.corrupt-%" PRIu64, name, now_usec(CLOCK_REALTIME));
-        afd = openat(o->dir_fd, aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (afd < 0)
+        if (st->n_damage == st->allocated_damage) {
+                size_t n = MAX(st->allocated_damage * 2, (size_t) 8);
+                void *p = realloc(st->damage, n * sizeof *st->damage);
+                if (!p)
+                        return -ENOMEM;
+                st->damage = p;
+                st->allocated_damage = n;
+        }
+        st->damage[st->n_damage].offset = offset;
+        st->damage[st->n_damage].len = len;
+        st->n_damage++;
+        st->o->damaged_records += records;
+        st->o->damaged_bytes += len;
+        return 0;
+}
+
+/* Writes the whole of buf to a new file name in the outbox folder, synced. */
+static int write_new_file(Outbox *o, const char *name, const uint8_t *buf, size_t len) {
+        _cleanup_close_ int fd = -EBADF;
+
+        fd = openat(o->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
                 return -errno;
-        if (write(afd, buf + good, size - good) != (ssize_t) (size - good) || fsync(afd) < 0)
-                return errno ? -errno : -EIO;
-        if (good < OUTBOX_FILE_HEADER_SIZE) {
-                /* Not even the header is ours: nothing of the file is kept. */
+        for (size_t done = 0; done < len;) {
+                ssize_t n = write(fd, buf + done, len - done);
+                if (n < 0)
+                        return -errno;
+                done += (size_t) n;
+        }
+        return fsync(fd) < 0 ? -errno : 0;
+}
+
+/*
+ * Repairs a damaged segment: its damaged stretches go to "<name>.corrupt-<time>"
+ * (the first OUTBOX_ASIDE_MAX_BYTES of them), and the segment is replaced
+ * by a copy holding its file header and every valid record, in order, or
+ * removed when no record is left.  The records keep their bytes and their
+ * sequence numbers, so the order and the REMOVE records survive.  Sets
+ * *ret_size to the size of the segment now on disk.
+ */
+static int repair_segment(Outbox *o, LoadState *st, const char *name, const uint8_t *buf, size_t size,
+                          size_t *ret_size) {
+        _cleanup_free_ uint8_t *aside = NULL, *kept = NULL;
+        size_t n_aside = 0, n_kept = OUTBOX_FILE_HEADER_SIZE, pos = 0;
+        char aside_name[96], tmp_name[48];
+        int r;
+
+        aside = malloc(MIN(size, (size_t) OUTBOX_ASIDE_MAX_BYTES) + 1);
+        kept = malloc(size + OUTBOX_FILE_HEADER_SIZE);
+        if (!aside || !kept)
+                return -ENOMEM;
+        memcpy(kept, outbox_file_header, OUTBOX_FILE_HEADER_SIZE);
+        /* Valid records are what lies between the damaged stretches (after the file header). */
+        for (size_t i = 0; i <= st->n_damage; i++) {
+                size_t end = i < st->n_damage ? st->damage[i].offset : size;
+                size_t from = MAX(pos, (size_t) OUTBOX_FILE_HEADER_SIZE);
+
+                if (end > from) {
+                        memcpy(kept + n_kept, buf + from, end - from);
+                        n_kept += end - from;
+                }
+                if (i == st->n_damage)
+                        break;
+                {
+                        size_t n = MIN(st->damage[i].len, (size_t) OUTBOX_ASIDE_MAX_BYTES - n_aside);
+                        memcpy(aside + n_aside, buf + st->damage[i].offset, n);
+                        n_aside += n;
+                }
+                pos = st->damage[i].offset + st->damage[i].len;
+        }
+
+        (void) snprintf(aside_name, sizeof aside_name, "%s.corrupt-%" PRIu64, name, now_usec(CLOCK_REALTIME));
+        r = write_new_file(o, aside_name, aside, n_aside);
+        if (r < 0)
+                return r;
+        if (n_kept == OUTBOX_FILE_HEADER_SIZE) {
+                /* Nothing of the file is worth keeping. */
                 if (unlinkat(o->dir_fd, name, 0) < 0)
                         return -errno;
-        } else if (ftruncate(fd, (off_t) good) < 0 || fsync(fd) < 0)
-                return -errno;
+        } else {
+                (void) snprintf(tmp_name, sizeof tmp_name, "%s.tmp", name);
+                r = write_new_file(o, tmp_name, kept, n_kept);
+                if (r >= 0 && renameat(o->dir_fd, tmp_name, o->dir_fd, name) < 0)
+                        r = -errno;
+                if (r < 0) {
+                        (void) unlinkat(o->dir_fd, tmp_name, 0);
+                        return r;
+                }
+        }
+        *ret_size = n_kept;
         return fsync_dir(o);
 }
 
@@ -771,7 +904,7 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
         size_t good = 0;
         int r;
 
-        fd = openat(o->dir_fd, name, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
+        fd = openat(o->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &stt) < 0)
@@ -799,6 +932,7 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
                 return -ENOMEM;
         s->id = id;
         st->segment = s;
+        st->n_damage = 0;
         /* Link it now so that entries pointing at it are never orphaned. */
         if (o->head)
                 o->head->next = s;
@@ -806,33 +940,108 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
                 o->oldest = s;
         o->head = s;
 
-        r = outbox_parse_segment(buf, (size_t) stt.st_size, load_record, st, &good);
+        r = outbox_parse_segment(buf, (size_t) stt.st_size, load_record, load_damage, st, &good);
         if (r < 0 && r != -EBADMSG)
                 return r;
         s->size = MAX(good, (size_t) OUTBOX_FILE_HEADER_SIZE);
-        if (r == -EBADMSG && o->read_only) {
-                /* Reported, not repaired: the next outbox_new() sets the bad part aside. */
-                if (!outbox_torn_creation(buf, (size_t) stt.st_size)) {
-                        o->corrupt_files++;
-                        log_debug("Outbox file %s/%s is damaged at byte %zu of %zu", o->dir, name, good,
-                                  (size_t) stt.st_size);
-                }
-        } else if (r == -EBADMSG && outbox_torn_creation(buf, (size_t) stt.st_size)) {
+        if (r == -EBADMSG && outbox_torn_creation(buf, (size_t) stt.st_size)) {
                 /* A crash between creating the file and syncing its header: nothing was in it. */
+                if (o->read_only)
+                        return 0;
                 log_debug("Removing outbox file %s/%s, cut short at creation", o->dir, name);
                 if (unlinkat(o->dir_fd, name, 0) < 0)
                         return -errno;
                 (void) fsync_dir(o);
         } else if (r == -EBADMSG) {
-                int k;
+                size_t size = (size_t) stt.st_size;
+
                 o->corrupt_files++;
-                k = set_aside(o, name, fd, buf, (size_t) stt.st_size, good);
-                log_warning_errno(k, "Outbox file %s/%s is damaged at byte %zu of %zu: kept %zu bytes, moved the "
-                                  "rest aside%s",
-                                  o->dir, name, good, (size_t) stt.st_size, good,
-                                  k < 0 ? " (failed: %m)" : "");
+                if (o->read_only) {
+                        /* Reported, not repaired: the next outbox_new() does that. */
+                        log_debug("Outbox file %s/%s is damaged from byte %zu of %zu", o->dir, name, good, size);
+                        return 0;
+                }
+                r = repair_segment(o, st, name, buf, size, &size);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to repair outbox file %s/%s, reading it again next time: %m",
+                                          o->dir, name);
+                else
+                        s->size = size;
         }
         return 0;
+}
+
+static bool is_aside_name(const char *name) {
+        return strlen(name) > 20 && strncmp(name + 16, ".seg.", 5) == 0 &&
+               (strstr(name + 20, ".corrupt-") == name + 20 || streq(name + 20, ".tmp"));
+}
+
+/*
+ * Bounds what repairs leave behind: copies of a repair cut short by a crash
+ * ("<name>.tmp") go, damaged bytes set aside go after OUTBOX_ASIDE_MAX_AGE_SEC,
+ * and the oldest of them while all together exceed OUTBOX_ASIDE_MAX_BYTES.
+ */
+static void outbox_clean_aside(Outbox *o) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct {
+                char name[64];
+                uint64_t mtime_usec, size;
+        } *v = NULL;
+        size_t n = 0, allocated = 0;
+        uint64_t total = 0, now = now_usec(CLOCK_REALTIME);
+        struct dirent *de;
+        int dfd;
+
+        dfd = fcntl(o->dir_fd, F_DUPFD_CLOEXEC, 3);
+        if (dfd < 0)
+                return;
+        d = fdopendir(dfd);
+        if (!d) {
+                safe_close(dfd);
+                return;
+        }
+        /* The copy shares the position that the load's reading left at the end. */
+        rewinddir(d);
+        while ((de = readdir(d))) {
+                struct stat st;
+                uint64_t mtime;
+
+                if (!is_aside_name(de->d_name) || strlen(de->d_name) >= sizeof v->name ||
+                    fstatat(o->dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                mtime = (uint64_t) st.st_mtim.tv_sec * 1000000u + (uint64_t) st.st_mtim.tv_nsec / 1000u;
+                if (streq(de->d_name + 20, ".tmp") || !S_ISREG(st.st_mode) ||
+                    mtime + (uint64_t) OUTBOX_ASIDE_MAX_AGE_SEC * 1000000u < now) {
+                        log_debug("Removing %s/%s", o->dir, de->d_name);
+                        (void) unlinkat(o->dir_fd, de->d_name, 0);
+                        continue;
+                }
+                if (n == allocated) {
+                        size_t k = MAX(allocated * 2, (size_t) 8);
+                        void *p = realloc(v, k * sizeof *v);
+                        if (!p)
+                                break;
+                        v = p;
+                        allocated = k;
+                }
+                strcpy(v[n].name, de->d_name);
+                v[n].mtime_usec = mtime;
+                v[n].size = (uint64_t) st.st_size;
+                total += v[n].size;
+                n++;
+        }
+        while (total > OUTBOX_ASIDE_MAX_BYTES && n > 0) {
+                size_t oldest = 0;
+                for (size_t i = 1; i < n; i++)
+                        if (v[i].mtime_usec < v[oldest].mtime_usec)
+                                oldest = i;
+                log_debug("Removing %s/%s: more than %u bytes set aside", o->dir, v[oldest].name,
+                          OUTBOX_ASIDE_MAX_BYTES);
+                (void) unlinkat(o->dir_fd, v[oldest].name, 0);
+                total -= v[oldest].size;
+                v[oldest] = v[--n];
+        }
+        free(v);
 }
 
 static int outbox_load(Outbox *o) {
@@ -911,11 +1120,20 @@ static int outbox_load(Outbox *o) {
         }
         if (st.any_seq)
                 o->next_seq = st.max_seq + 1;
+        if (o->corrupt_files > 0 && !o->read_only)
+                log_warning("Outbox %s: skipped %" PRIu64 " damaged record(s) (%" PRIu64 " bytes) in %u file(s) and "
+                            "kept the %" PRIu64 " intact message(s); a lost acknowledgement sends its message again. "
+                            "The damaged bytes are kept in *.corrupt-* files for %u days",
+                            o->dir, o->damaged_records, o->damaged_bytes, o->corrupt_files, o->loaded,
+                            OUTBOX_ASIDE_MAX_AGE_SEC / (24u * 3600u));
+        if (!o->read_only)
+                outbox_clean_aside(o);
 out:
         for (size_t i = 0; i < st.n_entries; i++)
                 free(st.entries[i]);
         free(st.entries);
         free(st.removed);
+        free(st.damage);
         free(ids);
         return r;
 }

@@ -26,9 +26,16 @@
  *     OutboxLimits.sync_every_push every push is synced (slow on SD cards).
  *   - REMOVE records are not synced: a power cut may bring back entries that
  *     were already acknowledged, which are then sent again (at-least-once).
- *   - a record torn by a crash, or any corruption, ends the good prefix of its
- *     segment: the rest of that file is moved aside to "<name>.corrupt-<time>",
- *     the segment is truncated to the good prefix, and one warning is logged.
+ *   - a record torn by a crash, or damaged in any way, is skipped on its own:
+ *     the reader resynchronises on the next valid record (its magic, bounds
+ *     and CRC-32C) and keeps every intact record after it.  The damaged bytes
+ *     of a segment go to one file "<name>.corrupt-<time>" (at most
+ *     OUTBOX_ASIDE_MAX_BYTES of them), the segment is rewritten without them
+ *     (a copy renamed over it), and one warning per load gives the count of
+ *     records lost.  A lost REMOVE record brings its entry back (sent again,
+ *     at-least-once).  Files set aside are deleted after
+ *     OUTBOX_ASIDE_MAX_AGE_SEC, and the oldest go first while all of them
+ *     together exceed OUTBOX_ASIDE_MAX_BYTES.
  *   - new segments and removed segments are made durable by an fsync of the
  *     folder.  The oldest segment is deleted once none of its entries is live;
  *     when only a few are, they are copied to the head segment first (same
@@ -54,6 +61,9 @@
 #define OUTBOX_RECORD_HEADER_SIZE 24u
 #define OUTBOX_FILE_HEADER_SIZE 8u
 #define OUTBOX_SEGMENT_SIZE_DEFAULT (4u * 1024u * 1024u)
+/* Damaged bytes kept for a post-mortem: 1 MiB in all, for 30 days. */
+#define OUTBOX_ASIDE_MAX_BYTES (1024u * 1024u)
+#define OUTBOX_ASIDE_MAX_AGE_SEC (30u * 24u * 3600u)
 
 typedef enum OutboxClass {
         OUTBOX_NOTIFICATION, /* g2c events: droppable, oldest first */
@@ -113,9 +123,11 @@ uint64_t outbox_count(const Outbox *o);
 uint64_t outbox_bytes(const Outbox *o);
 uint64_t outbox_dropped(const Outbox *o);
 uint64_t outbox_unsent(const Outbox *o);
-/* Entries kept from disk and corrupted files set aside by outbox_new(). */
+/* Entries kept from disk, damaged files repaired by outbox_new(), and the
+ * records lost in them (a damaged file header alone loses none). */
 uint64_t outbox_loaded(const Outbox *o);
 unsigned outbox_corrupt_files(const Outbox *o);
+uint64_t outbox_damaged_records(const Outbox *o);
 unsigned outbox_segments(const Outbox *o);
 /* Changes the limits; drops what is over the new ones, by the drop policy. */
 int outbox_set_limits(Outbox *o, const OutboxLimits *limits);
@@ -141,14 +153,20 @@ int outbox_foreach(const Outbox *o, outbox_entry_cb cb, void *userdata);
 /*
  * The file reader, pure (used by outbox_new() and the fuzzer).  Calls cb for
  * every valid record of a segment file image, in file order; topic is NOT
- * NUL-terminated.  Returns 0 when the whole image is valid, -EBADMSG when it
- * is not, with *ret_good set to the length of the valid prefix in both cases
- * (0 when the file header itself is bad).  A negative return of cb stops the
- * reading and is returned.
+ * NUL-terminated.  A damaged stretch (a bad file header, a record failing
+ * its magic, bounds or CRC, a torn tail) is skipped up to the next valid
+ * record and reported to damaged (may be NULL) with its offset, its length
+ * and how many records it held (record magics found in it; at least one
+ * when it goes past the file header).  Returns 0 when the whole image is
+ * valid, -EBADMSG when it is not, with *ret_good set to the length of the
+ * valid prefix in both cases (0 when the file header itself is bad).  A
+ * negative return of a callback stops the reading and is returned.
  */
 typedef int (*outbox_record_cb)(OutboxRecordType type, OutboxClass class, uint64_t seq, const char *topic,
                                 size_t topic_len, const uint8_t *payload, size_t payload_len, void *userdata);
-int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, void *userdata, size_t *ret_good);
+typedef int (*outbox_damage_cb)(size_t offset, size_t len, unsigned records, void *userdata);
+int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, outbox_damage_cb damaged,
+                         void *userdata, size_t *ret_good);
 
 /* A file shorter than its header and equal to the header's start: a crash at creation, not damage. */
 bool outbox_torn_creation(const uint8_t *buf, size_t len);

@@ -202,7 +202,9 @@ static int topic_derive(const TopicContext *c, const char *from_shadow, TopicKin
         if (kind == TOPIC_C2G && n >= 4 && streq(t + n - 4, "/+/r"))
                 strcpy(t + n - 3, "c2g");
 
-        if (!topic_allowed(c, topic_kind_action(kind), t))
+        /* The pairing report echoes the topic, and a filter is not a
+         * topic the gateway can be reached on: no wildcard left. */
+        if (strpbrk(t, "+#") || !topic_allowed(c, topic_kind_action(kind), t))
                 return -EPERM;
         if (strlen(t) >= size)
                 return -ENOBUFS;
@@ -219,7 +221,7 @@ int topic_g2c_derive(const TopicContext *c, const char *shadow_g2c, char *buf, s
 }
 
 /* Whether the levels of s are well formed: non-empty, no control
- * characters, and wildcards only where allowed ("+" as a whole level). */
+ * characters, no '#', and '+' only as a whole level where allowed. */
 static bool levels_valid(const char *s, bool allow_plus) {
         const char *level = s;
 
@@ -247,6 +249,19 @@ static const char *startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, n) == 0 ? s + n : NULL;
 }
 
+/* The direction of a topic under <stage>/<team>/m/d/<id>/ (spec §1.5):
+ * what the cloud sends to the device ("c2d", "c2g", "<x>/r" and the
+ * "+/r" filter nRF Cloud itself subscribes) is received, everything else
+ * ("d2c", "d2c/bulk", "g2c", ...) is sent.  One direction per topic, so
+ * that the gateway can never subscribe what it publishes. */
+static TopicAction message_action(const char *rest) {
+        const char *slash = strchr(rest, '/');
+
+        if (!slash)
+                return streq(rest, "c2d") || streq(rest, "c2g") ? TOPIC_ACTION_SUBSCRIBE : TOPIC_ACTION_PUBLISH;
+        return streq(slash, "/r") ? TOPIC_ACTION_SUBSCRIBE : TOPIC_ACTION_PUBLISH;
+}
+
 bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic) {
         char prefix[TOPIC_MAX + 1];
         const char *rest;
@@ -259,38 +274,31 @@ bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic)
         n = strlen(topic);
         if (n == 0 || n > TOPIC_MAX)
                 return false;
+        /* Never a wildcard in a topic we publish on; in a subscription only
+         * as a whole level (and below, only where nRF Cloud puts one). */
+        if (!levels_valid(topic, action == TOPIC_ACTION_SUBSCRIBE))
+                return false;
 
-        /* Fixed topics of this device, each in the direction the gateway uses it. */
+        /* The fixed topics of this device, each in the one direction the
+         * gateway uses it: nothing but an exact match. */
         for (int k = 0; k < _TOPIC_KIND_MAX; k++) {
                 char t[TOPIC_MAX + 1];
 
-                /* Message topics fall under the m/ rule below. */
-                if (topic_table[k].base == TOPIC_BASE_MESSAGES)
-                        continue;
                 if (topic_build(c, (TopicKind) k, t, sizeof t) < 0)
                         continue;
                 if (streq(t, topic))
                         return topic_table[k].action == action;
         }
 
-        /* <stage>/<team>/<id>/jobs/...: receive on .../rcv, publish elsewhere. */
-        if (snprintf(prefix, sizeof prefix, "%s/%s/%s/jobs/", c->stage, c->team, c->device_id) >= (int) sizeof prefix)
+        /* <stage>/<team>/m/d/<id>/...: this device's messages, where nRF
+         * Cloud's policy puts ${iot:ClientId}.  The one wildcard is nRF
+         * Cloud's own c2d filter ".../+/r". */
+        if (snprintf(prefix, sizeof prefix, "%s/%s/m/d/%s/", c->stage, c->team, c->device_id) >= (int) sizeof prefix)
                 return false;
         rest = startswith(topic, prefix);
-        if (rest) {
-                const char *last = strrchr(topic, '/') + 1;
-                if (!levels_valid(rest, false))
-                        return false;
-                return streq(last, "rcv") ? action == TOPIC_ACTION_SUBSCRIBE : action == TOPIC_ACTION_PUBLISH;
-        }
-
-        /* <stage>/<team>/m/...: messages; subscriptions may use "+" levels.
-         * "#" is refused: a gateway has no business with a whole subtree. */
-        if (snprintf(prefix, sizeof prefix, "%s/%s/m/", c->stage, c->team) >= (int) sizeof prefix)
+        if (!rest)
                 return false;
-        rest = startswith(topic, prefix);
-        if (rest)
-                return levels_valid(rest, action == TOPIC_ACTION_SUBSCRIBE);
-
-        return false;
+        if (strchr(rest, '+') && !streq(rest, "+/r"))
+                return false;
+        return message_action(rest) == action;
 }

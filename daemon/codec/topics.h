@@ -91,16 +91,21 @@ int topic_build(const TopicContext *c, TopicKind kind, char *buf, size_t size);
  * (NULL: not in the shadow), with a trailing "+/r" replaced by "c2g" as
  * nRF Cloud's own library does (the wildcard form gets the gateway
  * disconnected); otherwise <stage>/<team>/gateways/<id>/c2g.  The result
- * must pass the topic guard for a subscribe: -EPERM if it does not. */
+ * must pass the topic guard for a subscribe and hold no wildcard (it is
+ * echoed in the pairing report): -EPERM if it does not. */
 int topic_c2g_derive(const TopicContext *c, const char *shadow_c2g, char *buf, size_t size);
 /* The g2c topic likewise, from desired.pairing.topics.g2c or the default. */
 int topic_g2c_derive(const TopicContext *c, const char *shadow_g2c, char *buf, size_t size);
 
-/* The topic guard.  Returns true only for what nRF Cloud's gateway policy
- * allows this device: its own shadow topics (both families), its
- * gateways/<id>/c2g (subscribe) and g2c (publish), its <id>/jobs/... topics
- * (jobs/.../rcv subscribe, the others publish), and <stage>/<team>/m/...
- * where subscriptions may use MQTT wildcards.  Everything else is refused,
- * including any wildcard outside m/..., empty levels, and topics longer
- * than TOPIC_MAX. */
+/* The topic guard: true only for a topic of this device, where nRF
+ * Cloud's policies for provisioned, associated and gateway devices put
+ * ${iot:ClientId} (spec §1.3-§1.6), in the one direction the gateway uses
+ * it: its shadow topics (both families), <stage>/<team>/gateways/<id>/c2g
+ * (subscribe) and g2c (publish), the six <stage>/<team>/<id>/jobs/...
+ * topics (rcv subscribe, req and update publish), and
+ * <stage>/<team>/m/d/<id>/... (c2d, c2g and ".../r" subscribe, the rest
+ * publish).  No topic is allowed for both publish and subscribe.  No
+ * wildcard in a publish topic; in a subscription only nRF Cloud's own
+ * ".../m/d/<id>/+/r".  Refused besides: other ids, teams and stages, empty
+ * levels, control characters, and topics longer than TOPIC_MAX. */
 bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic);

@@ -117,8 +117,8 @@ int verb_outbox(int argc, char *argv[], CtlOptions *o) {
         }
         if (damaged > 0) {
                 fprintf(stderr,
-                        "%u file(s) of %s are damaged: only their valid beginning is listed. The daemon moves "
-                        "the rest aside when it starts.\n",
+                        "%u file(s) of %s are damaged: their intact records are listed, the damaged ones "
+                        "skipped. The daemon moves the damaged bytes aside when it starts.\n",
                         damaged, dir);
                 return CTL_EXIT_VERIFY;
         }

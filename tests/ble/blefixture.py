@@ -22,13 +22,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, 'bluez_gatt_template.py')
 PYTHON = '/usr/bin/python3'
 
+# A private system-type bus; {policy}: its <policy> elements.
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
   <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
+{policy}</busconfig>
+"""
+# Everything allowed to everyone: the tests of the BLE layer.
+PERMISSIVE_POLICY = """  <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
     <allow send_type="method_call"/>
@@ -40,7 +44,6 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
     <allow receive_type="method_return"/>
     <allow receive_type="error"/>
   </policy>
-</busconfig>
 """
 
 # A device like a small sensor: battery service and a UART-like service.
@@ -64,11 +67,11 @@ def build_dir():
 
 
 class Bus:
-    def __init__(self, tmp):
+    def __init__(self, tmp, policy=PERMISSIVE_POLICY):
         self.socket = os.path.join(tmp, 'system_bus_socket')
         conf = os.path.join(tmp, 'system.conf')
         with open(conf, 'w') as f:
-            f.write(BUS_CONFIG.format(socket=self.socket))
+            f.write(BUS_CONFIG.format(socket=self.socket, policy=policy))
         self.proc = subprocess.Popen(['dbus-daemon', '--config-file=' + conf, '--nofork', '--print-address=1'],
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.address = self.proc.stdout.readline().strip()

@@ -6,19 +6,31 @@
  * side closes both.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "bridge.h"
 #include "log.h"
+#include "util.h"
 
 typedef struct Fake {
         bool opened, closed, paused;
@@ -395,41 +407,300 @@ static void test_remote_closes(void **state) {
         teardown(&s);
 }
 
-static void test_proc_net_tcp(void **state) {
-        static const char text[] =
-                "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-                "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1111 1 0 100 0 0 10 0\n"
-                "   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 2222 1 0 20 4 30 10 -1\n"
-                "   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 3333 1 0 20 4 30 10 -1\n";
-        uint32_t lo = htonl(INADDR_LOOPBACK);
+/* The sock_diag lookup finds exactly the socket of a 4-tuple, and its owner. */
+static void test_sock_diag(void **state) {
+        struct sockaddr_in a;
+        socklen_t al = sizeof a;
+        struct stat st;
+        uint64_t inode = 0;
+        uint32_t uid = 1, lo = htonl(INADDR_LOOPBACK);
+        uint16_t lport, cport;
+        int l, c, srv;
+        (void) state;
+
+        l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        a = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = lo };
+        assert_int_equal(bind(l, (struct sockaddr *) &a, sizeof a), 0);
+        assert_int_equal(listen(l, 1), 0);
+        assert_int_equal(getsockname(l, (struct sockaddr *) &a, &al), 0);
+        lport = ntohs(a.sin_port);
+        c = connect_to(lport);
+        assert_true(c >= 0);
+        srv = accept(l, NULL, NULL);
+        assert_true(srv >= 0);
+        al = sizeof a;
+        assert_int_equal(getsockname(c, (struct sockaddr *) &a, &al), 0);
+        cport = ntohs(a.sin_port);
+
+        /* The client's socket, seen from its side, then the server's. */
+        assert_int_equal(sock_diag_lookup_tcp4(lo, cport, lo, lport, &inode, &uid), 0);
+        assert_int_equal(fstat(c, &st), 0);
+        assert_int_equal(inode, (uint64_t) st.st_ino);
+        assert_int_equal(uid, geteuid());
+        assert_int_equal(process_has_socket_inode(inode), 1);
+        assert_int_equal(sock_diag_lookup_tcp4(lo, lport, lo, cport, &inode, &uid), 0);
+        assert_int_equal(fstat(srv, &st), 0);
+        assert_int_equal(inode, (uint64_t) st.st_ino);
+        /* Nothing with that 4-tuple. */
+        assert_int_equal(sock_diag_lookup_tcp4(lo, cport, lo, (uint16_t) (lport + 1), &inode, &uid), -ENOENT);
+        close(srv);
+        close(c);
+        close(l);
+        /* A socket that is gone is not ours any more. */
+        assert_int_equal(process_has_socket_inode((uint64_t) st.st_ino), 0);
+}
+
+/* The reply parser: only the answer to our request about exactly that socket. */
+static void test_sock_diag_parse(void **state) {
+        struct {
+                struct nlmsghdr h;
+                struct inet_diag_msg m;
+        } ok = {
+                .h = { .nlmsg_len = sizeof ok, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_seq = 7 },
+                .m = { .idiag_family = AF_INET,
+                       .id = { .idiag_sport = htons(50000),
+                               .idiag_dport = htons(8080),
+                               .idiag_src = { htonl(0x7F000001) },
+                               .idiag_dst = { htonl(0x7F000001) } },
+                       .idiag_uid = 1000,
+                       .idiag_inode = 4242 },
+        }, bad;
+        struct {
+                struct nlmsghdr h;
+                struct nlmsgerr e;
+        } err = { .h = { .nlmsg_len = sizeof err, .nlmsg_type = NLMSG_ERROR, .nlmsg_seq = 7 },
+                  .e = { .error = -ENOENT } };
+        uint32_t lo = htonl(0x7F000001), uid = 0;
         uint64_t inode = 0;
         (void) state;
 
-        assert_int_equal(proc_net_tcp_find_inode(text, sizeof text - 1, lo, 0xC350, lo, 0x1F90, &inode), 0);
-        assert_int_equal(inode, 2222);
-        assert_int_equal(proc_net_tcp_find_inode(text, sizeof text - 1, lo, 0x1F90, lo, 0xC350, &inode), 0);
-        assert_int_equal(inode, 3333);
-        assert_int_equal(proc_net_tcp_find_inode(text, sizeof text - 1, lo, 0xC351, lo, 0x1F90, &inode), -ENOENT);
-        /* Cut in the middle of a line. */
-        assert_int_equal(proc_net_tcp_find_inode(text, 130, lo, 0xC350, lo, 0x1F90, &inode), -EBADMSG);
-        assert_int_equal(proc_net_tcp_find_inode("", 0, lo, 1, lo, 2, &inode), -ENOENT);
-        assert_int_equal(proc_net_tcp_find_inode("header only", 11, lo, 1, lo, 2, &inode), -EBADMSG);
-        /* A socket of this process is found, one that does not exist is not. */
-        {
-                int fd = socket(AF_INET, SOCK_STREAM, 0);
-                struct stat st;
-                assert_true(fd >= 0);
-                assert_int_equal(fstat(fd, &st), 0);
-                assert_int_equal(process_has_socket_inode((uint64_t) st.st_ino), 1);
-                close(fd);
-                assert_int_equal(process_has_socket_inode((uint64_t) st.st_ino), 0);
+#define PARSE(x, n) sock_diag_parse_tcp4((const uint8_t *) &(x), (n), 7, lo, 50000, lo, 8080, &inode, &uid)
+        assert_int_equal(PARSE(ok, sizeof ok), 0);
+        assert_int_equal(inode, 4242);
+        assert_int_equal(uid, 1000);
+        assert_int_equal(PARSE(err, sizeof err), -ENOENT);
+        assert_int_equal(PARSE(ok, sizeof ok - 1), -EBADMSG);
+        assert_int_equal(PARSE(ok, 3), -EBADMSG);
+        assert_int_equal(PARSE(err, sizeof err - 1), -EBADMSG);
+        bad = ok;
+        bad.h.nlmsg_seq = 8;
+        assert_int_equal(PARSE(bad, sizeof bad), -EPROTO);
+        bad = ok;
+        bad.m.id.idiag_sport = htons(50001);
+        assert_int_equal(PARSE(bad, sizeof bad), -EPROTO);
+        bad = ok;
+        bad.m.id.idiag_dst[0] = htonl(0x7F000002);
+        assert_int_equal(PARSE(bad, sizeof bad), -EPROTO);
+        bad = ok;
+        bad.m.idiag_family = AF_INET6;
+        assert_int_equal(PARSE(bad, sizeof bad), -EPROTO);
+        bad = ok;
+        bad.h.nlmsg_type = NLMSG_DONE;
+        assert_int_equal(PARSE(bad, sizeof bad), -EPROTO);
+        err.e.error = 5;
+        assert_int_equal(PARSE(err, sizeof err), -EPROTO);
+#undef PARSE
+}
+
+/*
+ * Tests that set up namespaces run in a child process: its checks report
+ * the failing line on stderr and exit, never into cmocka.
+ */
+#define CHECK(x)                                                                        \
+        do {                                                                            \
+                if (!(x)) {                                                             \
+                        fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x); \
+                        _exit(1);                                                       \
+                }                                                                       \
+        } while (0)
+
+static int raw_connect(uint16_t port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &a, sizeof a) < 0)
+                return -1;
+        return fd;
+}
+
+/* In the child: another process (as foreign_uid) is refused, our own connection is taken within 1 s. */
+static void child_bridge_flow(uid_t foreign_uid) {
+        static const BridgeCallbacks cb = { on_ready, on_closed };
+        Fake f = { 0 };
+        sd_event *e = NULL;
+        Bridge *b = NULL;
+        uint64_t t0;
+        pid_t pid;
+        int status = 0, fd, r = 0;
+
+        CHECK(sd_event_new(&e) >= 0);
+        CHECK(bridge_new(e, &fake_ops, &f, &cb, &f, &b) == 0);
+        CHECK(bridge_start(b, "h", 1) == 0);
+        bridge_remote_connected(b);
+        CHECK(bridge_get_state(b) == BRIDGE_LISTENING);
+
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                char c;
+                int cfd;
+                if (foreign_uid != geteuid() && setresuid(foreign_uid, foreign_uid, foreign_uid) < 0)
+                        _exit(3);
+                cfd = raw_connect(f.ready_port);
+                _exit(cfd < 0 ? 2 : read(cfd, &c, 1) == 0 ? 0 : 1);
         }
+        for (int i = 0; i < 200 && (r = waitpid(pid, &status, WNOHANG)) == 0; i++)
+                CHECK(sd_event_run(e, 20 * 1000) >= 0);
+        CHECK(r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        CHECK(bridge_refused_connections(b) == 1);
+        CHECK(bridge_get_state(b) == BRIDGE_LISTENING);
+
+        t0 = now_usec(CLOCK_MONOTONIC);
+        fd = raw_connect(f.ready_port);
+        CHECK(fd >= 0);
+        for (int i = 0; i < 50 && bridge_get_state(b) != BRIDGE_RUNNING; i++)
+                CHECK(sd_event_run(e, 20 * 1000) >= 0);
+        CHECK(bridge_get_state(b) == BRIDGE_RUNNING);
+        CHECK(now_usec(CLOCK_MONOTONIC) - t0 < 1000000);
+        CHECK(bridge_refused_connections(b) == 1);
+        close(fd);
+        bridge_free(b);
+        sd_event_unref(e);
+}
+
+static void run_in_child(void (*fn)(void)) {
+        int status = 0;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                fn();
+                _exit(0);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void child_other_user(void) {
+        child_bridge_flow(65534);
+}
+
+/* Another user (nobody) connects first: refused as well. */
+static void test_other_user(void **state) {
+        (void) state;
+        if (geteuid() != 0)
+                skip();
+        run_in_child(child_other_user);
+}
+
+static void child_proc_subset_pid(void) {
+        CHECK(unshare(CLONE_NEWNS) == 0);
+        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+        CHECK(mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid") == 0);
+        /* What systemd's ProcSubset=pid gives the service: no /proc/net. */
+        CHECK(access("/proc/net/tcp", F_OK) < 0);
+        CHECK(access("/proc/self/fd", F_OK) == 0);
+        child_bridge_flow(geteuid());
+}
+
+/* Issue 13: with ProcSubset=pid the daemon refused its own connection forever. */
+static void test_proc_subset_pid(void **state) {
+        (void) state;
+        if (geteuid() != 0)
+                skip();
+        run_in_child(child_proc_subset_pid);
+}
+
+/* The large-table case: connections held by other processes, each within the usual 20 000 files. */
+#define LARGE_TABLE_HOLDERS 7u
+#define LARGE_TABLE_PER_HOLDER 9000u
+
+/* A holder: LARGE_TABLE_PER_HOLDER loopback connections, both ends held; writes one byte when done. */
+static void hold_connections(int ready_fd) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t al = sizeof a;
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        /* Gone with the test's child, whatever check stops it. */
+        CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+        if (getppid() == 1)
+                _exit(1);
+        CHECK(l >= 0);
+        CHECK(bind(l, (struct sockaddr *) &a, sizeof a) == 0);
+        CHECK(listen(l, 128) == 0);
+        CHECK(getsockname(l, (struct sockaddr *) &a, &al) == 0);
+        for (unsigned i = 0; i < LARGE_TABLE_PER_HOLDER; i++) {
+                CHECK(raw_connect(ntohs(a.sin_port)) >= 0);
+                CHECK(accept4(l, NULL, NULL, SOCK_CLOEXEC) >= 0);
+        }
+        CHECK(write(ready_fd, "x", 1) == 1);
+        for (;;)
+                pause();
+}
+
+static void child_large_table(void) {
+        struct ifreq ifr = { .ifr_name = "lo" };
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC), table = 0;
+        pid_t holders[LARGE_TABLE_HOLDERS];
+        int p[2], s, fd, status;
+        char buf[65536], c;
+        ssize_t n;
+
+        /* A network namespace of its own: the table holds this test's sockets only. */
+        CHECK(unshare(CLONE_NEWNET) == 0);
+        s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        CHECK(s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0);
+        ifr.ifr_flags |= IFF_UP;
+        CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0);
+        close(s);
+
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        for (unsigned i = 0; i < LARGE_TABLE_HOLDERS; i++) {
+                holders[i] = fork();
+                CHECK(holders[i] >= 0);
+                if (holders[i] == 0) {
+                        close(p[0]);
+                        hold_connections(p[1]);
+                }
+        }
+        close(p[1]);
+        for (unsigned i = 0; i < LARGE_TABLE_HOLDERS; i++)
+                CHECK(read(p[0], &c, 1) == 1);
+        /* Bounded: the whole set-up within 60 s. */
+        CHECK(now_usec(CLOCK_MONOTONIC) - t0 < 60 * 1000000ull);
+
+        /* The table the old check read is past its 16 MiB cap now. */
+        fd = open("/proc/net/tcp", O_RDONLY | O_CLOEXEC);
+        CHECK(fd >= 0);
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                table += (uint64_t) n;
+        close(fd);
+        CHECK(table > 16u * 1024u * 1024u);
+
+        child_bridge_flow(geteuid());
+        for (unsigned i = 0; i < LARGE_TABLE_HOLDERS; i++) {
+                CHECK(kill(holders[i], SIGKILL) == 0);
+                CHECK(waitpid(holders[i], &status, 0) == holders[i]);
+        }
+}
+
+/* Issue 13: other processes holding ~60 000 loopback connections (here 63 000, 126 000 sockets)
+ * made the table read too large, and the daemon refused its own connection forever. */
+static void test_large_table(void **state) {
+        (void) state;
+        if (geteuid() != 0)
+                skip();
+        run_in_child(child_large_table);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_proc_net_tcp),
+                cmocka_unit_test(test_sock_diag),
+                cmocka_unit_test(test_sock_diag_parse),
                 cmocka_unit_test(test_only_own_process),
+                cmocka_unit_test(test_other_user),
+                cmocka_unit_test(test_proc_subset_pid),
+                cmocka_unit_test(test_large_table),
                 cmocka_unit_test(test_upstream_backpressure),
                 cmocka_unit_test(test_upstream_coalesces),
                 cmocka_unit_test(test_upstream_read_ahead_bounded),

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "log.h"
@@ -137,7 +138,7 @@ static void test_parse_every_prefix(void **state) {
                 unsigned n = 0;
                 size_t good = 12345, want_good = cut < OUTBOX_FILE_HEADER_SIZE ? 0 : OUTBOX_FILE_HEADER_SIZE;
                 unsigned want_n = 0;
-                int r = outbox_parse_segment(buf, cut, count_cb, &n, &good);
+                int r = outbox_parse_segment(buf, cut, count_cb, NULL, &n, &good);
                 for (int k = 0; k < 3; k++)
                         if (ends[k] <= cut) {
                                 want_good = ends[k];
@@ -148,15 +149,16 @@ static void test_parse_every_prefix(void **state) {
                 assert_int_equal(r, cut == want_good && cut >= OUTBOX_FILE_HEADER_SIZE ? 0 : -EBADMSG);
         }
 
-        /* Every single-bit flip in a record is caught by the magic, the bounds or the CRC. */
+        /* Every single-bit flip in a record is caught by the magic, the bounds or the CRC, and
+         * only that record is skipped: the reader finds the next one. */
         for (size_t i = OUTBOX_FILE_HEADER_SIZE; i < ends[0]; i++)
                 for (int bit = 0; bit < 8; bit++) {
                         unsigned n = 0;
                         size_t good;
                         buf[i] ^= (uint8_t) (1u << bit);
-                        assert_int_equal(outbox_parse_segment(buf, off, count_cb, &n, &good), -EBADMSG);
+                        assert_int_equal(outbox_parse_segment(buf, off, count_cb, NULL, &n, &good), -EBADMSG);
                         assert_int_equal(good, OUTBOX_FILE_HEADER_SIZE);
-                        assert_int_equal(n, 0);
+                        assert_int_equal(n, 2);
                         buf[i] ^= (uint8_t) (1u << bit);
                 }
 }
@@ -416,7 +418,7 @@ static void test_crash_every_offset(void **state) {
         test_rm_rf(tmp);
 }
 
-/* Damage in the middle: the good prefix is kept, the rest moved aside, later files still read. */
+/* Damage in the middle: only the damaged record is lost, the file is repaired, later records still read. */
 static void test_corrupt_middle(void **state) {
         _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
         _cleanup_free_ char *seg = NULL;
@@ -439,15 +441,16 @@ static void test_corrupt_middle(void **state) {
                 struct stat st;
                 assert_int_equal(outbox_new(dir, &big, &o), 0);
                 assert_int_equal(outbox_corrupt_files(o), 1);
-                assert_int_equal(outbox_loaded(o), 2);
+                assert_int_equal(outbox_damaged_records(o), 1);
+                assert_int_equal(outbox_loaded(o), 4);
                 assert_int_equal(stat(seg, &st), 0);
-                assert_int_equal(st.st_size, OUTBOX_FILE_HEADER_SIZE + 2 * rec);
+                assert_int_equal(st.st_size, OUTBOX_FILE_HEADER_SIZE + 4 * rec);
                 assert_int_equal(count_files(dir, "corrupt"), 1);
                 push_n(o, OUTBOX_NOTIFICATION, 10, 1);
         }
         {
                 _cleanup_(outbox_freep) Outbox *o = NULL;
-                static const unsigned expect[] = { 0, 1, 10 };
+                static const unsigned expect[] = { 0, 1, 3, 4, 10 };
                 assert_int_equal(outbox_new(dir, &big, &o), 0);
                 assert_int_equal(outbox_corrupt_files(o), 0);
                 drain_expect(o, expect, ELEMENTSOF(expect));
@@ -469,6 +472,134 @@ static void test_corrupt_middle(void **state) {
                 o = outbox_free(o);
                 test_rm_rf(t2);
         }
+}
+
+/*
+ * Issue 13: one damaged record used to lose the rest of its segment.  Every
+ * byte of a small outbox (file header, five entries, the REMOVE of the
+ * second, a sixth entry) is damaged in turn, with a one-bit and an all-bits
+ * flip: exactly the record holding that byte is lost (a lost REMOVE brings
+ * its entry back, at-least-once), every other record is kept, the file is
+ * repaired once, and what was set aside is one bounded file.
+ */
+static void test_flip_every_byte(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        _cleanup_free_ char *seg = NULL;
+        _cleanup_free_ uint8_t *image = NULL;
+        size_t len = 0, rec = OUTBOX_RECORD_HEADER_SIZE + 26 + 7, starts[8];
+        (void) state;
+
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                OutboxEntry e;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 1, 3);
+                push_n(o, OUTBOX_STATUS, 4, 2);
+                /* The REMOVE record of seq 2 ({"n":2}). */
+                assert_true(outbox_peek_unsent(o, &e));
+                outbox_mark_sent(o, e.seq);
+                assert_true(outbox_peek_unsent(o, &e));
+                assert_int_equal(outbox_ack(o, e.seq), 0);
+                push_n(o, OUTBOX_NOTIFICATION, 6, 1);
+        }
+        seg = data_segment(dir, &image, &len);
+        assert_int_equal(len, OUTBOX_FILE_HEADER_SIZE + 6 * rec + OUTBOX_RECORD_HEADER_SIZE);
+        /* Record k (0: the file header) spans [starts[k], starts[k + 1]). */
+        starts[0] = 0;
+        starts[1] = OUTBOX_FILE_HEADER_SIZE;
+        for (int k = 2; k <= 7; k++)
+                starts[k] = starts[k - 1] + (k == 7 ? OUTBOX_RECORD_HEADER_SIZE : rec);
+        assert_int_equal(starts[7] + rec, len);
+
+        for (size_t i = 0; i < len; i++)
+                for (unsigned flip = 0x01; flip <= 0xff; flip = flip == 0x01 ? 0xff : 0x100) {
+                        _cleanup_free_ char *t2 = make_tmp(), *d2 = outbox_dir(t2), *p = NULL;
+                        /* Which record holds byte i: 0 header, 1..5 entries n=1..5, 6 the REMOVE of n=2, 7 n=6. */
+                        int k = 7;
+                        unsigned expect[6], n = 0;
+
+                        while (i < starts[k])
+                                k--;
+                        for (unsigned m = 1; m <= 6; m++) {
+                                unsigned rk = m == 6 ? 7 : m; /* the record of entry m */
+                                if ((int) rk == k)
+                                        continue; /* the damaged one */
+                                if (m == 2 && k != 6)
+                                        continue; /* removed, unless its REMOVE is the damaged record */
+                                expect[n++] = m;
+                        }
+
+                        assert_int_equal(mkdir(d2, 0700), 0);
+                        assert_true(asprintf(&p, "%s/%s", d2, strrchr(seg, '/') + 1) > 0);
+                        image[i] ^= (uint8_t) flip;
+                        write_file(p, image, len);
+                        image[i] ^= (uint8_t) flip;
+                        {
+                                _cleanup_(outbox_freep) Outbox *o = NULL;
+                                assert_int_equal(outbox_new(d2, &big, &o), 0);
+                                if (outbox_loaded(o) != n)
+                                        fail_msg("byte %zu ^ 0x%02x (record %d): %" PRIu64 " loaded, %u expected", i,
+                                                 flip, k, outbox_loaded(o), n);
+                                assert_int_equal(outbox_corrupt_files(o), 1);
+                                assert_int_equal(outbox_damaged_records(o), k == 0 ? 0 : 1);
+                                assert_int_equal(count_files(d2, "corrupt"), 1);
+                        }
+                        {
+                                /* Repaired: the second load finds nothing wrong, and the same entries. */
+                                _cleanup_(outbox_freep) Outbox *o = NULL;
+                                assert_int_equal(outbox_new(d2, &big, &o), 0);
+                                assert_int_equal(outbox_corrupt_files(o), 0);
+                                assert_int_equal(count_files(d2, "corrupt"), 1);
+                                drain_expect(o, expect, n);
+                        }
+                        test_rm_rf(t2);
+                }
+        test_rm_rf(tmp);
+}
+
+/* What is set aside is bounded in size and removed after OUTBOX_ASIDE_MAX_AGE_SEC. */
+static void test_aside_bounded(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        _cleanup_free_ uint8_t *junk = malloc(3 * OUTBOX_ASIDE_MAX_BYTES);
+        _cleanup_free_ char *old = NULL, *stale = NULL, *p = NULL;
+        struct timespec ts[2] = {};
+        struct stat st;
+        (void) state;
+
+        assert_non_null(junk);
+        memset(junk, 'j', 3 * OUTBOX_ASIDE_MAX_BYTES);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        /* An old aside file, and a repair copy left by a crash. */
+        assert_true(asprintf(&old, "%s/0000000000000001.seg.corrupt-1", dir) > 0);
+        write_file(old, junk, 10);
+        ts[0].tv_sec = ts[1].tv_sec = time(NULL) - OUTBOX_ASIDE_MAX_AGE_SEC - 60;
+        assert_int_equal(utimensat(AT_FDCWD, old, ts, 0), 0);
+        assert_true(asprintf(&stale, "%s/0000000000000002.seg.tmp", dir) > 0);
+        write_file(stale, junk, 10);
+        /* A segment of 3 MiB of garbage after a valid header. */
+        memcpy(junk, outbox_file_header, OUTBOX_FILE_HEADER_SIZE);
+        assert_true(asprintf(&p, "%s/0000000000000003.seg", dir) > 0);
+        write_file(p, junk, 3 * OUTBOX_ASIDE_MAX_BYTES);
+        {
+                _cleanup_(outbox_freep) Outbox *o = NULL;
+                assert_int_equal(outbox_new(dir, &big, &o), 0);
+                assert_int_equal(outbox_corrupt_files(o), 1);
+        }
+        assert_int_equal(access(old, F_OK), -1);
+        assert_int_equal(access(stale, F_OK), -1);
+        assert_int_equal(count_files(dir, "corrupt"), 1);
+        {
+                DIR *d = opendir(dir);
+                struct dirent *de;
+                assert_non_null(d);
+                while ((de = readdir(d)))
+                        if (strstr(de->d_name, "corrupt")) {
+                                assert_int_equal(fstatat(dirfd(d), de->d_name, &st, 0), 0);
+                                assert_true(st.st_size <= (off_t) OUTBOX_ASIDE_MAX_BYTES);
+                        }
+                closedir(d);
+        }
+        test_rm_rf(tmp);
 }
 
 /* A crash between creating a file and syncing its header leaves a prefix of the header: not damage. */
@@ -685,6 +816,8 @@ int main(void) {
                 cmocka_unit_test(test_crash_every_offset),
                 cmocka_unit_test(test_corrupt_middle),
                 cmocka_unit_test(test_torn_creation),
+                cmocka_unit_test(test_flip_every_byte),
+                cmocka_unit_test(test_aside_bounded),
                 cmocka_unit_test(test_segments_collected),
                 cmocka_unit_test(test_duplicate_copy),
                 cmocka_unit_test(test_reopen_smaller),

@@ -43,9 +43,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 check((unsigned char) *p >= 0x20 && *p != 0x7f);
         check(starts(topic, "$aws/things/gw/shadow/") || starts(topic, "gw/shadow/") ||
               starts(topic, "prod/team/gateways/gw/") || starts(topic, "prod/team/gw/jobs/") ||
-              starts(topic, "prod/team/m/"));
-        /* Wildcards only as whole levels under m/. */
+              starts(topic, "prod/team/m/d/gw/"));
+        /* The one wildcard: nRF Cloud's own c2d filter. */
         if (strchr(topic, '+'))
-                check(starts(topic, "prod/team/m/"));
+                check(strcmp(topic, "prod/team/m/d/gw/+/r") == 0);
+        /* Never allowed in both directions. */
+        check(!topic_allowed(&c, a == TOPIC_ACTION_PUBLISH ? TOPIC_ACTION_SUBSCRIBE : TOPIC_ACTION_PUBLISH, topic));
         return 0;
 }

@@ -61,10 +61,9 @@ static void test_build_all(void **state) {
                 assert_int_equal(topic_build(&c, t[i].kind, buf, sizeof buf), 0);
                 assert_string_equal(buf, t[i].topic);
                 assert_int_equal(topic_kind_action(t[i].kind), t[i].action);
-                /* Every topic we build passes the guard in its direction
-                 * (the m/ subtree allows both: the policy does). */
+                /* Every topic we build passes the guard in its direction, and only in it. */
                 assert_true(topic_allowed(&c, t[i].action, buf));
-                assert_int_equal(topic_allowed(&c, other, buf), strstr(buf, "/m/d/") != NULL);
+                assert_false(topic_allowed(&c, other, buf));
                 /* Names round-trip. */
                 assert_int_equal(topic_kind_from_string(topic_kind_to_string(t[i].kind)), t[i].kind);
         }
@@ -131,65 +130,151 @@ static void test_prefix_parse(void **state) {
         }
 }
 
-static void test_guard_table(void **state) {
-        static const struct {
-                TopicAction action;
-                const char *topic;
-                bool allowed;
-        } t[] = {
-                /* messages subtree */
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/m/d/" GW "/d2c", true },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/m/d/" GW "/c2d", true },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/m/d/" GW "/+/r", true },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/m/d/" GW "/+/r", false },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/m/#", false },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/m/d/a+/r", false },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/m/", false },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/m//x", false },
-                /* jobs subtree */
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/" GW "/jobs/ble/req", true },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/" GW "/jobs/+", false },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/" GW "/jobs/#", false },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/" GW "/jobs/rcv", false },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/other-gw/jobs/req", false },
-                /* other devices, other teams, other stages */
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/gateways/other-gw/c2g", false },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/gateways/other-gw/g2c", false },
-                { TOPIC_ACTION_PUBLISH, "prod/other-team/gateways/" GW "/g2c", false },
-                { TOPIC_ACTION_PUBLISH, "beta/" TEAM "/gateways/" GW "/g2c", false },
-                { TOPIC_ACTION_SUBSCRIBE, "$aws/things/other-gw/shadow/get/accepted", false },
-                { TOPIC_ACTION_SUBSCRIBE, "other-gw/shadow/get/accepted", false },
-                /* wildcards over our own topics */
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/gateways/+/c2g", false },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/gateways/" GW "/#", false },
-                { TOPIC_ACTION_SUBSCRIBE, "$aws/things/" GW "/shadow/#", false },
-                { TOPIC_ACTION_SUBSCRIBE, "#", false },
-                { TOPIC_ACTION_SUBSCRIBE, "+/shadow/get/accepted", false },
-                /* near misses */
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/gateways/" GW "/c2g/", false },
-                { TOPIC_ACTION_SUBSCRIBE, "prod/" TEAM "/gateways/" GW "/c2gx", false },
-                { TOPIC_ACTION_PUBLISH, "$aws/things/" GW "/shadow/delete", false },
-                { TOPIC_ACTION_PUBLISH, "", false },
-                { TOPIC_ACTION_PUBLISH, "prod/" TEAM "/gateways/" GW "/g2c\n", false },
-                { _TOPIC_ACTION_INVALID, "prod/" TEAM "/gateways/" GW "/g2c", false },
-        };
+#define OTHER "0b7e8a52-2f39-4d6e-9c1a-5e3f7d2b9a40"
+#define P TOPIC_ACTION_PUBLISH
+#define S TOPIC_ACTION_SUBSCRIBE
+
+/* What nRF Cloud's IoT policies let this gateway do (spec nrfcloud-mqtt.md
+ * §1.3-§1.6): every resource carries ${iot:ClientId} = GW at a fixed
+ * position, so the same topic with any other id, team or stage is
+ * forbidden, as is every topic outside the lists. */
+static const struct {
+        TopicAction action;
+        const char *topic;
+        bool allowed;
+} policy[] = {
+        /* Provisioned device: its own shadow, both topic families. */
+        { P, "$aws/things/" GW "/shadow/get", true },
+        { P, "$aws/things/" GW "/shadow/update", true },
+        { S, "$aws/things/" GW "/shadow/get/accepted", true },
+        { S, "$aws/things/" GW "/shadow/get/rejected", true },
+        { S, "$aws/things/" GW "/shadow/update/delta", true },
+        { P, GW "/shadow/get/trim", true },
+        { P, GW "/shadow/get/tf", true },
+        { P, GW "/shadow/update", true },
+        { S, GW "/shadow/get/accepted", true },
+        { S, GW "/shadow/get/accepted/trim", true },
+        { S, GW "/shadow/get/accepted/tf", true },
+        { S, GW "/shadow/get/rejected", true },
+        { S, GW "/shadow/update/delta/full", true },
+        { P, "$aws/things/" OTHER "/shadow/update", false },
+        { S, "$aws/things/" OTHER "/shadow/get/accepted", false },
+        { P, OTHER "/shadow/update", false },
+        { S, OTHER "/shadow/get/accepted/trim", false },
+        { S, "+/shadow/get/accepted", false },
+        { S, "$aws/things/+/shadow/update/delta", false },
+        { S, "$aws/things/" GW "/shadow/#", false },
+        { S, GW "/shadow/get/+", false },
+        { P, "$aws/things/" GW "/shadow/delete", false },
+        { P, "$aws/things/" GW "/shadow/name/x/update", false },
+        { S, "$aws/things/" GW "/jobs/notify", false },
+        { P, GW "/shadow/get/accepted", false },
+        { S, GW "/shadow/update", false },
+        /* Associated device: its messages under m/d/<id>/ and its jobs. */
+        { P, "prod/" TEAM "/m/d/" GW "/d2c", true },
+        { P, "prod/" TEAM "/m/d/" GW "/d2c/bulk", true },
+        { P, "prod/" TEAM "/m/d/" GW "/d2c/bin", true },
+        { P, "prod/" TEAM "/m/d/" GW "/g2c", true },
+        { S, "prod/" TEAM "/m/d/" GW "/c2d", true },
+        { S, "prod/" TEAM "/m/d/" GW "/c2g", true },
+        { S, "prod/" TEAM "/m/d/" GW "/+/r", true },
+        { S, "prod/" TEAM "/m/d/" GW "/x/r", true },
+        { S, "prod/" TEAM "/m/d/" GW "/d2c", false },   /* its own publish topic */
+        { P, "prod/" TEAM "/m/d/" GW "/c2d", false },   /* its own subscription */
+        { P, "prod/" TEAM "/m/d/" GW "/c2g", false },
+        { P, "prod/" TEAM "/m/d/" GW "/x/r", false },
+        { P, "prod/" TEAM "/m/d/" GW "/+/r", false },
+        { P, "prod/" TEAM "/m/d/" OTHER "/d2c", false }, /* another device's events */
+        { S, "prod/" TEAM "/m/d/" OTHER "/c2d", false },
+        { S, "prod/" TEAM "/m/d/" OTHER "/+/r", false },
+        { S, "prod/" TEAM "/m/d/+/+/r", false },
+        { S, "prod/" TEAM "/m/d/+/c2g", false },
+        { S, "prod/" TEAM "/m/d/" GW "/+", false },
+        { S, "prod/" TEAM "/m/d/" GW "/c2g/+", false },
+        { S, "prod/" TEAM "/m/d/" GW "/+/+", false },
+        { S, "prod/" TEAM "/m/d/" GW "/#", false },
+        { S, "prod/" TEAM "/m/#", false },
+        { S, "prod/" TEAM "/m/+/c2g", false },
+        { P, "prod/" TEAM "/m/loop", false },           /* outside m/d/<id>/ */
+        { S, "prod/" TEAM "/m/loop", false },
+        { P, "prod/" TEAM "/m/d/" GW, false },
+        { P, "prod/" TEAM "/m/d/" GW "/", false },
+        { P, "prod/" TEAM "/m/d/" GW "//d2c", false },
+        { P, "prod/" TEAM "/m/", false },
+        { P, "prod/other-team/m/d/" GW "/d2c", false },
+        { P, "beta/" TEAM "/m/d/" GW "/d2c", false },
+        { P, "prod/" TEAM "/" GW "/jobs/req", true },
+        { S, "prod/" TEAM "/" GW "/jobs/rcv", true },
+        { P, "prod/" TEAM "/" GW "/jobs/update", true },
+        { P, "prod/" TEAM "/" GW "/jobs/ble/req", true },
+        { S, "prod/" TEAM "/" GW "/jobs/ble/rcv", true },
+        { P, "prod/" TEAM "/" GW "/jobs/ble/update", true },
+        { P, "prod/" TEAM "/" GW "/jobs/rcv", false },
+        { S, "prod/" TEAM "/" GW "/jobs/req", false },
+        { P, "prod/" TEAM "/" GW "/jobs/other", false },
+        { S, "prod/" TEAM "/" GW "/jobs/ble/x/rcv", false },
+        { S, "prod/" TEAM "/" GW "/jobs/+", false },
+        { S, "prod/" TEAM "/" GW "/jobs/#", false },
+        { P, "prod/" TEAM "/" OTHER "/jobs/req", false },
+        { S, "prod/" TEAM "/" OTHER "/jobs/rcv", false },
+        { S, "prod/" TEAM "/+/jobs/rcv", false },
+        /* Gateway: gateways/<id>/c2g and g2c. */
+        { S, "prod/" TEAM "/gateways/" GW "/c2g", true },
+        { P, "prod/" TEAM "/gateways/" GW "/g2c", true },
+        { P, "prod/" TEAM "/gateways/" GW "/c2g", false },
+        { S, "prod/" TEAM "/gateways/" GW "/g2c", false },
+        { S, "prod/" TEAM "/gateways/" OTHER "/c2g", false },
+        { P, "prod/" TEAM "/gateways/" OTHER "/g2c", false },
+        { P, "prod/other-team/gateways/" GW "/g2c", false },
+        { P, "beta/" TEAM "/gateways/" GW "/g2c", false },
+        { S, "prod/" TEAM "/gateways/+/c2g", false },
+        { S, "prod/" TEAM "/gateways/" GW "/#", false },
+        { S, "prod/" TEAM "/gateways/" GW "/+", false },
+        { P, "prod/" TEAM "/gateways/" GW "/g2c/x", false },
+        /* Anything else. */
+        { S, "#", false },
+        { S, "+", false },
+        { P, "prod/" TEAM "/gateways/" GW "/c2g/", false },
+        { S, "prod/" TEAM "/gateways/" GW "/c2gx", false },
+        { P, "", false },
+        { P, "/", false },
+        { P, "prod/" TEAM "/gateways/" GW "/g2c\n", false },
+        { P, "prod/" TEAM "/gateways/" GW "/g2c\x7f", false },
+        { _TOPIC_ACTION_INVALID, "prod/" TEAM "/gateways/" GW "/g2c", false },
+};
+
+static void test_guard_policy(void **state) {
         TopicContext c = ctx();
         (void) state;
-        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
-                bool a = topic_allowed(&c, t[i].action, t[i].topic);
-                if (a != t[i].allowed)
-                        fail_msg("%s %s: expected %s", topic_action_to_string(t[i].action), t[i].topic,
-                                 t[i].allowed ? "allowed" : "refused");
+        for (size_t i = 0; i < ELEMENTSOF(policy); i++) {
+                bool a = topic_allowed(&c, policy[i].action, policy[i].topic);
+                if (a != policy[i].allowed)
+                        fail_msg("%s %s: expected %s", topic_action_to_string(policy[i].action), policy[i].topic,
+                                 policy[i].allowed ? "allowed" : "refused");
         }
         assert_false(topic_allowed(NULL, TOPIC_ACTION_PUBLISH, "x"));
         assert_false(topic_allowed(&c, TOPIC_ACTION_PUBLISH, NULL));
+}
+
+/* No topic of the table, nor any built topic, passes in both directions:
+ * a gateway never receives what it sends (the loop of issue 13). */
+static void test_guard_one_direction(void **state) {
+        TopicContext c = ctx();
+        (void) state;
+        for (size_t i = 0; i < ELEMENTSOF(policy); i++)
+                assert_false(topic_allowed(&c, P, policy[i].topic) && topic_allowed(&c, S, policy[i].topic));
+        for (int k = 0; k < _TOPIC_KIND_MAX; k++) {
+                char buf[TOPIC_MAX + 1];
+                assert_int_equal(topic_build(&c, (TopicKind) k, buf, sizeof buf), 0);
+                assert_false(topic_allowed(&c, P, buf) && topic_allowed(&c, S, buf));
+        }
 }
 
 static void test_guard_long_topic(void **state) {
         TopicContext c = ctx();
         char t[TOPIC_MAX + 64];
         (void) state;
-        int n = snprintf(t, sizeof t, "prod/%s/m/", TEAM);
+        int n = snprintf(t, sizeof t, "prod/%s/m/d/%s/", TEAM, GW);
         memset(t + n, 'a', sizeof t - (size_t) n - 1);
         t[sizeof t - 1] = 0;
         assert_false(topic_allowed(&c, TOPIC_ACTION_PUBLISH, t));
@@ -225,13 +310,27 @@ static void test_c2g_derive(void **state) {
         assert_int_equal(topic_g2c_derive(&c, "prod/" TEAM "/m/d/" GW "/g2c", buf, sizeof buf), 0);
         assert_string_equal(buf, "prod/" TEAM "/m/d/" GW "/g2c");
         assert_int_equal(topic_c2g_derive(&c, NULL, buf, 10), -ENOBUFS);
+
+        /* Issue 13: c2g == g2c outside m/d/<id>/ (a loop through the cloud). */
+        assert_int_equal(topic_c2g_derive(&c, "prod/" TEAM "/m/loop", buf, sizeof buf), -EPERM);
+        assert_int_equal(topic_g2c_derive(&c, "prod/" TEAM "/m/loop", buf, sizeof buf), -EPERM);
+        /* ... g2c as another device ... */
+        assert_int_equal(topic_g2c_derive(&c, "prod/" TEAM "/m/d/" OTHER "/d2c", buf, sizeof buf), -EPERM);
+        assert_int_equal(topic_c2g_derive(&c, "prod/" TEAM "/m/d/" OTHER "/c2g", buf, sizeof buf), -EPERM);
+        /* ... and wildcard c2g filters, which the pairing report cannot carry. */
+        assert_int_equal(topic_c2g_derive(&c, "prod/" TEAM "/m/+/c2g", buf, sizeof buf), -EPERM);
+        assert_int_equal(topic_c2g_derive(&c, "prod/" TEAM "/m/d/+/c2g", buf, sizeof buf), -EPERM);
+        assert_int_equal(topic_c2g_derive(&c, "prod/" TEAM "/m/d/" GW "/+", buf, sizeof buf), -EPERM);
+        assert_int_equal(topic_c2g_derive(&c, "prod/" TEAM "/m/d/" GW "/+/+/r", buf, sizeof buf), -EPERM);
+        assert_string_equal(buf, "prod/" TEAM "/m/d/" GW "/g2c");
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_build_all),        cmocka_unit_test(test_build_small_buffer),
                 cmocka_unit_test(test_context),          cmocka_unit_test(test_prefix_parse),
-                cmocka_unit_test(test_guard_table),      cmocka_unit_test(test_guard_long_topic),
+                cmocka_unit_test(test_guard_policy),     cmocka_unit_test(test_guard_one_direction),
+                cmocka_unit_test(test_guard_long_topic),
                 cmocka_unit_test(test_c2g_derive),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -418,6 +418,48 @@ static void test_guard_refuses_shadow_topics(void **state) {
         cloud_session_free(cs);
 }
 
+/* The three shadows of issue 13: each pairs on the default topics of this
+ * gateway, without a reconnection and without any other topic reaching the
+ * transport. */
+static void test_guard_issue13_shadows(void **state) {
+        static const struct {
+                const char *topics;
+                const char *forbidden;
+        } t[] = {
+                /* c2g == g2c: a loop through the cloud. */
+                { "{\"c2g\":\"" PREFIX "m/loop\",\"g2c\":\"" PREFIX "m/loop\"}", "loop" },
+                /* g2c as another device. */
+                { "{\"g2c\":\"" PREFIX "m/d/other-device/d2c\"}", "other-device" },
+                /* A wildcard c2g: passed the guard, then failed the pairing report, every minute. */
+                { "{\"c2g\":\"" PREFIX "m/d/+/c2g\"}", "+" },
+                { "{\"c2g\":\"" PREFIX "m/+/c2g\"}", "+" },
+        };
+        (void) state;
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                char doc[512];
+                Fake f;
+                CloudSession *cs = new_session(&f, NULL);
+
+                snprintf(doc, sizeof doc,
+                         "{\"desired\":{\"pairing\":{\"state\":\"paired\",\"topics\":%s},"
+                         "\"nrfcloud_mqtt_topic_prefix\":\"" PREFIX "\"}}",
+                         t[i].topics);
+                run_to_ready(cs, &f, doc);
+                assert_int_equal(f.reconnects, 0);
+                assert_string_equal(cloud_session_c2g_topic(cs), PREFIX "gateways/" DEV "/c2g");
+                assert_string_equal(cloud_session_g2c_topic(cs), PREFIX "gateways/" DEV "/g2c");
+                assert_non_null(strstr(f.ops[2].payload, "\"g2c\":\"" PREFIX "gateways/" DEV "/g2c\""));
+                assert_int_equal(cloud_session_publish_g2c(cs, OUTBOX_STATUS, "{}", 2), 0);
+                for (size_t j = 0; j < f.n_ops; j++)
+                        for (size_t k = 0; k < f.ops[j].n_topics; k++)
+                                assert_null(strstr(f.ops[j].topics[k], t[i].forbidden));
+                assert_false(cloud_session_may_publish(cs, PREFIX "m/loop"));
+                assert_false(cloud_session_may_publish(cs, PREFIX "m/d/other-device/d2c"));
+                cloud_session_free(cs);
+        }
+}
+
 static void test_configured_team(void **state) {
         Fake f;
         CloudSession *cs = new_session(&f, "my-team");
@@ -600,6 +642,7 @@ int main(void) {
                 cmocka_unit_test(test_not_associated_new_document),
                 cmocka_unit_test(test_discon),
                 cmocka_unit_test(test_guard_refuses_shadow_topics),
+                cmocka_unit_test(test_guard_issue13_shadows),
                 cmocka_unit_test(test_configured_team),
                 cmocka_unit_test(test_delta_before_document),
                 cmocka_unit_test(test_procedure_timeout),

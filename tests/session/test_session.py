@@ -27,6 +27,10 @@ G2C = f"{st.PREFIX}gateways/{DEVICE}/g2c"
 JOBS = [f"{st.PREFIX}{DEVICE}/jobs/rcv", f"{st.PREFIX}{DEVICE}/jobs/ble/rcv"]
 JOBS_REQ = f"{st.PREFIX}{DEVICE}/jobs/req"
 UNPAIRED_ID = "e294462c09184318b0bcb1ade64fcfad"
+TOPIC_REFUSED_ID = "bbcf813f834741b6969be001dfe9bf68"
+OTHER_DEVICE = "0b7e8a52-2f39-4d6e-9c1a-5e3f7d2b9a40"
+# An operation the gateway answers with one error event on g2c, Bluetooth or not.
+C2G_UNKNOWN_OP = {"type": "operation", "id": "13", "operation": {"type": "nope"}}
 
 
 
@@ -79,13 +83,17 @@ class Procedure(unittest.TestCase):
             self.peer.stop()
         self.broker.stop()
 
-    def start(self, extra_conf="", **peer_args):
+    def start(self, extra_conf="", journal=False, **peer_args):
+        """The stand-in cloud, then the daemon; journal: its records go to a journal socket read here."""
+        if journal and (os.geteuid() != 0 or
+                        subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0):
+            self.skipTest("needs a private mount namespace (root)")
         self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, **peer_args)
         self.peer.start()
         self.assertTrue(self.peer.connected.wait(10), "the stand-in for nRF Cloud could not connect")
         self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
         self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                extra_conf=extra_conf)
+                                extra_conf=extra_conf, journal=journal)
 
     def packets(self):
         return st.client_packets(self.broker.log_text(), DEVICE)
@@ -224,14 +232,7 @@ class Procedure(unittest.TestCase):
 
     def test_journal_fields(self):
         """Structured records: each transition with MQTT_STATE=, the unpaired notice with its MESSAGE_ID."""
-        if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-            self.skipTest("needs a private mount namespace (root)")
-        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, paired=False)
-        self.peer.start()
-        self.assertTrue(self.peer.connected.wait(10))
-        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
-        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                journal=True)
+        self.start(journal=True, paired=False)
         unpaired = self.daemon.wait_record(MESSAGE_ID=UNPAIRED_ID)
         self.assertIsNotNone(unpaired, self.daemon.journal_records[-5:])
         self.assertEqual(unpaired["PRIORITY"], "4")
@@ -279,6 +280,73 @@ class Procedure(unittest.TestCase):
         self.start(pairing_topics={"c2g": f"{st.PREFIX}m/d/{DEVICE}/+/r"})
         self.wait_ready()
         self.assertEqual(steps(self.connection(0))[len(FIRST_STEPS)], ("SUBSCRIBE", [f"{st.PREFIX}m/d/{DEVICE}/c2g"]))
+
+    def answers(self):
+        """The stand-in sends one c2g operation; returns the topics the daemon published on since,
+        after the answer on the default g2c topic."""
+        before = len(self.packets())
+        self.peer.c2g(C2G_UNKNOWN_OP)
+        self.assertTrue(st.wait_until(lambda: self.peer.received(G2C)), self.daemon.log()[-3000:])
+        time.sleep(1)
+        return [p[1] for p in self.packets()[before:] if p[0] == "PUBLISH"]
+
+    def test_topic_guard_loop(self):
+        """Issue 13: c2g == g2c == <prefix>m/loop made the gateway answer its own answers (5 452
+        messages in 15 s).  Both are refused, each reported once even across a reconnection, and
+        the gateway pairs on its own topics: one operation, one answer."""
+        loop = f"{st.PREFIX}m/loop"
+        self.start(pairing_topics={"c2g": loop, "g2c": loop})
+        self.wait_ready()
+        self.assertEqual(steps(self.connection(0))[:N], PAIRED_STEPS)
+        self.assertEqual(self.peer.updates()[0]["state"]["reported"]["pairing"]["topics"], {"g2c": G2C, "c2g": C2G})
+        self.assertEqual(self.answers(), [G2C])
+        self.assertEqual(len(self.peer.received(G2C)), 1)
+        self.assertEqual(self.peer.received(loop), [])
+        self.broker.stop()
+        self.broker.start()
+        self.assertTrue(self.peer.connected.wait(10))
+        self.wait_ready(count=2)
+        log = self.daemon.log()
+        self.assertEqual(log.count("Refusing the c2g topic %s of the shadow" % loop), 1, log)
+        self.assertEqual(log.count("Refusing the g2c topic %s of the shadow" % loop), 1, log)
+        self.assertNotIn(loop, self.broker.log_text())
+
+    def test_topic_guard_other_device(self):
+        """Issue 13: a g2c naming another device's d2c made the gateway publish as that device.
+        Refused; its events go to its own g2c."""
+        other = f"{st.PREFIX}m/d/{OTHER_DEVICE}/d2c"
+        self.start(pairing_topics={"g2c": other})
+        self.wait_ready()
+        self.assertIn("Refusing the g2c topic %s of the shadow" % other, self.daemon.log())
+        self.assertEqual(self.answers(), [G2C])
+        self.assertNotIn(OTHER_DEVICE, self.broker.log_text())
+        self.assertEqual(self.peer.received(other), [])
+
+    def test_topic_guard_wildcard_filter(self):
+        """Issue 13: a wildcard c2g passed the guard, the pairing report refused it and the session
+        reconnected every 60 s.  Now it is refused at once, in one journal record with its
+        MESSAGE_ID, and the gateway is ready on its own c2g within seconds, on one connection."""
+        wildcard = f"{st.PREFIX}m/d/+/c2g"
+        self.start(journal=True, pairing_topics={"c2g": wildcard})
+        r = self.daemon.wait_record(MESSAGE_ID=TOPIC_REFUSED_ID)
+        self.assertIsNotNone(r, [x.get("MESSAGE") for x in self.daemon.journal_records])
+        self.assertEqual(r["PRIORITY"], "3")
+        self.assertEqual(r["MQTT_TOPIC"], wildcard)
+        self.assertEqual(r["GATEWAY_ID"], DEVICE)
+        self.assertIn("using %s instead" % C2G, r["MESSAGE"])
+        self.assertIsNotNone(self.daemon.wait_record(MESSAGE="Cloud session paired -> ready"),
+                             [x.get("MESSAGE") for x in self.daemon.journal_records])
+        self.wait_packets(lambda p: len([x for x in p if x[0] == "PUBLISH" and x[1] == JOBS_REQ]) >= 1)
+        self.assertEqual(steps(self.connection(0))[:N], PAIRED_STEPS)
+        self.assertEqual(len([p for p in self.packets() if p[0] == "CONNECT"]), 1)
+        # A new connection reads the same shadow: no second record.
+        self.broker.stop()
+        self.broker.start()
+        self.assertTrue(self.peer.connected.wait(10))
+        self.assertTrue(st.wait_until(lambda: len([x for x in self.daemon.journal_records
+                                                   if "Cloud session paired -> ready" in x.get("MESSAGE", "")]) >= 2),
+                        [x.get("MESSAGE") for x in self.daemon.journal_records][-30:])
+        self.assertEqual(len([x for x in self.daemon.journal_records if x.get("MESSAGE_ID") == TOPIC_REFUSED_ID]), 1)
 
     def test_broker_restart(self):
         self.start()

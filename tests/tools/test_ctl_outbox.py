@@ -146,8 +146,8 @@ class CtlOutbox(unittest.TestCase):
         self.assertEqual((j["count"], j["segments"]), (0, 1))
 
     def test_damaged_segment(self):
-        """A torn last record and a bad CRC: the valid prefix is listed, the damage reported with exit 7,
-        the files left as they are."""
+        """A torn last record and a bad CRC: every intact record is listed (also those after the damaged
+        one, as the daemon would load them), the damage reported with exit 7, the files left as they are."""
         good = entry(1, g2c(1)) + entry(2, g2c(2))
         self.segment(1, raw=FILE_HEADER + good + entry(3, g2c(3))[:-5])
         bad = bytearray(entry(5, g2c(5)))
@@ -157,7 +157,7 @@ class CtlOutbox(unittest.TestCase):
         r = self.ctl("--json")
         self.assertEqual(r.returncode, EXIT_VERIFY, r.stdout + r.stderr)
         j = json.loads(r.stdout)
-        self.assertEqual([e["seq"] for e in j["entries"]], [1, 2, 4])
+        self.assertEqual([e["seq"] for e in j["entries"]], [1, 2, 4, 6])
         self.assertEqual(j["damaged_files"], 2)
         self.assertIn("2 file(s) of %s are damaged" % self.outbox, r.stderr)
         self.assertEqual(self.snapshot(), before)

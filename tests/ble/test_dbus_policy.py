@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: MIT
+"""The daemon's D-Bus policy (systemd/nrfcloud-gateway-dbus.conf) on a
+private system-type dbus-daemon with the stock deny-by-default policy: the
+gateway's user (played by nobody) reaches org.bluez, including its
+Properties and ObjectManager interfaces, and nothing of any other service."""
+
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import blefixture  # noqa: E402
+
+POLICY = os.path.join(HERE, "..", "..", "systemd", "nrfcloud-gateway-dbus.conf")
+GATEWAY_USER = "nobody"
+
+# The default policy of Debian's /usr/share/dbus-1/system.conf; root may own names (the services here).
+POLICY_ELEMENTS = """  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root">
+    <allow own="*"/>
+  </policy>
+  <include>{policy}</include>
+"""
+
+# A system service on the bus: owns a name, answers Properties and ObjectManager on "/".
+SERVICE = r"""
+import sys
+import dbus, dbus.service, dbus.mainloop.glib
+from gi.repository import GLib
+
+class Root(dbus.service.Object):
+    @dbus.service.method("org.freedesktop.DBus.Properties", in_signature="s", out_signature="a{sv}")
+    def GetAll(self, interface):
+        return {"Name": "x"}
+
+    @dbus.service.method("org.freedesktop.DBus.ObjectManager", out_signature="a{oa{sa{sv}}}")
+    def GetManagedObjects(self):
+        return {}
+
+    @dbus.service.method("org.example.Other", out_signature="s")
+    def Hello(self):
+        return "hello"
+
+dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+bus = dbus.bus.BusConnection(sys.argv[1])
+name = dbus.service.BusName(sys.argv[2], bus)
+Root(bus, "/")
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+
+CALLS = [("org.freedesktop.DBus.Properties.GetAll", "string:org.bluez.Adapter1"),
+         ("org.freedesktop.DBus.ObjectManager.GetManagedObjects",)]
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run a client as another user")
+class DbusPolicy(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="dbus-policy-")
+        os.chmod(self.tmp.name, 0o755)
+        policy = os.path.join(self.tmp.name, "policy.conf")
+        with open(POLICY) as f:
+            text = f.read()
+        self.assertIn('user="nrfcloud-gateway"', text)
+        with open(policy, "w") as f:
+            f.write(text.replace('user="nrfcloud-gateway"', 'user="%s"' % GATEWAY_USER))
+        self.bus = blefixture.Bus(self.tmp.name, policy=POLICY_ELEMENTS.format(policy=policy))
+        self.address = self.bus.address
+        self.services = []
+        for name in ("org.bluez", "org.freedesktop.hostname1"):
+            p = subprocess.Popen(["/usr/bin/python3", "-c", SERVICE, self.address, name],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.services.append(p)
+            self.assertEqual(p.stdout.readline().strip(), "ready", p.stderr.read() if p.poll() is not None else "")
+
+    def tearDown(self):
+        for p in self.services:
+            if p.poll() is None:
+                p.terminate()
+                p.wait(5)
+            p.stdout.close()
+            p.stderr.close()
+        self.bus.stop()
+        self.tmp.cleanup()
+
+    def call(self, dest, method, *args):
+        """dbus-send as the gateway's user: (ok, output)."""
+        cmd = ["setpriv", "--reuid", GATEWAY_USER, "--regid", "nogroup", "--clear-groups",
+               "dbus-send", "--bus=" + self.address, "--print-reply", "--reply-timeout=5000",
+               "--dest=" + dest, "/", method, *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return r.returncode == 0, r.stdout + r.stderr
+
+    def test_bluez_only(self):
+        for call in CALLS:
+            ok, out = self.call("org.bluez", *call)
+            self.assertTrue(ok, "%s on org.bluez refused: %s" % (call[0], out))
+        # Issue 13: the old policy allowed Properties and ObjectManager on every service of the bus.
+        for call in CALLS + [("org.example.Other.Hello",)]:
+            ok, out = self.call("org.freedesktop.hostname1", *call)
+            self.assertFalse(ok, "%s on another service allowed: %s" % (call[0], out))
+            self.assertIn("AccessDenied", out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
