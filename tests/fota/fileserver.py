@@ -37,6 +37,7 @@ class Request:
         self.status = None
         self.sent = 0  # body bytes sent
         self.done = False  # the whole answer was sent
+        self.t_end = None  # when the last byte was handed to the socket
 
     @property
     def range(self):
@@ -224,6 +225,7 @@ class FileServer:
                 if delay > 0:
                     time.sleep(delay)
         req.done = pos == end
+        req.t_end = time.monotonic()
         if req.done:
             try:
                 conn.unwrap()
