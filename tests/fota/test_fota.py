@@ -82,6 +82,17 @@ class FotaTest(unittest.TestCase):
             self.w.files.set_fault(name, rate=rate)
         return job
 
+    def running_app_job(self, job_id="job-app-1", at_pct=10, rate=SLOW, **world_kw):
+        """A world whose gateway runs an application job (throttled), once it reported at_pct %."""
+        w = self.world(**world_kw)
+        job = self.app_job(job_id, rate=rate)
+        w.jobs.offer(job, send=False)  # queued while the gateway was away: it asks for it
+        w.wait_ready()
+        if at_pct is not None:
+            ok = w.jobs.wait_status(job[0], lambda u: u[1] == cj.DOWNLOADING and u[2] >= at_pct, 30)
+            self.assertTrue(ok, "no DOWNLOADING %d report\n%s" % (at_pct, w.diag()))
+        return w, job
+
     def app_succeeded(self, job_id, every_step=True, complete=True):
         """The good application job's sequence, the new version running and reported."""
         final = self.w.wait_final(job_id)
@@ -104,10 +115,7 @@ class FotaTest(unittest.TestCase):
 
     def test_app_update(self):
         """DOWNLOADING 0..100 in steps, IN_PROGRESS, reset, confirm, SUCCEEDED; appVersion changes."""
-        w = self.world()
-        job = self.app_job(rate=SLOW)
-        w.jobs.offer(job, send=False)  # queued while the gateway was away: it asks for it
-        w.wait_ready()
+        w, job = self.running_app_job(at_pct=None)
         self.assertTrue(w.wait_shadow(lambda p: p.fota_v2() is not None), "no fota_v2 in the shadow")
         self.assertEqual(w.peer.fota_v2(), ["APP", "MODEM"])
         before = w.peer.device_info("appVersion")
@@ -207,11 +215,7 @@ class FotaTest(unittest.TestCase):
 
     def test_link_dropped_20s(self):
         """The serial link gone for 20 s during the download: the download goes on in the modem, the job completes."""
-        w = self.world()
-        job = self.app_job(rate=SLOW)
-        w.jobs.offer(job, send=False)
-        w.wait_ready()
-        self.assertTrue(w.jobs.wait_status(job[0], lambda u: u[1] == cj.DOWNLOADING and u[2] >= 10, 30), w.diag())
+        w, job = self.running_app_job(at_pct=10)
         self.assertEqual(w.sim.command("vanish 20000"), "OK")
         t = time.monotonic()
         self.app_succeeded(job[0], every_step=False)
@@ -222,11 +226,7 @@ class FotaTest(unittest.TestCase):
 
     def test_sim_rebooted_resumes(self):
         """nrf91-sim reboots during the download: it resumes from its offset with a range request."""
-        w = self.world()
-        job = self.app_job(rate=SLOW)
-        w.jobs.offer(job, send=False)
-        w.wait_ready()
-        self.assertTrue(w.jobs.wait_status(job[0], lambda u: u[1] == cj.DOWNLOADING and u[2] >= 30, 30), w.diag())
+        w, job = self.running_app_job(at_pct=30)
         self.assertEqual(w.sim.command("reboot"), "OK")
         self.app_succeeded(job[0], every_step=False)
         reqs = w.files.requests_for(job[4])
@@ -244,10 +244,7 @@ class FotaTest(unittest.TestCase):
     def killed_at(self, stop_when, stage):
         """SIGKILL of the daemon when stop_when(world) holds, then restarted:
         exactly one final report, SUCCEEDED, the new version running."""
-        w = self.world()
-        job = self.app_job(rate=SLOW)
-        w.jobs.offer(job, send=False)
-        w.wait_ready()
+        w, job = self.running_app_job(at_pct=None)
         self.assertTrue(stop_when(w, job), "stage %s never reached\n%s" % (stage, w.diag()))
         os.kill(w.daemon.proc.pid, signal.SIGSTOP)
         status = w.sim.status()
@@ -329,11 +326,7 @@ class FotaTest(unittest.TestCase):
 
     def test_second_job_after_first(self):
         """A second job while one runs is handled after the first."""
-        w = self.world()
-        first = self.app_job("job-first", rate=SLOW)
-        w.jobs.offer(first, send=False)
-        w.wait_ready()
-        self.assertTrue(w.jobs.wait_status(first[0], lambda u: u[1] == cj.DOWNLOADING and u[2] >= 10, 30))
+        w, first = self.running_app_job("job-first", at_pct=10)
         second = self.w.job("job-second", cj.APP, "job-second/app.bin", fs.app_image("1.2.4", 4096))
         w.files.set_fault(second[4], mode="404")
         w.jobs.offer(second)  # sent on jobs/rcv at once, while the first runs
@@ -408,11 +401,7 @@ class FotaTest(unittest.TestCase):
     # ---- the connection lost with a report unacknowledged ----
 
     def test_report_resent_after_reconnect(self):
-        w = self.world()
-        job = self.app_job(rate=SLOW // 2)
-        w.jobs.offer(job, send=False)
-        w.wait_ready()
-        self.assertTrue(w.jobs.wait_status(job[0], lambda u: u[1] == cj.DOWNLOADING and u[2] >= 10, 30), w.diag())
+        w, job = self.running_app_job(at_pct=10, rate=SLOW // 2)
         connects = [p for p in w.daemon_packets() if p[0] == "CONNECT"]
         # The broker stops reading: the reports published now get no PUBACK.
         os.kill(w.broker.proc.pid, signal.SIGSTOP)
