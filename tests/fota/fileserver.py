@@ -145,7 +145,10 @@ class FileServer:
                 conn = self.ctx.wrap_socket(raw, server_side=True)
             except (ssl.SSLError, OSError):
                 return  # refused, untrusted by the client, ...
-            self._http(conn, getattr(conn, "sni_seen", None))
+            try:
+                self._http(conn, getattr(conn, "sni_seen", None))
+            finally:
+                conn.close()
         except OSError:
             pass
         finally:

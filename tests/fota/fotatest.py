@@ -39,7 +39,11 @@ OLD_MODEM = "1.3.5"  # nrf91-sim's modem firmware: mfw_nrf9160_1.3.5
 E_START = "Failed to start download"
 E_DOWNLOAD = "Error during download"
 E_NOT_VALIDATED = "FOTA update not validated"
-E_APPLY = "Error applying update"
+E_APPLY = "Error applying update"  # NCS's string for an error while applying: not sent for a failed validation
+# A failed validation (the modem refused the delta at the reset, MCUboot reverted
+# the application): NCS publish_validated_job_status() sends FAILED with no
+# error string (spec §1.5 step 4); the contract left the choice to NCS.
+E_VALIDATE_FAILED = ""
 E_TYPE = "FW file does not match specified FOTA type"
 E_INVALID = "Job info is invalid"
 E_UNSUPPORTED = "FOTA type not supported"
