@@ -9,10 +9,10 @@ nrfcloud-gatewayd.  For a 200 KB application image and a 1 MB modem delta:
 
   1. time from the job's arrival (the stand-in publishes it on jobs/rcv in
      answer to the gateway's jobs/req) to SUCCEEDED;
-  2. the download's share of it: from the file server's first byte to its
-     last, and from [id,7,0] to [id,7,100] as the cloud saw them; against the
-     file server's own rate, measured first with a plain Python TLS client
-     on the same file;
+  2. the download's share of it: from the GET at the file server to
+     [id,7,100] at the cloud (the server's own clock is no use: loopback
+     buffers take the whole image at once), against the file server's own
+     rate, measured first with a plain Python TLS client on the same file;
   3. MQTT messages the job costs: jobs/update reports (target <= 15), every
      PUBLISH of the gateway and every PUBLISH to it between the job and
      SUCCEEDED (mosquitto's log), and the cloud-session restarts (the
@@ -56,7 +56,10 @@ def run_job(w, job, label, version_check):
     t7_100 = next((t for t, u in timed if u[1] == cj.DOWNLOADING and u[2] == 100), None)
     t1 = next(t for t, u in timed if u[1] == cj.IN_PROGRESS)
     req = w.files.requests_for(job[4])
-    d_server = (req[-1].t_end - req[0].t) if req and req[-1].t_end else float("nan")
+    # The file server hands the whole image to the loopback socket's buffer at once: its
+    # own clock says nothing about the sim's reading.  The download is timed from the
+    # GET at the server to [id,7,100] at the cloud (an upper bound: one report's latency).
+    t_get = req[0].t if req else float("nan")
     log = log_lines_since(w.broker, mark)
     packets = st.client_packets(log, ft.DEVICE)
     pubs = [p for p in packets if p[0] == "PUBLISH"]
@@ -64,7 +67,8 @@ def run_job(w, job, label, version_check):
     to_device = len(_RE_TO_DEVICE.findall(log))
     total = t_final - t_sent
     return {
-        "label": label, "size": job[2], "total": total, "download_server": d_server,
+        "label": label, "size": job[2], "total": total, "start": t_get - t_sent,
+        "download": (t7_100 - t_get) if t7_100 else float("nan"),
         "download_reports": (t7_100 - t7_0) if t7_100 else float("nan"), "apply": t_final - t1,
         "reports": len(timed), "pubs": len(pubs), "pubs_jobs": len([p for p in pubs if "/jobs/" in p[1]]),
         "pubs_shadow": len([p for p in pubs if "/shadow/" in p[1]]), "to_device": to_device,
@@ -90,9 +94,12 @@ def main():
         w.wait_ready()
         rates = {}
         for name, size in ((app_job[4], len(app)), (mdm_job[4], len(delta))):
-            n, secs = fs.measure_rate(w.files, name, pki.root[0])
-            assert n == size, (n, size)
-            rates[name] = n / secs
+            best = 0.0
+            for _ in range(3):  # the best of three: the first pays for the warm-up
+                n, secs = fs.measure_rate(w.files, name, pki.root[0])
+                assert n == size, (n, size)
+                best = max(best, n / secs)
+            rates[name] = best
         w.files.requests.clear()
         results = []
         results.append(run_job(w, app_job, "application %d KB" % args.app_kib,
@@ -108,12 +115,13 @@ def main():
         for r, name in zip(results, (app_job[4], mdm_job[4])):
             if not r:
                 continue
-            print("%s: job received -> SUCCEEDED %.2f s; download %.2f s at the file server (%.0f KB/s; %.0f %% of "
-                  "the time; the plain client needs %.2f s), [id,7,0] -> [id,7,100] %.2f s; IN_PROGRESS -> "
-                  "SUCCEEDED (apply, reset, reconnection, confirm) %.2f s; HTTP requests %d"
-                  % (r["label"], r["total"], r["download_server"], r["size"] / r["download_server"] / 1024,
-                     100 * r["download_server"] / r["total"], r["size"] / rates[name], r["download_reports"],
-                     r["apply"], r["requests"]))
+            print("%s: job received -> SUCCEEDED %.3f s: job -> GET at the file server %.3f s; GET -> [id,7,100] "
+                  "at the cloud %.3f s (%.0f KB/s, %.0f %% of the job; the plain client needs %.3f s); [id,7,0] -> "
+                  "[id,7,100] %.3f s; IN_PROGRESS -> SUCCEEDED (apply, reset, reconnection, confirm) %.3f s; "
+                  "HTTP requests %d"
+                  % (r["label"], r["total"], r["start"], r["download"], r["size"] / r["download"] / 1024,
+                     100 * r["download"] / r["total"], r["size"] / rates[name], r["download_reports"], r["apply"],
+                     r["requests"]))
             print("    MQTT: %d jobs/update reports (target <= 15); the gateway published %d message(s) (%d on "
                   "job topics, %d shadow updates) and received %d; cloud-session restarts: %d (target <= 1)"
                   % (r["reports"], r["pubs"], r["pubs_jobs"], r["pubs_shadow"], r["to_device"], r["restarts"]))
