@@ -110,6 +110,7 @@ class Demo:
         self.procs = []      # (name, Popen) stopped in reverse order
         self.parts = []      # fixture objects with stop()
         self.stopping = threading.Event()
+        self.operations_done = threading.Event()
         self.lock = threading.Lock()
 
     def say(self, text):
@@ -291,12 +292,12 @@ class Demo:
             return repr(payload[:80])
 
     def fota(self):
-        """The stand-in for nRF Cloud queues an application job once the devices are up."""
+        """The stand-in for nRF Cloud queues an application job once the c2g operations are done."""
         import cloudtest_jobs as cj
         import fileserver as fs
-        deadline = time.monotonic() + 60
-        while {HR, ENV} - self.discovered():
-            if self.stopping.wait(0.2) or time.monotonic() > deadline:
+        # After the c2g operations: the reset takes the cloud connection away for a moment.
+        while not self.operations_done.wait(0.2):
+            if self.stopping.is_set():
                 return
         if self.stopping.wait(self.args.fota_after):
             return
@@ -392,6 +393,7 @@ class Demo:
             self.mock.notify_value(ENV, "181a", "2a6e", (2301).to_bytes(2, "little").hex())
         except Exception:
             pass
+        self.operations_done.set()
 
     # ---- stopping ----
 
@@ -444,7 +446,7 @@ def main():
                     help="also run a FOTA job of the nRF91 application (modem mode): the stand-in for nRF Cloud "
                          "queues it, the demo shows the job's steps, the reset and the new version in the shadow")
     ap.add_argument("--fota-after", type=float, default=3.0,
-                    help="seconds after the devices are up before the FOTA job is queued")
+                    help="seconds after the c2g operations before the FOTA job is queued")
     args = ap.parse_args()
     if args.fota and args.tls != "modem":
         ap.error("--fota needs --tls modem: the nRF91 downloads and applies the image")
