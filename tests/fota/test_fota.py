@@ -277,6 +277,7 @@ class FotaTest(unittest.TestCase):
             return w.jobs.wait_status(job[0], lambda u: u[1] == cj.IN_PROGRESS, 40)
         status, _ = self.killed_at(stored, "stored")
         self.assertEqual(status.get("app"), ft.OLD_APP, status)
+        self.assertTrue(status.get("fota", "").startswith("3,"), status)  # scheduled, not applied yet
 
     def test_daemon_killed_after_reset(self):
         def booted(w, job):
@@ -285,6 +286,7 @@ class FotaTest(unittest.TestCase):
             return st.wait_until(lambda: w.sim.status().get("app") == NEW_APP, 30, step=0.02)
         status, before_kill = self.killed_at(booted, "after the reset")
         self.assertEqual(status.get("app"), NEW_APP, status)
+        self.assertTrue(status.get("fota", "")[:2] in ("4,", "0,"), status)  # testing, or confirmed just now
         # The report had not gone out at the kill.
         self.assertFalse([u for u in before_kill if u[1] in cj.TERMINAL], before_kill)
 
