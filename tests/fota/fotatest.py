@@ -16,6 +16,7 @@ mode with real parts, and nRF Cloud's job service and bundle host standing in.
 Every process is stopped by its PID; every file lives in a temporary folder.
 FOTA_KEEP_GOING=1 prints the job traffic as it comes (for a manual run)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -162,6 +163,14 @@ class FotaWorld:
     @property
     def state_dir(self):
         return os.path.join(self.folder, "daemon", "state")
+
+    def ctl_fota(self):
+        """`nrfcloud-gatewayctl fota --json` on the daemon's state directory: the persisted job."""
+        r = subprocess.run([sf.CTL, "fota", "--state-dir", self.state_dir, "--json"], capture_output=True, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            raise AssertionError("nrfcloud-gatewayctl fota failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr))
+        return json.loads(r.stdout)
 
     def logs(self):
         """Every log of the daemon of this test, oldest first."""
