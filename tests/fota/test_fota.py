@@ -130,6 +130,10 @@ class FotaTest(unittest.TestCase):
         # One restart of the cloud session for the applied image, no more.
         log = "".join(w.logs())
         self.assertLessEqual(log.count("Cloud connected"), 2, log[-3000:])
+        # systemd's STATUS= told about the job while it ran, and no more once it ended.
+        statuses = w.daemon.statuses()
+        self.assertTrue([x for x in statuses if "FOTA" in x], statuses)
+        self.assertTrue(st.wait_until(lambda: "FOTA" not in w.daemon.statuses()[-1], 10), w.daemon.statuses()[-3:])
         # The same job delivered again once it is finished: skipped.
         w.jobs.send_raw(json.dumps(job))
         self.assertEqual(ft.no_more_updates(w), [])
