@@ -102,8 +102,9 @@ class Sim(sf.Sim):
 class FotaWorld:
     """Everything one FOTA test needs; close() stops it all by PID."""
 
-    def __init__(self, pki, cert, folder, sim_args=(), no_job_reply=None, rate=None, extra_conf=""):
-        self.folder, self.pki, self.cert, self.extra_conf = folder, pki, cert, extra_conf
+    def __init__(self, pki, cert, folder, sim_args=(), no_job_reply=None, rate=None, extra_conf="", journal=False):
+        """journal: the daemon logs to a journald socket read by the test (sessiontest.Daemon)."""
+        self.folder, self.pki, self.cert, self.extra_conf, self.journal = folder, pki, cert, extra_conf, journal
         self.daemon = self.peer = self.broker = self.bus = self.mock = self.sim = self.files = None
         self.killed = []
         self.bus = bf.Bus(folder)
@@ -146,7 +147,8 @@ class FotaWorld:
             # The same folder and state directory again; the old log kept aside.
             os.replace(self.daemon.err_path, "%s.%d" % (self.daemon.err_path, len(self.killed)))
             os.unlink(self.daemon.notify_path)
-        self.daemon = pt.Daemon(folder, self.broker, self.pki, DEVICE, self.cert, self.extra_conf, modem=self.modem)
+        self.daemon = st.Daemon(folder, self.broker, self.pki, DEVICE, self.cert, self.extra_conf, journal=self.journal,
+                                modem=self.modem)
 
     def kill_daemon(self):
         os.kill(self.daemon.proc.pid, signal.SIGKILL)
@@ -173,7 +175,7 @@ class FotaWorld:
         return json.loads(r.stdout)
 
     def logs(self):
-        """Every log of the daemon of this test, oldest first."""
+        """Every console log of the daemon of this test, oldest first."""
         out = []
         folder = os.path.join(self.folder, "daemon")
         for name in sorted(os.listdir(folder)):
@@ -261,3 +263,19 @@ def no_more_updates(world, after=3.0):
     before = len(world.jobs.statuses())
     time.sleep(after)
     return world.jobs.statuses()[before:]
+
+
+CATALOG = os.path.join(os.path.dirname(os.path.dirname(HERE)), "systemd", "nrfcloud-gateway.catalog")
+
+
+def catalog_ids():
+    """{MESSAGE_ID: Subject} of the project's journal message catalog."""
+    out = {}
+    with open(CATALOG) as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("-- ") and len(line.split()) >= 2:
+            mid = line.split()[1]
+            subject = next((x[9:] for x in lines[i + 1:i + 4] if x.startswith("Subject: ")), "")
+            out[mid] = subject
+    return out

@@ -325,6 +325,36 @@ class FotaTest(unittest.TestCase):
         self.assertEqual(w.peer.device_info("appVersion"), before)
         self.assertIn("#XFOTA: 5,3", w.sim.text() + w.daemon.log())
 
+    def test_journal_records(self):
+        """Every step a journal record with FOTA_JOB_ID= and FOTA_TYPE=; start, success and failure with a MESSAGE_ID
+        of the catalog."""
+        w = self.world(journal=True)
+        failing = self.app_job("job-journal-404")
+        w.files.set_fault(failing[4], mode="404")
+        good = self.app_job("job-journal-ok")
+        w.jobs.offer(failing, send=False)
+        w.jobs.offer(good, send=False)
+        w.wait_ready()
+        self.assertEqual(w.wait_final(failing[0]), [failing[0], cj.FAILED, ft.E_DOWNLOAD], w.diag())
+        self.assertEqual(w.wait_final(good[0]), [good[0], cj.SUCCEEDED, ""], w.diag())
+        catalog = ft.catalog_ids()
+        ids = {}
+        for job in (failing, good):
+            recs = [r for r in list(w.daemon.journal_records) if r.get("FOTA_JOB_ID") == job[0]]
+            self.assertGreaterEqual(len(recs), 3, recs)
+            self.assertEqual({r.get("FOTA_TYPE") for r in recs}, {"APP"}, recs)
+            mids = [r["MESSAGE_ID"] for r in recs if "MESSAGE_ID" in r]
+            self.assertTrue(set(mids) <= set(catalog), "MESSAGE_ID not in the catalog: %s" % (set(mids) - set(catalog)))
+            ids[job[0]] = mids
+        # One start message for both, then each its own end.
+        start = set(ids[failing[0]]) & set(ids[good[0]])
+        self.assertEqual(len(start), 1, ids)
+        end_failed = set(ids[failing[0]]) - start
+        end_ok = set(ids[good[0]]) - start
+        self.assertEqual(len(end_failed), 1, ids)
+        self.assertEqual(len(end_ok), 1, ids)
+        self.assertNotEqual(end_failed, end_ok)
+
     # ---- jobs the daemon must not run ----
 
     def test_duplicate_finished_job_skipped(self):
