@@ -17,6 +17,12 @@ Starts, on this machine only and with nothing to configure:
 It prints a readable line for each g2c message and for the daemon's state
 transitions; after a few seconds it sends a c2g read, a write and a 2902
 subscribe, and shows their results. Ctrl-C stops everything, by PID.
+
+With --fota (modem mode) it also runs a FOTA job of the nRF91 application:
+an HTTPS file server on 127.0.0.1 with a certificate from the demo CA serves
+a new MCUboot image, the stand-in for nRF Cloud queues the job, and the demo
+shows each jobs/update report, the reset and the new application version in
+the shadow.
 """
 
 import argparse
@@ -31,7 +37,7 @@ import time
 import uuid
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for sub in ("cloud", "session", "ble", "lib"):
+for sub in ("cloud", "session", "ble", "lib", "fota", "protocol", "tools"):
     sys.path.insert(0, os.path.join(TOP, "tests", sub))
 
 HR = "C0:FF:EE:00:00:01"   # heart-rate sensor
@@ -104,6 +110,7 @@ class Demo:
         self.procs = []      # (name, Popen) stopped in reverse order
         self.parts = []      # fixture objects with stop()
         self.stopping = threading.Event()
+        self.operations_done = threading.Event()
         self.lock = threading.Lock()
 
     def say(self, text):
@@ -151,7 +158,11 @@ class Demo:
             self.cert = self.pki.device(self.device_id)
 
         self.step("The stand-in for nRF Cloud: shadow with desiredConnections [%s, %s]" % (HR, ENV))
-        self.peer = st.CloudPeer(self.broker, self.pki, self.device_id, desired_connections=[HR, ENV])
+        if self.args.fota:
+            import fotatest as ft
+            self.peer = ft.FotaCloud(self.broker, self.pki, self.device_id, desired_connections=[HR, ENV])
+        else:
+            self.peer = st.CloudPeer(self.broker, self.pki, self.device_id, desired_connections=[HR, ENV])
         self.peer.start()
         self.parts.append(self.peer)
         if not self.peer.connected.wait(10):
@@ -248,6 +259,15 @@ class Demo:
                             else "disconnected"))
                     if "pairing" in rep:
                         self.say("shadow pairing = %s" % (rep["pairing"] or {}).get("state"))
+                    info = (rep.get("device") or {}).get("deviceInfo") or {}
+                    for key in ("appVersion", "modemFirmware"):
+                        if key in info:
+                            self.say("shadow deviceInfo.%s = %s" % (key, info[key]))
+                    fota_v2 = ((rep.get("device") or {}).get("serviceInfo") or {}).get("fota_v2")
+                    if fota_v2 is not None:
+                        self.say("shadow serviceInfo.fota_v2 = %s" % json.dumps(fota_v2))
+                elif "/jobs/" in topic:
+                    self.say("jobs/%-10s %s" % (topic.split("/jobs/", 1)[1], self.describe_job(payload)))
             seen = len(msgs)
             try:
                 with open(self.daemon_log, errors="replace") as f:
@@ -262,6 +282,60 @@ class Demo:
                 self.say("nrfcloud-gatewayd exited with status %d" % self.daemon.returncode)
                 self.stopping.set()
             self.stopping.wait(0.1)
+
+    @staticmethod
+    def describe_job(payload):
+        import cloudtest_jobs as cj
+        try:
+            return cj.describe(json.loads(payload))
+        except ValueError:
+            return repr(payload[:80])
+
+    def fota(self):
+        """The stand-in for nRF Cloud queues an application job once the c2g operations are done."""
+        import cloudtest_jobs as cj
+        import fileserver as fs
+        # After the c2g operations: the reset takes the cloud connection away for a moment.
+        while not self.operations_done.wait(0.2):
+            if self.stopping.is_set():
+                return
+        if self.stopping.wait(self.args.fota_after):
+            return
+        self.files = fs.FileServer(self.pki.server)
+        self.parts.append(self.files)
+        version = "1.1.0"
+        name = "demo-fota-1/nrf91-app-%s.signed.bin" % version
+        image = fs.app_image(version, 96 * 1024)
+        self.files.add(name, image)
+        job = ["demo-fota-1", cj.APP, len(image), self.files.host, name]
+        self.step("FOTA: nRF Cloud queues an application job: %s (%d bytes at https://%s/%s, "
+                  "certificate from the demo root CA that is in the nRF91's security tag)"
+                  % (version, len(image), self.files.host, name))
+        self.peer.jobs.offer(job)
+        app = self.sim_status().get("app")
+        while not self.stopping.wait(0.2):
+            now = self.sim_status().get("app")
+            if now and now != app:
+                self.say("FOTA: the nRF91 was reset and booted application %s" % now)
+                app = now
+            final = self.peer.jobs.wait_final(job[0], 0)
+            if final:
+                self.say("FOTA: job %s ended %s; the nRF91 runs application %s"
+                         % (job[0], cj.describe(final), self.sim_status().get("app", "?")))
+                return
+
+    def sim_status(self):
+        import socket
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(os.path.join(self.work, "sim", "control"))
+            s.sendall(b"status\n")
+            reply = s.recv(4096).decode()
+            s.close()
+        except OSError:
+            return {}
+        return dict(f.split("=", 1) for f in reply.split()[1:] if "=" in f)
 
     @staticmethod
     def peer_team():
@@ -319,6 +393,7 @@ class Demo:
             self.mock.notify_value(ENV, "181a", "2a6e", (2301).to_bytes(2, "little").hex())
         except Exception:
             pass
+        self.operations_done.set()
 
     # ---- stopping ----
 
@@ -342,7 +417,8 @@ class Demo:
         try:
             self.setup()
             self.step("Running: g2c messages and the daemon's log follow (Ctrl-C stops everything)")
-            threads = [threading.Thread(target=f, daemon=True) for f in (self.heart_beat, self.operations)]
+            steps = (self.heart_beat, self.operations) + ((self.fota,) if self.args.fota else ())
+            threads = [threading.Thread(target=f, daemon=True) for f in steps]
             for t in threads:
                 t.start()
             if self.args.duration:
@@ -366,7 +442,14 @@ def main():
     ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: Ctrl-C)")
     ap.add_argument("--ops-after", type=float, default=5.0,
                     help="seconds between the heart-rate subscription and the c2g read, write and subscribe")
+    ap.add_argument("--fota", action="store_true",
+                    help="also run a FOTA job of the nRF91 application (modem mode): the stand-in for nRF Cloud "
+                         "queues it, the demo shows the job's steps, the reset and the new version in the shadow")
+    ap.add_argument("--fota-after", type=float, default=3.0,
+                    help="seconds after the c2g operations before the FOTA job is queued")
     args = ap.parse_args()
+    if args.fota and args.tls != "modem":
+        ap.error("--fota needs --tls modem: the nRF91 downloads and applies the image")
 
     demo = Demo(args)
     # SIGINT (Ctrl-C) and SIGTERM end the watch loop; cleanup runs in run().

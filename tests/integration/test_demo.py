@@ -15,11 +15,11 @@ from nrfgw_test import BUILD_DIR, SOURCE_DIR  # noqa: E402
 
 
 class DemoTest(unittest.TestCase):
-    def run_demo(self, tls):
+    def run_demo(self, tls, *extra, duration=25):
         work = tempfile.mkdtemp(prefix="nrfgw-demo-")
         r = subprocess.run(["/usr/bin/python3", os.path.join(SOURCE_DIR, "scripts", "demo.py"), "--tls", tls,
-                            "--workdir", work, "--build-dir", BUILD_DIR, "--duration", "25", "--ops-after", "3"],
-                           capture_output=True, text=True, timeout=240)
+                            "--workdir", work, "--build-dir", BUILD_DIR, "--duration", str(duration),
+                            "--ops-after", "3", *extra], capture_output=True, text=True, timeout=240)
         out = r.stdout
         self.assertEqual(r.returncode, 0, out[-4000:] + r.stderr[-2000:])
         for addr in ("C0:FF:EE:00:00:01", "C0:FF:EE:00:00:02"):
@@ -49,6 +49,17 @@ class DemoTest(unittest.TestCase):
 
     def test_demo_host_tls(self):
         self.run_demo("host")
+
+    def test_demo_fota(self):
+        """--fota: an application job, its steps, the reset and the new version in the shadow."""
+        out = self.run_demo("modem", "--fota", "--fota-after", "1", duration=50)
+        self.assertIn("FOTA: nRF Cloud queues an application job: 1.1.0", out)
+        steps = re.findall(r"(?m)^jobs/update +demo-fota-1 (\w+) (.*)$", out)
+        self.assertEqual(steps[0], ("DOWNLOADING", "0"), out[-4000:])
+        self.assertIn(("DOWNLOADING", "100"), steps)
+        self.assertEqual(steps[-2:], [("IN_PROGRESS", "''"), ("SUCCEEDED", "''")], out[-4000:])
+        self.assertRegex(out, r"(?m)^shadow deviceInfo.appVersion = .*1\.1\.0")
+        self.assertIn("the nRF91 runs application 1.1.0", out)
 
 
 if __name__ == "__main__":
