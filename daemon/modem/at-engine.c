@@ -815,6 +815,12 @@ void at_engine_on_writable(AtEngine *e) {
         engine_write_some(e);
 }
 
+int at_response_firmware_errno(const AtResponse *r) {
+        if (r->final == AT_LINE_CME_ERROR && r->code > 0 && r->code < 4096)
+                return -(int) r->code;
+        return r->result < 0 ? r->result : 0;
+}
+
 const char *at_response_describe(const AtResponse *r, char *buf, size_t len) {
         const char *t;
 

@@ -133,3 +133,7 @@ const char *at_engine_state_to_string(AtEngineState s);
 const char *at_engine_event_to_string(AtEngineEvent ev);
 /* "OK", "+CME ERROR: 518 (not allowed while ...)", "timed out", ... for messages to operators. */
 const char *at_response_describe(const AtResponse *r, char *buf, size_t len);
+/* The negative errno of a failed firmware command (#X...): on this link its
+ * +CME ERROR code is a Linux errno number (firmware_nrf91/doc/at-commands.md),
+ * not one of the modem's codes.  0 when the command succeeded. */
+int at_response_firmware_errno(const AtResponse *r);

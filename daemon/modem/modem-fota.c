@@ -129,7 +129,7 @@ static void on_fota_done(AtEngine *e, const AtResponse *r, void *userdata) {
         ModemFotaInfo info;
         void *cb_userdata;
         char desc[160];
-        int k = r->result;
+        int k = at_response_firmware_errno(r);
         (void) e;
 
         modem_fota_take(m, &kind, &cb, &info_cb, &cb_userdata);

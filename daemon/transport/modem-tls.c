@@ -99,11 +99,10 @@ const char *modem_tls_error_to_string(int error) {
         return NULL;
 }
 
-/* The negative errno of a failed #X command: its +CME ERROR code is an errno number on this link. */
+/* The negative errno of a failed #X command. */
 static int response_error(const AtResponse *r) {
-        if (r->final == AT_LINE_CME_ERROR && r->code > 0 && r->code < 4096)
-                return -(int) r->code;
-        return r->result < 0 ? r->result : -EPROTO;
+        int k = at_response_firmware_errno(r);
+        return k < 0 ? k : -EPROTO;
 }
 
 static void modem_tls_enter_state(ModemTls *t, ModemTlsState s) {
