@@ -40,6 +40,12 @@ enum { RESULT_NONE = -1, RESULT_APPLIED = 0, RESULT_FAILED = 1, RESULT_REVERTED 
 
 /* A download that vanished while nobody watched is tried once more. */
 #define FOTA_DOWNLOAD_RETRIES 1
+/* A start refused with ENETDOWN (the modem is not registered yet, e.g. right
+ * after the reset that interrupted a download) is tried again every
+ * FOTA_START_RETRY_USEC for up to FOTA_START_WAIT_USEC, as the cloud
+ * connection waits for registration, before the job fails. */
+#define FOTA_START_RETRY_USEC (2u * 1000u * 1000u)
+#define FOTA_START_WAIT_USEC (300u * 1000u * 1000u)
 
 struct FotaManager {
         sd_event *event;
@@ -60,6 +66,11 @@ struct FotaManager {
         char fw_app[FOTA_VERSION_MAX], fw_modem[FOTA_VERSION_MAX];
         int urc_result, urc_result_info; /* the last "#XFOTA: 5,..." */
         unsigned retries;
+        unsigned start_waits;      /* starts refused with ENETDOWN in a row */
+        /* [id,7,100] goes out before [id,1,""] even when the connection was
+         * down as the download ended (the report slot holds only the newest
+         * report): whether it was handed to the connection once. */
+        bool hundred_sent;
 };
 
 static const char *const fota_state_table[_FOTA_STATE_MAX] = {
@@ -136,11 +147,11 @@ static void fota_manager_enter_state(FotaManager *fm, FotaState s) {
                         fm->timer = sd_event_source_disable_unref(fm->timer);
                 break;
         case FOTA_STATE_VALIDATING:
+        case FOTA_STATE_STARTING: /* the retry of a start that found no network */
                 fm->timer = sd_event_source_disable_unref(fm->timer);
                 break;
         case FOTA_STATE_IDLE:
         case FOTA_STATE_RECOVERING:
-        case FOTA_STATE_STARTING:
         case FOTA_STATE_DOWNLOADING:
         case FOTA_STATE_STORED:
         case FOTA_STATE_REPORTING:
@@ -216,6 +227,16 @@ static void fota_manager_publish_report(FotaManager *fm) {
 
         if (!fm->cloud_ready || !fm->rec.has_report || fm->report_acked)
                 return;
+        if (fm->rec.report_status == FOTA_STATUS_IN_PROGRESS && fm->rec.progress == 100 && !fm->hundred_sent) {
+                /* The download ended while the connection was down: 100 % first, as NCS always sends it. */
+                r = fota_job_build_update(fm->rec.id, FOTA_STATUS_DOWNLOADING, 100, NULL, &payload);
+                if (r >= 0 && fm->ops.publish_update(fm->userdata, payload, on_report_done, fm) >= 0) {
+                        fm->published++;
+                        fm->hundred_sent = true;
+                }
+                free(payload);
+                payload = NULL;
+        }
         r = fota_job_build_update(fm->rec.id, fm->rec.report_status, progress, fm->rec.report_message, &payload);
         if (r < 0) {
                 log_fields_errno(LOG_ERR, r, JOB_FIELDS(fm, { NULL, NULL }), "Failed to build the FOTA status report: %m");
@@ -228,6 +249,8 @@ static void fota_manager_publish_report(FotaManager *fm) {
                 return;
         }
         fm->published++;
+        if (fm->rec.report_status == FOTA_STATUS_DOWNLOADING && progress == 100)
+                fm->hundred_sent = true;
         log_fields(LOG_DEBUG, JOB_FIELDS(fm, { NULL, NULL }), "FOTA status report %s", payload);
 }
 
@@ -277,6 +300,8 @@ static void fota_manager_new_record(FotaManager *fm, const char *id, int type) {
         memcpy(fm->rec.last_job, last, sizeof last);
         snprintf(fm->rec.id, sizeof fm->rec.id, "%s", id);
         fm->rec.type = type;
+        fm->hundred_sent = false;
+        fm->start_waits = 0;
 }
 
 /* A job that is not run (invalid, unsupported): reported at once. */
@@ -557,6 +582,36 @@ void fota_manager_firmware_event(FotaManager *fm, const FotaFirmwareEvent *ev) {
         }
 }
 
+static int on_start_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        FotaManager *fm = userdata;
+        (void) s, (void) usec;
+
+        fm->timer = sd_event_source_disable_unref(fm->timer);
+        if (fm->state == FOTA_STATE_STARTING)
+                fota_manager_start_download(fm);
+        return 0;
+}
+
+/* true: the start is tried again later, once the modem may be registered. */
+static bool fota_manager_wait_for_network(FotaManager *fm) {
+        int r;
+
+        if (!fm->event || fm->start_waits >= FOTA_START_WAIT_USEC / FOTA_START_RETRY_USEC)
+                return false;
+        if (fm->start_waits++ == 0)
+                log_fields(LOG_INFO, JOB_FIELDS(fm, { NULL, NULL }),
+                           "FOTA job %s: the nRF91 is not registered to a network yet, waiting up to %us to start the "
+                           "download", fm->rec.id, (unsigned) (FOTA_START_WAIT_USEC / 1000000));
+        fm->timer = sd_event_source_disable_unref(fm->timer);
+        r = sd_event_add_time_relative(fm->event, &fm->timer, CLOCK_BOOTTIME, FOTA_START_RETRY_USEC, 100000,
+                                       on_start_retry, fm);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the FOTA start retry: %m");
+                return false;
+        }
+        return true;
+}
+
 void fota_manager_modem_done(FotaManager *fm, int error) {
         switch (fm->state) {
         case FOTA_STATE_STARTING:
@@ -564,12 +619,15 @@ void fota_manager_modem_done(FotaManager *fm, int error) {
                         fota_manager_enter_state(fm, FOTA_STATE_RECOVERING);
                         return;
                 }
+                if (error == -ENETDOWN && fota_manager_wait_for_network(fm))
+                        return;
                 if (error < 0) {
                         log_fields_errno(LOG_WARNING, error, JOB_FIELDS(fm, { NULL, NULL }),
                                          "The firmware refused the download: %m");
                         fota_manager_finish(fm, FOTA_STATUS_FAILED, FOTA_ERROR_START);
                         return;
                 }
+                fm->start_waits = 0;
                 fota_manager_enter_state(fm, FOTA_STATE_DOWNLOADING);
                 if (fm->rec.progress < 0)
                         fota_manager_progress(fm, 0);
@@ -730,6 +788,8 @@ int fota_manager_new(sd_event *event, const char *dir, uint64_t apply_timeout_us
                 fota_record_init(&fm->rec);
         }
         fm->state = FOTA_STATE_IDLE;
+        /* A percentage is saved just before it is reported: not sent twice across a restart. */
+        fm->hundred_sent = fm->rec.progress == 100;
         if (fm->rec.stage != FOTA_STAGE_NONE)
                 log_fields(LOG_NOTICE, JOB_FIELDS(fm, { NULL, NULL }), "FOTA job %s (%s) found at stage %s, going on",
                            fm->rec.id, type_name(fm->rec.type), fota_stage_to_string(fm->rec.stage));

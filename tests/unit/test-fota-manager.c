@@ -403,6 +403,24 @@ static void test_unacked_resend(void **state) {
         EXPECT(f, "APPLY 1");
 }
 
+/* The download ended while the connection was down: 100 % still goes out, before IN_PROGRESS. */
+static void test_hundred_after_reconnect(void **state) {
+        Fake *f = *state;
+
+        start_app_job(f);
+        urc(f, 1, 0, 10);
+        EXPECT(f, "PUB [\"J1\",7,10]");
+        ack_all(f);
+        drop(f);
+        urc(f, 1, 0, 60);
+        urc(f, 4, 0, -1);
+        EXPECT_NOTHING(f);
+        fota_manager_cloud_ready(f->fm);
+        EXPECT(f, "PUB [\"J1\",7,100]", "PUB [\"J1\",1,\"\"]", "REQ");
+        ack_all(f);
+        EXPECT(f, "APPLY 1");
+}
+
 /* The daemon restarted (SIGKILL, power cut) at each persisted stage. */
 static void test_restart_each_stage(void **state) {
         Fake *f = *state;
@@ -516,6 +534,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_modem, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unacked_resend, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hundred_after_reconnect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_restart_each_stage, setup, teardown),
                 cmocka_unit_test(test_record_format),
         };
