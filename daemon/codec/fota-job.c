@@ -225,7 +225,8 @@ int fota_job_parse(const void *data, size_t size, bool ble, FotaJob *ret, FotaJo
 
         if (size == 0 || blank(data, size) || (size == 4 && memcmp(data, "null", 4) == 0))
                 return -ENOENT;
-        r = codec_json_parse(data, size, FOTA_JOB_MESSAGE_MAX, FOTA_JOB_DEPTH_MAX, &a, &err.error);
+        /* Read up to FOTA_JOB_INPUT_MAX so that the id of an over-long job can still be answered. */
+        r = codec_json_parse(data, size, FOTA_JOB_INPUT_MAX, FOTA_JOB_DEPTH_MAX, &a, &err.error);
         if (r < 0)
                 goto fail;
         if (!json_is_array(a)) {
@@ -256,9 +257,18 @@ int fota_job_parse(const void *data, size_t size, bool ble, FotaJob *ret, FotaJo
         }
         strcpy(j->id, s);
         strcpy(err.id, s);
+        if (size > FOTA_JOB_MESSAGE_MAX) {
+                r = codec_error(&err.error, -EBADMSG, "", "longer than %u bytes", (unsigned) FOTA_JOB_MESSAGE_MAX);
+                goto fail;
+        }
 
         if (json_get_count(json_array_get(a, base + 1), 255, &x) < 0) {
                 r = codec_error(&err.error, -EBADMSG, ble ? "[2]" : "[1]", "firmware type is not a small integer");
+                goto fail;
+        }
+        /* NCS's decoder takes only the types of enum nrf_cloud_fota_type; another number makes the job invalid. */
+        if (x >= _FOTA_TYPE_MAX) {
+                r = codec_error(&err.error, -EBADMSG, ble ? "[2]" : "[1]", "unknown firmware type %u", (unsigned) x);
                 goto fail;
         }
         j->type = (int) x;

@@ -18,6 +18,9 @@
 #include "codec-util.h"
 
 #define FOTA_JOB_MESSAGE_MAX 2048
+/* What is read at most to find the id of a job that is too long (the MQTT
+ * session's default bound on incoming messages). */
+#define FOTA_JOB_INPUT_MAX 16384
 #define FOTA_JOB_DEPTH_MAX 2
 /* A v4 UUID is 36 characters (NRF_CLOUD_FOTA_JOB_ID_SIZE - 1). */
 #define FOTA_JOB_ID_MAX 36
@@ -90,8 +93,10 @@ typedef struct FotaJobError {
  * -ENOENT for an empty payload, blanks, null or [] (no job pending),
  * -EBADMSG for anything else that is not a job (error->id says whether the
  * job can still be answered); *ret is written only on success, *error (if
- * not NULL) only on failure.  An unknown firmware type is not an error
- * here: check job->type against what the gateway supports. */
+ * not NULL) only on failure.  A firmware type outside enum FotaType makes
+ * the job invalid (as NCS decodes it); check a valid type against what the
+ * gateway supports.  Up to FOTA_JOB_INPUT_MAX bytes are read so that a job
+ * longer than FOTA_JOB_MESSAGE_MAX can still be answered by its id. */
 int fota_job_parse(const void *data, size_t size, bool ble, FotaJob *ret, FotaJobError *error);
 
 /* "https://<host>/<file>" with what a URL (or a quoted AT parameter) cannot

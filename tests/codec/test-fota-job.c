@@ -44,10 +44,31 @@ static void test_parse_examples(void **state) {
         assert_string_equal(j.files[0], "t/3f6a/app.dat");
         assert_string_equal(j.files[1], "t/3f6a/app.bin");
 
-        /* An unknown firmware type parses; the caller decides. */
-        assert_int_equal(parse("[\"id\",9,1,\"h.example:8443\",\"f\"]", false, &j, &e), 0);
-        assert_int_equal(j.type, 9);
+        /* A type outside enum nrf_cloud_fota_type makes the job invalid, its id still read. */
+        assert_int_equal(parse("[\"id\",9,1,\"h.example:8443\",\"f\"]", false, &j, &e), -EBADMSG);
+        assert_string_equal(e.id, "id");
+        assert_int_equal(parse("[\"id\",5,1,\"h.example:8443\",\"f\"]", false, &j, &e), 0);
+        assert_int_equal(j.type, FOTA_TYPE_MDM_FULL);
         assert_string_equal(j.host, "h.example:8443");
+}
+
+/* A job longer than FOTA_JOB_MESSAGE_MAX is refused, but by its id so that it can be answered. */
+static void test_parse_too_long(void **state) {
+        char buf[FOTA_JOB_MESSAGE_MAX + 256], *path;
+        FotaJob j;
+        FotaJobError e;
+        int n;
+        (void) state;
+
+        path = malloc(FOTA_JOB_MESSAGE_MAX + 1);
+        assert_non_null(path);
+        memset(path, 'a', FOTA_JOB_MESSAGE_MAX);
+        path[FOTA_JOB_MESSAGE_MAX] = 0;
+        n = snprintf(buf, sizeof buf, "[\"long-1\",0,10,\"h.example\",\"%s\"]", path);
+        assert_true(n > FOTA_JOB_MESSAGE_MAX && (size_t) n < sizeof buf);
+        assert_int_equal(parse(buf, false, &j, &e), -EBADMSG);
+        assert_string_equal(e.id, "long-1");
+        free(path);
 }
 
 static void test_parse_no_job(void **state) {
@@ -247,6 +268,7 @@ static void test_tables(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_examples),
+                cmocka_unit_test(test_parse_too_long),
                 cmocka_unit_test(test_parse_no_job),
                 cmocka_unit_test(test_parse_errors),
                 cmocka_unit_test(test_parse_lenient),
