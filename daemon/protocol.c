@@ -24,7 +24,6 @@ typedef struct ProtocolDevice {
         struct ProtocolDevice *next;
         char address[BT_ADDR_STR_LEN + 1];
         ProtocolDeviceState state;
-        bool discovered;  /* device_discover_result sent once */
         GattModel *model; /* converted at each READY; NULL before */
         ProtocolCcc ccc[PROTOCOL_CCC_MAX];
         size_t n_ccc;
@@ -306,16 +305,6 @@ static int protocol_send_discover(Protocol *p, ProtocolDevice *d, const char *re
         return protocol_publish(p, OUTBOX_STATUS, r, json, "device_discover_result");
 }
 
-static void protocol_send_jobs_request(Protocol *p, ProtocolDevice *d) {
-        char payload[BT_ADDR_STR_LEN + 5];
-        int r;
-
-        (void) snprintf(payload, sizeof payload, "[\"%s\"]", d->address);
-        r = p->sink.publish_jobs_ble_req(p->sink_impl, payload, strlen(payload));
-        if (r < 0)
-                log_warning_errno(r, "Failed to request the FOTA jobs of %s, ignoring: %m", d->address);
-}
-
 static void protocol_coalesce_drop_device(Protocol *p, const char *address);
 
 static ProtocolDevice *protocol_device_free(Protocol *p, ProtocolDevice *d) {
@@ -438,11 +427,10 @@ void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_
                 d->model = m;
                 protocol_device_enter_state(p, d, PROTOCOL_DEVICE_CONNECTED);
                 protocol_send_connection(p, d, true);
-                if (!d->discovered && d->model) {
-                        d->discovered = true;
+                /* After every connection: the peripheral's firmware, and so its GATT
+                 * database, may have changed (nRF Cloud's gateways do the same). */
+                if (d->model)
                         (void) protocol_send_discover(p, d, NULL);
-                        protocol_send_jobs_request(p, d);
-                }
                 for (size_t i = 0; i < d->n_discover_waiters; i++)
                         (void) protocol_send_discover(p, d, d->discover_waiters[i]);
                 d->n_discover_waiters = 0;
@@ -942,47 +930,6 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
         }
 }
 
-/*
- * get_gateway_status has no event type in spec §2.4; it is answered with
- *   {"type":"event","gatewayId":G,"requestId":ID,"event":{"type":"gateway_status",
- *    "timestamp":T,"devices":[{"id":A,"address":{"address":A},"status":{"connected":b,"connecting":b}}...],
- *    "cloud":{"state":S},"bluetooth":{"available":b,"adapter":P|null,"scanning":b},
- *    "modem":{"state":S|null}},"messageId":N}
- */
-static void protocol_op_status(Protocol *p, const C2gOperation *o) {
-        G2cHeader h = protocol_header(p, o->id);
-        char ts[G2C_TIMESTAMP_LEN + 1];
-        _cleanup_json_ json_t *devices = json_array(), *root = NULL;
-        const char *cloud = p->sink.cloud_state ? p->sink.cloud_state(p->sink_impl) : NULL;
-        const char *modem = p->sink.modem_state ? p->sink.modem_state(p->sink_impl) : NULL;
-        const char *adapter = p->ble ? ble_manager_adapter(p->ble) : NULL;
-        char *json = NULL;
-        int r;
-
-        if (!devices)
-                return (void) log_error_errno(ENOMEM, "Out of memory");
-        r = g2c_format_timestamp(h.timestamp_usec, ts);
-        if (r < 0)
-                return (void) log_error_errno(r, "Failed to format the time: %m");
-        /* Oldest desired first, as listed in the shadow. */
-        for (ProtocolDevice *d = p->devices; d; d = d->next) {
-                json_t *e = json_pack("{s:s,s:{s:s},s:{s:b,s:b}}", "id", d->address, "address", "address",
-                                      d->address, "status", "connected", d->state == PROTOCOL_DEVICE_CONNECTED,
-                                      "connecting", d->state == PROTOCOL_DEVICE_CONNECTING);
-                if (!e || json_array_insert_new(devices, 0, e) < 0)
-                        return (void) log_error_errno(ENOMEM, "Out of memory");
-        }
-        root = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:O,s:{s:o},s:{s:b,s:o,s:b},s:{s:o}},s:I}", "type", "event",
-                         "gatewayId", p->gateway_id, "requestId", o->id, "event", "type", "gateway_status",
-                         "timestamp", ts, "devices", devices, "cloud", "state",
-                         cloud ? json_string(cloud) : json_null(), "bluetooth", "available", p->ble != NULL,
-                         "adapter", adapter ? json_string(adapter) : json_null(), "scanning",
-                         p->ble && ble_manager_is_scanning(p->ble), "modem", "state",
-                         modem ? json_string(modem) : json_null(), "messageId", (json_int_t) h.message_id);
-        r = root ? codec_json_dump(root, &json) : -ENOMEM;
-        (void) protocol_publish(p, OUTBOX_STATUS, r, json, "gateway_status");
-}
-
 static void protocol_op_delete(Protocol *p, const C2gOperation *o) {
         log_notice("nRF Cloud asked the gateway to delete itself (request %s): disconnecting every device", o->id);
         (void) protocol_set_desired(p, NULL, 0, false);
@@ -998,7 +945,8 @@ static void protocol_run(Protocol *p, const C2gOperation *o) {
                 protocol_op_scan(p, o);
                 return;
         case C2G_OP_GET_GATEWAY_STATUS:
-                protocol_op_status(p, o);
+                /* No Nordic gateway answers it, and no g2c event type exists for it (spec §2.3, §2.4). */
+                log_debug("get_gateway_status %s: not answered, as nRF Cloud's own gateways do", o->id);
                 return;
         case C2G_OP_DELETE_YOURSELF:
                 protocol_op_delete(p, o);
@@ -1071,8 +1019,7 @@ int protocol_new(sd_event *event, const Config *config, const char *gateway_id, 
                  const ProtocolSink *sink, void *sink_impl, Protocol **ret) {
         _cleanup_(protocol_freep) Protocol *p = NULL;
 
-        if (!event || !config || !gateway_id || !sink || !sink->publish_g2c || !sink->report_connections ||
-            !sink->publish_jobs_ble_req || !ret)
+        if (!event || !config || !gateway_id || !sink || !sink->publish_g2c || !sink->report_connections || !ret)
                 return -EINVAL;
         p = calloc(1, sizeof *p);
         if (!p)

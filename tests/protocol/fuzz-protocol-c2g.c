@@ -28,15 +28,9 @@ static int sink_report(void *impl, const ShadowConnectionStatus *v, size_t n) {
         return 0;
 }
 
-static int sink_jobs(void *impl, const char *payload, size_t len) {
-        (void) impl, (void) payload, (void) len;
-        return 0;
-}
-
 static const ProtocolSink sink = {
         .publish_g2c = sink_publish,
         .report_connections = sink_report,
-        .publish_jobs_ble_req = sink_jobs,
 };
 
 static BleGattDesc ccc = { .uuid = "2902" };

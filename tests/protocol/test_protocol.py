@@ -69,10 +69,15 @@ class ProtocolTest(pt.WorldTestCase):
         self.assertEqual(svc[NUS]["characteristics"][NUS_RX]["properties"],
                          {"write": True, "writeWithoutResponse": True})
         self.assertIn(VENDOR_N, disc[B]["event"]["services"])
-        # jobs/ble/req after the discovery result of each device.
-        self.assertTrue(pt.st.wait_until(lambda: len(w.peer.received(pt.JOBS_BLE_REQ)) >= 2))
-        reqs = sorted(json.loads(p)[0] for _, p in w.peer.received(pt.JOBS_BLE_REQ))
-        self.assertEqual(reqs, [A, B])
+        # No BLE FOTA: no job is asked for on jobs/ble/req, jobs/ble/rcv is not subscribed, and the
+        # shadow says fota_v2_ble false.
+        self.assertTrue(pt.st.wait_until(lambda: "serviceInfo" in w.peer.reported.get("device", {})), w.peer.reported)
+        self.assertIs(w.peer.reported["device"]["serviceInfo"]["fota_v2_ble"], False)
+        self.assertEqual(w.peer.received(pt.JOBS_BLE_REQ), [])
+        subscribed = [t for p in pt.st.client_packets(w.broker.log_text(), pt.DEVICE) if p[0] == "SUBSCRIBE"
+                      for t in p[1]]
+        self.assertIn(f"{pt.st.PREFIX}{pt.DEVICE}/jobs/rcv", subscribed)
+        self.assertNotIn(f"{pt.st.PREFIX}{pt.DEVICE}/jobs/ble/rcv", subscribed)
         # Message ids increase.
         ids = [e["messageId"] for e in w.events()]
         self.assertEqual(ids, sorted(ids))
@@ -104,6 +109,21 @@ class ProtocolTest(pt.WorldTestCase):
         rid = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": B, "serviceUUID": "180F",
                      "characteristicUUID": "2A19"})
         self.assertError(w.answers(rid, 1)[0], rid, B)
+
+    def test_large_delta_reads_shadow(self):
+        """desiredConnections grows to 100 addresses: the delta is over AWS's cap and arrives as a notice on
+        delta/full/err; the gateway reads the shadow again and applies the whole list."""
+        w = self.world()
+        self.ready(A, B)
+        many = [A, B] + ["C0:FF:EE:01:%02X:%02X" % (i // 256, i % 256) for i in range(98)]
+        gets = w.peer.gets
+        w.peer.delta({"desiredConnections": many})
+        self.assertTrue(w.daemon.wait_log("Desired connections: 100 device(s)", timeout=20), w.daemon.log()[-3000:])
+        self.assertEqual(w.peer.gets, gets + 1)
+        self.assertTrue(pt.st.wait_until(lambda: all(w.status(a) is not None for a in many), 20),
+                        sorted(w.peer.reported.get("statusConnections", {})))
+        self.assertEqual(w.status(many[-1])["status"], {"connected": False, "connecting": True})
+        self.assertTrue(w.status(A)["status"]["connected"])
 
     def test_delete_yourself_and_discon(self):
         """delete_yourself and DISCON: every device is disconnected, and the gateway waits to be paired again."""
