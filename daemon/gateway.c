@@ -170,7 +170,8 @@ static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_
         Gateway *g = userdata;
         (void) m;
         if (g->protocol)
-                protocol_device_state(g->protocol, ble_device_address(d), old_state, new_state,
+                protocol_device_state(g->protocol, ble_device_address(d), ble_device_address_type(d), old_state,
+                                      new_state,
                                       new_state == BLE_DEVICE_READY ? ble_device_gatt(d) : NULL);
 }
 

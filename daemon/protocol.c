@@ -24,6 +24,7 @@ typedef struct ProtocolDevice {
         struct ProtocolDevice *next;
         char address[BT_ADDR_STR_LEN + 1];
         ProtocolDeviceState state;
+        BtAddrType address_type; /* from BlueZ's AddressType, as nRF Cloud names it */
         GattModel *model; /* converted at each READY; NULL before */
         ProtocolCcc ccc[PROTOCOL_CCC_MAX];
         size_t n_ccc;
@@ -87,6 +88,27 @@ uint64_t protocol_messages_sent(const Protocol *p) {
         return p->messages_sent;
 }
 
+BtAddrType protocol_address_type(const char *bluez_type, const char *address) {
+        unsigned top;
+
+        if (streq_ptr(bluez_type, "public"))
+                return BT_ADDR_TYPE_PUBLIC;
+        if (!streq_ptr(bluez_type, "random"))
+                return BT_ADDR_TYPE_UNSPECIFIED;
+        /* A random address with the two top bits set is static (Core spec Vol 6 Part B §1.3.2.1). */
+        if (!address || sscanf(address, "%2x", &top) != 1)
+                return BT_ADDR_TYPE_RANDOM;
+        return (top & 0xc0u) == 0xc0u ? BT_ADDR_TYPE_RANDOM_STATIC : BT_ADDR_TYPE_RANDOM;
+}
+
+static ProtocolDevice *protocol_find_device(Protocol *p, const char *address);
+
+/* The address of a g2c event, with its type when the device is known. */
+static G2cDevice protocol_g2c_device(Protocol *p, const char *address) {
+        ProtocolDevice *d = protocol_find_device(p, address);
+        return (G2cDevice){ .address = address, .address_type = d ? d->address_type : BT_ADDR_TYPE_UNSPECIFIED };
+}
+
 /* ---- Sending ---- */
 
 static G2cHeader protocol_header(Protocol *p, const char *request_id) {
@@ -139,7 +161,7 @@ static int protocol_send_chrc(Protocol *p, OutboxClass class, G2cEventType type,
                               const char *address, const char *svc, const char *chrc, const uint8_t *value,
                               size_t size) {
         G2cHeader h = protocol_header(p, request_id);
-        G2cDevice dev = { .address = address };
+        G2cDevice dev = protocol_g2c_device(p, address);
         char *json = NULL;
         int r;
 
@@ -151,7 +173,7 @@ static int protocol_send_desc(Protocol *p, G2cEventType type, const char *reques
                               const char *svc, const char *chrc, const char *desc, const uint8_t *value,
                               size_t size) {
         G2cHeader h = protocol_header(p, request_id);
-        G2cDevice dev = { .address = address };
+        G2cDevice dev = protocol_g2c_device(p, address);
         char *json = NULL;
         int r;
 
@@ -266,7 +288,7 @@ static int ccc_value_of(const char *svc, const char *chrc, uint8_t ret[2], void 
 
 static void protocol_send_connection(Protocol *p, ProtocolDevice *d, bool connected) {
         G2cHeader h = protocol_header(p, NULL);
-        G2cDevice dev = { .address = d->address };
+        G2cDevice dev = { .address = d->address, .address_type = d->address_type };
         char *json = NULL;
         int r;
 
@@ -279,7 +301,7 @@ static void protocol_send_connection(Protocol *p, ProtocolDevice *d, bool connec
 
 static int protocol_send_discover(Protocol *p, ProtocolDevice *d, const char *request_id) {
         G2cHeader h;
-        G2cDevice dev = { .address = d->address };
+        G2cDevice dev = { .address = d->address, .address_type = d->address_type };
         char *json = NULL;
         int r;
 
@@ -405,8 +427,8 @@ void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_ST
         }
 }
 
-void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
-                           const BleGattModel *gatt) {
+void protocol_device_state(Protocol *p, const char *address, const char *address_type, BleDeviceState old_state,
+                           BleDeviceState new_state, const BleGattModel *gatt) {
         ProtocolDevice *d = protocol_find_device(p, address);
         GattModel *m = NULL;
         int r;
@@ -416,6 +438,8 @@ void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_
                 log_debug("State of %s, which is not desired, ignoring", strna(address));
                 return;
         }
+        if (address_type)
+                d->address_type = protocol_address_type(address_type, d->address);
         switch (new_state) {
         case BLE_DEVICE_READY:
                 r = protocol_convert_gatt(gatt, ccc_value_of, d, &m);
@@ -624,10 +648,13 @@ static void protocol_send_chrc_answer(Protocol *p, const ProtocolOp *op, G2cEven
                                   t->service_uuid, t->characteristic_uuid, value, len);
 }
 
+/* The CCCD's value_changed is unsolicited in the captured nRF Cloud messages ("N/A"): only the
+ * write result answers the request. */
 static void protocol_send_desc_written(Protocol *p, const ProtocolOp *op, const uint8_t *value, size_t size) {
         const C2gTarget *t = &op->op.target;
 
-        (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_CHANGED, op->op.id, t->address, t->service_uuid,
+        (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_CHANGED,
+                                  c2g_is_ccc_write(&op->op) ? NULL : op->op.id, t->address, t->service_uuid,
                                   t->characteristic_uuid, t->descriptor_uuid, value, size);
         (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_WRITE_RESULT, op->op.id, t->address,
                                   t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, value, size);
@@ -703,7 +730,7 @@ static bool scan_result_passes(const C2gScan *s, const BleScanResult *r) {
 }
 
 static G2cScanDevice scan_device(const BleScanResult *r) {
-        BtAddrType type = r->address_type ? bt_addr_type_from_string(r->address_type) : BT_ADDR_TYPE_UNSPECIFIED;
+        BtAddrType type = protocol_address_type(r->address_type, r->address);
 
         return (G2cScanDevice){
                 .device = { .address = r->address, .address_type = type < 0 ? BT_ADDR_TYPE_UNSPECIFIED : type },

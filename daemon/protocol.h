@@ -101,9 +101,10 @@ void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_ST
 /* A c2g payload (CLOUD_MESSAGE_C2G). */
 void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len);
 
-/* From the BLE layer's callbacks.  gatt: the model when new_state is READY. */
-void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
-                           const BleGattModel *gatt);
+/* From the BLE layer's callbacks.  address_type: BlueZ's AddressType, NULL if not known;
+ * gatt: the model when new_state is READY. */
+void protocol_device_state(Protocol *p, const char *address, const char *address_type, BleDeviceState old_state,
+                           BleDeviceState new_state, const BleGattModel *gatt);
 void protocol_notification(Protocol *p, const char *address, const char *service_uuid, const char *chrc_uuid,
                            const uint8_t *value, size_t size);
 
@@ -111,6 +112,11 @@ void protocol_notification(Protocol *p, const char *address, const char *service
  * subscriptions given by ccc_value, may be NULL). */
 typedef int (*ProtocolCccValueFn)(const char *service_uuid, const char *chrc_uuid, uint8_t ret[2], void *userdata);
 int protocol_convert_gatt(const BleGattModel *in, ProtocolCccValueFn ccc_value, void *userdata, GattModel **ret);
+
+/* BlueZ's AddressType ("public"/"random") as nRF Cloud's address.type: "public",
+ * "randomStatic" (a random address whose two top bits are set) or "random";
+ * unspecified (no type sent) when BlueZ did not say. */
+BtAddrType protocol_address_type(const char *bluez_type, const char *address);
 
 /* Messages sent (for status and tests). */
 uint64_t protocol_messages_sent(const Protocol *p);

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (protocol_new(event, &config, "gw", NULL, &sink, NULL, &p) < 0)
                 return 0;
         (void) protocol_set_desired(p, &d, 1, true);
-        protocol_device_state(p, A, BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &model);
+        protocol_device_state(p, A, "public", BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &model);
         protocol_handle_c2g(p, data, size);
         protocol_free(p);
         return 0;
