@@ -807,6 +807,13 @@ static void protocol_op_scan(Protocol *p, const C2gOperation *o) {
                                            PROTOCOL_SCANS_MAX);
                 return;
         }
+        if (s->defaulted)
+                log_warning("Scan %s: %s%s%s%scould not be used, running with the default%s", o->id,
+                            s->defaulted & C2G_SCAN_DEFAULTED_TIMEOUT ? "scanTimeout " : "",
+                            s->defaulted & C2G_SCAN_DEFAULTED_INTERVAL ? "scanInterval " : "",
+                            s->defaulted & C2G_SCAN_DEFAULTED_MODE ? "scanMode " : "",
+                            s->defaulted & C2G_SCAN_DEFAULTED_REPORTING ? "scanReporting " : "",
+                            (s->defaulted & (s->defaulted - 1)) ? "s" : "");
         if (s->mode == C2G_SCAN_MODE_PASSIVE)
                 log_info("Scan %s asks for a passive scan; BlueZ discovery scans actively", o->id);
         op = protocol_op_new(p, o);

@@ -199,6 +199,13 @@ class ProtocolTest(pt.WorldTestCase):
         # A beacon scan is refused, not ignored.
         rid = w.c2g({"type": "scan", "scanType": 1, "scanTimeout": 1})
         self.assertError(w.answers(rid, 1)[0], rid, "beacon")
+        # Parameters out of range or unknown fall back to the defaults with a warning, no error event.
+        rid = w.c2g({"type": "scan", "scanType": 0, "scanMode": "loud", "scanTimeout": 0,
+                     "scanReporting": "sometimes", "scanInterval": -5})
+        self.assertTrue(w.daemon.wait_log("warning: Scan %s: scanTimeout scanInterval scanMode scanReporting could "
+                                          "not be used, running with the defaults" % rid), w.daemon.log()[-2000:])
+        self.assertTrue(w.daemon.wait_log("Scanning for 10s for request %s" % rid), w.daemon.log()[-2000:])
+        self.assertEqual([e for e in w.events("error") if e["requestId"] == rid], [])
 
     def test_read_write_subscribe(self):
         w = self.world()
@@ -334,8 +341,8 @@ class ProtocolTest(pt.WorldTestCase):
                          "characteristicValue": [1, 256]}}), "m3", "characteristicValue"),
             (json.dumps({"type": "operation", "id": "m4", "operation": {"type": "reboot"}}), "m4", "type"),
             (json.dumps({"type": "operation", "id": "m5"}), "m5", "operation"),
-            (json.dumps({"type": "operation", "id": "m6", "operation": {"type": "scan", "scanTimeout": 100000}}),
-             "m6", "scanTimeout"),
+            (json.dumps({"type": "operation", "id": "m6", "operation": {"type": "scan", "scanType": 7}}),
+             "m6", "scanType"),
             (json.dumps({"type": "operation", "id": "m7", "operation": {"type": "device_descriptor_value_write",
                          "deviceAddress": A, "serviceUUID": NUS, "characteristicUUID": NUS_TX,
                          "descriptorUUID": "2902", "descriptorValue": [3, 0]}}), "m7", "descriptorValue"),
