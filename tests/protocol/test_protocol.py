@@ -206,6 +206,13 @@ class ProtocolTest(pt.WorldTestCase):
                                           "not be used, running with the defaults" % rid), w.daemon.log()[-2000:])
         self.assertTrue(w.daemon.wait_log("Scanning for 10s for request %s" % rid), w.daemon.log()[-2000:])
         self.assertEqual([e for e in w.events("error") if e["requestId"] == rid], [])
+        # Stopping during that 10 s scan is not a failure.
+        self.assertEqual(w.close(), 0)
+        log = w.daemon.log()
+        self.w = None
+        self.assertIn("info: Scan stopped before its end", log)
+        self.assertNotIn("Scan failed", log)
+        self.assertNotIn("AddressSanitizer", log)
 
     def test_read_write_subscribe(self):
         w = self.world()
