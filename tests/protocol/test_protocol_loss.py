@@ -311,7 +311,7 @@ class ProtocolLoss(pt.WorldTestCase):
             if e["topic"] != pt.G2C or e["payload"] is None:
                 continue
             ev = json.loads(e["payload"])
-            if ev["event"]["type"] == "device_characteristic_value_changed" and ev.get("requestId") is None:
+            if ev["event"]["type"] == "device_characteristic_value_changed" and ev.get("requestId") == "N/A":
                 numbers.append(pt.seq(ev))
         self.assertEqual(numbers, sorted(numbers), "the outbox lists its entries out of order")
         return numbers, listing
