@@ -74,7 +74,7 @@ struct CloudSession {
         char prefix[SHADOW_TOPIC_PREFIX_MAX + 1];
 
         Topic shadow_get, shadow_get_tf, shadow_update;
-        Topic shadow_accepted, shadow_accepted_tf, shadow_rejected, shadow_delta;
+        Topic shadow_accepted, shadow_accepted_tf, shadow_rejected, shadow_delta, shadow_delta_err;
         Topic jobs_req, jobs_rcv, jobs_ble_rcv;
         /* Derived when paired; "" before. */
         Topic c2g, g2c;
@@ -82,6 +82,7 @@ struct CloudSession {
         char *pairing_c2g, *pairing_g2c;
         /* The last of each that the guard refused: reported once, not at every connection. */
         Topic refused_c2g, refused_g2c;
+        bool warned_topics_derived; /* the shadow named no topics: said once */
 
         bool have_desired;
         DesiredConnection *desired;
@@ -160,6 +161,7 @@ static int cloud_session_build_shadow_topics(CloudSession *cs) {
                 { TOPIC_SHADOW_GET_ACCEPTED_TF, offsetof(CloudSession, shadow_accepted_tf) },
                 { TOPIC_SHADOW_GET_REJECTED, offsetof(CloudSession, shadow_rejected) },
                 { TOPIC_SHADOW_UPDATE_DELTA_FULL, offsetof(CloudSession, shadow_delta) },
+                { TOPIC_SHADOW_UPDATE_DELTA_FULL_ERR, offsetof(CloudSession, shadow_delta_err) },
         };
         for (size_t i = 0; i < ELEMENTSOF(table); i++) {
                 int r = topic_build(&cs->shadow_ctx, table[i].kind, (char *) cs + table[i].offset, sizeof(Topic));
@@ -361,7 +363,9 @@ static void on_c2g_subscribed(int error, void *userdata) {
                 log_error_errno(error, "The broker refused %s, waiting for the next connection: %m", cs->c2g);
                 return;
         }
-        (void) cloud_session_subscribe(cs, topics, ELEMENTSOF(topics), on_jobs_subscribed);
+        /* jobs/ble/rcv only when FOTA of BLE devices can run (serviceInfo.fota_v2_ble):
+         * a job received and dropped would sit queued in nRF Cloud forever. */
+        (void) cloud_session_subscribe(cs, topics, cs->info.fota_ble ? 2 : 1, on_jobs_subscribed);
 }
 
 static void on_pairing_reported(int error, void *userdata) {
@@ -413,6 +417,15 @@ static void cloud_session_start_pairing(CloudSession *cs) {
                 cs->c2g[0] = cs->g2c[0] = 0;
                 return;
         }
+        /* nRF Cloud's library takes c2g/g2c only from desired.pairing.topics; the
+         * gateways/<id>/... form is what the old JavaScript gateways built. */
+        if ((!cs->pairing_c2g || !cs->pairing_g2c) && !cs->warned_topics_derived) {
+                cs->warned_topics_derived = true;
+                log_warning("The shadow names no %s topic under desired.pairing.topics, using the derived c2g %s "
+                            "and g2c %s",
+                            !cs->pairing_c2g && !cs->pairing_g2c ? "c2g or g2c" : !cs->pairing_c2g ? "c2g" : "g2c",
+                            cs->c2g, cs->g2c);
+        }
         r = shadow_build_pairing_paired(cs->prefix, cs->g2c, cs->c2g, cs->keepalive_sec, &doc);
         if (r < 0) {
                 log_error_errno(r, "Failed to build the pairing report: %m");
@@ -457,7 +470,8 @@ static void on_shadow_subscribed(int error, void *userdata) {
 }
 
 static void cloud_session_request_shadow(CloudSession *cs) {
-        char *topics[] = { cs->shadow_accepted, cs->shadow_rejected, cs->shadow_delta, cs->shadow_accepted_tf };
+        char *topics[] = { cs->shadow_accepted, cs->shadow_rejected, cs->shadow_delta, cs->shadow_accepted_tf,
+                           cs->shadow_delta_err };
         (void) cloud_session_subscribe(cs, topics, ELEMENTSOF(topics), on_shadow_subscribed);
 }
 
@@ -779,6 +793,14 @@ static void cloud_session_handle_delta(CloudSession *cs, const uint8_t *payload,
         }
 }
 
+/* AWS sends a delta over 1792 bytes (a long desiredConnections) to .../delta/full/err
+ * instead of .../delta/full: read the whole document again. */
+static void cloud_session_handle_delta_err(CloudSession *cs, size_t len) {
+        log_notice("A shadow delta was too large for nRF Cloud to send (%zu bytes of notice), reading the shadow again",
+                   len);
+        (void) cloud_session_publish(cs, cs->shadow_get, "", on_shadow_get_sent);
+}
+
 static void cloud_session_handle_transform(CloudSession *cs, const uint8_t *payload, size_t len) {
         _cleanup_(shadow_state_freep) ShadowState *st = NULL;
         CodecError e = {};
@@ -822,6 +844,8 @@ void cloud_session_handle_message(CloudSession *cs, const char *topic, const uin
                 cloud_session_handle_accepted(cs, payload, len);
         else if (streq(topic, cs->shadow_delta))
                 cloud_session_handle_delta(cs, payload, len);
+        else if (streq(topic, cs->shadow_delta_err))
+                cloud_session_handle_delta_err(cs, len);
         else if (streq(topic, cs->shadow_accepted_tf))
                 cloud_session_handle_transform(cs, payload, len);
         else if (streq(topic, cs->shadow_rejected))
@@ -940,14 +964,15 @@ int cloud_session_request_jobs(CloudSession *cs) {
         return cloud_session_publish(cs, cs->jobs_req, JOBS_REQUEST_LATEST, on_jobs_requested);
 }
 
-int cloud_session_publish_jobs_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata) {
+static int cloud_session_publish_job_topic(CloudSession *cs, TopicKind kind, const char *payload, CloudDoneFn done,
+                                           void *userdata) {
         Topic topic;
         size_t len = strlen(payload);
         int r;
 
         if (!cloud_session_connected(cs) || !cs->have_ctx)
                 return -ENOTCONN;
-        r = topic_build(&cs->ctx, TOPIC_JOBS_UPDATE, topic, sizeof topic);
+        r = topic_build(&cs->ctx, kind, topic, sizeof topic);
         if (r < 0)
                 return r;
         r = cloud_session_guard(cs, TOPIC_ACTION_PUBLISH, topic);
@@ -958,6 +983,14 @@ int cloud_session_publish_jobs_update(CloudSession *cs, const char *payload, Clo
                 return r;
         log_debug("Published %s on %s", payload, topic);
         return 0;
+}
+
+int cloud_session_publish_jobs_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata) {
+        return cloud_session_publish_job_topic(cs, TOPIC_JOBS_UPDATE, payload, done, userdata);
+}
+
+int cloud_session_publish_jobs_ble_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata) {
+        return cloud_session_publish_job_topic(cs, TOPIC_JOBS_BLE_UPDATE, payload, done, userdata);
 }
 
 void cloud_session_forget(CloudSession *cs, const char *why) {

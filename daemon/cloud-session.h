@@ -164,6 +164,8 @@ int cloud_session_request_jobs(CloudSession *cs);
  * the outbox, like the procedure's messages); done(0) on PUBACK, never
  * called when the connection ends first.  -ENOTCONN when not connected. */
 int cloud_session_publish_jobs_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata);
+/* The same on <prefix><id>/jobs/ble/update (a BLE device's job). */
+int cloud_session_publish_jobs_ble_update(CloudSession *cs, const char *payload, CloudDoneFn done, void *userdata);
 /* As a DISCON notice: forget the desired connections and the c2g/g2c
  * topics, and start over on a new connection (delete_yourself). */
 void cloud_session_forget(CloudSession *cs, const char *why);

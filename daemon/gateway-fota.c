@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "fota-job.h"
 #include "fota-manager.h"
 #include "gateway.h"
 #include "log.h"
@@ -60,6 +61,41 @@ static void fota_state_changed(void *userdata, FotaState old_state, FotaState ne
 
 static void fota_updated(void *userdata) {
         gateway_update_device_info(userdata);
+}
+
+static void on_ble_job_answered(int error, void *userdata) {
+        (void) userdata;
+        if (error < 0)
+                log_warning_errno(error, "The answer to a BLE FOTA job was not acknowledged: %m");
+}
+
+/* FOTA of BLE devices does not exist yet: jobs/ble/rcv is not subscribed and no job is
+ * requested (serviceInfo.fota_v2_ble is false), but a job may still arrive (a session the
+ * broker kept from an earlier subscription).  It is answered REJECTED, as nRF Cloud's
+ * library answers a type it cannot run, so that it does not stay queued forever. */
+void gateway_fota_ble_job_received(Gateway *g, const uint8_t *payload, size_t len) {
+        _cleanup_free_ char *answer = NULL;
+        const char *address, *id;
+        FotaJobError e = {};
+        FotaJob job;
+        int r;
+
+        r = fota_job_parse(payload, len, true, &job, &e);
+        if (r == -ENOENT)
+                return (void) log_debug("No BLE FOTA job pending");
+        address = r >= 0 ? job.ble_address : e.ble_address;
+        id = r >= 0 ? job.id : e.id;
+        if (!address[0] || !id[0])
+                return (void) log_warning("Ignoring a BLE FOTA job that cannot be answered (%s)",
+                                          e.error.description);
+        log_fields(LOG_NOTICE, LOG_FIELDS({ "BT_ADDR", address }),
+                   "FOTA job %s for BLE device %s: FOTA of BLE devices is not supported, rejecting it", id, address);
+        r = fota_ble_job_build_update(address, id, FOTA_STATUS_REJECTED, 0, "FOTA type not supported", &answer);
+        if (r < 0)
+                return (void) log_error_errno(r, "Failed to build the answer to BLE FOTA job %s: %m", id);
+        r = g->cloud ? cloud_session_publish_jobs_ble_update(g->cloud, answer, on_ble_job_answered, g) : -ENOTCONN;
+        if (r < 0)
+                log_warning_errno(r, "Failed to answer BLE FOTA job %s, ignoring: %m", id);
 }
 
 int gateway_fota_start(Gateway *g) {

@@ -125,12 +125,12 @@ static void on_cloud_message(CloudSession *cs, CloudMessageKind kind, const uint
                 gateway_fota_job_received(g, payload, len);
                 return;
         case CLOUD_MESSAGE_JOBS_BLE_RCV:
+                gateway_fota_ble_job_received(g, payload, len);
+                return;
         case _CLOUD_MESSAGE_KIND_MAX:
         case _CLOUD_MESSAGE_KIND_INVALID:
                 break;
         }
-        /* FOTA of BLE devices is not implemented yet. */
-        log_debug("Received %zu bytes on %s, no handler yet, ignoring", len, cloud_message_kind_to_string(kind));
 }
 
 static int on_desired_defer(sd_event_source *s, void *userdata) {
@@ -170,7 +170,8 @@ static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_
         Gateway *g = userdata;
         (void) m;
         if (g->protocol)
-                protocol_device_state(g->protocol, ble_device_address(d), old_state, new_state,
+                protocol_device_state(g->protocol, ble_device_address(d), ble_device_address_type(d), old_state,
+                                      new_state,
                                       new_state == BLE_DEVICE_READY ? ble_device_gatt(d) : NULL);
 }
 
@@ -190,21 +191,8 @@ static int sink_report_connections(void *impl, const ShadowConnectionStatus *v, 
         return cloud_session_report_connections(impl, v, n);
 }
 
-static int sink_publish_jobs_ble_req(void *impl, const char *payload, size_t len) {
-        return cloud_session_publish_jobs_ble_req(impl, payload, len);
-}
-
 static void sink_unpair(void *impl, const char *why) {
         cloud_session_forget(impl, why);
-}
-
-static const char *sink_cloud_state(void *impl) {
-        return cloud_session_state_to_string(cloud_session_get_state(impl));
-}
-
-static const char *sink_modem_state(void *impl) {
-        (void) impl;
-        return NULL; /* no modem manager yet; host TLS mode uses none */
 }
 
 static int gateway_protocol_start(Gateway *g, const char *device_id) {
@@ -215,10 +203,7 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
         static const ProtocolSink sink = {
                 .publish_g2c = sink_publish_g2c,
                 .report_connections = sink_report_connections,
-                .publish_jobs_ble_req = sink_publish_jobs_ble_req,
                 .unpair = sink_unpair,
-                .cloud_state = sink_cloud_state,
-                .modem_state = sink_modem_state,
         };
         int r;
 

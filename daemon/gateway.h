@@ -97,6 +97,7 @@ void gateway_update_device_info(Gateway *g);
 void gateway_fota_cloud_state(Gateway *g, CloudSessionState new_state);
 void gateway_fota_jobs_ready(CloudSession *cs, void *userdata);
 void gateway_fota_job_received(Gateway *g, const uint8_t *payload, size_t len);
+void gateway_fota_ble_job_received(Gateway *g, const uint8_t *payload, size_t len);
 void gateway_fota_modem_state(Gateway *g, bool ready);
 typedef struct ModemFotaEvent ModemFotaEvent;
 void gateway_fota_modem_event(Modem *m, const ModemFotaEvent *ev, void *userdata);

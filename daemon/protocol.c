@@ -24,7 +24,7 @@ typedef struct ProtocolDevice {
         struct ProtocolDevice *next;
         char address[BT_ADDR_STR_LEN + 1];
         ProtocolDeviceState state;
-        bool discovered;  /* device_discover_result sent once */
+        BtAddrType address_type; /* from BlueZ's AddressType, as nRF Cloud names it */
         GattModel *model; /* converted at each READY; NULL before */
         ProtocolCcc ccc[PROTOCOL_CCC_MAX];
         size_t n_ccc;
@@ -88,6 +88,27 @@ uint64_t protocol_messages_sent(const Protocol *p) {
         return p->messages_sent;
 }
 
+BtAddrType protocol_address_type(const char *bluez_type, const char *address) {
+        unsigned top;
+
+        if (streq_ptr(bluez_type, "public"))
+                return BT_ADDR_TYPE_PUBLIC;
+        if (!streq_ptr(bluez_type, "random"))
+                return BT_ADDR_TYPE_UNSPECIFIED;
+        /* A random address with the two top bits set is static (Core spec Vol 6 Part B §1.3.2.1). */
+        if (!address || sscanf(address, "%2x", &top) != 1)
+                return BT_ADDR_TYPE_RANDOM;
+        return (top & 0xc0u) == 0xc0u ? BT_ADDR_TYPE_RANDOM_STATIC : BT_ADDR_TYPE_RANDOM;
+}
+
+static ProtocolDevice *protocol_find_device(Protocol *p, const char *address);
+
+/* The address of a g2c event, with its type when the device is known. */
+static G2cDevice protocol_g2c_device(Protocol *p, const char *address) {
+        ProtocolDevice *d = protocol_find_device(p, address);
+        return (G2cDevice){ .address = address, .address_type = d ? d->address_type : BT_ADDR_TYPE_UNSPECIFIED };
+}
+
 /* ---- Sending ---- */
 
 static G2cHeader protocol_header(Protocol *p, const char *request_id) {
@@ -140,7 +161,7 @@ static int protocol_send_chrc(Protocol *p, OutboxClass class, G2cEventType type,
                               const char *address, const char *svc, const char *chrc, const uint8_t *value,
                               size_t size) {
         G2cHeader h = protocol_header(p, request_id);
-        G2cDevice dev = { .address = address };
+        G2cDevice dev = protocol_g2c_device(p, address);
         char *json = NULL;
         int r;
 
@@ -152,7 +173,7 @@ static int protocol_send_desc(Protocol *p, G2cEventType type, const char *reques
                               const char *svc, const char *chrc, const char *desc, const uint8_t *value,
                               size_t size) {
         G2cHeader h = protocol_header(p, request_id);
-        G2cDevice dev = { .address = address };
+        G2cDevice dev = protocol_g2c_device(p, address);
         char *json = NULL;
         int r;
 
@@ -267,7 +288,7 @@ static int ccc_value_of(const char *svc, const char *chrc, uint8_t ret[2], void 
 
 static void protocol_send_connection(Protocol *p, ProtocolDevice *d, bool connected) {
         G2cHeader h = protocol_header(p, NULL);
-        G2cDevice dev = { .address = d->address };
+        G2cDevice dev = { .address = d->address, .address_type = d->address_type };
         char *json = NULL;
         int r;
 
@@ -280,7 +301,7 @@ static void protocol_send_connection(Protocol *p, ProtocolDevice *d, bool connec
 
 static int protocol_send_discover(Protocol *p, ProtocolDevice *d, const char *request_id) {
         G2cHeader h;
-        G2cDevice dev = { .address = d->address };
+        G2cDevice dev = { .address = d->address, .address_type = d->address_type };
         char *json = NULL;
         int r;
 
@@ -304,16 +325,6 @@ static int protocol_send_discover(Protocol *p, ProtocolDevice *d, const char *re
         h = protocol_header(p, request_id);
         r = g2c_encode_device_discover_result(&h, &dev, d->model, &json);
         return protocol_publish(p, OUTBOX_STATUS, r, json, "device_discover_result");
-}
-
-static void protocol_send_jobs_request(Protocol *p, ProtocolDevice *d) {
-        char payload[BT_ADDR_STR_LEN + 5];
-        int r;
-
-        (void) snprintf(payload, sizeof payload, "[\"%s\"]", d->address);
-        r = p->sink.publish_jobs_ble_req(p->sink_impl, payload, strlen(payload));
-        if (r < 0)
-                log_warning_errno(r, "Failed to request the FOTA jobs of %s, ignoring: %m", d->address);
 }
 
 static void protocol_coalesce_drop_device(Protocol *p, const char *address);
@@ -416,8 +427,8 @@ void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_ST
         }
 }
 
-void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
-                           const BleGattModel *gatt) {
+void protocol_device_state(Protocol *p, const char *address, const char *address_type, BleDeviceState old_state,
+                           BleDeviceState new_state, const BleGattModel *gatt) {
         ProtocolDevice *d = protocol_find_device(p, address);
         GattModel *m = NULL;
         int r;
@@ -427,6 +438,8 @@ void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_
                 log_debug("State of %s, which is not desired, ignoring", strna(address));
                 return;
         }
+        if (address_type)
+                d->address_type = protocol_address_type(address_type, d->address);
         switch (new_state) {
         case BLE_DEVICE_READY:
                 r = protocol_convert_gatt(gatt, ccc_value_of, d, &m);
@@ -438,11 +451,10 @@ void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_
                 d->model = m;
                 protocol_device_enter_state(p, d, PROTOCOL_DEVICE_CONNECTED);
                 protocol_send_connection(p, d, true);
-                if (!d->discovered && d->model) {
-                        d->discovered = true;
+                /* After every connection: the peripheral's firmware, and so its GATT
+                 * database, may have changed (nRF Cloud's gateways do the same). */
+                if (d->model)
                         (void) protocol_send_discover(p, d, NULL);
-                        protocol_send_jobs_request(p, d);
-                }
                 for (size_t i = 0; i < d->n_discover_waiters; i++)
                         (void) protocol_send_discover(p, d, d->discover_waiters[i]);
                 d->n_discover_waiters = 0;
@@ -636,10 +648,13 @@ static void protocol_send_chrc_answer(Protocol *p, const ProtocolOp *op, G2cEven
                                   t->service_uuid, t->characteristic_uuid, value, len);
 }
 
+/* The CCCD's value_changed is unsolicited in the captured nRF Cloud messages ("N/A"): only the
+ * write result answers the request. */
 static void protocol_send_desc_written(Protocol *p, const ProtocolOp *op, const uint8_t *value, size_t size) {
         const C2gTarget *t = &op->op.target;
 
-        (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_CHANGED, op->op.id, t->address, t->service_uuid,
+        (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_CHANGED,
+                                  c2g_is_ccc_write(&op->op) ? NULL : op->op.id, t->address, t->service_uuid,
                                   t->characteristic_uuid, t->descriptor_uuid, value, size);
         (void) protocol_send_desc(p, G2C_EVENT_DESCRIPTOR_VALUE_WRITE_RESULT, op->op.id, t->address,
                                   t->service_uuid, t->characteristic_uuid, t->descriptor_uuid, value, size);
@@ -715,7 +730,7 @@ static bool scan_result_passes(const C2gScan *s, const BleScanResult *r) {
 }
 
 static G2cScanDevice scan_device(const BleScanResult *r) {
-        BtAddrType type = r->address_type ? bt_addr_type_from_string(r->address_type) : BT_ADDR_TYPE_UNSPECIFIED;
+        BtAddrType type = protocol_address_type(r->address_type, r->address);
 
         return (G2cScanDevice){
                 .device = { .address = r->address, .address_type = type < 0 ? BT_ADDR_TYPE_UNSPECIFIED : type },
@@ -792,6 +807,13 @@ static void protocol_op_scan(Protocol *p, const C2gOperation *o) {
                                            PROTOCOL_SCANS_MAX);
                 return;
         }
+        if (s->defaulted)
+                log_warning("Scan %s: %s%s%s%scould not be used, running with the default%s", o->id,
+                            s->defaulted & C2G_SCAN_DEFAULTED_TIMEOUT ? "scanTimeout " : "",
+                            s->defaulted & C2G_SCAN_DEFAULTED_INTERVAL ? "scanInterval " : "",
+                            s->defaulted & C2G_SCAN_DEFAULTED_MODE ? "scanMode " : "",
+                            s->defaulted & C2G_SCAN_DEFAULTED_REPORTING ? "scanReporting " : "",
+                            (s->defaulted & (s->defaulted - 1)) ? "s" : "");
         if (s->mode == C2G_SCAN_MODE_PASSIVE)
                 log_info("Scan %s asks for a passive scan; BlueZ discovery scans actively", o->id);
         op = protocol_op_new(p, o);
@@ -942,47 +964,6 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
         }
 }
 
-/*
- * get_gateway_status has no event type in spec §2.4; it is answered with
- *   {"type":"event","gatewayId":G,"requestId":ID,"event":{"type":"gateway_status",
- *    "timestamp":T,"devices":[{"id":A,"address":{"address":A},"status":{"connected":b,"connecting":b}}...],
- *    "cloud":{"state":S},"bluetooth":{"available":b,"adapter":P|null,"scanning":b},
- *    "modem":{"state":S|null}},"messageId":N}
- */
-static void protocol_op_status(Protocol *p, const C2gOperation *o) {
-        G2cHeader h = protocol_header(p, o->id);
-        char ts[G2C_TIMESTAMP_LEN + 1];
-        _cleanup_json_ json_t *devices = json_array(), *root = NULL;
-        const char *cloud = p->sink.cloud_state ? p->sink.cloud_state(p->sink_impl) : NULL;
-        const char *modem = p->sink.modem_state ? p->sink.modem_state(p->sink_impl) : NULL;
-        const char *adapter = p->ble ? ble_manager_adapter(p->ble) : NULL;
-        char *json = NULL;
-        int r;
-
-        if (!devices)
-                return (void) log_error_errno(ENOMEM, "Out of memory");
-        r = g2c_format_timestamp(h.timestamp_usec, ts);
-        if (r < 0)
-                return (void) log_error_errno(r, "Failed to format the time: %m");
-        /* Oldest desired first, as listed in the shadow. */
-        for (ProtocolDevice *d = p->devices; d; d = d->next) {
-                json_t *e = json_pack("{s:s,s:{s:s},s:{s:b,s:b}}", "id", d->address, "address", "address",
-                                      d->address, "status", "connected", d->state == PROTOCOL_DEVICE_CONNECTED,
-                                      "connecting", d->state == PROTOCOL_DEVICE_CONNECTING);
-                if (!e || json_array_insert_new(devices, 0, e) < 0)
-                        return (void) log_error_errno(ENOMEM, "Out of memory");
-        }
-        root = json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:O,s:{s:o},s:{s:b,s:o,s:b},s:{s:o}},s:I}", "type", "event",
-                         "gatewayId", p->gateway_id, "requestId", o->id, "event", "type", "gateway_status",
-                         "timestamp", ts, "devices", devices, "cloud", "state",
-                         cloud ? json_string(cloud) : json_null(), "bluetooth", "available", p->ble != NULL,
-                         "adapter", adapter ? json_string(adapter) : json_null(), "scanning",
-                         p->ble && ble_manager_is_scanning(p->ble), "modem", "state",
-                         modem ? json_string(modem) : json_null(), "messageId", (json_int_t) h.message_id);
-        r = root ? codec_json_dump(root, &json) : -ENOMEM;
-        (void) protocol_publish(p, OUTBOX_STATUS, r, json, "gateway_status");
-}
-
 static void protocol_op_delete(Protocol *p, const C2gOperation *o) {
         log_notice("nRF Cloud asked the gateway to delete itself (request %s): disconnecting every device", o->id);
         (void) protocol_set_desired(p, NULL, 0, false);
@@ -998,7 +979,8 @@ static void protocol_run(Protocol *p, const C2gOperation *o) {
                 protocol_op_scan(p, o);
                 return;
         case C2G_OP_GET_GATEWAY_STATUS:
-                protocol_op_status(p, o);
+                /* No Nordic gateway answers it, and no g2c event type exists for it (spec §2.3, §2.4). */
+                log_debug("get_gateway_status %s: not answered, as nRF Cloud's own gateways do", o->id);
                 return;
         case C2G_OP_DELETE_YOURSELF:
                 protocol_op_delete(p, o);
@@ -1071,8 +1053,7 @@ int protocol_new(sd_event *event, const Config *config, const char *gateway_id, 
                  const ProtocolSink *sink, void *sink_impl, Protocol **ret) {
         _cleanup_(protocol_freep) Protocol *p = NULL;
 
-        if (!event || !config || !gateway_id || !sink || !sink->publish_g2c || !sink->report_connections ||
-            !sink->publish_jobs_ble_req || !ret)
+        if (!event || !config || !gateway_id || !sink || !sink->publish_g2c || !sink->report_connections || !ret)
                 return -EINVAL;
         p = calloc(1, sizeof *p);
         if (!p)

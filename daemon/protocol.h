@@ -8,8 +8,8 @@
  *   - the shadow's desiredConnections drive ble_manager_set_desired();
  *   - each BLE state change of a desired device becomes device_connect_result
  *     / device_disconnect and an update of reported.statusConnections;
- *   - the first GATT model of a device becomes device_discover_result,
- *     followed by ["<addr>"] on jobs/ble/req;
+ *   - the first GATT model of a device becomes device_discover_result
+ *     (no BLE FOTA job is requested: FOTA of BLE devices does not exist yet);
  *   - c2g operations run against the BLE layer and are answered with the
  *     g2c events of §2.4 carrying the operation's id as requestId; every
  *     operation that cannot run is answered with an "error" event, never
@@ -32,9 +32,8 @@
  *     name and RSSI filters are applied here.  scanMode "passive" cannot be
  *     asked of BlueZ's discovery and is run as an active scan (logged);
  *     scanType 1 (beacon) is refused with an error event.
- *   - get_gateway_status has no event type in §2.4: it is answered with a
- *     "gateway_status" event listing the connected devices and the cloud,
- *     Bluetooth and modem states (see protocol.c).
+ *   - get_gateway_status is not answered (logged at debug): no Nordic
+ *     gateway answers it and §2.4 has no event type for it.
  */
 
 #include <stdbool.h>
@@ -63,13 +62,8 @@ typedef struct ProtocolSink {
         int (*publish_g2c)(void *impl, OutboxClass class, const char *payload, size_t len);
         /* reported.statusConnections entries. */
         int (*report_connections)(void *impl, const ShadowConnectionStatus *v, size_t n);
-        /* ["<addr>"] on jobs/ble/req. */
-        int (*publish_jobs_ble_req)(void *impl, const char *payload, size_t len);
         /* delete_yourself: forget the account's wishes, wait to be paired again. */
         void (*unpair)(void *impl, const char *why);
-        /* For get_gateway_status; may return NULL. */
-        const char *(*cloud_state)(void *impl);
-        const char *(*modem_state)(void *impl);
 } ProtocolSink;
 
 /* Reported connection state of one desired device (statusConnections). */
@@ -107,9 +101,10 @@ void protocol_clear_stale_status(Protocol *p, const char (*addresses)[BT_ADDR_ST
 /* A c2g payload (CLOUD_MESSAGE_C2G). */
 void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len);
 
-/* From the BLE layer's callbacks.  gatt: the model when new_state is READY. */
-void protocol_device_state(Protocol *p, const char *address, BleDeviceState old_state, BleDeviceState new_state,
-                           const BleGattModel *gatt);
+/* From the BLE layer's callbacks.  address_type: BlueZ's AddressType, NULL if not known;
+ * gatt: the model when new_state is READY. */
+void protocol_device_state(Protocol *p, const char *address, const char *address_type, BleDeviceState old_state,
+                           BleDeviceState new_state, const BleGattModel *gatt);
 void protocol_notification(Protocol *p, const char *address, const char *service_uuid, const char *chrc_uuid,
                            const uint8_t *value, size_t size);
 
@@ -117,6 +112,11 @@ void protocol_notification(Protocol *p, const char *address, const char *service
  * subscriptions given by ccc_value, may be NULL). */
 typedef int (*ProtocolCccValueFn)(const char *service_uuid, const char *chrc_uuid, uint8_t ret[2], void *userdata);
 int protocol_convert_gatt(const BleGattModel *in, ProtocolCccValueFn ccc_value, void *userdata, GattModel **ret);
+
+/* BlueZ's AddressType ("public"/"random") as nRF Cloud's address.type: "public",
+ * "randomStatic" (a random address whose two top bits are set) or "random";
+ * unspecified (no type sent) when BlueZ did not say. */
+BtAddrType protocol_address_type(const char *bluez_type, const char *address);
 
 /* Messages sent (for status and tests). */
 uint64_t protocol_messages_sent(const Protocol *p);

@@ -1248,6 +1248,11 @@ const char *ble_device_address(BleDevice *d) {
         return d->address;
 }
 
+const char *ble_device_address_type(BleDevice *d) {
+        BleObject *o = d->path ? device_object(d) : NULL;
+        return o ? o->device.address_type : NULL;
+}
+
 BleDeviceState ble_device_state(BleDevice *d) {
         return d->state;
 }

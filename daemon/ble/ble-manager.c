@@ -448,7 +448,9 @@ static void scan_finish(BleManager *m, int error) {
         m->scan_timer = sd_event_source_disable_unref(m->scan_timer);
         log_debug("Scan %s → idle", scan_state_to_string(m->scan_state));
         m->scan_state = BLE_SCAN_IDLE;
-        if (error < 0)
+        if (error == -ECANCELED) /* the manager is being freed: the daemon stops */
+                log_info("Scan stopped before its end, %zu device(s) found", n_results);
+        else if (error < 0)
                 log_warning_errno(error, "Scan failed: %m");
         else
                 log_info("Scan done, %zu device(s) found", n_results);

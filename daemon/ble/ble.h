@@ -202,6 +202,8 @@ const char *ble_manager_adapter(BleManager *m);
 BleMirror *ble_manager_mirror(BleManager *m);
 
 const char *ble_device_address(BleDevice *d);
+/* BlueZ's AddressType ("public" or "random"), NULL while BlueZ has no object for the device. */
+const char *ble_device_address_type(BleDevice *d);
 BleDeviceState ble_device_state(BleDevice *d);
 /* The GATT model, or NULL unless READY.  Valid until the next callback. */
 const BleGattModel *ble_device_gatt(BleDevice *d);

@@ -145,33 +145,30 @@ static int decode_scan(const json_t *op, C2gScan *ret, CodecError *e) {
         else if (r != -ENOENT)
                 return r;
 
-        r = codec_json_get_int(op, "scanTimeout", "operation", 1, C2G_SCAN_TIMEOUT_MAX, &v, e);
+        /* Lenient from here to the filter: what cannot be used falls back to its default. */
+        r = codec_json_get_int(op, "scanTimeout", "operation", 1, C2G_SCAN_TIMEOUT_MAX, &v, NULL);
         if (r >= 0)
                 s.timeout_sec = (unsigned) v;
         else if (r != -ENOENT)
-                return r;
+                s.defaulted |= C2G_SCAN_DEFAULTED_TIMEOUT;
 
-        r = codec_json_get_int(op, "scanInterval", "operation", 0, C2G_SCAN_INTERVAL_MAX, &v, e);
+        r = codec_json_get_int(op, "scanInterval", "operation", 0, C2G_SCAN_INTERVAL_MAX, &v, NULL);
         if (r >= 0)
                 s.interval = (unsigned) v;
         else if (r != -ENOENT)
-                return r;
+                s.defaulted |= C2G_SCAN_DEFAULTED_INTERVAL;
 
-        r = codec_json_get_string(op, "scanMode", "operation", 16, &str, e);
-        if (r >= 0) {
+        r = codec_json_get_string(op, "scanMode", "operation", 16, &str, NULL);
+        if (r >= 0 && c2g_scan_mode_from_string(str) >= 0)
                 s.mode = c2g_scan_mode_from_string(str);
-                if (s.mode < 0)
-                        return codec_error(e, -EBADMSG, "operation.scanMode", "must be \"active\" or \"passive\"");
-        } else if (r != -ENOENT)
-                return r;
+        else if (r != -ENOENT)
+                s.defaulted |= C2G_SCAN_DEFAULTED_MODE;
 
-        r = codec_json_get_string(op, "scanReporting", "operation", 16, &str, e);
-        if (r >= 0) {
+        r = codec_json_get_string(op, "scanReporting", "operation", 16, &str, NULL);
+        if (r >= 0 && c2g_scan_reporting_from_string(str) >= 0)
                 s.reporting = c2g_scan_reporting_from_string(str);
-                if (s.reporting < 0)
-                        return codec_error(e, -EBADMSG, "operation.scanReporting", "must be \"instant\" or \"batch\"");
-        } else if (r != -ENOENT)
-                return r;
+        else if (r != -ENOENT)
+                s.defaulted |= C2G_SCAN_DEFAULTED_REPORTING;
 
         filter = json_object_get(op, "filter");
         if (filter && !json_is_null(filter)) {

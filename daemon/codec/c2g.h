@@ -64,6 +64,16 @@ typedef enum C2gScanReporting {
         _C2G_SCAN_REPORTING_INVALID = -EINVAL,
 } C2gScanReporting;
 
+/* Scan parameters that were out of range, of the wrong type or unknown, and
+ * were replaced by their defaults (C2gScan.defaulted): nRF Cloud's own
+ * gateways accept whatever the portal sends. */
+enum {
+        C2G_SCAN_DEFAULTED_TIMEOUT = 1u << 0,
+        C2G_SCAN_DEFAULTED_INTERVAL = 1u << 1,
+        C2G_SCAN_DEFAULTED_MODE = 1u << 2,
+        C2G_SCAN_DEFAULTED_REPORTING = 1u << 3,
+};
+
 typedef struct C2gScan {
         C2gScanType type;           /* scanType, default regular */
         unsigned timeout_sec;       /* scanTimeout, default 10, 1..300 */
@@ -73,6 +83,7 @@ typedef struct C2gScan {
         bool has_filter_rssi;
         int filter_rssi;            /* filter.rssi, -127..20 dBm */
         char filter_name[C2G_SCAN_NAME_MAX + 1]; /* filter.name, "" if none */
+        unsigned defaulted;         /* C2G_SCAN_DEFAULTED_* */
 } C2gScan;
 
 /* The attribute an operation addresses.  Strings are normalised: address

@@ -90,8 +90,8 @@ static int envelope(const G2cHeader *h, G2cEventType type, json_t *members, char
         event = json_pack("{s:s,s:s}", "type", g2c_event_type_to_string(type), "timestamp", ts);
         if (!event || json_object_update(event, m) < 0)
                 return -ENOMEM;
-        env = json_pack("{s:s,s:s,s:o,s:O,s:I}", "type", "event", "gatewayId", h->gateway_id, "requestId",
-                        h->request_id ? json_string(h->request_id) : json_null(), "event", event, "messageId",
+        env = json_pack("{s:s,s:s,s:s,s:O,s:I}", "type", "event", "gatewayId", h->gateway_id, "requestId",
+                        h->request_id ?: G2C_REQUEST_ID_NONE, "event", event, "messageId",
                         (json_int_t) h->message_id);
         if (!env)
                 return -ENOMEM;
@@ -335,10 +335,7 @@ static int attribute_event(const G2cHeader *h, G2cEventType type, const char *ad
         w_raw(&w, "{\"type\":\"event\",\"gatewayId\":");
         w_string(&w, h->gateway_id);
         w_raw(&w, ",\"requestId\":");
-        if (h->request_id)
-                w_string(&w, h->request_id);
-        else
-                w_raw(&w, "null");
+        w_string(&w, h->request_id ?: G2C_REQUEST_ID_NONE);
         w_raw(&w, ",\"event\":{\"type\":");
         w_string(&w, g2c_event_type_to_string(type));
         w_raw(&w, ",\"timestamp\":");

@@ -51,10 +51,14 @@ typedef enum G2cEventType {
 const char *g2c_event_type_to_string(G2cEventType t);
 G2cEventType g2c_event_type_from_string(const char *s);
 
+/* The requestId of an unsolicited event: the captured nRF Cloud messages carry
+ * this string there, and the schema types requestId as a string. */
+#define G2C_REQUEST_ID_NONE "N/A"
+
 /* What every event carries. */
 typedef struct G2cHeader {
         const char *gateway_id;
-        const char *request_id;  /* the c2g id this answers; NULL: null (unsolicited) */
+        const char *request_id;  /* the c2g id this answers; NULL: "N/A" (unsolicited) */
         uint64_t message_id;     /* the sender's counter, at most INT64_MAX */
         uint64_t timestamp_usec; /* CLOCK_REALTIME, microseconds since the epoch */
 } G2cHeader;

@@ -33,6 +33,7 @@ static const struct {
         [TOPIC_SHADOW_GET_REJECTED] = { "shadow-get-rejected", TOPIC_BASE_DEVICE, "/shadow/get/rejected", TOPIC_ACTION_SUBSCRIBE },
         [TOPIC_SHADOW_UPDATE] = { "shadow-update", TOPIC_BASE_DEVICE, "/shadow/update", TOPIC_ACTION_PUBLISH },
         [TOPIC_SHADOW_UPDATE_DELTA_FULL] = { "shadow-update-delta-full", TOPIC_BASE_DEVICE, "/shadow/update/delta/full", TOPIC_ACTION_SUBSCRIBE },
+        [TOPIC_SHADOW_UPDATE_DELTA_FULL_ERR] = { "shadow-update-delta-full-err", TOPIC_BASE_DEVICE, "/shadow/update/delta/full/err", TOPIC_ACTION_SUBSCRIBE },
         [TOPIC_SHADOW_GET_TF] = { "shadow-get-tf", TOPIC_BASE_DEVICE, "/shadow/get/tf", TOPIC_ACTION_PUBLISH },
         [TOPIC_SHADOW_GET_ACCEPTED_TF] = { "shadow-get-accepted-tf", TOPIC_BASE_DEVICE, "/shadow/get/accepted/tf", TOPIC_ACTION_SUBSCRIBE },
         [TOPIC_C2G] = { "c2g", TOPIC_BASE_GATEWAY, "/c2g", TOPIC_ACTION_SUBSCRIBE },

@@ -42,6 +42,7 @@ typedef enum TopicKind {
         TOPIC_SHADOW_GET_REJECTED,
         TOPIC_SHADOW_UPDATE,
         TOPIC_SHADOW_UPDATE_DELTA_FULL,
+        TOPIC_SHADOW_UPDATE_DELTA_FULL_ERR, /* deltas over AWS's 1792-byte cap */
         TOPIC_SHADOW_GET_TF,
         TOPIC_SHADOW_GET_ACCEPTED_TF,
         /* <stage>/<team>/gateways/<id>/... */

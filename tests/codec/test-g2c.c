@@ -101,10 +101,10 @@ static void test_scan_result_captured(void **state) {
 static void test_connect_disconnect(void **state) {
         char *s = NULL;
         (void) state;
-        check(g2c_encode_device_connect_result(&unsolicited, &thingy, true, &s), &s, HDR("null") "\"device_connect_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"device\":{\"id\":"
+        check(g2c_encode_device_connect_result(&unsolicited, &thingy, true, &s), &s, HDR("\"N/A\"") "\"device_connect_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"device\":{\"id\":"
               "\"D6:57:7D:CC:50:17\",\"address\":{\"address\":\"D6:57:7D:CC:50:17\"},\"status\":{\"connected\":true}}" TAIL("42"));
         s = NULL;
-        check(g2c_encode_device_disconnect(&unsolicited, &thingy_random, &s), &s, HDR("null") "\"device_disconnect\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"device\":{\"id\":"
+        check(g2c_encode_device_disconnect(&unsolicited, &thingy_random, &s), &s, HDR("\"N/A\"") "\"device_disconnect\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"device\":{\"id\":"
               "\"D6:57:7D:CC:50:17\",\"address\":{\"address\":\"D6:57:7D:CC:50:17\",\"type\":\"random\"},"
               "\"status\":{\"connected\":false}}" TAIL("42"));
 }
@@ -115,7 +115,7 @@ static void test_connect_captured(void **state) {
         char *s = NULL;
         (void) state;
         assert_int_equal(g2c_encode_device_disconnect(&unsolicited, &thingy, &s), 0);
-        check_json_equal(s, "{\"type\":\"event\",\"gatewayId\":\"gw-1\",\"requestId\":null,"
+        check_json_equal(s, "{\"type\":\"event\",\"gatewayId\":\"gw-1\",\"requestId\":\"N/A\","
                             "\"event\":{\"type\":\"device_disconnect\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
                             "\"device\":{\"id\":\"D6:57:7D:CC:50:17\",\"status\":{\"connected\":false},"
                             "\"address\":{\"address\":\"D6:57:7D:CC:50:17\"}}},\"messageId\":42}");
@@ -147,7 +147,7 @@ static void test_discover_result(void **state) {
         char *s = NULL;
         (void) state;
 
-        check(g2c_encode_device_discover_result(&unsolicited, &thingy, m, &s), &s, HDR("null") "\"device_discover_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
+        check(g2c_encode_device_discover_result(&unsolicited, &thingy, m, &s), &s, HDR("\"N/A\"") "\"device_discover_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
               "\"device\":{\"id\":\"D6:57:7D:CC:50:17\",\"address\":{\"address\":\"D6:57:7D:CC:50:17\"},\"status\":{\"connected\":true}},"
               "\"services\":{"
               "\"1800\":{\"uuid\":\"1800\",\"characteristics\":{"
@@ -202,7 +202,7 @@ static void test_discover_duplicates_and_flags(void **state) {
         assert_int_equal(gatt_service_add_characteristic(s2, "BBBB", NULL, GATT_PROP_READ, &c), 0);
         assert_int_equal(gatt_service_add_characteristic(s2, "CCCC", NULL, 0, &c), 0);
         check(g2c_encode_device_discover_result(&unsolicited, &thingy, m, &out), &out,
-              HDR("null") "\"device_discover_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
+              HDR("\"N/A\"") "\"device_discover_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
               "\"device\":{\"id\":\"D6:57:7D:CC:50:17\",\"address\":{\"address\":\"D6:57:7D:CC:50:17\"},\"status\":{\"connected\":true}},"
               "\"services\":{\"AAAA\":{\"uuid\":\"AAAA\",\"characteristics\":{"
               "\"BBBB\":{\"uuid\":\"BBBB\",\"path\":\"AAAA/BBBB\",\"properties\":{\"broadcast\":true,\"read\":true,\"write\":true,"
@@ -217,7 +217,7 @@ static void test_characteristic_events(void **state) {
 
         /* Notification: path SVC/CHRC (not lte-gateway's SVC/CHRC/2902). */
         check(g2c_encode_characteristic_value(&unsolicited, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, &thingy_random,
-                                              "ef680200-9b35-4933-9b10-52ffa9740042", "EF6802019B3549339B1052FFA9740042", v, 2, &s), &s, HDR("null") "\"device_characteristic_value_changed\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
+                                              "ef680200-9b35-4933-9b10-52ffa9740042", "EF6802019B3549339B1052FFA9740042", v, 2, &s), &s, HDR("\"N/A\"") "\"device_characteristic_value_changed\",\"timestamp\":\"2025-02-27T18:38:50.123Z\","
               "\"device\":{\"id\":\"D6:57:7D:CC:50:17\",\"address\":{\"address\":\"D6:57:7D:CC:50:17\",\"type\":\"random\"}},"
               "\"characteristic\":{\"uuid\":\"EF6802019B3549339B1052FFA9740042\","
               "\"path\":\"EF6802009B3549339B1052FFA9740042/EF6802019B3549339B1052FFA9740042\",\"value\":[24,84]}" TAIL("42"));
@@ -316,7 +316,7 @@ static void test_attribute_events_match_jansson(void **state) {
                         : json_pack("{s:s,s:s,s:o}", "uuid", "EF6802019B3549339B1052FFA9740042", "path",
                                     "180F/EF6802019B3549339B1052FFA9740042", "value", vals);
                 json_t *want = json_pack("{s:s,s:s,s:o,s:{s:s,s:s,s:{s:s,s:o},s:o},s:I}", "type", "event", "gatewayId", gw,
-                                         "requestId", with_req ? json_string(req) : json_null(), "event", "type",
+                                         "requestId", json_string(with_req ? req : "N/A"), "event", "type",
                                          g2c_event_type_to_string(type), "timestamp", ts, "device", "id", "D6:57:7D:CC:50:17",
                                          "address", addr, descriptor ? "descriptor" : "characteristic", attr, "messageId",
                                          (json_int_t) h.message_id);
@@ -348,7 +348,7 @@ static void test_descriptor_events(void **state) {
                                           "086022228277EF8E1523785788778193", "2902", on, 2, &s), &s, DESC_EVENT("device_descriptor_value_write_result", "\"req-1\"") TAIL("43"));
         s = NULL;
         check(g2c_encode_descriptor_value(&unsolicited, G2C_EVENT_DESCRIPTOR_VALUE_READ_RESULT, &dev, "086011118277EF8E1523785788778193",
-                                          "086022228277EF8E1523785788778193", "2902", on, 2, &s), &s, DESC_EVENT("device_descriptor_value_read_result", "null") TAIL("42"));
+                                          "086022228277EF8E1523785788778193", "2902", on, 2, &s), &s, DESC_EVENT("device_descriptor_value_read_result", "\"N/A\"") TAIL("42"));
 #undef DESC_EVENT
 }
 
@@ -358,7 +358,7 @@ static void test_error(void **state) {
         check(g2c_encode_error(&answer, "d6:57:7d:cc:50:17", "Reached subscription limit of 16", -1, &s), &s, HDR("\"req-1\"") "\"error\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"device\":{\"deviceAddress\":"
               "\"D6:57:7D:CC:50:17\"},\"error\":{\"description\":\"Reached subscription limit of 16\",\"code\":-1}" TAIL("43"));
         s = NULL;
-        check(g2c_encode_error(&unsolicited, NULL, "operation.deviceAddress: \"quoted\"", 74, &s), &s, HDR("null") "\"error\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"error\":{\"description\":"
+        check(g2c_encode_error(&unsolicited, NULL, "operation.deviceAddress: \"quoted\"", 74, &s), &s, HDR("\"N/A\"") "\"error\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"error\":{\"description\":"
               "\"operation.deviceAddress: \\\"quoted\\\"\",\"code\":74}" TAIL("42"));
 }
 
@@ -385,7 +385,7 @@ static void test_c2g_error(void **state) {
         assert_int_equal(g2c_encode_c2g_error(&answer, &e, r, &s), 0);
         json_t *j = json_loads(s, 0, NULL);
         assert_non_null(j);
-        assert_true(json_is_null(json_object_get(j, "requestId")));
+        assert_string_equal(json_string_value(json_object_get(j, "requestId")), "N/A");
         assert_non_null(strstr(json_string_value(json_object_get(json_object_get(json_object_get(j, "event"), "error"),
                                                                  "description")), "invalid JSON"));
         json_decref(j);

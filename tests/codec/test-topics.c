@@ -36,6 +36,7 @@ static void test_build_all(void **state) {
                 { TOPIC_SHADOW_GET_REJECTED, GW "/shadow/get/rejected", TOPIC_ACTION_SUBSCRIBE },
                 { TOPIC_SHADOW_UPDATE, GW "/shadow/update", TOPIC_ACTION_PUBLISH },
                 { TOPIC_SHADOW_UPDATE_DELTA_FULL, GW "/shadow/update/delta/full", TOPIC_ACTION_SUBSCRIBE },
+                { TOPIC_SHADOW_UPDATE_DELTA_FULL_ERR, GW "/shadow/update/delta/full/err", TOPIC_ACTION_SUBSCRIBE },
                 { TOPIC_SHADOW_GET_TF, GW "/shadow/get/tf", TOPIC_ACTION_PUBLISH },
                 { TOPIC_SHADOW_GET_ACCEPTED_TF, GW "/shadow/get/accepted/tf", TOPIC_ACTION_SUBSCRIBE },
                 { TOPIC_C2G, "prod/" TEAM "/gateways/" GW "/c2g", TOPIC_ACTION_SUBSCRIBE },

@@ -28,15 +28,9 @@ static int sink_report(void *impl, const ShadowConnectionStatus *v, size_t n) {
         return 0;
 }
 
-static int sink_jobs(void *impl, const char *payload, size_t len) {
-        (void) impl, (void) payload, (void) len;
-        return 0;
-}
-
 static const ProtocolSink sink = {
         .publish_g2c = sink_publish,
         .report_connections = sink_report,
-        .publish_jobs_ble_req = sink_jobs,
 };
 
 static BleGattDesc ccc = { .uuid = "2902" };
@@ -56,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (protocol_new(event, &config, "gw", NULL, &sink, NULL, &p) < 0)
                 return 0;
         (void) protocol_set_desired(p, &d, 1, true);
-        protocol_device_state(p, A, BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &model);
+        protocol_device_state(p, A, "public", BLE_DEVICE_RESOLVING, BLE_DEVICE_READY, &model);
         protocol_handle_c2g(p, data, size);
         protocol_free(p);
         return 0;

@@ -46,14 +46,25 @@ class _Recorder(list):
         self.handler(*item)
 
 
+def gateway_topics(device_id):
+    """desired.pairing.topics as nRF Cloud's library reads them (spec §1.4): the
+    gateway takes c2g and g2c from there, not from a rule of its own."""
+    return {"c2g": "%sgateways/%s/c2g" % (PREFIX, device_id), "g2c": "%sgateways/%s/g2c" % (PREFIX, device_id)}
+
+
+# CloudPeer's default: the explicit pairing.topics of a real gateway shadow.
+EXPLICIT_TOPICS = "explicit"
+
+
 class CloudPeer(ct.Peer):
     """nRF Cloud for one gateway: answers shadow gets on the nRF Cloud shadow
     topics in the trimmed or the full form, answers desiredConnections
     transforms, applies the gateway's shadow updates to its copy of the
     shadow, sends deltas and c2g messages, and records everything (it
-    subscribes to every topic but $-topics)."""
+    subscribes to every topic but $-topics).  pairing_topics=None leaves
+    desired.pairing.topics out (the gateway then derives them)."""
 
-    def __init__(self, broker, pki, device_id, form="trimmed", paired=True, pairing_topics=None,
+    def __init__(self, broker, pki, device_id, form="trimmed", paired=True, pairing_topics=EXPLICIT_TOPICS,
                  desired_connections=None, omit_connections=False, with_prefix=True):
         super().__init__(broker, pki, ["#"], client_id=ct.PEER_ID, clean=True)
         self.device_id = device_id
@@ -64,6 +75,8 @@ class CloudPeer(ct.Peer):
         self.gets = 0
         # Leave desiredConnections out of the document (the transform still has it).
         self.omit_connections = omit_connections
+        if pairing_topics == EXPLICIT_TOPICS:
+            pairing_topics = gateway_topics(device_id)
         if paired:
             self.desired.update(self.paired_state(pairing_topics))
             if not with_prefix:
@@ -108,15 +121,25 @@ class CloudPeer(ct.Peer):
             merge(self.reported, doc.get("state", {}).get("reported", {}) or {})
             self.version += 1
 
+    # AWS IoT sends nRF Cloud's .../delta/full topic at most this much; a larger delta goes to
+    # .../delta/full/err instead (spec §1.3, nRF Cloud's MQTT topics page).
+    DELTA_FULL_MAX = 1792
+
     def delta(self, state):
         """Changes desired and sends the delta, as AWS IoT does."""
         merge(self.desired, json.loads(json.dumps(state)))
         self.version += 1
-        self.publish(self.topic("update/delta/full"),
-                     json.dumps({"version": self.version, "timestamp": int(time.time()), "state": state}), qos=1)
+        delta = json.dumps({"version": self.version, "timestamp": int(time.time()), "state": state})
+        if len(delta) > self.DELTA_FULL_MAX:
+            self.publish(self.topic("update/delta/full/err"),
+                         json.dumps({"code": 413, "message": "The delta is %d bytes, more than %d"
+                                     % (len(delta), self.DELTA_FULL_MAX)}), qos=1)
+            return
+        self.publish(self.topic("update/delta/full"), delta, qos=1)
 
     def c2g(self, message):
-        self.publish("%sgateways/%s/c2g" % (PREFIX, self.device_id), json.dumps(message), qos=1)
+        topics = (self.desired.get("pairing") or {}).get("topics") or gateway_topics(self.device_id)
+        self.publish(topics.get("c2g") or gateway_topics(self.device_id)["c2g"], json.dumps(message), qos=1)
 
     def updates(self):
         """The gateway's shadow updates, decoded, in order."""

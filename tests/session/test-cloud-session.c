@@ -178,11 +178,12 @@ static void test_paired_sequence(void **state) {
         assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_SHADOW);
         assert_int_equal(f.n_ops, 1);
         assert_int_equal(f.ops[0].type, OP_SUBSCRIBE);
-        assert_int_equal(f.ops[0].n_topics, 4);
+        assert_int_equal(f.ops[0].n_topics, 5);
         assert_string_equal(f.ops[0].topics[0], DEV "/shadow/get/accepted/trim");
         assert_string_equal(f.ops[0].topics[1], DEV "/shadow/get/rejected");
         assert_string_equal(f.ops[0].topics[2], DEV "/shadow/update/delta/full");
         assert_string_equal(f.ops[0].topics[3], DEV "/shadow/get/accepted/tf");
+        assert_string_equal(f.ops[0].topics[4], DEV "/shadow/update/delta/full/err");
 
         /* Nothing more until the SUBACK. */
         assert_int_equal(f.n_ops, 1);
@@ -205,8 +206,9 @@ static void test_paired_sequence(void **state) {
         assert_true(f.held);
 
         complete(&f, 3, 0);
+        /* No BLE FOTA (fota_v2_ble false): jobs/ble/rcv is not subscribed. */
         assert_op(&f, 4, OP_SUBSCRIBE, PREFIX DEV "/jobs/rcv");
-        assert_string_equal(f.ops[4].topics[1], PREFIX DEV "/jobs/ble/rcv");
+        assert_int_equal(f.ops[4].n_topics, 1);
         assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_PAIRED);
 
         complete(&f, 4, 0);
@@ -264,6 +266,9 @@ static void test_device_report(void **state) {
         assert_int_equal(f.n_ops, 0); /* not connected: sent when ready */
         n = run_to_ready(cs, &f, accepted_paired);
         assert_int_equal(n, 8);
+        /* fota_v2_ble: BLE jobs can run, so jobs/ble/rcv is subscribed. */
+        assert_int_equal(f.ops[4].n_topics, 2);
+        assert_string_equal(f.ops[4].topics[1], PREFIX DEV "/jobs/ble/rcv");
         assert_op(&f, 6, OP_PUBLISH, DEV "/shadow/update");
         assert_string_equal(f.ops[6].payload,
                             "{\"state\":{\"reported\":{\"device\":{\"deviceInfo\":{\"appVersion\":\"1.2.3\",\"appName\":"
@@ -273,6 +278,44 @@ static void test_device_report(void **state) {
         assert_int_equal(cloud_session_set_device_info(cs, &info), 0);
         assert_op(&f, 8, OP_PUBLISH, DEV "/shadow/update");
         assert_non_null(strstr(f.ops[8].payload, "1.2.4"));
+        cloud_session_free(cs);
+}
+
+/* A delta over AWS's cap arrives on delta/full/err: the shadow is read again and its
+ * desiredConnections applied. */
+static void test_delta_too_large(void **state) {
+        Fake f;
+        CloudSession *cs = new_session(&f, NULL);
+        size_t n;
+        (void) state;
+
+        n = run_to_ready(cs, &f, accepted_paired);
+        deliver(cs, DEV "/shadow/update/delta/full/err",
+                "{\"code\":413,\"message\":\"The payload exceeds the maximum size allowed\"}");
+        assert_int_equal(f.n_ops, n + 1);
+        assert_op(&f, n, OP_PUBLISH, DEV "/shadow/get/trim");
+        assert_string_equal(f.ops[n].payload, "");
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_READY);
+        deliver(cs, DEV "/shadow/get/accepted/trim",
+                "{\"desired\":{\"pairing\":{\"state\":\"paired\"},\"nrfcloud_mqtt_topic_prefix\":\"" PREFIX "\","
+                "\"desiredConnections\":[\"C0:FF:EE:00:00:01\",\"C0:FF:EE:00:00:02\"]},\"reported\":{}}");
+        assert_int_equal(cloud_session_get_state(cs), CLOUD_SESSION_READY);
+        assert_int_equal(f.desired_changes, 1);
+        cloud_session_free(cs);
+}
+
+/* A BLE job still arriving without the subscription (a session kept by the broker) is handed
+ * over, so that it can be answered. */
+static void test_ble_job_unsubscribed(void **state) {
+        Fake f;
+        CloudSession *cs = new_session(&f, NULL);
+        (void) state;
+
+        (void) run_to_ready(cs, &f, accepted_paired);
+        assert_int_equal(f.ops[4].n_topics, 1);
+        deliver(cs, PREFIX DEV "/jobs/ble/rcv", "[\"C0:FF:EE:00:00:01\",\"job-1\",3,100,\"h\",\"f.bin\"]");
+        assert_int_equal(f.messages, 1);
+        assert_int_equal(f.last_kind, CLOUD_MESSAGE_JOBS_BLE_RCV);
         cloud_session_free(cs);
 }
 
@@ -637,6 +680,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_paired_sequence),
                 cmocka_unit_test(test_device_report),
+                cmocka_unit_test(test_delta_too_large),
+                cmocka_unit_test(test_ble_job_unsubscribed),
                 cmocka_unit_test(test_full_form_with_connections),
                 cmocka_unit_test(test_not_associated_then_paired),
                 cmocka_unit_test(test_not_associated_new_document),

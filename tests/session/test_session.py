@@ -18,13 +18,16 @@ import sessiontest as st  # noqa: E402
 
 DEVICE = "6c0f4e2a-5a8b-4f1e-9d3c-2b7a1e0c5d11"
 SHADOW = [f"{DEVICE}/shadow/get/accepted/trim", f"{DEVICE}/shadow/get/rejected",
-          f"{DEVICE}/shadow/update/delta/full", f"{DEVICE}/shadow/get/accepted/tf"]
+          f"{DEVICE}/shadow/update/delta/full", f"{DEVICE}/shadow/get/accepted/tf",
+          f"{DEVICE}/shadow/update/delta/full/err"]
 GET = f"{DEVICE}/shadow/get/trim"
 GET_TF = f"{DEVICE}/shadow/get/tf"
 UPDATE = f"{DEVICE}/shadow/update"
 C2G = f"{st.PREFIX}gateways/{DEVICE}/c2g"
 G2C = f"{st.PREFIX}gateways/{DEVICE}/g2c"
-JOBS = [f"{st.PREFIX}{DEVICE}/jobs/rcv", f"{st.PREFIX}{DEVICE}/jobs/ble/rcv"]
+# No jobs/ble/rcv: the gateway cannot update BLE devices (fota_v2_ble false).
+JOBS = [f"{st.PREFIX}{DEVICE}/jobs/rcv"]
+DERIVED = "The shadow names no c2g or g2c topic under desired.pairing.topics"
 JOBS_REQ = f"{st.PREFIX}{DEVICE}/jobs/req"
 UNPAIRED_ID = "e294462c09184318b0bcb1ade64fcfad"
 TOPIC_REFUSED_ID = "bbcf813f834741b6969be001dfe9bf68"
@@ -155,6 +158,21 @@ class Procedure(unittest.TestCase):
                          [{"t": "state.desired.desiredConnections", "l": 1024}])
         self.assertIn("Cloud session paired -> ready", self.daemon.log())
         self.assertTrue(self.daemon.wait_status("Running; nRF Cloud: ready"), self.daemon.statuses())
+        # The stand-in names the topics, as a real gateway shadow does: nothing derived.
+        self.assertNotIn(DERIVED, self.daemon.log())
+
+    def test_topics_derived_warning(self):
+        """A shadow without desired.pairing.topics: the gateways/<id>/... topics are derived, and that is
+        said once at warning level, not again on the next connection."""
+        self.start(pairing_topics=None)
+        self.wait_ready()
+        self.assertEqual(steps(self.connection(0))[:N], PAIRED_STEPS)
+        self.assertIn("warning: %s, using the derived c2g %s and g2c %s" % (DERIVED, C2G, G2C), self.daemon.log())
+        self.broker.stop()
+        self.broker.start()
+        self.assertTrue(self.peer.connected.wait(10))
+        self.wait_ready(count=2)
+        self.assertEqual(self.daemon.log().count(DERIVED), 1, self.daemon.log())
 
     def test_full_form_with_connections(self):
         """The full AWS form; desiredConnections in the document: no transform needed."""
