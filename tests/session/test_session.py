@@ -303,7 +303,8 @@ class Procedure(unittest.TestCase):
         """The stand-in sends one c2g operation; returns the topics the daemon published on since,
         after the answer on the default g2c topic."""
         before = len(self.packets())
-        self.peer.c2g(C2G_UNKNOWN_OP)
+        # On the topic the gateway subscribed, not the refused one the shadow names.
+        self.peer.publish(C2G, json.dumps(C2G_UNKNOWN_OP), qos=1)
         self.assertTrue(st.wait_until(lambda: self.peer.received(G2C)), self.daemon.log()[-3000:])
         time.sleep(1)
         return [p[1] for p in self.packets()[before:] if p[0] == "PUBLISH"]
