@@ -89,6 +89,19 @@ static void on_mqtt_message(MqttSession *s, const char *topic, const uint8_t *pa
                 cloud_session_handle_message(g->cloud, topic, payload, len);
 }
 
+static void on_mqtt_message_too_big(MqttSession *s, const char *topic, size_t len, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+        if (g->cloud)
+                cloud_session_handle_oversized(g->cloud, topic, len);
+}
+
+static unsigned on_cloud_max_connections(CloudSession *cs, void *userdata) {
+        Gateway *g = userdata;
+        (void) cs;
+        return g->config->max_connections;
+}
+
 static void on_mqtt_stopped(MqttSession *s, void *userdata) {
         Gateway *g = userdata;
         (void) s;
@@ -245,11 +258,13 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         static const MqttCallbacks mqtt_callbacks = {
                 .state_changed = on_mqtt_state_changed,
                 .message = on_mqtt_message,
+                .message_too_big = on_mqtt_message_too_big,
                 .stopped = on_mqtt_stopped,
         };
         static const MqttCallbacks mqtt_callbacks_modem = {
                 .state_changed = on_mqtt_state_changed,
                 .message = on_mqtt_message,
+                .message_too_big = on_mqtt_message_too_big,
                 .stopped = on_mqtt_stopped,
                 /* TLS=modem: each connection attempt first opens a TLS socket in the nRF91. */
                 .prepare = gateway_modem_prepare,
@@ -260,6 +275,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .message = on_cloud_message,
                 .desired_connections_changed = on_cloud_desired_connections_changed,
                 .jobs_ready = gateway_fota_jobs_ready,
+                .max_connections = on_cloud_max_connections,
         };
         const Config *c = g->config;
         _cleanup_free_ char *dir = NULL;

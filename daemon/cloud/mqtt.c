@@ -98,6 +98,8 @@ struct MqttSession {
         uint64_t stable_usec;
         unsigned window;
         uint64_t max_incoming_bytes; /* read by Paho's thread: atomic accesses */
+        /* "<client id>/shadow/" and "$aws/things/<client id>/shadow/": set at creation, read by Paho's thread. */
+        char *shadow_prefix, *aws_shadow_prefix;
 
         MqttState state;
         MQTTAsync client;
@@ -253,6 +255,18 @@ static void on_connection_lost(void *ctx, char *cause) {
         push_event(ctx, EVENT_LOST, 0, 0, cause, 256);
 }
 
+static bool has_prefix(const char *topic, size_t tlen, const char *prefix) {
+        size_t n = strlen(prefix);
+        return tlen >= n && memcmp(topic, prefix, n) == 0;
+}
+
+/* The bound of a message on topic: the shadow's own, or [Cloud] MaxIncomingBytes=. */
+static uint64_t incoming_limit(MqttSession *s, const char *topic, size_t tlen) {
+        if (has_prefix(topic, tlen, s->shadow_prefix) || has_prefix(topic, tlen, s->aws_shadow_prefix))
+                return MQTT_SHADOW_BYTES_MAX;
+        return __atomic_load_n(&s->max_incoming_bytes, __ATOMIC_RELAXED);
+}
+
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
         MqttSession *s = ctx_session(ctx);
         size_t len = m->payloadlen > 0 ? (size_t) m->payloadlen : 0;
@@ -262,7 +276,7 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
         if (e) {
                 e->text = strndup(topic, MIN(tlen, (size_t) OUTBOX_TOPIC_MAX));
                 e->len = len;
-                if (len > __atomic_load_n(&s->max_incoming_bytes, __ATOMIC_RELAXED))
+                if (len > incoming_limit(s, topic, tlen))
                         e->type = EVENT_MESSAGE_TOO_BIG;
                 else {
                         e->type = EVENT_MESSAGE;
@@ -767,8 +781,14 @@ static void handle_event(MqttSession *s, Event *e) {
                 break;
         case EVENT_MESSAGE_TOO_BIG:
                 s->incoming_dropped++;
-                log_warning("Dropped a %zu-byte message on %s: over MaxIncomingBytes=%" PRIu64, e->len, e->text,
-                            s->max_incoming_bytes);
+                if (incoming_limit(s, e->text, strlen(e->text)) == MQTT_SHADOW_BYTES_MAX)
+                        log_warning("Dropped a %zu-byte message on %s: over the shadow limit of %u bytes", e->len,
+                                    e->text, MQTT_SHADOW_BYTES_MAX);
+                else
+                        log_warning("Dropped a %zu-byte message on %s: over MaxIncomingBytes=%" PRIu64, e->len,
+                                    e->text, s->max_incoming_bytes);
+                if (s->cb.message_too_big)
+                        s->cb.message_too_big(s, e->text, e->len, s->userdata);
                 break;
         case EVENT_DISCONNECTED:
                 if (s->state == MQTT_STOPPING) {
@@ -1082,6 +1102,12 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         backoff_init(&s->backoff, options->reconnect_min_usec ?: 1000000, options->reconnect_max_usec ?: 300000000);
 
         s->client_id = strdup(options->client_id);
+        if (asprintf(&s->shadow_prefix, "%s/shadow/", options->client_id) < 0)
+                s->shadow_prefix = NULL;
+        if (asprintf(&s->aws_shadow_prefix, "$aws/things/%s/shadow/", options->client_id) < 0)
+                s->aws_shadow_prefix = NULL;
+        if (!s->shadow_prefix || !s->aws_shadow_prefix)
+                return -ENOMEM;
         s->server_uri = options->server_uri ? strdup(options->server_uri) : strdup("tcp://127.0.0.1:1");
         s->uri = strdup(s->server_uri ?: "");
         s->in_flight = calloc(s->window, sizeof *s->in_flight);
@@ -1149,6 +1175,8 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         strv_free(s->subscriptions);
         free(s->in_flight);
         free(s->client_id);
+        free(s->shadow_prefix);
+        free(s->aws_shadow_prefix);
         free(s->server_uri);
         free(s->uri);
         free(s->ca_file);
