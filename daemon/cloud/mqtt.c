@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <MQTTAsync.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -92,7 +93,9 @@ struct MqttSession {
         char *server_uri;
         char *uri; /* the URI of the attempt (prepare() may change it) */
         char *client_id;
-        char *ca_file, *cert_file, *key_file;
+        char *ca_file, *cert_file;
+        char *key_file; /* /proc/self/fd/<key_fd> (see open_key_file()) */
+        int key_fd;
         unsigned keepalive_sec;
         unsigned connect_timeout_sec;
         uint64_t stable_usec;
@@ -1055,16 +1058,37 @@ void mqtt_session_stop(MqttSession *s) {
         }
 }
 
-/* The key must not be readable by group or other: refused before any attempt. */
-static int check_key_file(const char *path) {
+/*
+ * The private key is opened once, here, and checked on that open file: it must
+ * be a regular file owned by the daemon's user and not accessible by group or
+ * other.  Paho takes only a path and reads it at every connection, so it is
+ * given /proc/self/fd/<fd> of this open file: a later rename, symlink swap or
+ * replacement of KeyFile= cannot change what Paho reads, and there is no
+ * window between the check and the use.  The descriptor lives as long as
+ * the session.
+ */
+static int open_key_file(const char *path, int *ret_fd, char **ret_path) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        if (stat(path, &st) < 0)
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return log_error_errno(errno, "Cannot use KeyFile=%s: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(EPERM, "Refusing KeyFile=%s: not a regular file", path);
+        if (st.st_uid != geteuid())
+                return log_error_errno(EPERM,
+                                       "Refusing KeyFile=%s: it is owned by UID %u, not by the daemon's user (UID %u); "
+                                       "run chown on it",
+                                       path, (unsigned) st.st_uid, (unsigned) geteuid());
         if (st.st_mode & (S_IRWXG | S_IRWXO))
                 return log_error_errno(EPERM,
                                        "Refusing KeyFile=%s: it is accessible by group or other (mode %04o); "
                                        "run chmod 600 on it",
                                        path, (unsigned) (st.st_mode & 07777));
+        if (asprintf(ret_path, "/proc/self/fd/%d", fd) < 0)
+                return -ENOMEM;
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
@@ -1077,17 +1101,13 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
                 return -EINVAL;
         if (!!options->ca_file != !!options->cert_file || !!options->ca_file != !!options->key_file)
                 return -EINVAL;
-        if (options->key_file) {
-                r = check_key_file(options->key_file);
-                if (r < 0)
-                        return r;
-        }
 
         _Static_assert(alignof(max_align_t) > GEN_MASK, "context tagging needs 8-byte alignment");
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
         s->queue_fd = -EBADF;
+        s->key_fd = -EBADF;
         pthread_mutex_init(&s->lock, NULL);
         s->event = sd_event_ref(event);
         s->outbox = outbox;
@@ -1114,10 +1134,12 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         if (!s->client_id || !s->server_uri || !s->uri || !s->in_flight)
                 return -ENOMEM;
         if (options->ca_file) {
+                r = open_key_file(options->key_file, &s->key_fd, &s->key_file);
+                if (r < 0)
+                        return r;
                 s->ca_file = strdup(options->ca_file);
                 s->cert_file = strdup(options->cert_file);
-                s->key_file = strdup(options->key_file);
-                if (!s->ca_file || !s->cert_file || !s->key_file)
+                if (!s->ca_file || !s->cert_file)
                         return -ENOMEM;
         }
 
@@ -1182,6 +1204,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         free(s->ca_file);
         free(s->cert_file);
         free(s->key_file);
+        safe_close(s->key_fd);
         free(s->tls_error);
         free(s->last_error);
         sd_event_unref(s->event);
