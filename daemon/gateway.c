@@ -7,6 +7,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "state-dir.h"
 #include "modem.h"
 #include "util.h"
 #include "version.h"
@@ -287,8 +288,9 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         if (g->cloud)
                 return -EALREADY;
 
-        if (mkdir(c->state_directory, 0700) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", c->state_directory);
+        r = state_directory_prepare(c->state_directory);
+        if (r < 0)
+                return r;
         if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
         /* Kept from an earlier attempt that failed further on: it holds the folder's lock. */
