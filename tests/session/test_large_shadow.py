@@ -38,21 +38,11 @@ class LimitedTransformPeer(st.CloudPeer):
         super()._on_message(topic, payload)
 
 
-class LargeShadow(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = st.TempDir("large-shadow-")
-        cls.pki = st.Pki(os.path.join(cls.tmp.path, "pki"))
-        cls.cert = cls.pki.device(DEVICE)
-        cls.n = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+class LargeShadow(st.PkiCase):
+    DEVICE = DEVICE
 
     def setUp(self):
-        LargeShadow.n += 1
-        self.dir = os.path.join(self.tmp.path, "t%d" % LargeShadow.n)
+        super().setUp()
         # Above AWS IoT's 128 KiB, so that a message over the daemon's shadow bound reaches it.
         self.broker = st.Broker(os.path.join(self.dir, "broker"), self.pki, listener_conf="max_packet_size 400000\n")
         self.broker.start()

@@ -30,21 +30,11 @@ DEVICE = "0b6d7f1e-93a4-4c2b-8e15-4a7c2d9f3e60"
 C2G = f"{st.PREFIX}gateways/{DEVICE}/c2g"
 
 
-class ModemLink(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = st.TempDir("modem-link-")
-        cls.pki = st.Pki(os.path.join(cls.tmp.path, "pki"))
-        cls.cert = cls.pki.device(DEVICE)
-        cls.n = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+class ModemLink(st.PkiCase):
+    DEVICE = DEVICE
 
     def setUp(self):
-        ModemLink.n += 1
-        self.dir = os.path.join(self.tmp.path, "t%d" % ModemLink.n)
+        super().setUp()
         self.broker = st.Broker(os.path.join(self.dir, "broker"), self.pki)
         self.broker.start()
         self.addCleanup(self.broker.stop)
