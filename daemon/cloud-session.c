@@ -236,8 +236,8 @@ static bool desired_equal(const CloudSession *cs, const ShadowState *st) {
         return true;
 }
 
-static void cloud_session_update_desired(CloudSession *cs, const ShadowState *st) {
-        DesiredConnection *copy = NULL;
+static void cloud_session_update_desired(CloudSession *cs, ShadowState *st) {
+        unsigned max;
 
         if (!st->has_desired_connections)
                 return;
@@ -245,20 +245,18 @@ static void cloud_session_update_desired(CloudSession *cs, const ShadowState *st
         if (st->n_connections_ignored > 0)
                 log_warning("Ignored %zu entr%s of desiredConnections that are not Bluetooth addresses",
                             st->n_connections_ignored, st->n_connections_ignored == 1 ? "y" : "ies");
+        max = cs->cb.max_connections ? cs->cb.max_connections(cs, cs->userdata) : SHADOW_CONNECTIONS_MAX;
+        if (st->n_connections_desired > max)
+                log_warning("desiredConnections names %zu desired devices, %u allowed ([Bluetooth] MaxConnections=): "
+                            "connecting the first %u",
+                            st->n_connections_desired, max, max);
         if (desired_equal(cs, st))
                 return;
-        if (st->n_connections > 0) {
-                copy = calloc(st->n_connections, sizeof *copy);
-                if (copy)
-                        memcpy(copy, st->connections, st->n_connections * sizeof *copy);
-                if (!copy) {
-                        log_error_errno(ENOMEM, "Failed to keep the desired connections, keeping the old set: %m");
-                        return;
-                }
-        }
+        /* Taken over from the parsed document, not copied. */
         free(cs->desired);
-        cs->desired = copy;
+        cs->desired = TAKE_PTR(st->connections);
         cs->n_desired = st->n_connections;
+        st->n_connections = 0;
         cs->have_desired = true;
         log_info("Desired connections: %zu device(s)", cs->n_desired);
         if (cs->cb.desired_connections_changed)
@@ -833,6 +831,15 @@ static void cloud_session_handle_c2g(CloudSession *cs, const uint8_t *payload, s
         }
         if (cs->cb.message)
                 cs->cb.message(cs, CLOUD_MESSAGE_C2G, payload, len, cs->userdata);
+}
+
+void cloud_session_handle_oversized(CloudSession *cs, const char *topic, size_t len) {
+        if (!cloud_session_connected(cs) || (!streq(topic, cs->shadow_accepted) && !streq(topic, cs->shadow_delta)))
+                return;
+        log_warning("The shadow %s of %zu bytes is too large to be read: asking for desiredConnections through the "
+                    "shadow transform (%s) instead",
+                    streq(topic, cs->shadow_delta) ? "delta" : "document", len, cs->shadow_get_tf);
+        cloud_session_request_transform(cs);
 }
 
 void cloud_session_handle_message(CloudSession *cs, const char *topic, const uint8_t *payload, size_t len) {

@@ -98,6 +98,9 @@ typedef struct CloudSessionCallbacks {
          * after re-sending what it must (spec nrfcloud-fota.md §1.2); when
          * NULL the session publishes [""] on jobs/req. */
         void (*jobs_ready)(CloudSession *cs, void *userdata);
+        /* Optional: how many BLE devices may be connected ([Bluetooth]
+         * MaxConnections=), for the message when the shadow wants more. */
+        unsigned (*max_connections)(CloudSession *cs, void *userdata);
 } CloudSessionCallbacks;
 
 typedef struct CloudSessionOptions {
@@ -141,6 +144,10 @@ void cloud_session_link_up(CloudSession *cs);
 void cloud_session_link_down(CloudSession *cs);
 /* From the transport: an incoming PUBLISH. */
 void cloud_session_handle_message(CloudSession *cs, const char *topic, const uint8_t *payload, size_t len);
+/* A message on topic was dropped by the transport as too large: for a shadow
+ * document or delta, desiredConnections is fetched through the shadow/get/tf
+ * transform instead. */
+void cloud_session_handle_oversized(CloudSession *cs, const char *topic, size_t len);
 
 /* Sets what reported.device says; sent again on each connection. */
 int cloud_session_set_device_info(CloudSession *cs, const CloudDeviceInfo *info);

@@ -7,6 +7,7 @@
 
 #include "gateway.h"
 #include "log.h"
+#include "state-dir.h"
 #include "modem.h"
 #include "util.h"
 #include "version.h"
@@ -87,6 +88,19 @@ static void on_mqtt_message(MqttSession *s, const char *topic, const uint8_t *pa
         (void) s;
         if (g->cloud)
                 cloud_session_handle_message(g->cloud, topic, payload, len);
+}
+
+static void on_mqtt_message_too_big(MqttSession *s, const char *topic, size_t len, void *userdata) {
+        Gateway *g = userdata;
+        (void) s;
+        if (g->cloud)
+                cloud_session_handle_oversized(g->cloud, topic, len);
+}
+
+static unsigned on_cloud_max_connections(CloudSession *cs, void *userdata) {
+        Gateway *g = userdata;
+        (void) cs;
+        return g->config->max_connections;
 }
 
 static void on_mqtt_stopped(MqttSession *s, void *userdata) {
@@ -230,11 +244,13 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         static const MqttCallbacks mqtt_callbacks = {
                 .state_changed = on_mqtt_state_changed,
                 .message = on_mqtt_message,
+                .message_too_big = on_mqtt_message_too_big,
                 .stopped = on_mqtt_stopped,
         };
         static const MqttCallbacks mqtt_callbacks_modem = {
                 .state_changed = on_mqtt_state_changed,
                 .message = on_mqtt_message,
+                .message_too_big = on_mqtt_message_too_big,
                 .stopped = on_mqtt_stopped,
                 /* TLS=modem: each connection attempt first opens a TLS socket in the nRF91. */
                 .prepare = gateway_modem_prepare,
@@ -245,6 +261,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .message = on_cloud_message,
                 .desired_connections_changed = on_cloud_desired_connections_changed,
                 .jobs_ready = gateway_fota_jobs_ready,
+                .max_connections = on_cloud_max_connections,
         };
         const Config *c = g->config;
         _cleanup_free_ char *dir = NULL;
@@ -256,8 +273,9 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         if (g->cloud)
                 return -EALREADY;
 
-        if (mkdir(c->state_directory, 0700) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", c->state_directory);
+        r = state_directory_prepare(c->state_directory);
+        if (r < 0)
+                return r;
         if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
         /* Kept from an earlier attempt that failed further on: it holds the folder's lock. */

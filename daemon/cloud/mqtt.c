@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <MQTTAsync.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdalign.h>
@@ -92,12 +93,16 @@ struct MqttSession {
         char *server_uri;
         char *uri; /* the URI of the attempt (prepare() may change it) */
         char *client_id;
-        char *ca_file, *cert_file, *key_file;
+        char *ca_file, *cert_file;
+        char *key_file; /* /proc/self/fd/<key_fd> (see open_key_file()) */
+        int key_fd;
         unsigned keepalive_sec;
         unsigned connect_timeout_sec;
         uint64_t stable_usec;
         unsigned window;
         uint64_t max_incoming_bytes; /* read by Paho's thread: atomic accesses */
+        /* "<client id>/shadow/" and "$aws/things/<client id>/shadow/": set at creation, read by Paho's thread. */
+        char *shadow_prefix, *aws_shadow_prefix;
 
         MqttState state;
         MQTTAsync client;
@@ -253,6 +258,18 @@ static void on_connection_lost(void *ctx, char *cause) {
         push_event(ctx, EVENT_LOST, 0, 0, cause, 256);
 }
 
+static bool has_prefix(const char *topic, size_t tlen, const char *prefix) {
+        size_t n = strlen(prefix);
+        return tlen >= n && memcmp(topic, prefix, n) == 0;
+}
+
+/* The bound of a message on topic: the shadow's own, or [Cloud] MaxIncomingBytes=. */
+static uint64_t incoming_limit(MqttSession *s, const char *topic, size_t tlen) {
+        if (has_prefix(topic, tlen, s->shadow_prefix) || has_prefix(topic, tlen, s->aws_shadow_prefix))
+                return MQTT_SHADOW_BYTES_MAX;
+        return __atomic_load_n(&s->max_incoming_bytes, __ATOMIC_RELAXED);
+}
+
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m) {
         MqttSession *s = ctx_session(ctx);
         size_t len = m->payloadlen > 0 ? (size_t) m->payloadlen : 0;
@@ -262,7 +279,7 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
         if (e) {
                 e->text = strndup(topic, MIN(tlen, (size_t) OUTBOX_TOPIC_MAX));
                 e->len = len;
-                if (len > __atomic_load_n(&s->max_incoming_bytes, __ATOMIC_RELAXED))
+                if (len > incoming_limit(s, topic, tlen))
                         e->type = EVENT_MESSAGE_TOO_BIG;
                 else {
                         e->type = EVENT_MESSAGE;
@@ -767,8 +784,14 @@ static void handle_event(MqttSession *s, Event *e) {
                 break;
         case EVENT_MESSAGE_TOO_BIG:
                 s->incoming_dropped++;
-                log_warning("Dropped a %zu-byte message on %s: over MaxIncomingBytes=%" PRIu64, e->len, e->text,
-                            s->max_incoming_bytes);
+                if (incoming_limit(s, e->text, strlen(e->text)) == MQTT_SHADOW_BYTES_MAX)
+                        log_warning("Dropped a %zu-byte message on %s: over the shadow limit of %u bytes", e->len,
+                                    e->text, MQTT_SHADOW_BYTES_MAX);
+                else
+                        log_warning("Dropped a %zu-byte message on %s: over MaxIncomingBytes=%" PRIu64, e->len,
+                                    e->text, s->max_incoming_bytes);
+                if (s->cb.message_too_big)
+                        s->cb.message_too_big(s, e->text, e->len, s->userdata);
                 break;
         case EVENT_DISCONNECTED:
                 if (s->state == MQTT_STOPPING) {
@@ -1035,16 +1058,37 @@ void mqtt_session_stop(MqttSession *s) {
         }
 }
 
-/* The key must not be readable by group or other: refused before any attempt. */
-static int check_key_file(const char *path) {
+/*
+ * The private key is opened once, here, and checked on that open file: it must
+ * be a regular file owned by the daemon's user and not accessible by group or
+ * other.  Paho takes only a path and reads it at every connection, so it is
+ * given /proc/self/fd/<fd> of this open file: a later rename, symlink swap or
+ * replacement of KeyFile= cannot change what Paho reads, and there is no
+ * window between the check and the use.  The descriptor lives as long as
+ * the session.
+ */
+static int open_key_file(const char *path, int *ret_fd, char **ret_path) {
+        _cleanup_close_ int fd = -EBADF;
         struct stat st;
-        if (stat(path, &st) < 0)
+
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || fstat(fd, &st) < 0)
                 return log_error_errno(errno, "Cannot use KeyFile=%s: %m", path);
+        if (!S_ISREG(st.st_mode))
+                return log_error_errno(EPERM, "Refusing KeyFile=%s: not a regular file", path);
+        if (st.st_uid != geteuid())
+                return log_error_errno(EPERM,
+                                       "Refusing KeyFile=%s: it is owned by UID %u, not by the daemon's user (UID %u); "
+                                       "run chown on it",
+                                       path, (unsigned) st.st_uid, (unsigned) geteuid());
         if (st.st_mode & (S_IRWXG | S_IRWXO))
                 return log_error_errno(EPERM,
                                        "Refusing KeyFile=%s: it is accessible by group or other (mode %04o); "
                                        "run chmod 600 on it",
                                        path, (unsigned) (st.st_mode & 07777));
+        if (asprintf(ret_path, "/proc/self/fd/%d", fd) < 0)
+                return -ENOMEM;
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
@@ -1057,17 +1101,13 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
                 return -EINVAL;
         if (!!options->ca_file != !!options->cert_file || !!options->ca_file != !!options->key_file)
                 return -EINVAL;
-        if (options->key_file) {
-                r = check_key_file(options->key_file);
-                if (r < 0)
-                        return r;
-        }
 
         _Static_assert(alignof(max_align_t) > GEN_MASK, "context tagging needs 8-byte alignment");
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
         s->queue_fd = -EBADF;
+        s->key_fd = -EBADF;
         pthread_mutex_init(&s->lock, NULL);
         s->event = sd_event_ref(event);
         s->outbox = outbox;
@@ -1082,16 +1122,24 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         backoff_init(&s->backoff, options->reconnect_min_usec ?: 1000000, options->reconnect_max_usec ?: 300000000);
 
         s->client_id = strdup(options->client_id);
+        if (asprintf(&s->shadow_prefix, "%s/shadow/", options->client_id) < 0)
+                s->shadow_prefix = NULL;
+        if (asprintf(&s->aws_shadow_prefix, "$aws/things/%s/shadow/", options->client_id) < 0)
+                s->aws_shadow_prefix = NULL;
+        if (!s->shadow_prefix || !s->aws_shadow_prefix)
+                return -ENOMEM;
         s->server_uri = options->server_uri ? strdup(options->server_uri) : strdup("tcp://127.0.0.1:1");
         s->uri = strdup(s->server_uri ?: "");
         s->in_flight = calloc(s->window, sizeof *s->in_flight);
         if (!s->client_id || !s->server_uri || !s->uri || !s->in_flight)
                 return -ENOMEM;
         if (options->ca_file) {
+                r = open_key_file(options->key_file, &s->key_fd, &s->key_file);
+                if (r < 0)
+                        return r;
                 s->ca_file = strdup(options->ca_file);
                 s->cert_file = strdup(options->cert_file);
-                s->key_file = strdup(options->key_file);
-                if (!s->ca_file || !s->cert_file || !s->key_file)
+                if (!s->ca_file || !s->cert_file)
                         return -ENOMEM;
         }
 
@@ -1149,11 +1197,14 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         strv_free(s->subscriptions);
         free(s->in_flight);
         free(s->client_id);
+        free(s->shadow_prefix);
+        free(s->aws_shadow_prefix);
         free(s->server_uri);
         free(s->uri);
         free(s->ca_file);
         free(s->cert_file);
         free(s->key_file);
+        safe_close(s->key_fd);
         free(s->tls_error);
         free(s->last_error);
         sd_event_unref(s->event);

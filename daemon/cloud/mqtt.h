@@ -70,9 +70,15 @@ typedef struct MqttOptions {
         uint64_t reconnect_max_usec;
         uint64_t stable_usec; /* connected this long: the backoff starts over (0: default) */
         unsigned connect_timeout_sec;
+        /* Incoming messages at most, except those on the client's own shadow
+         * topics ("<client id>/shadow/..." and "$aws/things/<client id>/shadow/..."),
+         * which may have up to MQTT_SHADOW_BYTES_MAX: the shadow is the cloud's
+         * control channel and must not be cut by the c2g limit. */
         uint64_t max_incoming_bytes;
         unsigned window; /* 0: default */
 } MqttOptions;
+
+#define MQTT_SHADOW_BYTES_MAX (128u * 1024u) /* AWS IoT's limit for one MQTT message */
 
 typedef struct MqttSession MqttSession;
 
@@ -80,6 +86,8 @@ typedef struct MqttCallbacks {
         void (*state_changed)(MqttSession *s, MqttState old_state, MqttState new_state, void *userdata);
         /* An incoming PUBLISH within the size cap; topic NUL-terminated. */
         void (*message)(MqttSession *s, const char *topic, const uint8_t *payload, size_t len, void *userdata);
+        /* Optional: an incoming PUBLISH over its cap was dropped (after one warning). */
+        void (*message_too_big)(MqttSession *s, const char *topic, size_t len, void *userdata);
         /* An outbox entry was acknowledged by the broker. */
         void (*acked)(MqttSession *s, uint64_t seq, void *userdata);
         /* mqtt_session_stop() has completed. */

@@ -124,44 +124,69 @@ static bool connection_parse(const json_t *v, DesiredConnection *ret) {
         return true;
 }
 
+typedef struct IndexedConnection {
+        DesiredConnection c;
+        size_t index; /* position among the valid entries */
+} IndexedConnection;
+
+static int indexed_connection_compare(const void *a, const void *b) {
+        const IndexedConnection *x = a, *y = b;
+        int r = strcmp(x->c.address, y->c.address);
+        return r != 0 ? r : (x->index > y->index) - (x->index < y->index);
+}
+
+/*
+ * Duplicates are found by sorting (a delta may name thousands of addresses):
+ * the first occurrence of each address is kept, in the document's order, up
+ * to SHADOW_CONNECTIONS_MAX; the distinct addresses are all counted.
+ */
 static int connections_parse(const json_t *list, const char *field, ShadowState *s, CodecError *e) {
+        _cleanup_free_ IndexedConnection *sorted = NULL;
+        _cleanup_free_ DesiredConnection *valid = NULL;
+        _cleanup_free_ bool *dup = NULL;
         DesiredConnection *v;
-        size_t n = 0, ignored = 0;
+        size_t n_valid = 0, n = 0, distinct = 0, ignored = 0, size;
 
         if (json_is_null(list)) {
                 free(s->connections);
                 s->connections = NULL;
-                s->n_connections = s->n_connections_ignored = 0;
+                s->n_connections = s->n_connections_ignored = s->n_connections_desired = 0;
                 s->has_desired_connections = true;
                 return 0;
         }
         if (!json_is_array(list))
                 return codec_error(e, -EBADMSG, field, "not an array");
 
-        v = calloc(MAX(json_array_size(list), (size_t) 1), sizeof *v);
-        if (!v)
+        size = MAX(json_array_size(list), (size_t) 1);
+        valid = calloc(size, sizeof *valid);
+        sorted = calloc(size, sizeof *sorted);
+        dup = calloc(size, sizeof *dup);
+        if (!valid || !sorted || !dup)
                 return -ENOMEM;
         for (size_t i = 0; i < json_array_size(list); i++) {
-                DesiredConnection c;
-                bool dup = false;
-
-                if (!connection_parse(json_array_get(list, i), &c)) {
+                if (!connection_parse(json_array_get(list, i), &valid[n_valid])) {
                         ignored++;
                         continue;
                 }
-                for (size_t k = 0; k < n && !dup; k++)
-                        dup = streq(v[k].address, c.address);
-                if (dup)
-                        continue;
-                if (n >= SHADOW_CONNECTIONS_MAX) {
-                        ignored++;
-                        continue;
-                }
-                v[n++] = c;
+                sorted[n_valid] = (IndexedConnection){ .c = valid[n_valid], .index = n_valid };
+                n_valid++;
         }
+        qsort(sorted, n_valid, sizeof *sorted, indexed_connection_compare);
+        for (size_t i = 0; i < n_valid; i++) {
+                dup[sorted[i].index] = i > 0 && streq(sorted[i].c.address, sorted[i - 1].c.address);
+                distinct += !dup[sorted[i].index];
+        }
+
+        v = calloc(MIN(size, (size_t) SHADOW_CONNECTIONS_MAX), sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_valid && n < SHADOW_CONNECTIONS_MAX; i++)
+                if (!dup[i])
+                        v[n++] = valid[i];
         free(s->connections);
         s->connections = v;
         s->n_connections = n;
+        s->n_connections_desired = distinct;
         s->n_connections_ignored = ignored;
         s->has_desired_connections = true;
         return 0;

@@ -17,9 +17,10 @@
 #include "fota-job.h"
 #include "topics.h"
 
-/* AWS IoT caps a shadow document at 8 KiB of state (30 KiB with
- * metadata); a full document with metadata fits here with room to spare. */
-#define SHADOW_DOC_MAX (64 * 1024)
+/* A shadow document or delta, at most: AWS IoT's limit for one MQTT message
+ * (128 KiB).  Shadows are the cloud's control channel; they are not cut by
+ * the c2g limit ([Cloud] MaxIncomingBytes=). */
+#define SHADOW_DOC_MAX (128 * 1024)
 #define SHADOW_DEPTH_MAX 32
 /* The most child devices a gateway is asked to hold (lte-gateway: 8 or 16): as
  * many as [Bluetooth] MaxConnections= allows at most. */
@@ -91,10 +92,13 @@ typedef struct ShadowState {
          * [] give an empty set.  Addresses are normalised and de-duplicated;
          * entries that are not an address in one of the three formats are
          * skipped and counted in n_connections_ignored (so that one bad entry
-         * does not disconnect every device). */
+         * does not disconnect every device).  At most SHADOW_CONNECTIONS_MAX
+         * are kept, the first ones in the document's order;
+         * n_connections_desired counts every distinct address it names. */
         bool has_desired_connections;
         DesiredConnection *connections;
         size_t n_connections;
+        size_t n_connections_desired;
         size_t n_connections_ignored;
 
         /* Accepted documents only: the addresses under

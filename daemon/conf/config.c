@@ -88,6 +88,7 @@ static const ConfigKey keys[] = {
         K("Modem", "FlowControl", CONFIG_BOOL, modem_flow_control, .def = "yes", RESTART),
         K("Modem", "SecTag", CONFIG_UINT, sec_tag, .min = 0, .max = 2147483647, .def = "16842753", RESTART),
         K("Modem", "CommandTimeoutSec", CONFIG_UINT, modem_command_timeout_sec, .min = 1, .max = 300, .def = "10", LIVE),
+        K("Modem", "LinkCheckSec", CONFIG_UINT, modem_link_check_sec, .min = 1, .max = 50, .def = "20", RESTART),
 
         K("Cloud", "TLS", CONFIG_ENUM, cloud_tls, .choices = cloud_tls_table, .def = "modem", RESTART),
         K("Cloud", "Host", CONFIG_STRING, cloud_host, .kind = STRING_HOSTNAME, .min = 1, .max = 253,

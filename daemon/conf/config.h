@@ -46,6 +46,7 @@ typedef struct Config {
         bool modem_flow_control;
         unsigned sec_tag;
         unsigned modem_command_timeout_sec;
+        unsigned modem_link_check_sec;
 
         /* [Cloud] */
         CloudTls cloud_tls;

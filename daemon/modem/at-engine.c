@@ -66,9 +66,13 @@ struct AtEngine {
         char *binary_header;
         uint8_t binary_buf[AT_BINARY_MAX];
         size_t binary_len;
+        uint64_t binary_deadline; /* the next payload byte is due by then */
         unsigned overflows;
+        unsigned stalls;
+        AtStall last_stall;
 
-        /* Deadline for the timer, UINT64_MAX: none. */
+        /* Deadline of the command or resync step, UINT64_MAX: none.  The
+         * timer runs to the earlier of it and binary_deadline. */
         uint64_t deadline;
 
         /* Resync bookkeeping: "AT"s sent and final results seen since the loss. */
@@ -96,6 +100,7 @@ static const char *const at_engine_event_table[_AT_ENGINE_EVENT_MAX] = {
         [AT_ENGINE_EVENT_SYNCED] = "synced",
         [AT_ENGINE_EVENT_UNRESPONSIVE] = "unresponsive",
         [AT_ENGINE_EVENT_WRITE_FAILED] = "write-failed",
+        [AT_ENGINE_EVENT_PAYLOAD_STALLED] = "payload-stalled",
 };
 
 const char *at_engine_event_to_string(AtEngineEvent ev) {
@@ -117,10 +122,22 @@ static AtCommand *at_command_free(AtCommand *c) {
         return NULL;
 }
 
+static void engine_arm_timer(AtEngine *e) {
+        uint64_t t = e->binary ? MIN(e->deadline, e->binary_deadline) : e->deadline;
+        if (e->ops->set_timer)
+                (void) e->ops->set_timer(e->loop_userdata, t);
+}
+
 static void engine_set_deadline(AtEngine *e, uint64_t deadline) {
         e->deadline = deadline;
-        if (e->ops->set_timer)
-                (void) e->ops->set_timer(e->loop_userdata, deadline);
+        engine_arm_timer(e);
+}
+
+/* In counted-payload mode (on) or back in line mode. */
+static void engine_set_binary(AtEngine *e, bool on) {
+        e->binary = on;
+        e->binary_deadline = on ? e->ops->now(e->loop_userdata) + AT_BINARY_GAP_USEC : UINT64_MAX;
+        engine_arm_timer(e);
 }
 
 static void engine_set_want_write(AtEngine *e, bool on) {
@@ -231,7 +248,7 @@ static void engine_lose_sync(AtEngine *e, int error) {
         e->resync_sent = e->resync_finals = e->resync_unanswered = 0;
         e->resync_settling = e->resync_quiet = false;
         e->line_len = 0;
-        e->binary = false;
+        engine_set_binary(e, false);
         e->binary_header = mfree_str(e->binary_header);
         if (e->current)
                 engine_complete(e, error, AT_LINE_INFO, 0);
@@ -347,7 +364,7 @@ int at_engine_new(const AtLoopOps *ops, void *loop_userdata, AtEngine **ret) {
         e->ops = ops;
         e->loop_userdata = loop_userdata;
         e->next_id = 1;
-        e->deadline = UINT64_MAX;
+        e->deadline = e->binary_deadline = UINT64_MAX;
         e->state = AT_ENGINE_IDLE;
         *ret = e;
         return 0;
@@ -512,7 +529,7 @@ void at_engine_reset(AtEngine *e, int error) {
         e->line_len = 0;
         e->discarding = false;
         e->skip_lf = false;
-        e->binary = false;
+        engine_set_binary(e, false);
         e->binary_header = mfree_str(e->binary_header);
         engine_clear_output(e);
         engine_set_deadline(e, UINT64_MAX);
@@ -533,6 +550,12 @@ size_t at_engine_queue_length(const AtEngine *e) {
 
 unsigned at_engine_overflows(const AtEngine *e) {
         return e->overflows;
+}
+
+unsigned at_engine_payload_stalls(const AtEngine *e, AtStall *ret_last) {
+        if (ret_last)
+                *ret_last = e->last_stall;
+        return e->stalls;
 }
 
 static const AtUrc *engine_find_urc(AtEngine *e, const char *line, size_t len) {
@@ -682,9 +705,9 @@ static void engine_process_line(AtEngine *e) {
                         engine_lose_sync(e, -ENOMEM);
                         return;
                 }
-                e->binary = true;
                 e->binary_need = cls.binary_length;
                 e->binary_len = 0;
+                engine_set_binary(e, true);
                 return;
         case AT_LINE_OK:
         case AT_LINE_ERROR:
@@ -703,7 +726,7 @@ static void engine_process_line(AtEngine *e) {
 static void engine_binary_done(AtEngine *e) {
         _cleanup_free_ char *header = TAKE_PTR(e->binary_header);
 
-        e->binary = false;
+        engine_set_binary(e, false);
         log_debug("AT %s <-- [%zu bytes of payload]", strna(e->name), e->binary_len);
         engine_dispatch(e, header, strlen(header), e->binary_buf, e->binary_len);
 }
@@ -729,6 +752,8 @@ void at_engine_feed(AtEngine *e, const void *data, size_t len) {
                         i += n;
                         if (e->binary_len == e->binary_need)
                                 engine_binary_done(e);
+                        else if (n > 0)
+                                engine_set_binary(e, true); /* the gap counts from this byte */
                         continue;
                 }
                 i++;
@@ -759,12 +784,30 @@ void at_engine_feed(AtEngine *e, const void *data, size_t len) {
         }
 }
 
+/* The bytes of a counted payload stopped coming: what is left of the input cannot be trusted. */
+static void engine_payload_stalled(AtEngine *e) {
+        e->stalls++;
+        e->last_stall = (AtStall){ .received = e->binary_len, .announced = e->binary_need };
+        snprintf(e->last_stall.header, sizeof e->last_stall.header, "%s", strempty(e->binary_header));
+        log_debug("AT %s: '%s' stopped after %zu of %zu bytes, resynchronising", strna(e->name),
+                  e->last_stall.header, e->binary_len, e->binary_need);
+        engine_lose_sync(e, -ETIMEDOUT);
+        engine_emit(e, AT_ENGINE_EVENT_PAYLOAD_STALLED, -ETIMEDOUT);
+}
+
 void at_engine_on_timer(AtEngine *e) {
         uint64_t now = e->ops->now(e->loop_userdata);
 
-        if (e->deadline == UINT64_MAX || now < e->deadline)
+        if (e->binary && now >= e->binary_deadline) {
+                engine_payload_stalled(e);
                 return;
+        }
+        if (e->deadline == UINT64_MAX || now < e->deadline) {
+                engine_arm_timer(e); /* woken for an earlier payload deadline that has moved */
+                return;
+        }
         e->deadline = UINT64_MAX;
+        engine_arm_timer(e);
 
         switch (e->state) {
         case AT_ENGINE_WRITING:

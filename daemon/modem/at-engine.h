@@ -35,6 +35,14 @@
 #define AT_RESYNC_SETTLE_USEC (250u * 1000u)
 #define AT_RESYNC_REPORT_AFTER 5u  /* unanswered resync attempts before the owner hears of it */
 #define AT_RESYNC_QUIET_USEC (12u * 1000u * 1000u) /* silence after every AT_RESYNC_REPORT_AFTER unanswered probes */
+/*
+ * Inter-byte timeout of a counted payload (#XRECV, #XDOWNLOAD).  The firmware
+ * writes a header and its bytes in one go (2048 bytes take 0.18 s at 115200
+ * baud), so a pause this long means bytes were lost (a UART without flow
+ * control drops them) and the engine would otherwise take every later line as
+ * payload: it abandons the payload and resynchronises.
+ */
+#define AT_BINARY_GAP_USEC (1000u * 1000u)
 
 typedef struct AtEngine AtEngine;
 
@@ -66,6 +74,7 @@ typedef enum AtEngineEvent {
         AT_ENGINE_EVENT_SYNCED,       /* resynchronised */
         AT_ENGINE_EVENT_UNRESPONSIVE, /* AT_RESYNC_REPORT_AFTER resync attempts went unanswered */
         AT_ENGINE_EVENT_WRITE_FAILED, /* the writer returned an error other than -EAGAIN */
+        AT_ENGINE_EVENT_PAYLOAD_STALLED, /* a counted payload stopped short (see at_engine_last_stall()) */
         _AT_ENGINE_EVENT_MAX,
 } AtEngineEvent;
 
@@ -128,6 +137,14 @@ AtEngineState at_engine_get_state(const AtEngine *e);
 size_t at_engine_queue_length(const AtEngine *e);
 /* Lines refused because they exceeded AT_LINE_MAX, since creation. */
 unsigned at_engine_overflows(const AtEngine *e);
+
+/* A counted payload abandoned after AT_BINARY_GAP_USEC without a byte. */
+typedef struct AtStall {
+        char header[64]; /* its header line, cut to fit */
+        size_t received, announced;
+} AtStall;
+/* Payloads abandoned since creation; *ret_last (may be NULL) the last of them. */
+unsigned at_engine_payload_stalls(const AtEngine *e, AtStall *ret_last);
 
 const char *at_engine_state_to_string(AtEngineState s);
 const char *at_engine_event_to_string(AtEngineEvent ev);

@@ -40,6 +40,11 @@ struct Modem {
         ModemIdentity identity;
         bool credentials_reported;
 
+        /* The link check while ready (modem.h). */
+        uint64_t link_check_usec;
+        sd_event_source *link_check_timer;
+        int64_t link_check_id;  /* the "AT" in flight, 0: none */
+
         /* JWT service. */
         char *jwt;
         int64_t jwt_valid_until; /* CLOCK_REALTIME seconds */

@@ -58,6 +58,8 @@ static void identity_clear(ModemIdentity *id) {
 
 static void modem_jwt_fail_all(Modem *m, int error);
 static void modem_start_probe(Modem *m);
+static void modem_link_check_stop(Modem *m);
+static void modem_link_check_arm(Modem *m);
 
 static void modem_enter_state(Modem *m, ModemState s) {
         ModemState old = m->state;
@@ -76,6 +78,7 @@ static void modem_enter_state(Modem *m, ModemState s) {
                 m->step_id = 0;
                 break;
         case MODEM_READY:
+                modem_link_check_stop(m);
                 if (m->jwt_id > 0)
                         at_engine_cancel(at_link_engine(m->link), m->jwt_id);
                 m->jwt_id = 0;
@@ -91,6 +94,8 @@ static void modem_enter_state(Modem *m, ModemState s) {
                 break;
         }
 
+        if (s == MODEM_READY)
+                modem_link_check_arm(m);
         if (m->cb && m->cb->state_changed)
                 m->cb->state_changed(m, old, s, m->userdata);
 }
@@ -308,6 +313,105 @@ static void on_ready_urc(AtEngine *e, const char *line, const uint8_t *payload, 
         modem_start_probe(m);
 }
 
+/* ---- The link check ---- */
+
+static void modem_link_check_stop(Modem *m) {
+        m->link_check_timer = sd_event_source_disable_unref(m->link_check_timer);
+        if (m->link_check_id > 0)
+                at_engine_cancel(at_link_engine(m->link), m->link_check_id);
+        m->link_check_id = 0;
+}
+
+/* The link lost bytes or went silent while ready: whatever the modem's sockets
+ * carried can no longer be trusted.  Start over as after "Ready"; the engine
+ * resynchronises first, so the probe runs once the firmware answers again. */
+static void modem_link_failed(Modem *m) {
+        if (m->state != MODEM_READY)
+                return;
+        modem_enter_state(m, MODEM_CLOSED);
+        backoff_reset(&m->backoff);
+        modem_start_probe(m);
+}
+
+static void on_link_check_done(AtEngine *e, const AtResponse *r, void *userdata) {
+        Modem *m = userdata;
+        (void) e;
+
+        m->link_check_id = 0;
+        if (m->state != MODEM_READY)
+                return;
+        /* ERROR or +CME ERROR is an answer too: the link works. */
+        if (r->result < 0 && r->final == AT_LINE_INFO) {
+                char desc[160];
+                log_fields(LOG_WARNING, MODEM_FIELDS(m),
+                           "Modem link %s failed its check: 'AT' got %s; dropping the modem's sockets and probing again",
+                           m->port, at_response_describe(r, desc, sizeof desc));
+                modem_link_failed(m);
+                return;
+        }
+        modem_link_check_arm(m);
+}
+
+static int on_link_check_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Modem *m = userdata;
+        AtEngine *e = at_link_engine(m->link);
+        int64_t id;
+        (void) s, (void) usec;
+
+        m->link_check_timer = sd_event_source_disable_unref(m->link_check_timer);
+        if (m->state != MODEM_READY)
+                return 0;
+        /* Commands in flight have timeouts of their own: only an idle link is checked. */
+        if (at_engine_queue_length(e) > 0 || at_engine_get_state(e) != AT_ENGINE_IDLE) {
+                modem_link_check_arm(m);
+                return 0;
+        }
+        id = at_engine_send(e, "AT", MIN(m->command_timeout_usec, (uint64_t) MODEM_LINK_CHECK_TIMEOUT_USEC),
+                            on_link_check_done, m);
+        if (id < 0) {
+                log_fields_errno(LOG_DEBUG, (int) id, MODEM_FIELDS(m), "Cannot queue the link check, ignoring: %m");
+                modem_link_check_arm(m);
+                return 0;
+        }
+        m->link_check_id = id;
+        return 0;
+}
+
+static void modem_link_check_arm(Modem *m) {
+        int r;
+
+        if (m->link_check_usec == 0 || m->link_check_timer || m->link_check_id > 0)
+                return;
+        r = sd_event_add_time_relative(m->event, &m->link_check_timer, CLOCK_MONOTONIC, m->link_check_usec,
+                                       100 * 1000, on_link_check_timer, m);
+        if (r < 0)
+                log_fields_errno(LOG_WARNING, r, MODEM_FIELDS(m), "Failed to arm the link check, ignoring: %m");
+}
+
+static void on_engine_event(AtEngine *e, AtEngineEvent ev, int error, void *userdata) {
+        Modem *m = userdata;
+        AtStall st;
+        (void) error;
+
+        switch (ev) {
+        case AT_ENGINE_EVENT_PAYLOAD_STALLED:
+                (void) at_engine_payload_stalls(e, &st);
+                log_fields(LOG_WARNING, MODEM_FIELDS(m),
+                           "Modem link %s lost bytes: '%s' announced %zu bytes, %zu came before the link went quiet; "
+                           "resynchronising%s",
+                           m->port, st.header, st.announced, st.received,
+                           m->state == MODEM_READY ? ", dropping the modem's sockets and probing again" : "");
+                modem_link_failed(m);
+                return;
+        case AT_ENGINE_EVENT_SYNC_LOST:
+        case AT_ENGINE_EVENT_SYNCED:
+        case AT_ENGINE_EVENT_UNRESPONSIVE:
+        case AT_ENGINE_EVENT_WRITE_FAILED:
+        case _AT_ENGINE_EVENT_MAX:
+                return;
+        }
+}
+
 static void on_link_opened(AtLink *l, void *userdata) {
         Modem *m = userdata;
         (void) l;
@@ -340,6 +444,7 @@ int modem_new(sd_event *event, const Config *config, Modem **ret) {
         m->state = MODEM_CLOSED;
         m->sec_tag = config->sec_tag;
         m->command_timeout_usec = (uint64_t) MAX(config->modem_command_timeout_sec, 1u) * UINT64_C(1000000);
+        m->link_check_usec = (uint64_t) config->modem_link_check_sec * UINT64_C(1000000);
         backoff_init(&m->backoff, MODEM_REPROBE_MIN_USEC, MODEM_REPROBE_MAX_USEC);
         m->port = strdup(config->modem_port);
         if (!m->port)
@@ -353,6 +458,7 @@ int modem_new(sd_event *event, const Config *config, Modem **ret) {
         if (r < 0)
                 return r;
         at_link_set_callbacks(m->link, &link_callbacks, m);
+        at_engine_set_event_handler(at_link_engine(m->link), on_engine_event, m);
         r = at_engine_add_urc(at_link_engine(m->link), "Ready", on_ready_urc, m);
         if (r < 0)
                 return r;
@@ -367,6 +473,7 @@ Modem *modem_free(Modem *m) {
         if (!m)
                 return NULL;
         m->reprobe_timer = sd_event_source_disable_unref(m->reprobe_timer);
+        m->link_check_timer = sd_event_source_disable_unref(m->link_check_timer);
         m->n_waiters = 0; /* no callbacks into owners that are going away */
         m->fota_cb = NULL;
         m->fota_info_cb = NULL;

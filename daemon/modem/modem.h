@@ -15,6 +15,16 @@
  * credentials are reported clearly but do not keep the manager from ready:
  * the identity is still useful, and the operator needs to see it.
  *
+ * While ready, the manager checks the link itself: when no command is in
+ * flight for [Modem] LinkCheckSec= it sends "AT" (answered by the
+ * application, no radio traffic), and a counted payload whose bytes stop
+ * (at-engine.h, AT_BINARY_GAP_USEC) means bytes were lost.  Either failure
+ * is logged once and the manager starts over as after "Ready": the modem's
+ * sockets are dropped (their streams cannot be trusted) and the probe runs
+ * once the engine is in sync again.  A dead or desynchronised link is so
+ * found within LinkCheckSec + MODEM_LINK_CHECK_TIMEOUT_USEC, whatever the
+ * MQTT keepalive.
+ *
  * The JWT service asks the modem for %JWT signed with the client key of the
  * tag, caches the token until 60 s before it expires, and lets concurrent
  * requests share one modem call.
@@ -33,6 +43,7 @@
 #define MODEM_PROBE_TIMEOUT_USEC (2u * 1000u * 1000u)
 #define MODEM_REPROBE_MIN_USEC (1u * 1000u * 1000u)
 #define MODEM_REPROBE_MAX_USEC (60u * 1000u * 1000u)
+#define MODEM_LINK_CHECK_TIMEOUT_USEC (5u * 1000u * 1000u)
 #define MODEM_JWT_EXP_DELTA_SEC 3600u
 #define MODEM_JWT_REFRESH_MARGIN_SEC 60u
 #define MODEM_JWT_WAITERS_MAX 64u

@@ -212,6 +212,18 @@ class HostTls(ct.BrokerTestCase):
         self.assertEqual(h.wait(10), 1)
         self.assertIn("Refusing KeyFile=%s: it is accessible by group or other (mode 0640)" % key, h.stderr())
 
+    def test_refused_key_owner(self):
+        """A 0600 key owned by another user is refused (the daemon's user must own its key)."""
+        key = os.path.join(self.tmp.path, "foreign.key")
+        shutil.copy(self.cert[1], key)
+        os.chmod(key, 0o600)
+        if os.geteuid() != 0:
+            self.skipTest("chown to another user needs root")
+        os.chown(key, 65534, 65534)
+        h = self.harness("key-owner", cert=(self.cert[0], key), extra=["--count", "1"])
+        self.assertEqual(h.wait(10), 1)
+        self.assertIn("Refusing KeyFile=%s: it is owned by UID 65534, not by the daemon's user" % key, h.stderr())
+
 
 
 def wait_for(pred, timeout=5.0):

@@ -196,7 +196,52 @@ static void test_connections_cap(void **state) {
         strcpy(p, "]}}");
         _cleanup_(shadow_state_freep) ShadowState *s = accepted(buf);
         assert_int_equal(s->n_connections, SHADOW_CONNECTIONS_MAX);
-        assert_int_equal(s->n_connections_ignored, 5);
+        /* Addresses over the cap are not malformed entries: counted as desired. */
+        assert_int_equal(s->n_connections_ignored, 0);
+        assert_int_equal(s->n_connections_desired, SHADOW_CONNECTIONS_MAX + 5);
+}
+
+/* A delta of n distinct addresses (each named twice), as a JSON text of about 40 * n bytes. */
+static char *big_delta(unsigned n) {
+        size_t size = 64 + (size_t) n * 2 * 21;
+        char *buf = malloc(size), *p = buf;
+        assert_non_null(buf);
+        p += sprintf(p, "{\"version\":9,\"timestamp\":1,\"state\":{\"desiredConnections\":[");
+        for (unsigned k = 0; k < 2; k++)
+                for (unsigned i = 0; i < n; i++)
+                        p += sprintf(p, "%s\"AA:BB:CC:%02X:%02X:%02X\"", k + i ? "," : "", i >> 16, (i >> 8) & 0xff,
+                                     i & 0xff);
+        strcpy(p, "]}}");
+        assert_true(strlen(buf) < size);
+        return buf;
+}
+
+/* 2 500 addresses named twice (100 KB): parsed under the shadow bound, the
+ * first SHADOW_CONNECTIONS_MAX kept in order, every distinct one counted. */
+static void test_connections_5000_entries(void **state) {
+        _cleanup_free_ char *d = big_delta(2500);
+        _cleanup_(shadow_state_freep) ShadowState *s = NULL;
+        CodecError e = {};
+        (void) state;
+
+        assert_true(strlen(d) > 64 * 1024);
+        assert_int_equal(shadow_parse_delta(d, strlen(d), &s, &e), 0);
+        assert_int_equal(s->n_connections, SHADOW_CONNECTIONS_MAX);
+        assert_int_equal(s->n_connections_desired, 2500);
+        assert_int_equal(s->n_connections_ignored, 0);
+        assert_string_equal(s->connections[0].address, "AA:BB:CC:00:00:00");
+        assert_string_equal(s->connections[SHADOW_CONNECTIONS_MAX - 1].address, "AA:BB:CC:00:00:63");
+}
+
+/* 10 000 entries (200 KB): over the shadow bound, refused by size. */
+static void test_connections_10000_entries(void **state) {
+        _cleanup_free_ char *d = big_delta(5000);
+        _cleanup_(shadow_state_freep) ShadowState *s = NULL;
+        CodecError e = {};
+        (void) state;
+
+        assert_true(strlen(d) > SHADOW_DOC_MAX);
+        assert_int_equal(shadow_parse_delta(d, strlen(d), &s, &e), -EMSGSIZE);
 }
 
 static void test_delta(void **state) {
@@ -466,6 +511,8 @@ int main(void) {
                 cmocka_unit_test(test_pairing_states),
                 cmocka_unit_test(test_connections_formats),
                 cmocka_unit_test(test_connections_cap),
+                cmocka_unit_test(test_connections_5000_entries),
+                cmocka_unit_test(test_connections_10000_entries),
                 cmocka_unit_test(test_delta),
                 cmocka_unit_test(test_transform),
                 cmocka_unit_test(test_malformed),

@@ -329,6 +329,65 @@ static void test_binary_payload_with_ok(void **state) {
         }
 }
 
+/*
+ * A #XRECV header promising 4096 bytes followed by 100 (a UART that dropped
+ * the rest): after AT_BINARY_GAP_USEC without a byte the engine gives the
+ * payload up, fails the command in flight, resynchronises, and later lines
+ * are lines again.  Without the gap the engine took every later line as
+ * payload and the link stayed dead.
+ */
+static void test_short_payload_resyncs(void **state) {
+        FakeLoop l;
+        AtEngine *e = new_engine(&l);
+        unsigned counts[_AT_ENGINE_EVENT_MAX] = {};
+        char payload[100], buf[64];
+        Result r = {};
+        Urcs u = {};
+        AtStall st;
+        (void) state;
+
+        memset(payload, 'x', sizeof payload);
+        at_engine_set_event_handler(e, on_event_count, counts);
+        assert_int_equal(at_engine_add_urc(e, "#XRECV:", on_urc, &u), 0);
+        assert_int_equal(at_engine_add_urc(e, "+CEREG:", on_urc, &u), 0);
+        feed_str(e, "\r\n#XRECV: 0,4096\r\n");
+        at_engine_feed(e, payload, 60);
+        assert_true(at_engine_send(e, "AT+CFUN?", 30 * SEC, on_done, &r) > 0);
+        fake_take_written(&l, buf, sizeof buf);
+        /* The gap counts from the last byte, not from the header. */
+        fake_advance(&l, e, AT_BINARY_GAP_USEC - 1);
+        at_engine_feed(e, payload, 40);
+        fake_advance(&l, e, AT_BINARY_GAP_USEC - 1);
+        assert_int_equal(at_engine_payload_stalls(e, NULL), 0);
+        assert_int_equal(r.calls, 0);
+
+        fake_advance(&l, e, 1);
+        assert_int_equal(at_engine_payload_stalls(e, &st), 1);
+        assert_string_equal(st.header, "#XRECV: 0,4096");
+        assert_int_equal(st.received, 100);
+        assert_int_equal(st.announced, 4096);
+        assert_int_equal(counts[AT_ENGINE_EVENT_PAYLOAD_STALLED], 1);
+        assert_int_equal(u.calls, 0); /* the partial payload is not delivered */
+        assert_int_equal(r.calls, 1);
+        assert_int_equal(r.result, -ETIMEDOUT);
+        assert_int_equal(at_engine_get_state(e), AT_ENGINE_RESYNC);
+        assert_string_equal(fake_take_written(&l, buf, sizeof buf), "AT\r\n");
+
+        feed_str(e, "\r\nOK\r\n");
+        fake_advance(&l, e, AT_RESYNC_TIMEOUT_USEC);
+        assert_int_equal(at_engine_get_state(e), AT_ENGINE_IDLE);
+        feed_str(e, "\r\n+CEREG: 1\r\n\r\n#XRECV: 0,3\r\nabc");
+        assert_int_equal(u.calls, 2);
+        assert_string_equal(u.lines[0], "+CEREG: 1");
+        assert_int_equal(u.payload_len[1], 3);
+        assert_memory_equal(u.payload[1], "abc", 3);
+        /* Nothing more is pending: no second report. */
+        fake_advance(&l, e, 10 * AT_BINARY_GAP_USEC);
+        assert_int_equal(counts[AT_ENGINE_EVENT_PAYLOAD_STALLED], 1);
+        result_clear(&r);
+        at_engine_free(e);
+}
+
 /* Without a URC handler, a download chunk stays with the command in flight. */
 static void test_binary_payload_to_command(void **state) {
         FakeLoop l;
@@ -569,6 +628,7 @@ int main(void) {
                 cmocka_unit_test(test_unresponsive_reported_once),
                 cmocka_unit_test(test_binary_payload_with_ok),
                 cmocka_unit_test(test_binary_payload_to_command),
+                cmocka_unit_test(test_short_payload_resyncs),
                 cmocka_unit_test(test_buffer_overflow_refused),
                 cmocka_unit_test(test_cme_codes),
                 cmocka_unit_test(test_plain_error_and_garbled_final),

@@ -525,6 +525,56 @@ static void test_silent_modem_fails_then_recovers(void **state) {
         assert_true(run_until_state(f, MODEM_READY, 10000));
 }
 
+/* The fixture's modem again, with [Modem] LinkCheckSec=1. */
+static void modem_with_link_check(Fixture *f) {
+        f->modem = modem_free(f->modem);
+        f->config->modem_link_check_sec = 1;
+        assert_int_equal(modem_new(f->event, f->config, &f->modem), 0);
+}
+
+/* A firmware that stops answering while the link is idle is found by the
+ * link check, not after the MQTT keepalive (up to 20 minutes). */
+static void test_link_check_finds_silent_modem(void **state) {
+        Fixture *f = *state;
+        uint64_t start;
+
+        modem_with_link_check(f);
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        peer_clear_commands(&f->peer);
+        run_for(f, 2500);
+        /* Idle and answering: checked with "AT" only, and still ready. */
+        assert_true(peer_count(&f->peer, "AT") >= 2);
+        assert_int_equal(peer_count(&f->peer, "AT"), f->peer.n_commands);
+        assert_int_equal(modem_get_state(f->modem), MODEM_READY);
+
+        f->peer.silent = true;
+        start = now_usec(CLOCK_MONOTONIC);
+        assert_true(run_until_state(f, MODEM_PROBING, 6000));
+        /* LinkCheckSec + the check's timeout (CommandTimeoutSec=2 here). */
+        assert_true(now_usec(CLOCK_MONOTONIC) - start < 4 * 1000 * 1000);
+        f->peer.silent = false;
+        assert_true(run_until_state(f, MODEM_READY, 20000));
+}
+
+/* A #XRECV that promises 4096 bytes and brings 100: the manager hears of it
+ * from the engine, drops the modem's sockets and probes again. */
+static void test_short_payload_starts_over(void **state) {
+        Fixture *f = *state;
+        char payload[101];
+
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        peer_clear_commands(&f->peer);
+        memset(payload, 'x', sizeof payload - 1);
+        payload[sizeof payload - 1] = 0;
+        peer_write(&f->peer, "\r\n#XRECV: 0,4096\r\n");
+        peer_write(&f->peer, payload);
+        assert_true(run_until_state(f, MODEM_PROBING, 3000));
+        assert_true(run_until_state(f, MODEM_READY, 10000));
+        assert_int_equal(peer_count(&f->peer, "AT#XUUID"), 1);
+}
+
 static void test_serial_lock_and_termios(void **state) {
         Fixture *f = *state;
         SerialLock *a = NULL, *b = NULL;
@@ -580,6 +630,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_jwt_failure_reaches_every_waiter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_port_vanishes_and_returns, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_silent_modem_fails_then_recovers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_link_check_finds_silent_modem, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_short_payload_starts_over, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_serial_lock_and_termios, setup, teardown),
         };
         log_set_max_level(getenv("TEST_DEBUG") ? LOG_DEBUG : LOG_ERR);

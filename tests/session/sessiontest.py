@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import unittest
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -316,6 +317,27 @@ Target={"auto" if journal else "console"}
             self.journal_thread.join(5)
             self.journal.close()
         return rc
+
+
+class PkiCase(unittest.TestCase):
+    """A test case with a temporary folder and a test PKI for the class's DEVICE
+    (cls.tmp, cls.pki, cls.cert); self.dir is a fresh folder for each test."""
+    DEVICE = None
+    n = 0
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = ct.TempDir(cls.__name__.lower() + "-")
+        cls.pki = ct.Pki(os.path.join(cls.tmp.path, "pki"))
+        cls.cert = cls.pki.device(cls.DEVICE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        type(self).n += 1
+        self.dir = os.path.join(self.tmp.path, "t%d" % type(self).n)
 
 
 # Re-exported for the tests.

@@ -17,6 +17,9 @@
  *                  nothing; the emulated watchdog resets it after <ms>
  *                  (default 5000) and MCUboot reverts it
  *   fota-write-error <n>  the FOTA image store fails the write reaching byte <n>
+ *   short-recv <announced> [<sent>]  a #XRECV URC whose header promises <announced>
+ *                  bytes but only <sent> (default 100) follow, as from a UART
+ *                  that dropped the rest
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +33,9 @@
 #include "macro.h"
 #include "sim.h"
 #include "util.h"
+
+/* short-recv: a header may promise more than NRF91_RECV_MAX (a corrupted length is part of the fault). */
+#define SHORT_RECV_MAX 4096u
 
 int control_open(Sim *s) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -142,6 +148,27 @@ void control_execute(Sim *s, const char *line, char *reply, size_t size) {
                         return;
                 }
                 s->fault_fota_write_at = at;
+        } else if (streq(cmd, "short-recv")) {
+                /* Two numbers: parsed again here, arg holds only the first. */
+                unsigned announced = 0, sent = 100;
+                int h = 0;
+                char head[48];
+                uint8_t junk[SHORT_RECV_MAX];
+                if (sscanf(line, "%*s %u %u", &announced, &sent) < 1 || announced == 0 ||
+                    announced > SHORT_RECV_MAX || sent >= announced) {
+                        snprintf(reply, size, "ERROR usage: short-recv <announced 1-%u> [<sent>]\n",
+                                 SHORT_RECV_MAX);
+                        return;
+                }
+                for (int i = 0; i < NRF91_MAX_SOCKETS; i++)
+                        if (s->sockets[i].open) {
+                                h = i;
+                                break;
+                        }
+                snprintf(head, sizeof head, "\r\n#XRECV: %d,%u\r\n", h, announced);
+                memset(junk, 0x17, sent);
+                serial_write(s, (const uint8_t *) head, strlen(head), NRF91_OUT_URC);
+                serial_write(s, junk, sent, NRF91_OUT_URC);
         } else if (streq(cmd, "status")) {
                 unsigned sockets = 0;
                 char fota[64];

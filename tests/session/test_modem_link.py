@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: MIT
+"""A stalled or silent nRF91 link is found, whatever the MQTT keepalive
+(issue 13 §3).  The real nrfcloud-gatewayd in TLS=modem mode through a
+provisioned nrf91-sim, against mosquitto and the stand-in for nRF Cloud, with
+the default KeepAliveSec=1200:
+
+* the sim's `short-recv 4096 100` fault writes a #XRECV header promising 4096
+  bytes followed by 100 (a UART that dropped the rest).  Before, the AT engine
+  took every later line as payload and the idle gateway logged nothing and
+  answered nothing for the keepalive's 20 minutes; now the payload times out,
+  the link is resynchronised, the modem's socket dropped and the session
+  comes back within seconds;
+* the sim's `drop 3` fault loses the answers of the next three commands, the
+  first of which is the idle link check: found within LinkCheckSec plus the
+  check's timeout."""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import sessiontest as st  # noqa: E402
+import simfixture as sf  # noqa: E402
+
+DEVICE = "0b6d7f1e-93a4-4c2b-8e15-4a7c2d9f3e60"
+C2G = f"{st.PREFIX}gateways/{DEVICE}/c2g"
+
+
+class ModemLink(st.PkiCase):
+    DEVICE = DEVICE
+
+    def setUp(self):
+        super().setUp()
+        self.broker = st.Broker(os.path.join(self.dir, "broker"), self.pki)
+        self.broker.start()
+        self.addCleanup(self.broker.stop)
+        work = os.path.join(self.dir, "modem")
+        runtime = os.path.join(work, "run")
+        os.makedirs(runtime)
+        self.sim = sf.Sim(work, DEVICE)
+        self.sim.start()
+        self.addCleanup(self.sim.stop)
+        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=runtime)
+        r = subprocess.run([sf.CTL, "provision", "--port", self.sim.link, "--ca-cert", self.pki.device_ca[0],
+                            "--ca-key", self.pki.device_ca[1], "--root-ca", self.pki.root[0]],
+                           env=env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE)
+        self.peer.start()
+        self.addCleanup(self.peer.stop)
+        self.assertTrue(self.peer.connected.wait(10))
+        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                extra_conf="[Modem]\nLinkCheckSec=3\n", modem=(self.sim.link, runtime))
+
+    def tearDown(self):
+        rc = self.daemon.stop()
+        log = self.daemon.log()
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error", log)
+        self.assertEqual(rc, 0, log[-3000:])
+
+    def ready(self, count):
+        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=60, count=count),
+                        self.daemon.log()[-2000:])
+
+    def answers_c2g(self):
+        """A c2g operation gets an answer on g2c (an error: no device by that address): MQTT flows again."""
+        before = len(self.peer.received(f"{st.PREFIX}gateways/{DEVICE}/g2c"))
+        self.peer.c2g({"type": "operation", "id": "link-%d" % time.monotonic_ns(),
+                       "operation": {"type": "device_characteristic_value_read", "deviceAddress": "C0:FF:EE:00:00:01",
+                                     "serviceUUID": "180F", "characteristicUUID": "2A19"}})
+        self.assertTrue(st.wait_until(lambda: len(self.peer.received(f"{st.PREFIX}gateways/{DEVICE}/g2c")) > before,
+                                      20), self.daemon.log()[-2000:])
+
+    def test_short_payload(self):
+        self.ready(1)
+        t0 = time.monotonic()
+        self.assertEqual(self.sim.command("short-recv 4096 100"), "OK")
+        self.assertTrue(self.daemon.wait_log("lost bytes: '#XRECV: ", timeout=10), self.daemon.log()[-2000:])
+        self.ready(2)
+        took = time.monotonic() - t0
+        log = self.daemon.log()
+        line = [x for x in log.splitlines() if "lost bytes" in x]
+        # 100 bytes, and whatever came behind them within the gap (the answer to a link check).
+        self.assertEqual(len(line), 1, line)
+        self.assertRegex(line[0], r"'#XRECV: 0,4096' announced 4096 bytes, 1\d\d came before the link went quiet")
+        self.assertLess(took, 60)
+        self.answers_c2g()
+        print("%s\nshort #XRECV payload: found and back in service after %.1f s" % (line[0], took))
+
+    def test_silent_link(self):
+        self.ready(1)
+        time.sleep(1)
+        t0 = time.monotonic()
+        self.assertEqual(self.sim.command("drop 3"), "OK")
+        self.assertTrue(self.daemon.wait_log("failed its check", timeout=30), self.daemon.log()[-2000:])
+        found = time.monotonic() - t0
+        # LinkCheckSec=3 plus the check's 5 s timeout, with room for a loaded machine.
+        self.assertLess(found, 15)
+        self.ready(2)
+        self.answers_c2g()
+        print("unanswered link check: found after %.1f s, back in service after %.1f s" %
+              (found, time.monotonic() - t0))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
