@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """nRF Cloud's FOTA job service for one gateway, for the stand-ins for nRF
 Cloud (cloudtest.Peer and its subclasses): a queue of job executions served
-on the job topics of ../shared/spec/nrfcloud-fota.md §1.1-1.4, and a record
+on the job topics of the nRF Cloud FOTA spec (nrfcloud-fota.md) §1.1-1.4, and a record
 of everything the gateway said on them.
 
   * `prod/<team>/<id>/jobs/req` from the gateway: `[""]` is answered on

@@ -36,14 +36,14 @@ SEC_TAG = 16842753
 OLD_APP = "1.0.0"  # nrf91-sim's application version unless told
 OLD_MODEM = "1.3.5"  # nrf91-sim's modem firmware: mfw_nrf9160_1.3.5
 
-# The exact strings of ../shared/spec/nrfcloud-fota.md §1.4 and the contract.
+# The exact strings of NCS's nrf_cloud FOTA library (spec nrfcloud-fota.md §1.4).
 E_START = "Failed to start download"
 E_DOWNLOAD = "Error during download"
 E_NOT_VALIDATED = "FOTA update not validated"
 E_APPLY = "Error applying update"  # NCS's string for an error while applying: not sent for a failed validation
 # A failed validation (the modem refused the delta at the reset, MCUboot reverted
 # the application): NCS publish_validated_job_status() sends FAILED with no
-# error string (spec §1.5 step 4); the contract left the choice to NCS.
+# error string (spec §1.5 step 4).
 E_VALIDATE_FAILED = ""
 E_TYPE = "FW file does not match specified FOTA type"
 E_INVALID = "Job info is invalid"
@@ -237,7 +237,7 @@ def split_download(statuses, job_id):
 
 
 def check_sequence(tc, statuses, job_id, tail, every_step=False, complete=True, diag=""):
-    """The contract's sequence: [id,7,0], then [id,7,p] for multiples of 10 in
+    """The reporting sequence (nrfcloud-gatewayd(8), FIRMWARE UPDATES): [id,7,0], then [id,7,p] for multiples of 10 in
     increasing order, each once ([id,7,100] last when complete; all of 0..100
     when every_step), then exactly the arrays of tail."""
     text = "statuses: %s\n%s" % ([cj.describe(u) for u in statuses], diag)

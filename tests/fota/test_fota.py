@@ -5,8 +5,8 @@ runs it through the firmware's #XFOTA, nrf91-sim downloads the image over
 HTTPS from the test's file server (verified with the CA of its security tag,
 SNI, ranges), applies it, and the daemon reports every step on jobs/update.
 
-Each test asserts the exact sequence of jobs/update arrays of the contract
-between the parts (DOWNLOADING 0, 10, ... 100, IN_PROGRESS "", then
+Each test asserts the exact sequence of jobs/update arrays the daemon must
+send (DOWNLOADING 0, 10, ... 100, IN_PROGRESS "", then
 SUCCEEDED "" or FAILED/REJECTED with NCS's exact strings).  Run one test with
 FOTA_TEST=<name> (ctest runs each in its own entry)."""
 
@@ -270,7 +270,7 @@ class FotaTest(unittest.TestCase):
         self.assertEqual(finals, [[job[0], cj.SUCCEEDED, ""]], statuses)
         self.assertEqual(statuses[-1], final, statuses)
         # A report the killed daemon could not see acknowledged may come again; apart from
-        # that, the contract's sequence: never back to DOWNLOADING after IN_PROGRESS.
+        # that, the reporting sequence: never back to DOWNLOADING after IN_PROGRESS.
         codes = [u[1] for u in statuses]
         self.assertLess(max(i for i, c in enumerate(codes) if c == cj.DOWNLOADING), codes.index(cj.IN_PROGRESS),
                         statuses)
