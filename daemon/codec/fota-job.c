@@ -110,8 +110,8 @@ static int unhex(char c) {
 /*
  * One file path, as nRF Cloud's library takes it: relative, percent-encoded
  * or not.  Refused: control characters (raw or percent-encoded), a '%' not
- * followed by two hex digits, and ".." segments (raw or encoded), which
- * could leave the folder the job names.  Everything else is kept;
+ * followed by two hex digits, and ".." segments (raw or encoded, also
+ * before a '?' or '#'), which could leave the folder the job names.  Everything else is kept;
  * fota_job_url() encodes what a URL or an AT command line cannot carry.
  */
 static bool file_valid(const char *s, size_t n) {
@@ -122,7 +122,8 @@ static bool file_valid(const char *s, size_t n) {
         for (size_t i = 0; i <= n; i++) {
                 int c;
 
-                if (i == n || s[i] == '/') {
+                /* A URL's path also ends at '?' and '#': "a/%2e%2e?x" climbs as "a/../" does. */
+                if (i == n || s[i] == '/' || s[i] == '?' || s[i] == '#') {
                         if (seg_len == 2 && seg_dots == 2)
                                 return false;
                         seg_len = seg_dots = 0;

@@ -105,6 +105,8 @@ static void test_parse_errors(void **state) {
                 { "[\"job\",0,1,\"h\"]", false, "[4]", "job", "" },
                 { "[\"job\"]", false, "[1]", "job", "" },
                 { "[\"job\",0,1,\"h\",\"a/%2e%2E/b\"]", false, "[4]", "job", "" },
+                { "[\"job\",0,1,\"h\",\"a/%2e%2E?b\"]", false, "[4]", "job", "" },
+                { "[\"job\",0,1,\"h\",\"a/..#b\"]", false, "[4]", "job", "" },
                 { "[\"job\",0,1,\"h\",\"a/%0a\"]", false, "[4]", "job", "" },
                 { "[\"job\",0,1,\"h\",\"a\\u0001b\"]", false, "[4]", "job", "" },
                 { "[\"job\",0,1,\"h\",\"a%zz\"]", false, "[4]", "job", "" },
