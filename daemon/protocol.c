@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -8,6 +9,7 @@
 #include "log.h"
 #include "message-ids.h"
 #include "protocol.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define USEC_PER_SEC UINT64_C(1000000)
@@ -73,6 +75,15 @@ struct Protocol {
         size_t n_ops, n_scans;
         ProtocolCoalesce *coalesce;
         size_t n_coalesce;
+
+        /* c2g operations run, C2gRateMax= per second; those over it are refused in bursts. */
+        RateLimit c2g_rate;
+        uint64_t c2g_refused;        /* in the current burst */
+        bool c2g_refused_recently;   /* since the burst timer last fired */
+        uint64_t c2g_burst_begin;    /* CLOCK_MONOTONIC */
+        sd_event_source *c2g_burst_timer;
+        /* Records each c2g message can cause: a flood of them logs a few lines with a count. */
+        RateLimit log_rate;
 };
 
 static const char *const protocol_device_state_table[_PROTOCOL_DEVICE_STATE_MAX] = {
@@ -132,8 +143,11 @@ static int protocol_publish(Protocol *p, OutboxClass class, int r, char *payload
         r = p->sink.publish_g2c(p->sink_impl, class, owned, strlen(owned));
         if (r == -EAGAIN) /* not paired: there is no g2c topic to send to */
                 return log_debug_errno(r, "No g2c topic while not paired, %s dropped", what);
-        if (r < 0)
-                return log_warning_errno(r, "Failed to queue %s for nRF Cloud, dropped: %m", what);
+        if (r < 0) {
+                log_ratelimited(&p->log_rate, LOG_WARNING, "Failed to queue %s for nRF Cloud, dropped: %s", what,
+                                strerror(-r));
+                return r;
+        }
         p->messages_sent++;
         return 0;
 }
@@ -151,10 +165,10 @@ static int protocol_send_error(Protocol *p, const char *request_id, const char *
         va_start(ap, format);
         (void) vsnprintf(description, sizeof description, format, ap);
         va_end(ap);
-        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", strempty(address) }),
-                   "Answering request %s with an error: %s", strna(request_id), description);
+        log_ratelimited(&p->log_rate, LOG_INFO, "Answering request %s%s%s with an error: %s", strna(request_id),
+                        address ? " on " : "", strempty(address), description);
         r = g2c_encode_error(&h, address, description, code, &json);
-        return protocol_publish(p, OUTBOX_STATUS, r, json, "an error event");
+        return protocol_publish(p, OUTBOX_ANSWER, r, json, "an error event");
 }
 
 static int protocol_send_chrc(Protocol *p, OutboxClass class, G2cEventType type, const char *request_id,
@@ -178,7 +192,7 @@ static int protocol_send_desc(Protocol *p, G2cEventType type, const char *reques
         int r;
 
         r = g2c_encode_descriptor_value(&h, type, &dev, svc, chrc, desc, value, size, &json);
-        return protocol_publish(p, OUTBOX_STATUS, r, json, g2c_event_type_to_string(type));
+        return protocol_publish(p, OUTBOX_ANSWER, r, json, g2c_event_type_to_string(type));
 }
 
 /* ---- GATT model conversion ---- */
@@ -324,7 +338,8 @@ static int protocol_send_discover(Protocol *p, ProtocolDevice *d, const char *re
         }
         h = protocol_header(p, request_id);
         r = g2c_encode_device_discover_result(&h, &dev, d->model, &json);
-        return protocol_publish(p, OUTBOX_STATUS, r, json, "device_discover_result");
+        /* The one after each connection is the device's status; those asked for are answers. */
+        return protocol_publish(p, request_id ? OUTBOX_ANSWER : OUTBOX_STATUS, r, json, "device_discover_result");
 }
 
 static void protocol_coalesce_drop_device(Protocol *p, const char *address);
@@ -642,9 +657,9 @@ static void protocol_send_chrc_answer(Protocol *p, const ProtocolOp *op, G2cEven
                                       size_t len) {
         const C2gTarget *t = &op->op.target;
 
-        (void) protocol_send_chrc(p, OUTBOX_STATUS, result, op->op.id, t->address, t->service_uuid,
+        (void) protocol_send_chrc(p, OUTBOX_ANSWER, result, op->op.id, t->address, t->service_uuid,
                                   t->characteristic_uuid, value, len);
-        (void) protocol_send_chrc(p, OUTBOX_STATUS, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id, t->address,
+        (void) protocol_send_chrc(p, OUTBOX_ANSWER, G2C_EVENT_CHARACTERISTIC_VALUE_CHANGED, op->op.id, t->address,
                                   t->service_uuid, t->characteristic_uuid, value, len);
 }
 
@@ -1016,6 +1031,57 @@ static void protocol_run(Protocol *p, const C2gOperation *o) {
         protocol_op_attribute(p, d, o);
 }
 
+/* The end of a burst of refused operations: no refusal for a second.  One warning with the count,
+ * and the memory the burst took (answers acknowledged meanwhile, the MQTT client's buffers) goes
+ * back to the system: glibc keeps freed heap otherwise. */
+static int on_c2g_burst_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Protocol *p = userdata;
+
+        if (p->c2g_refused_recently) {
+                p->c2g_refused_recently = false;
+                return sd_event_source_set_time(s, usec + USEC_PER_SEC) < 0 ? 0 :
+                       sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        log_warning("Refused %" PRIu64 " c2g operation(s) over [Cloud] C2gRateMax=%u per second in %.1fs",
+                    p->c2g_refused, p->config->c2g_rate_max,
+                    (double) (usec - p->c2g_burst_begin) / (double) USEC_PER_SEC - 1.0);
+        p->c2g_refused = 0;
+        (void) malloc_trim(0);
+        return 0;
+}
+
+/* Whether the operation (request_id may be NULL) may run now.  The first one refused in a burst is
+ * answered with an error event (spec §2.4 "error", as any refused operation); the others of the
+ * burst are not answered at all, so that a flood makes a bounded number of answers. */
+static bool protocol_c2g_admit(Protocol *p, const char *request_id) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        int r;
+
+        p->c2g_rate.interval_usec = USEC_PER_SEC;
+        p->c2g_rate.burst = p->config->c2g_rate_max; /* read each time: a reload applies at once */
+        if (ratelimit_below(&p->c2g_rate, now, NULL))
+                return true;
+        p->c2g_refused_recently = true;
+        if (p->c2g_refused++ > 0)
+                return false;
+        p->c2g_burst_begin = now;
+        (void) protocol_send_error(p, request_id, NULL, -EBUSY,
+                                   "too many operations: over %u per second, this one and those that follow "
+                                   "within a second of each other are refused",
+                                   p->config->c2g_rate_max);
+        if (!p->c2g_burst_timer)
+                r = sd_event_add_time(p->event, &p->c2g_burst_timer, CLOCK_MONOTONIC, now + USEC_PER_SEC, 0,
+                                      on_c2g_burst_timer, p);
+        else {
+                r = sd_event_source_set_time(p->c2g_burst_timer, now + USEC_PER_SEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(p->c2g_burst_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm the c2g burst timer, ignoring: %m");
+        return false;
+}
+
 void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len) {
         C2gOperation o;
         C2gError e;
@@ -1025,15 +1091,19 @@ void protocol_handle_c2g(Protocol *p, const uint8_t *payload, size_t len) {
 
         r = c2g_decode(payload, len, &o, &e);
         if (r < 0) {
-                log_warning("Refusing a c2g message of %zu bytes: %s%s%s", len, e.error.field,
-                            e.error.field[0] ? ": " : "", e.error.description);
+                if (!protocol_c2g_admit(p, e.has_id ? e.id : NULL))
+                        return;
+                log_ratelimited(&p->log_rate, LOG_WARNING, "Refusing a c2g message of %zu bytes: %s%s%s", len,
+                                e.error.field, e.error.field[0] ? ": " : "", e.error.description);
                 h = protocol_header(p, NULL);
                 r = g2c_encode_c2g_error(&h, &e, r, &json);
-                (void) protocol_publish(p, OUTBOX_STATUS, r, json, "an error event");
+                (void) protocol_publish(p, OUTBOX_ANSWER, r, json, "an error event");
                 return;
         }
         switch ((C2gMessageKind) r) {
         case C2G_MESSAGE_OPERATION:
+                if (!protocol_c2g_admit(p, o.id))
+                        return;
                 log_debug("c2g operation %s (%s)", c2g_op_type_to_string(o.type), o.id);
                 protocol_run(p, &o);
                 break;
@@ -1066,6 +1136,7 @@ int protocol_new(sd_event *event, const Config *config, const char *gateway_id, 
         p->ble = ble;
         p->sink = *sink;
         p->sink_impl = sink_impl;
+        p->log_rate = (RateLimit){ .interval_usec = 10 * USEC_PER_SEC, .burst = 20 };
         *ret = TAKE_PTR(p);
         return 0;
 }
@@ -1086,6 +1157,7 @@ Protocol *protocol_free(Protocol *p) {
                 p->coalesce = c->next;
                 protocol_coalesce_free(c);
         }
+        sd_event_source_disable_unref(p->c2g_burst_timer);
         sd_event_unref(p->event);
         free(p->gateway_id);
         free(p);

@@ -21,6 +21,7 @@ static const char *const outbox_class_table[_OUTBOX_CLASS_MAX] = {
         [OUTBOX_NOTIFICATION] = "notification",
         [OUTBOX_STATUS] = "status",
         [OUTBOX_SHADOW] = "shadow",
+        [OUTBOX_ANSWER] = "answer",
 };
 
 const char *outbox_class_to_string(OutboxClass c) {
@@ -511,41 +512,72 @@ static Entry *oldest_unsent(Outbox *o, OutboxClass c) {
         return NULL;
 }
 
-static Entry *outbox_victim(Outbox *o) {
-        Entry *e = oldest_unsent(o, OUTBOX_NOTIFICATION);
-        if (!e)
-                e = oldest_unsent(o, OUTBOX_SHADOW);
-        if (!e)
-                e = o->cfirst[OUTBOX_NOTIFICATION];
-        if (!e)
-                e = o->cfirst[OUTBOX_SHADOW];
-        return e;
+/* The entry a push of class pushing drops first, or NULL.  ANSWERs drop only each other. */
+static Entry *outbox_victim(Outbox *o, OutboxClass pushing) {
+        static const OutboxClass order[] = { OUTBOX_NOTIFICATION, OUTBOX_SHADOW, OUTBOX_ANSWER };
+        const OutboxClass *v = pushing == OUTBOX_ANSWER ? &order[2] : order;
+        size_t n = pushing == OUTBOX_ANSWER ? 1 : ELEMENTSOF(order);
+        Entry *e;
+
+        for (size_t i = 0; i < n; i++)
+                if ((e = oldest_unsent(o, v[i])))
+                        return e;
+        for (size_t i = 0; i < n; i++)
+                if (o->cfirst[v[i]])
+                        return o->cfirst[v[i]];
+        return NULL;
 }
 
-/* Drops entries by the policy until one more of size need fits. */
-static int outbox_make_room(Outbox *o, size_t need) {
-        uint64_t droppable_count = o->ccount[OUTBOX_NOTIFICATION] + o->ccount[OUTBOX_SHADOW];
-        uint64_t droppable_bytes = o->cbytes[OUTBOX_NOTIFICATION] + o->cbytes[OUTBOX_SHADOW];
+/* answer_share_percent of a limit (which may be UINT64_MAX), at least 1. */
+static uint64_t answer_share(const Outbox *o, uint64_t limit) {
+        unsigned pct = o->limits.answer_share_percent ?: OUTBOX_ANSWER_SHARE_DEFAULT;
+        pct = MIN(pct, 100u);
+        return MAX(limit > UINT64_MAX / 100 ? limit / 100 * pct : limit * pct / 100, (uint64_t) 1);
+}
+
+/* Whether count more entries of bytes more fit the limits (and, for ANSWERs, their share). */
+static bool outbox_fits(const Outbox *o, OutboxClass class, uint64_t count, uint64_t bytes) {
+        if (o->count + count > o->limits.max_messages || o->bytes + bytes > o->limits.max_bytes)
+                return false;
+        return class != OUTBOX_ANSWER ||
+               (o->ccount[OUTBOX_ANSWER] + count <= answer_share(o, o->limits.max_messages) &&
+                o->cbytes[OUTBOX_ANSWER] + bytes <= answer_share(o, o->limits.max_bytes));
+}
+
+static int outbox_drop(Outbox *o, Entry *v) {
+        int r = outbox_append_remove(o, v->seq);
+
+        log_debug("Outbox full, dropping %s message %" PRIu64, outbox_class_to_string(v->class), v->seq);
+        outbox_remove(o, v);
+        o->dropped++;
+        return r;
+}
+
+/* Drops entries by the policy until one more of class and size need fits. */
+static int outbox_make_room(Outbox *o, OutboxClass class, size_t need) {
+        uint64_t droppable_count = o->ccount[OUTBOX_ANSWER], droppable_bytes = o->cbytes[OUTBOX_ANSWER];
         int r = 0;
 
-        if (o->count + 1 <= o->limits.max_messages && o->bytes + need <= o->limits.max_bytes)
+        if (outbox_fits(o, class, 1, need))
                 return 0;
+        if (class != OUTBOX_ANSWER) {
+                droppable_count += o->ccount[OUTBOX_NOTIFICATION] + o->ccount[OUTBOX_SHADOW];
+                droppable_bytes += o->cbytes[OUTBOX_NOTIFICATION] + o->cbytes[OUTBOX_SHADOW];
+        }
         /* Refuse before dropping anything if dropping everything allowed would not do. */
         if (need > o->limits.max_bytes || o->count - droppable_count + 1 > o->limits.max_messages ||
-            o->bytes - droppable_bytes + need > o->limits.max_bytes)
+            o->bytes - droppable_bytes + need > o->limits.max_bytes ||
+            (class == OUTBOX_ANSWER && need > answer_share(o, o->limits.max_bytes)))
                 return -ENOBUFS;
 
-        while (o->count + 1 > o->limits.max_messages || o->bytes + need > o->limits.max_bytes) {
-                Entry *v = outbox_victim(o);
+        while (!outbox_fits(o, class, 1, need)) {
+                Entry *v = outbox_victim(o, class);
                 int k;
                 if (!v)
                         return -ENOBUFS;
-                k = outbox_append_remove(o, v->seq);
+                k = outbox_drop(o, v);
                 if (k < 0 && r == 0)
                         r = k;
-                log_debug("Outbox full, dropping %s message %" PRIu64, outbox_class_to_string(v->class), v->seq);
-                outbox_remove(o, v);
-                o->dropped++;
         }
         (void) outbox_collect(o);
         return r;
@@ -567,7 +599,7 @@ int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *pay
         if (topic_len > OUTBOX_TOPIC_MAX || len > OUTBOX_PAYLOAD_MAX)
                 return -EMSGSIZE;
 
-        r = outbox_make_room(o, topic_len + len);
+        r = outbox_make_room(o, class, topic_len + len);
         if (r == -ENOBUFS)
                 return r;
         /* A failed REMOVE write is tolerated: the dropped entry may come back after a restart. */
@@ -691,13 +723,14 @@ int outbox_set_limits(Outbox *o, const OutboxLimits *limits) {
         if (o->read_only)
                 return -EROFS;
         o->limits = *limits;
+        /* ANSWERs over their share first, then by the policy of any push. */
+        while (o->cfirst[OUTBOX_ANSWER] && !outbox_fits(o, OUTBOX_ANSWER, 0, 0))
+                (void) outbox_drop(o, outbox_victim(o, OUTBOX_ANSWER));
         while (o->count > o->limits.max_messages || o->bytes > o->limits.max_bytes) {
-                Entry *v = outbox_victim(o);
+                Entry *v = outbox_victim(o, OUTBOX_STATUS);
                 if (!v)
                         return -ENOBUFS;
-                (void) outbox_append_remove(o, v->seq);
-                outbox_remove(o, v);
-                o->dropped++;
+                (void) outbox_drop(o, v);
         }
         (void) outbox_collect(o);
         return 0;

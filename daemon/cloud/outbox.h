@@ -42,10 +42,16 @@
  *     sequence numbers, so the order survives), which bounds the disk use.
  *
  * Drop policy when full: the oldest NOTIFICATION entries go first, then the
- * oldest SHADOW updates (each is superseded by the next), those not in flight
- * before those already handed to the broker; STATUS entries
- * (connection and FOTA status) are never dropped: a push that would need to
- * drop one is refused with -ENOBUFS.
+ * oldest SHADOW updates (each is superseded by the next), then the oldest
+ * ANSWERs, those not in flight before those already handed to the broker;
+ * STATUS entries (connection and FOTA status) are never dropped: a push that
+ * would need to drop one is refused with -ENOBUFS.
+ *
+ * ANSWERs (the answers to c2g operations, which the cloud can ask for at any
+ * rate) have a bounded share of the outbox, answer_share_percent of both
+ * limits, and a push of one may only drop older ANSWERs: a flood of c2g
+ * operations on a slow uplink loses its own oldest answers, never sensor data
+ * nor status.
  *
  * Every live entry is also held in memory: MaxBytes bounds both.
  */
@@ -64,11 +70,14 @@
 /* Damaged bytes kept for a post-mortem: 1 MiB in all, for 30 days. */
 #define OUTBOX_ASIDE_MAX_BYTES (1024u * 1024u)
 #define OUTBOX_ASIDE_MAX_AGE_SEC (30u * 24u * 3600u)
+/* The share of the outbox answers to c2g operations may hold. */
+#define OUTBOX_ANSWER_SHARE_DEFAULT 10u
 
 typedef enum OutboxClass {
         OUTBOX_NOTIFICATION, /* g2c events: droppable, oldest first */
         OUTBOX_STATUS,       /* connection and FOTA status: never dropped */
         OUTBOX_SHADOW,       /* shadow updates: dropped after notifications */
+        OUTBOX_ANSWER,       /* answers to c2g operations: a bounded share, drop only each other */
         _OUTBOX_CLASS_MAX,
 } OutboxClass;
 
@@ -82,6 +91,7 @@ typedef struct OutboxLimits {
         uint64_t max_bytes;    /* topic + payload bytes of live entries */
         uint64_t segment_size; /* 0: OUTBOX_SEGMENT_SIZE_DEFAULT */
         bool sync_every_push;
+        unsigned answer_share_percent; /* of both limits, for OUTBOX_ANSWER; 0: OUTBOX_ANSWER_SHARE_DEFAULT */
 } OutboxLimits;
 
 typedef struct OutboxEntry {

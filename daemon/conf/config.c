@@ -102,6 +102,7 @@ static const ConfigKey keys[] = {
         K("Cloud", "ReconnectMinSec", CONFIG_UINT, reconnect_min_sec, .min = 1, .max = 3600, .def = "1", LIVE),
         K("Cloud", "ReconnectMaxSec", CONFIG_UINT, reconnect_max_sec, .min = 1, .max = 86400, .def = "300", LIVE),
         K("Cloud", "MaxIncomingBytes", CONFIG_SIZE, max_incoming_bytes, .min = 1024, .max = 131072, .def = "16K", LIVE),
+        K("Cloud", "C2gRateMax", CONFIG_UINT, c2g_rate_max, .min = 1, .max = 10000, .def = "20", LIVE),
 
         K("Bluetooth", "Adapter", CONFIG_STRING, adapter, .kind = STRING_ADAPTER, .min = 4, .max = 16, RESTART),
         K("Bluetooth", "AutoPowerOn", CONFIG_BOOL, auto_power_on, .def = "yes", LIVE),

@@ -60,6 +60,7 @@ typedef struct Config {
         unsigned reconnect_min_sec;
         unsigned reconnect_max_sec;
         uint64_t max_incoming_bytes;
+        unsigned c2g_rate_max; /* c2g operations run per second */
 
         /* [Bluetooth] */
         char *adapter; /* NULL: the first adapter */

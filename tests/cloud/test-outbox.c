@@ -261,6 +261,49 @@ static void test_drop_policy(void **state) {
         assert_false(outbox_peek_unsent(o, &e));
 }
 
+/* Answers to c2g operations hold at most their share, drop only each other, and are dropped last
+ * by the other classes. */
+static void test_answer_share(void **state) {
+        const OutboxLimits lim = { .max_messages = 20, .max_bytes = 1 << 20, .answer_share_percent = 20 };
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &lim, &o), 0);
+        push_n(o, OUTBOX_NOTIFICATION, 0, 10); /* 0..9 */
+        /* A flood of answers: only the newest 4 (20% of 20) stay, no notification goes. */
+        push_n(o, OUTBOX_ANSWER, 100, 50);
+        assert_int_equal(outbox_count(o), 14);
+        assert_int_equal(outbox_dropped(o), 46);
+        /* Full of notifications, status and answers: an answer still drops only answers. */
+        push_n(o, OUTBOX_NOTIFICATION, 10, 4); /* 0..13 */
+        push_n(o, OUTBOX_STATUS, 200, 2);
+        assert_int_equal(outbox_count(o), 20);
+        push_n(o, OUTBOX_ANSWER, 150, 3);       /* drops 146 147 148 */
+        assert_int_equal(outbox_dropped(o), 49);
+        /* Notifications drop notifications before answers. */
+        push_n(o, OUTBOX_NOTIFICATION, 14, 1); /* drops 0 */
+        assert_int_equal(outbox_dropped(o), 50);
+        {
+                static const unsigned expect[] = { 1,  2,  3,   4,   5,   6,   7,   8,   9,   149,
+                                                   10, 11, 12,  13,  200, 201, 150, 151, 152, 14 };
+                drain_expect(o, expect, ELEMENTSOF(expect));
+        }
+        /* No notification, no shadow: a status push drops answers. */
+        push_n(o, OUTBOX_ANSWER, 300, 4);
+        push_n(o, OUTBOX_STATUS, 400, 16);
+        push_n(o, OUTBOX_STATUS, 416, 1);
+        assert_int_equal(outbox_count(o), 20);
+        assert_int_equal(outbox_dropped(o), 51);
+        /* The share is also a byte share, applied when the limits change.  Each of these
+         * messages is 35 bytes: 10% of 700 bytes keeps 2 of the 3 answers. */
+        {
+                const OutboxLimits bytes = { .max_messages = 1000, .max_bytes = 35 * 20, .answer_share_percent = 10 };
+                assert_int_equal(outbox_set_limits(o, &bytes), 0);
+                assert_int_equal(outbox_count(o), 19);
+                assert_int_equal(outbox_dropped(o), 52);
+        }
+}
+
 /* Entries already handed to the broker are dropped only when nothing else can go. */
 static void test_drop_prefers_unsent(void **state) {
         const OutboxLimits lim = { .max_messages = 4, .max_bytes = 1 << 20 };
@@ -812,6 +855,7 @@ int main(void) {
                 cmocka_unit_test(test_drop_policy),
                 cmocka_unit_test(test_drop_policy_bytes),
                 cmocka_unit_test(test_drop_prefers_unsent),
+                cmocka_unit_test(test_answer_share),
                 cmocka_unit_test(test_persist_reopen),
                 cmocka_unit_test(test_crash_every_offset),
                 cmocka_unit_test(test_corrupt_middle),

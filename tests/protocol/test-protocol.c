@@ -27,6 +27,7 @@
 typedef struct Sent {
         char *topic; /* "g2c", "status" */
         json_t *json;
+        OutboxClass class; /* of a g2c event */
 } Sent;
 
 typedef struct Fake {
@@ -43,9 +44,10 @@ static void fake_record(Fake *f, const char *topic, json_t *j) {
 }
 
 static int fake_publish_g2c(void *impl, OutboxClass class, const char *payload, size_t len) {
+        Fake *f = impl;
         json_error_t e;
-        (void) class;
-        fake_record(impl, "g2c", json_loadb(payload, len, 0, &e));
+        fake_record(f, "g2c", json_loadb(payload, len, 0, &e));
+        f->sent[f->n - 1].class = class;
         return 0;
 }
 
@@ -320,6 +322,49 @@ static void test_discover_waits_for_ready(void **state) {
         assert_string_equal(request_id(&t->fake.sent[0]), "d2");
 }
 
+/* A flood of c2g operations: C2gRateMax= of them run per second, the first one over it is answered
+ * with one error event, the others of the burst are not answered; after the burst all run again. */
+static void test_c2g_rate(void **state) {
+        T *t = *state;
+        char json[256];
+        const char *b[] = { B };
+
+        t->config.c2g_rate_max = 5;
+        desire(t, b, 1);
+        fake_clear(&t->fake);
+        for (unsigned i = 0; i < 1000; i++) {
+                snprintf(json, sizeof json,
+                         "{\"type\":\"operation\",\"id\":\"f%u\",\"operation\":{\"type\":\"device_discover\","
+                         "\"deviceAddress\":\"" A "\"}}",
+                         i);
+                c2g(t, json);
+        }
+        assert_int_equal(t->fake.n, 6);
+        for (size_t i = 0; i < 6; i++) {
+                assert_string_equal(event_type(&t->fake.sent[i]), "error");
+                assert_int_equal(t->fake.sent[i].class, OUTBOX_ANSWER);
+        }
+        assert_string_equal(request_id(&t->fake.sent[4]), "f4");
+        assert_string_equal(request_id(&t->fake.sent[5]), "f5");
+        assert_non_null(strstr(error_description(&t->fake.sent[5]), "too many operations: over 5 per second"));
+        assert_int_equal(json_integer_value(json_object_get(
+                                 json_object_get(json_object_get(t->fake.sent[5].json, "event"), "error"), "code")),
+                         -EBUSY);
+        /* Malformed messages count as well. */
+        c2g(t, "[1,2");
+        assert_int_equal(t->fake.n, 6);
+
+        /* The burst ends a second after its last refusal; then operations run again. */
+        for (unsigned i = 0; i < 50 && t->fake.n == 6; i++) {
+                assert_true(sd_event_run(t->event, 100 * 1000) >= 0);
+                c2g(t, "{\"type\":\"operation\",\"id\":\"late\",\"operation\":{\"type\":\"device_discover\","
+                       "\"deviceAddress\":\"" A "\"}}");
+        }
+        assert_int_equal(t->fake.n, 7);
+        assert_string_equal(request_id(&t->fake.sent[6]), "late");
+        assert_non_null(strstr(error_description(&t->fake.sent[6]), "not a device of this gateway"));
+}
+
 static void test_gateway_status_and_delete(void **state) {
         T *t = *state;
         static const char *const two[] = { A, B };
@@ -418,6 +463,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_operation_refusals, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_discover_waits_for_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gateway_status_and_delete, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_c2g_rate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
                 cmocka_unit_test(test_convert_gatt),
         };

@@ -7,6 +7,7 @@ and the BlueZ mock with two devices.  Run one test with PROTOCOL_TEST=<name>
 import json
 import os
 import sys
+import threading
 import time
 import unittest
 
@@ -16,6 +17,32 @@ from prototest import A, B, NUS, NUS_RX, NUS_TX, VENDOR_N  # noqa: E402
 
 EXTRA = "C0:FF:EE:00:00:0C"
 UNKNOWN = "C0:FF:EE:00:00:99"
+
+
+def _sanitized():
+    with open(pt.st.DAEMON, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+# Under AddressSanitizer freed memory sits in its quarantine: no memory figure means anything.
+SANITIZED = _sanitized()
+
+
+def memory(pid):
+    """USS (private pages, from smaps_rollup), RSS and peak RSS of a process, in bytes."""
+    out = {"uss": 0}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            if k in ("Private_Clean", "Private_Dirty"):
+                out["uss"] += int(v.split()[0]) * 1024
+            elif k == "Rss":
+                out["rss"] = int(v.split()[0]) * 1024
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                out["hwm"] = int(line.split()[1]) * 1024
+    return out
 
 
 class ProtocolTest(pt.WorldTestCase):
@@ -329,6 +356,64 @@ class ProtocolTest(pt.WorldTestCase):
         self.assertEqual(len([e for e in w.events("device_characteristic_value_changed") if e["requestId"] == "N/A"]),
                          2)
         self.assertLess(pt.now() - t0, 10)
+
+    # ---- c2g floods ----
+
+    def test_c2g_flood(self):
+        """20 000 c2g operations as fast as the stand-in can send them, while the device
+        notifies: C2gRateMax= of them are answered per second, the first one refused in a
+        burst gets one error event, the log says it in a few lines, every notification
+        arrives, and the daemon's memory comes back near its level before the burst."""
+        rate, n, notes = 50, 20000, 500
+        w = self.world(desired=(A,), log_level="info", extra_conf="[Cloud]\nC2gRateMax=%d\n" % rate)
+        self.ready(A)
+        self.subscribe(A, NUS, NUS_TX)
+        pid = w.daemon.proc.pid
+        time.sleep(1.0)
+        before = memory(pid)
+        lines_before = len(w.daemon.log().splitlines())
+        op = {"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180F",
+              "characteristicUUID": "2A19"}
+        noted = []
+        notifier = threading.Thread(target=lambda: noted.append(
+            w.mock.notify(A, NUS_TX_LONG_SVC, NUS_TX_LONG, notes, start=1, size=20)))
+        topic = pt.st.PREFIX + "gateways/%s/c2g" % pt.DEVICE
+        t0 = pt.now()
+        notifier.start()
+        for i in range(n):
+            w.peer.publish(topic, json.dumps({"type": "operation", "id": "f%d" % i, "operation": op}))
+        sent = pt.now() - t0
+        notifier.join(120)
+        self.assertEqual(noted, [notes])
+        # The end of the burst: one warning with the count.
+        self.assertTrue(w.daemon.wait_log("c2g operation(s) over [Cloud] C2gRateMax=%d" % rate, 60),
+                        w.daemon.log()[-3000:])
+        elapsed = pt.now() - t0
+        time.sleep(2.0)
+        after = memory(pid)
+        answered = {e["requestId"] for e in w.events() if e.get("requestId", "").startswith("f")}
+        errors = [e for e in w.events("error") if e.get("requestId", "").startswith("f")]
+        lines = w.daemon.log().splitlines()[lines_before:]
+        warnings = [x for x in lines if x.startswith("warning")]
+        got = w.wait_events(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
+                            and e["requestId"] == "N/A", notes, 60)
+        print("c2g flood: %d operations sent in %.1fs, %d answered (%d error events) in %.1fs; "
+              "%d log lines, %d warnings; %d/%d notifications; "
+              "USS %.1f -> %.1f MB, RSS %.1f -> %.1f MB (peak RSS %.1f MB)"
+              % (n, sent, len(answered), len(errors), elapsed, len(lines), len(warnings), len(got), notes,
+                 before["uss"] / 1e6, after["uss"] / 1e6, before["rss"] / 1e6, after["rss"] / 1e6,
+                 after["hwm"] / 1e6), file=sys.stderr)
+        # C2gRateMax= per started second, and one error per burst (a burst per second at most).
+        self.assertLessEqual(len(answered), rate * (int(elapsed) + 2) + int(elapsed) + 2)
+        self.assertGreaterEqual(len(answered), rate)
+        self.assertGreaterEqual(len(errors), 1)
+        self.assertLessEqual(len(errors), int(elapsed) + 2)
+        self.assertIn("too many operations", errors[0]["event"]["error"]["description"])
+        self.assertLessEqual(len(warnings), 5, warnings)
+        self.assertLessEqual(len(lines), 100, lines[-20:])
+        self.assertEqual(sorted(pt.seq(e) for e in got), list(range(1, notes + 1)))
+        if not SANITIZED:
+            self.assertLess(after["uss"], before["uss"] + 2_000_000, (before, after))
 
     # ---- refusals ----
 

@@ -7,6 +7,7 @@
 
 #include "backoff.h"
 #include "macro.h"
+#include "ratelimit.h"
 #include "util.h"
 
 static void test_string_distance(void **state) {
@@ -120,11 +121,32 @@ static void test_read_full_file(void **state) {
         assert_int_equal(read_full_file("/nonexistent", 1024, &text, &size), -ENOENT);
 }
 
+static void test_ratelimit(void **state) {
+        RateLimit rl = { .interval_usec = 1000, .burst = 3 };
+        uint64_t n = 99;
+        (void) state;
+
+        for (unsigned i = 0; i < 3; i++)
+                assert_true(ratelimit_below(&rl, 5000 + i, &n));
+        assert_int_equal(n, 0);
+        for (unsigned i = 0; i < 100; i++)
+                assert_false(ratelimit_below(&rl, 5500 + i, NULL));
+        /* The next window: allowed again, with the count of those refused. */
+        assert_true(ratelimit_below(&rl, 6000, &n));
+        assert_int_equal(n, 100);
+        assert_true(ratelimit_below(&rl, 6001, &n));
+        assert_int_equal(n, 0);
+        /* No burst: no limit. */
+        rl = (RateLimit){ .interval_usec = 1000 };
+        for (unsigned i = 0; i < 1000; i++)
+                assert_true(ratelimit_below(&rl, 1, NULL));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_string_distance), cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_parse_boolean), cmocka_unit_test(test_backoff),
-                cmocka_unit_test(test_strv),
+                cmocka_unit_test(test_strv), cmocka_unit_test(test_ratelimit),
                 cmocka_unit_test(test_read_full_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
