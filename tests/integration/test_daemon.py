@@ -156,7 +156,7 @@ class DaemonTest(unittest.TestCase):
         """config/gateway.conf lists every key with its built-in default."""
         example = os.path.join(SOURCE_DIR, "config", "gateway.conf")
         with open(example) as f:
-            uncommented = re.sub(r"(?m)^#([A-Za-z]+=)", r"\1", f.read())
+            uncommented = re.sub(r"(?m)^#([A-Za-z][A-Za-z0-9]*=)", r"\1", f.read())
         path = self.tmp.file("uncommented.conf", uncommented)
         empty = self.tmp.file("empty.conf", "")
 
