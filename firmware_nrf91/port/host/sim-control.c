@@ -34,9 +34,6 @@
 #include "sim.h"
 #include "util.h"
 
-/* short-recv: a header may promise more than NRF91_RECV_MAX (a corrupted length is part of the fault). */
-#define SHORT_RECV_MAX 4096u
-
 int control_open(Sim *s) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -EBADF;
@@ -66,15 +63,6 @@ void control_close(Sim *s) {
         }
 }
 
-static int parse_ms(const char *arg, unsigned *ret) {
-        uint64_t v;
-
-        if (!arg || parse_uint64(arg, &v) < 0 || v > 3600000)
-                return -EINVAL;
-        *ret = (unsigned) v;
-        return 0;
-}
-
 /* "<state>,<received>/<total>", the state numbered as #XFOTAINFO numbers it. */
 static void control_fota_status(Sim *s, char *out, size_t size) {
         static const int states[] = {
@@ -96,80 +84,56 @@ static void control_fota_status(Sim *s, char *out, size_t size) {
 }
 
 void control_execute(Sim *s, const char *line, char *reply, size_t size) {
-        char cmd[32] = "", arg[64] = "";
-        unsigned v = 0;
-        int n = sscanf(line, "%31s %63s", cmd, arg);
+        SimControlCommand c;
 
-        if (n < 1) {
-                snprintf(reply, size, "ERROR empty command\n");
-                return;
-        }
         log_info("Control: %s", line);
-        if (streq(cmd, "delay")) {
-                if (parse_ms(n > 1 ? arg : NULL, &v) < 0) {
-                        snprintf(reply, size, "ERROR usage: delay <ms>\n");
-                        return;
-                }
-                s->delay_ms = v;
-        } else if (streq(cmd, "drop")) {
-                if (parse_ms(n > 1 ? arg : NULL, &v) < 0) {
-                        snprintf(reply, size, "ERROR usage: drop <count>\n");
-                        return;
-                }
-                s->drop = v;
-        } else if (streq(cmd, "reboot")) {
+        if (sim_control_parse(line, &c, reply, size) < 0)
+                return;
+        switch (c.kind) {
+        case SIM_CONTROL_DELAY:
+                s->delay_ms = (unsigned) c.value;
+                break;
+        case SIM_CONTROL_DROP:
+                s->drop = (unsigned) c.value;
+                break;
+        case SIM_CONTROL_REBOOT:
                 sim_reboot(s, "control socket");
-        } else if (streq(cmd, "vanish")) {
+                break;
+        case SIM_CONTROL_VANISH:
                 if (s->opt.stdio) {
                         snprintf(reply, size, "ERROR no pty with --stdio\n");
                         return;
                 }
-                if (n > 1 && parse_ms(arg, &v) < 0) {
-                        snprintf(reply, size, "ERROR usage: vanish [<ms>]\n");
-                        return;
-                }
-                serial_vanish(s, v);
-        } else if (streq(cmd, "appear")) {
+                serial_vanish(s, (unsigned) c.value);
+                break;
+        case SIM_CONTROL_APPEAR:
                 if (serial_reappear(s) < 0) {
                         snprintf(reply, size, "ERROR cannot create the pty\n");
                         return;
                 }
-        } else if (streq(cmd, "fota-mute")) {
-                v = SIM_FOTA_MUTE_MS;
-                if ((n > 1 && parse_ms(arg, &v) < 0) || v == 0) {
-                        snprintf(reply, size, "ERROR usage: fota-mute [<ms>]\n");
-                        return;
-                }
-                s->fota_mute_ms = v;
-        } else if (streq(cmd, "fota-write-error")) {
-                uint64_t at;
-                if (n < 2 || parse_uint64(arg, &at) < 0 || at == 0) {
-                        snprintf(reply, size, "ERROR usage: fota-write-error <byte>\n");
-                        return;
-                }
-                s->fault_fota_write_at = at;
-        } else if (streq(cmd, "short-recv")) {
-                /* Two numbers: parsed again here, arg holds only the first. */
-                unsigned announced = 0, sent = 100;
+                break;
+        case SIM_CONTROL_FOTA_MUTE:
+                s->fota_mute_ms = c.value == UINT64_MAX ? SIM_FOTA_MUTE_MS : (unsigned) c.value;
+                break;
+        case SIM_CONTROL_FOTA_WRITE_ERROR:
+                s->fault_fota_write_at = c.value;
+                break;
+        case SIM_CONTROL_SHORT_RECV: {
                 int h = 0;
                 char head[48];
-                uint8_t junk[SHORT_RECV_MAX];
-                if (sscanf(line, "%*s %u %u", &announced, &sent) < 1 || announced == 0 ||
-                    announced > SHORT_RECV_MAX || sent >= announced) {
-                        snprintf(reply, size, "ERROR usage: short-recv <announced 1-%u> [<sent>]\n",
-                                 SHORT_RECV_MAX);
-                        return;
-                }
+                uint8_t junk[SIM_SHORT_RECV_MAX];
                 for (int i = 0; i < NRF91_MAX_SOCKETS; i++)
                         if (s->sockets[i].open) {
                                 h = i;
                                 break;
                         }
-                snprintf(head, sizeof head, "\r\n#XRECV: %d,%u\r\n", h, announced);
-                memset(junk, 0x17, sent);
+                snprintf(head, sizeof head, "\r\n#XRECV: %d,%u\r\n", h, (unsigned) c.value);
+                memset(junk, 0x17, (size_t) c.value2);
                 serial_write(s, (const uint8_t *) head, strlen(head), NRF91_OUT_URC);
-                serial_write(s, junk, sent, NRF91_OUT_URC);
-        } else if (streq(cmd, "status")) {
+                serial_write(s, junk, (size_t) c.value2, NRF91_OUT_URC);
+                break;
+        }
+        case SIM_CONTROL_STATUS: {
                 unsigned sockets = 0;
                 char fota[64];
                 for (int h = 0; h < NRF91_MAX_SOCKETS; h++)
@@ -179,8 +143,8 @@ void control_execute(Sim *s, const char *line, char *reply, size_t size) {
                          s->vanished ? "-" : (s->opt.stdio ? "stdio" : s->pty_name), strempty(s->opt.pty_link),
                          modem_emu_cfun(s->modem), sockets, s->delay_ms, s->drop, s->app_version, fota);
                 return;
-        } else {
-                snprintf(reply, size, "ERROR unknown command %s\n", cmd);
+        }
+        case _SIM_CONTROL_KIND_MAX:
                 return;
         }
         snprintf(reply, size, "OK\n");

@@ -16,14 +16,6 @@
 #include "macro.h"
 #include "sim.h"
 
-enum {
-        CHUNK_SIZE,
-        CHUNK_DATA,
-        CHUNK_DATA_END,
-        CHUNK_TRAILER,
-        CHUNK_DONE,
-};
-
 static Sim *SIM(void *ctx) {
         return ctx;
 }
@@ -102,7 +94,7 @@ int sim_download_start(void *ctx, int id, const char *url, uint32_t sec_tag, uin
         if (!d)
                 return -NRF91_EBUSY;
 
-        *d = (SimDownload){ .active = true, .id = id, .offset = offset, .content_length = -1,
+        *d = (SimDownload){ .active = true, .id = id, .offset = offset, .body.content_length = -1,
                             .conn = { .fd = -EBADF } };
         /* Peer verification required; the host name checked unless the URL has an IP address. */
         r = tls_conn_init(&d->conn, s->modem, sec_tag, 2, host);
@@ -153,61 +145,36 @@ static void finish(Sim *s, SimDownload *d, int err) {
         int id = d->id;
 
         log_info("Download %d: %s (%llu bytes)", id, err == 0 ? "complete" : "failed",
-                 (unsigned long long) d->body_got);
+                 (unsigned long long) d->body.got);
         download_reset(d);
         nrf91_core_download_done(&s->core, id, err);
 }
 
-static const char *header_value(const char *headers, const char *name) {
-        size_t n = strlen(name);
-
-        for (const char *l = strstr(headers, "\r\n"); l; l = strstr(l, "\r\n")) {
-                l += 2;
-                if (strncasecmp(l, name, n) == 0 && l[n] == ':') {
-                        l += n + 1;
-                        while (*l == ' ' || *l == '\t')
-                                l++;
-                        return l;
-                }
-        }
-        return NULL;
-}
-
 /* 0 ok, or negative errno. */
 static int parse_headers(Sim *s, SimDownload *d) {
-        const char *v;
-        int status;
+        SimHttpHead h;
 
-        if (sscanf(d->headers, "HTTP/1.%*d %d", &status) != 1)
+        if (sim_http_parse_head(d->headers, &h) < 0)
                 return -EBADMSG;
-        if (status == 404)
+        if (h.status == 404)
                 return -ENOENT;
-        if (status != 200 && status != 206) {
-                log_info("Download %d: HTTP status %d", d->id, status);
+        if (h.status != 200 && h.status != 206) {
+                log_info("Download %d: HTTP status %d", d->id, h.status);
                 return -EBADMSG;
         }
         /* A server that ignored the range sends everything: skip to the offset ourselves. */
-        d->skip = status == 200 ? d->offset : 0;
-
-        v = header_value(d->headers, "Transfer-Encoding");
-        d->chunked = v && strncasecmp(v, "chunked", 7) == 0;
-        v = header_value(d->headers, "Content-Length");
-        if (v && !d->chunked) {
-                char *e;
-                unsigned long long len = strtoull(v, &e, 10);
-                if (e == v)
-                        return -EBADMSG;
-                d->content_length = (int64_t) len;
-                if (d->content_length >= (int64_t) d->skip)
-                        nrf91_core_download_length(&s->core, d->id, (uint64_t) (d->content_length - d->skip));
-        }
+        d->skip = h.status == 200 ? d->offset : 0;
+        if (h.content_length >= (int64_t) d->skip)
+                nrf91_core_download_length(&s->core, d->id, (uint64_t) (h.content_length - d->skip));
+        sim_http_body_init(&d->body, &h);
         d->state = DL_BODY;
-        d->chunk_state = CHUNK_SIZE;
         return 0;
 }
 
 /* Hands body bytes to the core (or keeps them when it cannot take them now). */
-static void deliver(SimDownload *d, const uint8_t *data, size_t len) {
+static void deliver(const uint8_t *data, size_t len, void *userdata) {
+        SimDownload *d = userdata;
+
         if (d->skip > 0) {
                 size_t n = MIN((size_t) d->skip, len);
                 d->skip -= (uint32_t) n;
@@ -217,62 +184,6 @@ static void deliver(SimDownload *d, const uint8_t *data, size_t len) {
                 return;
         memcpy(d->pending + d->pending_len, data, len);
         d->pending_len += len;
-}
-
-/* Body bytes as they come off the wire; returns true when the body is complete. */
-static bool body_bytes(SimDownload *d, const uint8_t *p, size_t len) {
-        if (!d->chunked) {
-                if (d->content_length >= 0) {
-                        uint64_t left = (uint64_t) d->content_length - d->body_got;
-                        len = (size_t) MIN((uint64_t) len, left);
-                }
-                d->body_got += len;
-                deliver(d, p, len);
-                return d->content_length >= 0 && d->body_got >= (uint64_t) d->content_length;
-        }
-
-        while (len > 0) {
-                switch (d->chunk_state) {
-                case CHUNK_SIZE:
-                case CHUNK_DATA_END:
-                case CHUNK_TRAILER: {
-                        char c = (char) *p++;
-                        len--;
-                        if (c != '\n') {
-                                if (d->chunk_line_len < sizeof d->chunk_line - 1)
-                                        d->chunk_line[d->chunk_line_len++] = c;
-                                break;
-                        }
-                        d->chunk_line[d->chunk_line_len] = '\0';
-                        d->chunk_line_len = 0;
-                        if (d->chunk_state == CHUNK_DATA_END) {
-                                d->chunk_state = CHUNK_SIZE;
-                        } else if (d->chunk_state == CHUNK_TRAILER) {
-                                if (d->chunk_line[0] == '\r' || d->chunk_line[0] == '\0') {
-                                        d->chunk_state = CHUNK_DONE;
-                                        return true;
-                                }
-                        } else {
-                                d->chunk_left = strtoull(d->chunk_line, NULL, 16);
-                                d->chunk_state = d->chunk_left == 0 ? CHUNK_TRAILER : CHUNK_DATA;
-                        }
-                        break;
-                }
-                case CHUNK_DATA: {
-                        size_t n = (size_t) MIN((uint64_t) len, d->chunk_left);
-                        d->body_got += n;
-                        deliver(d, p, n);
-                        p += n, len -= n;
-                        d->chunk_left -= n;
-                        if (d->chunk_left == 0)
-                                d->chunk_state = CHUNK_DATA_END;
-                        break;
-                }
-                case CHUNK_DONE:
-                        return true;
-                }
-        }
-        return d->chunk_state == CHUNK_DONE;
 }
 
 static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
@@ -339,7 +250,7 @@ static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
                 }
                 if (n == 0) {
                         /* Closed: complete only if the body had no announced length. */
-                        bool complete = d->state == DL_BODY && !d->chunked && d->content_length < 0;
+                        bool complete = d->state == DL_BODY && !d->body.chunked && d->body.content_length < 0;
                         finish(s, d, complete ? 0 : -NRF91_ECONNRESET);
                         return;
                 }
@@ -365,7 +276,7 @@ static void service(Sim *s, SimDownload *d, uint64_t now_ms) {
                         }
                         body = buf;
                 }
-                if (body_bytes(d, body, body_len))
+                if (sim_http_body_feed(&d->body, body, body_len, deliver, d))
                         d->eof = true;
                 if (d->pending_len > 0) {
                         if (nrf91_core_download_data(&s->core, id, d->pending, d->pending_len) == -NRF91_EAGAIN)

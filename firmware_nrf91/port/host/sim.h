@@ -16,6 +16,7 @@
 
 #include "modem-emu.h"
 #include "nrf91.h"
+#include "sim-parse.h"
 
 #define SIM_CONNECT_TIMEOUT_MS 30000
 #define SIM_TX_THROTTLE (64u * 1024)   /* stop reading the network above this serial backlog */
@@ -126,13 +127,7 @@ typedef struct SimDownload {
         char headers[8192];
         size_t headers_len;
         uint32_t offset, skip; /* skip: a 200 answer to a range request */
-        int64_t content_length; /* -1 unknown */
-        uint64_t body_got;
-        bool chunked;
-        int chunk_state;
-        uint64_t chunk_left;
-        char chunk_line[32];
-        size_t chunk_line_len;
+        SimHttpBody body;
         uint8_t pending[16384]; /* body bytes the core did not take yet */
         size_t pending_len;
         bool eof;
