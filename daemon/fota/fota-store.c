@@ -11,6 +11,7 @@
 
 #include "fota-store.h"
 #include "macro.h"
+#include "util.h"
 
 static const char *const fota_stage_table[_FOTA_STAGE_MAX] = {
         [FOTA_STAGE_NONE] = "none",
@@ -169,24 +170,17 @@ int fota_record_parse(const char *text, size_t len, FotaRecord *ret) {
 }
 
 int fota_store_load(const char *dir, FotaRecord *ret) {
-        _cleanup_free_ char *path = NULL;
-        char buf[FOTA_STORE_FILE_MAX + 1];
+        _cleanup_free_ char *path = NULL, *buf = NULL;
         size_t n;
-        FILE *f;
+        int r;
 
         if (asprintf(&path, "%s/job", dir) < 0)
                 return -ENOMEM;
-        f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        n = fread(buf, 1, sizeof buf, f);
-        if (ferror(f)) {
-                fclose(f);
-                return -EIO;
-        }
-        fclose(f);
-        if (n > FOTA_STORE_FILE_MAX)
+        r = read_full_file(path, FOTA_STORE_FILE_MAX, &buf, &n);
+        if (r == -EFBIG)
                 return -EBADMSG;
+        if (r < 0)
+                return r;
         return fota_record_parse(buf, n, ret);
 }
 
