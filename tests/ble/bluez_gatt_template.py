@@ -46,6 +46,11 @@ DELAYS = {}  # (path, method) → [seconds, count]
 PENDING = {}  # adapter path → [device paths that appear during discovery]
 TIMERS = {}
 READ_NOTIFY = {}
+# characteristic path → its definition, for the read behaviour it asks for:
+#   read_error/read_message: every ReadValue fails with that D-Bus error (e.g. org.bluez.Error.NotAuthorized);
+#   read_delay: seconds the peer takes to answer a ReadValue (blocks the mock, like a slow bluetoothd);
+#   read_drops_link: that many ReadValue calls lose the link first and fail with "Not connected".
+CHRC_DEFS = {}
 ACQUIRED = {}  # characteristic path → the mock's end of the AcquireNotify socket  # characteristic path → (count, first sequence number) for the next ReadValue
 
 
@@ -190,6 +195,7 @@ def _gatt_create(dev_path):
             _interfaces_added(cpath, CHRC_IFACE, cprops)
             info['gatt_paths'].append((cpath, CHRC_IFACE))
             info['chrcs'][(_long_uuid(svc['uuid']), _long_uuid(ch['uuid']))] = cpath
+            CHRC_DEFS[cpath] = ch
             for ds in ch.get('descriptors', []):
                 dpath = '%s/desc%04x' % (cpath, handle)
                 handle += 1
@@ -255,6 +261,17 @@ def _chrc_read(chrc, options):
     path = chrc.__dbus_object_path__
     LOG.append({'method': 'ReadValue', 'path': path})
     _maybe_fail(path, 'ReadValue')
+    ch = CHRC_DEFS.get(path, {})
+    if ch.get('read_delay'):
+        time.sleep(ch['read_delay'])
+    if ch.get('read_drops_link', 0) > 0:
+        ch['read_drops_link'] -= 1
+        dev_path = path.rsplit('/', 2)[0]
+        _props_changed(dev_path, DEVICE_IFACE, {'ServicesResolved': dbus.Boolean(False)})
+        _props_changed(dev_path, DEVICE_IFACE, {'Connected': dbus.Boolean(False)})
+        raise dbus.exceptions.DBusException('Not connected', name='org.bluez.Error.Failed')
+    if ch.get('read_error'):
+        raise dbus.exceptions.DBusException(ch.get('read_message', ''), name=ch['read_error'])
     if 'read' not in chrc.props[CHRC_IFACE]['Flags']:
         raise dbus.exceptions.DBusException('Read not permitted', name='org.bluez.Error.NotPermitted')
     value = chrc.props[CHRC_IFACE]['Value']
