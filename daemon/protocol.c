@@ -217,6 +217,8 @@ int protocol_convert_gatt(const BleGattModel *in, ProtocolCccValueFn ccc_value, 
 
                         /* BLE_CHRC_* and GattProperty are both the declaration's property bits. */
                         r = gatt_service_add_characteristic(s, bc->uuid, bc->object_path, bc->properties & 0xffu, &c);
+                        if (r >= 0 && bc->value)
+                                r = gatt_characteristic_set_value(c, bc->value, bc->value_size);
                         if (r < 0)
                                 return r;
                         for (size_t k = 0; k < bc->n_descs; k++) {
@@ -225,6 +227,8 @@ int protocol_convert_gatt(const BleGattModel *in, ProtocolCccValueFn ccc_value, 
                                 uint8_t v[2] = { 0, 0 };
 
                                 r = gatt_characteristic_add_descriptor(c, bd->uuid, bd->object_path, &d);
+                                if (r >= 0 && bd->value)
+                                        r = gatt_descriptor_set_value(d, bd->value, bd->value_size);
                                 if (r < 0)
                                         return r;
                                 if (!streq(d->uuid, GATT_UUID_CCC))

@@ -81,7 +81,25 @@ unsigned ble_chrc_flags_to_properties(char *const *flags) {
 
 /* ---- GATT model ---- */
 
+static void gatt_values_clear(BleGattModel *g) {
+        for (size_t i = 0; i < g->n_services; i++) {
+                BleGattService *s = &g->services[i];
+                for (size_t j = 0; j < s->n_chrcs; j++) {
+                        BleGattChrc *c = &s->chrcs[j];
+                        free(c->value);
+                        c->value = NULL;
+                        c->value_size = 0;
+                        for (size_t k = 0; k < c->n_descs; k++) {
+                                free(c->descs[k].value);
+                                c->descs[k].value = NULL;
+                                c->descs[k].value_size = 0;
+                        }
+                }
+        }
+}
+
 static void gatt_clear(BleGattModel *g) {
+        gatt_values_clear(g);
         for (size_t i = 0; i < g->n_services; i++) {
                 BleGattService *s = &g->services[i];
                 for (size_t j = 0; j < s->n_chrcs; j++) {
@@ -142,6 +160,21 @@ static int cmp_desc(const void *a, const void *b) {
         const BleGattDesc *x = a, *y = b;
         int r = strcmp(x->uuid, y->uuid);
         return r ? r : strcmp(x->object_path, y->object_path);
+}
+
+/*
+ * BlueZ's descriptor Flags ("read", "encrypt-read", "secure-read", ...).  A
+ * descriptor without Flags is tried: a refused read costs one round trip.
+ */
+static bool desc_flags_readable(char *const *flags) {
+        if (!flags || !*flags)
+                return true;
+        for (; *flags; flags++) {
+                size_t n = strlen(*flags);
+                if (n >= 4 && streq(*flags + n - 4, "read"))
+                        return true;
+        }
+        return false;
 }
 
 /* Builds the model from the mirror: objects tied together by their Device/Service/Characteristic properties. */
@@ -242,6 +275,8 @@ static int gatt_build(BleDevice *d, BleGattModel *ret) {
                 *ds = (BleGattDesc){ 0 };
                 if (ble_uuid_normalize(o->desc.uuid, ds->uuid) < 0)
                         continue;
+                /* The CCC's value is the gateway's own subscription, never read. */
+                ds->readable = !streq(ds->uuid, "2902") && desc_flags_readable(o->desc.flags);
                 ds->object_path = strdup(o->path);
                 if (!ds->object_path || asprintf(&ds->path, "%s/%s", ch->path, ds->uuid) < 0) {
                         free(ds->object_path);
@@ -816,6 +851,8 @@ void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uu
 
         if (d->state != BLE_DEVICE_READY && d->state != BLE_DEVICE_RESOLVING)
                 return;
+        if (d->state == BLE_DEVICE_RESOLVING && streq_ptr(d->discovery_path, chrc->path))
+                return; /* the echo of a read for discovery (spec §1.3), not a notification */
         if (d->inflight && d->inflight->kind == BLE_OP_READ_CHRC && streq_ptr(d->inflight->object_path, chrc->path)) {
                 /* Hold it until the read's reply tells whether it was the read's echo. */
                 if (d->n_echo == BLE_ECHO_MAX) {
@@ -837,6 +874,198 @@ void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uu
         /* Only subscribed characteristics: Value also changes on reads, ours or another client's. */
         if (wish_matches(d, service_uuid, chrc_uuid))
                 deliver_notification(d, service_uuid, chrc_uuid, v->data, v->size);
+}
+
+/* ---- values for the discovery result ---- */
+
+/*
+ * nRF Cloud's gateway-common reads every readable characteristic and
+ * descriptor before it reports device_discover_result, and again after each
+ * connection (the peer's values may have changed while it was away).  The
+ * reads run one at a time while the device is RESOLVING, so the device only
+ * becomes READY, and the result is only sent, with all of them done: a link
+ * lost meanwhile leaves no half result.
+ */
+
+/* The n-th attribute to read, in model order. */
+static bool discovery_item(BleDevice *d, size_t n, BleGattChrc **ret_chrc, BleGattDesc **ret_desc) {
+        size_t i = 0;
+
+        for (size_t a = 0; a < d->gatt.n_services; a++)
+                for (size_t b = 0; b < d->gatt.services[a].n_chrcs; b++) {
+                        BleGattChrc *c = &d->gatt.services[a].chrcs[b];
+                        if ((c->properties & BLE_CHRC_READ) && i++ == n) {
+                                *ret_chrc = c;
+                                *ret_desc = NULL;
+                                return true;
+                        }
+                        for (size_t k = 0; k < c->n_descs; k++)
+                                if (c->descs[k].readable && i++ == n) {
+                                        *ret_chrc = c;
+                                        *ret_desc = &c->descs[k];
+                                        return true;
+                                }
+                }
+        return false;
+}
+
+/* Whether a failed read of attribute was logged already for this device; remembers it otherwise. */
+static bool discovery_logged_before(BleDevice *d, const char *attribute) {
+        char *copy;
+
+        for (size_t i = 0; i < d->n_read_logged; i++)
+                if (streq(d->read_logged[i], attribute))
+                        return true;
+        if (d->n_read_logged >= BLE_DISCOVERY_LOGGED_MAX)
+                return true; /* a device with this many failing attributes has said enough */
+        copy = strdup(attribute);
+        if (copy)
+                d->read_logged[d->n_read_logged++] = copy;
+        return false;
+}
+
+static bool discovery_error_is_refusal(int error, int att) {
+        /* BlueZ maps ATT insufficient authentication/encryption and read-not-permitted to
+         * NotPermitted, insufficient authorisation to NotAuthorized (spec §1.4); other ATT
+         * security codes come as Failed with the code: 0x05, 0x08, 0x0c, 0x0f. */
+        return error == -EPERM || error == -EACCES || att == 0x02 || att == 0x05 || att == 0x08 || att == 0x0c ||
+               att == 0x0f;
+}
+
+static void discovery_log_failure(BleDevice *d, const char *attribute, int error, int att, const sd_bus_error *e) {
+        bool refusal = discovery_error_is_refusal(error, att);
+        int level = discovery_logged_before(d, attribute) ? LOG_DEBUG : LOG_WARNING;
+
+        d->discovery_failed++;
+        log_fields(level, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: read of %s %s (%s%s%s), reported without value",
+                   d->address, attribute, refusal ? "refused" : "failed", e ? e->name : strerror(-error),
+                   e && e->message ? ": " : "", e && e->message ? e->message : "");
+}
+
+static void discovery_finish(BleDevice *d, const char *why) {
+        log_fields(d->discovery_reads > 0 ? LOG_INFO : LOG_DEBUG, LOG_FIELDS({ "BT_ADDR", d->address }),
+                   "%s: values read for discovery: %u reads, %u without value, %zu bytes%s%s", d->address,
+                   d->discovery_reads, d->discovery_failed, d->discovery_bytes, why ? "; " : "", strempty(why));
+        ble_device_enter_state(d, BLE_DEVICE_READY);
+}
+
+static int discovery_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error);
+
+static int discovery_send(BleDevice *d, const BleGattChrc *c, const BleGattDesc *ds) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        BleManager *m = d->manager;
+        const char *path = ds ? ds->object_path : c->object_path;
+        int r;
+
+        free(d->discovery_path);
+        d->discovery_path = strdup(path);
+        if (!d->discovery_path)
+                return -ENOMEM;
+        r = sd_bus_message_new_method_call(m->bus, &msg, BLUEZ_SERVICE, path,
+                                           ds ? "org.bluez.GattDescriptor1" : "org.bluez.GattCharacteristic1",
+                                           "ReadValue");
+        if (r >= 0)
+                r = sd_bus_message_append(msg, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(m->bus, &d->discovery_slot, msg, discovery_reply, d,
+                                      BLE_DISCOVERY_READ_TIMEOUT_USEC);
+        return r;
+}
+
+/* Sends the next read, or enters READY when there is none left or a cap is reached. */
+static void discovery_step(BleDevice *d) {
+        for (;;) {
+                BleGattChrc *c;
+                BleGattDesc *ds;
+                int r;
+
+                if (!discovery_item(d, d->discovery_next, &c, &ds))
+                        return discovery_finish(d, NULL);
+                if (d->discovery_reads >= BLE_DISCOVERY_READS_MAX || d->discovery_bytes >= BLE_DISCOVERY_BYTES_MAX)
+                        return discovery_finish(d, "the per-device cap is reached, the rest has no value");
+                d->discovery_reads++;
+                r = discovery_send(d, c, ds);
+                if (r >= 0)
+                        return;
+                discovery_log_failure(d, ds ? ds->path : c->path, r, -1, NULL);
+                d->discovery_next++;
+        }
+}
+
+static int discovery_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        BleDevice *d = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        BleGattChrc *c;
+        BleGattDesc *ds;
+        const void *p = NULL;
+        size_t n = 0;
+        int r;
+
+        (void) ret_error;
+        d->discovery_slot = sd_bus_slot_unref(d->discovery_slot);
+        free(d->discovery_path);
+        d->discovery_path = NULL;
+        if (d->state != BLE_DEVICE_RESOLVING || !discovery_item(d, d->discovery_next, &c, &ds))
+                return 0;
+        d->discovery_next++;
+        if (e) {
+                int att = -1;
+                r = ble_error_from_dbus(e, &att);
+                discovery_log_failure(d, ds ? ds->path : c->path, r, att, e);
+        } else if (sd_bus_message_read_array(reply, 'y', &p, &n) < 0 || n > BLE_VALUE_MAX)
+                discovery_log_failure(d, ds ? ds->path : c->path, -EBADMSG, -1, NULL);
+        else if (d->discovery_bytes + n > BLE_DISCOVERY_BYTES_MAX) {
+                d->discovery_bytes = BLE_DISCOVERY_BYTES_MAX;
+                d->discovery_failed++;
+        } else {
+                uint8_t *v = malloc(n ? n : 1);
+                if (!v) {
+                        log_error_errno(-ENOMEM, "Failed to keep a value read for discovery: %m");
+                        discovery_step(d);
+                        return 0;
+                }
+                if (n)
+                        memcpy(v, p, n);
+                if (ds) {
+                        free(ds->value);
+                        ds->value = v;
+                        ds->value_size = n;
+                } else {
+                        free(c->value);
+                        c->value = v;
+                        c->value_size = n;
+                }
+                d->discovery_bytes += n;
+        }
+        discovery_step(d);
+        return 0;
+}
+
+static void discovery_stop(BleDevice *d) {
+        d->discovery_slot = sd_bus_slot_unref(d->discovery_slot);
+        free(d->discovery_path);
+        d->discovery_path = NULL;
+}
+
+/* ServicesResolved: build (or keep) the model, then read the values before READY. */
+static void discovery_start(BleDevice *d) {
+        if (d->state != BLE_DEVICE_RESOLVING || d->discovery_slot)
+                return;
+        if (!d->gatt_dirty)
+                /* BlueZ kept its GATT objects (its cache): the model held is still the device's. */
+                log_fields(LOG_DEBUG, LOG_FIELDS({ "BT_ADDR", d->address }),
+                           "%s: GATT objects unchanged since the last connection, keeping the model", d->address);
+        if (gatt_refresh(d) < 0)
+                return ble_device_enter_state(d, BLE_DEVICE_READY); /* logged; operations will fail */
+        gatt_values_clear(&d->gatt);
+        d->discovery_next = 0;
+        d->discovery_reads = 0;
+        d->discovery_bytes = 0;
+        d->discovery_failed = 0;
+        /* Each read has its own timeout: the resolve timer no longer applies. */
+        if (d->timer)
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        discovery_step(d);
 }
 
 /* ---- connection state machine ---- */
@@ -986,13 +1215,14 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
 
         /* Drop what the old state had armed. */
         d->connect_slot = sd_bus_slot_unref(d->connect_slot);
+        discovery_stop(d);
         if (d->timer)
                 (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
         if (old == BLE_DEVICE_READY) {
                 ops_fail_all(d, -ENOTCONN);
                 wishes_release(d);
-                gatt_clear(&d->gatt);
-                d->gatt_dirty = true;
+                /* The model stays: if BlueZ keeps its GATT objects, the next connection reuses it. */
+                gatt_values_clear(&d->gatt);
                 message_id = MESSAGE_ID_DEVICE_DISCONNECTED;
         }
         if (s == BLE_DEVICE_READY)
@@ -1025,7 +1255,6 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 break;
         case BLE_DEVICE_READY:
                 backoff_reset(&d->backoff);
-                d->gatt_dirty = true;
                 (void) gatt_refresh(d);
                 break;
         case BLE_DEVICE_BACKOFF: {
@@ -1066,7 +1295,7 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
 
         if (s == BLE_DEVICE_RESOLVING && d->state == BLE_DEVICE_RESOLVING && resolved_now(d))
                 /* GATT cache: ServicesResolved may be true already, no signal will come (spec §1.5.4). */
-                ble_device_enter_state(d, BLE_DEVICE_READY);
+                discovery_start(d);
         if (ble_device_holds_slot(d) != (old == BLE_DEVICE_CONNECTING || old == BLE_DEVICE_RESOLVING ||
                                          old == BLE_DEVICE_READY) ||
             s == BLE_DEVICE_IDLE)
@@ -1106,7 +1335,7 @@ void ble_device_object_changed(BleDevice *d, BleObject *o, uint64_t changed, uin
                 }
         }
         if (resolved_changed && d->state == BLE_DEVICE_RESOLVING && resolved_now(d))
-                ble_device_enter_state(d, BLE_DEVICE_READY);
+                discovery_start(d);
 }
 
 void ble_device_object_removed(BleDevice *d) {
@@ -1224,6 +1453,9 @@ BleDevice *ble_device_free(BleDevice *d) {
         if (o && o->userdata == d)
                 o->userdata = NULL;
         d->connect_slot = sd_bus_slot_unref(d->connect_slot);
+        discovery_stop(d);
+        for (size_t i = 0; i < d->n_read_logged; i++)
+                free(d->read_logged[i]);
         d->timer = sd_event_source_disable_unref(d->timer);
         d->ops_defer = sd_event_source_disable_unref(d->ops_defer);
         gatt_clear(&d->gatt);

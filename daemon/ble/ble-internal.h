@@ -58,7 +58,17 @@ struct BleDevice {
         Backoff backoff;
 
         BleGattModel gatt;
-        bool gatt_dirty;
+        bool gatt_dirty; /* BlueZ's GATT objects changed since the model was built */
+
+        /* Reading the values for the discovery result, while RESOLVING. */
+        sd_bus_slot *discovery_slot;
+        char *discovery_path;       /* object being read */
+        size_t discovery_next;      /* index of the next readable attribute, model order */
+        unsigned discovery_reads;   /* ReadValue calls made */
+        size_t discovery_bytes;     /* bytes kept */
+        unsigned discovery_failed;  /* reads refused, failed or timed out */
+        char *read_logged[BLE_DISCOVERY_LOGGED_MAX]; /* "SVC/CHRC[/DESC]" whose failed read was logged */
+        size_t n_read_logged;
 
         BleNotifyWish wishes[BLE_NOTIFY_WISHES_MAX];
         size_t n_wishes;

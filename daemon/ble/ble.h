@@ -70,11 +70,25 @@ enum {
 #define BLE_NOTIFY_WISHES_MAX 64
 #define BLE_DESIRED_MAX 1000
 #define BLE_SCAN_WAITERS_MAX 16
+/*
+ * Values read while a device resolves, before it becomes READY (as nRF
+ * Cloud's gateway-common does for device_discover_result): at most this many
+ * ReadValue calls and this many bytes per connection, each call cut after
+ * BLE_DISCOVERY_READ_TIMEOUT_USEC.  What is over a cap, refused or too slow
+ * stays without a value.
+ */
+#define BLE_DISCOVERY_READS_MAX 64
+#define BLE_DISCOVERY_BYTES_MAX 8192
+#define BLE_DISCOVERY_READ_TIMEOUT_USEC (2 * UINT64_C(1000000))
+#define BLE_DISCOVERY_LOGGED_MAX 64 /* attributes whose failed read is remembered, per device */
 
 typedef struct BleGattDesc {
         char uuid[BLE_UUID_STR_MAX];
         char *path;        /* "SVC/CHRC/DESC" with normalised UUIDs */
         char *object_path; /* BlueZ's, valid only until the next reconnect */
+        bool readable;     /* BlueZ's Flags say "read" (or say nothing) */
+        uint8_t *value;    /* read during the last resolution, NULL if not */
+        size_t value_size;
 } BleGattDesc;
 
 typedef struct BleGattChrc {
@@ -82,6 +96,8 @@ typedef struct BleGattChrc {
         char *path; /* "SVC/CHRC" */
         char *object_path;
         unsigned properties; /* BLE_CHRC_* */
+        uint8_t *value;      /* read during the last resolution, NULL if not */
+        size_t value_size;
         BleGattDesc *descs;
         size_t n_descs;
 } BleGattChrc;
@@ -128,7 +144,11 @@ typedef struct BleCallbacks {
         void (*bluez_presence)(BleManager *m, bool present, void *userdata);
         /* The adapter in use changed: path NULL when there is none. */
         void (*adapter)(BleManager *m, const char *path, bool powered, void *userdata);
-        /* Every transition of a desired device. In READY, ble_device_gatt() is valid. */
+        /*
+         * Every transition of a desired device. In READY, ble_device_gatt() is valid, with the
+         * values of readable characteristics and descriptors read just before (see
+         * BLE_DISCOVERY_READS_MAX).
+         */
         void (*device_state)(BleManager *m, BleDevice *d, BleDeviceState old_state, BleDeviceState new_state,
                              void *userdata);
         /* A notification/indication of a subscribed characteristic. */

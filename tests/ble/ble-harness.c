@@ -178,11 +178,17 @@ static json_t *gatt_json(const BleGattModel *g) {
                 for (size_t j = 0; j < g->services[i].n_chrcs; j++) {
                         const BleGattChrc *c = &g->services[i].chrcs[j];
                         json_t *descs = json_array();
+                        /* "value": what was read for discovery, absent if nothing was. */
                         for (size_t k = 0; k < c->n_descs; k++)
-                                json_array_append_new(descs, json_pack("{s:s,s:s}", "uuid", c->descs[k].uuid, "path",
-                                                                       c->descs[k].path));
-                        json_array_append_new(chrcs, json_pack("{s:s,s:s,s:i,s:o}", "uuid", c->uuid, "path", c->path,
-                                                               "properties", (int) c->properties, "descriptors", descs));
+                                json_array_append_new(descs, json_pack("{s:s,s:s,s:o*}", "uuid", c->descs[k].uuid, "path",
+                                                                       c->descs[k].path, "value",
+                                                                       c->descs[k].value ? hex_json(c->descs[k].value,
+                                                                                                    c->descs[k].value_size)
+                                                                                         : NULL));
+                        json_array_append_new(chrcs, json_pack("{s:s,s:s,s:i,s:o,s:o*}", "uuid", c->uuid, "path", c->path,
+                                                               "properties", (int) c->properties, "descriptors", descs,
+                                                               "value",
+                                                               c->value ? hex_json(c->value, c->value_size) : NULL));
                 }
                 json_array_append_new(svcs, json_pack("{s:s,s:b,s:o}", "uuid", g->services[i].uuid, "primary",
                                                       g->services[i].primary, "characteristics", chrcs));

@@ -156,19 +156,63 @@ class BleTest(unittest.TestCase):
         g = h.call('gatt', address=A)
         self.assertEqual(g['state'], 'ready')
         self.assertEqual(g['services'], [
+            # Values read before READY; not the write-only characteristic, nor the CCCDs.
             {'uuid': '180F', 'primary': True, 'characteristics': [
-                {'uuid': '2A19', 'path': '180F/2A19', 'properties': 0x02 | 0x10,
+                {'uuid': '2A19', 'path': '180F/2A19', 'properties': 0x02 | 0x10, 'value': '64',
                  'descriptors': [{'uuid': '2902', 'path': '180F/2A19/2902'}]}]},
             {'uuid': NUS_N, 'primary': True, 'characteristics': [
                 {'uuid': NUS_RX_N, 'path': NUS_N + '/' + NUS_RX_N, 'properties': 0x04 | 0x08, 'descriptors': []},
-                {'uuid': NUS_TX_N, 'path': NUS_N + '/' + NUS_TX_N, 'properties': 0x02 | 0x10,
-                 'descriptors': [{'uuid': '2901', 'path': NUS_N + '/' + NUS_TX_N + '/2901'},
+                {'uuid': NUS_TX_N, 'path': NUS_N + '/' + NUS_TX_N, 'properties': 0x02 | 0x10, 'value': '00',
+                 'descriptors': [{'uuid': '2901', 'path': NUS_N + '/' + NUS_TX_N + '/2901', 'value': b'TX'.hex()},
                                  {'uuid': '2902', 'path': NUS_N + '/' + NUS_TX_N + '/2902'}]}]},
         ])
         states = [e['new'] for e in h.events if e['event'] == 'state' and e['address'] == A]
         self.assertEqual(states, ['connecting', 'resolving', 'ready'])
         st = self.mock.state(A)
         self.assertTrue(st['connected'] and st['resolved'])
+
+    def _reads(self):
+        return [e for e in self.mock.log() if e.get('method') == 'ReadValue']
+
+    def test_discovery_read_count_cap(self):
+        """80 readable characteristics: 64 ReadValue calls (BLE_DISCOVERY_READS_MAX), the rest without value."""
+        gatt = [{'uuid': 'aa%02x' % s, 'characteristics': [
+            {'uuid': 'bb%02x' % c, 'flags': ['read'], 'value': '%02x' % c} for c in range(40)]} for s in range(2)]
+        self.mock.add_device(A, gatt=gatt)
+        h = self.connect(A)
+        g = h.call('gatt', address=A)
+        chrcs = [c for s in g['services'] for c in s['characteristics']]
+        self.assertEqual(len(chrcs), 80)
+        self.assertEqual(len([c for c in chrcs if 'value' in c]), 64)
+        # Model order: the first service's 40, then 24 of the second.
+        self.assertEqual([c['value'] for c in g['services'][0]['characteristics']], ['%02x' % c for c in range(40)])
+        self.assertEqual(len(self._reads()), 64)
+
+    def test_discovery_read_byte_cap(self):
+        """20 characteristics of 512 bytes: reads stop when 8 KiB (BLE_DISCOVERY_BYTES_MAX) are held."""
+        gatt = [{'uuid': 'aa00', 'characteristics': [
+            {'uuid': 'bb%02x' % c, 'flags': ['read'], 'value': ('%02x' % c) * 512} for c in range(20)]}]
+        self.mock.add_device(A, gatt=gatt)
+        h = self.connect(A)
+        g = h.call('gatt', address=A)
+        values = [c.get('value') for c in g['services'][0]['characteristics']]
+        self.assertEqual(values[:16], [('%02x' % c) * 512 for c in range(16)])
+        self.assertEqual(values[16:], [None] * 4)
+        self.assertEqual(len(self._reads()), 16)
+
+    def test_discovery_link_lost_no_ready(self):
+        """The link drops during the reads: the device goes back to backoff without ever being READY for that
+        connection, and the next connection reads everything."""
+        gatt = [{'uuid': '180f', 'characteristics': [
+            {'uuid': '2a19', 'flags': ['read'], 'value': '64', 'read_drops_link': 1},
+            {'uuid': '2a1a', 'flags': ['read'], 'value': '65'}]}]
+        self.mock.add_device(A, gatt=gatt)
+        h = self.connect(A)
+        states = [e['new'] for e in h.events if e['event'] == 'state' and e['address'] == A]
+        self.assertEqual(states, ['connecting', 'resolving', 'backoff', 'idle', 'connecting', 'resolving', 'ready'])
+        g = h.call('gatt', address=A)
+        self.assertEqual([c['value'] for c in g['services'][0]['characteristics']], ['64', '65'])
+        self.assertEqual(len(self._reads()), 3)
 
     # ---- notifications and reads ----
 

@@ -454,6 +454,37 @@ static void test_convert_gatt(void **state) {
                          GATT_PROP_WRITE);
 }
 
+/* Values read by the BLE layer go into the model; the CCC's stays the subscription's. */
+static void test_convert_gatt_values(void **state) {
+        static uint8_t level[] = { 0x64 }, label[] = { 'T', 'X' }, ccc[] = { 9, 9 };
+        BleGattDesc descs[] = { { .uuid = "2901", .value = label, .value_size = sizeof label },
+                                { .uuid = "2902", .value = ccc, .value_size = sizeof ccc } };
+        BleGattChrc chrcs[] = { { .uuid = "2A19", .properties = BLE_CHRC_READ | BLE_CHRC_NOTIFY, .value = level,
+                                  .value_size = sizeof level, .descs = descs, .n_descs = 2 },
+                                { .uuid = "2A1A", .properties = BLE_CHRC_READ } };
+        BleGattService svc = { .uuid = "180F", .primary = true, .chrcs = chrcs, .n_chrcs = 2 };
+        BleGattModel in = { .services = &svc, .n_services = 1 };
+        _cleanup_(gatt_model_freep) GattModel *m = NULL;
+        const GattCharacteristic *c;
+        const GattDescriptor *d;
+        (void) state;
+
+        assert_int_equal(protocol_convert_gatt(&in, NULL, NULL, &m), 0);
+        c = gatt_model_find_characteristic(m, "180F", "2A19");
+        assert_int_equal(c->value_len, 1);
+        assert_int_equal(c->value[0], 0x64);
+        d = gatt_model_find_descriptor(m, "180F", "2A19", "2901");
+        assert_int_equal(d->value_len, 2);
+        assert_memory_equal(d->value, label, 2);
+        d = gatt_model_find_descriptor(m, "180F", "2A19", "2902");
+        assert_int_equal(d->value_len, 2);
+        assert_int_equal(d->value[0], 0);
+        assert_int_equal(d->value[1], 0);
+        c = gatt_model_find_characteristic(m, "180F", "2A1A");
+        assert_null(c->value);
+        assert_int_equal(c->value_len, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_connect_reports, setup, teardown),
@@ -466,6 +497,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_c2g_rate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
                 cmocka_unit_test(test_convert_gatt),
+                cmocka_unit_test(test_convert_gatt_values),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
