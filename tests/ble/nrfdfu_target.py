@@ -399,11 +399,9 @@ def NrfDfuAddDevice(self, adapter, address, opts_json):
     """An nRF5 SDK application with buttonless DFU: opts version (int), app_size, mtu, hw_version,
     bank_size, reset_ms, require_signature, name."""
     opts = json.loads(opts_json)
-    dev_opts = {'name': opts.get('name', 'nrf5-' + address[-2:]), 'gatt': app_gatt(opts), 'uuids': [DFU_SVC],
-                'address_type': opts.get('address_type', 'random')}
-    path = str(tc.fixture()['AddLeDevice'](self, adapter, address, json.dumps(dev_opts)))
-    TARGETS[path] = NrfDfuTarget(path, address, opts)
-    tc.fixture()['TARGETS'][path] = TARGETS[path]
+    path, target = tc.add_device(self, adapter, address, opts, 'nrf5-' + address[-2:], app_gatt(opts), [DFU_SVC],
+                                 lambda p: NrfDfuTarget(p, address, opts))
+    TARGETS[path] = target
     return dbus.ObjectPath(path)
 
 

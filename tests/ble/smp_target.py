@@ -416,11 +416,9 @@ def load(mock, _parameters):
 def SmpAddDevice(self, adapter, address, opts_json):
     """A Zephyr device with MCUmgr: opts version [maj,min,rev], mtu, slot_size, image_size, reset_ms, name."""
     opts = json.loads(opts_json)
-    dev_opts = {'name': opts.get('name', 'zephyr-' + address[-2:]), 'gatt': gatt(opts),
-                'uuids': [SMP_SVC], 'address_type': opts.get('address_type', 'random')}
-    path = str(tc.fixture()['AddLeDevice'](self, adapter, address, json.dumps(dev_opts)))
-    TARGETS[path] = SmpTarget(path, opts)
-    tc.fixture()['TARGETS'][path] = TARGETS[path]
+    path, target = tc.add_device(self, adapter, address, opts, 'zephyr-' + address[-2:], gatt(opts), [SMP_SVC],
+                                 lambda p: SmpTarget(p, opts))
+    TARGETS[path] = target
     return dbus.ObjectPath(path)
 
 

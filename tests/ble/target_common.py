@@ -7,6 +7,8 @@ bluez_gatt_template.py, which hands them its module globals
 (mock.gatt_fixture) and routes the writes to a registered device's
 characteristics to the double's on_write(path, value, type)."""
 
+import json
+
 import dbus
 import dbus.lowlevel
 from dbusmock import mockobject
@@ -78,3 +80,14 @@ def check_command_size(value, wtype, mtu):
     packet (mtu-3); a characteristic without 'write' then gets NotSupported."""
     if wtype == 'command' and len(value) > mtu - 3:
         raise dbus.exceptions.DBusException('Operation is not supported', name='org.bluez.Error.NotSupported')
+
+
+def add_device(mock, adapter, address, opts, name, gatt, uuids, make_target):
+    """Publishes the peripheral through the GATT fixture and routes its writes
+    to the double make_target(path) returns."""
+    dev_opts = {'name': opts.get('name', name), 'gatt': gatt, 'uuids': uuids,
+                'address_type': opts.get('address_type', 'random')}
+    path = str(fixture()['AddLeDevice'](mock, adapter, address, json.dumps(dev_opts)))
+    target = make_target(path)
+    fixture()['TARGETS'][path] = target
+    return path, target
