@@ -170,7 +170,15 @@ int smp_encode_os_reset(uint8_t *buf, size_t size, uint8_t version, uint8_t seq,
 /* The largest number of image bytes that an upload request for u (its data
  * fields ignored) can carry so that the whole frame fits in frame_max bytes
  * (ATT MTU - 3 for one write without response).  Never more than what is
- * left of the image.  0 if not even one byte fits. */
+ * left of the image.  0 if not even one byte fits.
+ *
+ * Zephyr refuses a first chunk shorter than the MCUboot image header
+ * (SMP_UPLOAD_FIRST_CHUNK_MIN, IMG_MGMT_ERR_INVALID_IMAGE_HEADER): with a
+ * 32-byte "sha" that takes a frame of about 107 bytes (ATT MTU 110).  Below
+ * that, write the first request in several writes (devices built with
+ * CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY put it back together) or leave the
+ * "sha" out. */
+#define SMP_UPLOAD_FIRST_CHUNK_MIN 32u
 size_t smp_upload_chunk_max(size_t frame_max, const SmpUpload *u);
 
 /* ---- responses ---- */
