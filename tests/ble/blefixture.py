@@ -20,6 +20,7 @@ import dbus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, 'bluez_gatt_template.py')
+TARGET_TEMPLATES = [os.path.join(HERE, t) for t in ('smp_target.py', 'nrfdfu_target.py')]  # FOTA target doubles
 PYTHON = '/usr/bin/python3'
 
 # A private system-type bus; {policy}: its <policy> elements.
@@ -109,6 +110,8 @@ class BluezMock:
         root = self.conn.get_object('org.bluez', '/')
         dbus.Interface(root, 'org.bluez.Mock').AddAdapter('hci0', 'gateway')
         dbus.Interface(root, 'org.freedesktop.DBus.Mock').AddTemplate(TEMPLATE, dbus.Dictionary({}, signature='sv'))
+        for t in TARGET_TEMPLATES:
+            dbus.Interface(root, 'org.freedesktop.DBus.Mock').AddTemplate(t, dbus.Dictionary({}, signature='sv'))
         self.fx = dbus.Interface(root, 'org.nrfgw.BluezFixture')
         self.fx.FixAdapter('/org/bluez/hci0')
         for address, opts in self.devices.items():

@@ -52,10 +52,12 @@ READ_NOTIFY = {}
 #   read_drops_link: that many ReadValue calls lose the link first and fail with "Not connected".
 CHRC_DEFS = {}
 ACQUIRED = {}  # characteristic path → the mock's end of the AcquireNotify socket  # characteristic path → (count, first sequence number) for the next ReadValue
+TARGETS = {}  # device path → target-side double (smp_target.py, nrfdfu_target.py) answering writes: on_write()
 
 
 def load(mock, _parameters):
     mock.fixture_loaded = True
+    mock.gatt_fixture = globals()  # for the target-side doubles, loaded as further templates
 
 
 def _long_uuid(u):
@@ -185,6 +187,8 @@ def _gatt_create(dev_path):
                       'Value': _bytes(ch.get('value', '')), 'Flags': dbus.Array(flags, signature='s')}
             if 'notify' in flags or 'indicate' in flags:
                 cprops['Notifying'] = dbus.Boolean(False)
+            if 'mtu' in ch:
+                cprops['MTU'] = dbus.UInt16(ch['mtu'])
             mock.AddObject(cpath, CHRC_IFACE, cprops, [
                 ('ReadValue', 'a{sv}', 'ay', _chrc_read),
                 ('WriteValue', 'aya{sv}', '', _chrc_write),
@@ -301,6 +305,8 @@ def _chrc_write(chrc, value, options):
         raise dbus.exceptions.DBusException('Operation is not supported', name='org.bluez.Error.NotSupported')
     if not wtype and 'write' not in flags and 'write-without-response' not in flags:
         raise dbus.exceptions.DBusException('Write not permitted', name='org.bluez.Error.NotPermitted')
+    if path.rsplit('/service', 1)[0] in TARGETS:
+        TARGETS[path.rsplit('/service', 1)[0]].on_write(path, bytes(value), wtype)
 
 
 def _chrc_start_notify(chrc):
