@@ -518,8 +518,9 @@ static void scan_finish(BleManager *m, int error) {
         for (size_t i = 0; i < n_results; i++)
                 ble_scan_result_clear(&results[i]);
         free(results);
+        /* bluetoothd or the adapter went away: the dispatcher opens the session again when they are back. */
         if (m->scan_hold && error != -ECANCELED)
-                scan_hold_retry(m, error < 0 ? HOLD_RETRY_USEC : 0);
+                scan_hold_retry(m, error < 0 && error != -ECONNRESET && error != -ENODEV ? HOLD_RETRY_USEC : 0);
 }
 
 static int stop_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {

@@ -445,6 +445,10 @@ def FixAdapter(self, adapter_path):
         ('StopDiscovery', '', '', _stop_discovery),
         ('SetDiscoveryFilter', 'a{sv}', '', _set_discovery_filter),
     ])
+    # A client may have started discovery with the template's own StartDiscovery before this ran
+    # (bluetoothd restarted under a running gateway): advertise from now on as well.
+    if adapter.props[ADAPTER_IFACE].get('Discovering') and adapter_path not in TIMERS:
+        TIMERS[adapter_path] = GLib.timeout_add(100, _adapter_tick, adapter_path)
 
 
 @dbus.service.method(FIXTURE_IFACE, in_signature='sss', out_signature='o')

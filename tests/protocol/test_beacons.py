@@ -181,6 +181,22 @@ class BeaconTest(pt.WorldTestCase):
         self.assertTrue(w.mock.state(A)["connected"] and w.mock.state(B)["connected"])
         self.assertEqual(w.events("device_disconnect"), [])
 
+    def test_watched_beacons_survive_bluetoothd_restart(self):
+        """bluetoothd restarts while beacons are watched: the gateway opens discovery again by itself and the
+        reports go on."""
+        w = self.world(desired=(), extra_conf="[Bluetooth]\nBeaconReportIntervalSec=1\n")
+        self.add_beacons(w)
+        self.assertTrue(w.daemon.wait_log("nRF Cloud session ready"), w.daemon.log()[-3000:])
+        w.peer.delta({"beacons": [EDDYSTONE]})
+        w.wait_events(lambda e: e in self.sightings(EDDYSTONE), 2, 20)
+        w.mock.kill()
+        w.mock.start()
+        before = len(self.sightings(EDDYSTONE))
+        self.assertTrue(w.daemon.wait_log("Discovery held open for 1 watched beacon(s)", count=2),
+                        w.daemon.log()[-3000:])
+        self.assertTrue(pt.st.wait_until(self.discovering, 10))
+        w.wait_events(lambda e: e in self.sightings(EDDYSTONE), before + 2, 20)
+        self.assertEqual(self.sightings(IBEACON), [])
 
 if __name__ == "__main__":
     name = os.environ.get("BEACON_TEST")
