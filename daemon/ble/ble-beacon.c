@@ -131,15 +131,7 @@ void ble_beacon_watcher_seen(BleBeaconWatcher *w, BleObject *o) {
                 log_debug_errno(r, "Failed to record a sighting of beacon %s, ignoring: %m", addr);
                 return;
         }
-        /* An update without name or RSSI (RSSI is invalidated when discovery stops) keeps the ones seen. */
-        if (!tmp.name && b->latest.name)
-                tmp.name = TAKE_PTR(b->latest.name);
-        if (!tmp.has_rssi && b->latest.has_rssi) {
-                tmp.rssi = b->latest.rssi;
-                tmp.has_rssi = true;
-        }
-        ble_scan_result_clear(&b->latest);
-        b->latest = tmp;
+        ble_scan_result_update(&b->latest, &tmp);
 
         now = now_usec(CLOCK_MONOTONIC);
         due = b->last_sent + beacon_interval_usec(w);

@@ -160,4 +160,6 @@ void ble_manager_scan_hold(BleManager *m, bool hold);
 /* A result from the mirror's device properties, UUIDs normalised; clear it also after a failure. */
 int ble_scan_result_fill(BleScanResult *r, const BleDeviceProps *p);
 void ble_scan_result_clear(BleScanResult *r);
+/* Replaces *cur by *newer (taken), keeping cur's name and RSSI where newer has none. */
+void ble_scan_result_update(BleScanResult *cur, BleScanResult *newer);
 BleDevice *ble_manager_device_for_object(BleManager *m, BleObject *o);

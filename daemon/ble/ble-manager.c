@@ -348,6 +348,19 @@ static int mfr_list_dup(const BleMfrList *src, BleMfrList *dst) {
         return 0;
 }
 
+void ble_scan_result_update(BleScanResult *cur, BleScanResult *newer) {
+        /* Keep a name or RSSI seen earlier if this update has none (RSSI is invalidated at stop). */
+        if (!newer->name && cur->name)
+                newer->name = TAKE_PTR(cur->name);
+        if (!newer->has_rssi && cur->has_rssi) {
+                newer->rssi = cur->rssi;
+                newer->has_rssi = true;
+        }
+        ble_scan_result_clear(cur);
+        *cur = *newer;
+        *newer = (BleScanResult){ 0 };
+}
+
 /* Builds a result from the mirror's device properties, UUIDs normalised. */
 int ble_scan_result_fill(BleScanResult *r, const BleDeviceProps *p) {
         char u[BLE_UUID_STR_MAX];
@@ -440,15 +453,7 @@ static void scan_record(BleManager *m, BleObject *o) {
                         ble_scan_result_clear(&tmp);
                         return;
                 }
-                /* Keep a name or RSSI seen earlier if this update has none (RSSI is invalidated at stop). */
-                if (!tmp.name && cur->name)
-                        tmp.name = TAKE_PTR(cur->name);
-                if (!tmp.has_rssi && cur->has_rssi) {
-                        tmp.rssi = cur->rssi;
-                        tmp.has_rssi = true;
-                }
-                ble_scan_result_clear(cur);
-                *cur = tmp;
+                ble_scan_result_update(cur, &tmp);
         }
 }
 

@@ -400,9 +400,10 @@ static int read_value(sd_bus_message *msg, BlePropType t, void *field) {
                 *(BleBytes *) field = b;
                 return 0;
         }
-        case BLE_PROP_MFR_DATA: {
+        case BLE_PROP_MFR_DATA:
+        case BLE_PROP_AD_DATA: {
                 BleMfrList l = { 0 };
-                r = read_adv_dict(msg, 'q', &l, NULL);
+                r = read_adv_dict(msg, t == BLE_PROP_AD_DATA ? 'y' : 'q', &l, NULL);
                 if (r < 0)
                         return r;
                 mfr_clear(field);
@@ -416,15 +417,6 @@ static int read_value(sd_bus_message *msg, BlePropType t, void *field) {
                         return r;
                 svc_data_clear(field);
                 *(BleSvcDataList *) field = l;
-                return 0;
-        }
-        case BLE_PROP_AD_DATA: {
-                BleMfrList l = { 0 };
-                r = read_adv_dict(msg, 'y', &l, NULL);
-                if (r < 0)
-                        return r;
-                mfr_clear(field);
-                *(BleMfrList *) field = l;
                 return 0;
         }
         case _BLE_PROP_TYPE_MAX:
