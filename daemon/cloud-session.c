@@ -263,6 +263,20 @@ static void cloud_session_update_desired(CloudSession *cs, ShadowState *st) {
                 cs->cb.desired_connections_changed(cs, cs->userdata);
 }
 
+/* desired.beacons: handed on as they are; the BLE layer keeps its state when the list is the same. */
+static void cloud_session_update_beacons(CloudSession *cs, const ShadowState *st) {
+        if (st->beacons_malformed)
+                log_warning("Ignoring desired.beacons of the shadow: not an array of addresses");
+        if (!st->has_beacons)
+                return;
+        if (st->n_beacons_ignored > 0)
+                log_warning("Ignored %zu entr%s of desired.beacons that are not Bluetooth addresses",
+                            st->n_beacons_ignored, st->n_beacons_ignored == 1 ? "y" : "ies");
+        if (cs->cb.beacons_changed)
+                cs->cb.beacons_changed(cs, (const char(*)[BT_ADDR_STR_LEN + 1]) st->beacons, st->n_beacons,
+                                       cs->userdata);
+}
+
 int cloud_session_get_desired_connections(CloudSession *cs, const DesiredConnection **ret, size_t *ret_n) {
         if (!cs->have_desired)
                 return -ENODATA;
@@ -590,6 +604,8 @@ static void cloud_session_unpair(CloudSession *cs, const char *why) {
                    "account again",
                    cs->device_id, why);
         cloud_session_clear_desired(cs);
+        if (cs->cb.beacons_changed)
+                cs->cb.beacons_changed(cs, NULL, 0, cs->userdata);
         cs->c2g[0] = cs->g2c[0] = 0;
         cloud_session_enter_state(cs, CLOUD_SESSION_NOT_ASSOCIATED);
         /* A new connection drops the c2g and job subscriptions and reads the shadow again. */
@@ -745,6 +761,7 @@ static void cloud_session_handle_accepted(CloudSession *cs, const uint8_t *paylo
                 cloud_session_learn_prefix(cs, st);
         cloud_session_keep_reported(cs, st);
         cloud_session_update_desired(cs, st);
+        cloud_session_update_beacons(cs, st);
         cloud_session_apply_association(cs, shadow_association(st, false), st);
 }
 
@@ -774,6 +791,7 @@ static void cloud_session_handle_delta(CloudSession *cs, const uint8_t *payload,
         if (cs->state == CLOUD_SESSION_NOT_ASSOCIATED)
                 cloud_session_learn_prefix(cs, st);
         cloud_session_update_desired(cs, st);
+        cloud_session_update_beacons(cs, st);
         /* Before the accepted document the association is not known yet:
          * the document decides, not a delta that overtook it. */
         if (cs->state != CLOUD_SESSION_SHADOW)

@@ -101,6 +101,10 @@ typedef struct CloudSessionCallbacks {
         /* Optional: how many BLE devices may be connected ([Bluetooth]
          * MaxConnections=), for the message when the shadow wants more. */
         unsigned (*max_connections)(CloudSession *cs, void *userdata);
+        /* Optional: a shadow document or delta named desired.beacons (n 0: watch none), or the
+         * gateway left its account. */
+        void (*beacons_changed)(CloudSession *cs, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n,
+                                void *userdata);
 } CloudSessionCallbacks;
 
 typedef struct CloudSessionOptions {

@@ -177,6 +177,14 @@ static void on_cloud_desired_connections_changed(CloudSession *cs, void *userdat
                 log_error_errno(r, "Failed to schedule the new desired connections, ignoring: %m");
 }
 
+static void on_cloud_beacons_changed(CloudSession *cs, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n,
+                                     void *userdata) {
+        Gateway *g = userdata;
+        (void) cs;
+        if (g->protocol)
+                (void) protocol_set_beacons(g->protocol, addresses, n);
+}
+
 /* ---- The gateway protocol: BLE layer and nRF Cloud protocol ---- */
 
 static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_state, BleDeviceState new_state,
@@ -197,6 +205,13 @@ static void on_ble_notification(BleManager *m, BleDevice *d, const char *service
                 protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
 }
 
+static void on_ble_beacon(BleManager *m, const BleScanResult *r, void *userdata) {
+        Gateway *g = userdata;
+        (void) m;
+        if (g->protocol)
+                protocol_beacon(g->protocol, r);
+}
+
 static int sink_publish_g2c(void *impl, OutboxClass class, const char *payload, size_t len) {
         return cloud_session_publish_g2c(impl, class, payload, len);
 }
@@ -213,6 +228,7 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
         static const BleCallbacks ble_callbacks = {
                 .device_state = on_ble_device_state,
                 .notification = on_ble_notification,
+                .beacon = on_ble_beacon,
         };
         static const ProtocolSink sink = {
                 .publish_g2c = sink_publish_g2c,
@@ -262,6 +278,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .desired_connections_changed = on_cloud_desired_connections_changed,
                 .jobs_ready = gateway_fota_jobs_ready,
                 .max_connections = on_cloud_max_connections,
+                .beacons_changed = on_cloud_beacons_changed,
         };
         const Config *c = g->config;
         _cleanup_free_ char *dir = NULL;

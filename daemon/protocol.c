@@ -748,7 +748,57 @@ static bool scan_result_passes(const C2gScan *s, const BleScanResult *r) {
         return true;
 }
 
-static G2cScanDevice scan_device(const BleScanResult *r) {
+/* The codec's view of a scan result's advertisement; the entries live in the struct. */
+typedef struct ProtocolAdvertisement {
+        G2cAdvertisement ad;
+        G2cAdEntry mfr[BLE_ADV_ENTRIES_MAX], svc[BLE_ADV_ENTRIES_MAX], raw[BLE_ADV_ENTRIES_MAX];
+} ProtocolAdvertisement;
+
+static void scan_advertisement(const BleScanResult *r, ProtocolAdvertisement *a) {
+        size_t n_uuids = 0;
+
+        while (r->uuids && r->uuids[n_uuids])
+                n_uuids++;
+        *a = (ProtocolAdvertisement){ 0 };
+        a->ad = (G2cAdvertisement){
+                .flags = r->advertising_flags,
+                .service_uuids = (const char *const *) r->uuids,
+                .n_service_uuids = MIN(n_uuids, (size_t) G2C_AD_ENTRIES_MAX),
+                .local_name = r->name,
+                .has_tx_power = r->has_tx_power,
+                .tx_power = r->tx_power,
+                .manufacturer_data = a->mfr,
+                .service_data = a->svc,
+                .raw = a->raw,
+        };
+        for (size_t i = 0; i < r->manufacturer_data.n && i < BLE_ADV_ENTRIES_MAX; i++)
+                a->mfr[a->ad.n_manufacturer_data++] = (G2cAdEntry){
+                        .key = r->manufacturer_data.items[i].company,
+                        .data = r->manufacturer_data.items[i].data.data,
+                        .size = r->manufacturer_data.items[i].data.size,
+                };
+        for (size_t i = 0; i < r->service_data.n && i < BLE_ADV_ENTRIES_MAX; i++)
+                a->svc[a->ad.n_service_data++] = (G2cAdEntry){
+                        .uuid = r->service_data.items[i].uuid,
+                        .data = r->service_data.items[i].data.data,
+                        .size = r->service_data.items[i].data.size,
+                };
+        /* An AD structure holds at most 254 bytes after its type: a larger one cannot be real. */
+        for (size_t i = 0; i < r->advertising_data.n && i < BLE_ADV_ENTRIES_MAX; i++)
+                if (r->advertising_data.items[i].data.size <= 254)
+                        a->raw[a->ad.n_raw++] = (G2cAdEntry){
+                                .key = r->advertising_data.items[i].company,
+                                .data = r->advertising_data.items[i].data.data,
+                                .size = r->advertising_data.items[i].data.size,
+                        };
+}
+
+/* What a beacon scan reports: advertisers that broadcast data. */
+static bool scan_result_broadcasts(const BleScanResult *r) {
+        return r->manufacturer_data.n > 0 || r->service_data.n > 0 || r->advertising_data.n > 0;
+}
+
+static G2cScanDevice scan_device(const BleScanResult *r, const ProtocolAdvertisement *a) {
         BtAddrType type = protocol_address_type(r->address_type, r->address);
 
         return (G2cScanDevice){
@@ -756,6 +806,7 @@ static G2cScanDevice scan_device(const BleScanResult *r) {
                 .has_rssi = r->has_rssi,
                 .rssi = r->rssi,
                 .name = r->name,
+                .advertisement = a ? &a->ad : NULL,
         };
 }
 
@@ -772,7 +823,9 @@ static void on_scan_done(BleManager *m, int error, const BleScanResult *results,
         ProtocolOp *op = userdata;
         Protocol *p = op->p;
         const C2gScan *s = &op->op.scan;
+        bool beacon = s->type == C2G_SCAN_TYPE_BEACON;
         _cleanup_free_ G2cScanDevice *v = NULL;
+        _cleanup_free_ ProtocolAdvertisement *ads = NULL;
         size_t k = 0;
         (void) m;
 
@@ -783,13 +836,20 @@ static void on_scan_done(BleManager *m, int error, const BleScanResult *results,
                 goto done;
         }
         v = calloc(n + 1, sizeof *v);
-        if (!v) {
+        if (beacon)
+                ads = calloc(n + 1, sizeof *ads);
+        if (!v || (beacon && !ads)) {
                 (void) protocol_send_error(p, op->op.id, NULL, -ENOMEM, "scan failed: out of memory");
                 goto done;
         }
-        for (size_t i = 0; i < n; i++)
-                if (scan_result_passes(s, &results[i]))
-                        v[k++] = scan_device(&results[i]);
+        for (size_t i = 0; i < n; i++) {
+                if (!scan_result_passes(s, &results[i]) || (beacon && !scan_result_broadcasts(&results[i])))
+                        continue;
+                if (beacon)
+                        scan_advertisement(&results[i], &ads[k]);
+                v[k] = scan_device(&results[i], beacon ? &ads[k] : NULL);
+                k++;
+        }
         log_info("Scan %s done: %zu device(s) seen, %zu after the filters", op->op.id, n, k);
         switch (s->reporting) {
         case C2G_SCAN_REPORTING_INSTANT:
@@ -813,10 +873,6 @@ static void protocol_op_scan(Protocol *p, const C2gOperation *o) {
         ProtocolOp *op;
         int r;
 
-        if (s->type == C2G_SCAN_TYPE_BEACON) {
-                (void) protocol_send_error(p, o->id, NULL, -EOPNOTSUPP, "scanType: beacon scans are not supported");
-                return;
-        }
         if (!p->ble) {
                 (void) protocol_send_error(p, o->id, NULL, -ENODEV, "scan: Bluetooth is not available");
                 return;
@@ -846,7 +902,40 @@ static void protocol_op_scan(Protocol *p, const C2gOperation *o) {
                 (void) protocol_send_error(p, o->id, NULL, r, "scan could not start: %s", strerror(-r));
                 return;
         }
-        log_info("Scanning for %us for request %s", s->timeout_sec, o->id);
+        log_info("Scanning for %us for request %s%s", s->timeout_sec, o->id,
+                 s->type == C2G_SCAN_TYPE_BEACON ? " (beacons: advertisers that broadcast data)" : "");
+}
+
+int protocol_set_beacons(Protocol *p, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n) {
+        _cleanup_free_ char **list = NULL;
+        int r;
+
+        if (!p->ble)
+                return n > 0 ? -ENODEV : 0;
+        list = calloc(n + 1, sizeof *list);
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                list[i] = (char *) addresses[i];
+        r = ble_manager_set_beacons(p->ble, list);
+        if (r < 0)
+                return log_warning_errno(r, "Failed to watch the %zu beacon(s) of the shadow: %m", n);
+        return 0;
+}
+
+void protocol_beacon(Protocol *p, const BleScanResult *r) {
+        _cleanup_free_ ProtocolAdvertisement *a = malloc(sizeof *a);
+        G2cHeader h = protocol_header(p, NULL);
+        G2cScanDevice d;
+        char *json = NULL;
+        int e;
+
+        if (!a)
+                return (void) log_warning_errno(-ENOMEM, "Failed to report beacon %s: %m", r->address);
+        scan_advertisement(r, a);
+        d = scan_device(r, a);
+        e = g2c_encode_scan_result(&h, C2G_SCAN_REPORTING_INSTANT, false, &d, 1, &json);
+        (void) protocol_publish(p, OUTBOX_NOTIFICATION, e, json, "scan_result");
 }
 
 static void protocol_op_discover(Protocol *p, ProtocolDevice *d, const C2gOperation *o) {

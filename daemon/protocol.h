@@ -30,8 +30,17 @@
  *     no devices and timeout:true (as nRF Cloud's own gateways do); with
  *     "batch" all devices go in one scan_result with timeout:true.  The
  *     name and RSSI filters are applied here.  scanMode "passive" cannot be
- *     asked of BlueZ's discovery and is run as an active scan (logged);
- *     scanType 1 (beacon) is refused with an error event.
+ *     asked of BlueZ's discovery and is run as an active scan (logged).
+ *   - beacon scans (scanType 1) run the same LE discovery and report the
+ *     advertisers that broadcast data (manufacturer data, service data or AD
+ *     structures BlueZ does not decode), each with its advertisementData;
+ *     gateway-common keeps only the beacon formats it recognises (iBeacon,
+ *     AltBeacon, Eddystone), which would drop sensors that broadcast their
+ *     readings.
+ *   - watched beacons (desired.beacons) are reported as unsolicited
+ *     scan_result messages (requestId "N/A", subType "instant", timeout
+ *     false, one device with its advertisementData), as gateway-common's
+ *     performWatches() does, at most once per BeaconReportIntervalSec=.
  *   - get_gateway_status is not answered (logged at debug): no Nordic
  *     gateway answers it and §2.4 has no event type for it.
  */
@@ -92,6 +101,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Protocol *, protocol_free);
 /* The desired connections from the shadow; known=false after DISCON or
  * before the first document (every device is disconnected then). */
 int protocol_set_desired(Protocol *p, const DesiredConnection *v, size_t n, bool known);
+
+/* desired.beacons from the shadow: the advertisers to watch (empty: none). */
+int protocol_set_beacons(Protocol *p, const char (*addresses)[BT_ADDR_STR_LEN + 1], size_t n);
+/* From the BLE layer's beacon callback: a watched beacon's latest advertisement. */
+void protocol_beacon(Protocol *p, const BleScanResult *r);
 
 /* The addresses under reported.statusConnections of the accepted shadow
  * document: the entries of those that are not desired are removed (a

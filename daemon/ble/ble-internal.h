@@ -91,6 +91,8 @@ typedef enum BleScanState {
         _BLE_SCAN_STATE_MAX,
 } BleScanState;
 
+typedef struct BleBeaconWatcher BleBeaconWatcher;
+
 typedef struct BleScanWaiter {
         BleScanCallback cb;
         void *userdata;
@@ -132,6 +134,10 @@ struct BleManager {
         BleScanResult *scan_results;
         size_t n_scan_results;
         BleMap scan_index; /* address → index+1 into scan_results */
+        bool scan_hold;                /* keep a discovery session open without waiters (beacons) */
+        sd_event_source *hold_timer;   /* retry of a held session that failed to start */
+
+        BleBeaconWatcher *beacons;     /* ble-beacon.c, NULL until beacons are first set */
 };
 
 /* ble-device.c */
@@ -149,6 +155,21 @@ void ble_device_gatt_changed(BleDevice *d);
 void ble_device_disconnect_and_forget(BleDevice *d);
 void ble_device_yield_slot(BleDevice *d);
 
+/* ble-beacon.c */
+int ble_beacon_watcher_new(BleManager *m, BleBeaconWatcher **ret);
+BleBeaconWatcher *ble_beacon_watcher_free(BleBeaconWatcher *w);
+int ble_beacon_watcher_set(BleBeaconWatcher *w, char *const *addresses);
+size_t ble_beacon_watcher_count(BleBeaconWatcher *w);
+/* A device's advertising properties changed (or it appeared). */
+void ble_beacon_watcher_seen(BleBeaconWatcher *w, BleObject *o);
+
 /* ble-manager.c */
 void ble_manager_schedule_dispatch(BleManager *m);
+/* Holds a discovery session open while hold is true (scans join it), or lets it end. */
+void ble_manager_scan_hold(BleManager *m, bool hold);
+/* A result from the mirror's device properties, UUIDs normalised; clear it also after a failure. */
+int ble_scan_result_fill(BleScanResult *r, const BleDeviceProps *p);
+void ble_scan_result_clear(BleScanResult *r);
+/* Replaces *cur by *newer (taken), keeping cur's name and RSSI where newer has none. */
+void ble_scan_result_update(BleScanResult *cur, BleScanResult *newer);
 BleDevice *ble_manager_device_for_object(BleManager *m, BleObject *o);

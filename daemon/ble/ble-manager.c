@@ -40,6 +40,7 @@ static const char *scan_state_to_string(BleScanState s) {
 }
 
 static void scan_finish(BleManager *m, int error);
+static void scan_hold_check(BleManager *m);
 static void load_objects(BleManager *m);
 
 /* ---- devices ---- */
@@ -165,6 +166,7 @@ static int dispatch_handler(sd_event_source *s, void *userdata) {
                 used++;
         }
         missing_check(m);
+        scan_hold_check(m);
         return 0;
 }
 
@@ -303,7 +305,7 @@ static void adapter_lost(BleManager *m) {
 
 /* ---- scan ---- */
 
-static void scan_result_clear(BleScanResult *r) {
+void ble_scan_result_clear(BleScanResult *r) {
         free(r->address_type);
         free(r->name);
         strv_free(r->uuids);
@@ -315,6 +317,9 @@ static void scan_result_clear(BleScanResult *r) {
                 free(r->service_data.items[i].data.data);
         }
         free(r->service_data.items);
+        for (size_t i = 0; i < r->advertising_data.n; i++)
+                free(r->advertising_data.items[i].data.data);
+        free(r->advertising_data.items);
         *r = (BleScanResult){ 0 };
 }
 
@@ -328,11 +333,39 @@ static int bytes_dup(const BleBytes *src, BleBytes *dst) {
         return 0;
 }
 
+static int mfr_list_dup(const BleMfrList *src, BleMfrList *dst) {
+        if (src->n == 0)
+                return 0;
+        dst->items = calloc(src->n, sizeof(BleMfrEntry));
+        if (!dst->items)
+                return -ENOMEM;
+        for (size_t i = 0; i < src->n; i++) {
+                dst->items[i].company = src->items[i].company;
+                if (bytes_dup(&src->items[i].data, &dst->items[i].data) < 0)
+                        return -ENOMEM;
+                dst->n++;
+        }
+        return 0;
+}
+
+void ble_scan_result_update(BleScanResult *cur, BleScanResult *newer) {
+        /* Keep a name or RSSI seen earlier if this update has none (RSSI is invalidated at stop). */
+        if (!newer->name && cur->name)
+                newer->name = TAKE_PTR(cur->name);
+        if (!newer->has_rssi && cur->has_rssi) {
+                newer->rssi = cur->rssi;
+                newer->has_rssi = true;
+        }
+        ble_scan_result_clear(cur);
+        *cur = *newer;
+        *newer = (BleScanResult){ 0 };
+}
+
 /* Builds a result from the mirror's device properties, UUIDs normalised. */
-static int scan_result_fill(BleScanResult *r, const BleDeviceProps *p) {
+int ble_scan_result_fill(BleScanResult *r, const BleDeviceProps *p) {
         char u[BLE_UUID_STR_MAX];
 
-        scan_result_clear(r);
+        ble_scan_result_clear(r);
         if (ble_address_normalize(p->address, r->address) < 0)
                 return -EINVAL;
         if ((p->address_type && !(r->address_type = strdup(p->address_type))) ||
@@ -340,23 +373,20 @@ static int scan_result_fill(BleScanResult *r, const BleDeviceProps *p) {
                 return -ENOMEM;
         r->rssi = p->rssi;
         r->has_rssi = p->has_rssi;
+        r->tx_power = p->tx_power;
+        r->has_tx_power = p->has_tx_power;
+        r->advertising_flags = p->has_advertising_flags && p->advertising_flags.size > 0 ? p->advertising_flags.data[0]
+                                                                                           : -1;
+        if (mfr_list_dup(&p->advertising_data, &r->advertising_data) < 0)
+                return -ENOMEM;
         r->uuids = calloc(1, sizeof(char *));
         if (!r->uuids)
                 return -ENOMEM;
         for (char **i = p->uuids; i && *i; i++)
                 if (ble_uuid_normalize(*i, u) >= 0 && strv_extendf(&r->uuids, "%s", u) < 0)
                         return -ENOMEM;
-        if (p->manufacturer_data.n) {
-                r->manufacturer_data.items = calloc(p->manufacturer_data.n, sizeof(BleMfrEntry));
-                if (!r->manufacturer_data.items)
-                        return -ENOMEM;
-                for (size_t i = 0; i < p->manufacturer_data.n; i++) {
-                        r->manufacturer_data.items[i].company = p->manufacturer_data.items[i].company;
-                        if (bytes_dup(&p->manufacturer_data.items[i].data, &r->manufacturer_data.items[i].data) < 0)
-                                return -ENOMEM;
-                        r->manufacturer_data.n++;
-                }
-        }
+        if (mfr_list_dup(&p->manufacturer_data, &r->manufacturer_data) < 0)
+                return -ENOMEM;
         if (p->service_data.n) {
                 r->service_data.items = calloc(p->service_data.n, sizeof(BleSvcDataEntry));
                 if (!r->service_data.items)
@@ -383,6 +413,8 @@ static void scan_record(BleManager *m, BleObject *o) {
 
         if (m->scan_state != BLE_SCAN_STARTING && m->scan_state != BLE_SCAN_RUNNING)
                 return;
+        if (m->n_scan_waiters == 0)
+                return; /* a session held open for beacons: nobody collects results */
         if (o->device.adapter && m->adapter_path && !streq(o->device.adapter, m->adapter_path))
                 return;
         if (ble_address_normalize(o->device.address, addr) < 0)
@@ -397,14 +429,14 @@ static void scan_record(BleManager *m, BleObject *o) {
                         return (void) log_error_errno(-ENOMEM, "Failed to record scan result: %m");
                 m->scan_results = n;
                 n[m->n_scan_results] = (BleScanResult){ 0 };
-                r = scan_result_fill(&n[m->n_scan_results], &o->device);
+                r = ble_scan_result_fill(&n[m->n_scan_results], &o->device);
                 if (r < 0) {
-                        scan_result_clear(&n[m->n_scan_results]);
+                        ble_scan_result_clear(&n[m->n_scan_results]);
                         return;
                 }
                 r = ble_map_put(&m->scan_index, n[m->n_scan_results].address, (void *) (uintptr_t) (m->n_scan_results + 1));
                 if (r < 0) {
-                        scan_result_clear(&n[m->n_scan_results]);
+                        ble_scan_result_clear(&n[m->n_scan_results]);
                         return;
                 }
                 m->n_scan_results++;
@@ -417,20 +449,52 @@ static void scan_record(BleManager *m, BleObject *o) {
         } else {
                 /* Refresh with the newest properties; the map key is cur->address, which stays equal. */
                 BleScanResult tmp = { 0 }, *cur = &m->scan_results[idx - 1];
-                if (scan_result_fill(&tmp, &o->device) < 0) {
-                        scan_result_clear(&tmp);
+                if (ble_scan_result_fill(&tmp, &o->device) < 0) {
+                        ble_scan_result_clear(&tmp);
                         return;
                 }
-                /* Keep a name or RSSI seen earlier if this update has none (RSSI is invalidated at stop). */
-                if (!tmp.name && cur->name)
-                        tmp.name = TAKE_PTR(cur->name);
-                if (!tmp.has_rssi && cur->has_rssi) {
-                        tmp.rssi = cur->rssi;
-                        tmp.has_rssi = true;
-                }
-                scan_result_clear(cur);
-                *cur = tmp;
+                ble_scan_result_update(cur, &tmp);
         }
+}
+
+static void scan_results_drop(BleManager *m) {
+        for (size_t i = 0; i < m->n_scan_results; i++)
+                ble_scan_result_clear(&m->scan_results[i]);
+        free(m->scan_results);
+        m->scan_results = NULL;
+        m->n_scan_results = 0;
+        ble_map_done(&m->scan_index);
+        ble_map_init(&m->scan_index);
+}
+
+/*
+ * A session held open for beacons that ended (bluetoothd or the adapter went
+ * away, a stop raced with a new hold, StartDiscovery failed) is opened again
+ * from the dispatcher, which runs when the adapter is back and powered; after
+ * a failure only once HOLD_RETRY_USEC have passed.
+ */
+#define HOLD_RETRY_USEC (5 * UINT64_C(1000000))
+
+static int hold_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        BleManager *m = userdata;
+
+        (void) s;
+        (void) usec;
+        m->hold_timer = sd_event_source_disable_unref(m->hold_timer);
+        ble_manager_schedule_dispatch(m);
+        return 0;
+}
+
+static void scan_hold_retry(BleManager *m, uint64_t delay_usec) {
+        if (delay_usec == 0) {
+                ble_manager_schedule_dispatch(m);
+                return;
+        }
+        if (m->hold_timer)
+                return;
+        if (sd_event_add_time_relative(m->event, &m->hold_timer, CLOCK_MONOTONIC, delay_usec, 100000,
+                                       hold_timer_handler, m) < 0)
+                log_warning("Failed to schedule a new discovery session for the watched beacons");
 }
 
 static void scan_finish(BleManager *m, int error) {
@@ -457,8 +521,11 @@ static void scan_finish(BleManager *m, int error) {
         for (size_t i = 0; i < n_waiters; i++)
                 waiters[i].cb(m, error, results, n_results, waiters[i].userdata);
         for (size_t i = 0; i < n_results; i++)
-                scan_result_clear(&results[i]);
+                ble_scan_result_clear(&results[i]);
         free(results);
+        /* bluetoothd or the adapter went away: the dispatcher opens the session again when they are back. */
+        if (m->scan_hold && error != -ECANCELED)
+                scan_hold_retry(m, error < 0 && error != -ECONNRESET && error != -ENODEV ? HOLD_RETRY_USEC : 0);
 }
 
 static int stop_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
@@ -473,6 +540,7 @@ static int stop_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_e
 }
 
 static int scan_arm_timer(BleManager *m);
+static void scan_stop(BleManager *m);
 
 /*
  * A request's time is up: it gets the results so far.  The discovery session
@@ -494,23 +562,32 @@ static int scan_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
                 else
                         m->scan_waiters[k++] = m->scan_waiters[i];
         }
-        if (k > 0) {
+        if (k > 0 || m->scan_hold) {
                 m->n_scan_waiters = k;
                 for (size_t i = 0; i < n_due; i++)
                         due[i].cb(m, 0, m->scan_results, m->n_scan_results, due[i].userdata);
+                /* Held open for beacons with nobody waiting: what was seen belonged to the requests. */
+                if (m->n_scan_waiters == 0)
+                        scan_results_drop(m);
                 /* A callback may have joined again: arm for whoever is left. */
-                if (m->scan_state == BLE_SCAN_RUNNING && (r = scan_arm_timer(m)) < 0)
+                if (m->scan_state == BLE_SCAN_RUNNING && m->n_scan_waiters > 0 && (r = scan_arm_timer(m)) < 0)
                         scan_finish(m, r);
                 return 0;
         }
         /* Everybody is done: the last ones get their results when the stop completes. */
+        scan_stop(m);
+        return 0;
+}
+
+static void scan_stop(BleManager *m) {
+        int r;
+
         m->scan_state = BLE_SCAN_STOPPING;
         m->scan_slot = sd_bus_slot_unref(m->scan_slot);
         r = sd_bus_call_method_async(m->bus, &m->scan_slot, BLUEZ_SERVICE, m->adapter_path, "org.bluez.Adapter1",
                                      "StopDiscovery", stop_reply, m, "");
         if (r < 0)
                 scan_finish(m, 0);
-        return 0;
 }
 
 static int scan_arm_timer(BleManager *m) {
@@ -546,7 +623,11 @@ static int start_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_
                 return 0;
         }
         m->scan_state = BLE_SCAN_RUNNING;
-        r = scan_arm_timer(m);
+        if (m->n_scan_waiters == 0 && !m->scan_hold) {
+                scan_stop(m); /* the hold was released while the session started */
+                return 0;
+        }
+        r = m->n_scan_waiters > 0 ? scan_arm_timer(m) : 0;
         if (r < 0)
                 scan_finish(m, r);
         return 0;
@@ -570,8 +651,43 @@ static int filter_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
         return 0;
 }
 
-int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, void *userdata) {
+/* SetDiscoveryFilter, then StartDiscovery (filter_reply, start_reply): idle → starting. */
+static int scan_start_session(BleManager *m) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(m->bus, &msg, BLUEZ_SERVICE, m->adapter_path, "org.bluez.Adapter1",
+                                           "SetDiscoveryFilter");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(msg, 'a', "{sv}");
+        if (r < 0)
+                return r;
+        /*
+         * Spec §1.5.1: the documented DuplicateData default is not what bluetoothd does; say it.  true: every
+         * advertisement updates the device's properties, which watched beacons with a constant payload need.
+         * BlueZ's Adapter1 discovery has no passive mode: it scans actively (SCAN_REQ), and Transport=le
+         * keeps it off BR/EDR inquiry.
+         */
+        r = sd_bus_message_append(msg, "{sv}{sv}", "Transport", "s", "le", "DuplicateData", "b", 1);
+        if (r < 0)
+                return r;
+        if (m->config->scan_rssi_set) {
+                r = sd_bus_message_append(msg, "{sv}", "RSSI", "n", (int16_t) m->config->scan_rssi);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(msg);
+        if (r < 0)
+                return r;
+        r = sd_bus_call_async(m->bus, &m->scan_slot, msg, filter_reply, m, 0);
+        if (r < 0)
+                return r;
+        m->scan_state = BLE_SCAN_STARTING;
+        return 0;
+}
+
+int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, void *userdata) {
         uint64_t end = now_usec(CLOCK_MONOTONIC) + duration_usec;
         int r;
 
@@ -588,6 +704,8 @@ int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, 
         case BLE_SCAN_STARTING:
         case BLE_SCAN_RUNNING:
                 /* Join the running discovery session; the request gets its results at its own end. */
+                if (m->n_scan_waiters == 0)
+                        scan_results_drop(m); /* held for beacons: start counting from now */
                 m->scan_waiters[m->n_scan_waiters++] = (BleScanWaiter){ cb, userdata, end };
                 if (m->scan_state == BLE_SCAN_RUNNING)
                         (void) scan_arm_timer(m);
@@ -601,29 +719,9 @@ int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, 
                 break;
         }
 
-        r = sd_bus_message_new_method_call(m->bus, &msg, BLUEZ_SERVICE, m->adapter_path, "org.bluez.Adapter1",
-                                           "SetDiscoveryFilter");
+        r = scan_start_session(m);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(msg, 'a', "{sv}");
-        if (r < 0)
-                return r;
-        /* Spec §1.5.1: the documented DuplicateData default is not what bluetoothd does; say it. */
-        r = sd_bus_message_append(msg, "{sv}{sv}", "Transport", "s", "le", "DuplicateData", "b", 1);
-        if (r < 0)
-                return r;
-        if (m->config->scan_rssi_set) {
-                r = sd_bus_message_append(msg, "{sv}", "RSSI", "n", (int16_t) m->config->scan_rssi);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(msg);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_async(m->bus, &m->scan_slot, msg, filter_reply, m, 0);
-        if (r < 0)
-                return r;
-        m->scan_state = BLE_SCAN_STARTING;
         m->scan_waiters[m->n_scan_waiters++] = (BleScanWaiter){ cb, userdata, end };
         log_info("Scanning for %" PRIu64 " ms", duration_usec / 1000);
         return 0;
@@ -631,6 +729,56 @@ int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, 
 
 bool ble_manager_is_scanning(BleManager *m) {
         return m->scan_state != BLE_SCAN_IDLE;
+}
+
+/* From the dispatcher: opens the held session when BlueZ and a powered adapter are there. */
+static void scan_hold_check(BleManager *m) {
+        BleObject *a = adapter_object(m);
+        int r;
+
+        if (!m->scan_hold || m->hold_timer || m->scan_state != BLE_SCAN_IDLE || !m->bluez_present || !a ||
+            !a->adapter.powered)
+                return;
+        r = scan_start_session(m);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to start discovery for the watched beacons, retrying: %m");
+                scan_hold_retry(m, HOLD_RETRY_USEC);
+                return;
+        }
+        log_info("Discovery held open for %zu watched beacon(s)", ble_manager_beacon_count(m));
+}
+
+void ble_manager_scan_hold(BleManager *m, bool hold) {
+        if (m->scan_hold == hold)
+                return;
+        m->scan_hold = hold;
+        if (hold) {
+                ble_manager_schedule_dispatch(m);
+                return;
+        }
+        m->hold_timer = sd_event_source_disable_unref(m->hold_timer);
+        /* Nobody else waits: the session ends (while starting, start_reply stops it). */
+        if (m->scan_state == BLE_SCAN_RUNNING && m->n_scan_waiters == 0) {
+                log_info("No beacons watched any more, stopping discovery");
+                scan_stop(m);
+        }
+}
+
+int ble_manager_set_beacons(BleManager *m, char *const *addresses) {
+        int r;
+
+        if (!m->beacons) {
+                if (!addresses || !*addresses)
+                        return 0;
+                r = ble_beacon_watcher_new(m, &m->beacons);
+                if (r < 0)
+                        return r;
+        }
+        return ble_beacon_watcher_set(m->beacons, addresses);
+}
+
+size_t ble_manager_beacon_count(BleManager *m) {
+        return m->beacons ? ble_beacon_watcher_count(m->beacons) : 0;
 }
 
 /* ---- mirror callbacks ---- */
@@ -645,7 +793,8 @@ static BleDevice *desired_for_object(BleManager *m, BleObject *o) {
 #define SCAN_PROPS                                                                                            \
         ((UINT64_C(1) << BLE_DEVICE_RSSI) | (UINT64_C(1) << BLE_DEVICE_TX_POWER) |                              \
          (UINT64_C(1) << BLE_DEVICE_MANUFACTURER_DATA) | (UINT64_C(1) << BLE_DEVICE_SERVICE_DATA) |             \
-         (UINT64_C(1) << BLE_DEVICE_NAME) | (UINT64_C(1) << BLE_DEVICE_UUIDS))
+         (UINT64_C(1) << BLE_DEVICE_NAME) | (UINT64_C(1) << BLE_DEVICE_UUIDS) |                                  \
+         (UINT64_C(1) << BLE_DEVICE_ADVERTISING_FLAGS) | (UINT64_C(1) << BLE_DEVICE_ADVERTISING_DATA))
 
 static void mirror_added(BleMirror *mirror, BleObject *o, void *userdata) {
         BleManager *m = userdata;
@@ -662,6 +811,8 @@ static void mirror_added(BleMirror *mirror, BleObject *o, void *userdata) {
                 if (d)
                         ble_device_object_added(d, o);
                 scan_record(m, o);
+                if (m->beacons)
+                        ble_beacon_watcher_seen(m->beacons, o);
                 break;
         case BLE_OBJ_SERVICE:
         case BLE_OBJ_CHRC:
@@ -692,8 +843,11 @@ static void mirror_changed(BleMirror *mirror, BleObject *o, uint64_t changed, ui
         case BLE_OBJ_DEVICE:
                 if (o->userdata)
                         ble_device_object_changed(o->userdata, o, changed, invalidated);
-                if (changed & SCAN_PROPS)
+                if (changed & SCAN_PROPS) {
                         scan_record(m, o);
+                        if (m->beacons)
+                                ble_beacon_watcher_seen(m->beacons, o);
+                }
                 break;
         case BLE_OBJ_CHRC:
                 if (changed & (UINT64_C(1) << BLE_CHRC_VALUE)) {
@@ -928,6 +1082,9 @@ BleManager *ble_manager_free(BleManager *m) {
                 return NULL;
         while (m->devices_head)
                 ble_device_free(m->devices_head);
+        m->beacons = ble_beacon_watcher_free(m->beacons);
+        m->scan_hold = false;
+        m->hold_timer = sd_event_source_disable_unref(m->hold_timer);
         if (m->scan_state != BLE_SCAN_IDLE)
                 scan_finish(m, -ECANCELED);
         m->match_added = sd_bus_slot_unref(m->match_added);

@@ -17,6 +17,7 @@ typedef enum BlePropType {
         BLE_PROP_BYTES,
         BLE_PROP_MFR_DATA,
         BLE_PROP_SVC_DATA,
+        BLE_PROP_AD_DATA,
         _BLE_PROP_TYPE_MAX,
 } BlePropType;
 
@@ -24,6 +25,7 @@ static const char *const prop_signature[_BLE_PROP_TYPE_MAX] = {
         [BLE_PROP_STRING] = "s",      [BLE_PROP_PATH] = "o",  [BLE_PROP_BOOL] = "b",
         [BLE_PROP_INT16] = "n",       [BLE_PROP_UINT16] = "q", [BLE_PROP_STRV] = "as",
         [BLE_PROP_BYTES] = "ay",      [BLE_PROP_MFR_DATA] = "a{qv}", [BLE_PROP_SVC_DATA] = "a{sv}",
+        [BLE_PROP_AD_DATA] = "a{yv}",
 };
 
 #define NO_PRESENT SIZE_MAX
@@ -59,6 +61,9 @@ static const BleProp device_props[_BLE_DEVICE_PROP_MAX] = {
         P(BLE_DEVICE_UUIDS, "UUIDs", BLE_PROP_STRV, BleDeviceProps, uuids),
         P(BLE_DEVICE_MANUFACTURER_DATA, "ManufacturerData", BLE_PROP_MFR_DATA, BleDeviceProps, manufacturer_data),
         P(BLE_DEVICE_SERVICE_DATA, "ServiceData", BLE_PROP_SVC_DATA, BleDeviceProps, service_data),
+        PO(BLE_DEVICE_ADVERTISING_FLAGS, "AdvertisingFlags", BLE_PROP_BYTES, BleDeviceProps, advertising_flags,
+           has_advertising_flags),
+        P(BLE_DEVICE_ADVERTISING_DATA, "AdvertisingData", BLE_PROP_AD_DATA, BleDeviceProps, advertising_data),
 };
 
 static const BleProp service_props[_BLE_SERVICE_PROP_MAX] = {
@@ -170,6 +175,7 @@ static void value_clear(BlePropType t, void *field) {
                 bytes_clear(field);
                 break;
         case BLE_PROP_MFR_DATA:
+        case BLE_PROP_AD_DATA:
                 mfr_clear(field);
                 break;
         case BLE_PROP_SVC_DATA:
@@ -250,27 +256,35 @@ fail:
         return r;
 }
 
-/* a{qv} or a{sv} whose variants hold "ay" (ManufacturerData, ServiceData). */
-static int read_adv_dict(sd_bus_message *msg, bool string_keys, BleMfrList *ret_mfr, BleSvcDataList *ret_svc) {
+/* a{qv}, a{yv} or a{sv} whose variants hold "ay" (ManufacturerData, AdvertisingData, ServiceData); key is
+ * the signature of the key: 's' fills ret_svc, 'q' and 'y' fill ret_mfr. */
+static int read_adv_dict(sd_bus_message *msg, char key, BleMfrList *ret_mfr, BleSvcDataList *ret_svc) {
+        const char dict[] = { '{', key, 'v', '}', 0 }, entry[] = { key, 'v', 0 };
+        bool string_keys = key == 's';
         BleMfrList mfr = { 0 };
         BleSvcDataList svc = { 0 };
         bool over = false;
         int r;
 
-        r = sd_bus_message_enter_container(msg, 'a', string_keys ? "{sv}" : "{qv}");
+        r = sd_bus_message_enter_container(msg, 'a', dict);
         if (r < 0)
                 return r;
         for (;;) {
                 BleBytes b = { 0 };
                 uint16_t company = 0;
+                uint8_t ad_type = 0;
                 const char *uuid = NULL;
 
-                r = sd_bus_message_enter_container(msg, 'e', string_keys ? "sv" : "qv");
+                r = sd_bus_message_enter_container(msg, 'e', entry);
                 if (r < 0)
                         goto fail;
                 if (r == 0)
                         break;
-                r = string_keys ? sd_bus_message_read_basic(msg, 's', &uuid) : sd_bus_message_read_basic(msg, 'q', &company);
+                r = key == 's'   ? sd_bus_message_read_basic(msg, 's', &uuid)
+                    : key == 'y' ? sd_bus_message_read_basic(msg, 'y', &ad_type)
+                                 : sd_bus_message_read_basic(msg, 'q', &company);
+                if (key == 'y')
+                        company = ad_type;
                 if (r <= 0) {
                         r = r < 0 ? r : -EBADMSG;
                         goto fail;
@@ -386,9 +400,10 @@ static int read_value(sd_bus_message *msg, BlePropType t, void *field) {
                 *(BleBytes *) field = b;
                 return 0;
         }
-        case BLE_PROP_MFR_DATA: {
+        case BLE_PROP_MFR_DATA:
+        case BLE_PROP_AD_DATA: {
                 BleMfrList l = { 0 };
-                r = read_adv_dict(msg, false, &l, NULL);
+                r = read_adv_dict(msg, t == BLE_PROP_AD_DATA ? 'y' : 'q', &l, NULL);
                 if (r < 0)
                         return r;
                 mfr_clear(field);
@@ -397,7 +412,7 @@ static int read_value(sd_bus_message *msg, BlePropType t, void *field) {
         }
         case BLE_PROP_SVC_DATA: {
                 BleSvcDataList l = { 0 };
-                r = read_adv_dict(msg, true, NULL, &l);
+                r = read_adv_dict(msg, 's', NULL, &l);
                 if (r < 0)
                         return r;
                 svc_data_clear(field);

@@ -91,6 +91,8 @@ typedef enum BleDeviceProp {
         BLE_DEVICE_UUIDS,
         BLE_DEVICE_MANUFACTURER_DATA,
         BLE_DEVICE_SERVICE_DATA,
+        BLE_DEVICE_ADVERTISING_FLAGS,
+        BLE_DEVICE_ADVERTISING_DATA,
         _BLE_DEVICE_PROP_MAX,
 } BleDeviceProp;
 
@@ -110,6 +112,11 @@ typedef struct BleDeviceProps {
         char **uuids;
         BleMfrList manufacturer_data;
         BleSvcDataList service_data;
+        BleBytes advertising_flags; /* AdvertisingFlags: the Flags AD's bytes (Core Supplement Part A §1.3) */
+        bool has_advertising_flags;
+        /* AdvertisingData a{yv}: the AD structures bluetoothd does not decode itself, keyed by AD type
+         * (held in BleMfrEntry.company). */
+        BleMfrList advertising_data;
 } BleDeviceProps;
 
 typedef enum BleServiceProp {

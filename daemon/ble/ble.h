@@ -81,6 +81,7 @@ enum {
 #define BLE_DISCOVERY_BYTES_MAX 8192
 #define BLE_DISCOVERY_READ_TIMEOUT_USEC (2 * UINT64_C(1000000))
 #define BLE_DISCOVERY_LOGGED_MAX 64 /* attributes whose failed read is remembered, per device */
+#define BLE_BEACONS_MAX 100    /* advertisers watched at once (ble_manager_set_beacons()) */
 
 typedef struct BleGattDesc {
         char uuid[BLE_UUID_STR_MAX];
@@ -124,6 +125,10 @@ typedef struct BleScanResult {
         char **uuids; /* normalised service UUIDs, never NULL */
         BleMfrList manufacturer_data;
         BleSvcDataList service_data; /* UUIDs normalised */
+        int16_t tx_power;
+        bool has_tx_power;
+        int advertising_flags; /* the first byte of AdvertisingFlags, -1 if BlueZ did not say */
+        BleMfrList advertising_data; /* AD structures BlueZ does not decode: company is the AD type */
 } BleScanResult;
 
 typedef struct BleOpResult {
@@ -154,6 +159,9 @@ typedef struct BleCallbacks {
         /* A notification/indication of a subscribed characteristic. */
         void (*notification)(BleManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
                              const uint8_t *value, size_t size, void *userdata);
+        /* A watched beacon (ble_manager_set_beacons()) was seen: its latest advertisement, at most once per
+         * [Bluetooth] BeaconReportIntervalSec= per beacon.  r is valid during the call only. */
+        void (*beacon)(BleManager *m, const BleScanResult *r, void *userdata);
 } BleCallbacks;
 
 /*
@@ -214,6 +222,21 @@ int ble_manager_set_desired(BleManager *m, char *const *addresses);
  */
 int ble_manager_scan(BleManager *m, uint64_t duration_usec, BleScanCallback cb, void *userdata);
 bool ble_manager_is_scanning(BleManager *m);
+
+/*
+ * Replaces the set of advertisers to watch without connecting (NULL-terminated
+ * list of addresses, at most BLE_BEACONS_MAX; the shadow's desired.beacons).
+ * While the set is not empty the manager keeps a discovery session open
+ * (Transport=le, DuplicateData=true, so that every advertisement reaches the
+ * gateway even when its bytes do not change), which scans join, and each
+ * advertisement of a watched address is reported through the beacon
+ * callback, at most once per [Bluetooth] BeaconReportIntervalSec= per
+ * address, with the latest data.  An empty list (or NULL) stops watching and
+ * lets the discovery session end.  -EINVAL for a malformed address, -E2BIG
+ * over the cap (nothing is changed).
+ */
+int ble_manager_set_beacons(BleManager *m, char *const *addresses);
+size_t ble_manager_beacon_count(BleManager *m);
 
 BleDevice *ble_manager_get_device(BleManager *m, const char *address);
 /* Devices in slots (connecting, resolving, ready). */

@@ -124,6 +124,117 @@ static json_t *device_object(const char *addr, BtAddrType type, int connected) {
                          "connected", connected);
 }
 
+/* beacon-utilities' UUID spelling: 16-bit SIG UUIDs widened to the lower-case dashed 128-bit form. */
+static int uuid_dashed(const char *in, char ret[static 37]) {
+        char u[UUID_STR_MAX + 1], full[UUID_STR_MAX + 1];
+        size_t k = 0;
+
+        if (uuid_normalize(in, u) < 0)
+                return -EINVAL;
+        if (strlen(u) == 4)
+                snprintf(full, sizeof full, "0000%s00001000800000805F9B34FB", u);
+        else
+                memcpy(full, u, sizeof full);
+        for (size_t i = 0; i < 32; i++) {
+                if (i == 8 || i == 12 || i == 16 || i == 20)
+                        ret[k++] = '-';
+                ret[k++] = (char) (full[i] >= 'A' && full[i] <= 'F' ? full[i] - 'A' + 'a' : full[i]);
+        }
+        ret[k] = 0;
+        return 0;
+}
+
+/* serviceData keys: beacon-utilities keys 16-bit UUIDs by their lower-case hex ("feaa"). */
+static int service_data_key(const char *in, char ret[static 37]) {
+        char u[UUID_STR_MAX + 1];
+
+        if (uuid_normalize(in, u) < 0)
+                return -EINVAL;
+        if (strlen(u) != 4)
+                return uuid_dashed(u, ret);
+        for (size_t i = 0; i < 5; i++)
+                ret[i] = (char) (u[i] >= 'A' && u[i] <= 'F' ? u[i] - 'A' + 'a' : u[i]);
+        return 0;
+}
+
+int g2c_advertisement_object(const G2cAdvertisement *a, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *o = NULL, *uuids = NULL, *mfr = json_object(), *svc = json_object(),
+                                      *raw = NULL;
+        char key[37];
+
+        if (!mfr || !svc)
+                return -ENOMEM;
+        if (!a || a->flags < -1 || a->flags > 255 || a->n_service_uuids > G2C_AD_ENTRIES_MAX ||
+            a->n_manufacturer_data > G2C_AD_ENTRIES_MAX || a->n_service_data > G2C_AD_ENTRIES_MAX ||
+            a->n_raw > G2C_AD_ENTRIES_MAX || (a->n_service_uuids && !a->service_uuids) ||
+            (a->n_manufacturer_data && !a->manufacturer_data) || (a->n_service_data && !a->service_data) ||
+            (a->n_raw && !a->raw))
+                return -EINVAL;
+        if (a->n_service_uuids > 0) {
+                uuids = json_array();
+                if (!uuids)
+                        return -ENOMEM;
+                for (size_t i = 0; i < a->n_service_uuids; i++) {
+                        if (uuid_dashed(a->service_uuids[i], key) < 0)
+                                return -EINVAL;
+                        if (json_array_append_new(uuids, json_string(key)) < 0)
+                                return -ENOMEM;
+                }
+        }
+        for (size_t i = 0; i < a->n_manufacturer_data; i++) {
+                const G2cAdEntry *e = &a->manufacturer_data[i];
+                if (e->size > GATT_VALUE_MAX || (e->size && !e->data))
+                        return -EINVAL;
+                snprintf(key, sizeof key, "%u", (unsigned) e->key);
+                if (json_object_set_new(mfr, key, codec_json_bytes(e->data, e->size)) < 0)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < a->n_service_data; i++) {
+                const G2cAdEntry *e = &a->service_data[i];
+                if (e->size > GATT_VALUE_MAX || (e->size && !e->data) || service_data_key(e->uuid, key) < 0)
+                        return -EINVAL;
+                if (json_object_set_new(svc, key, codec_json_bytes(e->data, e->size)) < 0)
+                        return -ENOMEM;
+        }
+        if (a->n_raw > 0) {
+                raw = json_array();
+                if (!raw)
+                        return -ENOMEM;
+                for (size_t i = 0; i < a->n_raw; i++) {
+                        const G2cAdEntry *e = &a->raw[i];
+                        /* An AD structure's length octet covers the type and the data. */
+                        if (e->key > 255 || e->size > 254 || (e->size && !e->data))
+                                return -EINVAL;
+                        if (json_array_append_new(raw, json_integer((json_int_t) e->size + 1)) < 0 ||
+                            json_array_append_new(raw, json_integer(e->key)) < 0)
+                                return -ENOMEM;
+                        for (size_t k = 0; k < e->size; k++)
+                                if (json_array_append_new(raw, json_integer(e->data[k])) < 0)
+                                        return -ENOMEM;
+                }
+        }
+        o = json_object();
+        if (!o)
+                return -ENOMEM;
+        if (json_object_set_new(o, "advertiseFlag", json_integer(a->flags)) < 0 ||
+            json_object_set_new(o, "serviceUuids", uuids ? json_incref(uuids) : json_null()) < 0)
+                return -ENOMEM;
+        if (a->local_name) {
+                json_t *n = json_string(a->local_name);
+                if (!n)
+                        return -EINVAL; /* not UTF-8 */
+                if (json_object_set_new(o, "localName", n) < 0)
+                        return -ENOMEM;
+        } else if (json_object_set_new(o, "localName", json_null()) < 0)
+                return -ENOMEM;
+        if (json_object_set_new(o, "txPower", a->has_tx_power ? json_integer(a->tx_power) : json_null()) < 0 ||
+            json_object_set(o, "manufacturerData", mfr) < 0 || json_object_set(o, "serviceData", svc) < 0 ||
+            (raw && json_object_set(o, "rawData", raw) < 0))
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
 int g2c_encode_scan_result(const G2cHeader *h, C2gScanReporting sub_type, bool timeout,
                            const G2cScanDevice *devices, size_t n_devices, char **ret) {
         _cleanup_(json_decrefp) json_t *list = json_array();
@@ -157,6 +268,14 @@ int g2c_encode_scan_result(const G2cHeader *h, C2gScanReporting sub_type, bool t
                 }
                 if (json_object_set_new(o, "address", address_object(addr, sd->device.address_type)) < 0)
                         return -ENOMEM;
+                if (sd->advertisement) {
+                        json_t *ad = NULL;
+                        int r = g2c_advertisement_object(sd->advertisement, &ad);
+                        if (r < 0)
+                                return r;
+                        if (json_object_set_new(o, "advertisementData", ad) < 0)
+                                return -ENOMEM;
+                }
         }
         return envelope(h, G2C_EVENT_SCAN_RESULT,
                         json_pack("{s:s,s:b,s:O}", "subType", st, "timeout", timeout, "devices", list), ret);

@@ -69,11 +69,50 @@ typedef struct G2cDevice {
         BtAddrType address_type; /* UNSPECIFIED: no "type" key */
 } G2cDevice;
 
+/* One AD structure's payload, keyed: a manufacturer's data (key: company
+ * identifier), service data (key: the service UUID) or an AD structure BlueZ
+ * does not decode (key: AD type). */
+typedef struct G2cAdEntry {
+        uint16_t key;        /* company identifier or AD type */
+        const char *uuid;    /* service data: any of the UUID forms uuid_normalize() takes */
+        const uint8_t *data;
+        size_t size;
+} G2cAdEntry;
+
+#define G2C_AD_ENTRIES_MAX 32 /* of each kind */
+
+/*
+ * A device's advertisement, sent as "advertisementData" in the shape of
+ * nRF Cloud's beacon-utilities AdvertisementPacket, which gateway-common's
+ * scanResult carries and the portal decodes (iBeacon, AltBeacon, Eddystone):
+ *   {"advertiseFlag":F|-1,"serviceUuids":["0000feaa-0000-1000-8000-00805f9b34fb",...]|null,
+ *    "localName":N|null,"txPower":T|null,"manufacturerData":{"<company, decimal>":[bytes]},
+ *    "serviceData":{"<16-bit UUID, lower-case hex, or the dashed 128-bit form>":[bytes]}}
+ * and, when there are AD structures whose meaning is not known here,
+ * "rawData":[len,type,data...,len,type,data...] (the raw AD format, which the
+ * same library parses).
+ */
+typedef struct G2cAdvertisement {
+        int flags;                        /* the Flags AD's first byte, -1: none */
+        const char *const *service_uuids; /* any UUID form */
+        size_t n_service_uuids;
+        const char *local_name;           /* NULL: null */
+        bool has_tx_power;
+        int tx_power;
+        const G2cAdEntry *manufacturer_data;
+        size_t n_manufacturer_data;
+        const G2cAdEntry *service_data;
+        size_t n_service_data;
+        const G2cAdEntry *raw;            /* AD type in key; data at most 254 bytes */
+        size_t n_raw;
+} G2cAdvertisement;
+
 typedef struct G2cScanDevice {
         G2cDevice device;
         bool has_rssi;
         int rssi;
         const char *name;        /* NULL: unknown, no "name" key */
+        const G2cAdvertisement *advertisement; /* NULL: no "advertisementData" key */
 } G2cScanDevice;
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" in UTC.  -ERANGE past year 9999. */
@@ -83,6 +122,10 @@ int g2c_format_timestamp(uint64_t usec, char buf[static G2C_TIMESTAMP_LEN + 1]);
  * each partial report, true for the final one. */
 int g2c_encode_scan_result(const G2cHeader *h, C2gScanReporting sub_type, bool timeout,
                            const G2cScanDevice *devices, size_t n_devices, char **ret);
+
+/* The "advertisementData" object alone (see G2cAdvertisement); -EINVAL for a
+ * bad UUID, an oversize entry or a local name that is not UTF-8. */
+int g2c_advertisement_object(const G2cAdvertisement *a, json_t **ret);
 
 /* device_connect_result with status.connected. */
 int g2c_encode_device_connect_result(const G2cHeader *h, const G2cDevice *d, bool connected, char **ret);

@@ -66,6 +66,7 @@ ShadowState *shadow_state_free(ShadowState *s) {
         free(s->pairing_topic_c2g);
         free(s->pairing_topic_g2c);
         free(s->connections);
+        free(s->beacons);
         free(s->reported_addresses);
         json_decref(s->delta_state);
         free(s);
@@ -192,6 +193,42 @@ static int connections_parse(const json_t *list, const char *field, ShadowState 
         return 0;
 }
 
+/* desired.beacons: addresses in any of desiredConnections' formats (connection_parse()). */
+static int beacons_parse(const json_t *list, ShadowState *s) {
+        char(*v)[BT_ADDR_STR_LEN + 1] = NULL;
+        size_t n = 0, ignored = 0;
+
+        if (!json_is_null(list) && !json_is_array(list)) {
+                s->beacons_malformed = true;
+                return 0;
+        }
+        if (json_is_array(list) && json_array_size(list) > 0) {
+                v = calloc(MIN(json_array_size(list), (size_t) SHADOW_BEACONS_MAX), sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++) {
+                DesiredConnection c;
+                bool dup = false;
+
+                if (!connection_parse(json_array_get(list, i), &c)) {
+                        ignored++;
+                        continue;
+                }
+                for (size_t k = 0; k < n && !dup; k++)
+                        dup = streq(v[k], c.address);
+                if (!dup && n < SHADOW_BEACONS_MAX)
+                        strcpy(v[n++], c.address);
+        }
+        free(s->beacons);
+        s->beacons = v;
+        s->n_beacons = n;
+        s->n_beacons_ignored = ignored;
+        s->has_beacons = true;
+        s->beacons_malformed = false;
+        return 0;
+}
+
 static int topic_string(const json_t *topics, const char *key, const char *prefix, char **ret, CodecError *e) {
         char field[CODEC_FIELD_MAX];
         const char *str;
@@ -274,6 +311,13 @@ static int desired_parse(const json_t *desired, const char *prefix, ShadowState 
         field_join(field, sizeof field, prefix, "desiredConnections");
         if (v) {
                 r = connections_parse(v, field, s, e);
+                if (r < 0)
+                        return r;
+        }
+
+        v = json_object_get(desired, "beacons");
+        if (v) {
+                r = beacons_parse(v, s);
                 if (r < 0)
                         return r;
         }

@@ -28,6 +28,8 @@
 /* What the gateway asks the transform for (lte-gateway uses 1024; the
  * cloud's default and maximum for Nordic devices is 1792). */
 #define SHADOW_TRANSFORM_MAX_LEN 1024
+/* Beacons watched at once (desired.beacons). */
+#define SHADOW_BEACONS_MAX 100
 #define SHADOW_TOPIC_PREFIX_MAX (TOPIC_STAGE_MAX + 1 + TOPIC_TEAM_MAX + 1)
 
 typedef enum ShadowDocKind {
@@ -100,6 +102,20 @@ typedef struct ShadowState {
         size_t n_connections;
         size_t n_connections_desired;
         size_t n_connections_ignored;
+
+        /* desired.beacons (gateway-common's "list of beacons we should watch"):
+         * advertisers to watch without connecting.  has_beacons is false
+         * when the document does not mention it; null or [] give an empty
+         * set.  Entries are taken in any of desiredConnections' three
+         * formats, normalised and de-duplicated, at most SHADOW_BEACONS_MAX
+         * (the first ones); entries that are not addresses are skipped and
+         * counted.  A beacons member that is not an array is ignored
+         * (beacons_malformed): it must not stop pairing. */
+        bool has_beacons;
+        bool beacons_malformed;
+        char (*beacons)[BT_ADDR_STR_LEN + 1];
+        size_t n_beacons;
+        size_t n_beacons_ignored;
 
         /* Accepted documents only: the addresses under
          * reported.statusConnections that are not null, so that the gateway

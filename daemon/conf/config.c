@@ -111,6 +111,7 @@ static const ConfigKey keys[] = {
         K("Bluetooth", "ScanRSSI", CONFIG_INT_OPT, scan_rssi, .min = -127, .max = 20, LIVE),
         K("Bluetooth", "AcquireNotify", CONFIG_BOOL, acquire_notify, .def = "no", RESTART),
         K("Bluetooth", "NotifyMinIntervalMs", CONFIG_UINT, notify_min_interval_ms, .min = 0, .max = 3600000, .def = "0", LIVE),
+        K("Bluetooth", "BeaconReportIntervalSec", CONFIG_UINT, beacon_report_interval_sec, .min = 1, .max = 3600, .def = "10", LIVE),
         K("Bluetooth", "ConnectTimeoutSec", CONFIG_UINT, connect_timeout_sec, .min = 1, .max = 120, .def = "20", LIVE),
 
         K("Fota", "ApplyTimeoutSec", CONFIG_UINT, fota_apply_timeout_sec, .min = 30, .max = 86400, .def = "300", LIVE),

@@ -72,6 +72,7 @@ typedef struct Config {
         bool acquire_notify;
         unsigned notify_min_interval_ms;
         unsigned connect_timeout_sec;
+        unsigned beacon_report_interval_sec; /* one scan_result per watched beacon per interval at most */
 
         /* [Fota] */
         unsigned fota_apply_timeout_sec; /* reset to the new firmware's answer, else "not validated" */

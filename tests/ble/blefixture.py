@@ -142,6 +142,35 @@ class BluezMock:
             self.devices[address] = dict(opts, appear_on_discovery=False)
         return str(self.fx.AddLeDevice('hci0', address, json.dumps(opts)))
 
+    # ---- beacons: advertisers with real advertisement bytes ----
+
+    def add_ibeacon(self, address, uuid, major, minor, tx_power=-59, **opts):
+        """An iBeacon: Apple's manufacturer data (company 0x004C), type 0x02, length 0x15, the proximity
+        UUID, major and minor (big endian) and the measured power at 1 m.  Returns its bytes."""
+        data = bytes([0x02, 0x15]) + bytes.fromhex(uuid.replace("-", "")) + major.to_bytes(2, "big") + \
+            minor.to_bytes(2, "big") + (tx_power & 0xff).to_bytes(1, "big")
+        opts.setdefault("flags", "06")
+        self.add_device(address, gatt=[], manufacturer_data={str(0x004C): data.hex()}, advertising=True, **opts)
+        return data
+
+    def add_eddystone_uid(self, address, namespace, instance, tx_power=-18, advertised_tx_power=None, **opts):
+        """An Eddystone-UID beacon: service UUID 0xFEAA listed and its service data, frame type 0x00, the
+        ranging data (TX power at 0 m), a 10-byte namespace, a 6-byte instance and two reserved bytes.
+        advertised_tx_power: a TX Power Level AD as well (Device1.TxPower)."""
+        data = bytes([0x00, tx_power & 0xff]) + bytes.fromhex(namespace) + bytes.fromhex(instance) + b"\0\0"
+        opts.setdefault("flags", "06")
+        if advertised_tx_power is not None:
+            opts["tx_power"] = advertised_tx_power
+        self.add_device(address, gatt=[], uuids=["feaa"], service_data={"feaa": data.hex()}, advertising=True,
+                        **opts)
+        return data
+
+    def add_sensor_beacon(self, address, company, payload, **opts):
+        """A sensor that broadcasts its readings in manufacturer data: payload, then a 16-bit count of the
+        advertisements sent so far (little endian), which changes with each advertisement."""
+        self.add_device(address, gatt=[], manufacturer_data={str(company): payload.hex() + "0000"},
+                        counter=True, advertising=True, **opts)
+
     @staticmethod
     def path(address):
         return '/org/bluez/hci0/dev_' + address.replace(':', '_')

@@ -124,6 +124,34 @@ def _maybe_fail(path, method):
 
 # ---- devices ----
 
+def _adv_payload(opts, count=0):
+    """The advertising properties of a device: ManufacturerData a{qv}, ServiceData a{sv},
+    AdvertisingData a{yv} (AD type → bytes), AdvertisingFlags ay, TxPower n.  With
+    'counter' set, the last two bytes of each manufacturer data entry carry the
+    number of advertisements sent so far (little endian), like a sensor counting."""
+    mfr = {}
+    for k, v in opts.get('manufacturer_data', {}).items():
+        b = bytes.fromhex(v)
+        if opts.get('counter') and len(b) >= 2:
+            b = b[:-2] + (count & 0xffff).to_bytes(2, 'little')
+        mfr[dbus.UInt16(int(k))] = dbus.Array([dbus.Byte(x) for x in b], signature='y', variant_level=1)
+    p = {
+        'ManufacturerData': dbus.Dictionary(mfr, signature='qv'),
+        'ServiceData': dbus.Dictionary(
+            {_long_uuid(k): dbus.Array(_bytes(v), signature='y', variant_level=1)
+             for k, v in opts.get('service_data', {}).items()}, signature='sv'),
+    }
+    if 'ad_data' in opts:
+        p['AdvertisingData'] = dbus.Dictionary(
+            {dbus.Byte(int(k)): dbus.Array(_bytes(v), signature='y', variant_level=1)
+             for k, v in opts['ad_data'].items()}, signature='yv')
+    if 'flags' in opts:
+        p['AdvertisingFlags'] = _bytes(opts['flags'])
+    if 'tx_power' in opts:
+        p['TxPower'] = dbus.Int16(opts['tx_power'])
+    return p
+
+
 def _device_props(adapter_path, address, opts):
     p = {
         'Address': dbus.String(address),
@@ -138,13 +166,8 @@ def _device_props(adapter_path, address, opts):
         'Connected': dbus.Boolean(False),
         'ServicesResolved': dbus.Boolean(False),
         'UUIDs': dbus.Array([_long_uuid(u) for u in opts.get('uuids', [])], signature='s'),
-        'ManufacturerData': dbus.Dictionary(
-            {dbus.UInt16(int(k)): dbus.Array(_bytes(v), signature='y', variant_level=1)
-             for k, v in opts.get('manufacturer_data', {}).items()}, signature='qv'),
-        'ServiceData': dbus.Dictionary(
-            {_long_uuid(k): dbus.Array(_bytes(v), signature='y', variant_level=1)
-             for k, v in opts.get('service_data', {}).items()}, signature='sv'),
     }
+    p.update(_adv_payload(opts))
     if 'name' in opts:
         p['Name'] = dbus.String(opts['name'])
     if 'rssi' in opts:
@@ -389,10 +412,13 @@ def _adapter_tick(adapter_path):
                 continue
             info['rssi_step'] = info.get('rssi_step', 0) + 1
             changed = {'RSSI': dbus.Int16(info['opts'].get('rssi', -60) - info['rssi_step'] % 3)}
-            if info['opts'].get('manufacturer_data'):
-                changed['ManufacturerData'] = dbus.Dictionary(
-                    {dbus.UInt16(int(k)): dbus.Array(_bytes(v), signature='y', variant_level=1)
-                     for k, v in info['opts']['manufacturer_data'].items()}, signature='qv')
+            # Like bluetoothd with DuplicateData=true: every advertisement re-sends its data.
+            adv = _adv_payload(info['opts'], info['rssi_step'])
+            for key in ('ManufacturerData', 'ServiceData', 'AdvertisingData'):
+                if len(adv.get(key, {})) > 0:
+                    changed[key] = adv[key]
+            if 'TxPower' in adv:
+                changed['TxPower'] = adv['TxPower']
             _props_changed(path, DEVICE_IFACE, changed)
     return True
 
@@ -442,6 +468,10 @@ def FixAdapter(self, adapter_path):
         ('StopDiscovery', '', '', _stop_discovery),
         ('SetDiscoveryFilter', 'a{sv}', '', _set_discovery_filter),
     ])
+    # A client may have started discovery with the template's own StartDiscovery before this ran
+    # (bluetoothd restarted under a running gateway): advertise from now on as well.
+    if adapter.props[ADAPTER_IFACE].get('Discovering') and adapter_path not in TIMERS:
+        TIMERS[adapter_path] = GLib.timeout_add(100, _adapter_tick, adapter_path)
 
 
 @dbus.service.method(FIXTURE_IFACE, in_signature='sss', out_signature='o')

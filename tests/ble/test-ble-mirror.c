@@ -189,6 +189,49 @@ static void test_properties_changed_and_invalidated(void **state) {
         ble_mirror_free(mi);
 }
 
+/* Device1 AdvertisingFlags (ay) and AdvertisingData (a{yv}: AD type → bytes), as bluetoothd sends them. */
+static void test_advertising_props(void **state) {
+        Counts k = { 0 };
+        BleMirror *mi = loaded(&k);
+        sd_bus_message *m;
+        BleObject *o = ble_mirror_get(mi, DEV);
+
+        (void) state;
+        assert_false(o->device.has_advertising_flags);
+        assert_int_equal(o->device.advertising_data.n, 0);
+        m = signal_new(DEV, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        assert_true(sd_bus_message_append(m, "sa{sv}as", "org.bluez.Device1", 3, "AdvertisingFlags", "ay", 1, 0x06,
+                                          "AdvertisingData", "a{yv}", 2, 0x30, "ay", 2, 'a', 'b', 0x2d, "ay", 0,
+                                          "TxPower", "n", (int16_t) -4, 0) >= 0);
+        sealed(m);
+        assert_int_equal(ble_mirror_properties_changed(mi, m), 0);
+        sd_bus_message_unref(m);
+        assert_true(o->device.has_advertising_flags);
+        assert_int_equal(o->device.advertising_flags.size, 1);
+        assert_int_equal(o->device.advertising_flags.data[0], 0x06);
+        assert_int_equal(o->device.advertising_data.n, 2);
+        assert_int_equal(o->device.advertising_data.items[0].company, 0x30);
+        assert_memory_equal(o->device.advertising_data.items[0].data.data, "ab", 2);
+        assert_int_equal(o->device.advertising_data.items[1].company, 0x2d);
+        assert_int_equal(o->device.advertising_data.items[1].data.size, 0);
+        assert_true(o->device.has_tx_power);
+        assert_int_equal(o->device.tx_power, -4);
+        assert_int_equal(k.last_changed, (UINT64_C(1) << BLE_DEVICE_ADVERTISING_FLAGS) |
+                                                 (UINT64_C(1) << BLE_DEVICE_ADVERTISING_DATA) |
+                                                 (UINT64_C(1) << BLE_DEVICE_TX_POWER));
+
+        /* The dbusmock template's aa{yv}: skipped and counted; the value held stays. */
+        m = signal_new(DEV, "org.freedesktop.DBus.Properties", "PropertiesChanged");
+        assert_true(sd_bus_message_append(m, "sa{sv}as", "org.bluez.Device1", 1, "AdvertisingData", "aa{yv}", 0,
+                                          1, "AdvertisingFlags") >= 0);
+        sealed(m);
+        assert_int_equal(ble_mirror_properties_changed(mi, m), 0);
+        sd_bus_message_unref(m);
+        assert_int_equal(o->device.advertising_data.n, 2);
+        assert_false(o->device.has_advertising_flags);
+        ble_mirror_free(mi);
+}
+
 static void test_value_cap(void **state) {
         Counts k = { 0 };
         BleMirror *mi = loaded(&k);
@@ -420,6 +463,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_load),
                 cmocka_unit_test(test_properties_changed_and_invalidated),
+                cmocka_unit_test(test_advertising_props),
                 cmocka_unit_test(test_value_cap),
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_interfaces_added_removed),

@@ -26,6 +26,12 @@ static void exercise(const ShadowState *s) {
                         check(!streq(s->connections[i].address, s->connections[k].address));
                 st[i] = (ShadowConnectionStatus) { s->connections[i].address, (ConnectionStatus) (i % _CONNECTION_STATUS_MAX) };
         }
+        check(s->n_beacons <= SHADOW_BEACONS_MAX && (s->has_beacons || s->n_beacons == 0));
+        for (size_t i = 0; i < s->n_beacons; i++) {
+                check(bt_addr_is_valid(s->beacons[i]));
+                for (size_t k = 0; k < i; k++)
+                        check(!streq(s->beacons[i], s->beacons[k]));
+        }
         check(s->n_reported_addresses <= SHADOW_CONNECTIONS_MAX);
         for (size_t i = 0; i < s->n_reported_addresses; i++)
                 check(bt_addr_is_valid(s->reported_addresses[i]));

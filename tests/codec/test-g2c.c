@@ -98,6 +98,69 @@ static void test_scan_result_captured(void **state) {
         free(s);
 }
 
+/* Beacon scans and watched beacons: advertisementData in the shape of nRF Cloud's beacon-utilities
+ * AdvertisementPacket (gateway-common scanResult.ts), byte for byte. */
+static void test_scan_result_advertisement(void **state) {
+        static const uint8_t ibeacon[] = { 0x02, 0x15, 0xe2, 0xc5, 0x6d, 0xb5, 0xdf, 0xfb, 0x48, 0xd2, 0xb0, 0x60,
+                                           0xd0, 0xf5, 0xa7, 0x10, 0x96, 0xe0, 0x00, 0x01, 0x00, 0x02, 0xc5 };
+        static const uint8_t eddystone[] = { 0x00, 0xee, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+                                             0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x00, 0x00 };
+        static const uint8_t broadcast_name[] = { 'a', 'b' };
+        static const G2cAdEntry mfr[] = { { .key = 0x004c, .data = ibeacon, .size = sizeof ibeacon } };
+        static const G2cAdEntry svc[] = {
+                { .uuid = "0000feaa-0000-1000-8000-00805f9b34fb", .data = eddystone, .size = sizeof eddystone },
+                { .uuid = "6E400001B5A3F393E0A9E50E24DCCA9E", .data = NULL, .size = 0 },
+        };
+        static const G2cAdEntry raw[] = { { .key = 0x30, .data = broadcast_name, .size = 2 } };
+        static const char *const uuids[] = { "FEAA", "6e400001-b5a3-f393-e0a9-e50e24dcca9e" };
+        const G2cAdvertisement ib = { .flags = 6, .manufacturer_data = mfr, .n_manufacturer_data = 1 };
+        const G2cAdvertisement ed = { .flags = -1, .service_uuids = uuids, .n_service_uuids = 2, .local_name = "eddy",
+                                      .has_tx_power = true, .tx_power = -4, .service_data = svc, .n_service_data = 2,
+                                      .raw = raw, .n_raw = 1 };
+        G2cScanDevice d[] = {
+                { .device = { .address = "C0:FF:EE:00:00:B1", .address_type = BT_ADDR_TYPE_PUBLIC }, .has_rssi = true,
+                  .rssi = -59, .advertisement = &ib },
+                { .device = { .address = "C0:FF:EE:00:00:B2", .address_type = BT_ADDR_TYPE_RANDOM_STATIC },
+                  .has_rssi = true, .rssi = -70, .name = "eddy", .advertisement = &ed },
+        };
+        G2cAdvertisement bad = ib;
+        G2cAdEntry bad_svc = { .uuid = "not-a-uuid" };
+        G2cScanDevice bd = d[0];
+        char *s = NULL;
+        (void) state;
+
+        check(g2c_encode_scan_result(&unsolicited, C2G_SCAN_REPORTING_INSTANT, false, d, 2, &s), &s,
+              HDR("\"N/A\"") "\"scan_result\",\"timestamp\":\"2025-02-27T18:38:50.123Z\",\"subType\":\"instant\","
+              "\"timeout\":false,\"devices\":[{\"deviceType\":\"BLE\",\"rssi\":-59,"
+              "\"address\":{\"address\":\"C0:FF:EE:00:00:B1\",\"type\":\"public\"},"
+              "\"advertisementData\":{\"advertiseFlag\":6,\"serviceUuids\":null,\"localName\":null,\"txPower\":null,"
+              "\"manufacturerData\":{\"76\":[2,21,226,197,109,181,223,251,72,210,176,96,208,245,167,16,150,224,0,1,0,2,"
+              "197]},\"serviceData\":{}}},"
+              "{\"deviceType\":\"BLE\",\"rssi\":-70,\"name\":\"eddy\","
+              "\"address\":{\"address\":\"C0:FF:EE:00:00:B2\",\"type\":\"randomStatic\"},"
+              "\"advertisementData\":{\"advertiseFlag\":-1,\"serviceUuids\":[\"0000feaa-0000-1000-8000-00805f9b34fb\","
+              "\"6e400001-b5a3-f393-e0a9-e50e24dcca9e\"],\"localName\":\"eddy\",\"txPower\":-4,\"manufacturerData\":{},"
+              "\"serviceData\":{\"feaa\":[0,238,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,0,0],"
+              "\"6e400001-b5a3-f393-e0a9-e50e24dcca9e\":[]},\"rawData\":[3,48,97,98]}}]" TAIL("42"));
+
+        /* What cannot be encoded is refused, not sent half. */
+        bd.advertisement = &bad;
+        bad.flags = 256;
+        assert_int_equal(g2c_encode_scan_result(&unsolicited, C2G_SCAN_REPORTING_INSTANT, false, &bd, 1, &s), -EINVAL);
+        bad = ib;
+        bad.service_data = &bad_svc;
+        bad.n_service_data = 1;
+        assert_int_equal(g2c_encode_scan_result(&unsolicited, C2G_SCAN_REPORTING_INSTANT, false, &bd, 1, &s), -EINVAL);
+        bad = ib;
+        bad.local_name = "\xff\xfe";
+        assert_int_equal(g2c_encode_scan_result(&unsolicited, C2G_SCAN_REPORTING_INSTANT, false, &bd, 1, &s), -EINVAL);
+        bad = ib;
+        bad.n_raw = 1;
+        bad.raw = &(G2cAdEntry){ .key = 0x30, .data = ibeacon, .size = 255 };
+        assert_int_equal(g2c_encode_scan_result(&unsolicited, C2G_SCAN_REPORTING_INSTANT, false, &bd, 1, &s), -EINVAL);
+        assert_null(s);
+}
+
 static void test_connect_disconnect(void **state) {
         char *s = NULL;
         (void) state;
@@ -464,6 +527,7 @@ int main(void) {
                 cmocka_unit_test(test_timestamp),
                 cmocka_unit_test(test_scan_result),
                 cmocka_unit_test(test_scan_result_captured),
+                cmocka_unit_test(test_scan_result_advertisement),
                 cmocka_unit_test(test_connect_disconnect),
                 cmocka_unit_test(test_connect_captured),
                 cmocka_unit_test(test_discover_result),

@@ -285,6 +285,77 @@ static void test_delta(void **state) {
         shadow_state_free(s);
 }
 
+static void test_beacons(void **state) {
+        /* gateway-common reads desired.beacons as a flat list of addresses; the other two formats of
+         * desiredConnections are taken too, duplicates and what is not an address are dropped. */
+        static const char doc[] = "{\"desired\":{\"desiredConnections\":[\"C2:6B:AC:6D:05:A2\"],\"beacons\":"
+                                  "[\"c0:ff:ee:00:00:b1\",{\"id\":\"C0:FF:EE:00:00:B2\"},"
+                                  "{\"address\":{\"address\":\"C0:FF:EE:00:00:B3\",\"type\":\"random\"}},"
+                                  "\"C0:FF:EE:00:00:B1\",\"not an address\",42,null]},\"reported\":{}}";
+        static const char delta_empty[] = "{\"version\":9,\"timestamp\":1,\"state\":{\"beacons\":[]}}";
+        static const char delta_null[] = "{\"version\":9,\"timestamp\":1,\"state\":{\"beacons\":null}}";
+        static const char delta_other[] = "{\"version\":9,\"timestamp\":1,\"state\":{\"desiredConnections\":[]}}";
+        static const char bad[] = "{\"desired\":{\"pairing\":{\"state\":\"paired\"},\"beacons\":\"C0:FF:EE:00:00:B1\"}}";
+        ShadowState *s = accepted(doc);
+        CodecError e;
+        char *out = NULL;
+        (void) state;
+
+        assert_true(s->has_beacons);
+        assert_false(s->beacons_malformed);
+        assert_int_equal(s->n_beacons, 3);
+        assert_string_equal(s->beacons[0], "C0:FF:EE:00:00:B1");
+        assert_string_equal(s->beacons[1], "C0:FF:EE:00:00:B2");
+        assert_string_equal(s->beacons[2], "C0:FF:EE:00:00:B3");
+        assert_int_equal(s->n_beacons_ignored, 3);
+        /* Beacons are not connections. */
+        assert_int_equal(s->n_connections, 1);
+        assert_false(shadow_state_wants(s, "C0:FF:EE:00:00:B1"));
+        s = shadow_state_free(s);
+
+        /* The list emptied by a delta ([] or null), echoed as received; a delta without it keeps the set. */
+        assert_int_equal(shadow_parse_delta(delta_empty, strlen(delta_empty), &s, &e), 0);
+        assert_true(s->has_beacons);
+        assert_int_equal(s->n_beacons, 0);
+        assert_int_equal(shadow_build_delta_accept(s, &out), 0);
+        assert_string_equal(out, "{\"state\":{\"reported\":{\"beacons\":[]}}}");
+        free(out);
+        s = shadow_state_free(s);
+        assert_int_equal(shadow_parse_delta(delta_null, strlen(delta_null), &s, &e), 0);
+        assert_true(s->has_beacons);
+        assert_int_equal(s->n_beacons, 0);
+        s = shadow_state_free(s);
+        assert_int_equal(shadow_parse_delta(delta_other, strlen(delta_other), &s, &e), 0);
+        assert_false(s->has_beacons);
+        s = shadow_state_free(s);
+
+        /* Not an array: ignored and flagged, the rest of the document still counts. */
+        s = accepted(bad);
+        assert_false(s->has_beacons);
+        assert_true(s->beacons_malformed);
+        assert_int_equal(s->pairing_state, PAIRING_STATE_PAIRED);
+        s = shadow_state_free(s);
+}
+
+static void test_beacons_cap(void **state) {
+        size_t size = 64 + 2 * SHADOW_BEACONS_MAX * 24;
+        char *doc = malloc(size), *p = doc;
+        ShadowState *s;
+        (void) state;
+
+        assert_non_null(doc);
+        p += sprintf(p, "{\"desired\":{\"beacons\":[");
+        for (unsigned i = 0; i < 2 * SHADOW_BEACONS_MAX; i++)
+                p += sprintf(p, "%s\"C0:FF:EE:00:%02X:%02X\"", i ? "," : "", i >> 8, i & 0xff);
+        sprintf(p, "]}}");
+        s = accepted(doc);
+        assert_int_equal(s->n_beacons, SHADOW_BEACONS_MAX);
+        assert_string_equal(s->beacons[0], "C0:FF:EE:00:00:00");
+        assert_string_equal(s->beacons[SHADOW_BEACONS_MAX - 1], "C0:FF:EE:00:00:63");
+        shadow_state_free(s);
+        free(doc);
+}
+
 static void test_transform(void **state) {
         ShadowState *s = NULL;
         CodecError e;
@@ -515,6 +586,8 @@ int main(void) {
                 cmocka_unit_test(test_connections_10000_entries),
                 cmocka_unit_test(test_delta),
                 cmocka_unit_test(test_transform),
+                cmocka_unit_test(test_beacons),
+                cmocka_unit_test(test_beacons_cap),
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_build_pairing),
                 cmocka_unit_test(test_build_status_connections),
