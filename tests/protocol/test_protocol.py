@@ -361,9 +361,9 @@ class ProtocolTest(pt.WorldTestCase):
 
     def test_c2g_flood(self):
         """20 000 c2g operations as fast as the stand-in can send them, while the device
-        notifies: C2gRateMax= of them are answered per second, the first one refused in a
-        burst gets one error event, the log says it in a few lines, every notification
-        arrives, and the daemon's memory comes back near its level before the burst."""
+        notifies: C2gRateMax= of them are answered per second, those refused get one error
+        event per 10 s, the log says it in a few lines, every notification arrives, and the
+        daemon's memory comes back near its level before the burst."""
         rate, n, notes = 50, 20000, 500
         w = self.world(desired=(A,), log_level="info", extra_conf="[Cloud]\nC2gRateMax=%d\n" % rate)
         self.ready(A)
@@ -403,15 +403,16 @@ class ProtocolTest(pt.WorldTestCase):
               % (n, sent, len(answered), len(errors), elapsed, len(lines), len(warnings), len(got), notes,
                  before["uss"] / 1e6, after["uss"] / 1e6, before["rss"] / 1e6, after["rss"] / 1e6,
                  after["hwm"] / 1e6), file=sys.stderr)
-        # C2gRateMax= per started second, and one error per burst (a burst per second at most).
-        self.assertLessEqual(len(answered), rate * (int(elapsed) + 2) + int(elapsed) + 2)
+        # C2gRateMax= per started second, and one error event about refusals per 10 s, however fast
+        # the daemon works through the flood (more slowly under ASan: a device's queue fills, and
+        # refusals come in several windows of the rate).
+        self.assertLessEqual(len(answered), rate * (int(elapsed) + 2) + (int(elapsed) + 2) // 10 + 1)
         self.assertGreaterEqual(len(answered), rate)
         self.assertGreaterEqual(len(errors), 1)
-        if not SANITIZED:
-            # Under ASan the daemon works through the flood slowly enough for bursts to end and
-            # begin again (34 error events were seen in one run): not yet bounded there.
-            self.assertLessEqual(len(errors), int(elapsed) + 2)
-        self.assertIn("too many operations", errors[0]["event"]["error"]["description"])
+        self.assertLessEqual(len(errors), (int(elapsed) + 2) // 10 + 1, [e["event"]["error"] for e in errors[:5]])
+        self.assertRegex(errors[0]["event"]["error"]["description"],
+                         r"^too many operations: over %d per second; 1 refused since the last such error" % rate)
+        self.assertEqual(errors[0]["event"]["error"]["code"], -16)  # -EBUSY
         self.assertLessEqual(len(warnings), 5, warnings)
         self.assertLessEqual(len(lines), 100, lines[-20:])
         self.assertEqual(sorted(pt.seq(e) for e in got), list(range(1, notes + 1)))
