@@ -357,6 +357,26 @@ class ProtocolTest(pt.WorldTestCase):
                          2)
         self.assertLess(pt.now() - t0, 10)
 
+    # ---- the unit's ProcSubset=pid ----
+
+    def test_proc_subset_pid(self):
+        """The daemon with /proc as ProcSubset=pid and ProtectProc=invisible leave it (no /proc/net,
+        no /proc/sys): it connects, in modem mode through the bridge whose peer check must find
+        its own connection without /proc/net/tcp (issue 13 §5), and answers an operation."""
+        if os.geteuid() != 0:
+            self.skipTest("mounting /proc in a mount namespace needs root")
+        w = self.world(desired=(A,), proc_subset_pid=True)
+        self.ready(A)
+        with open("/proc/%d/mountinfo" % w.daemon.proc.pid) as f:
+            proc = [line for line in f if " - proc " in line and line.split()[4] == "/proc"]
+        # The last one mounted on /proc is the one the daemon sees.
+        self.assertIn("subset=pid", proc[-1], proc)
+        self.assertFalse(os.path.exists("/proc/%d/root/proc/net/tcp" % w.daemon.proc.pid))
+        rid = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180F",
+                     "characteristicUUID": "2A19"})
+        self.assertEqual(w.answers(rid, 2)[0]["event"]["characteristic"]["value"], [100])
+        self.assertNotIn("refus", w.daemon.log().lower())
+
     # ---- c2g floods ----
 
     def test_c2g_flood(self):
