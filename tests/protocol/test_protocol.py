@@ -360,7 +360,7 @@ class ProtocolTest(pt.WorldTestCase):
     # ---- the unit's ProcSubset=pid ----
 
     def test_proc_subset_pid(self):
-        """The daemon with /proc as ProcSubset=pid and ProtectProc=invisible leave it (no /proc/net,
+        """The daemon seeing /proc as ProcSubset=pid and ProtectProc=invisible make it (no /proc/net,
         no /proc/sys): it connects, in modem mode through the bridge whose peer check must find
         its own connection without /proc/net/tcp (issue 13 §5), and answers an operation."""
         if os.geteuid() != 0:
