@@ -367,19 +367,20 @@ static void test_c2g_rate(void **state) {
 
 /* A flood the gateway works through slowly, with pauses of more than two seconds between the chunks
  * it reads (a loaded machine, a modem link delivering in spurts): the cloud gets one error event about
- * refusals in C2G_REFUSAL_EVENT_INTERVAL_USEC (10 s), not one per chunk. */
+ * refusals per C2G_REFUSAL_EVENT_INTERVAL_USEC (10 s), not one per chunk, and the next one counts
+ * those refused meanwhile.  Takes 13 s. */
 static void test_c2g_rate_slow_flood(void **state) {
         T *t = *state;
         char json[256];
         const char *b[] = { B };
-        size_t errors = 0, refusals = 0, refusal = 0;
+        size_t errors = 0, refusals = 0, refusal[2] = { 0 };
+        uint64_t t0;
 
         t->config.c2g_rate_max = 5;
         desire(t, b, 1);
         fake_clear(&t->fake);
-        for (unsigned chunk = 0; chunk < 3; chunk++) {
-                uint64_t until = now_usec(CLOCK_MONOTONIC) + 2200 * 1000;
-
+        t0 = now_usec(CLOCK_MONOTONIC);
+        for (unsigned chunk = 0; chunk < 6; chunk++) {
                 for (unsigned i = 0; i < 50; i++) {
                         snprintf(json, sizeof json,
                                  "{\"type\":\"operation\",\"id\":\"s%u-%u\",\"operation\":{\"type\":"
@@ -387,23 +388,29 @@ static void test_c2g_rate_slow_flood(void **state) {
                                  chunk, i);
                         c2g(t, json);
                 }
-                while (now_usec(CLOCK_MONOTONIC) < until)
+                /* Chunks at 0, 2.2, 4.4, 6.6, 8.8 and 11 s. */
+                while (now_usec(CLOCK_MONOTONIC) < t0 + (chunk + 1) * 2200 * 1000)
                         assert_true(sd_event_run(t->event, 100 * 1000) >= 0);
         }
         for (size_t i = 0; i < t->fake.n; i++) {
                 assert_string_equal(event_type(&t->fake.sent[i]), "error");
                 if (strstr(error_description(&t->fake.sent[i]), "too many operations")) {
-                        if (refusals++ == 0)
-                                refusal = i;
+                        if (refusals < 2)
+                                refusal[refusals] = i;
+                        refusals++;
                 } else
                         errors++;
         }
-        /* The chunks are 2.2 s apart: each one opens a new window of the rate, 5 run. */
-        assert_int_equal(errors, 3 * 5);
-        assert_int_equal(refusals, 1);
-        assert_string_equal(request_id(&t->fake.sent[refusal]), "s0-5");
-        assert_non_null(strstr(error_description(&t->fake.sent[refusal]),
+        /* The chunks are 2.2 s apart: each one opens a new window of the rate, 5 run, 45 are refused. */
+        assert_int_equal(errors, 6 * 5);
+        assert_int_equal(refusals, 2);
+        assert_string_equal(request_id(&t->fake.sent[refusal[0]]), "s0-5");
+        assert_non_null(strstr(error_description(&t->fake.sent[refusal[0]]),
                                "too many operations: over 5 per second; 1 refused since the last such error, "
+                               "this one included"));
+        assert_string_equal(request_id(&t->fake.sent[refusal[1]]), "s5-5");
+        assert_non_null(strstr(error_description(&t->fake.sent[refusal[1]]),
+                               "too many operations: over 5 per second; 225 refused since the last such error, "
                                "this one included"));
 }
 
