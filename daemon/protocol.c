@@ -982,8 +982,11 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
         }
         if (r == -ENOBUFS && !c2g_is_ccc_write(o)) {
                 /* The device's queue is full: the cloud sends faster than the device answers. */
+                char cause[64];
+
                 protocol_op_free(op);
-                protocol_c2g_refuse(p, o->id, "the device's queue is full");
+                (void) snprintf(cause, sizeof cause, "the queue of %s is full", d->address);
+                protocol_c2g_refuse(p, o->id, cause);
         } else if (r < 0) {
                 protocol_op_free(op);
                 (void) protocol_send_error(p, o->id, d->address, r, "%s: %s", c2g_op_type_to_string(o->type),
