@@ -15,6 +15,11 @@
 #define USEC_PER_SEC UINT64_C(1000000)
 #define USEC_PER_MSEC UINT64_C(1000)
 
+/* A burst of refused c2g operations ends when none was refused for this long. */
+#define C2G_BURST_QUIET_USEC (2 * USEC_PER_SEC)
+/* At most one error event about refused c2g operations in this time. */
+#define C2G_REFUSAL_EVENT_INTERVAL_USEC (10 * USEC_PER_SEC)
+
 typedef struct ProtocolCcc {
         char service_uuid[UUID_STR_MAX + 1];
         char chrc_uuid[UUID_STR_MAX + 1];
@@ -76,10 +81,13 @@ struct Protocol {
         ProtocolCoalesce *coalesce;
         size_t n_coalesce;
 
-        /* c2g operations run, C2gRateMax= per second; those over it are refused in bursts. */
+        /* c2g operations run, C2gRateMax= per second; those over it (or over what the BLE layer can
+         * queue) are refused.  A burst of refusals ends when none was needed for a quiet period; the
+         * cloud hears of refusals through at most one error event per interval, which counts them. */
         RateLimit c2g_rate;
+        RateLimit c2g_error_rate;    /* error events about refusals */
         uint64_t c2g_refused;        /* in the current burst */
-        bool c2g_refused_recently;   /* since the burst timer last fired */
+        uint64_t c2g_last_refusal;   /* CLOCK_MONOTONIC, 0: none in this burst */
         uint64_t c2g_burst_begin;    /* CLOCK_MONOTONIC */
         sd_event_source *c2g_burst_timer;
         /* Records each c2g message can cause: a flood of them logs a few lines with a count. */
@@ -113,6 +121,7 @@ BtAddrType protocol_address_type(const char *bluez_type, const char *address) {
 }
 
 static ProtocolDevice *protocol_find_device(Protocol *p, const char *address);
+static void protocol_c2g_refuse(Protocol *p, const char *request_id, const char *cause);
 
 /* The address of a g2c event, with its type when the device is known. */
 static G2cDevice protocol_g2c_device(Protocol *p, const char *address) {
@@ -1024,8 +1033,7 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
         }
         op = protocol_op_new(p, o);
         if (!op) {
-                (void) protocol_send_error(p, o->id, d->address, -ENOBUFS,
-                                           "%s: too many operations in progress", c2g_op_type_to_string(o->type));
+                protocol_c2g_refuse(p, o->id, "the gateway's operations in progress are at their limit");
                 return;
         }
         op->ccc_mode = mode;
@@ -1065,7 +1073,14 @@ static void protocol_op_attribute(Protocol *p, ProtocolDevice *d, const C2gOpera
                 r = -EINVAL;
                 break;
         }
-        if (r < 0) {
+        if (r == -ENOBUFS && !c2g_is_ccc_write(o)) {
+                /* The device's queue is full: the cloud sends faster than the device answers. */
+                char cause[64];
+
+                protocol_op_free(op);
+                (void) snprintf(cause, sizeof cause, "the queue of %s is full", d->address);
+                protocol_c2g_refuse(p, o->id, cause);
+        } else if (r < 0) {
                 protocol_op_free(op);
                 (void) protocol_send_error(p, o->id, d->address, r, "%s: %s", c2g_op_type_to_string(o->type),
                                            strerror(-r));
@@ -1124,54 +1139,71 @@ static void protocol_run(Protocol *p, const C2gOperation *o) {
         protocol_op_attribute(p, d, o);
 }
 
-/* The end of a burst of refused operations: no refusal for a second.  One warning with the count,
- * and the memory the burst took (answers acknowledged meanwhile, the MQTT client's buffers) goes
+/* The end of a burst of refused operations: none refused for C2G_BURST_QUIET_USEC.  One warning with the
+ * count, and the memory the burst took (answers acknowledged meanwhile, the MQTT client's buffers) goes
  * back to the system: glibc keeps freed heap otherwise. */
 static int on_c2g_burst_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Protocol *p = userdata;
 
-        if (p->c2g_refused_recently) {
-                p->c2g_refused_recently = false;
-                return sd_event_source_set_time(s, usec + USEC_PER_SEC) < 0 ? 0 :
+        if (usec < p->c2g_last_refusal + C2G_BURST_QUIET_USEC)
+                return sd_event_source_set_time(s, p->c2g_last_refusal + C2G_BURST_QUIET_USEC) < 0 ? 0 :
                        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        }
-        log_warning("Refused %" PRIu64 " c2g operation(s) over [Cloud] C2gRateMax=%u per second in %.1fs",
+        log_warning("Refused %" PRIu64 " c2g operation(s) over [Cloud] C2gRateMax=%u per second or over what "
+                    "the BLE devices can queue, in %.1fs",
                     p->c2g_refused, p->config->c2g_rate_max,
-                    (double) (usec - p->c2g_burst_begin) / (double) USEC_PER_SEC - 1.0);
+                    (double) (p->c2g_last_refusal - p->c2g_burst_begin) / (double) USEC_PER_SEC);
         p->c2g_refused = 0;
+        p->c2g_last_refusal = 0;
         (void) malloc_trim(0);
         return 0;
 }
 
-/* Whether the operation (request_id may be NULL) may run now.  The first one refused in a burst is
- * answered with an error event (spec §2.4 "error", as any refused operation); the others of the
- * burst are not answered at all, so that a flood makes a bounded number of answers. */
-static bool protocol_c2g_admit(Protocol *p, const char *request_id) {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+/* Refuses an operation (request_id may be NULL) because of a flood; cause says what is full.  An
+ * operation refused so is answered only when no error event about refusals went out for
+ * C2G_REFUSAL_EVENT_INTERVAL_USEC, and that event counts those refused in between (spec §2.4
+ * "error", as any refused operation): a flood makes a bounded number of answers per interval, and
+ * how fast the daemon works through it does not change that number. */
+static void protocol_c2g_refuse(Protocol *p, const char *request_id, const char *cause) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC), unanswered;
         int r;
 
-        p->c2g_rate.interval_usec = USEC_PER_SEC;
-        p->c2g_rate.burst = p->config->c2g_rate_max; /* read each time: a reload applies at once */
-        if (ratelimit_below(&p->c2g_rate, now, NULL))
-                return true;
-        p->c2g_refused_recently = true;
-        if (p->c2g_refused++ > 0)
-                return false;
-        p->c2g_burst_begin = now;
-        (void) protocol_send_error(p, request_id, NULL, -EBUSY,
-                                   "too many operations: over %u per second, this one and those that follow "
-                                   "within a second of each other are refused",
-                                   p->config->c2g_rate_max);
+        if (p->c2g_refused++ == 0)
+                p->c2g_burst_begin = now;
+        p->c2g_last_refusal = now;
         if (!p->c2g_burst_timer)
-                r = sd_event_add_time(p->event, &p->c2g_burst_timer, CLOCK_MONOTONIC, now + USEC_PER_SEC, 0,
-                                      on_c2g_burst_timer, p);
+                r = sd_event_add_time(p->event, &p->c2g_burst_timer, CLOCK_MONOTONIC, now + C2G_BURST_QUIET_USEC,
+                                      0, on_c2g_burst_timer, p);
+        else if (sd_event_source_get_enabled(p->c2g_burst_timer, NULL) > 0)
+                r = 0; /* armed: it looks at c2g_last_refusal when it fires */
         else {
-                r = sd_event_source_set_time(p->c2g_burst_timer, now + USEC_PER_SEC);
+                r = sd_event_source_set_time(p->c2g_burst_timer, now + C2G_BURST_QUIET_USEC);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(p->c2g_burst_timer, SD_EVENT_ONESHOT);
         }
         if (r < 0)
                 log_warning_errno(r, "Failed to arm the c2g burst timer, ignoring: %m");
+
+        p->c2g_error_rate.interval_usec = C2G_REFUSAL_EVENT_INTERVAL_USEC;
+        p->c2g_error_rate.burst = 1;
+        if (!ratelimit_below(&p->c2g_error_rate, now, &unanswered))
+                return;
+        (void) protocol_send_error(p, request_id, NULL, -EBUSY,
+                                   "too many operations: %s; %" PRIu64 " refused since the last such error, "
+                                   "this one included; those refused in the next %us are not answered",
+                                   cause, unanswered + 1,
+                                   (unsigned) (C2G_REFUSAL_EVENT_INTERVAL_USEC / USEC_PER_SEC));
+}
+
+/* Whether the operation (request_id may be NULL) may run now; if not, it is refused. */
+static bool protocol_c2g_admit(Protocol *p, const char *request_id) {
+        char cause[64];
+
+        p->c2g_rate.interval_usec = USEC_PER_SEC;
+        p->c2g_rate.burst = p->config->c2g_rate_max; /* read each time: a reload applies at once */
+        if (ratelimit_below(&p->c2g_rate, now_usec(CLOCK_MONOTONIC), NULL))
+                return true;
+        (void) snprintf(cause, sizeof cause, "over %u per second", p->config->c2g_rate_max);
+        protocol_c2g_refuse(p, request_id, cause);
         return false;
 }
 

@@ -10,6 +10,7 @@ every process started here is stopped by its PID."""
 import getpass
 import json
 import os
+import select
 import signal
 import socket
 import ssl
@@ -253,7 +254,11 @@ class Peer(threading.Thread):
         pid = self._id()
         body = struct.pack(">H", pid) + b"".join(_str(t) + b"\x01" for t in self.topics)
         self._send(bytes([0x82]) + _encode_len(len(body)) + body)
-        sock.settimeout(1.0)
+        # Blocking from here on; the reader waits in select() instead.  A socket timeout would also
+        # bound each sendall(): a publish or a PUBACK that waits a second for a busy broker would
+        # stop half written, and the next packet would follow the half one (the broker closes the
+        # connection with "Protocol error").
+        sock.settimeout(None)
 
     def _id(self):
         self.next_id = self.next_id % 65535 + 1
@@ -267,6 +272,11 @@ class Peer(threading.Thread):
         # Reads in large chunks and hands out packets from the buffer: a recv per byte of
         # header would make this stand-in, not the gateway, the busy part of a flood.
         while len(self._rbuf) - self._rpos < n:
+            if self.sock.gettimeout() is None and not self.sock.pending() and \
+                    not select.select([self.sock], [], [], 1.0)[0]:
+                if self.stopping.is_set():
+                    raise ConnectionError("stopping")
+                continue
             try:
                 chunk = self.sock.recv(1 << 16)
             except socket.timeout:

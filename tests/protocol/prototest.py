@@ -52,15 +52,23 @@ class Daemon(st.Daemon):
     """The session tests' daemon (debug level), with the log level given on
     the command line instead, for measurements."""
 
-    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", log_level="debug", modem=None):
-        if log_level == "debug":
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", log_level="debug", modem=None,
+                 proc_subset_pid=False):
+        """proc_subset_pid: in a private mount namespace whose /proc is mounted as systemd does it
+        for ProcSubset=pid and ProtectProc=invisible (no /proc/net, /proc/sys; needs root)."""
+        if log_level == "debug" and not proc_subset_pid:
             super().__init__(folder, broker, pki, device_id, cert, extra_conf, modem=modem)
             return
         real = st.DAEMON
         wrapper = os.path.join(folder, "run-daemon")
         os.makedirs(folder, exist_ok=True)
         with open(wrapper, "w") as f:
-            f.write("#!/bin/sh\nexec %s --log-level=%s \"$@\"\n" % (real, log_level))
+            if proc_subset_pid:
+                f.write("#!/bin/sh\nexec unshare -m --propagation private sh -c "
+                        "'mount -t proc -o nosuid,nodev,noexec,subset=pid,hidepid=invisible proc /proc "
+                        "&& exec \"$@\"' sh %s --log-level=%s \"$@\"\n" % (real, log_level))
+            else:
+                f.write("#!/bin/sh\nexec %s --log-level=%s \"$@\"\n" % (real, log_level))
         os.chmod(wrapper, 0o755)
         st.DAEMON = wrapper
         try:
@@ -73,7 +81,7 @@ class World:
     """Everything one test needs, stopped by PID in close()."""
 
     def __init__(self, pki, cert, folder, desired=(A, B), extra_conf="", devices=True, log_level="debug",
-                 reported=None):
+                 reported=None, proc_subset_pid=False):
         self.folder = folder
         self.daemon = self.peer = self.broker = self.bus = self.mock = self.sim = None
         self.bus = bf.Bus(folder)
@@ -93,7 +101,7 @@ class World:
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus.address
         modem = self.provisioned_sim(pki) if TLS == "modem" else None
         self.daemon = Daemon(os.path.join(folder, "daemon"), self.broker, pki, DEVICE, cert, extra_conf, log_level,
-                             modem=modem)
+                             modem=modem, proc_subset_pid=proc_subset_pid)
 
     def provisioned_sim(self, pki):
         """nrf91-sim with the device id DEVICE, provisioned by nrfcloud-gatewayctl

@@ -366,6 +366,55 @@ static void test_c2g_rate(void **state) {
         assert_non_null(strstr(error_description(&t->fake.sent[6]), "not a device of this gateway"));
 }
 
+/* A flood the gateway works through slowly, with pauses of more than two seconds between the chunks
+ * it reads (a loaded machine, a modem link delivering in spurts): the cloud gets one error event about
+ * refusals per C2G_REFUSAL_EVENT_INTERVAL_USEC (10 s), not one per chunk, and the next one counts
+ * those refused meanwhile.  Takes 13 s. */
+static void test_c2g_rate_slow_flood(void **state) {
+        T *t = *state;
+        char json[256];
+        const char *b[] = { B };
+        size_t errors = 0, refusals = 0, refusal[2] = { 0 };
+        uint64_t t0;
+
+        t->config.c2g_rate_max = 5;
+        desire(t, b, 1);
+        fake_clear(&t->fake);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        for (unsigned chunk = 0; chunk < 6; chunk++) {
+                for (unsigned i = 0; i < 50; i++) {
+                        snprintf(json, sizeof json,
+                                 "{\"type\":\"operation\",\"id\":\"s%u-%u\",\"operation\":{\"type\":"
+                                 "\"device_discover\",\"deviceAddress\":\"" A "\"}}",
+                                 chunk, i);
+                        c2g(t, json);
+                }
+                /* Chunks at 0, 2.2, 4.4, 6.6, 8.8 and 11 s. */
+                while (now_usec(CLOCK_MONOTONIC) < t0 + (chunk + 1) * 2200 * 1000)
+                        assert_true(sd_event_run(t->event, 100 * 1000) >= 0);
+        }
+        for (size_t i = 0; i < t->fake.n; i++) {
+                assert_string_equal(event_type(&t->fake.sent[i]), "error");
+                if (strstr(error_description(&t->fake.sent[i]), "too many operations")) {
+                        if (refusals < 2)
+                                refusal[refusals] = i;
+                        refusals++;
+                } else
+                        errors++;
+        }
+        /* The chunks are 2.2 s apart: each one opens a new window of the rate, 5 run, 45 are refused. */
+        assert_int_equal(errors, 6 * 5);
+        assert_int_equal(refusals, 2);
+        assert_string_equal(request_id(&t->fake.sent[refusal[0]]), "s0-5");
+        assert_non_null(strstr(error_description(&t->fake.sent[refusal[0]]),
+                               "too many operations: over 5 per second; 1 refused since the last such error, "
+                               "this one included"));
+        assert_string_equal(request_id(&t->fake.sent[refusal[1]]), "s5-5");
+        assert_non_null(strstr(error_description(&t->fake.sent[refusal[1]]),
+                               "too many operations: over 5 per second; 225 refused since the last such error, "
+                               "this one included"));
+}
+
 static void test_gateway_status_and_delete(void **state) {
         T *t = *state;
         static const char *const two[] = { A, B };
@@ -496,6 +545,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_discover_waits_for_ready, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_gateway_status_and_delete, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_c2g_rate, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_c2g_rate_slow_flood, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
                 cmocka_unit_test(test_convert_gatt),
                 cmocka_unit_test(test_convert_gatt_values),

@@ -24,7 +24,9 @@ def _sanitized():
         return b"__asan_init" in f.read()
 
 
-# Under AddressSanitizer freed memory sits in its quarantine: no memory figure means anything.
+# Under AddressSanitizer freed memory sits in its quarantine, and its allocator keeps what glibc's
+# malloc_trim() would return: no memory figure means anything (in the c2g flood USS went from 15 to
+# 184 MB, and from 12.7 to 17.0 MB with quarantine_size_mb=0).  Only the memory check depends on it.
 SANITIZED = _sanitized()
 
 
@@ -359,13 +361,33 @@ class ProtocolTest(pt.WorldTestCase):
                          2)
         self.assertLess(pt.now() - t0, 10)
 
+    # ---- the unit's ProcSubset=pid ----
+
+    def test_proc_subset_pid(self):
+        """The daemon seeing /proc as ProcSubset=pid and ProtectProc=invisible make it (no /proc/net,
+        no /proc/sys): it connects, in modem mode through the bridge whose peer check must find
+        its own connection without /proc/net/tcp (issue 13 §5), and answers an operation."""
+        if os.geteuid() != 0:
+            self.skipTest("mounting /proc in a mount namespace needs root")
+        w = self.world(desired=(A,), proc_subset_pid=True)
+        self.ready(A)
+        with open("/proc/%d/mountinfo" % w.daemon.proc.pid) as f:
+            proc = [line for line in f if " - proc " in line and line.split()[4] == "/proc"]
+        # The last one mounted on /proc is the one the daemon sees.
+        self.assertIn("subset=pid", proc[-1], proc)
+        self.assertFalse(os.path.exists("/proc/%d/root/proc/net/tcp" % w.daemon.proc.pid))
+        rid = w.c2g({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180F",
+                     "characteristicUUID": "2A19"})
+        self.assertEqual(w.answers(rid, 2)[0]["event"]["characteristic"]["value"], [100])
+        self.assertNotIn("refus", w.daemon.log().lower())
+
     # ---- c2g floods ----
 
     def test_c2g_flood(self):
         """20 000 c2g operations as fast as the stand-in can send them, while the device
-        notifies: C2gRateMax= of them are answered per second, the first one refused in a
-        burst gets one error event, the log says it in a few lines, every notification
-        arrives, and the daemon's memory comes back near its level before the burst."""
+        notifies: C2gRateMax= of them are answered per second, those refused get one error
+        event per 10 s, the log says it in a few lines, every notification arrives, and the
+        daemon's memory comes back near its level before the burst."""
         rate, n, notes = 50, 20000, 500
         w = self.world(desired=(A,), log_level="info", extra_conf="[Cloud]\nC2gRateMax=%d\n" % rate)
         self.ready(A)
@@ -405,15 +427,16 @@ class ProtocolTest(pt.WorldTestCase):
               % (n, sent, len(answered), len(errors), elapsed, len(lines), len(warnings), len(got), notes,
                  before["uss"] / 1e6, after["uss"] / 1e6, before["rss"] / 1e6, after["rss"] / 1e6,
                  after["hwm"] / 1e6), file=sys.stderr)
-        # C2gRateMax= per started second, and one error per burst (a burst per second at most).
-        self.assertLessEqual(len(answered), rate * (int(elapsed) + 2) + int(elapsed) + 2)
+        # C2gRateMax= per started second, and one error event about refusals per 10 s, however fast
+        # the daemon works through the flood (more slowly under ASan: a device's queue fills, and
+        # refusals come in several windows of the rate).
+        self.assertLessEqual(len(answered), rate * (int(elapsed) + 2) + (int(elapsed) + 2) // 10 + 1)
         self.assertGreaterEqual(len(answered), rate)
         self.assertGreaterEqual(len(errors), 1)
-        if not SANITIZED:
-            # Under ASan the daemon works through the flood slowly enough for bursts to end and
-            # begin again (34 error events were seen in one run): not yet bounded there.
-            self.assertLessEqual(len(errors), int(elapsed) + 2)
-        self.assertIn("too many operations", errors[0]["event"]["error"]["description"])
+        self.assertLessEqual(len(errors), (int(elapsed) + 2) // 10 + 1, [e["event"]["error"] for e in errors[:5]])
+        self.assertRegex(errors[0]["event"]["error"]["description"],
+                         r"^too many operations: over %d per second; 1 refused since the last such error" % rate)
+        self.assertEqual(errors[0]["event"]["error"]["code"], -16)  # -EBUSY
         self.assertLessEqual(len(warnings), 5, warnings)
         self.assertLessEqual(len(lines), 100, lines[-20:])
         self.assertEqual(sorted(pt.seq(e) for e in got), list(range(1, notes + 1)))
