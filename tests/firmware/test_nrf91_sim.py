@@ -1104,6 +1104,15 @@ class TestCells(SimTestCase):
         self.assertEqual(line, b"%NCELLMEAS: 2")
         self.assertEqual(self.link.cmd("AT%NCELLMEAS=3")[1], "ERROR")  # GCI searches: not emulated
 
+    def test_network_without_time(self):
+        self.assertEqual(self.sim.control("network-time off"), "OK")
+        self.assertTrue(self.sim.control("network-time").startswith("ERROR usage"))
+        self.online()
+        self.assertEqual(self.link.cmd("AT%CCLK?")[1], "ERROR")
+        self.assertEqual(self.sim.control("network-time on"), "OK")
+        (line,) = self.link.ok("AT%CCLK?")
+        self.assertRegex(line, r'^%CCLK: "\d\d/\d\d/\d\d,\d\d:\d\d:\d\d[+-]\d\d",0$')
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -25,6 +25,9 @@
  *                  is reported with +CEREG while registered, as a reselection is
  *   ncell <earfcn> <pci> <rsrp> <rsrq>  adds a neighbour for %NCELLMEAS
  *   ncell-clear    no neighbours
+ *   network-time on|off  whether the network gives the modem its time at
+ *                  registration (off: the modem's time is gone, as on a network
+ *                  without NITZ; on: the time arrives now if registered)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -166,6 +169,9 @@ void control_execute(Sim *s, const char *line, char *reply, size_t size) {
         }
         case SIM_CONTROL_NCELL_CLEAR:
                 modem_emu_clear_ncells(s->modem);
+                break;
+        case SIM_CONTROL_NETWORK_TIME:
+                modem_emu_set_network_time(s->modem, c.value != 0);
                 break;
         case _SIM_CONTROL_KIND_MAX:
                 return;

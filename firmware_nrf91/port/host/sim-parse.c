@@ -126,6 +126,12 @@ int sim_control_parse(const char *line, SimControlCommand *ret, char *error, siz
                         return usage(error, error_size, "ncell <earfcn> <pci> <rsrp 0-97> <rsrq 0-34>");
         } else if (streq(cmd, "ncell-clear"))
                 c.kind = SIM_CONTROL_NCELL_CLEAR;
+        else if (streq(cmd, "network-time")) {
+                c.kind = SIM_CONTROL_NETWORK_TIME;
+                if (!a || (!streq(a, "on") && !streq(a, "off")))
+                        return usage(error, error_size, "network-time on|off");
+                c.value = streq(a, "on");
+        }
         else {
                 snprintf(error, error_size, "ERROR unknown command %s\n", cmd);
                 return -EINVAL;

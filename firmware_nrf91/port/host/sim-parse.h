@@ -25,6 +25,7 @@ typedef enum SimControlKind {
         SIM_CONTROL_CELL,
         SIM_CONTROL_NCELL,
         SIM_CONTROL_NCELL_CLEAR,
+        SIM_CONTROL_NETWORK_TIME,
         _SIM_CONTROL_KIND_MAX,
 } SimControlKind;
 
@@ -42,7 +43,8 @@ typedef struct SimControlCell {
 typedef struct SimControlCommand {
         SimControlKind kind;
         SimControlCell cell; /* cell, ncell */
-        uint64_t value;  /* delay, drop, vanish, fota-mute: ms or count; fota-write-error: byte; short-recv: announced */
+        uint64_t value;  /* delay, drop, vanish, fota-mute: ms or count; fota-write-error: byte; short-recv: announced;
+                            network-time: 1 on, 0 off */
         uint64_t value2; /* short-recv: bytes sent */
 } SimControlCommand;
 

@@ -70,6 +70,7 @@ struct ModemEmu {
         bool ncellmeas_pending; /* %NCELLMEAS started; its URC comes from a later tick */
         uint64_t ncellmeas_at_ms;
 
+        bool no_network_time; /* the network gives no time at registration */
         bool time_valid; /* network time received (or set with +CCLK/%CCLK) */
         int64_t time_offset_s; /* added to the host's clock */
         int tz_quarters;

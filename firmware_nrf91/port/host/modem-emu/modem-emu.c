@@ -984,6 +984,15 @@ void modem_emu_clear_ncells(ModemEmu *m) {
         m->n_ncells = 0;
 }
 
+void modem_emu_set_network_time(ModemEmu *m, bool on) {
+        m->no_network_time = !on;
+        if (!on) {
+                m->time_valid = false;
+                m->time_offset_s = 0;
+        } else if (m->cfun == 1 && m->reg == REG_HOME)
+                m->time_valid = true;
+}
+
 /* --- dispatch --- */
 
 static const struct {
@@ -1123,7 +1132,8 @@ void modem_emu_tick(ModemEmu *m, uint64_t now_ms) {
         if (m->reg_timer && now_ms >= m->reg_at_ms && m->cfun == 1) {
                 m->reg_timer = false;
                 m->reg = REG_HOME;
-                m->time_valid = true; /* the network hands out the time */
+                if (!m->no_network_time)
+                        m->time_valid = true; /* the network hands out the time */
                 cereg_changed(m);
         }
         if (m->ncellmeas_pending && now_ms >= m->ncellmeas_at_ms) {

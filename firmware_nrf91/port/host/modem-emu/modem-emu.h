@@ -75,5 +75,12 @@ int modem_emu_set_cell(ModemEmu *m, const ModemEmuCell *cell);
 int modem_emu_add_ncell(ModemEmu *m, const ModemEmuCell *cell);
 void modem_emu_clear_ncells(ModemEmu *m);
 
+/*
+ * Whether the network hands out the time at registration (default on).  Off
+ * also forgets the current time, as a modem on a network without NITZ has
+ * none; on gives the time at once when registered.
+ */
+void modem_emu_set_network_time(ModemEmu *m, bool on);
+
 /* Records a new modem firmware version (applied modem FOTA), as +CGMR shows it. */
 int modem_emu_set_firmware_version(ModemEmu *m, const char *version);
