@@ -21,6 +21,7 @@
 
 #define GROUND_FIX_PATH "/v1/location/ground-fix"
 #define STATE_FILE_MAX 4096u
+#define GROUND_FIX_ADV_MAX 20512u /* the largest timing advance the API takes, as nrf_cloud_codec clamps it */
 
 struct LocationManager {
         sd_event *event;
@@ -202,19 +203,23 @@ static json_t *cell_json(const LocationManager *l) {
                 (void) json_object_set_new(cell, "rsrp", json_integer(cell_rsrp_to_dbm(rsrp)));
         if (!use_meas)
                 return cell;
+        /* nrf_cloud_codec clamps the timing advance to what the API takes (NRF_CLOUD_CELL_POS_TIME_ADV_MAX). */
         if (m->timing_advance != CELL_TA_UNKNOWN)
-                (void) json_object_set_new(cell, "adv", json_integer(m->timing_advance));
+                (void) json_object_set_new(cell, "adv", json_integer(MIN(m->timing_advance, GROUND_FIX_ADV_MAX)));
         if (m->rsrq <= 34)
                 (void) json_object_set_new(cell, "rsrq", json_real(cell_rsrq_to_db(m->rsrq)));
         nmr = json_array();
         for (size_t i = 0; nmr && i < m->n_neighbours; i++) {
                 const CellNeighbour *n = &m->neighbours[i];
-                if (n->rsrp > 97 || n->rsrq > 34)
+                /* earfcn and pci are required, the levels optional (left out when unknown). */
+                json_t *o = json_pack("{s:I, s:I}", "earfcn", (json_int_t) n->earfcn, "pci", (json_int_t) n->pci);
+                if (!o)
                         continue;
-                (void) json_array_append_new(nmr, json_pack("{s:I, s:I, s:i, s:f}", "earfcn", (json_int_t) n->earfcn,
-                                                            "pci", (json_int_t) n->pci, "rsrp",
-                                                            cell_rsrp_to_dbm(n->rsrp), "rsrq",
-                                                            cell_rsrq_to_db(n->rsrq)));
+                if (n->rsrp <= 97)
+                        (void) json_object_set_new(o, "rsrp", json_integer(cell_rsrp_to_dbm(n->rsrp)));
+                if (n->rsrq <= 34)
+                        (void) json_object_set_new(o, "rsrq", json_real(cell_rsrq_to_db(n->rsrq)));
+                (void) json_array_append_new(nmr, o);
         }
         if (nmr && json_array_size(nmr) > 0)
                 (void) json_object_set_new(cell, "nmr", nmr);

@@ -11,8 +11,10 @@ checks what nRF Cloud would check (docs/location.md cites the sources):
   id, "iss" "nRF9160.<device UUID>" when expected, "exp" in the future;
 * for POST /v1/location/ground-fix, the body against the request schema:
   an object with "lte", a non-empty array of cells, each with integer
-  "mcc", "mnc", "eci", "tac", optional integer "earfcn", "adv", "rsrp",
-  number "rsrq", "nmr" an array of {"earfcn", "pci", "rsrp", "rsrq"}.
+  "mcc", "mnc", "eci", "tac", optional integer "earfcn", "adv" (at most
+  20512), "rsrp", number "rsrq", "nmr" an array of {"earfcn", "pci"} with
+  optional "rsrp", "rsrq", "timeDiff" (nrf_cloud_codec_internal.c's
+  nrf_cloud_format_cell_pos_req_json(): required and optional keys).
 
 It answers like nRF Cloud, as told per request by a queue of actions (the
 last one repeats):
@@ -101,8 +103,12 @@ def check_ground_fix(body):
             raise ValueError("rsrp %r out of range" % cell["rsrp"])
         if "rsrq" in cell and not (isinstance(cell["rsrq"], (int, float)) and -34.5 <= cell["rsrq"] <= 3.5):
             raise ValueError("rsrq %r" % cell["rsrq"])
+        if "adv" in cell and not 0 <= cell["adv"] <= 20512:
+            raise ValueError("adv %r out of range" % cell["adv"])
         for n in cell.get("nmr", []):
-            if set(n) != {"earfcn", "pci", "rsrp", "rsrq"} or not _is_int(n["pci"]) or not 0 <= n["pci"] <= 503:
+            if not {"earfcn", "pci"} <= set(n) <= {"earfcn", "pci", "rsrp", "rsrq", "timeDiff"}:
+                raise ValueError("nmr entry %r" % n)
+            if not _is_int(n["pci"]) or not 0 <= n["pci"] <= 503 or not _is_int(n["earfcn"]):
                 raise ValueError("nmr entry %r" % n)
 
 
