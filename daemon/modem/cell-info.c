@@ -4,6 +4,7 @@
 
 #include "at-line.h"
 #include "cell-info.h"
+#include "util.h"
 
 int cell_parse_plmn(const char *s, size_t len, uint16_t *ret_mcc, uint16_t *ret_mnc) {
         unsigned mcc = 0, mnc = 0;
@@ -36,17 +37,10 @@ static int cursor_hex(AtCursor *c, size_t digits, uint32_t max, uint32_t *ret) {
         if (len == 0 || len > digits)
                 return -EBADMSG;
         for (size_t i = 0; i < len; i++) {
-                char ch = s[i];
-                unsigned d;
-                if (ch >= '0' && ch <= '9')
-                        d = (unsigned) (ch - '0');
-                else if (ch >= 'A' && ch <= 'F')
-                        d = (unsigned) (ch - 'A' + 10);
-                else if (ch >= 'a' && ch <= 'f')
-                        d = (unsigned) (ch - 'a' + 10);
-                else
+                int d = unhexchar(s[i]);
+                if (d < 0)
                         return -EBADMSG;
-                v = v * 16 + d;
+                v = v * 16 + (uint32_t) d;
         }
         if (v > max)
                 return -EBADMSG;

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "http-response.h"
+#include "util.h"
 
 void http_response_init(HttpResponse *r, size_t max_body) {
         memset(r, 0, sizeof *r);
@@ -157,19 +158,10 @@ static int chunk_size(HttpResponse *r) {
         if (r->line_long)
                 return -EBADMSG;
         for (; i < r->line_len && r->line[i] != ';' && r->line[i] != ' '; i++) {
-                char c = r->line[i];
-                unsigned d;
-                if (c >= '0' && c <= '9')
-                        d = (unsigned) (c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        d = (unsigned) (c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        d = (unsigned) (c - 'A' + 10);
-                else
+                int d = unhexchar(r->line[i]);
+                if (d < 0 || i >= 15)
                         return -EBADMSG;
-                if (i >= 15)
-                        return -EBADMSG;
-                v = v * 16 + d;
+                v = v * 16 + (uint64_t) d;
         }
         if (i == 0)
                 return -EBADMSG;
