@@ -44,7 +44,7 @@ struct LocationManager {
         CellMeasurement meas;
         bool have_meas;
 
-        int64_t last_request;  /* CLOCK_REALTIME seconds, 0: never */
+        uint64_t last_request; /* CLOCK_REALTIME µs, 0: never (the state file keeps seconds) */
         CellId last_cell;      /* the serving cell of that request */
         bool have_last_cell;
         LocationFix fix;
@@ -121,7 +121,8 @@ static int state_load(LocationManager *l) {
                 json_decref(root);
                 return -EBADMSG;
         }
-        l->last_request = json_integer_value(json_object_get(root, "requested"));
+        json_int_t requested = json_integer_value(json_object_get(root, "requested"));
+        l->last_request = requested > 0 ? (uint64_t) requested * UINT64_C(1000000) : 0;
         cell = json_object_get(root, "cell");
         if (json_is_object(cell)) {
                 l->last_cell = (CellId){
@@ -153,7 +154,7 @@ static void state_save(LocationManager *l) {
         json_t *root;
         int fd;
 
-        root = json_pack("{s:I}", "requested", (json_int_t) l->last_request);
+        root = json_pack("{s:I}", "requested", (json_int_t) (l->last_request / UINT64_C(1000000)));
         if (!root)
                 return;
         if (l->have_last_cell)
@@ -230,6 +231,11 @@ static json_t *cell_json(const LocationManager *l) {
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 
+/* CLOCK_REALTIME µs from which the next request may go out. */
+static uint64_t request_due(const LocationManager *l) {
+        return l->last_request + (uint64_t) l->interval_sec * UINT64_C(1000000);
+}
+
 static void arm(LocationManager *l, clockid_t clock, uint64_t usec) {
         l->timer = sd_event_source_disable_unref(l->timer);
         if (sd_event_add_time(l->event, &l->timer, clock, usec, 0, on_timer, l) < 0)
@@ -277,7 +283,7 @@ static void on_rest(RestClient *c, const RestResult *r, void *userdata) {
                 log_failure(l, r->error, r->status, r->cloud_code,
                             r->status == 200 ? "answer without lat/lon" : r->cloud_message);
                 l->retry_due = true;
-                arm(l, CLOCK_REALTIME, (uint64_t) (l->last_request + (int64_t) l->interval_sec) * UINT64_C(1000000));
+                arm(l, CLOCK_REALTIME, request_due(l));
                 return;
         }
         l->failure_logged = false;
@@ -304,7 +310,7 @@ static void on_rest(RestClient *c, const RestResult *r, void *userdata) {
                    "Gateway location: %s, %s ±%s m (%s, %" PRIu64 " bytes over LTE)", la, lo, un, l->fix.method,
                    r->bytes_sent + r->bytes_received);
         /* A cell change while the request ran waits for the interval like any other. */
-        arm(l, CLOCK_REALTIME, (uint64_t) (l->last_request + (int64_t) l->interval_sec) * UINT64_C(1000000));
+        arm(l, CLOCK_REALTIME, request_due(l));
 }
 
 static void on_jwt(Modem *m, int error, const char *jwt, void *userdata) {
@@ -356,7 +362,7 @@ static void on_jwt(Modem *m, int error, const char *jwt, void *userdata) {
         }
         /* Counted when sent: a restart within the interval does not ask again, answer or not. */
         l->requests++;
-        l->last_request = realtime_sec();
+        l->last_request = now_usec(CLOCK_REALTIME);
         l->last_cell = l->monitor.id;
         l->have_last_cell = true;
         state_save(l);
@@ -414,7 +420,7 @@ static void measure(LocationManager *l) {
 
 static void on_xmonitor(AtEngine *e, const AtResponse *r, void *userdata) {
         LocationManager *l = userdata;
-        int64_t now = realtime_sec(), due;
+        uint64_t now = now_usec(CLOCK_REALTIME), due;
         bool got = false, want;
         (void) e;
 
@@ -431,16 +437,16 @@ static void on_xmonitor(AtEngine *e, const AtResponse *r, void *userdata) {
         if (!l->first_check_done) {
                 /* At start: unless a request for this cell was made within the interval. */
                 l->first_check_done = true;
-                if (now - l->last_request >= (int64_t) l->interval_sec)
+                if (now >= request_due(l))
                         want = true;
         }
         if (!want)
                 return;
-        due = l->last_request + (int64_t) l->interval_sec;
+        due = request_due(l);
         if (l->last_request > 0 && now < due) {
-                log_debug("Location: serving cell %" PRIu32 "/%" PRIu32 " asks for a request, due in %llds",
-                          l->monitor.id.tac, l->monitor.id.eci, (long long) (due - now));
-                arm(l, CLOCK_REALTIME, (uint64_t) due * UINT64_C(1000000));
+                log_debug("Location: serving cell %" PRIu32 "/%" PRIu32 " asks for a request, due in %llus",
+                          l->monitor.id.tac, l->monitor.id.eci, (unsigned long long) ((due - now) / 1000000));
+                arm(l, CLOCK_REALTIME, due);
                 return;
         }
         measure(l);
