@@ -20,6 +20,7 @@
 
 #include "at-line.h"
 #include "gateway.h"
+#include "location-manager.h"
 #include "log.h"
 #include "modem-tls.h"
 #include "modem.h"
@@ -76,6 +77,8 @@ static void on_cereg(AtEngine *e, const char *line, const uint8_t *payload, size
                            "nRF91 network registration: %s (+CEREG stat %" PRIu64 ")",
                            registered ? (stat == 1 ? "home" : "roaming") : "not registered", stat);
         g->modem_registered = registered;
+        /* Also on a cell change: the location manager reads the new cell. */
+        location_manager_set_registered(g->location, registered);
         if (registered)
                 gateway_modem_cloud_start(g);
 }
@@ -155,6 +158,7 @@ static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state,
         } else if (old_state == MODEM_READY) {
                 /* The firmware restarted or the port went away: the modem's sockets are gone. */
                 g->modem_registered = false;
+                location_manager_set_registered(g->location, false);
                 if (g->modem_tls)
                         modem_tls_link_lost(g->modem_tls, -ECONNRESET);
                 gateway_fota_modem_state(g, false);
@@ -178,6 +182,12 @@ int gateway_modem_start(Gateway *g) {
         if (g->config->cloud_tls == CLOUD_TLS_MODEM)
                 log_info("[Cloud] TLS=modem: the cloud connection starts once the nRF91 on %s is ready and registered",
                          g->config->modem_port);
+        /* The location needs the modem on the network, which only TLS=modem brings it to. */
+        if (g->config->cloud_tls == CLOUD_TLS_MODEM && g->config->location_interval_sec > 0) {
+                r = location_manager_new(g->event, g->config, g->modem, &g->location);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to set up the location requests, continuing without: %m");
+        }
         return 0;
 }
 
@@ -189,6 +199,7 @@ void gateway_modem_stop(Gateway *g) {
 }
 
 void gateway_modem_free(Gateway *g) {
+        g->location = location_manager_free(g->location);
         g->bridge = bridge_free(g->bridge);
         g->modem_tls = modem_tls_free(g->modem_tls);
         g->modem = modem_free(g->modem);

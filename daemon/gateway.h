@@ -12,6 +12,7 @@
 
 typedef struct Modem Modem;
 typedef struct ModemTls ModemTls;
+typedef struct LocationManager LocationManager;
 typedef struct Bridge Bridge;
 typedef struct FotaManager FotaManager;
 
@@ -42,6 +43,8 @@ typedef struct Gateway {
         ModemTls *modem_tls;
         Bridge *bridge;
         bool modem_registered;
+        /* The gateway's own location (daemon/location/), TLS=modem only; NULL otherwise. */
+        LocationManager *location;
 
         /* The nRF Cloud connection (gateway-cloud part of gateway.c). */
         Outbox *outbox;         /* <StateDirectory>/outbox */

@@ -213,7 +213,8 @@ class Demo:
     def start_daemon(self):
         self.step("nrfcloud-gatewayd, TLS=%s" % self.args.tls)
         conf = os.path.join(self.work, "gateway.conf")
-        cloud = "TLS=modem\n" if self.args.tls == "modem" else (
+        # The demo asks no location of the real nRF Cloud REST API (LocationIntervalSec=0).
+        cloud = "TLS=modem\nLocationIntervalSec=0\n" if self.args.tls == "modem" else (
             "TLS=host\nCAFile=%s\nCertFile=%s\nKeyFile=%s\n" % (self.pki.root[0], self.cert[0], self.cert[1]))
         modem = ("[Modem]\nPort=%s\n" % self.tty) if self.args.tls == "modem" else ""
         with open(conf, "w") as f:

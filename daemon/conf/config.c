@@ -103,6 +103,12 @@ static const ConfigKey keys[] = {
         K("Cloud", "ReconnectMaxSec", CONFIG_UINT, reconnect_max_sec, .min = 1, .max = 86400, .def = "300", LIVE),
         K("Cloud", "MaxIncomingBytes", CONFIG_SIZE, max_incoming_bytes, .min = 1024, .max = 131072, .def = "16K", LIVE),
         K("Cloud", "C2gRateMax", CONFIG_UINT, c2g_rate_max, .min = 1, .max = 10000, .def = "20", LIVE),
+        K("Cloud", "RestHost", CONFIG_STRING, rest_host, .kind = STRING_HOSTNAME, .min = 1, .max = 253,
+          .def = "api.nrfcloud.com", RESTART),
+        K("Cloud", "RestPort", CONFIG_UINT, rest_port, .min = 1, .max = 65535, .def = "443", RESTART),
+        K("Cloud", "RestCAFile", CONFIG_FILE, rest_ca_file, RESTART),
+        K("Cloud", "LocationIntervalSec", CONFIG_UINT, location_interval_sec, .min = 0, .max = 604800, .def = "3600",
+          RESTART),
 
         K("Bluetooth", "Adapter", CONFIG_STRING, adapter, .kind = STRING_ADAPTER, .min = 4, .max = 16, RESTART),
         K("Bluetooth", "AutoPowerOn", CONFIG_BOOL, auto_power_on, .def = "yes", LIVE),

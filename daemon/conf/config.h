@@ -61,6 +61,10 @@ typedef struct Config {
         unsigned reconnect_max_sec;
         uint64_t max_incoming_bytes;
         unsigned c2g_rate_max; /* c2g operations run per second */
+        char *rest_host;       /* nRF Cloud's REST API (docs/location.md) */
+        unsigned rest_port;
+        char *rest_ca_file;    /* NULL: the system's trusted CAs */
+        unsigned location_interval_sec; /* 0: no location requests */
 
         /* [Bluetooth] */
         char *adapter; /* NULL: the first adapter */

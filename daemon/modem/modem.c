@@ -568,10 +568,18 @@ static void on_jwt_done(AtEngine *e, const AtResponse *r, void *userdata) {
                 return;
         }
 
-        /* Cache until 60 s before "exp" (the modem's clock), never past what we asked for. */
+        /*
+         * Cache until 60 s before "exp" (the modem's clock), never past what
+         * we asked for.  A token without "exp" means the modem had no time
+         * yet (nrf91-at.md §5.2): it is handed out but not kept, so the next
+         * request asks again once the network has given the modem a time.
+         */
         until = now + MODEM_JWT_EXP_DELTA_SEC;
-        if (jwt_get_exp(jwt, &exp) >= 0 && exp < until)
-                until = exp;
+        if (jwt_get_exp(jwt, &exp) >= 0) {
+                if (exp < until)
+                        until = exp;
+        } else
+                until = now;
         until -= MODEM_JWT_REFRESH_MARGIN_SEC;
         free(m->jwt);
         m->jwt = NULL;

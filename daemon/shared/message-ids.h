@@ -19,3 +19,5 @@
 #define MESSAGE_ID_FOTA_FAILED "c47a2e9d15b34e0f8d6a3b9e7f1c5a24"
 #define MESSAGE_ID_GATEWAY_UNPAIRED "e294462c09184318b0bcb1ade64fcfad"
 #define MESSAGE_ID_SHADOW_TOPIC_REFUSED "bbcf813f834741b6969be001dfe9bf68"
+/* The gateway's location from nRF Cloud's ground fix (docs/location.md). */
+#define MESSAGE_ID_LOCATION "3e6a235b0bc14fdeba9803b3447fe71c"

@@ -11,6 +11,8 @@ size_t string_distance(const char *a, const char *b);
 /* Strict number parsing: the whole string, no sign surprises, ranges checked by callers. */
 int parse_uint64(const char *s, uint64_t *ret);
 int parse_int64(const char *s, int64_t *ret);
+/* The value of one hex digit (either case), or -EINVAL. */
+int unhexchar(char c);
 /* yes/no, true/false, on/off, 1/0 */
 int parse_boolean(const char *s);
 /* "512", "64K", "8M", "1G" (binary multiples). */

@@ -1049,5 +1049,70 @@ class TestFaults(SimTestCase):
         self.assertTrue(self.sim.control("bogus").startswith("ERROR"))
 
 
+XMONITOR = re.compile(r'^%XMONITOR: 1,"[^"]*","[^"]*","(\d{5,6})","([0-9A-F]{4})",7,(\d+),"([0-9A-F]{8})",'
+                      r'(\d+),(\d+),(\d+),(\d+),"[01]*","[01]{8}","[01]{8}","[01]{8}"$')
+
+
+class TestCells(SimTestCase):
+    """%XMONITOR and %NCELLMEAS in the formats of the nRF91 AT Commands
+    reference, and the cells set through the control socket."""
+
+    def test_xmonitor_before_and_after_registration(self):
+        self.assertEqual(self.link.ok("AT%XMONITOR"), ["%XMONITOR: 0"])
+        self.online()
+        (line,) = self.link.ok("AT%XMONITOR")
+        m = XMONITOR.match(line)
+        self.assertIsNotNone(m, line)
+        # the default cell: the location +CEREG reports, band 20 for EARFCN 6300
+        self.assertEqual(m.groups(), ("26295", "0140", "20", "0A0B0C0D", "194", "6300", "62", "39"))
+
+    def test_cell_change_reported_and_measured(self):
+        self.assertEqual(self.sim.control("cell 26295 00B7 00011B07 300 7 63 31"), "OK")
+        self.assertEqual(self.sim.control("ncell 300 8 60 29"), "OK")
+        self.assertEqual(self.sim.control("ncell 1200 11 55 26"), "OK")
+        self.assertTrue(self.sim.control("cell 2629 00B7 1 1 1 1 1").startswith("ERROR usage"))
+        self.assertTrue(self.sim.control("ncell 300 504 1 1").startswith("ERROR usage"))
+        self.online()
+        (line,) = self.link.ok("AT%XMONITOR")
+        self.assertEqual(XMONITOR.match(line).groups(), ("26295", "00B7", "1", "00011B07", "7", "300", "63", "39"))
+
+        self.assertEqual(self.link.ok("AT%NCELLMEAS"), [])
+        self.assertEqual(self.link.cmd("AT%NCELLMEAS")[1], "ERROR")  # one at a time
+        line, _ = self.link.wait_line(b"%NCELLMEAS:", timeout=5)
+        f = line.decode()[len("%NCELLMEAS: "):].split(",")
+        self.assertEqual(f[:4], ["0", '"00011B07"', '"26295"', '"00B7"'])
+        self.assertEqual(f[5:9], ["300", "7", "63", "31"])
+        self.assertEqual(len(f), 11 + 2 * 5)  # serving cell, two neighbours, the TA measurement time
+        self.assertEqual(f[10:14] + f[15:19], ["300", "8", "60", "29", "1200", "11", "55", "26"])
+
+        # A reselection: +CEREG with the new TAC and cell id (AT+CEREG=5 is on)
+        self.assertEqual(self.sim.control("cell 26295 00B8 00011C01 300 9 50 20"), "OK")
+        line, _ = self.link.wait(lambda l: l.startswith(b"+CEREG: 1,") and b"00B8" in l, timeout=5)
+        self.assertRegex(line, rb'^\+CEREG: 1,"00B8","00011C01",7')
+        self.assertEqual(self.sim.control("ncell-clear"), "OK")
+        self.link.ok("AT%NCELLMEAS=1")
+        line, _ = self.link.wait_line(b"%NCELLMEAS:", timeout=5)
+        self.assertRegex(line, rb'^%NCELLMEAS: 0,"00011C01","26295","00B8",\d+,300,9,50,20,\d+,\d+$')
+
+    def test_ncellmeas_without_network_and_stop(self):
+        self.link.ok("AT%NCELLMEAS")
+        line, _ = self.link.wait_line(b"%NCELLMEAS:", timeout=5)
+        self.assertEqual(line, b"%NCELLMEAS: 1")
+        self.link.ok("AT%NCELLMEAS")
+        self.link.ok("AT%NCELLMEASSTOP")
+        line, _ = self.link.wait_line(b"%NCELLMEAS:", timeout=5)
+        self.assertEqual(line, b"%NCELLMEAS: 2")
+        self.assertEqual(self.link.cmd("AT%NCELLMEAS=3")[1], "ERROR")  # GCI searches: not emulated
+
+    def test_network_without_time(self):
+        self.assertEqual(self.sim.control("network-time off"), "OK")
+        self.assertTrue(self.sim.control("network-time").startswith("ERROR usage"))
+        self.online()
+        self.assertEqual(self.link.cmd("AT%CCLK?")[1], "ERROR")
+        self.assertEqual(self.sim.control("network-time on"), "OK")
+        (line,) = self.link.ok("AT%CCLK?")
+        self.assertRegex(line, r'^%CCLK: "\d\d/\d\d/\d\d,\d\d:\d\d:\d\d[+-]\d\d",0$')
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

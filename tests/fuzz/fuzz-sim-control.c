@@ -33,6 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 if (c.kind == SIM_CONTROL_SHORT_RECV &&
                                     (c.value == 0 || c.value > SIM_SHORT_RECV_MAX || c.value2 >= c.value))
                                         abort();
+                                if ((c.kind == SIM_CONTROL_CELL || c.kind == SIM_CONTROL_NCELL) &&
+                                    (c.cell.earfcn > 262143 || c.cell.pci > 503 || c.cell.rsrp < 0 ||
+                                     c.cell.rsrp > 97 || c.cell.rsrq < 0 || c.cell.rsrq > 34))
+                                        abort();
+                                if (c.kind == SIM_CONTROL_CELL &&
+                                    (strlen(c.cell.plmn) < 5 || c.cell.tac > 0xffff || c.cell.ci > 0xfffffff))
+                                        abort();
                         } else if (strncmp(reply, "ERROR ", 6) != 0 || !strchr(reply, '\n'))
                                 abort();
                 }

@@ -475,6 +475,29 @@ static void test_jwt_near_expiry_not_cached(void **state) {
         assert_int_equal(modem_jwt_modem_calls(f->modem), 2);
 }
 
+static void test_jwt_without_time_not_cached(void **state) {
+        Fixture *f = *state;
+        JwtResult a = {}, b = {};
+
+        /* A modem without time signs a token without "exp" ({"alg":"ES256"} . {"iss":"x"}): handed out, not kept. */
+        snprintf(f->peer.jwt, sizeof f->peer.jwt, "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.AAAA");
+        f->peer.has_cert_and_key = true;
+        assert_int_equal(modem_start(f->modem), 0);
+        assert_true(run_until_state(f, MODEM_READY, 5000));
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &a), 0);
+        while (a.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_int_equal(a.error, 0);
+        assert_string_equal(a.jwt, f->peer.jwt);
+        /* Once the modem has a time, the next request gets a token with "exp". */
+        make_jwt(f->peer.jwt, sizeof f->peer.jwt, 3600);
+        assert_int_equal(modem_jwt_request(f->modem, on_jwt, &b), 0);
+        while (b.calls == 0)
+                (void) sd_event_run(f->event, 100 * 1000);
+        assert_string_equal(b.jwt, f->peer.jwt);
+        assert_int_equal(modem_jwt_modem_calls(f->modem), 2);
+}
+
 static void test_jwt_failure_reaches_every_waiter(void **state) {
         Fixture *f = *state;
         JwtResult a = {}, b = {};
@@ -626,6 +649,7 @@ int main(void) {
                 cmocka_unit_test(test_fota_parsers),
                 cmocka_unit_test_setup_teardown(test_fota_commands, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_shared_and_cached, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_jwt_without_time_not_cached, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_near_expiry_not_cached, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_jwt_failure_reaches_every_waiter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_port_vanishes_and_returns, setup, teardown),

@@ -203,10 +203,12 @@ class Daemon:
         os.makedirs(folder, exist_ok=True)
         self.conf = os.path.join(folder, "gateway.conf")
         if modem:
+            # LocationIntervalSec=0: no REST request to api.nrfcloud.com from a test (tests/location sets its own).
             tls = f"""[Modem]
 Port={modem[0]}
 [Cloud]
 TLS=modem
+LocationIntervalSec=0
 """
         else:
             tls = f"""DeviceId={device_id}

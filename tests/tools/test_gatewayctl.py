@@ -147,7 +147,7 @@ class GatewayctlTest(unittest.TestCase):
         """While the daemon holds the port, the tool refuses with a clear message."""
         conf = os.path.join(self.dir, "daemon.conf")
         with open(conf, "w") as f:
-            f.write("[Modem]\nPort=%s\n" % self.sim.link)
+            f.write("[Modem]\nPort=%s\n[Cloud]\nLocationIntervalSec=0\n" % self.sim.link)  # no REST to nRF Cloud
         with open(os.path.join(self.dir, "daemon.log"), "w") as log:
             d = subprocess.Popen([DAEMON, "--config", conf], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(d)

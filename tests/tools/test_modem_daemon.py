@@ -22,7 +22,8 @@ class ModemDaemonTest(unittest.TestCase):
         self.sim.start()
         self.conf = os.path.join(self.dir, "gateway.conf")
         with open(self.conf, "w") as f:
-            f.write("[Modem]\nPort=%s\n\n[Log]\nLevel=info\n" % self.sim.link)
+            # LocationIntervalSec=0: no REST request to api.nrfcloud.com from a test.
+            f.write("[Modem]\nPort=%s\n\n[Cloud]\nLocationIntervalSec=0\n\n[Log]\nLevel=info\n" % self.sim.link)
         self.log_path = os.path.join(self.dir, "daemon.log")
         self.daemon = None
 

@@ -20,6 +20,14 @@
  *   short-recv <announced> [<sent>]  a #XRECV URC whose header promises <announced>
  *                  bytes but only <sent> (default 100) follow, as from a UART
  *                  that dropped the rest
+ *   cell <plmn> <tac> <ci> <earfcn> <pci> <rsrp> <rsrq>  the serving cell (TAC and
+ *                  cell id in hex, RSRP/RSRQ as modem indices); a new TAC or cell id
+ *                  is reported with +CEREG while registered, as a reselection is
+ *   ncell <earfcn> <pci> <rsrp> <rsrq>  adds a neighbour for %NCELLMEAS
+ *   ncell-clear    no neighbours
+ *   network-time on|off  whether the network gives the modem its time at
+ *                  registration (off: the modem's time is gone, as on a network
+ *                  without NITZ; on: the time arrives now if registered)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -144,6 +152,27 @@ void control_execute(Sim *s, const char *line, char *reply, size_t size) {
                          modem_emu_cfun(s->modem), sockets, s->delay_ms, s->drop, s->app_version, fota);
                 return;
         }
+        case SIM_CONTROL_CELL:
+        case SIM_CONTROL_NCELL: {
+                ModemEmuCell cell = {
+                        .tac = c.cell.tac, .ci = c.cell.ci, .earfcn = c.cell.earfcn, .pci = c.cell.pci,
+                        .rsrp = c.cell.rsrp, .rsrq = c.cell.rsrq,
+                };
+                int r;
+                memcpy(cell.plmn, c.cell.plmn, sizeof cell.plmn);
+                r = c.kind == SIM_CONTROL_CELL ? modem_emu_set_cell(s->modem, &cell) : modem_emu_add_ncell(s->modem, &cell);
+                if (r < 0) {
+                        snprintf(reply, size, "ERROR %s\n", r == -ENOSPC ? "too many neighbours" : "invalid cell");
+                        return;
+                }
+                break;
+        }
+        case SIM_CONTROL_NCELL_CLEAR:
+                modem_emu_clear_ncells(s->modem);
+                break;
+        case SIM_CONTROL_NETWORK_TIME:
+                modem_emu_set_network_time(s->modem, c.value != 0);
+                break;
         case _SIM_CONTROL_KIND_MAX:
                 return;
         }

@@ -18,6 +18,47 @@ static int parse_ms(const char *arg, uint64_t *ret) {
         return 0;
 }
 
+static bool plmn_valid(const char *s) {
+        size_t n = strlen(s);
+
+        if (n != 5 && n != 6)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+        return true;
+}
+
+/* The radio part shared by "cell" and "ncell": <earfcn> <pci> <rsrp> <rsrq>, then nothing. */
+static bool cell_radio_valid(const SimControlCell *c) {
+        return c->earfcn <= 262143 && c->pci <= 503 && c->rsrp >= 0 && c->rsrp <= 97 && c->rsrq >= 0 && c->rsrq <= 34;
+}
+
+static int parse_cell(const char *line, SimControlCell *ret) {
+        SimControlCell c = {};
+        char plmn[8] = "", junk[2];
+
+        if (sscanf(line, "%*s %7s %x %x %u %u %d %d %1s", plmn, &c.tac, &c.ci, &c.earfcn, &c.pci, &c.rsrp, &c.rsrq,
+                   junk) != 7)
+                return -EINVAL;
+        if (!plmn_valid(plmn) || c.tac > 0xffff || c.ci > 0xfffffff || !cell_radio_valid(&c))
+                return -EINVAL;
+        memcpy(c.plmn, plmn, sizeof c.plmn);
+        *ret = c;
+        return 0;
+}
+
+static int parse_ncell(const char *line, SimControlCell *ret) {
+        SimControlCell c = {};
+        char junk[2];
+
+        if (sscanf(line, "%*s %u %u %d %d %1s", &c.earfcn, &c.pci, &c.rsrp, &c.rsrq, junk) != 4 ||
+            !cell_radio_valid(&c))
+                return -EINVAL;
+        *ret = c;
+        return 0;
+}
+
 static int usage(char *error, size_t size, const char *text) {
         snprintf(error, size, "ERROR usage: %s\n", text);
         return -EINVAL;
@@ -74,6 +115,23 @@ int sim_control_parse(const char *line, SimControlCommand *ret, char *error, siz
                 c.value2 = sent;
         } else if (streq(cmd, "status"))
                 c.kind = SIM_CONTROL_STATUS;
+        else if (streq(cmd, "cell")) {
+                c.kind = SIM_CONTROL_CELL;
+                if (parse_cell(line, &c.cell) < 0)
+                        return usage(error, error_size,
+                                     "cell <plmn> <tac hex> <cell id hex> <earfcn> <pci> <rsrp 0-97> <rsrq 0-34>");
+        } else if (streq(cmd, "ncell")) {
+                c.kind = SIM_CONTROL_NCELL;
+                if (parse_ncell(line, &c.cell) < 0)
+                        return usage(error, error_size, "ncell <earfcn> <pci> <rsrp 0-97> <rsrq 0-34>");
+        } else if (streq(cmd, "ncell-clear"))
+                c.kind = SIM_CONTROL_NCELL_CLEAR;
+        else if (streq(cmd, "network-time")) {
+                c.kind = SIM_CONTROL_NETWORK_TIME;
+                if (!a || (!streq(a, "on") && !streq(a, "off")))
+                        return usage(error, error_size, "network-time on|off");
+                c.value = streq(a, "on");
+        }
         else {
                 snprintf(error, error_size, "ERROR unknown command %s\n", cmd);
                 return -EINVAL;

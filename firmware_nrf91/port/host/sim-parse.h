@@ -22,12 +22,29 @@ typedef enum SimControlKind {
         SIM_CONTROL_FOTA_WRITE_ERROR,
         SIM_CONTROL_SHORT_RECV,
         SIM_CONTROL_STATUS,
+        SIM_CONTROL_CELL,
+        SIM_CONTROL_NCELL,
+        SIM_CONTROL_NCELL_CLEAR,
+        SIM_CONTROL_NETWORK_TIME,
         _SIM_CONTROL_KIND_MAX,
 } SimControlKind;
 
+/* The radio cells of "cell" and "ncell" (values as %XMONITOR / %NCELLMEAS print them). */
+typedef struct SimControlCell {
+        char plmn[7];    /* cell: MCC and MNC, 5 or 6 digits */
+        uint32_t tac;    /* cell: 16 bits */
+        uint32_t ci;     /* cell: 28-bit E-UTRAN cell id */
+        uint32_t earfcn; /* 0..262143 */
+        uint32_t pci;    /* 0..503 */
+        int rsrp;        /* index 0..97 (3GPP TS 36.133 §9.1.4) */
+        int rsrq;        /* index 0..34 (3GPP TS 36.133 §9.1.7) */
+} SimControlCell;
+
 typedef struct SimControlCommand {
         SimControlKind kind;
-        uint64_t value;  /* delay, drop, vanish, fota-mute: ms or count; fota-write-error: byte; short-recv: announced */
+        SimControlCell cell; /* cell, ncell */
+        uint64_t value;  /* delay, drop, vanish, fota-mute: ms or count; fota-write-error: byte; short-recv: announced;
+                            network-time: 1 on, 0 off */
         uint64_t value2; /* short-recv: bytes sent */
 } SimControlCommand;
 

@@ -29,6 +29,9 @@ typedef struct Credential {
         uint8_t sha256[32];
 } Credential;
 
+#define MODEM_EMU_NCELL_MAX 17 /* neighbours one %NCELLMEAS reports at most */
+#define MODEM_EMU_NCELLMEAS_DELAY_MS 300
+
 typedef enum RegStat {
         REG_NOT_SEARCHING = 0,
         REG_HOME = 1,
@@ -61,6 +64,13 @@ struct ModemEmu {
         unsigned reg_delay_ms;
         uint64_t now_ms;
 
+        ModemEmuCell cell; /* the serving cell once registered */
+        ModemEmuCell ncells[MODEM_EMU_NCELL_MAX];
+        size_t n_ncells;
+        bool ncellmeas_pending; /* %NCELLMEAS started; its URC comes from a later tick */
+        uint64_t ncellmeas_at_ms;
+
+        bool no_network_time; /* the network gives no time at registration */
         bool time_valid; /* network time received (or set with +CCLK/%CCLK) */
         int64_t time_offset_s; /* added to the host's clock */
         int tz_quarters;

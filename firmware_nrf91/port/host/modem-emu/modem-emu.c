@@ -59,8 +59,14 @@
 
 #define CHIP_NAME "nRF9160"
 #define DEVICE_TYPE_NRF9160_SIAA 3
-#define REG_TAC "0140"
-#define REG_CI "0A0B0C0D"
+/* The serving cell until modem_emu_set_cell(): +CEREG's location ("0140", "0A0B0C0D") and +CESQ's levels. */
+static const ModemEmuCell default_cell = {
+        .plmn = "26295", .tac = 0x0140, .ci = 0x0A0B0C0D, .earfcn = 6300, .pci = 194, .rsrp = 62, .rsrq = 31,
+};
+#define XMONITOR_OPERATOR_LONG "EMU Mobile"
+#define XMONITOR_OPERATOR_SHORT "EMU"
+#define XMONITOR_SNR 39 /* index: dB = index - 24 */
+#define NCELLMEAS_TA 24 /* timing advance of the serving cell */
 
 /* --- response buffer --- */
 
@@ -172,7 +178,8 @@ static void format_cereg(const ModemEmu *m, bool with_n, char *out, size_t size)
         if (len < 0 || (size_t) len >= size)
                 return;
         if (n >= 2 && m->reg == REG_HOME) {
-                int k = snprintf(out + len, size - (size_t) len, ",\"%s\",\"%s\",7", REG_TAC, REG_CI);
+                int k = snprintf(out + len, size - (size_t) len, ",\"%04" PRIX32 "\",\"%08" PRIX32 "\",7", m->cell.tac,
+                                 m->cell.ci);
                 if (k < 0 || (size_t) k >= size - (size_t) len)
                         return;
                 len += k;
@@ -302,7 +309,7 @@ static int cmd_cesq(ModemEmu *m, const AtCommand *c, Buf *b) {
         if (c->op != AT_OP_EXEC)
                 return RES_ERROR;
         if (m->cfun == 1 && m->reg == REG_HOME)
-                buf_line(b, "+CESQ: 99,99,255,255,31,62");
+                buf_line(b, "+CESQ: 99,99,255,255,%d,%d", m->cell.rsrq, m->cell.rsrp);
         else
                 buf_line(b, "+CESQ: 99,99,255,255,255,255");
         return RES_OK;
@@ -837,6 +844,155 @@ out:
         return res;
 }
 
+/* The E-UTRA band of a downlink EARFCN (3GPP TS 36.101 table 5.7.3-1), the bands an nRF91 supports; 0 unknown. */
+static int earfcn_band(uint32_t earfcn) {
+        static const struct {
+                uint32_t first, last;
+                int band;
+        } bands[] = {
+                { 0, 599, 1 },         { 600, 1199, 2 },      { 1200, 1949, 3 },     { 1950, 2399, 4 },
+                { 2400, 2649, 5 },     { 3450, 3799, 8 },     { 5010, 5179, 12 },    { 5180, 5279, 13 },
+                { 5280, 5379, 14 },    { 5730, 5849, 17 },    { 5850, 5999, 18 },    { 6000, 6149, 19 },
+                { 6150, 6449, 20 },    { 8040, 8689, 25 },    { 8690, 9039, 26 },    { 9210, 9659, 28 },
+                { 66436, 67335, 66 },  { 68586, 68935, 71 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bands); i++)
+                if (earfcn >= bands[i].first && earfcn <= bands[i].last)
+                        return bands[i].band;
+        return 0;
+}
+
+/*
+ * %XMONITOR (nRF91 AT Commands, "Modem monitor %XMONITOR"): the registration
+ * status alone while not registered, else
+ * <reg_status>,<full_name>,<short_name>,<plmn>,<tac>,<AcT>,<band>,<cell_id>,
+ * <phys_cell_id>,<EARFCN>,<rsrp>,<snr>,<NW-provided_eDRX_value>,<Active-Time>,
+ * <Periodic-TAU-ext>,<Periodic-TAU>.
+ */
+static int cmd_xmonitor(ModemEmu *m, const AtCommand *c, Buf *b) {
+        const ModemEmuCell *cell = &m->cell;
+
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        if (m->cfun != 1 || m->reg != REG_HOME) {
+                buf_line(b, "%%XMONITOR: %d", (int) m->reg);
+                return RES_OK;
+        }
+        buf_line(b,
+                 "%%XMONITOR: %d,\"%s\",\"%s\",\"%s\",\"%04" PRIX32 "\",7,%d,\"%08" PRIX32 "\",%" PRIu32 ",%" PRIu32
+                 ",%d,%d,\"\",\"11100000\",\"00000110\",\"01001001\"",
+                 (int) m->reg, XMONITOR_OPERATOR_LONG, XMONITOR_OPERATOR_SHORT, cell->plmn, cell->tac,
+                 earfcn_band(cell->earfcn), cell->ci, cell->pci, cell->earfcn, cell->rsrp, XMONITOR_SNR);
+        return RES_OK;
+}
+
+/*
+ * AT%NCELLMEAS[=<search_type>]: OK at once, the result later as the URC
+ * %NCELLMEAS: <status>[,<cell_id>,<plmn>,<tac>,<timing_advance>,<earfcn>,
+ * <phys_cell_id>,<rsrp>,<rsrq>,<measurement_time>,[<n_earfcn>,<n_phys_cell_id>,
+ * <n_rsrp>,<n_rsrq>,<time_diff>]...,<timing_advance_measurement_time>]
+ * (mfw 1.3.1 and later).  Search types 0..2 share that format; the GCI
+ * searches (3..5) are not emulated.  One measurement at a time.
+ */
+static int cmd_ncellmeas(ModemEmu *m, const AtCommand *c, Buf *b) {
+        int64_t type = 1;
+
+        (void) b;
+        if (c->op == AT_OP_SET) {
+                if (c->n_args > 2 || at_arg_int(c, 0, 0, 5, &type) < 0)
+                        return RES_ERROR;
+                if (type > 2)
+                        return RES_ERROR;
+        } else if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        if (m->ncellmeas_pending)
+                return RES_ERROR;
+        m->ncellmeas_pending = true;
+        m->ncellmeas_at_ms = m->now_ms + MODEM_EMU_NCELLMEAS_DELAY_MS;
+        return RES_OK;
+}
+
+static int cmd_ncellmeasstop(ModemEmu *m, const AtCommand *c, Buf *b) {
+        (void) b;
+        if (c->op != AT_OP_EXEC)
+                return RES_ERROR;
+        if (m->ncellmeas_pending) {
+                m->ncellmeas_pending = false;
+                urc_queue(m, "%NCELLMEAS: 2"); /* interrupted, no results */
+        }
+        return RES_OK;
+}
+
+static void ncellmeas_report(ModemEmu *m) {
+        const ModemEmuCell *cell = &m->cell;
+        Buf b = { 0 };
+
+        if (m->cfun != 1 || m->reg != REG_HOME) {
+                urc_queue(m, "%NCELLMEAS: 1"); /* no cell to measure */
+                return;
+        }
+        buf_printf(&b, "%%NCELLMEAS: 0,\"%08" PRIX32 "\",\"%s\",\"%04" PRIX32 "\",%d,%" PRIu32 ",%" PRIu32 ",%d,%d,%" PRIu64,
+                   cell->ci, cell->plmn, cell->tac, NCELLMEAS_TA, cell->earfcn, cell->pci, cell->rsrp, cell->rsrq,
+                   m->now_ms);
+        for (size_t i = 0; i < m->n_ncells; i++) {
+                const ModemEmuCell *n = &m->ncells[i];
+                buf_printf(&b, ",%" PRIu32 ",%" PRIu32 ",%d,%d,%zu", n->earfcn, n->pci, n->rsrp, n->rsrq, 20 * (i + 1));
+        }
+        buf_printf(&b, ",%" PRIu64, m->now_ms);
+        if (!b.oom)
+                urc_queue(m, b.p);
+        free(b.p);
+}
+
+static bool cell_valid(const ModemEmuCell *c, bool serving) {
+        if (c->earfcn > 262143 || c->pci > 503 || c->rsrp < 0 || c->rsrp > 97 || c->rsrq < 0 || c->rsrq > 34)
+                return false;
+        if (!serving)
+                return true;
+        size_t n = strnlen(c->plmn, sizeof c->plmn);
+        if (n != 5 && n != 6)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (c->plmn[i] < '0' || c->plmn[i] > '9')
+                        return false;
+        return c->tac <= 0xffff && c->ci <= 0xfffffff;
+}
+
+int modem_emu_set_cell(ModemEmu *m, const ModemEmuCell *cell) {
+        bool moved;
+
+        if (!m || !cell || !cell_valid(cell, true))
+                return -EINVAL;
+        moved = cell->tac != m->cell.tac || cell->ci != m->cell.ci;
+        m->cell = *cell;
+        /* A reselection to another cell: with +CEREG=2 or higher the host sees the new TAC and cell id. */
+        if (moved && m->cfun == 1 && m->reg == REG_HOME && m->cereg_n >= 2)
+                cereg_changed(m);
+        return 0;
+}
+
+int modem_emu_add_ncell(ModemEmu *m, const ModemEmuCell *cell) {
+        if (!m || !cell || !cell_valid(cell, false))
+                return -EINVAL;
+        if (m->n_ncells >= MODEM_EMU_NCELL_MAX)
+                return -ENOSPC;
+        m->ncells[m->n_ncells++] = *cell;
+        return 0;
+}
+
+void modem_emu_clear_ncells(ModemEmu *m) {
+        m->n_ncells = 0;
+}
+
+void modem_emu_set_network_time(ModemEmu *m, bool on) {
+        m->no_network_time = !on;
+        if (!on) {
+                m->time_valid = false;
+                m->time_offset_s = 0;
+        } else if (m->cfun == 1 && m->reg == REG_HOME)
+                m->time_valid = true;
+}
+
 /* --- dispatch --- */
 
 static const struct {
@@ -864,6 +1020,9 @@ static const struct {
         { "%KEYGEN", cmd_keygen },
         { "%ATTESTTOKEN", cmd_attesttoken },
         { "%JWT", cmd_jwt },
+        { "%XMONITOR", cmd_xmonitor },
+        { "%NCELLMEAS", cmd_ncellmeas },
+        { "%NCELLMEASSTOP", cmd_ncellmeasstop },
 };
 
 ssize_t modem_emu_execute(ModemEmu *m, const char *cmd, size_t len, char *out, size_t out_size) {
@@ -922,6 +1081,7 @@ int modem_emu_new(const char *state_dir, const char *uuid, const char *imei, Mod
                 return -ENOMEM;
         }
         m->sync = true;
+        m->cell = default_cell;
         m->reg_delay_ms = MODEM_EMU_DEFAULT_REG_DELAY_MS;
         e = getenv("MODEM_EMU_REG_DELAY_MS");
         if (e && *e) {
@@ -972,8 +1132,13 @@ void modem_emu_tick(ModemEmu *m, uint64_t now_ms) {
         if (m->reg_timer && now_ms >= m->reg_at_ms && m->cfun == 1) {
                 m->reg_timer = false;
                 m->reg = REG_HOME;
-                m->time_valid = true; /* the network hands out the time */
+                if (!m->no_network_time)
+                        m->time_valid = true; /* the network hands out the time */
                 cereg_changed(m);
+        }
+        if (m->ncellmeas_pending && now_ms >= m->ncellmeas_at_ms) {
+                m->ncellmeas_pending = false;
+                ncellmeas_report(m);
         }
 
         /* The callback may call back into the modem (even execute): take the queue first. */
@@ -994,6 +1159,7 @@ void modem_emu_reboot(ModemEmu *m) {
         m->reg = REG_NOT_SEARCHING;
         m->reg_start_pending = false;
         m->reg_timer = false;
+        m->ncellmeas_pending = false;
         m->time_valid = false;
         m->time_offset_s = 0;
         m->tz_quarters = 0;

@@ -54,5 +54,33 @@ bool modem_emu_network_ready(const ModemEmu *m); /* CFUN=1 and registered */
  */
 const char *modem_emu_credential(const ModemEmu *m, uint32_t sec_tag, int type);
 
+/*
+ * The radio cells the emulated modem sees (%XMONITOR, %NCELLMEAS, +CEREG).
+ * rsrp and rsrq are the modem's indices (rsrp 0..97: dBm = index - 141;
+ * rsrq 0..34: dB = (index - 39) / 2), as the AT responses print them.
+ */
+typedef struct ModemEmuCell {
+        char plmn[7];    /* serving cell: MCC and MNC digits, e.g. "26295" */
+        uint32_t tac;    /* serving cell: tracking area code */
+        uint32_t ci;     /* serving cell: 28-bit E-UTRAN cell id */
+        uint32_t earfcn;
+        uint32_t pci;    /* physical cell id 0..503 */
+        int rsrp;
+        int rsrq;
+} ModemEmuCell;
+
+/* A new serving cell; while registered the modem reports it with +CEREG as after a cell reselection. */
+int modem_emu_set_cell(ModemEmu *m, const ModemEmuCell *cell);
+/* Neighbours for %NCELLMEAS (up to 17); -ENOSPC when full. */
+int modem_emu_add_ncell(ModemEmu *m, const ModemEmuCell *cell);
+void modem_emu_clear_ncells(ModemEmu *m);
+
+/*
+ * Whether the network hands out the time at registration (default on).  Off
+ * also forgets the current time, as a modem on a network without NITZ has
+ * none; on gives the time at once when registered.
+ */
+void modem_emu_set_network_time(ModemEmu *m, bool on);
+
 /* Records a new modem firmware version (applied modem FOTA), as +CGMR shows it. */
 int modem_emu_set_firmware_version(ModemEmu *m, const char *version);

@@ -19,7 +19,12 @@
 
 LOG_MODULE_REGISTER(at_modem, LOG_LEVEL_INF);
 
-#define URC_MAX 256
+/*
+ * The longest URC passed through is %NCELLMEAS with 17 neighbours: about 90
+ * bytes for the serving cell, up to 26 per neighbour and the closing
+ * timing-advance time, some 560 bytes.
+ */
+#define URC_MAX 640
 
 /* URCs wait here until the core thread takes them. */
 K_MSGQ_DEFINE(urcs, URC_MAX, 8, 1);
@@ -36,7 +41,8 @@ AT_MONITOR(at_server_urcs, ANY, on_urc);
 
 static void on_urc(const char *notif)
 {
-	char line[URC_MAX];
+	/* Static: the AT monitor's work item runs one at a time, on a small stack. */
+	static char line[URC_MAX];
 	size_t n = strcspn(notif, "\r\n");
 
 	/* The monitor hands over "<urc>\r\n": keep the line, frame it in the core. */
@@ -54,7 +60,7 @@ static void on_urc(const char *notif)
 
 void modem_port_take_urcs(void)
 {
-	char line[URC_MAX];
+	static char line[URC_MAX]; /* the core thread only */
 
 	while (k_msgq_get(&urcs, line, K_NO_WAIT) == 0) {
 		nrf91_core_urc(&core, line);
