@@ -243,8 +243,10 @@ Target={"auto" if journal else "console"}
         env.pop("STATE_DIRECTORY", None)
         env["NOTIFY_SOCKET"] = self.notify_path
         env["LSAN_OPTIONS"] = "suppressions=%s" % ct.LSAN_SUPPRESSIONS
-        if modem:
-            env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = modem[1]
+        # The runtime directory systemd would give (RuntimeDirectory=, kept across restarts): the port
+        # locks and the outbox's runtime folder.  The same folder for a daemon started again.
+        self.runtime_dir = modem[1] if modem else os.path.join(folder, "run")
+        env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = self.runtime_dir
         wrapper = ()
         self.journal_records = []
         self.journal = None
