@@ -257,6 +257,7 @@ struct Outbox {
         uint64_t timer_usec;   /* where the loop's timer is armed, UINT64_MAX: not armed */
         uint64_t hot_count;    /* live entries whose record is in the runtime folder */
         uint64_t cold_pending; /* clock time of the oldest ENTRY record in the state folder not yet synced, or 0 */
+        uint64_t retry_usec;   /* after a failed spill or sync (a full disk): not again before this */
         uint64_t syncs, spilled;
 
         Entry *first, *last;
@@ -724,7 +725,7 @@ static uint64_t outbox_deadline(const Outbox *o) {
                 d = h->pushed_usec + interval;
         if (o->cold_pending > 0)
                 d = MIN(d, o->cold_pending + interval);
-        return d;
+        return d == UINT64_MAX ? d : MAX(d, o->retry_usec);
 }
 
 /* Arms the loop's timer for the next deadline, lazily: an earlier timer looks again when it fires. */
@@ -817,13 +818,15 @@ int outbox_sync(Outbox *o) {
                 return outbox_flush(o);
         now = outbox_now(o);
         /* The loop's timer is armed for the earliest deadline: nothing is due before it. */
-        if (o->timer_usec != UINT64_MAX && now < o->timer_usec)
+        if ((o->timer_usec != UINT64_MAX && now < o->timer_usec) || now < o->retry_usec)
                 return 0;
         h = oldest_hot(o);
         if (h && h->pushed_usec + interval <= now)
                 r = outbox_spill(o);
         if (r >= 0 && o->cold_pending > 0 && o->cold_pending + interval <= now)
                 r = tier_sync(o, &o->cold);
+        /* A full or failing disk is tried again one interval later, not in a loop. */
+        o->retry_usec = r < 0 ? now + interval : 0;
         outbox_arm(o);
         return r;
 }
