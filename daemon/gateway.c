@@ -253,7 +253,9 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
 }
 
 static OutboxLimits gateway_outbox_limits(const Config *c) {
-        return (OutboxLimits){ .max_messages = c->buffer_max_messages, .max_bytes = c->buffer_max_bytes };
+        return (OutboxLimits){ .max_messages = c->buffer_max_messages,
+                               .max_bytes = c->buffer_max_bytes,
+                               .sync_interval_usec = (uint64_t) c->buffer_sync_interval_sec * UINT64_C(1000000) };
 }
 
 int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_uri) {
@@ -296,7 +298,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         if (asprintf(&dir, "%s/outbox", c->state_directory) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
         /* Kept from an earlier attempt that failed further on: it holds the folder's lock. */
-        r = g->outbox ? 0 : outbox_new(dir, &limits, &g->outbox);
+        r = g->outbox ? 0 : state_directory_open_outbox(g->event, dir, &limits, &g->outbox);
         if (r == -EBUSY)
                 return log_error_errno(r, "The outbox in %s is held by another process (another daemon with this "
                                        "StateDirectory=, or nrfcloud-gatewayctl outbox)", dir);

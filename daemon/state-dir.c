@@ -2,17 +2,24 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "serial.h"
 #include "state-dir.h"
 #include "util.h"
 
-/* Checks the open file fd (what, for messages) and tightens its mode to at most `mode` when others can reach it. */
-static int check_owned(int fd, const char *what, bool dir) {
+/* The loss bound of a power cut is SyncIntervalSec= plus this much slack of the timer. */
+#define OUTBOX_TIMER_ACCURACY_USEC (20u * 1000u)
+
+/* Checks the open file fd (what, for messages; key: the setting that chose it) and tightens its
+ * mode to at most `mode` when others can reach it. */
+static int check_owned(int fd, const char *what, const char *key, bool dir) {
         mode_t loose = dir ? (S_IWGRP | S_IWOTH) : (S_IRWXG | S_IRWXO);
         struct stat st;
 
@@ -23,8 +30,8 @@ static int check_owned(int fd, const char *what, bool dir) {
         if (st.st_uid != geteuid())
                 return log_error_errno(EPERM,
                                        "Refusing %s: it is owned by UID %u, not by the daemon's user (UID %u); "
-                                       "fix its owner or choose another StateDirectory=",
-                                       what, (unsigned) st.st_uid, (unsigned) geteuid());
+                                       "fix its owner or choose another %s",
+                                       what, (unsigned) st.st_uid, (unsigned) geteuid(), key);
         if (st.st_mode & loose) {
                 mode_t m = dir ? 0700 : 0600;
                 if (fchmod(fd, m) < 0)
@@ -35,7 +42,7 @@ static int check_owned(int fd, const char *what, bool dir) {
         return 0;
 }
 
-static int check_outbox(int dfd, const char *path) {
+static int check_outbox(int dfd, const char *path, const char *key) {
         _cleanup_close_ int ofd = -EBADF;
         char what[4096];
         DIR *d;
@@ -49,7 +56,7 @@ static int check_outbox(int dfd, const char *path) {
         if (ofd < 0)
                 return log_error_errno(errno, "Cannot open %s/outbox: %m", path);
         snprintf(what, sizeof what, "%s/outbox", path);
-        r = check_owned(ofd, what, true);
+        r = check_owned(ofd, what, key, true);
         if (r < 0)
                 return r;
         d = fdopendir(ofd);
@@ -69,7 +76,7 @@ static int check_outbox(int dfd, const char *path) {
                                             errno == ELOOP ? "a symbolic link" : strerror(errno));
                         break;
                 }
-                r = check_owned(fd, what, false);
+                r = check_owned(fd, what, key, false);
                 if (r < 0)
                         break;
         }
@@ -77,21 +84,114 @@ static int check_outbox(int dfd, const char *path) {
         return r;
 }
 
-int state_directory_prepare(const char *path) {
+/* key: "StateDirectory=" or "RuntimeDirectory=", for messages. */
+static int directory_prepare(const char *path, const char *key) {
         _cleanup_close_ int dfd = -EBADF;
         char what[4096];
         int r;
 
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", path);
+                return log_error_errno(errno, "Failed to create %s%s: %m", key, path);
         dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0 && (errno == ELOOP || errno == ENOTDIR))
-                return log_error_errno(EPERM, "Refusing StateDirectory=%s: a symbolic link or not a directory", path);
+                return log_error_errno(EPERM, "Refusing %s%s: a symbolic link or not a directory", key, path);
         if (dfd < 0)
-                return log_error_errno(errno, "Cannot open StateDirectory=%s: %m", path);
-        snprintf(what, sizeof what, "StateDirectory=%s", path);
-        r = check_owned(dfd, what, true);
+                return log_error_errno(errno, "Cannot open %s%s: %m", key, path);
+        snprintf(what, sizeof what, "%s%s", key, path);
+        r = check_owned(dfd, what, key, true);
         if (r < 0)
                 return r;
-        return check_outbox(dfd, path);
+        return check_outbox(dfd, path, key);
+}
+
+int state_directory_prepare(const char *path) {
+        return directory_prepare(path, "StateDirectory=");
+}
+
+int runtime_directory_prepare(const char *path) {
+        return directory_prepare(path, "RuntimeDirectory=");
+}
+
+const char *runtime_directory(void) {
+        const char *e = getenv(SERIAL_RUNTIME_DIR_ENV), *s = getenv("RUNTIME_DIRECTORY");
+
+        /* serial_runtime_dir() reads them the same way, but falls back to a default folder that
+         * daemons not started by systemd would share. */
+        if ((e && *e == '/') || (s && *s == '/'))
+                return serial_runtime_dir();
+        return NULL;
+}
+
+/* The outbox's clock and timer on sd-event. */
+typedef struct OutboxTimer {
+        sd_event *event;
+        sd_event_source *source;
+        Outbox *outbox;
+} OutboxTimer;
+
+static uint64_t outbox_timer_now(void *userdata) {
+        (void) userdata;
+        return now_usec(CLOCK_BOOTTIME);
+}
+
+static int on_outbox_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        OutboxTimer *t = userdata;
+        int r;
+        (void) s, (void) usec;
+
+        r = outbox_on_timer(t->outbox);
+        if (r < 0)
+                log_error_errno(r, "Failed to write the outbox to the state directory, messages may not survive "
+                                   "a power cut: %m");
+        return 0;
+}
+
+static int outbox_timer_set(void *userdata, uint64_t usec) {
+        OutboxTimer *t = userdata;
+
+        if (usec == UINT64_MAX)
+                return t->source ? sd_event_source_set_enabled(t->source, SD_EVENT_OFF) : 0;
+        if (!t->source)
+                return sd_event_add_time(t->event, &t->source, CLOCK_BOOTTIME, usec, OUTBOX_TIMER_ACCURACY_USEC,
+                                         on_outbox_timer, t);
+        (void) sd_event_source_set_time(t->source, usec);
+        return sd_event_source_set_enabled(t->source, SD_EVENT_ONESHOT);
+}
+
+static void outbox_timer_free(void *userdata) {
+        OutboxTimer *t = userdata;
+
+        sd_event_source_disable_unref(t->source);
+        sd_event_unref(t->event);
+        free(t);
+}
+
+int state_directory_open_outbox(sd_event *event, const char *dir, const OutboxLimits *limits, Outbox **ret) {
+        static const OutboxLoopOps ops = { .now = outbox_timer_now, .set_timer = outbox_timer_set };
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        _cleanup_free_ char *hot = NULL;
+        const char *runtime = runtime_directory();
+        OutboxTimer *t;
+        int r;
+
+        if (runtime) {
+                r = runtime_directory_prepare(runtime);
+                if (r < 0)
+                        return r;
+                if (asprintf(&hot, "%s/outbox", runtime) < 0)
+                        return -ENOMEM;
+        }
+        r = outbox_new_full(dir, hot, limits, &o);
+        if (r < 0)
+                return r;
+        t = calloc(1, sizeof *t);
+        if (!t)
+                return -ENOMEM;
+        *t = (OutboxTimer){ .event = sd_event_ref(event), .outbox = o };
+        outbox_set_loop(o, &ops, t, outbox_timer_free);
+        if (hot)
+                log_debug("Outbox in %s, messages not acknowledged within %" PRIu64 " ms moved to %s", hot,
+                          limits->sync_interval_usec / 1000, dir);
+        *ret = TAKE_PTR(o);
+        return 0;
 }

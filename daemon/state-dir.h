@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <systemd/sd-event.h>
+
+#include "outbox.h"
+
 /*
  * StateDirectory= and the outbox in it hold what the gateway still has to
  * send; they are not trusted as found (outside systemd nobody else checks
@@ -16,3 +20,20 @@
  */
 
 int state_directory_prepare(const char *path);
+
+/* The same checks for the runtime directory, where the outbox keeps its runtime folder. */
+int runtime_directory_prepare(const char *path);
+
+/*
+ * The daemon's runtime directory: $NRFCLOUD_GATEWAY_RUNTIME_DIR, else
+ * systemd's $RUNTIME_DIRECTORY (RuntimeDirectory=).  NULL when neither is
+ * set: the outbox then keeps everything in the state directory.
+ */
+const char *runtime_directory(void);
+
+/*
+ * Opens the outbox in dir (<StateDirectory>/outbox) with its runtime folder
+ * <runtime_directory()>/outbox, after runtime_directory_prepare(), and drives
+ * its sync timer on event.
+ */
+int state_directory_open_outbox(sd_event *event, const char *dir, const OutboxLimits *limits, Outbox **ret);

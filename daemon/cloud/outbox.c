@@ -209,8 +209,10 @@ int outbox_parse_segment(const uint8_t *buf, size_t len, outbox_record_cb cb, ou
         return clean ? 0 : -EBADMSG;
 }
 
+typedef struct Tier Tier;
 typedef struct Segment Segment;
 struct Segment {
+        Tier *tier;
         uint64_t id;
         uint64_t size;       /* bytes in the file */
         uint64_t live_count; /* live entries whose record is in this file */
@@ -221,23 +223,42 @@ struct Segment {
 typedef struct Entry Entry;
 struct Entry {
         uint64_t seq;
+        uint64_t pushed_usec; /* on the outbox's clock, for the spill of the runtime part */
         OutboxClass class;
         bool in_flight;
-        Segment *segment;
+        Segment *segment; /* the file holding its live record (in one of the two folders), or NULL */
         size_t topic_len, payload_len;
         Entry *prev, *next;   /* every entry, by seq */
         Entry *cprev, *cnext; /* entries of the same class, by seq */
         char data[];          /* topic, NUL, payload */
 };
 
-struct Outbox {
+/*
+ * One folder of segments: the state directory's (durable) or the runtime
+ * directory's (volatile: tmpfs, never synced).
+ */
+struct Tier {
         char *dir;
-        int dir_fd;
+        int dir_fd;  /* -EBADF: no such folder */
         int head_fd; /* the segment appended to; -EBADF when memory only */
-        OutboxLimits limits;
-
         Segment *oldest, *head;
         uint64_t next_segment_id;
+        bool needs_sync;
+        bool is_volatile;
+};
+
+struct Outbox {
+        Tier cold; /* <StateDirectory>/outbox */
+        Tier hot;  /* <RuntimeDirectory>/outbox, or none */
+        OutboxLimits limits;
+        OutboxLoopOps loop;
+        void *loop_userdata;
+        void (*loop_destroy)(void *userdata);
+        uint64_t timer_usec;   /* where the loop's timer is armed, UINT64_MAX: not armed */
+        uint64_t hot_count;    /* live entries whose record is in the runtime folder */
+        uint64_t cold_pending; /* clock time of the oldest ENTRY record in the state folder not yet synced, or 0 */
+        uint64_t retry_usec;   /* after a failed spill or sync (a full disk): not again before this */
+        uint64_t syncs, spilled;
 
         Entry *first, *last;
         Entry *cfirst[_OUTBOX_CLASS_MAX], *clast[_OUTBOX_CLASS_MAX];
@@ -247,7 +268,6 @@ struct Outbox {
         unsigned corrupt_files;
         uint64_t damaged_records, damaged_bytes;
         uint64_t next_seq;
-        bool needs_sync;
         bool read_only; /* outbox_open_read_only(): the folder is never written */
 
         uint8_t *scratch;
@@ -305,6 +325,8 @@ static void outbox_link_tail(Outbox *o, Entry *e) {
         if (e->segment) {
                 e->segment->live_count++;
                 e->segment->live_bytes += entry_record_size(e);
+                if (e->segment->tier == &o->hot)
+                        o->hot_count++;
         }
 }
 
@@ -336,6 +358,8 @@ static void outbox_unlink(Outbox *o, Entry *e) {
         if (e->segment) {
                 e->segment->live_count--;
                 e->segment->live_bytes -= entry_record_size(e);
+                if (e->segment->tier == &o->hot)
+                        o->hot_count--;
         }
 }
 
@@ -352,128 +376,156 @@ static int ensure_scratch(Outbox *o, size_t size) {
         return 0;
 }
 
-static void segment_path(const Outbox *o, uint64_t id, char *buf, size_t len) {
+static void segment_path(uint64_t id, char *buf, size_t len) {
         (void) snprintf(buf, len, "%016" PRIx64 ".seg", id);
-        (void) o;
 }
 
-static int fsync_dir(Outbox *o) {
-        return fsync(o->dir_fd) < 0 ? -errno : 0;
+static int fsync_dir(Tier *t) {
+        if (t->is_volatile)
+                return 0;
+        return fsync(t->dir_fd) < 0 ? -errno : 0;
 }
 
-/* Starts a new head segment file. */
-static int outbox_new_segment(Outbox *o) {
+static uint64_t outbox_now(const Outbox *o) {
+        return o->loop.now ? o->loop.now(o->loop_userdata) : now_usec(CLOCK_BOOTTIME);
+}
+
+/* fdatasync() of a tier's head segment, counted; the runtime folder is never synced. */
+static int tier_sync(Outbox *o, Tier *t) {
+        if (!t->needs_sync || t->head_fd < 0)
+                return 0;
+        if (!t->is_volatile) {
+                if (fdatasync(t->head_fd) < 0)
+                        return -errno;
+                o->syncs++;
+        }
+        t->needs_sync = false;
+        if (t == &o->cold)
+                o->cold_pending = 0;
+        return 0;
+}
+
+/* Starts a new head segment file in tier t. */
+static int outbox_new_segment(Outbox *o, Tier *t) {
         _cleanup_close_ int fd = -EBADF;
         char name[32];
         Segment *s;
+        int r;
 
         s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
-        s->id = o->next_segment_id;
-        segment_path(o, s->id, name, sizeof name);
-        fd = openat(o->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0600);
+        s->tier = t;
+        s->id = t->next_segment_id;
+        segment_path(s->id, name, sizeof name);
+        fd = openat(t->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND, 0600);
         if (fd < 0) {
                 free(s);
                 return -errno;
         }
         if (write(fd, outbox_file_header, OUTBOX_FILE_HEADER_SIZE) != (ssize_t) OUTBOX_FILE_HEADER_SIZE ||
-            fdatasync(fd) < 0) {
-                int r = errno ? -errno : -EIO;
-                (void) unlinkat(o->dir_fd, name, 0);
+            (!t->is_volatile && fdatasync(fd) < 0)) {
+                r = errno ? -errno : -EIO;
+                (void) unlinkat(t->dir_fd, name, 0);
                 free(s);
                 return r;
         }
         /* The new name must survive a power cut before anything relies on the file. */
-        (void) fsync_dir(o);
+        (void) fsync_dir(t);
 
-        if (o->head_fd >= 0 && o->needs_sync)
-                (void) fdatasync(o->head_fd);
-        o->head_fd = safe_close(o->head_fd);
-        o->head_fd = TAKE_FD(fd);
+        /* What the old head holds unsynced is made durable as the policy would have. */
+        (void) tier_sync(o, t);
+        t->head_fd = safe_close(t->head_fd);
+        t->head_fd = TAKE_FD(fd);
         s->size = OUTBOX_FILE_HEADER_SIZE;
-        if (o->head)
-                o->head->next = s;
+        if (t->head)
+                t->head->next = s;
         else
-                o->oldest = s;
-        o->head = s;
-        o->next_segment_id++;
-        o->needs_sync = false;
+                t->oldest = s;
+        t->head = s;
+        t->next_segment_id++;
         return 0;
 }
 
-/* Appends one record to the head segment; on a short write the file is cut back. */
-static int outbox_append(Outbox *o, const uint8_t *rec, size_t len) {
+/* Appends one record to the head segment of t; on a short write the file is cut back. */
+static int outbox_append(Outbox *o, Tier *t, const uint8_t *rec, size_t len) {
         uint64_t segment_size = o->limits.segment_size ?: OUTBOX_SEGMENT_SIZE_DEFAULT;
         ssize_t n;
         int r;
 
-        if (o->head_fd < 0)
+        if (t->head_fd < 0)
                 return 0; /* memory only */
-        if (o->head->size > OUTBOX_FILE_HEADER_SIZE && o->head->size + len > segment_size) {
-                r = outbox_new_segment(o);
+        if (t->is_volatile)
+                segment_size = MIN(segment_size, (uint64_t) OUTBOX_RUNTIME_SEGMENT_SIZE);
+        if (t->head->size > OUTBOX_FILE_HEADER_SIZE && t->head->size + len > segment_size) {
+                r = outbox_new_segment(o, t);
                 if (r < 0)
                         return r;
         }
-        n = write(o->head_fd, rec, len);
+        n = write(t->head_fd, rec, len);
         if (n != (ssize_t) len) {
                 r = n < 0 ? -errno : -ENOSPC;
                 /* Keep the file a sequence of whole records. */
-                (void) ftruncate(o->head_fd, (off_t) o->head->size);
+                (void) ftruncate(t->head_fd, (off_t) t->head->size);
                 return r;
         }
-        o->head->size += len;
-        o->needs_sync = true;
+        t->head->size += len;
+        t->needs_sync = true;
         return 0;
 }
 
-static int outbox_append_entry(Outbox *o, Entry *e) {
+/* Writes e's record to t; e->segment is then the new record's file (live counts not touched). */
+static int outbox_append_entry(Outbox *o, Tier *t, Entry *e) {
         int r = ensure_scratch(o, entry_record_size(e));
         if (r < 0)
                 return r;
         outbox_encode_record(o->scratch, OUTBOX_RECORD_ENTRY, e->class, e->seq, e->data, e->topic_len,
                              entry_payload(e), e->payload_len);
-        r = outbox_append(o, o->scratch, entry_record_size(e));
+        r = outbox_append(o, t, o->scratch, entry_record_size(e));
         if (r < 0)
                 return r;
-        e->segment = o->head_fd >= 0 ? o->head : NULL;
+        e->segment = t->head_fd >= 0 ? t->head : NULL;
+        if (t == &o->cold && !t->is_volatile && t->head_fd >= 0 && o->cold_pending == 0)
+                o->cold_pending = MAX(outbox_now(o), (uint64_t) 1);
         return 0;
 }
 
-static int outbox_append_remove(Outbox *o, uint64_t seq) {
+static int outbox_append_remove(Outbox *o, Tier *t, uint64_t seq) {
         uint8_t rec[OUTBOX_RECORD_HEADER_SIZE];
         outbox_encode_record(rec, OUTBOX_RECORD_REMOVE, OUTBOX_NOTIFICATION, seq, NULL, 0, NULL, 0);
-        return outbox_append(o, rec, sizeof rec);
+        return outbox_append(o, t, rec, sizeof rec);
 }
 
-static void segment_unlink_file(Outbox *o, Segment *s) {
+/* The tier holding e's live record: a REMOVE for it goes there. */
+static Tier *entry_tier(Outbox *o, const Entry *e) {
+        return e->segment ? e->segment->tier : &o->cold;
+}
+
+static void segment_unlink_file(Segment *s) {
         char name[32];
-        segment_path(o, s->id, name, sizeof name);
-        (void) unlinkat(o->dir_fd, name, 0);
+        segment_path(s->id, name, sizeof name);
+        (void) unlinkat(s->tier->dir_fd, name, 0);
 }
 
 /*
- * Deletes the oldest segments that hold no live entry.  Only the oldest may
- * go: its REMOVE records refer to entries in it or in older files, which are
- * gone already.  A mostly dead oldest file has its few live entries copied to
- * the head (made durable) before it is deleted.
+ * Deletes the oldest segments of t that hold no live entry.  Only the oldest
+ * may go: its REMOVE records refer to entries in it or in older files, which
+ * are gone already.  A mostly dead oldest file has its few live entries
+ * copied to the head (made durable) before it is deleted.
  */
-static int outbox_collect(Outbox *o) {
+static int tier_collect(Outbox *o, Tier *t) {
         bool changed = false;
         int r = 0;
 
-        if (o->read_only)
-                return 0;
-
-        while (o->oldest && o->oldest != o->head) {
-                Segment *s = o->oldest;
+        while (t->oldest && t->oldest != t->head) {
+                Segment *s = t->oldest;
 
                 if (s->live_count > 0) {
                         if (s->live_bytes * 4 > s->size)
                                 break;
                         for (Entry *e = o->first; e; e = e->next)
                                 if (e->segment == s) {
-                                        r = outbox_append_entry(o, e);
+                                        r = outbox_append_entry(o, t, e);
                                         if (r < 0)
                                                 goto out;
                                         s->live_count--;
@@ -481,20 +533,33 @@ static int outbox_collect(Outbox *o) {
                                         e->segment->live_count++;
                                         e->segment->live_bytes += entry_record_size(e);
                                 }
-                        if (fdatasync(o->head_fd) < 0) {
-                                r = -errno;
+                        t->needs_sync = true;
+                        r = tier_sync(o, t);
+                        if (r < 0)
                                 goto out;
-                        }
-                        o->needs_sync = false;
                 }
-                segment_unlink_file(o, s);
-                o->oldest = s->next;
+                segment_unlink_file(s);
+                t->oldest = s->next;
                 free(s);
                 changed = true;
         }
 out:
         if (changed)
-                (void) fsync_dir(o);
+                (void) fsync_dir(t);
+        return r;
+}
+
+static int outbox_collect(Outbox *o) {
+        int r;
+
+        if (o->read_only)
+                return 0;
+        r = tier_collect(o, &o->cold);
+        if (o->hot.head_fd >= 0) {
+                int k = tier_collect(o, &o->hot);
+                if (r == 0)
+                        r = k;
+        }
         return r;
 }
 
@@ -545,7 +610,7 @@ static bool outbox_fits(const Outbox *o, OutboxClass class, uint64_t count, uint
 }
 
 static int outbox_drop(Outbox *o, Entry *v) {
-        int r = outbox_append_remove(o, v->seq);
+        int r = outbox_append_remove(o, entry_tier(o, v), v->seq);
 
         log_debug("Outbox full, dropping %s message %" PRIu64, outbox_class_to_string(v->class), v->seq);
         outbox_remove(o, v);
@@ -583,9 +648,12 @@ static int outbox_make_room(Outbox *o, OutboxClass class, size_t need) {
         return r;
 }
 
+static void outbox_arm(Outbox *o);
+
 int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *payload, size_t len,
                 uint64_t *ret_seq) {
         _cleanup_free_ Entry *e = NULL;
+        bool urgent = class == OUTBOX_STATUS || o->limits.sync_every_push;
         size_t topic_len;
         int r;
 
@@ -607,39 +675,179 @@ int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *pay
         r = entry_new(class, o->next_seq, topic, topic_len, payload, len, &e);
         if (r < 0)
                 return r;
-        r = outbox_append_entry(o, e);
+        e->pushed_usec = outbox_now(o);
+        /* Urgent records, and every one when there is no runtime folder or no interval, go to the
+         * state directory; the rest waits in the runtime folder for an acknowledgement. */
+        if (!urgent && o->limits.sync_interval_usec > 0 && o->hot.head_fd >= 0) {
+                r = outbox_append_entry(o, &o->hot, e);
+                if (r < 0) {
+                        log_debug_errno(r, "Failed to write to %s, writing to the state directory: %m",
+                                        o->hot.dir);
+                        r = outbox_append_entry(o, &o->cold, e);
+                }
+        } else
+                r = outbox_append_entry(o, &o->cold, e);
         if (r < 0)
                 return r;
         o->next_seq++;
-        if (o->limits.sync_every_push) {
-                r = outbox_sync(o);
-                if (r < 0) {
-                        /* On disk but maybe not durable: keep it, it will be delivered. */
-                        outbox_link_tail(o, e);
-                        if (ret_seq)
-                                *ret_seq = o->last->seq;
-                        TAKE_PTR(e);
-                        return r;
-                }
-        }
         outbox_link_tail(o, e);
         if (ret_seq)
                 *ret_seq = e->seq;
         TAKE_PTR(e);
-        return 0;
+        /* On disk but maybe not durable when this fails: kept, it will be delivered. */
+        r = urgent ? tier_sync(o, &o->cold) : 0;
+        outbox_arm(o);
+        return r;
+}
+
+/* The oldest entry whose record is in the runtime folder.  Those are the newest entries but
+ * for urgent ones pushed after them: searched from the newest end. */
+static Entry *oldest_hot(const Outbox *o) {
+        uint64_t seen = 0;
+
+        if (o->hot_count == 0)
+                return NULL;
+        for (Entry *e = o->last; e; e = e->prev)
+                if (e->segment && e->segment->tier == &o->hot && ++seen == o->hot_count)
+                        return e;
+        return NULL;
+}
+
+/* When outbox_sync() has work next: UINT64_MAX for none (or with no interval, the caller's). */
+static uint64_t outbox_deadline(const Outbox *o) {
+        uint64_t d = UINT64_MAX, interval = o->limits.sync_interval_usec;
+        const Entry *h;
+
+        if (interval == 0)
+                return UINT64_MAX;
+        h = oldest_hot(o);
+        if (h)
+                d = h->pushed_usec + interval;
+        if (o->cold_pending > 0)
+                d = MIN(d, o->cold_pending + interval);
+        return d == UINT64_MAX ? d : MAX(d, o->retry_usec);
+}
+
+/* Arms the loop's timer for the next deadline, lazily: an earlier timer looks again when it fires. */
+static void outbox_arm(Outbox *o) {
+        uint64_t d;
+
+        if (!o->loop.set_timer || o->timer_usec != UINT64_MAX)
+                return;
+        d = outbox_deadline(o);
+        if (d == UINT64_MAX)
+                return;
+        if (o->loop.set_timer(o->loop_userdata, d) >= 0)
+                o->timer_usec = d;
+}
+
+/*
+ * Moves every entry of the runtime folder to the state directory: their
+ * records are written there and synced, then REMOVE records in the runtime
+ * folder say they left it.  A crash in between leaves a message in both: the
+ * load keeps one.
+ */
+static int outbox_spill(Outbox *o) {
+        Entry *first = oldest_hot(o);
+        uint64_t moved = 0, last_seq = 0;
+        size_t n_remove = 0;
+        int r = 0, k;
+
+        if (!first)
+                return 0;
+        for (Entry *e = first; e; e = e->next) {
+                Segment *from = e->segment;
+
+                if (!from || from->tier != &o->hot)
+                        continue;
+                r = outbox_append_entry(o, &o->cold, e);
+                if (r < 0)
+                        break;
+                from->live_count--;
+                from->live_bytes -= entry_record_size(e);
+                o->hot_count--;
+                if (e->segment) {
+                        e->segment->live_count++;
+                        e->segment->live_bytes += entry_record_size(e);
+                }
+                last_seq = e->seq;
+                moved++;
+        }
+        if (moved == 0)
+                return r;
+        k = tier_sync(o, &o->cold);
+        if (k < 0)
+                return k;
+        o->spilled += moved;
+
+        /* A REMOVE for each moved entry (and for urgent ones between them, which were never in the
+         * runtime folder: harmless), in one write. */
+        for (Entry *e = first; e && e->seq <= last_seq; e = e->next)
+                n_remove++;
+        k = ensure_scratch(o, n_remove * OUTBOX_RECORD_HEADER_SIZE);
+        if (k >= 0) {
+                size_t off = 0;
+                for (Entry *e = first; e && e->seq <= last_seq; e = e->next)
+                        off += outbox_encode_record(o->scratch + off, OUTBOX_RECORD_REMOVE, OUTBOX_NOTIFICATION,
+                                                    e->seq, NULL, 0, NULL, 0);
+                k = outbox_append(o, &o->hot, o->scratch, off);
+        }
+        if (k < 0)
+                log_debug_errno(k, "Failed to mark messages moved in %s, they may be sent twice: %m", o->hot.dir);
+        (void) outbox_collect(o);
+        return r;
+}
+
+int outbox_flush(Outbox *o) {
+        int r;
+
+        if (o->read_only)
+                return 0;
+        r = outbox_spill(o);
+        if (r < 0)
+                return r;
+        return tier_sync(o, &o->cold);
 }
 
 int outbox_sync(Outbox *o) {
-        if (!o->needs_sync || o->head_fd < 0)
+        uint64_t interval = o->limits.sync_interval_usec, now;
+        const Entry *h;
+        int r = 0;
+
+        if (interval == 0)
+                return outbox_flush(o);
+        now = outbox_now(o);
+        /* The loop's timer is armed for the earliest deadline: nothing is due before it. */
+        if ((o->timer_usec != UINT64_MAX && now < o->timer_usec) || now < o->retry_usec)
                 return 0;
-        if (fdatasync(o->head_fd) < 0)
-                return -errno;
-        o->needs_sync = false;
-        return 0;
+        h = oldest_hot(o);
+        if (h && h->pushed_usec + interval <= now)
+                r = outbox_spill(o);
+        if (r >= 0 && o->cold_pending > 0 && o->cold_pending + interval <= now)
+                r = tier_sync(o, &o->cold);
+        /* A full or failing disk is tried again one interval later, not in a loop. */
+        o->retry_usec = r < 0 ? now + interval : 0;
+        outbox_arm(o);
+        return r;
+}
+
+int outbox_on_timer(Outbox *o) {
+        o->timer_usec = UINT64_MAX;
+        return outbox_sync(o);
+}
+
+void outbox_set_loop(Outbox *o, const OutboxLoopOps *ops, void *userdata, void (*destroy)(void *userdata)) {
+        if (o->loop_destroy)
+                o->loop_destroy(o->loop_userdata);
+        o->loop = ops ? *ops : (OutboxLoopOps){};
+        o->loop_userdata = userdata;
+        o->loop_destroy = destroy;
+        o->timer_usec = UINT64_MAX;
+        outbox_arm(o);
 }
 
 bool outbox_needs_sync(const Outbox *o) {
-        return o->needs_sync;
+        return o->cold.needs_sync || o->hot_count > 0;
 }
 
 /* What callers see of an entry: pointers into it, valid while it stays in the outbox. */
@@ -675,6 +883,7 @@ void outbox_rewind(Outbox *o) {
 
 int outbox_ack(Outbox *o, uint64_t seq) {
         Entry *e;
+        Tier *t;
         int r;
 
         if (o->read_only)
@@ -685,8 +894,9 @@ int outbox_ack(Outbox *o, uint64_t seq) {
                 ;
         if (!e || e->seq != seq)
                 return -ENOENT;
+        t = entry_tier(o, e);
         outbox_remove(o, e);
-        r = outbox_append_remove(o, seq);
+        r = outbox_append_remove(o, t, seq);
         (void) outbox_collect(o);
         return r;
 }
@@ -714,12 +924,24 @@ uint64_t outbox_damaged_records(const Outbox *o) {
 }
 unsigned outbox_segments(const Outbox *o) {
         unsigned n = 0;
-        for (Segment *s = o->oldest; s; s = s->next)
+        for (Segment *s = o->cold.oldest; s; s = s->next)
                 n++;
         return n;
 }
 
+uint64_t outbox_syncs(const Outbox *o) {
+        return o->syncs;
+}
+uint64_t outbox_spilled(const Outbox *o) {
+        return o->spilled;
+}
+uint64_t outbox_runtime_count(const Outbox *o) {
+        return o->hot_count;
+}
+
 int outbox_set_limits(Outbox *o, const OutboxLimits *limits) {
+        int r;
+
         if (o->read_only)
                 return -EROFS;
         o->limits = *limits;
@@ -733,24 +955,50 @@ int outbox_set_limits(Outbox *o, const OutboxLimits *limits) {
                 (void) outbox_drop(o, v);
         }
         (void) outbox_collect(o);
-        return 0;
+        /* No interval any more: nothing waits in the runtime folder. */
+        r = o->limits.sync_interval_usec == 0 ? outbox_flush(o) : 0;
+        /* The interval may have shrunk: the timer is armed again from the new deadline. */
+        if (o->timer_usec != UINT64_MAX) {
+                o->timer_usec = UINT64_MAX;
+                if (o->loop.set_timer)
+                        (void) o->loop.set_timer(o->loop_userdata, UINT64_MAX);
+        }
+        outbox_arm(o);
+        return r;
+}
+
+static void tier_close(Tier *t) {
+        while (t->oldest) {
+                Segment *s = t->oldest;
+                t->oldest = s->next;
+                free(s);
+        }
+        t->head = NULL;
+        t->head_fd = safe_close(t->head_fd);
+        t->dir_fd = safe_close(t->dir_fd);
+        free(t->dir);
+        t->dir = NULL;
+}
+
+/* Deletes every segment file of t (all of its entries are elsewhere). */
+static void tier_clear(Tier *t) {
+        for (Segment *s = t->oldest; s; s = s->next)
+                segment_unlink_file(s);
 }
 
 Outbox *outbox_free(Outbox *o) {
         if (!o)
                 return NULL;
-        (void) outbox_sync(o);
+        /* A clean stop: what waits in the runtime folder goes to the state directory, synced. */
+        if (outbox_flush(o) >= 0 && o->hot_count == 0 && o->hot.head_fd >= 0)
+                tier_clear(&o->hot);
+        if (o->loop_destroy)
+                o->loop_destroy(o->loop_userdata);
         while (o->first)
                 outbox_remove(o, o->first);
-        while (o->oldest) {
-                Segment *s = o->oldest;
-                o->oldest = s->next;
-                free(s);
-        }
-        safe_close(o->head_fd);
-        safe_close(o->dir_fd);
+        tier_close(&o->cold);
+        tier_close(&o->hot);
         free(o->scratch);
-        free(o->dir);
         free(o);
         return NULL;
 }
@@ -764,6 +1012,7 @@ static void closedirp(DIR **d) {
 
 typedef struct LoadState {
         Outbox *o;
+        Tier *tier;
         Segment *segment;
         Entry **entries;
         size_t n_entries, allocated_entries;
@@ -853,10 +1102,10 @@ static int load_damage(size_t offset, size_t len, unsigned records, void *userda
 }
 
 /* Writes the whole of buf to a new file name in the outbox folder, synced. */
-static int write_new_file(Outbox *o, const char *name, const uint8_t *buf, size_t len) {
+static int write_new_file(Tier *t, const char *name, const uint8_t *buf, size_t len) {
         _cleanup_close_ int fd = -EBADF;
 
-        fd = openat(o->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = openat(t->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
         for (size_t done = 0; done < len;) {
@@ -876,7 +1125,7 @@ static int write_new_file(Outbox *o, const char *name, const uint8_t *buf, size_
  * sequence numbers, so the order and the REMOVE records survive.  Sets
  * *ret_size to the size of the segment now on disk.
  */
-static int repair_segment(Outbox *o, LoadState *st, const char *name, const uint8_t *buf, size_t size,
+static int repair_segment(Tier *t, LoadState *st, const char *name, const uint8_t *buf, size_t size,
                           size_t *ret_size) {
         _cleanup_free_ uint8_t *aside = NULL, *kept = NULL;
         size_t n_aside = 0, n_kept = OUTBOX_FILE_HEADER_SIZE, pos = 0;
@@ -908,28 +1157,29 @@ static int repair_segment(Outbox *o, LoadState *st, const char *name, const uint
         }
 
         (void) snprintf(aside_name, sizeof aside_name, "%s.corrupt-%" PRIu64, name, now_usec(CLOCK_REALTIME));
-        r = write_new_file(o, aside_name, aside, n_aside);
+        r = write_new_file(t, aside_name, aside, n_aside);
         if (r < 0)
                 return r;
         if (n_kept == OUTBOX_FILE_HEADER_SIZE) {
                 /* Nothing of the file is worth keeping. */
-                if (unlinkat(o->dir_fd, name, 0) < 0)
+                if (unlinkat(t->dir_fd, name, 0) < 0)
                         return -errno;
         } else {
                 (void) snprintf(tmp_name, sizeof tmp_name, "%s.tmp", name);
-                r = write_new_file(o, tmp_name, kept, n_kept);
-                if (r >= 0 && renameat(o->dir_fd, tmp_name, o->dir_fd, name) < 0)
+                r = write_new_file(t, tmp_name, kept, n_kept);
+                if (r >= 0 && renameat(t->dir_fd, tmp_name, t->dir_fd, name) < 0)
                         r = -errno;
                 if (r < 0) {
-                        (void) unlinkat(o->dir_fd, tmp_name, 0);
+                        (void) unlinkat(t->dir_fd, tmp_name, 0);
                         return r;
                 }
         }
         *ret_size = n_kept;
-        return fsync_dir(o);
+        return fsync_dir(t);
 }
 
 static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id) {
+        Tier *t = st->tier;
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ uint8_t *buf = NULL;
         Segment *s = NULL;
@@ -937,7 +1187,7 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
         size_t good = 0;
         int r;
 
-        fd = openat(o->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        fd = openat(t->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &stt) < 0)
@@ -964,14 +1214,15 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
         if (!s)
                 return -ENOMEM;
         s->id = id;
+        s->tier = t;
         st->segment = s;
         st->n_damage = 0;
         /* Link it now so that entries pointing at it are never orphaned. */
-        if (o->head)
-                o->head->next = s;
+        if (t->head)
+                t->head->next = s;
         else
-                o->oldest = s;
-        o->head = s;
+                t->oldest = s;
+        t->head = s;
 
         r = outbox_parse_segment(buf, (size_t) stt.st_size, load_record, load_damage, st, &good);
         if (r < 0 && r != -EBADMSG)
@@ -981,23 +1232,23 @@ static int load_segment(Outbox *o, LoadState *st, const char *name, uint64_t id)
                 /* A crash between creating the file and syncing its header: nothing was in it. */
                 if (o->read_only)
                         return 0;
-                log_debug("Removing outbox file %s/%s, cut short at creation", o->dir, name);
-                if (unlinkat(o->dir_fd, name, 0) < 0)
+                log_debug("Removing outbox file %s/%s, cut short at creation", t->dir, name);
+                if (unlinkat(t->dir_fd, name, 0) < 0)
                         return -errno;
-                (void) fsync_dir(o);
+                (void) fsync_dir(t);
         } else if (r == -EBADMSG) {
                 size_t size = (size_t) stt.st_size;
 
                 o->corrupt_files++;
                 if (o->read_only) {
                         /* Reported, not repaired: the next outbox_new() does that. */
-                        log_debug("Outbox file %s/%s is damaged from byte %zu of %zu", o->dir, name, good, size);
+                        log_debug("Outbox file %s/%s is damaged from byte %zu of %zu", t->dir, name, good, size);
                         return 0;
                 }
-                r = repair_segment(o, st, name, buf, size, &size);
+                r = repair_segment(t, st, name, buf, size, &size);
                 if (r < 0)
                         log_warning_errno(r, "Failed to repair outbox file %s/%s, reading it again next time: %m",
-                                          o->dir, name);
+                                          t->dir, name);
                 else
                         s->size = size;
         }
@@ -1014,7 +1265,7 @@ static bool is_aside_name(const char *name) {
  * ("<name>.tmp") go, damaged bytes set aside go after OUTBOX_ASIDE_MAX_AGE_SEC,
  * and the oldest of them while all together exceed OUTBOX_ASIDE_MAX_BYTES.
  */
-static void outbox_clean_aside(Outbox *o) {
+static void outbox_clean_aside(Tier *t) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct {
                 char name[64];
@@ -1025,7 +1276,7 @@ static void outbox_clean_aside(Outbox *o) {
         struct dirent *de;
         int dfd;
 
-        dfd = fcntl(o->dir_fd, F_DUPFD_CLOEXEC, 3);
+        dfd = fcntl(t->dir_fd, F_DUPFD_CLOEXEC, 3);
         if (dfd < 0)
                 return;
         d = fdopendir(dfd);
@@ -1040,13 +1291,13 @@ static void outbox_clean_aside(Outbox *o) {
                 uint64_t mtime;
 
                 if (!is_aside_name(de->d_name) || strlen(de->d_name) >= sizeof v->name ||
-                    fstatat(o->dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                    fstatat(t->dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue;
                 mtime = (uint64_t) st.st_mtim.tv_sec * 1000000u + (uint64_t) st.st_mtim.tv_nsec / 1000u;
                 if (streq(de->d_name + 20, ".tmp") || !S_ISREG(st.st_mode) ||
                     mtime + (uint64_t) OUTBOX_ASIDE_MAX_AGE_SEC * 1000000u < now) {
-                        log_debug("Removing %s/%s", o->dir, de->d_name);
-                        (void) unlinkat(o->dir_fd, de->d_name, 0);
+                        log_debug("Removing %s/%s", t->dir, de->d_name);
+                        (void) unlinkat(t->dir_fd, de->d_name, 0);
                         continue;
                 }
                 if (n == allocated) {
@@ -1068,26 +1319,30 @@ static void outbox_clean_aside(Outbox *o) {
                 for (size_t i = 1; i < n; i++)
                         if (v[i].mtime_usec < v[oldest].mtime_usec)
                                 oldest = i;
-                log_debug("Removing %s/%s: more than %u bytes set aside", o->dir, v[oldest].name,
+                log_debug("Removing %s/%s: more than %u bytes set aside", t->dir, v[oldest].name,
                           OUTBOX_ASIDE_MAX_BYTES);
-                (void) unlinkat(o->dir_fd, v[oldest].name, 0);
+                (void) unlinkat(t->dir_fd, v[oldest].name, 0);
                 total -= v[oldest].size;
                 v[oldest] = v[--n];
         }
         free(v);
 }
 
-static int outbox_load(Outbox *o) {
+/*
+ * Reads the segments of t, links them into t, and returns its live entries
+ * (those without a REMOVE record in the same folder), by sequence number.
+ */
+static int tier_load(Outbox *o, Tier *t, Entry ***ret_entries, size_t *ret_n) {
         _cleanup_(closedirp) DIR *d = NULL;
-        LoadState st = { .o = o };
+        LoadState st = { .o = o, .tier = t };
         uint64_t *ids = NULL;
-        size_t n_ids = 0, allocated_ids = 0;
+        size_t n_ids = 0, allocated_ids = 0, n_live = 0;
         uint64_t last_seq = 0;
         bool have_last = false;
         struct dirent *de;
         int r = 0, dfd;
 
-        dfd = fcntl(o->dir_fd, F_DUPFD_CLOEXEC, 3);
+        dfd = fcntl(t->dir_fd, F_DUPFD_CLOEXEC, 3);
         if (dfd < 0)
                 return -errno;
         d = fdopendir(dfd);
@@ -1122,13 +1377,13 @@ static int outbox_load(Outbox *o) {
 
         for (size_t i = 0; i < n_ids; i++) {
                 char name[32];
-                segment_path(o, ids[i], name, sizeof name);
+                segment_path(ids[i], name, sizeof name);
                 r = load_segment(o, &st, name, ids[i]);
                 if (r < 0) {
-                        log_debug_errno(r, "Failed to read outbox file %s: %m", name);
+                        log_debug_errno(r, "Failed to read outbox file %s/%s: %m", t->dir, name);
                         goto out;
                 }
-                o->next_segment_id = ids[i] + 1;
+                t->next_segment_id = ids[i] + 1;
         }
 
         /* qsort() wants a non-NULL array even for zero elements. */
@@ -1148,19 +1403,15 @@ static int outbox_load(Outbox *o) {
                         free(e);
                         continue;
                 }
-                outbox_link_tail(o, e);
-                o->loaded++;
+                st.entries[n_live++] = e;
         }
         if (st.any_seq)
-                o->next_seq = st.max_seq + 1;
-        if (o->corrupt_files > 0 && !o->read_only)
-                log_warning("Outbox %s: skipped %" PRIu64 " damaged record(s) (%" PRIu64 " bytes) in %u file(s) and "
-                            "kept the %" PRIu64 " intact message(s); a lost acknowledgement sends its message again. "
-                            "The damaged bytes are kept in *.corrupt-* files for %u days",
-                            o->dir, o->damaged_records, o->damaged_bytes, o->corrupt_files, o->loaded,
-                            OUTBOX_ASIDE_MAX_AGE_SEC / (24u * 3600u));
+                o->next_seq = MAX(o->next_seq, st.max_seq + 1);
         if (!o->read_only)
-                outbox_clean_aside(o);
+                outbox_clean_aside(t);
+        *ret_entries = TAKE_PTR(st.entries);
+        *ret_n = n_live;
+        st.n_entries = 0;
 out:
         for (size_t i = 0; i < st.n_entries; i++)
                 free(st.entries[i]);
@@ -1171,20 +1422,69 @@ out:
         return r;
 }
 
-/* Opens the outbox's folder and locks it: LOCK_EX for the one writer, LOCK_SH for readers. */
-static int outbox_open_folder(Outbox *o, const char *dir, int lock) {
-        o->dir = strdup(dir);
-        if (!o->dir)
+/*
+ * Loads both folders.  Sequence numbers are shared by the two: the live
+ * entries of both, merged by sequence number, are the outbox in the order
+ * of the pushes.  A message live in both (a crash while it was moved to the
+ * state directory) is the same message: the copy in the state directory is
+ * kept.
+ */
+static int outbox_load(Outbox *o) {
+        Entry **cold = NULL, **hot = NULL;
+        size_t n_cold = 0, n_hot = 0, i = 0, j = 0;
+        int r;
+
+        r = tier_load(o, &o->cold, &cold, &n_cold);
+        if (r >= 0 && o->hot.dir_fd >= 0)
+                r = tier_load(o, &o->hot, &hot, &n_hot);
+        if (r < 0)
+                goto out;
+        while (i < n_cold || j < n_hot) {
+                Entry *e;
+                if (j == n_hot || (i < n_cold && cold[i]->seq <= hot[j]->seq)) {
+                        if (j < n_hot && cold[i]->seq == hot[j]->seq) {
+                                free(hot[j]);
+                                hot[j++] = NULL;
+                        }
+                        e = TAKE_PTR(cold[i]);
+                        i++;
+                } else {
+                        e = TAKE_PTR(hot[j]);
+                        j++;
+                }
+                outbox_link_tail(o, e);
+                o->loaded++;
+        }
+        if (o->corrupt_files > 0 && !o->read_only)
+                log_warning("Outbox %s: skipped %" PRIu64 " damaged record(s) (%" PRIu64 " bytes) in %u file(s) and "
+                            "kept the %" PRIu64 " intact message(s); a lost acknowledgement sends its message again. "
+                            "The damaged bytes are kept in *.corrupt-* files for %u days",
+                            o->cold.dir, o->damaged_records, o->damaged_bytes, o->corrupt_files, o->loaded,
+                            OUTBOX_ASIDE_MAX_AGE_SEC / (24u * 3600u));
+out:
+        for (; i < n_cold; i++)
+                free(cold[i]);
+        for (; j < n_hot; j++)
+                free(hot[j]);
+        free(cold);
+        free(hot);
+        return r;
+}
+
+/* Opens a folder of the outbox and locks it: LOCK_EX for the one writer, LOCK_SH for readers. */
+static int tier_open(Tier *t, const char *dir, int lock) {
+        t->dir = strdup(dir);
+        if (!t->dir)
                 return -ENOMEM;
         if (lock == LOCK_EX && mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return -errno;
-        o->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (o->dir_fd < 0)
+        t->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (t->dir_fd < 0)
                 return -errno;
         /* One writer per folder: a second daemon on the same state directory would interleave
          * segments and sequence numbers; a reader is refused while a writer holds it.  The
          * lock goes with the process, even on SIGKILL. */
-        if (flock(o->dir_fd, lock | LOCK_NB) < 0)
+        if (flock(t->dir_fd, lock | LOCK_NB) < 0)
                 return errno == EWOULDBLOCK ? -EBUSY : -errno;
         return 0;
 }
@@ -1194,25 +1494,43 @@ static Outbox *outbox_alloc(const OutboxLimits *limits, bool read_only) {
         Outbox *o = calloc(1, sizeof *o);
         if (!o)
                 return NULL;
-        o->dir_fd = o->head_fd = -EBADF;
+        o->cold.dir_fd = o->cold.head_fd = o->hot.dir_fd = o->hot.head_fd = -EBADF;
+        o->hot.is_volatile = true;
         o->limits = *limits;
         o->next_seq = 1;
         o->read_only = read_only;
+        o->timer_usec = UINT64_MAX;
         return o;
 }
 
-/* Locks the folder (LOCK_EX to write, LOCK_SH to read) and loads what it holds. */
-static int outbox_open_and_load(Outbox *o, const char *dir, int lock) {
-        int r = outbox_open_folder(o, dir, lock);
+/* Locks the folders (LOCK_EX to write, LOCK_SH to read) and loads what they hold. */
+static int outbox_open_and_load(Outbox *o, const char *dir, const char *runtime_dir, int lock) {
+        int r = tier_open(&o->cold, dir, lock);
         if (r < 0)
                 return r;
+        if (runtime_dir) {
+                r = tier_open(&o->hot, runtime_dir, lock);
+                /* A reader does without a runtime folder that is not there. */
+                if (r == -ENOENT && lock == LOCK_SH) {
+                        tier_close(&o->hot);
+                        r = 0;
+                }
+                if (r < 0)
+                        return r;
+        }
         return outbox_load(o);
 }
 
 int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
+        return outbox_new_full(dir, NULL, limits, ret);
+}
+
+int outbox_new_full(const char *dir, const char *runtime_dir, const OutboxLimits *limits, Outbox **ret) {
         _cleanup_(outbox_freep) Outbox *o = NULL;
         int r;
 
+        if (!dir && runtime_dir)
+                return -EINVAL;
         o = outbox_alloc(limits, false);
         if (!o)
                 return -ENOMEM;
@@ -1221,13 +1539,24 @@ int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
                 return 0;
         }
 
-        r = outbox_open_and_load(o, dir, LOCK_EX);
+        r = outbox_open_and_load(o, dir, runtime_dir, LOCK_EX);
         if (r < 0)
                 return r;
         /* Never append to a file that may end in a torn record: every run starts a new one. */
-        r = outbox_new_segment(o);
+        r = outbox_new_segment(o, &o->cold);
         if (r < 0)
                 return r;
+        if (runtime_dir) {
+                r = outbox_new_segment(o, &o->hot);
+                if (r < 0)
+                        return r;
+                /* What a crash left in the runtime folder goes to the state directory at once, so
+                 * that this run starts with an empty one (and a power cut cannot lose it now). */
+                r = outbox_spill(o);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to move the messages of %s to %s, trying again later: %m",
+                                        o->hot.dir, o->cold.dir);
+        }
         r = outbox_set_limits(o, limits);
         if (r < 0 && r != -ENOBUFS)
                 return r;
@@ -1238,6 +1567,10 @@ int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret) {
 }
 
 int outbox_open_read_only(const char *dir, Outbox **ret) {
+        return outbox_open_read_only_full(dir, NULL, ret);
+}
+
+int outbox_open_read_only_full(const char *dir, const char *runtime_dir, Outbox **ret) {
         static const OutboxLimits unlimited = { .max_messages = UINT64_MAX, .max_bytes = UINT64_MAX };
         _cleanup_(outbox_freep) Outbox *o = NULL;
         int r;
@@ -1247,7 +1580,7 @@ int outbox_open_read_only(const char *dir, Outbox **ret) {
         o = outbox_alloc(&unlimited, true);
         if (!o)
                 return -ENOMEM;
-        r = outbox_open_and_load(o, dir, LOCK_SH);
+        r = outbox_open_and_load(o, dir, runtime_dir, LOCK_SH);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(o);

@@ -15,15 +15,36 @@
  * with that sequence number was acknowledged or dropped).  Loading reads every
  * segment, keeps entries without a REMOVE, and orders them by sequence number.
  *
- * Crash safety and fsync policy:
+ * Two folders (outbox_new_full()): the state directory's, durable, and
+ * optionally one in the runtime directory (tmpfs: it survives a crash or a
+ * SIGKILL of the process, not a reboot or a power cut), so that messages the
+ * cloud acknowledges promptly never reach the SD card.  Both hold segments of
+ * the same format; sequence numbers are shared, so the live entries of both,
+ * merged by sequence number, are the outbox in push order.  A REMOVE record
+ * cancels an ENTRY of its own folder only.
+ *
+ * Crash safety and fsync policy (I = OutboxLimits.sync_interval_usec):
  *   - every push is written with write(2) before outbox_push() returns, so a
  *     crash of the process (SIGKILL, abort) loses nothing pushed;
- *   - outbox_sync() fdatasync()s the head segment; only then is an entry safe
- *     against a power cut.  The MQTT session calls it once its loop has
- *     nothing else pending, at most 5 ms after a push (group commit: one sync
- *     for the pushes made meanwhile), and callers that need durability before
- *     they report success call it themselves.  With
- *     OutboxLimits.sync_every_push every push is synced (slow on SD cards).
+ *   - urgent pushes (OUTBOX_STATUS: connection and FOTA status; every push
+ *     with sync_every_push) are written to the state directory and
+ *     fdatasync()ed before outbox_push() returns;
+ *   - I > 0 with a runtime folder: the other pushes are written there.  An
+ *     entry still there I after its push is moved ("spilled") to the state
+ *     directory: every entry of the runtime folder is written there, one
+ *     fdatasync, then REMOVE records in the runtime folder.  An entry
+ *     acknowledged sooner never touches the state directory.  A power cut
+ *     loses at most the entries pushed in the last I (plus the timer's slack);
+ *   - I > 0 without a runtime folder: pushes go to the state directory and
+ *     are synced at the latest I after the first unsynced one;
+ *   - I = 0: pushes go to the state directory, outbox_sync() syncs them (the
+ *     MQTT session calls it at most 5 ms after a push: group commit);
+ *   - the deadlines are kept by outbox_sync(), called by the loop's timer
+ *     (OutboxLoopOps, outbox_on_timer()); outbox_flush() makes everything
+ *     durable at once, and outbox_free() does that, then deletes the runtime
+ *     folder's files (a clean stop loses nothing, even at a reboot);
+ *   - at load, what the runtime folder holds (left by a crash) is merged in
+ *     and moved to the state directory before anything else happens;
  *   - REMOVE records are not synced: a power cut may bring back entries that
  *     were already acknowledged, which are then sent again (at-least-once).
  *   - a record torn by a crash, or damaged in any way, is skipped on its own:
@@ -67,6 +88,8 @@
 #define OUTBOX_RECORD_HEADER_SIZE 24u
 #define OUTBOX_FILE_HEADER_SIZE 8u
 #define OUTBOX_SEGMENT_SIZE_DEFAULT (4u * 1024u * 1024u)
+/* Segments in the runtime folder are smaller: it is memory, and they are rarely kept long. */
+#define OUTBOX_RUNTIME_SEGMENT_SIZE (256u * 1024u)
 /* Damaged bytes kept for a post-mortem: 1 MiB in all, for 30 days. */
 #define OUTBOX_ASIDE_MAX_BYTES (1024u * 1024u)
 #define OUTBOX_ASIDE_MAX_AGE_SEC (30u * 24u * 3600u)
@@ -75,7 +98,7 @@
 
 typedef enum OutboxClass {
         OUTBOX_NOTIFICATION, /* g2c events: droppable, oldest first */
-        OUTBOX_STATUS,       /* connection and FOTA status: never dropped */
+        OUTBOX_STATUS,       /* connection and FOTA status: never dropped, synced at once (urgent) */
         OUTBOX_SHADOW,       /* shadow updates: dropped after notifications */
         OUTBOX_ANSWER,       /* answers to c2g operations: a bounded share, drop only each other */
         _OUTBOX_CLASS_MAX,
@@ -92,7 +115,17 @@ typedef struct OutboxLimits {
         uint64_t segment_size; /* 0: OUTBOX_SEGMENT_SIZE_DEFAULT */
         bool sync_every_push;
         unsigned answer_share_percent; /* of both limits, for OUTBOX_ANSWER; 0: OUTBOX_ANSWER_SHARE_DEFAULT */
+        uint64_t sync_interval_usec;   /* what a power cut may lose, see above; 0: outbox_sync() syncs all */
 } OutboxLimits;
+
+/* The outbox's view of the event loop (the daemon's sd-event, or a fake loop in tests). */
+typedef struct OutboxLoopOps {
+        /* CLOCK_BOOTTIME (or fake) time in µs. */
+        uint64_t (*now)(void *userdata);
+        /* Arms the outbox's only timer at an absolute time (UINT64_MAX: disarm); when it
+         * expires, the loop calls outbox_on_timer(). */
+        int (*set_timer)(void *userdata, uint64_t usec);
+} OutboxLoopOps;
 
 typedef struct OutboxEntry {
         uint64_t seq;
@@ -107,6 +140,9 @@ typedef struct Outbox Outbox;
 /* dir NULL: memory only (nothing persisted).  The folder is created if missing, and locked
  * (flock(LOCK_EX)) until outbox_free(): -EBUSY when another process holds it. */
 int outbox_new(const char *dir, const OutboxLimits *limits, Outbox **ret);
+/* With a second folder in the runtime directory (NULL: none), locked too. */
+int outbox_new_full(const char *dir, const char *runtime_dir, const OutboxLimits *limits, Outbox **ret);
+/* Moves what the runtime folder holds to the state directory, syncs, deletes the runtime files. */
 Outbox *outbox_free(Outbox *o);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
 
@@ -116,9 +152,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
  */
 int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *payload, size_t len,
                 uint64_t *ret_seq);
-/* Makes every push so far durable (fdatasync of the head segment). */
+/* Does what the sync policy says is due by now (with no interval: syncs every push so far). */
 int outbox_sync(Outbox *o);
+/* Makes every push so far durable now (spill and fdatasync). */
+int outbox_flush(Outbox *o);
 bool outbox_needs_sync(const Outbox *o);
+/* Gives the outbox its clock and timer (ops NULL: CLOCK_BOOTTIME, no timer); destroy(userdata) is
+ * called by outbox_free() or the next outbox_set_loop(). */
+void outbox_set_loop(Outbox *o, const OutboxLoopOps *ops, void *userdata, void (*destroy)(void *userdata));
+/* The loop's timer expired: outbox_sync(), and the timer armed again if anything is left. */
+int outbox_on_timer(Outbox *o);
 
 /* The oldest entry not yet handed out since the last rewind, or false. */
 bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret);
@@ -139,6 +182,11 @@ uint64_t outbox_loaded(const Outbox *o);
 unsigned outbox_corrupt_files(const Outbox *o);
 uint64_t outbox_damaged_records(const Outbox *o);
 unsigned outbox_segments(const Outbox *o);
+/* fdatasync() calls made, entries moved from the runtime folder to the state directory, and
+ * entries whose record is in the runtime folder now. */
+uint64_t outbox_syncs(const Outbox *o);
+uint64_t outbox_spilled(const Outbox *o);
+uint64_t outbox_runtime_count(const Outbox *o);
 /* Changes the limits; drops what is over the new ones, by the drop policy. */
 int outbox_set_limits(Outbox *o, const OutboxLimits *limits);
 
@@ -155,6 +203,8 @@ const char *outbox_class_to_string(OutboxClass c);
  * or -ENOTDIR when there is no such folder.
  */
 int outbox_open_read_only(const char *dir, Outbox **ret);
+/* With the runtime folder (its entries merged in) when there is one. */
+int outbox_open_read_only_full(const char *dir, const char *runtime_dir, Outbox **ret);
 
 /* Calls cb for every live entry, oldest first; a negative return of cb stops and is returned. */
 typedef int (*outbox_entry_cb)(const OutboxEntry *e, void *userdata);

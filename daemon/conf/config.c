@@ -124,6 +124,7 @@ static const ConfigKey keys[] = {
 
         K("Buffer", "MaxMessages", CONFIG_UINT, buffer_max_messages, .min = 16, .max = 10000000, .def = "100000", LIVE),
         K("Buffer", "MaxBytes", CONFIG_SIZE, buffer_max_bytes, .min = 65536, .max = INT64_C(4) << 30, .def = "64M", LIVE),
+        K("Buffer", "SyncIntervalSec", CONFIG_UINT, buffer_sync_interval_sec, .min = 0, .max = 3600, .def = "1", LIVE),
 
         K("Log", "Level", CONFIG_LOG_LEVEL, log_level, .def = "info", LIVE),
         K("Log", "Target", CONFIG_ENUM, log_target, .choices = log_target_table, .def = "auto", LIVE),

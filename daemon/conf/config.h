@@ -84,6 +84,7 @@ typedef struct Config {
         /* [Buffer] */
         unsigned buffer_max_messages;
         uint64_t buffer_max_bytes;
+        unsigned buffer_sync_interval_sec; /* what a power cut may lose; 0: every message synced */
 
         /* [Log] */
         int log_level;

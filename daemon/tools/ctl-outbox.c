@@ -4,7 +4,8 @@
  * outbox's own loader in read-only mode.  Nothing in the folder is changed,
  * and a folder that a running daemon holds (its flock()) is refused: the
  * listing would be a moving target, and a torn last record would look like
- * damage.
+ * damage.  The part a crash left in the runtime directory (the same one as
+ * for the port locks) is merged in.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -13,6 +14,7 @@
 
 #include "ctl.h"
 #include "outbox.h"
+#include "serial.h"
 #include "util.h"
 
 /* Payloads are shown as text when they are printable UTF-8 (g2c JSON is); else only their size. */
@@ -58,7 +60,7 @@ static int add_entry(const OutboxEntry *e, void *userdata) {
 
 int verb_outbox(int argc, char *argv[], CtlOptions *o) {
         _cleanup_(outbox_freep) Outbox *box = NULL;
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = NULL, *runtime = NULL;
         const char *state = ctl_args.state_dir ?: o->config->state_directory;
         unsigned damaged;
         int r;
@@ -72,7 +74,10 @@ int verb_outbox(int argc, char *argv[], CtlOptions *o) {
         if (asprintf(&dir, "%s/outbox", state) < 0)
                 return CTL_EXIT_FAILED;
 
-        r = outbox_open_read_only(dir, &box);
+        /* What a crash left in the daemon's runtime directory is part of the outbox. */
+        if (asprintf(&runtime, "%s/outbox", serial_runtime_dir()) < 0)
+                return CTL_EXIT_FAILED;
+        r = outbox_open_read_only_full(dir, runtime, &box);
         if (r == -EBUSY) {
                 fprintf(stderr, "The outbox %s is in use by a running nrfcloud-gatewayd; stop it first.\n", dir);
                 return CTL_EXIT_BUSY;

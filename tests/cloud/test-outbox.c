@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <time.h>
 #include <cmocka.h>
 
@@ -846,6 +848,325 @@ static void test_read_only(void **state) {
         test_rm_rf(tmp);
 }
 
+
+/* ---- SyncIntervalSec: the runtime folder, its spill, and what a crash or a power cut keeps ---- */
+
+#define SEC UINT64_C(1000000)
+
+typedef struct FakeLoop {
+        uint64_t now, timer;
+        unsigned set_calls;
+        Outbox *o;
+} FakeLoop;
+
+static uint64_t fake_now(void *userdata) {
+        return ((FakeLoop *) userdata)->now;
+}
+
+static int fake_set_timer(void *userdata, uint64_t usec) {
+        FakeLoop *l = userdata;
+        l->timer = usec;
+        l->set_calls++;
+        return 0;
+}
+
+static const OutboxLoopOps fake_ops = { .now = fake_now, .set_timer = fake_set_timer };
+
+/* Runs fake time up to `to`, firing the timer on the way. */
+static void advance(FakeLoop *l, uint64_t to) {
+        while (l->timer != UINT64_MAX && l->timer <= to) {
+                l->now = MAX(l->now, l->timer);
+                l->timer = UINT64_MAX;
+                assert_int_equal(outbox_on_timer(l->o), 0);
+        }
+        l->now = to;
+}
+
+typedef struct Dirs {
+        char *tmp, *cold, *hot;
+} Dirs;
+
+static Dirs make_dirs(void) {
+        Dirs d = { .tmp = make_tmp() };
+        assert_true(asprintf(&d.cold, "%s/state-outbox", d.tmp) > 0);
+        assert_true(asprintf(&d.hot, "%s/runtime-outbox", d.tmp) > 0);
+        return d;
+}
+
+static void free_dirs(Dirs *d) {
+        test_rm_rf(d->tmp);
+        free(d->tmp);
+        free(d->cold);
+        free(d->hot);
+}
+
+/* Bytes of the segment files of dir beyond their file headers: records. */
+static uint64_t record_bytes(const char *dir) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        uint64_t n = 0;
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                char p[512];
+                struct stat st;
+                if (!strstr(de->d_name, ".seg"))
+                        continue;
+                snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+                assert_int_equal(stat(p, &st), 0);
+                if (st.st_size > (off_t) OUTBOX_FILE_HEADER_SIZE)
+                        n += (uint64_t) st.st_size - OUTBOX_FILE_HEADER_SIZE;
+        }
+        closedir(d);
+        return n;
+}
+
+static Outbox *open_timed(const Dirs *d, bool runtime, uint64_t interval, FakeLoop *l) {
+        OutboxLimits lim = big;
+        Outbox *o = NULL;
+        lim.sync_interval_usec = interval;
+        assert_int_equal(outbox_new_full(d->cold, runtime ? d->hot : NULL, &lim, &o), 0);
+        if (l) {
+                l->o = o;
+                l->timer = UINT64_MAX;
+                outbox_set_loop(o, &fake_ops, l, NULL);
+        }
+        return o;
+}
+
+static void push_named(Outbox *o, OutboxClass c, const char *name, uint64_t *ret_seq) {
+        assert_int_equal(outbox_push(o, c, "t/x", name, strlen(name), ret_seq), 0);
+}
+
+/* The payloads of o's entries, in order, joined by ','. */
+static int join_payload(const OutboxEntry *e, void *userdata) {
+        char *buf = userdata;
+        if (*buf)
+                strcat(buf, ",");
+        strncat(buf, (const char *) e->payload, e->payload_len);
+        return 0;
+}
+
+static void assert_payloads(Outbox *o, const char *want) {
+        char buf[1024] = "";
+        assert_int_equal(outbox_foreach(o, join_payload, buf), 0);
+        assert_string_equal(buf, want);
+}
+
+/* Acknowledged within the interval: the state directory gets nothing, and nothing is synced. */
+static void test_interval_prompt_acks_stay_in_runtime(void **state) {
+        FakeLoop l = { .now = 1000 * SEC };
+        Dirs d = make_dirs();
+        Outbox *o;
+        (void) state;
+
+        o = open_timed(&d, true, SEC, &l);
+        for (unsigned i = 0; i < 1000; i++) { /* 10 s at 100 messages/s */
+                uint64_t seq;
+                push_named(o, OUTBOX_NOTIFICATION, "n", &seq);
+                advance(&l, l.now + 3000);
+                assert_int_equal(outbox_ack(o, seq), 0);
+                advance(&l, l.now + 7000);
+        }
+        assert_int_equal(outbox_syncs(o), 0);
+        assert_int_equal(outbox_spilled(o), 0);
+        assert_int_equal(record_bytes(d.cold), 0);
+        assert_true(record_bytes(d.hot) > 0);
+        /* The timer is armed about once per interval, not per message. */
+        assert_true(l.set_calls <= 25);
+        o = outbox_free(o);
+        /* A clean stop leaves nothing in the runtime folder. */
+        assert_int_equal(count_files(d.hot, ".seg"), 0);
+        free_dirs(&d);
+}
+
+/* Not acknowledged: moved to the state directory one interval after the push, one sync for all. */
+static void test_interval_spill(void **state) {
+        FakeLoop l = { .now = 50 * SEC };
+        Dirs d = make_dirs();
+        uint64_t t0 = l.now;
+        Outbox *o;
+        (void) state;
+
+        o = open_timed(&d, true, SEC, &l);
+        push_named(o, OUTBOX_NOTIFICATION, "a", NULL);
+        assert_int_equal(l.timer, t0 + SEC);
+        advance(&l, t0 + SEC / 2);
+        push_named(o, OUTBOX_NOTIFICATION, "b", NULL);
+        /* Called by the MQTT session's group commit: nothing is due yet. */
+        assert_int_equal(outbox_sync(o), 0);
+        assert_int_equal(outbox_spilled(o), 0);
+        assert_int_equal(record_bytes(d.cold), 0);
+        advance(&l, t0 + SEC - 1);
+        assert_int_equal(outbox_spilled(o), 0);
+        advance(&l, t0 + SEC);
+        assert_int_equal(outbox_spilled(o), 2);
+        assert_int_equal(outbox_syncs(o), 1);
+        assert_int_equal(outbox_runtime_count(o), 0);
+        assert_true(record_bytes(d.cold) > 0);
+        assert_int_equal(l.timer, UINT64_MAX);
+        assert_payloads(o, "a,b");
+        /* An urgent record is synced at once, wherever the others are. */
+        push_named(o, OUTBOX_STATUS, "s", NULL);
+        assert_int_equal(outbox_syncs(o), 2);
+        assert_int_equal(outbox_runtime_count(o), 0);
+        push_named(o, OUTBOX_NOTIFICATION, "c", NULL);
+        assert_int_equal(outbox_runtime_count(o), 1);
+        assert_int_equal(l.timer, l.now + SEC);
+        o = outbox_free(o);
+        free_dirs(&d);
+}
+
+/*
+ * A process that pushes, then dies without outbox_free(): its state directory
+ * alone is what a power cut leaves; with the runtime folder, what a crash
+ * leaves.  Runs in a child so that nothing is flushed at exit.
+ */
+static void crash_child(const Dirs *d) {
+        FakeLoop l = { .now = 10 * SEC };
+        uint64_t t0 = l.now, seq;
+        Outbox *o;
+        pid_t pid;
+        int status;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                o = open_timed(d, true, SEC, &l);
+                push_named(o, OUTBOX_NOTIFICATION, "a", NULL);
+                advance(&l, t0 + SEC / 5);
+                push_named(o, OUTBOX_NOTIFICATION, "b", NULL);
+                advance(&l, t0 + SEC);              /* a and b spilled */
+                push_named(o, OUTBOX_NOTIFICATION, "x", &seq);
+                (void) outbox_ack(o, seq);          /* acknowledged at once: never in the state directory */
+                advance(&l, t0 + SEC + SEC / 2);
+                push_named(o, OUTBOX_NOTIFICATION, "c", NULL);
+                push_named(o, OUTBOX_STATUS, "s", NULL);
+                push_named(o, OUTBOX_NOTIFICATION, "d", NULL);
+                advance(&l, t0 + 2 * SEC + SEC / 4); /* c, d pushed less than 1 s ago */
+                _exit(outbox_spilled(o) == 2 && outbox_runtime_count(o) == 2 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_interval_power_cut_and_crash(void **state) {
+        Dirs d = make_dirs();
+        Outbox *o;
+        (void) state;
+
+        crash_child(&d);
+        /* Power cut: the runtime folder is gone; what was pushed more than 1 s before is kept, in order. */
+        assert_int_equal(outbox_new(d.cold, &big, &o), 0);
+        assert_payloads(o, "a,b,s");
+        o = outbox_free(o);
+        test_rm_rf(d.tmp);
+        assert_int_equal(mkdir(d.tmp, 0700), 0);
+
+        crash_child(&d);
+        /* Crash (or SIGKILL) and restart with the runtime folder kept: everything, in push order. */
+        o = open_timed(&d, true, SEC, NULL);
+        assert_payloads(o, "a,b,c,s,d");
+        assert_int_equal(outbox_runtime_count(o), 0);
+        /* Moved to the state directory at once: a power cut now loses nothing of it. */
+        assert_int_equal(count_files(d.hot, ".seg"), 1);
+        o = outbox_free(o);
+        assert_int_equal(outbox_new(d.cold, &big, &o), 0);
+        assert_payloads(o, "a,b,c,s,d");
+        o = outbox_free(o);
+        free_dirs(&d);
+}
+
+/* An acknowledgement after the spill is recorded in the state directory; the runtime copy does not come back. */
+static void test_interval_ack_after_spill(void **state) {
+        FakeLoop l = { .now = 5 * SEC };
+        Dirs d = make_dirs();
+        uint64_t a, b;
+        Outbox *o;
+        pid_t pid;
+        int status;
+        (void) state;
+
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                o = open_timed(&d, true, SEC, &l);
+                push_named(o, OUTBOX_NOTIFICATION, "a", &a);
+                push_named(o, OUTBOX_NOTIFICATION, "b", &b);
+                advance(&l, l.now + 2 * SEC);
+                _exit(outbox_ack(o, a) == 0 && outbox_spilled(o) == 2 ? 0 : 1);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_int_equal(WEXITSTATUS(status), 0);
+        o = open_timed(&d, true, SEC, NULL);
+        assert_payloads(o, "b");
+        o = outbox_free(o);
+        free_dirs(&d);
+}
+
+/* SyncIntervalSec=0: every push goes to the state directory and outbox_sync() syncs it, as before. */
+static void test_interval_zero(void **state) {
+        FakeLoop l = { .now = SEC };
+        Dirs d = make_dirs();
+        Outbox *o;
+        (void) state;
+
+        o = open_timed(&d, true, 0, &l);
+        push_named(o, OUTBOX_NOTIFICATION, "a", NULL);
+        assert_true(outbox_needs_sync(o));
+        assert_int_equal(outbox_runtime_count(o), 0);
+        assert_int_equal(l.timer, UINT64_MAX);
+        assert_int_equal(outbox_sync(o), 0);
+        assert_false(outbox_needs_sync(o));
+        assert_int_equal(outbox_syncs(o), 1);
+        assert_int_equal(record_bytes(d.hot), 0);
+        o = outbox_free(o);
+        free_dirs(&d);
+}
+
+/* No runtime folder: pushes go to the state directory, synced one interval after the first. */
+static void test_interval_without_runtime(void **state) {
+        FakeLoop l = { .now = SEC };
+        Dirs d = make_dirs();
+        Outbox *o;
+        (void) state;
+
+        o = open_timed(&d, false, 2 * SEC, &l);
+        for (unsigned i = 0; i < 10; i++) {
+                push_named(o, OUTBOX_NOTIFICATION, "a", NULL);
+                advance(&l, l.now + SEC / 10);
+        }
+        assert_int_equal(outbox_syncs(o), 0);
+        advance(&l, 3 * SEC);
+        assert_int_equal(outbox_syncs(o), 1);
+        assert_false(outbox_needs_sync(o));
+        o = outbox_free(o);
+        free_dirs(&d);
+}
+
+/* A reload to SyncIntervalSec=0 moves what waits in the runtime folder at once. */
+static void test_interval_reload(void **state) {
+        FakeLoop l = { .now = SEC };
+        OutboxLimits lim = big;
+        Dirs d = make_dirs();
+        Outbox *o;
+        (void) state;
+
+        o = open_timed(&d, true, 10 * SEC, &l);
+        push_named(o, OUTBOX_NOTIFICATION, "a", NULL);
+        assert_int_equal(l.timer, 11 * SEC);
+        lim.sync_interval_usec = SEC;
+        assert_int_equal(outbox_set_limits(o, &lim), 0);
+        assert_int_equal(l.timer, 2 * SEC);
+        lim.sync_interval_usec = 0;
+        assert_int_equal(outbox_set_limits(o, &lim), 0);
+        assert_int_equal(outbox_runtime_count(o), 0);
+        assert_int_equal(outbox_spilled(o), 1);
+        o = outbox_free(o);
+        free_dirs(&d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_crc32c),
@@ -866,6 +1187,13 @@ int main(void) {
                 cmocka_unit_test(test_duplicate_copy),
                 cmocka_unit_test(test_reopen_smaller),
                 cmocka_unit_test(test_read_only),
+                cmocka_unit_test(test_interval_prompt_acks_stay_in_runtime),
+                cmocka_unit_test(test_interval_spill),
+                cmocka_unit_test(test_interval_power_cut_and_crash),
+                cmocka_unit_test(test_interval_ack_after_spill),
+                cmocka_unit_test(test_interval_zero),
+                cmocka_unit_test(test_interval_without_runtime),
+                cmocka_unit_test(test_interval_reload),
         };
         log_set_max_level(LOG_ERR);
         return cmocka_run_group_tests(tests, NULL, NULL);

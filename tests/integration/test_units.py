@@ -34,6 +34,9 @@ class UnitTest(unittest.TestCase):
         self.assertEqual(self.directive("SupplementaryGroups"), ["dialout"])
         self.assertEqual(self.directive("StateDirectory"), ["nrfcloud-gateway"])
         self.assertEqual(self.directive("ConfigurationDirectory"), ["nrfcloud-gateway"])
+        # The outbox keeps messages not yet acknowledged in the runtime directory: kept across restarts.
+        self.assertEqual(self.directive("RuntimeDirectory"), ["nrfcloud-gateway"])
+        self.assertEqual(self.directive("RuntimeDirectoryPreserve"), ["restart"])
 
     def test_device_access(self):
         self.assertEqual(self.directive("DevicePolicy"), ["closed"])

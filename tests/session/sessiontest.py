@@ -245,8 +245,12 @@ Target={"auto" if journal else "console"}
         env.pop("STATE_DIRECTORY", None)
         env["NOTIFY_SOCKET"] = self.notify_path
         env["LSAN_OPTIONS"] = "suppressions=%s" % ct.LSAN_SUPPRESSIONS
-        if modem:
-            env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = modem[1]
+        # The runtime directory systemd would give (RuntimeDirectory=, kept across restarts): the port
+        # locks and the outbox's runtime folder.  The same folder for a daemon started again.
+        # NRFGW_TEST_RUNTIME_DIR: a folder on a tmpfs, as /run is (the benchmarks measure disk writes).
+        self.runtime_dir = (modem[1] if modem else
+                            os.environ.get("NRFGW_TEST_RUNTIME_DIR") or os.path.join(folder, "run"))
+        env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = self.runtime_dir
         wrapper = ()
         self.journal_records = []
         self.journal = None

@@ -137,6 +137,30 @@ class CtlOutbox(unittest.TestCase):
         self.assertEqual(lines[1][4], g2c(4))
         self.assertIn("(4 bytes, not text)", r.stdout)
 
+    def test_runtime_part_merged(self):
+        """What a crash left in the outbox's runtime folder is listed with the state directory's, by sequence
+        number: a REMOVE counts in its own folder only (one there means moved), and a message found in both
+        (a crash while it was moved) is listed once."""
+        runtime = os.path.join(self.tmp.path, "run")
+        os.makedirs(os.path.join(runtime, "outbox"))
+        self.segment(1, entry(1, g2c(1)), entry(2, g2c(2)), entry(3, g2c(3)), entry(4, "{}", STATUS, SHADOW_TOPIC))
+        with open(os.path.join(runtime, "outbox", "%016x.seg" % 7), "wb") as f:
+            f.write(FILE_HEADER + entry(2, g2c(2)) + remove(2) + entry(3, g2c(3)) + entry(5, g2c(5))
+                    + entry(6, g2c(6)) + remove(6))
+        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=runtime)
+        r = subprocess.run([CTL, "outbox", "--state-dir", self.state, "--json"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual([e["seq"] for e in j["entries"]], [1, 2, 3, 4, 5])
+        self.assertEqual(json.loads(j["entries"][4]["payload"])["n"], 5)
+        # Another runtime directory: the state directory's alone.
+        env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = os.path.join(self.tmp.path, "elsewhere")
+        r = subprocess.run([CTL, "outbox", "--state-dir", self.state, "--json"], capture_output=True, text=True,
+                           timeout=30, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([e["seq"] for e in json.loads(r.stdout)["entries"]], [1, 2, 3, 4])
+
     def test_empty_outbox(self):
         j = self.listing()
         self.assertEqual((j["count"], j["bytes"], j["segments"], j["entries"]), (0, 0, 0, []))

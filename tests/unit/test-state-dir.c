@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* StateDirectory= and its outbox are checked before use (issue 13 §8). */
+/* StateDirectory=, RuntimeDirectory= and their outbox folders are checked before use. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -115,6 +115,38 @@ static void test_symlinks_refused(void **state) {
         assert_int_equal(state_directory_prepare(target), -EPERM);
 }
 
+/* The runtime directory, where the outbox keeps what is not yet acknowledged, gets the same checks. */
+static void test_runtime_directory_checked(void **state) {
+        Dirs *d = *state;
+        char link[192];
+
+        assert_int_equal(runtime_directory_prepare(d->state), 0);
+        assert_int_equal(mode_of(d->state), 0700);
+        assert_int_equal(mode_of(d->segment), 0600);
+        snprintf(link, sizeof link, "%s/0000000000000009.seg", d->outbox);
+        assert_int_equal(symlink("/etc/passwd", link), 0);
+        assert_int_equal(runtime_directory_prepare(d->state), -EPERM);
+        assert_int_equal(unlink(link), 0);
+        if (geteuid() != 0)
+                return;
+        assert_int_equal(chown(d->segment, 65534, 65534), 0);
+        assert_int_equal(runtime_directory_prepare(d->state), -EPERM);
+}
+
+/* Only an explicit runtime directory is used: a default one would be shared by every daemon. */
+static void test_runtime_directory_from_environment(void **state) {
+        (void) state;
+        assert_int_equal(unsetenv("NRFCLOUD_GATEWAY_RUNTIME_DIR"), 0);
+        assert_int_equal(unsetenv("RUNTIME_DIRECTORY"), 0);
+        assert_null(runtime_directory());
+        assert_int_equal(setenv("RUNTIME_DIRECTORY", "/run/nrfcloud-gateway:/run/other", 1), 0);
+        assert_string_equal(runtime_directory(), "/run/nrfcloud-gateway");
+        assert_int_equal(setenv("NRFCLOUD_GATEWAY_RUNTIME_DIR", "/tmp/x", 1), 0);
+        assert_string_equal(runtime_directory(), "/tmp/x");
+        assert_int_equal(unsetenv("NRFCLOUD_GATEWAY_RUNTIME_DIR"), 0);
+        assert_int_equal(unsetenv("RUNTIME_DIRECTORY"), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_own_loose_modes_fixed, setup, teardown),
@@ -122,6 +154,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_foreign_segment_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_foreign_directory_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_symlinks_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_runtime_directory_checked, setup, teardown),
+                cmocka_unit_test(test_runtime_directory_from_environment),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
