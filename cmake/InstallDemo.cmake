@@ -25,3 +25,5 @@ foreach(link "firmware_nrf91/nrf91-sim=${CMAKE_INSTALL_FULL_BINDIR}/nrf91-sim"
 endforeach()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/nrfcloud-gateway-demo.in ${PROJECT_BINARY_DIR}/nrfcloud-gateway-demo @ONLY)
 install(PROGRAMS ${PROJECT_BINARY_DIR}/nrfcloud-gateway-demo DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/daemon/man/nrf91-sim.1 ${PROJECT_SOURCE_DIR}/daemon/man/nrfcloud-gateway-demo.1
+        DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)

@@ -2,7 +2,8 @@
 # Builds the Debian packages and checks them:
 #   1. dpkg-buildpackage -b for the build machine (amd64), then lintian (no errors);
 #   2. the .debs installed into a throwaway root: files, user, unit, conffile,
-#      and a reinstall that keeps an edited gateway.conf;
+#      the demo run from the installed files, and a reinstall that keeps an
+#      edited gateway.conf;
 #   3. dpkg-buildpackage -a arm64 (cross), and the arm64 programs run under
 #      qemu-user: --version, --check-config on the shipped configuration, and
 #      one end-to-end session test (TLS=host) against the amd64 broker and
@@ -108,6 +109,17 @@ grep -q '^Port=/dev/nrf91' "$root/etc/nrfcloud-gateway/gateway.conf" ||
   grep -q "^#Port=/dev/nrf91" "$root/etc/nrfcloud-gateway/gateway.conf" || fail "the shipped config does not use /dev/nrf91"
 echo "files, user, group, enabled unit and conffile: ok"
 
+# nrfcloud-gateway-sim: the demo runs from the installed files (its "build"
+# folder holds relative links to the installed programs, here inside the root).
+demo_work=$(mktemp -d)
+if ! timeout 300 /usr/bin/python3 "$root/usr/share/nrfcloud-gateway-sim/scripts/demo.py" \
+     --workdir "$demo_work/demo" --duration 5 >"$out/demo.log" 2>&1; then
+  tail -n 30 "$out/demo.log"
+  fail "the installed demo (log: $out/demo.log)"
+fi
+rm -rf "$demo_work"
+echo "the installed demo runs: ok"
+
 # An operator's edit survives a reinstall (an upgrade with the same conffile).
 echo "# edited by the operator" >>"$root/etc/nrfcloud-gateway/gateway.conf"
 dpkg_root -i "$gw_deb" >>"$out/install.log" 2>&1 || { cat "$out/install.log"; fail "reinstall"; }
@@ -125,6 +137,9 @@ fi
 
 step "dpkg-buildpackage -a arm64 (cross)"
 build_arch arm64
+
+step "lintian (arm64)"
+lintian --fail-on error --allow-root "$out"/nrfcloud-gateway_*_arm64.changes
 
 step "arm64 programs under qemu-user"
 t=$(date +%s)
