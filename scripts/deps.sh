@@ -23,7 +23,7 @@ test_pkgs=(
 # The Debian package, its cross build for arm64 and the qemu-user run.
 package_pkgs=(
   debhelper dpkg-dev fakeroot lintian file pkgconf
-  crossbuild-essential-arm64 qemu-user-static binfmt-support
+  crossbuild-essential-arm64 qemu-user-static
   pkgconf:arm64 libsystemd-dev:arm64 libjansson-dev:arm64 libpaho-mqtt-dev:arm64
   libssl-dev:arm64 libinih-dev:arm64 libcbor-dev:arm64
 )

@@ -9,7 +9,9 @@
 #      one end-to-end session test (TLS=host) against the amd64 broker and
 #      stand-in cloud of the test suite.
 # Needs the "package" set of scripts/deps.sh and a GCC build in ./build (for
-# the amd64 test parts).  Prints how long each step took.
+# the amd64 test parts).  Prints how long each step took.  The arm64 programs
+# run through qemu-aarch64-static directly: no binfmt_misc registration needed
+# (containers often cannot have one).
 #   --no-cross   skip step 3
 #   --out DIR    where the .debs go (default: build-deb/)
 set -euo pipefail
