@@ -169,8 +169,19 @@ static int uucp_lock(const char *name, char **ret_path, pid_t *ret_holder) {
                 }
                 /* Stale (its process is gone, or it names no process): break it. */
                 log_debug("Removing stale lock file %s (PID %d)", path, (int) holder);
-                if (unlink(path) < 0 && errno != ENOENT)
+                if (unlink(path) < 0 && errno != ENOENT) {
+                        /*
+                         * Another user's file in the sticky lock directory (a root
+                         * nrfcloud-gatewayctl that was killed): not ours to remove.
+                         * A stale lock must not keep the port closed; the other locks apply.
+                         */
+                        if (IN_SET_LOCK_DIR_UNUSABLE(errno)) {
+                                log_debug("Cannot remove stale %s (%m), relying on the other port locks", path);
+                                *ret_path = NULL;
+                                return 0;
+                        }
                         return -errno;
+                }
         }
         return -EBUSY;
 }

@@ -75,7 +75,7 @@ class PortLockTest(unittest.TestCase):
     def start_holder(self, port):
         """A gatewayctl that holds the port while it probes the silent modem."""
         p = subprocess.Popen([CTL, "identity", "--port", port, "--config", self.conf], env=self.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(p)
         wait_for(lambda: os.path.exists(self.lck(os.path.basename(self.pty.path))), 5, "the holder's lock file")
         return p
@@ -133,6 +133,30 @@ class PortLockTest(unittest.TestCase):
         r = self.ctl(self.link, timeout=120)
         self.assertEqual(r.returncode, 4, r.stderr)
         self.assertEqual(os.listdir(self.lockdir), [])
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_stale_lock_of_another_user(self):
+        # A root nrfcloud-gatewayctl was killed: its LCK file stays in the sticky
+        # lock folder, where the service user cannot remove it.  It must not keep
+        # the port closed.
+        dev = os.path.basename(self.pty.path)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        with open(self.lck(dev), "w") as f:
+            f.write("%10d\n" % dead.pid)
+        os.chmod(self.lockdir, 0o1777)
+        os.chmod(self.pty.path, 0o666)
+        for d in (self.dir, os.path.join(self.dir, "run")):
+            os.chmod(d, 0o777)
+        os.chmod(self.conf, 0o644)
+        t0 = time.monotonic()
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            os.path.abspath(CTL), "identity", "--port", self.pty.path, "--config", self.conf],
+                           env=self.env, capture_output=True, text=True, timeout=120)
+        # Past the locks to the (silent) modem: exit 4, not "cannot open".
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("does not answer", r.stderr)
+        self.assertLess(time.monotonic() - t0, PROBE_BOUND)
 
 
 if __name__ == "__main__":
