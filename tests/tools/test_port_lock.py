@@ -149,9 +149,13 @@ class PortLockTest(unittest.TestCase):
         for d in (self.dir, os.path.join(self.dir, "run")):
             os.chmod(d, 0o777)
         os.chmod(self.conf, 0o644)
+        # A copy the unprivileged user can reach, wherever the build tree is.
+        ctl = os.path.join(self.dir, "nrfcloud-gatewayctl")
+        shutil.copy(CTL, ctl)
+        os.chmod(ctl, 0o755)
         t0 = time.monotonic()
         r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            os.path.abspath(CTL), "identity", "--port", self.pty.path, "--config", self.conf],
+                            ctl, "identity", "--port", self.pty.path, "--config", self.conf],
                            env=self.env, capture_output=True, text=True, timeout=120)
         # Past the locks to the (silent) modem: exit 4, not "cannot open".
         self.assertEqual(r.returncode, 4, r.stderr)
