@@ -23,7 +23,10 @@ function(nrfgw_add_unit_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA)
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120)
+  # Each test's UUCP port lock files (LCK..<dev>) in a folder of its own, not /run/lock.
+  file(MAKE_DIRECTORY ${PROJECT_BINARY_DIR}/lock/${name})
+  set_tests_properties(${name} PROPERTIES LABELS unit TIMEOUT 120
+    ENVIRONMENT "NRFCLOUD_GATEWAY_LOCK_DIR=${PROJECT_BINARY_DIR}/lock/${name}")
 endfunction()
 
 # nrfgw_add_fuzzer(NAME SOURCES src... [LIBS lib...])
@@ -54,7 +57,8 @@ function(nrfgw_add_python_test name script)
     set(P_TIMEOUT 300)
   endif()
   add_test(NAME ${name} COMMAND ${NRFGW_PYTHON} -u ${script})
+  file(MAKE_DIRECTORY ${PROJECT_BINARY_DIR}/lock/${name})
   set_tests_properties(${name} PROPERTIES
     LABELS "integration;${P_LABELS}" TIMEOUT ${P_TIMEOUT}
-    ENVIRONMENT "NRFGW_BUILD_DIR=${PROJECT_BINARY_DIR};NRFGW_SOURCE_DIR=${PROJECT_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1;${P_ENV}")
+    ENVIRONMENT "NRFGW_BUILD_DIR=${PROJECT_BINARY_DIR};NRFGW_SOURCE_DIR=${PROJECT_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1;NRFCLOUD_GATEWAY_LOCK_DIR=${PROJECT_BINARY_DIR}/lock/${name};${P_ENV}")
 endfunction()

@@ -2,7 +2,8 @@
 # README command 2: installs what is missing, builds the project three ways
 # (GCC; Clang with ASan+UBSan; Clang with libFuzzer, ASan and UBSan),
 # compiles the firmware core for Cortex-M33, runs each fuzzer briefly, then
-# every test in the GCC build and again in the sanitizer build.
+# every test in the GCC build and again in the sanitizer build, and finally
+# builds and checks the Debian packages (scripts/package.sh).
 #   FUZZ_SECONDS=N  seconds per fuzzer (default 10; 0 skips the fuzz runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +70,15 @@ for dir in build build-asan; do
   failed=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$dir/ctest.log" | tail -n 1)
   summary+=("${total:-0} ${failed:-0}")
 done
+
+step "Debian packages: amd64 build, lintian, install test, arm64 cross build under qemu-user"
+t4=$(date +%s)
+scripts/deps.sh package
+if ! scripts/package.sh; then
+  echo "FAIL scripts/package.sh"
+  status=1
+fi
+echo "package time: $(($(date +%s) - t4)) s"
 
 passed=0
 failed=0

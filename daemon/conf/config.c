@@ -83,7 +83,7 @@ static const ConfigKey keys[] = {
         K("Gateway", "StateDirectory", CONFIG_PATH, state_directory, .def = "/var/lib/nrfcloud-gateway", RESTART),
         K("Gateway", "StopTimeoutSec", CONFIG_UINT, stop_timeout_sec, .min = 1, .max = 60, .def = "5", LIVE),
 
-        K("Modem", "Port", CONFIG_PATH, modem_port, .def = "/dev/ttyACM0", RESTART),
+        K("Modem", "Port", CONFIG_PATH, modem_port, .def = "/dev/nrf91", RESTART),
         K("Modem", "BaudRate", CONFIG_BAUD, modem_baud_rate, .def = "115200", RESTART),
         K("Modem", "FlowControl", CONFIG_BOOL, modem_flow_control, .def = "yes", RESTART),
         K("Modem", "SecTag", CONFIG_UINT, sec_tag, .min = 0, .max = 2147483647, .def = "16842753", RESTART),

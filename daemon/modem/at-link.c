@@ -356,8 +356,18 @@ static void on_sync_done(AtEngine *e, const AtResponse *r, void *userdata) {
         }
 }
 
+static int on_sync_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        bool *expired = userdata;
+        (void) s;
+        (void) usec;
+        *expired = true;
+        return 0;
+}
+
 int at_link_command(AtLink *l, const char *cmd, uint64_t timeout_usec, AtReply *ret) {
+        _cleanup_(sd_event_source_disable_unrefp) sd_event_source *deadline = NULL;
         SyncWait w = { .reply = ret };
+        bool expired = false;
         int64_t id;
         int r;
 
@@ -365,7 +375,26 @@ int at_link_command(AtLink *l, const char *cmd, uint64_t timeout_usec, AtReply *
         id = at_engine_send(l->engine, cmd, timeout_usec, on_sync_done, &w);
         if (id < 0)
                 return (int) id;
+        /*
+         * The engine's timeout runs from the last byte written.  A command queued
+         * behind a resynchronisation waits for it, and on a port where nothing
+         * answers that never ends: bound the whole wait by the command's timeout
+         * plus one resync probe and its settling time.
+         */
+        r = sd_event_add_time_relative(l->event, &deadline, CLOCK_MONOTONIC,
+                                       timeout_usec + AT_RESYNC_TIMEOUT_USEC + AT_RESYNC_SETTLE_USEC, 10000,
+                                       on_sync_deadline, &expired);
+        if (r < 0) {
+                at_engine_cancel(l->engine, id);
+                return r;
+        }
         while (!w.done) {
+                if (expired) {
+                        at_engine_cancel(l->engine, id);
+                        ret->result = -ETIMEDOUT;
+                        snprintf(ret->description, sizeof ret->description, "no answer (timed out)");
+                        break;
+                }
                 r = sd_event_run(l->event, UINT64_MAX);
                 if (r < 0) {
                         at_engine_cancel(l->engine, id);

@@ -3,9 +3,9 @@
 
 /*
  * Opening the modem's serial device: raw termios, the configured baud rate,
- * optional RTS/CTS, TIOCEXCL, and a lock file in the runtime directory so
+ * optional RTS/CTS, TIOCEXCL, a lock file in the runtime directory so
  * that the daemon and nrfcloud-gatewayctl never share a port (TIOCEXCL alone
- * does not stop root).  Synchronous and short: these are open()/ioctl()
+ * does not stop root), and the UUCP lock file that terminal programs honour.  Synchronous and short: these are open()/ioctl()
  * calls, never reads.
  */
 
@@ -18,18 +18,30 @@
 /* Overrides the runtime directory of both the daemon and the tool (tests, unusual setups). */
 #define SERIAL_RUNTIME_DIR_ENV "NRFCLOUD_GATEWAY_RUNTIME_DIR"
 
+/* Where the UUCP-style LCK..<device> files go (FHS: /var/lock, a link to /run/lock). */
+#define SERIAL_UUCP_LOCK_DIR_DEFAULT "/run/lock"
+#define SERIAL_UUCP_LOCK_DIR_ENV "NRFCLOUD_GATEWAY_LOCK_DIR"
+
 typedef struct SerialLock {
         int fd;
         char *path;
+        char *uucp_path[2]; /* LCK..<device>, LCK..<name given>; NULL: not taken */
 } SerialLock;
 
 /* $NRFCLOUD_GATEWAY_RUNTIME_DIR, else $RUNTIME_DIRECTORY (systemd), else /run/nrfcloud-gateway. */
 const char *serial_runtime_dir(void);
 
+/* $NRFCLOUD_GATEWAY_LOCK_DIR, else /run/lock. */
+const char *serial_uucp_lock_dir(void);
+
 /*
- * Takes the lock for the device at path: <runtime dir>/modem-<device name>.lock,
- * flock()ed and holding the owner's PID.  -EBUSY if another process holds it;
- * then *ret_holder (if given) is that process's PID, or 0 if unknown.
+ * Takes the locks for the device at path, whatever path names it (symlinks and
+ * relative paths are resolved): <runtime dir>/modem-c<major>:<minor>.lock,
+ * flock()ed and holding the owner's PID, and the UUCP lock files
+ * <lock dir>/LCK..<device name> (and LCK..<name of path> for a symlink) in the
+ * HDB format that picocom, minicom and cu honour.  -EBUSY if another process
+ * holds one of them; then *ret_holder (if given) is that process's PID, or 0
+ * if unknown.
  */
 int serial_lock_acquire(const char *device, SerialLock **ret, pid_t *ret_holder);
 SerialLock *serial_lock_release(SerialLock *l);

@@ -35,11 +35,17 @@ static int session_init(CtlSession *s) {
         AtReply r;
         int k = -ETIMEDOUT;
 
-        /* A modem that just booted may need a moment; a few short probes. */
-        for (unsigned i = 0; i < 5; i++) {
+        uint64_t end = now_usec(CLOCK_MONOTONIC) + CTL_PROBE_TIMEOUT_USEC;
+
+        /*
+         * A modem that just booted may need a moment: short probes, for at most
+         * CTL_PROBE_TIMEOUT_USEC in all, so that a port where nothing answers (the
+         * wrong UART, a board without the firmware) fails soon instead of hanging.
+         */
+        for (;;) {
                 k = ctl_command(s, 1000 * 1000, &r, "AT");
                 at_reply_done(&r);
-                if (k >= 0 || s->lost)
+                if (k >= 0 || s->lost || now_usec(CLOCK_MONOTONIC) >= end)
                         break;
         }
         if (k < 0)

@@ -28,6 +28,8 @@ enum {
 
 #define CTL_COMMAND_TIMEOUT_USEC (10u * 1000u * 1000u)
 #define CTL_KEYGEN_TIMEOUT_USEC (60u * 1000u * 1000u)
+/* How long opening a session probes with "AT" before it says the modem does not answer. */
+#define CTL_PROBE_TIMEOUT_USEC (5u * 1000u * 1000u)
 
 typedef struct CtlOptions {
         const char *config_path;

@@ -12,7 +12,8 @@ import time
 
 BUILD_DIR = os.environ.get("NRFGW_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE_DIR = os.environ.get("NRFGW_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DAEMON = os.path.join(BUILD_DIR, "daemon", "nrfcloud-gatewayd")
+# NRFGW_DAEMON: another build of the daemon (scripts/package.sh runs the arm64 one under qemu-user).
+DAEMON = os.environ.get("NRFGW_DAEMON") or os.path.join(BUILD_DIR, "daemon", "nrfcloud-gatewayd")
 
 EX_USAGE = 64
 EX_CONFIG = 78
