@@ -1256,3 +1256,15 @@ const char *ble_device_address_type(BleDevice *d) {
 BleDeviceState ble_device_state(BleDevice *d) {
         return d->state;
 }
+
+size_t ble_device_n_subscriptions(BleDevice *d) {
+        return d->n_wishes;
+}
+
+int ble_device_subscription(BleDevice *d, size_t i, const char **ret_service, const char **ret_chrc) {
+        if (i >= d->n_wishes)
+                return -ENOENT;
+        *ret_service = d->wishes[i].service;
+        *ret_chrc = d->wishes[i].chrc;
+        return 0;
+}

@@ -1225,6 +1225,11 @@ const char *mqtt_session_last_error(const MqttSession *s) {
         return s->last_error;
 }
 
+uint64_t mqtt_session_next_retry_usec(const MqttSession *s) {
+        uint64_t t;
+        return s->retry_timer && sd_event_source_get_time(s->retry_timer, &t) >= 0 ? t : 0;
+}
+
 void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64_t reconnect_max_usec,
                              uint64_t max_incoming_bytes) {
         unsigned attempt = s->backoff.attempt;

@@ -95,8 +95,15 @@ static const int jwt_opts[] = { OPT_EXP, OPT_AUD, OPT_DECODE, OPT_SEC_TAG, 0 };
 static const int attest_opts[] = { OPT_CHALLENGE, 0 };
 static const int outbox_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
 static const int fota_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
+static const int json_opts[] = { OPT_JSON, 0 };
 
 static const Verb verbs[] = {
+        { "status", verb_status, json_opts,
+          "status [--json]\n"
+          "  What the running daemon says about itself: cloud, broker, modem, devices, outbox, FOTA." },
+        { "devices", verb_devices, json_opts,
+          "devices [--json]\n"
+          "  The BLE devices the running daemon manages: state, RSSI, notifications, last error." },
         { "identity", verb_identity, identity_opts,
           "identity [--show-personal] [--sec-tag N]\n"
           "  Device id, IMEI, modem firmware, firmware version, and the credentials of the tag." },

@@ -1,0 +1,379 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nrfcloud-gatewayctl status, devices, and outbox while the daemon runs:
+ * read from the daemon's D-Bus API (docs/dbus-api.md) on the system bus, as
+ * a member of the nrfcloud-gateway group or root.  Properties are turned into
+ * JSON values generically (--json prints them as they are on the bus), and
+ * the readable views are made from the same values.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "util.h"
+
+#define API_NAME "io.github.nrfcloud_gateway.Gateway1"
+#define API_ROOT "/io/github/nrfcloud_gateway"
+#define API_PATH API_ROOT "/gateway"
+#define API_PREFIX "io.github.nrfcloud_gateway."
+
+/* One variant's value (basic types and arrays of strings) as JSON. */
+static int read_variant(sd_bus_message *m, json_t **ret) {
+        const char *contents;
+        char type;
+        int r;
+
+        r = sd_bus_message_peek_type(m, &type, &contents);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_enter_container(m, 'v', contents);
+        if (r < 0)
+                return r;
+        switch (contents[0]) {
+        case 's':
+        case 'o': {
+                const char *s;
+                r = sd_bus_message_read_basic(m, contents[0], &s);
+                *ret = json_string(s);
+                break;
+        }
+        case 'b': {
+                int b;
+                r = sd_bus_message_read_basic(m, 'b', &b);
+                *ret = json_boolean(b);
+                break;
+        }
+        case 't': {
+                uint64_t t;
+                r = sd_bus_message_read_basic(m, 't', &t);
+                *ret = json_integer((json_int_t) t);
+                break;
+        }
+        case 'u': {
+                uint32_t u;
+                r = sd_bus_message_read_basic(m, 'u', &u);
+                *ret = json_integer(u);
+                break;
+        }
+        case 'i': {
+                int32_t i;
+                r = sd_bus_message_read_basic(m, 'i', &i);
+                *ret = json_integer(i);
+                break;
+        }
+        case 'n': {
+                int16_t n;
+                r = sd_bus_message_read_basic(m, 'n', &n);
+                *ret = json_integer(n);
+                break;
+        }
+        case 'a': {
+                char **l = NULL;
+                r = sd_bus_message_read_strv(m, &l);
+                *ret = json_array();
+                for (char **s = l; r >= 0 && s && *s; s++)
+                        json_array_append_new(*ret, json_string(*s));
+                strv_free(l);
+                break;
+        }
+        default:
+                r = sd_bus_message_skip(m, contents);
+                *ret = json_null();
+                break;
+        }
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(m);
+}
+
+/* a{sv} into an object. */
+static int read_dict(sd_bus_message *m, json_t **ret) {
+        json_t *o = json_object();
+        int r;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *name;
+                json_t *v = NULL;
+                r = sd_bus_message_read_basic(m, 's', &name);
+                if (r >= 0)
+                        r = read_variant(m, &v);
+                if (r >= 0)
+                        json_object_set_new(o, name, v);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        if (r < 0) {
+                json_decref(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+static int api_open(sd_bus **ret) {
+        sd_bus *bus = NULL;
+        int r;
+
+        r = sd_bus_open_system(&bus);
+        if (r >= 0) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                int has = 0;
+                r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                       "NameHasOwner", NULL, &reply, "s", API_NAME);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "b", &has);
+                if (r >= 0 && !has)
+                        r = -ESRCH;
+        }
+        if (r < 0) {
+                sd_bus_flush_close_unref(bus);
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+bool ctl_daemon_running(void) {
+        sd_bus *bus = NULL;
+        if (api_open(&bus) < 0)
+                return false;
+        sd_bus_flush_close_unref(bus);
+        return true;
+}
+
+static int get_all(sd_bus *bus, const char *path, const char *iface, json_t **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, API_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", &error, &reply, "s",
+                               iface);
+        if (r < 0) {
+                fprintf(stderr, "Cannot read %s from the daemon: %s\n", iface, error.message ? error.message : strerror(-r));
+                sd_bus_error_free(&error);
+                return r;
+        }
+        return read_dict(reply, ret);
+}
+
+/* Object path → Device1 properties, sorted by path (= by address). */
+static int get_devices(sd_bus *bus, json_t **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        json_t *list = json_array();
+        int r;
+
+        r = sd_bus_call_method(bus, API_NAME, API_ROOT, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                               &error, &reply, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Cannot list the daemon's devices: %s\n", error.message ? error.message : strerror(-r));
+                sd_bus_error_free(&error);
+                json_decref(list);
+                return r;
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
+                const char *path;
+                r = sd_bus_message_read_basic(reply, 'o', &path);
+                if (r >= 0)
+                        r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}");
+                while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
+                        const char *iface;
+                        r = sd_bus_message_read_basic(reply, 's', &iface);
+                        if (r >= 0 && streq(iface, API_PREFIX "Device1")) {
+                                json_t *d = NULL;
+                                r = read_dict(reply, &d);
+                                if (r >= 0)
+                                        json_array_append_new(list, d);
+                        } else if (r >= 0)
+                                r = sd_bus_message_skip(reply, "a{sv}");
+                        if (r >= 0)
+                                r = sd_bus_message_exit_container(reply);
+                }
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r < 0) {
+                json_decref(list);
+                return r;
+        }
+        *ret = list;
+        return 0;
+}
+
+static const char *jstr(json_t *o, const char *key) {
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? s : "";
+}
+static json_int_t jint(json_t *o, const char *key) {
+        return json_integer_value(json_object_get(o, key));
+}
+
+/* "2026-12-07 21:09:52 (3 min ago)", or "-" for 0. */
+static const char *format_time(uint64_t usec, char *buf, size_t len) {
+        time_t t = (time_t) (usec / 1000000u), now = time(NULL);
+        struct tm tm;
+        char date[32];
+        long ago;
+
+        if (usec == 0)
+                return "-";
+        strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+        ago = (long) (now - t);
+        if (ago < 0)
+                snprintf(buf, len, "%s (in %ld s)", date, -ago);
+        else if (ago < 120)
+                snprintf(buf, len, "%s (%ld s ago)", date, ago);
+        else if (ago < 7200)
+                snprintf(buf, len, "%s (%ld min ago)", date, ago / 60);
+        else
+                snprintf(buf, len, "%s (%ld h ago)", date, ago / 3600);
+        return buf;
+}
+
+static int print_json(json_t *j) {
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (!s)
+                return CTL_EXIT_FAILED;
+        puts(s);
+        free(s);
+        return CTL_EXIT_OK;
+}
+
+static int not_running(void) {
+        fprintf(stderr, "The daemon is not running (no %s on the system bus), or you may not read it "
+                        "(members of the nrfcloud-gateway group and root may).\n", API_NAME);
+        return CTL_EXIT_NOT_RUNNING;
+}
+
+static void print_outbox_line(json_t *ob) {
+        char t[64];
+        printf("  Outbox:        %" JSON_INTEGER_FORMAT " message(s), %" JSON_INTEGER_FORMAT " bytes, oldest %s, "
+               "%" JSON_INTEGER_FORMAT " dropped since start\n",
+               jint(ob, "Messages"), jint(ob, "Bytes"), format_time((uint64_t) jint(ob, "OldestQueued"), t, sizeof t),
+               jint(ob, "Dropped"));
+}
+
+int verb_status(int argc, char *argv[], CtlOptions *o) {
+        sd_bus *bus = NULL;
+        json_t *gw = NULL, *modem = NULL, *ob = NULL, *fota = NULL, *devices = NULL, *all;
+        char t[64];
+        int r;
+        (void) argc, (void) argv, (void) o;
+
+        if (api_open(&bus) < 0)
+                return not_running();
+        r = get_all(bus, API_PATH, API_PREFIX "Gateway1", &gw);
+        if (r >= 0)
+                r = get_all(bus, API_PATH, API_PREFIX "Modem1", &modem);
+        if (r >= 0)
+                r = get_all(bus, API_PATH, API_PREFIX "Outbox1", &ob);
+        if (r >= 0)
+                r = get_all(bus, API_PATH, API_PREFIX "Fota1", &fota);
+        if (r >= 0)
+                r = get_devices(bus, &devices);
+        sd_bus_flush_close_unref(bus);
+        if (r < 0)
+                return r == -EACCES || r == -EPERM ? CTL_EXIT_NOT_RUNNING : CTL_EXIT_FAILED;
+        all = json_pack("{s:o,s:o,s:o,s:o,s:o}", "gateway", gw, "modem", modem, "outbox", ob, "fota", fota,
+                        "devices", devices);
+        if (ctl_args.json) {
+                r = print_json(all);
+                json_decref(all);
+                return r;
+        }
+
+        printf("  Gateway:       %s, id %s, team %s (nrfcloud-gatewayd %s)\n", jstr(gw, "State"),
+               *jstr(gw, "GatewayId") ? jstr(gw, "GatewayId") : "-", *jstr(gw, "TeamId") ? jstr(gw, "TeamId") : "-",
+               jstr(gw, "Version"));
+        printf("  Cloud:         %s since %s\n", jstr(gw, "CloudState"),
+               format_time((uint64_t) jint(gw, "CloudStateSince"), t, sizeof t));
+        printf("  Broker:        %s, TLS in the %s\n", jstr(gw, "MqttEndpoint"),
+               streq(jstr(gw, "Tls"), "modem") ? "nRF91" : "host");
+        if (*jstr(gw, "CloudLastError"))
+                printf("  Last error:    %s\n", jstr(gw, "CloudLastError"));
+        if (jint(gw, "CloudNextRetry"))
+                printf("  Next attempt:  %s\n", format_time((uint64_t) jint(gw, "CloudNextRetry"), t, sizeof t));
+        if (!json_is_true(json_object_get(modem, "Present")))
+                printf("  Modem:         none ([Modem] Port=none)\n");
+        else {
+                printf("  Modem:         %s on %s, %s\n", jstr(modem, "State"), jstr(modem, "Port"),
+                       jstr(modem, "Registration"));
+                printf("  Firmware:      %s, application %s\n", *jstr(modem, "ModemFirmware") ? jstr(modem, "ModemFirmware") : "-",
+                       *jstr(modem, "FirmwareVersion") ? jstr(modem, "FirmwareVersion") : "-");
+                if (jint(modem, "Rsrp") != INT32_MIN)
+                        printf("  Signal:        RSRP %" JSON_INTEGER_FORMAT " dBm, RSRQ %.1f dB\n", jint(modem, "Rsrp"),
+                               jint(modem, "Rsrq") == INT32_MIN ? 0.0 : (double) jint(modem, "Rsrq") / 10.0);
+        }
+        printf("  Devices:       %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " connected\n",
+               jint(gw, "DevicesConnected"), jint(gw, "DevicesDesired"));
+        print_outbox_line(ob);
+        printf("  FOTA:          %s%s%s\n", jstr(fota, "State"), *jstr(fota, "JobId") ? ", job " : "",
+               jstr(fota, "JobId"));
+        json_decref(all);
+        return CTL_EXIT_OK;
+}
+
+int verb_devices(int argc, char *argv[], CtlOptions *o) {
+        sd_bus *bus = NULL;
+        json_t *devices = NULL, *d;
+        size_t i;
+        int r;
+        (void) argc, (void) argv, (void) o;
+
+        if (api_open(&bus) < 0)
+                return not_running();
+        r = get_devices(bus, &devices);
+        sd_bus_flush_close_unref(bus);
+        if (r < 0)
+                return CTL_EXIT_FAILED;
+        if (ctl_args.json) {
+                r = print_json(devices);
+                json_decref(devices);
+                return r;
+        }
+        printf("%-17s  %-10s  %-9s  %5s  %13s  %s\n", "ADDRESS", "STATE", "DESIRED", "RSSI", "NOTIFICATIONS",
+               "NAME / LAST ERROR");
+        json_array_foreach(devices, i, d) {
+                printf("%-17s  %-10s  %-9s  %5" JSON_INTEGER_FORMAT "  %13" JSON_INTEGER_FORMAT "  %s%s%s\n",
+                       jstr(d, "Address"), jstr(d, "State"), json_is_true(json_object_get(d, "Desired")) ? "yes" : "no",
+                       jint(d, "RSSI"), jint(d, "Notifications"), *jstr(d, "Name") ? jstr(d, "Name") : "-",
+                       *jstr(d, "LastError") ? ", " : "", jstr(d, "LastError"));
+        }
+        if (json_array_size(devices) == 0)
+                printf("(no desired devices)\n");
+        json_decref(devices);
+        return CTL_EXIT_OK;
+}
+
+/* outbox while the daemon runs: its own counters (the folder is the daemon's). */
+int ctl_bus_outbox(void) {
+        sd_bus *bus = NULL;
+        json_t *ob = NULL;
+        int r;
+
+        if (api_open(&bus) < 0)
+                return not_running();
+        r = get_all(bus, API_PATH, API_PREFIX "Outbox1", &ob);
+        sd_bus_flush_close_unref(bus);
+        if (r < 0)
+                return CTL_EXIT_FAILED;
+        if (ctl_args.json)
+                r = print_json(ob);
+        else {
+                print_outbox_line(ob);
+                r = CTL_EXIT_OK;
+        }
+        json_decref(ob);
+        return r;
+}

@@ -1,0 +1,326 @@
+# SPDX-License-Identifier: MIT
+"""The daemon's D-Bus API (docs/dbus-api.md) on a private system-type bus
+with the stock deny-by-default policy and the project's policy file: the
+real nrfcloud-gatewayd in TLS=host mode with [Modem] Port=none, mosquitto
+with mutual TLS, a stand-in nRF Cloud, and BlueZ's stand-in.  Every
+property, change signals, methods, access refused to other users, the
+gatewayctl views with --json, the STATUS= line, and that no serial port
+is opened without a modem."""
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "session"))
+sys.path.insert(0, os.path.join(HERE, "..", "ble"))
+import sessiontest as st  # noqa: E402
+import blefixture  # noqa: E402
+import dbus  # noqa: E402
+import dbus.mainloop.glib  # noqa: E402
+from gi.repository import GLib  # noqa: E402
+
+DEVICE = "6c0f4e2a-5a8b-4f1e-9d3c-2b7a1e0c5d11"
+NAME = "io.github.nrfcloud_gateway.Gateway1"
+ROOT = "/io/github/nrfcloud_gateway"
+PATH = ROOT + "/gateway"
+P = "io.github.nrfcloud_gateway."
+BLE_ADDR = "C2:6B:AC:6D:05:A2"
+POLICY_FILE = os.path.join(HERE, "..", "..", "systemd", "nrfcloud-gateway-dbus.conf")
+CTL = os.path.join(os.path.dirname(st.DAEMON), "tools", "nrfcloud-gatewayctl")
+if not os.path.exists(CTL):
+    CTL = os.path.join(os.path.dirname(st.DAEMON), "nrfcloud-gatewayctl")
+READER = ("nobody", "nogroup")  # plays a member of the nrfcloud-gateway group
+STRANGER = ("daemon", "daemon")  # in no group of the policy
+
+# Debian's system.conf default policy; root may own names and call BlueZ (it plays bluetoothd and the daemon).
+POLICY = """  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root">
+    <allow own="*"/>
+    <allow send_destination="org.bluez"/>
+  </policy>
+  <include>{policy}</include>
+"""
+
+
+class Signals:
+    """PropertiesChanged and InterfacesAdded of the daemon, recorded by a GLib loop in a thread."""
+
+    def __init__(self, address):
+        dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
+        self.conn = dbus.bus.BusConnection(address)
+        self.items = []
+        self.conn.add_signal_receiver(self._changed, "PropertiesChanged", "org.freedesktop.DBus.Properties",
+                                      path_keyword="path")
+        self.conn.add_signal_receiver(self._added, "InterfacesAdded", "org.freedesktop.DBus.ObjectManager")
+        self.loop = GLib.MainLoop()
+        self.thread = threading.Thread(target=self.loop.run, daemon=True)
+        self.thread.start()
+
+    def _changed(self, iface, changed, invalidated, path=None):
+        self.items.append(("changed", str(path), str(iface), {str(k): v for k, v in changed.items()}))
+
+    def _added(self, path, ifaces):
+        self.items.append(("added", str(path), sorted(str(i) for i in ifaces)))
+
+    def find(self, iface, prop, value=None):
+        return [i for i in list(self.items) if i[0] == "changed" and i[2] == iface and prop in i[3] and
+                (value is None or i[3][prop] == value)]
+
+    def stop(self):
+        self.loop.quit()
+        self.thread.join(5)
+        self.conn.close()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run clients as other users")
+class DbusApi(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = st.TempDir("dbus-api-")
+        os.chmod(cls.tmp.path, 0o755)
+        cls.pki = st.Pki(os.path.join(cls.tmp.path, "pki"))
+        cls.cert = cls.pki.device(DEVICE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.dir = os.path.join(self.tmp.path, self.id().split(".")[-1])
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        with open(POLICY_FILE) as f:
+            text = f.read()
+        policy = os.path.join(self.dir, "policy.conf")
+        with open(policy, "w") as f:
+            f.write(text.replace('user="nrfcloud-gateway"', 'user="nobody"')
+                    .replace('group="nrfcloud-gateway"', 'group="%s"' % READER[1]))
+        self.bus = blefixture.Bus(self.dir, policy=POLICY.format(policy=policy))
+        self.old_env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus.address
+        self.bluez = blefixture.BluezMock(self.bus, self.dir)
+        self.broker = st.Broker(os.path.join(self.dir, "broker"), self.pki)
+        self.broker.start()
+        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE, desired_connections=[BLE_ADDR])
+        self.peer.start()
+        self.assertTrue(self.peer.connected.wait(10))
+        self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
+        self.signals = Signals(self.bus.address)
+        self.daemon = None
+        self.pty = None
+
+    def tearDown(self):
+        if self.daemon:
+            rc = self.daemon.stop()
+            log = self.daemon.log()
+            self.assertNotIn("Sanitizer", log)
+            self.assertNotIn("runtime error", log)
+            self.assertEqual(rc, 0, log[-3000:])
+        self.signals.stop()
+        self.peer.stop()
+        self.broker.stop()
+        self.bluez.stop()
+        self.bus.stop()
+        if self.pty:
+            os.close(self.pty[0])
+            os.close(self.pty[1])
+        if self.old_env is None:
+            os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.old_env
+
+    def start(self, extra=""):
+        self.pty = pty.openpty()
+        self.pty_name = os.ttyname(self.pty[1])
+        # The main file names a port; the drop-in says there is no modem: the pty must stay unopened.
+        folder = os.path.join(self.dir, "daemon")
+        os.makedirs(os.path.join(folder, "gateway.conf.d"), exist_ok=True)
+        with open(os.path.join(folder, "gateway.conf.d", "no-modem.conf"), "w") as f:
+            f.write("[Modem]\nPort=none\n")
+        self.daemon = st.Daemon(folder, self.broker, self.pki, DEVICE, self.cert,
+                                extra_conf=extra + "[Modem]\nPort=%s\n" % self.pty_name)
+        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready"), self.daemon.log()[-3000:])
+        conn = dbus.bus.BusConnection(self.bus.address)
+        self.assertTrue(st.wait_until(lambda: conn.name_has_owner(NAME)), self.daemon.log()[-3000:])
+        self.conn = conn
+
+    def props(self, path, iface):
+        return dbus.Interface(self.conn.get_object(NAME, path), "org.freedesktop.DBus.Properties").GetAll(iface)
+
+    def as_user(self, user, *args):
+        cmd = ["setpriv", "--reuid", user[0], "--regid", user[1], "--clear-groups", "dbus-send",
+               "--bus=" + self.bus.address, "--print-reply", "--reply-timeout=5000", "--dest=" + NAME, *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        return r.returncode == 0, r.stdout + r.stderr
+
+    def ctl(self, *args, user=None):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        pre = ["setpriv", "--reuid", user[0], "--regid", user[1], "--clear-groups"] if user else []
+        conf = self.daemon.conf if self.daemon else os.path.join(self.dir, "daemon", "gateway.conf")
+        if user:  # the daemon's file names its key, which only root reads
+            conf = os.path.join(self.dir, "reader.conf")
+            with open(conf, "w") as f:
+                f.write("[Log]\nLevel=info\n")
+            os.chmod(conf, 0o644)
+        return subprocess.run([*pre, CTL, args[0], "--config", conf, *args[1:]], capture_output=True, text=True,
+                              timeout=30, env=env)
+
+    def test_properties_signals_methods(self):
+        self.start()
+        om = dbus.Interface(self.conn.get_object(NAME, ROOT), "org.freedesktop.DBus.ObjectManager")
+        objects = om.GetManagedObjects()
+        self.assertEqual(sorted(i for i in objects[PATH].keys() if i.startswith(P)),
+                         [P + "Fota1", P + "Gateway1", P + "Modem1", P + "Outbox1"])
+        dev_path = ROOT + "/dev_" + BLE_ADDR.replace(":", "_")
+        self.assertTrue(st.wait_until(lambda: dev_path in om.GetManagedObjects()), om.GetManagedObjects().keys())
+
+        gw = self.props(PATH, P + "Gateway1")
+        self.assertEqual(gw["State"], "running")
+        self.assertTrue(gw["Version"])
+        self.assertEqual(gw["GatewayId"], DEVICE)
+        self.assertEqual(gw["TeamId"], st.TEAM)
+        self.assertEqual(gw["MqttEndpoint"], "localhost:%d" % self.broker.port)
+        self.assertEqual(gw["Tls"], "host")
+        self.assertTrue(st.wait_until(lambda: self.props(PATH, P + "Gateway1")["CloudState"] == "ready"))
+        gw = self.props(PATH, P + "Gateway1")
+        self.assertGreater(gw["CloudStateSince"], (time.time() - 60) * 1e6)
+        self.assertEqual(gw["CloudLastError"], "")
+        self.assertEqual(gw["CloudNextRetry"], 0)
+        self.assertEqual(gw["DevicesDesired"], 1)
+        self.assertEqual(gw["DevicesConnected"], 0)
+
+        modem = self.props(PATH, P + "Modem1")
+        self.assertEqual(dict(modem), {"Present": False, "Port": "none", "State": "none", "ModemFirmware": "",
+                                       "FirmwareVersion": "", "DeviceUuid": "", "Registration": "unknown",
+                                       "Rsrp": -2**31, "Rsrq": -2**31, "SignalUpdated": 0})
+        outbox = self.props(PATH, P + "Outbox1")
+        self.assertEqual(sorted(outbox.keys()), ["Bytes", "Dropped", "MaxBytes", "MaxMessages", "Messages",
+                                                 "OldestQueued"])
+        self.assertEqual(outbox["Dropped"], 0)
+        fota = self.props(PATH, P + "Fota1")
+        self.assertEqual(dict(fota), {"State": "unavailable", "JobId": "", "Progress": -1, "LastJobId": "",
+                                      "SupportedTypes": dbus.Array([], signature="s")})
+        dev = self.props(dev_path, P + "Device1")
+        self.assertEqual(dev["Address"], BLE_ADDR)
+        self.assertTrue(dev["Desired"])
+        self.assertIn(dev["State"], ("idle", "connecting", "backoff"))
+        self.assertFalse(dev["Connected"])
+        self.assertEqual(dev["Notifications"], 0)
+        self.assertEqual(dev["LastNotification"], 0)
+        self.assertEqual(list(dev["Subscriptions"]), [])
+
+        # The broker goes away: the change is signalled, with the reason and the retry.
+        self.broker.stop()
+        self.assertTrue(st.wait_until(lambda: self.signals.find(P + "Gateway1", "CloudState", "connecting")),
+                        self.signals.items)
+        self.assertTrue(st.wait_until(lambda: self.props(PATH, P + "Gateway1")["CloudLastError"] != ""))
+        self.assertTrue(st.wait_until(lambda: self.signals.find(P + "Gateway1", "CloudLastError")))
+        # While offline, what is published waits in the outbox and is signalled (a c2g answer cannot
+        # come, so the device's status report is the traffic; at least the count is consistent).
+        self.broker.start()
+        self.assertTrue(st.wait_until(lambda: self.props(PATH, P + "Gateway1")["CloudState"] == "ready", 30))
+        self.assertTrue(self.signals.find(P + "Gateway1", "CloudState", "ready"))
+
+        # Methods: root may, others may not.
+        connects = self.daemon.log().count("Cloud connected to")
+        gwi = dbus.Interface(self.conn.get_object(NAME, PATH), P + "Gateway1")
+        gwi.Reconnect()
+        self.assertTrue(st.wait_until(lambda: self.daemon.log().count("Cloud connected to") > connects),
+                        self.daemon.log()[-3000:])
+        gwi.Reload()
+        self.assertTrue(self.daemon.wait_log("Reload asked over D-Bus"))
+        seen = gwi.Scan(dbus.UInt32(1), timeout=10)
+        self.assertIsInstance(seen, dbus.Array)
+        with self.assertRaises(dbus.DBusException) as e:
+            gwi.Scan(dbus.UInt32(0))
+        self.assertEqual(e.exception.get_dbus_name(), "org.freedesktop.DBus.Error.InvalidArgs")
+        with self.assertRaises(dbus.DBusException) as e:
+            dbus.Interface(self.conn.get_object(NAME, PATH), P + "Modem1").GetImei()
+        self.assertEqual(e.exception.get_dbus_name(), P + "Error.NoModem")
+
+        # A member of the group reads; it may not call methods, nor read the IMEI.
+        ok, out = self.as_user(READER, PATH, "org.freedesktop.DBus.Properties.Get", "string:" + P + "Gateway1",
+                               "string:CloudState")
+        self.assertTrue(ok, out)
+        self.assertIn('"ready"', out)
+        ok, out = self.as_user(READER, ROOT, "org.freedesktop.DBus.ObjectManager.GetManagedObjects")
+        self.assertTrue(ok, out)
+        for method in (P + "Gateway1.Reload", P + "Gateway1.Reconnect", P + "Modem1.GetImei"):
+            ok, out = self.as_user(READER, PATH, method)
+            self.assertFalse(ok, out)
+            self.assertIn("AccessDenied", out)
+        # Someone else reads nothing.
+        ok, out = self.as_user(STRANGER, PATH, "org.freedesktop.DBus.Properties.Get", "string:" + P + "Gateway1",
+                               "string:CloudState")
+        self.assertFalse(ok, out)
+        self.assertIn("AccessDenied", out)
+
+    def test_ctl_status_json_and_status_line(self):
+        self.start()
+        self.assertTrue(st.wait_until(lambda: any(s.startswith("Cloud ready (localhost), 0/1 device connected, "
+                                                               "outbox ") for s in self.daemon.statuses())),
+                        self.daemon.statuses())
+        r = self.ctl("status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["gateway"]["CloudState"], "ready")
+        self.assertEqual(j["gateway"]["GatewayId"], DEVICE)
+        self.assertEqual(j["modem"]["Present"], False)
+        self.assertIn("Messages", j["outbox"])
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Cloud:", r.stdout)
+        self.assertIn("ready", r.stdout)
+        self.assertIn("none ([Modem] Port=none)", r.stdout)
+        # A member of the group sees the same.
+        r = self.ctl("status", "--json", user=READER)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["gateway"]["CloudState"], "ready")
+
+        r = self.ctl("devices", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        devices = json.loads(r.stdout)
+        self.assertEqual([d["Address"] for d in devices], [BLE_ADDR])
+        r = self.ctl("devices")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(BLE_ADDR, r.stdout)
+
+        r = self.ctl("outbox", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Messages", json.loads(r.stdout))
+
+        # No modem: the pty named by the main file was never opened.
+        pid = self.daemon.proc.pid
+        fds = [os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in os.listdir("/proc/%d/fd" % pid)]
+        self.assertNotIn(self.pty_name, fds)
+        self.assertIn("[Modem] Port=none: no nRF91", self.daemon.log())
+        self.assertNotIn(self.pty_name, self.daemon.log())
+
+        # The daemon is gone: status says so with its own exit code.
+        self.daemon.stop()
+        self.daemon = None
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 8, r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
