@@ -377,3 +377,100 @@ int ctl_bus_outbox(void) {
         json_decref(ob);
         return r;
 }
+
+/* monitor: one readable line per change, until interrupted. */
+static void print_change_prefix(const char *path) {
+        char now[16];
+        time_t t = time(NULL);
+        struct tm tm;
+        const char *object = strncmp(path, API_ROOT "/", strlen(API_ROOT "/")) == 0 ? path + strlen(API_ROOT "/") : path;
+
+        strftime(now, sizeof now, "%H:%M:%S", localtime_r(&t, &tm));
+        printf("%s %s", now, object);
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *iface;
+        json_t *changed = NULL, *v;
+        const char *key;
+        (void) userdata, (void) ret_error;
+
+        if (sd_bus_message_read_basic(m, 's', &iface) < 0 || read_dict(m, &changed) < 0)
+                return 0;
+        if (strncmp(iface, API_PREFIX, strlen(API_PREFIX)) == 0)
+                iface += strlen(API_PREFIX);
+        if (ctl_args.json) {
+                json_t *j = json_pack("{s:s,s:s,s:o}", "path", sd_bus_message_get_path(m), "interface", iface,
+                                      "changed", changed);
+                char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+                if (s)
+                        puts(s);
+                free(s);
+                json_decref(j);
+        } else {
+                json_object_foreach(changed, key, v) {
+                        char *s = json_dumps(v, JSON_ENCODE_ANY);
+                        print_change_prefix(sd_bus_message_get_path(m));
+                        printf(" %s.%s = %s\n", iface, key, s ? s : "?");
+                        free(s);
+                }
+                json_decref(changed);
+        }
+        fflush(stdout);
+        return 0;
+}
+
+static int on_interfaces(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        const char *path;
+        (void) userdata, (void) ret_error;
+
+        if (sd_bus_message_read_basic(m, 'o', &path) < 0)
+                return 0;
+        if (ctl_args.json)
+                printf("{\"path\": \"%s\", \"event\": \"%s\"}\n", path,
+                       streq(sd_bus_message_get_member(m), "InterfacesAdded") ? "added" : "removed");
+        else {
+                print_change_prefix(path);
+                printf(" %s\n", streq(sd_bus_message_get_member(m), "InterfacesAdded") ? "appeared" : "went away");
+        }
+        fflush(stdout);
+        return 0;
+}
+
+int verb_monitor(int argc, char *argv[], CtlOptions *o) {
+        sd_bus *bus = NULL;
+        int r;
+        (void) argc, (void) argv, (void) o;
+
+        if (api_open(&bus) < 0)
+                return not_running();
+        r = sd_bus_match_signal(bus, NULL, API_NAME, NULL, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                                on_properties_changed, NULL);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, NULL, API_NAME, API_ROOT, "org.freedesktop.DBus.ObjectManager",
+                                        "InterfacesAdded", on_interfaces, NULL);
+        if (r >= 0)
+                r = sd_bus_match_signal(bus, NULL, API_NAME, API_ROOT, "org.freedesktop.DBus.ObjectManager",
+                                        "InterfacesRemoved", on_interfaces, NULL);
+        if (r < 0) {
+                fprintf(stderr, "Cannot follow the daemon: %s\n", strerror(-r));
+                sd_bus_flush_close_unref(bus);
+                return CTL_EXIT_FAILED;
+        }
+        if (!ctl_args.json)
+                printf("Following %s; Ctrl-C to stop.\n", API_NAME);
+        fflush(stdout);
+        for (;;) {
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        break;
+                if (r > 0)
+                        continue;
+                r = sd_bus_wait(bus, UINT64_MAX);
+                if (r < 0 && r != -EINTR)
+                        break;
+        }
+        sd_bus_flush_close_unref(bus);
+        fprintf(stderr, "The daemon's bus connection ended: %s\n", strerror(-r));
+        return CTL_EXIT_NOT_RUNNING;
+}

@@ -100,5 +100,6 @@ int verb_fota(int argc, char *argv[], CtlOptions *o);
 /* ctl-bus.c: views of a running daemon, over its D-Bus API. */
 int verb_status(int argc, char *argv[], CtlOptions *o);
 int verb_devices(int argc, char *argv[], CtlOptions *o);
+int verb_monitor(int argc, char *argv[], CtlOptions *o);
 bool ctl_daemon_running(void);
 int ctl_bus_outbox(void);

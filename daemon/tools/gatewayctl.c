@@ -104,6 +104,9 @@ static const Verb verbs[] = {
         { "devices", verb_devices, json_opts,
           "devices [--json]\n"
           "  The BLE devices the running daemon manages: state, RSSI, notifications, last error." },
+        { "monitor", verb_monitor, json_opts,
+          "monitor [--json]\n"
+          "  Follows the running daemon's changes live, one line each, until Ctrl-C." },
         { "identity", verb_identity, identity_opts,
           "identity [--show-personal] [--sec-tag N]\n"
           "  Device id, IMEI, modem firmware, firmware version, and the credentials of the tag." },

@@ -229,6 +229,12 @@ class DbusApi(unittest.TestCase):
         self.assertEqual(list(dev["Subscriptions"]), [])
 
         # The broker goes away: the change is signalled, with the reason and the retry.
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        mon_out = open(os.path.join(self.dir, "monitor.out"), "w+")
+        monitor = subprocess.Popen([CTL, "monitor"], stdout=mon_out, stderr=subprocess.STDOUT, env=env)
+        self.addCleanup(mon_out.close)
+        self.addCleanup(st.stop_process, monitor)
+        self.assertTrue(st.wait_until(lambda: "Following" in open(mon_out.name).read()))
         self.broker.stop()
         self.assertTrue(st.wait_until(lambda: self.signals.find(P + "Gateway1", "CloudState", "connecting")),
                         self.signals.items)
@@ -239,6 +245,10 @@ class DbusApi(unittest.TestCase):
         self.broker.start()
         self.assertTrue(st.wait_until(lambda: self.props(PATH, P + "Gateway1")["CloudState"] == "ready", 30))
         self.assertTrue(self.signals.find(P + "Gateway1", "CloudState", "ready"))
+        # gatewayctl monitor followed the same, readably.
+        self.assertTrue(st.wait_until(lambda: 'gateway Gateway1.CloudState = "ready"' in open(mon_out.name).read()),
+                        open(mon_out.name).read())
+        self.assertIn('gateway Gateway1.CloudState = "connecting"', open(mon_out.name).read())
 
         # Methods: root may, others may not.
         connects = self.daemon.log().count("Cloud connected to")
