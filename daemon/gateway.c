@@ -249,7 +249,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .max_connections = on_cloud_max_connections,
         };
         const Config *c = g->config;
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = NULL, *broker = NULL;
         OutboxLimits limits = gateway_outbox_limits(c);
         MqttOptions o;
         CloudSessionOptions co;
@@ -272,9 +272,12 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
         outbox_set_changed_callback(g->outbox, on_outbox_changed, g);
 
+        if (asprintf(&broker, "%s:%u", c->cloud_host, c->cloud_port) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
         o = (MqttOptions){
                 .server_uri = server_uri,
                 .client_id = device_id,
+                .broker_name = broker,
                 .keepalive_sec = c->keepalive_sec,
                 .ca_file = c->cloud_tls == CLOUD_TLS_HOST ? c->ca_file : NULL,
                 .cert_file = c->cloud_tls == CLOUD_TLS_HOST ? c->cert_file : NULL,

@@ -1205,7 +1205,8 @@ int ble_device_new(BleManager *m, const char *address, BleDevice **ret) {
                 ble_device_object_added(d, f.found);
         else
                 d->was_absent = true;
-        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: desired%s", d->address,
+        /* The transition idle → connecting says it at info level; what is unusual is worth a line of its own. */
+        log_fields(f.found ? LOG_DEBUG : LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: desired%s", d->address,
                    f.found ? "" : ", not yet known to BlueZ");
         *ret = d;
         return 0;

@@ -62,6 +62,7 @@ typedef enum MqttState {
 typedef struct MqttOptions {
         const char *server_uri; /* "ssl://host:port" or "tcp://127.0.0.1:port"; NULL when prepare() gives it */
         const char *client_id;  /* the device id */
+        const char *broker_name; /* "host:port" for log lines; NULL: the URI (which is the loopback bridge's in modem mode) */
         unsigned keepalive_sec;
         const char *ca_file;   /* all three set: TLS with mutual authentication; all NULL: plain TCP */
         const char *cert_file;
