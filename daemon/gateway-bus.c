@@ -140,7 +140,18 @@ static void gateway_fill(void *object, BusValue *v) {
 static const BusProperty modem_props[] = {
         P("Present"),       P("Port"),       P("State"), P("ModemFirmware"), P("FirmwareVersion"),
         P("DeviceUuid"),    P("Registration"), P("Rsrp"), P("Rsrq"),        P("SignalUpdated"),
+        P("SecTag"),        P("Credentials"),
 };
+
+/* "<sha256 or -> <name>" of each credential the tag holds (CA, client certificate, key), as read at the probe. */
+static char **modem_credentials(const ModemIdentity *id) {
+        char **l = NULL;
+
+        for (CredType t = CRED_ROOT_CA; id && t <= CRED_CLIENT_KEY; t++)
+                if (id->has_credential[t])
+                        (void) strv_extendf(&l, "%s %s", id->sha256[t][0] ? id->sha256[t] : "-", cred_type_to_string(t));
+        return l ? l : calloc(1, sizeof(char *));
+}
 
 static void modem_fill(void *object, BusValue *v) {
         GatewayBus *b = object;
@@ -160,6 +171,8 @@ static void modem_fill(void *object, BusValue *v) {
         bus_value_i(&v[7], b->rsrp);
         bus_value_i(&v[8], b->rsrq);
         bus_value_t(&v[9], b->signal_usec);
+        bus_value_u(&v[10], g->config->sec_tag);
+        bus_value_strv(&v[11], modem_credentials(id));
 }
 
 /* "+CESQ: <rxlev>,<ber>,<rscp>,<ecno>,<rsrq>,<rsrp>" (3GPP TS 27.007 §8.69). */
@@ -603,6 +616,8 @@ static const sd_bus_vtable modem_vtable[] = {
         SD_BUS_PROPERTY("Rsrp", "i", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Rsrq", "i", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SignalUpdated", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("SecTag", "u", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Credentials", "as", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_NAMES("GetImei", "", , "s", SD_BUS_PARAM(imei), method_get_imei,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

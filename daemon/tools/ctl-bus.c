@@ -10,11 +10,13 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 
 #include "ctl.h"
+#include "identity.h"
 #include "util.h"
 
 #define API_NAME "io.github.nrfcloud_gateway.Gateway1"
@@ -473,4 +475,177 @@ int verb_monitor(int argc, char *argv[], CtlOptions *o) {
         sd_bus_flush_close_unref(bus);
         fprintf(stderr, "The daemon's bus connection ended: %s\n", strerror(-r));
         return CTL_EXIT_NOT_RUNNING;
+}
+
+/* Method calls are root's: a refusal gets its own exit code. */
+static int method_failed(const char *what, sd_bus_error *error, int r) {
+        fprintf(stderr, "%s: %s\n", what, error->message ? error->message : strerror(-r));
+        r = sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) ? CTL_EXIT_DENIED : CTL_EXIT_FAILED;
+        sd_bus_error_free(error);
+        return r;
+}
+
+int verb_scan(int argc, char *argv[], CtlOptions *o) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        json_t *list = json_array();
+        unsigned seconds = 5;
+        const char *address, *name;
+        int16_t rssi;
+        int r;
+        (void) argc, (void) argv, (void) o;
+
+        if (ctl_args.positional[0]) {
+                char *end;
+                unsigned long v = strtoul(ctl_args.positional[0], &end, 10);
+                if (*end || v < 1 || v > 60 || ctl_args.positional[1]) {
+                        fprintf(stderr, "Usage: %s scan [SECONDS] [--json]   (SECONDS: 1-60, default 5)\n",
+                                program_invocation_short_name);
+                        json_decref(list);
+                        return CTL_EXIT_USAGE;
+                }
+                seconds = (unsigned) v;
+        }
+        if (api_open(&bus) < 0) {
+                json_decref(list);
+                return not_running();
+        }
+        r = sd_bus_call_method(bus, API_NAME, API_PATH, API_PREFIX "Gateway1", "Scan", &error, &reply, "u",
+                               (uint32_t) seconds);
+        if (r < 0) {
+                sd_bus_flush_close_unref(bus);
+                json_decref(list);
+                return method_failed("The daemon could not scan", &error, r);
+        }
+        r = sd_bus_message_enter_container(reply, 'a', "(ssn)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ssn)", &address, &name, &rssi)) > 0)
+                json_array_append_new(list, json_pack("{s:s,s:s,s:i}", "address", address, "name", name, "rssi", rssi));
+        sd_bus_flush_close_unref(bus);
+        if (r < 0) {
+                json_decref(list);
+                fprintf(stderr, "Cannot read the scan results: %s\n", strerror(-r));
+                return CTL_EXIT_FAILED;
+        }
+        if (ctl_args.json)
+                r = print_json(list);
+        else {
+                size_t i;
+                json_t *d;
+                printf("%-17s  %5s  %s\n", "ADDRESS", "RSSI", "NAME");
+                json_array_foreach(list, i, d)
+                        printf("%-17s  %5" JSON_INTEGER_FORMAT "  %s\n", jstr(d, "address"), jint(d, "rssi"),
+                               *jstr(d, "name") ? jstr(d, "name") : "-");
+                printf("%zu device(s) seen in %u s\n", json_array_size(list), seconds);
+                r = CTL_EXIT_OK;
+        }
+        json_decref(list);
+        return r;
+}
+
+/* identity while the daemon holds the port: what it read when it probed the modem. */
+int ctl_bus_identity(const CtlOptions *o) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+        json_t *gw = NULL, *modem = NULL, *j, *creds;
+        const char *imei = NULL;
+        char red[MODEM_IMEI_STRING_MAX];
+        size_t i;
+        int r;
+
+        if (api_open(&bus) < 0)
+                return not_running();
+        r = get_all(bus, API_PATH, API_PREFIX "Gateway1", &gw);
+        if (r >= 0)
+                r = get_all(bus, API_PATH, API_PREFIX "Modem1", &modem);
+        if (r >= 0 && sd_bus_call_method(bus, API_NAME, API_PATH, API_PREFIX "Modem1", "GetImei", &error, &reply,
+                                         NULL) >= 0)
+                (void) sd_bus_message_read(reply, "s", &imei);
+        sd_bus_flush_close_unref(bus);
+        if (r < 0) {
+                json_decref(gw);
+                json_decref(modem);
+                sd_bus_error_free(&error);
+                return CTL_EXIT_FAILED;
+        }
+        if (!json_is_true(json_object_get(modem, "Present"))) {
+                fprintf(stderr, "The daemon runs without a modem ([Modem] Port=none).\n");
+                json_decref(gw);
+                json_decref(modem);
+                sd_bus_error_free(&error);
+                return CTL_EXIT_NO_MODEM;
+        }
+        if (imei && !ctl_args.show_personal)
+                imei = imei_redact(imei, red);
+        j = json_pack("{s:s,s:s,s:s?,s:s,s:s,s:I,s:O,s:s}", "device_id", jstr(gw, "GatewayId"), "uuid",
+                      jstr(modem, "DeviceUuid"), "imei", imei, "modem_firmware", jstr(modem, "ModemFirmware"),
+                      "firmware", jstr(modem, "FirmwareVersion"), "sec_tag", jint(modem, "SecTag"), "credentials",
+                      json_object_get(modem, "Credentials"), "source", "daemon");
+        if (ctl_args.json)
+                r = print_json(j);
+        else {
+                printf("Device ID:        %s%s\n", *jstr(gw, "GatewayId") ? jstr(gw, "GatewayId") : "(unknown)",
+                       o->config->device_id ? " (from the configuration)" : "");
+                printf("Device UUID:      %s\n", *jstr(modem, "DeviceUuid") ? jstr(modem, "DeviceUuid") : "(unknown)");
+                if (!imei)
+                        printf("IMEI:             (%s)\n", sd_bus_error_has_name(&error, SD_BUS_ERROR_ACCESS_DENIED)
+                                                               ? "root only"
+                                                               : "unknown");
+                else
+                        printf("IMEI:             %s%s\n", imei,
+                               ctl_args.show_personal ? "" : " (--show-personal shows it in full)");
+                printf("Modem firmware:   %s\n", *jstr(modem, "ModemFirmware") ? jstr(modem, "ModemFirmware") : "n/a");
+                printf("Firmware:         %s\n", *jstr(modem, "FirmwareVersion") ? jstr(modem, "FirmwareVersion") : "n/a");
+                printf("Security tag:     %" JSON_INTEGER_FORMAT "\n", jint(modem, "SecTag"));
+                creds = json_object_get(modem, "Credentials");
+                json_array_foreach(creds, i, j) {
+                        const char *c = json_string_value(j), *sp = c ? strchr(c, ' ') : NULL;
+                        if (sp)
+                                printf("  %-22s present, SHA-256 %.*s\n", sp + 1, (int) (sp - c), c);
+                }
+                printf("(answered by the running daemon, as read when it probed the modem on %s)\n",
+                       jstr(modem, "Port"));
+                r = CTL_EXIT_OK;
+                j = NULL;
+        }
+        json_decref(j);
+        json_decref(gw);
+        json_decref(modem);
+        sd_bus_error_free(&error);
+        return r;
+}
+
+/* fota while the daemon runs: the manager's own view. */
+int ctl_bus_fota(void) {
+        sd_bus *bus = NULL;
+        json_t *f = NULL, *types, *t;
+        size_t i;
+        int r;
+
+        if (api_open(&bus) < 0)
+                return not_running();
+        r = get_all(bus, API_PATH, API_PREFIX "Fota1", &f);
+        sd_bus_flush_close_unref(bus);
+        if (r < 0)
+                return CTL_EXIT_FAILED;
+        if (ctl_args.json)
+                r = print_json(f);
+        else {
+                printf("FOTA:             %s\n", jstr(f, "State"));
+                if (*jstr(f, "JobId"))
+                        printf("Job:              %s\n", jstr(f, "JobId"));
+                if (jint(f, "Progress") >= 0)
+                        printf("Progress:         %" JSON_INTEGER_FORMAT " %%\n", jint(f, "Progress"));
+                if (*jstr(f, "LastJobId"))
+                        printf("Last job:         %s\n", jstr(f, "LastJobId"));
+                printf("Firmware types:  ");
+                types = json_object_get(f, "SupportedTypes");
+                json_array_foreach(types, i, t)
+                        printf(" %s", json_string_value(t));
+                printf("%s\n", json_array_size(types) ? "" : " none");
+                r = CTL_EXIT_OK;
+        }
+        json_decref(f);
+        return r;
 }
