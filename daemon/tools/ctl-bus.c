@@ -548,7 +548,7 @@ int ctl_bus_identity(const CtlOptions *o) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
         sd_bus *bus = NULL;
-        json_t *gw = NULL, *modem = NULL, *j, *creds;
+        json_t *gw = NULL, *modem = NULL, *j, *creds, *c;
         const char *imei = NULL;
         char red[MODEM_IMEI_STRING_MAX];
         size_t i;
@@ -599,15 +599,14 @@ int ctl_bus_identity(const CtlOptions *o) {
                 printf("Firmware:         %s\n", *jstr(modem, "FirmwareVersion") ? jstr(modem, "FirmwareVersion") : "n/a");
                 printf("Security tag:     %" JSON_INTEGER_FORMAT "\n", jint(modem, "SecTag"));
                 creds = json_object_get(modem, "Credentials");
-                json_array_foreach(creds, i, j) {
-                        const char *c = json_string_value(j), *sp = c ? strchr(c, ' ') : NULL;
+                json_array_foreach(creds, i, c) {
+                        const char *text = json_string_value(c), *sp = text ? strchr(text, ' ') : NULL;
                         if (sp)
-                                printf("  %-22s present, SHA-256 %.*s\n", sp + 1, (int) (sp - c), c);
+                                printf("  %-22s present, SHA-256 %.*s\n", sp + 1, (int) (sp - text), text);
                 }
                 printf("(answered by the running daemon, as read when it probed the modem on %s)\n",
                        jstr(modem, "Port"));
                 r = CTL_EXIT_OK;
-                j = NULL;
         }
         json_decref(j);
         json_decref(gw);
