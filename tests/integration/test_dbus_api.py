@@ -414,11 +414,72 @@ class DbusApi(Base):
         self.assertIn("[Modem] Port=none: no nRF91", self.daemon.log())
         self.assertNotIn(self.pty_name, self.daemon.log())
 
+        # identity: the daemon says it has no modem; stopped, the tool does not open a port either.
+        r = self.ctl("identity")
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("without a modem", r.stderr)
+
         # The daemon is gone: status says so with its own exit code.
+        conf = self.daemon.conf
         self.daemon.stop()
         self.daemon = None
         r = self.ctl("status")
         self.assertEqual(r.returncode, 8, r.stdout + r.stderr)
+        r = subprocess.run([CTL, "identity", "--config", conf], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address))
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        self.assertIn("[Modem] Port=none", r.stderr)
+        self.assertNotIn(self.pty_name, r.stdout + r.stderr)
+
+    def test_introspection_matches_the_installed_xml(self):
+        """What the daemon serves is what systemd/io.github.nrfcloud_gateway.Gateway1.xml documents:
+        the same interfaces, properties with their types, and methods with their arguments."""
+        import xml.etree.ElementTree as ET
+
+        def members(root):
+            out = {}
+            for iface in root.findall("interface"):
+                name = iface.get("name")
+                if not name.startswith(P):
+                    continue
+                out[name] = (sorted((p.get("name"), p.get("type"), p.get("access")) for p in iface.findall("property")),
+                             sorted((m.get("name"), tuple((a.get("type"), a.get("direction", "in"))
+                                                         for a in m.findall("arg"))) for m in iface.findall("method")))
+            return out
+
+        self.start()
+        documented = members(ET.parse(os.path.join(HERE, "..", "..", "systemd",
+                                                    "io.github.nrfcloud_gateway.Gateway1.xml")).getroot())
+        served = {}
+        dev_path = ROOT + "/dev_" + BLE_ADDR.replace(":", "_")
+        self.assertTrue(st.wait_until(lambda: dev_path in dbus.Interface(
+            self.conn.get_object(NAME, ROOT), "org.freedesktop.DBus.ObjectManager").GetManagedObjects()))
+        for path in (PATH, dev_path):
+            text = dbus.Interface(self.conn.get_object(NAME, path), "org.freedesktop.DBus.Introspectable").Introspect()
+            served.update(members(ET.fromstring(str(text))))
+        self.assertEqual(len(documented), 5)
+        self.assertEqual(served, documented)
+
+    def test_device_removed_and_reload_refused(self):
+        self.start()
+        om = dbus.Interface(self.conn.get_object(NAME, ROOT), "org.freedesktop.DBus.ObjectManager")
+        dev_path = ROOT + "/dev_" + BLE_ADDR.replace(":", "_")
+        self.assertTrue(st.wait_until(lambda: dev_path in om.GetManagedObjects()))
+        removed = []
+        self.signals.conn.add_signal_receiver(lambda path, ifaces: removed.append((str(path), list(ifaces))),
+                                              "InterfacesRemoved", "org.freedesktop.DBus.ObjectManager")
+        # nRF Cloud no longer wants the device: its object goes, with InterfacesRemoved.
+        self.peer.delta({"desiredConnections": []})
+        self.assertTrue(st.wait_until(lambda: (dev_path, [P + "Device1"]) in removed), removed)
+        self.assertNotIn(dev_path, om.GetManagedObjects())
+        self.assertTrue(st.wait_until(lambda: self.props(PATH, P + "Gateway1")["DevicesDesired"] == 0))
+        # Reload() with an invalid file: refused with the API's error, the daemon runs on.
+        with open(self.daemon.conf, "a") as f:
+            f.write("[Cloud]\nKeepAliveSec=5\n")
+        with self.assertRaises(dbus.DBusException) as e:
+            dbus.Interface(self.conn.get_object(NAME, PATH), P + "Gateway1").Reload()
+        self.assertEqual(e.exception.get_dbus_name(), P + "Error.InvalidConfiguration")
+        self.assertEqual(self.props(PATH, P + "Gateway1")["State"], "running")
 
 
 MODEM_DEVICE = "3f1c9a7e-2b64-4d0e-8a51-7c9e2f4b6d13"
