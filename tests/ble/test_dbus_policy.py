@@ -17,32 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import blefixture  # noqa: E402
 
-POLICY = os.path.join(HERE, "..", "..", "systemd", "nrfcloud-gateway-dbus.conf")
 GATEWAY_USER = "nobody"
 GATEWAY_GROUP = "nogroup"
 API_NAME = "io.github.nrfcloud_gateway.Gateway1"
 OTHER = ("daemon", "daemon")  # neither the service user nor in its group
-
-# The default policy of Debian's /usr/share/dbus-1/system.conf; root may own names (the services here).
-POLICY_ELEMENTS = """  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <policy user="root">
-    <allow own="*"/>
-  </policy>
-  <include>{policy}</include>
-"""
 
 # A system service on the bus: owns a name, answers Properties and ObjectManager on "/".
 SERVICE = r"""
@@ -84,14 +62,8 @@ class DbusPolicy(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="dbus-policy-")
         os.chmod(self.tmp.name, 0o755)
-        policy = os.path.join(self.tmp.name, "policy.conf")
-        with open(POLICY) as f:
-            text = f.read()
-        self.assertIn('user="nrfcloud-gateway"', text)
-        with open(policy, "w") as f:
-            f.write(text.replace('user="nrfcloud-gateway"', 'user="%s"' % GATEWAY_USER)
-                    .replace('group="nrfcloud-gateway"', 'group="%s"' % GATEWAY_GROUP))
-        self.bus = blefixture.Bus(self.tmp.name, policy=POLICY_ELEMENTS.format(policy=policy))
+        self.bus = blefixture.Bus(self.tmp.name,
+                                  policy=blefixture.project_policy(self.tmp.name, GATEWAY_USER, GATEWAY_GROUP))
         self.address = self.bus.address
         self.services = []
         for name in ("org.bluez", "org.freedesktop.hostname1", API_NAME):

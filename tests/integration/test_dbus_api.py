@@ -35,35 +35,11 @@ P = "io.github.nrfcloud_gateway."
 BLE_ADDR = "C2:6B:AC:6D:05:A2"
 GATT_HR = [{"uuid": "180d", "characteristics": [
     {"uuid": "2a37", "flags": ["notify"], "value": "0048", "descriptors": [{"uuid": "2902", "value": "0000"}]}]}]
-POLICY_FILE = os.path.join(HERE, "..", "..", "systemd", "nrfcloud-gateway-dbus.conf")
 CTL = os.path.join(os.path.dirname(st.DAEMON), "tools", "nrfcloud-gatewayctl")
 if not os.path.exists(CTL):
     CTL = os.path.join(os.path.dirname(st.DAEMON), "nrfcloud-gatewayctl")
 READER = ("nobody", "nogroup")  # plays a member of the nrfcloud-gateway group
 STRANGER = ("daemon", "daemon")  # in no group of the policy
-
-# Debian's system.conf default policy; root may own names and call BlueZ (it plays bluetoothd and the daemon).
-POLICY = """  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <policy user="root">
-    <allow own="*"/>
-    <allow send_destination="org.bluez"/>
-  </policy>
-  <include>{policy}</include>
-"""
-
 
 def read_text(path):
     with open(path, errors="replace") as f:
@@ -119,13 +95,7 @@ class Base(unittest.TestCase):
         self.dir = os.path.join(self.tmp.path, self.id().split(".")[-1])
         os.makedirs(self.dir)
         os.chmod(self.dir, 0o755)
-        with open(POLICY_FILE) as f:
-            text = f.read()
-        policy = os.path.join(self.dir, "policy.conf")
-        with open(policy, "w") as f:
-            f.write(text.replace('user="nrfcloud-gateway"', 'user="nobody"')
-                    .replace('group="nrfcloud-gateway"', 'group="%s"' % READER[1]))
-        self.bus = blefixture.Bus(self.dir, policy=POLICY.format(policy=policy))
+        self.bus = blefixture.Bus(self.dir, policy=blefixture.project_policy(self.dir, "nobody", READER[1]))
         self.old_env = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.bus.address
         self.bluez = blefixture.BluezMock(self.bus, self.dir)
