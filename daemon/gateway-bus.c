@@ -25,7 +25,6 @@
 #define CESQ_TIMEOUT_USEC (5u * 1000000u)
 #define COUNTERS_INTERVAL_USEC (1000000u)
 #define SCAN_SECONDS_MAX 60u
-#define SIGNAL_UNKNOWN INT32_MIN
 #define PROPS_MAX 16
 
 /* A property signalled on change, and one that is not (const, or read when asked). */
@@ -175,24 +174,18 @@ static void modem_fill(void *object, BusValue *v) {
         bus_value_strv(&v[11], modem_credentials(id));
 }
 
-/* "+CESQ: <rxlev>,<ber>,<rscp>,<ecno>,<rsrq>,<rsrp>" (3GPP TS 27.007 §8.69). */
+/* The answer to AT+CESQ: the LTE signal (at_parse_cesq()). */
 static void on_cesq(AtEngine *e, const AtResponse *r, void *userdata) {
         GatewayBus *b = userdata;
-        uint64_t f[6];
-        AtCursor c;
         (void) e;
 
         b->cesq_pending = false;
-        if (r->result < 0 || r->n_lines < 1 || at_cursor_init(&c, r->lines[0], strlen(r->lines[0]), "+CESQ") < 0)
-                return;
-        for (size_t i = 0; i < ELEMENTSOF(f); i++)
-                if (at_cursor_uint(&c, 255, &f[i]) < 0)
+        for (size_t i = 0; r->result >= 0 && i < r->n_lines; i++)
+                if (at_parse_cesq(r->lines[i], &b->rsrp, &b->rsrq) >= 0) {
+                        b->signal_usec = now_usec(CLOCK_REALTIME);
+                        gateway_bus_changed(b);
                         return;
-        /* rsrq 0..34: -20 + n/2 dB; rsrp 0..97: n - 141 dBm; 255: not known. */
-        b->rsrq = f[4] <= 34 ? (int32_t) f[4] * 5 - 200 : SIGNAL_UNKNOWN;
-        b->rsrp = f[5] <= 97 ? (int32_t) f[5] - 141 : SIGNAL_UNKNOWN;
-        b->signal_usec = now_usec(CLOCK_REALTIME);
-        gateway_bus_changed(b);
+                }
 }
 
 /* Someone reads the signal: ask the modem if the value is older than a minute. */
@@ -815,7 +808,7 @@ int gateway_bus_new(Gateway *g, GatewayBus **ret) {
                 return log_error_errno(ENOMEM, "Out of memory");
         b->gateway = g;
         b->cloud_since_usec = now_usec(CLOCK_REALTIME);
-        b->rsrp = b->rsrq = SIGNAL_UNKNOWN;
+        b->rsrp = b->rsrq = AT_CESQ_UNKNOWN;
         r = gateway_bus_serve(b);
         if (r < 0) {
                 log_warning_errno(r, "The D-Bus API is not available (system bus: %m); running without it");

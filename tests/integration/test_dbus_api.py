@@ -50,8 +50,9 @@ class Signals:
     """PropertiesChanged and InterfacesAdded of the daemon, recorded by a GLib loop in a thread."""
 
     def __init__(self, address):
-        dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
-        self.conn = dbus.bus.BusConnection(address)
+        # Only this connection is dispatched by the loop's thread: the test's other connections make
+        # blocking calls from the main thread, which dbus-python must not mix with a loop elsewhere.
+        self.conn = dbus.bus.BusConnection(address, mainloop=dbus.mainloop.glib.DBusGMainLoop())
         self.items = []
         self.conn.add_signal_receiver(self._changed, "PropertiesChanged", "org.freedesktop.DBus.Properties",
                                       path_keyword="path")
