@@ -166,7 +166,7 @@ static int get_all(sd_bus *bus, const char *path, const char *iface, json_t **re
         return read_dict(reply, ret);
 }
 
-/* Object path → Device1 properties, sorted by path (= by address). */
+/* The Device1 properties of every device, sorted by address. */
 static int get_devices(sd_bus *bus, json_t **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -193,8 +193,20 @@ static int get_devices(sd_bus *bus, json_t **ret) {
                         if (r >= 0 && streq(iface, API_PREFIX "Device1")) {
                                 json_t *d = NULL;
                                 r = read_dict(reply, &d);
-                                if (r >= 0)
-                                        json_array_append_new(list, d);
+                                if (r >= 0) {
+                                        /* Kept sorted by address. */
+                                        const char *a = json_string_value(json_object_get(d, "Address"));
+                                        size_t at = json_array_size(list);
+                                        for (size_t k = 0; a && k < json_array_size(list); k++) {
+                                                const char *b = json_string_value(
+                                                        json_object_get(json_array_get(list, k), "Address"));
+                                                if (b && strcmp(a, b) < 0) {
+                                                        at = k;
+                                                        break;
+                                                }
+                                        }
+                                        json_array_insert_new(list, at, d);
+                                }
                         } else if (r >= 0)
                                 r = sd_bus_message_skip(reply, "a{sv}");
                         if (r >= 0)
