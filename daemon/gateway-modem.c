@@ -79,6 +79,7 @@ static void on_cereg(AtEngine *e, const char *line, const uint8_t *payload, size
         g->modem_registered = registered;
         /* Also on a cell change: the location manager reads the new cell. */
         location_manager_set_registered(g->location, registered);
+        gateway_notify_status(g);
         if (registered)
                 gateway_modem_cloud_start(g);
 }
@@ -140,6 +141,7 @@ static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state,
         Gateway *g = userdata;
         const ModemIdentity *id = modem_get_identity(m);
 
+        gateway_notify_status(g);
         if (new_state == MODEM_READY) {
                 /* Every record from now on names the gateway, once the modem has told us who we are. */
                 if (id->device_id)
@@ -172,6 +174,10 @@ int gateway_modem_start(Gateway *g) {
         };
         int r;
 
+        if (!config_has_modem(g->config)) {
+                log_info("[Modem] Port=none: no nRF91, no serial port is opened, FOTA is not offered");
+                return 0;
+        }
         r = modem_new(g->event, g->config, &g->modem);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the modem on %s: %m", strna(g->config->modem_port));

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "gateway.h"
+#include "gateway-bus.h"
 #include "log.h"
 #include "state-dir.h"
 #include "modem.h"
@@ -28,34 +29,6 @@ void gateway_apply_log_settings(const Config *c, int log_level_override) {
         log_set_max_level(log_level_override >= 0 ? log_level_override : c->log_level);
 }
 
-void gateway_notify_status(Gateway *g) {
-        const char *s = "?";
-
-        switch (g->state) {
-        case GATEWAY_STARTING:
-                s = "Starting";
-                break;
-        case GATEWAY_RUNNING:
-                s = "Running";
-                break;
-        case GATEWAY_RELOADING:
-                s = "Reloading configuration";
-                break;
-        case GATEWAY_STOPPING:
-                s = "Stopping";
-                break;
-        case _GATEWAY_STATE_MAX:
-                s = "?";
-                break;
-        }
-        if (g->cloud)
-                (void) sd_notifyf(false, "STATUS=%s; nRF Cloud: %s%s", s,
-                                  cloud_session_state_to_string(cloud_session_get_state(g->cloud)),
-                                  gateway_fota_status(g));
-        else
-                (void) sd_notifyf(false, "STATUS=%s%s", s, gateway_fota_status(g));
-}
-
 static void gateway_enter_state(Gateway *g, GatewayState s) {
         if (g->state == s)
                 return;
@@ -74,6 +47,7 @@ static void on_mqtt_state_changed(MqttSession *s, MqttState old_state, MqttState
         Gateway *g = userdata;
         (void) s;
 
+        gateway_notify_status(g); /* the last error and the retry time changed */
         if (!g->cloud)
                 return;
         /* The MQTT session subscribes nothing by itself: READY follows CONNACK at once. */
@@ -121,6 +95,7 @@ static void on_cloud_state_changed(CloudSession *cs, CloudSessionState old_state
                                    void *userdata) {
         Gateway *g = userdata;
         (void) cs, (void) old_state;
+        gateway_bus_cloud_state_changed(g->bus);
         gateway_fota_cloud_state(g, new_state);
         gateway_notify_status(g);
 }
@@ -159,6 +134,7 @@ static int on_desired_defer(sd_event_source *s, void *userdata) {
         if (!g->protocol)
                 return 0;
         (void) protocol_set_desired(g->protocol, v, n, r >= 0);
+        gateway_notify_status(g);
         if (r >= 0 && cloud_session_get_reported_connections(g->cloud, &reported, &n_reported) >= 0)
                 protocol_clear_stale_status(g->protocol, reported, n_reported);
         return 0;
@@ -191,6 +167,8 @@ static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_
                                 void *userdata) {
         Gateway *g = userdata;
         (void) m;
+        gateway_bus_device_state(g->bus, ble_device_address(d), old_state, new_state);
+        gateway_notify_status(g);
         if (g->protocol)
                 protocol_device_state(g->protocol, ble_device_address(d), ble_device_address_type(d), old_state,
                                       new_state,
@@ -201,6 +179,7 @@ static void on_ble_notification(BleManager *m, BleDevice *d, const char *service
                                 const uint8_t *value, size_t size, void *userdata) {
         Gateway *g = userdata;
         (void) m;
+        gateway_bus_device_notification(g->bus, ble_device_address(d));
         if (g->protocol)
                 protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
 }
@@ -252,6 +231,12 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
         return 0;
 }
 
+static void on_outbox_changed(Outbox *o, void *userdata) {
+        Gateway *g = userdata;
+        (void) o;
+        gateway_bus_counters_changed(g->bus);
+}
+
 static OutboxLimits gateway_outbox_limits(const Config *c) {
         return (OutboxLimits){ .max_messages = c->buffer_max_messages,
                                .max_bytes = c->buffer_max_bytes,
@@ -283,7 +268,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .beacons_changed = on_cloud_beacons_changed,
         };
         const Config *c = g->config;
-        _cleanup_free_ char *dir = NULL;
+        _cleanup_free_ char *dir = NULL, *broker = NULL;
         OutboxLimits limits = gateway_outbox_limits(c);
         MqttOptions o;
         CloudSessionOptions co;
@@ -304,10 +289,14 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                                        "StateDirectory=, or nrfcloud-gatewayctl outbox)", dir);
         if (r < 0)
                 return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
+        outbox_set_changed_callback(g->outbox, on_outbox_changed, g);
 
+        if (asprintf(&broker, "%s:%u", c->cloud_host, c->cloud_port) < 0)
+                return log_error_errno(ENOMEM, "Out of memory");
         o = (MqttOptions){
                 .server_uri = server_uri,
                 .client_id = device_id,
+                .broker_name = broker,
                 .keepalive_sec = c->keepalive_sec,
                 .ca_file = c->cloud_tls == CLOUD_TLS_HOST ? c->ca_file : NULL,
                 .cert_file = c->cloud_tls == CLOUD_TLS_HOST ? c->cert_file : NULL,
@@ -539,6 +528,7 @@ int gateway_new(sd_event *event, Config *config, const char *config_path, bool c
 Gateway *gateway_free(Gateway *g) {
         if (!g)
                 return NULL;
+        g->freeing = true;
         sd_event_source_disable_unref(g->sigterm_source);
         sd_event_source_disable_unref(g->sigint_source);
         sd_event_source_disable_unref(g->sighup_source);
@@ -555,6 +545,9 @@ Gateway *gateway_free(Gateway *g) {
         g->cloud = cloud_session_free(g->cloud);
         g->outbox = outbox_free(g->outbox);
         gateway_modem_free(g);
+        /* Last: what the others complete while they go (a scan, AT+CESQ) is answered through it. */
+        g->bus = gateway_bus_free(g->bus);
+        free(g->status_text);
         sd_event_unref(g->event);
         config_free(g->config);
         free(g->config_path);
@@ -587,6 +580,9 @@ int gateway_start(Gateway *g) {
                 return log_error_errno(r, "Failed to enable the watchdog: %m");
         if (r > 0)
                 log_debug("systemd watchdog enabled");
+
+        /* The API first, so that it shows the start; running without it is allowed. */
+        (void) gateway_bus_new(g, &g->bus);
 
         /* Before the modem: its first probe tells the manager where a FOTA stands. */
         r = gateway_fota_start(g);

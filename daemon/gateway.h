@@ -15,6 +15,7 @@ typedef struct ModemTls ModemTls;
 typedef struct LocationManager LocationManager;
 typedef struct Bridge Bridge;
 typedef struct FotaManager FotaManager;
+typedef struct GatewayBus GatewayBus;
 
 typedef enum GatewayState {
         GATEWAY_STARTING,
@@ -60,6 +61,11 @@ typedef struct Gateway {
 
         /* FOTA jobs for the gateway, run by the nRF91 firmware (gateway-fota.c). */
         FotaManager *fota;
+
+        /* The D-Bus API (gateway-bus.c) and the last STATUS= sent (gateway-status.c). */
+        GatewayBus *bus;
+        char *status_text;
+        bool freeing; /* gateway_free() runs: the components' last callbacks report nothing */
 } Gateway;
 
 /* Takes ownership of config. */
@@ -104,7 +110,13 @@ void gateway_fota_ble_job_received(Gateway *g, const uint8_t *payload, size_t le
 void gateway_fota_modem_state(Gateway *g, bool ready);
 typedef struct ModemFotaEvent ModemFotaEvent;
 void gateway_fota_modem_event(Modem *m, const ModemFotaEvent *ev, void *userdata);
+/* gateway-status.c: sends STATUS= if the line changed, and tells the D-Bus API. */
 void gateway_notify_status(Gateway *g);
+int gateway_status_text(Gateway *g, char **ret);
+/* Only STATUS= (for the D-Bus layer's own flushes). */
+void gateway_status_send(Gateway *g);
+unsigned gateway_devices_desired(Gateway *g);
+unsigned gateway_devices_ready(Gateway *g);
 /* "; FOTA: ..." for STATUS=, or "". */
 const char *gateway_fota_status(Gateway *g);
 

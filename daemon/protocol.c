@@ -397,7 +397,8 @@ static int protocol_device_add(Protocol *p, const char *address) {
         d->next = p->devices;
         p->devices = d;
         p->n_devices++;
-        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "Device %s is desired, connecting", d->address);
+        /* The BLE layer tells the operator (its state transitions); once is enough. */
+        log_fields(LOG_DEBUG, LOG_FIELDS({ "BT_ADDR", d->address }), "Device %s is desired, connecting", d->address);
         protocol_report_status(p, d->address, CONNECTION_STATUS_CONNECTING);
         return 0;
 }

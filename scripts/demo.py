@@ -18,6 +18,11 @@ It prints a readable line for each g2c message and for the daemon's state
 transitions; after a few seconds it sends a c2g read, a write and a 2902
 subscribe, and shows their results. Ctrl-C stops everything, by PID.
 
+Then it shows offline buffering: the broker stops for a few seconds, the
+outbox grows in `nrfcloud-gatewayctl status` (the daemon's D-Bus API on the
+demo's bus), the broker comes back, and every heart-rate reading taken
+while offline arrives.  After that the demo keeps streaming until Ctrl-C.
+
 With --fota (modem mode) it also runs a FOTA job of the nRF91 application:
 an HTTPS file server on 127.0.0.1 with a certificate from the demo CA serves
 a new MCUboot image, the stand-in for nRF Cloud queues the job, and the demo
@@ -26,6 +31,7 @@ the shadow.
 """
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -99,7 +105,7 @@ def describe_event(msg):
         tail = "%d result(s)" % len(e.get("devices", []))
     elif t == "error":
         tail = e.get("error", {}).get("description", "")
-    return "g2c %-40s %-17s %s%s" % (t, addr, tail, ("   [request %s]" % rid[:8]) if rid else "")
+    return "g2c %-40s %-17s %s%s" % (t, addr, tail, ("   [request %s]" % rid[:8]) if rid and rid != "N/A" else "")
 
 
 class Demo:
@@ -111,6 +117,8 @@ class Demo:
         self.parts = []      # fixture objects with stop()
         self.stopping = threading.Event()
         self.operations_done = threading.Event()
+        self.offline_done = threading.Event()
+        self.fota_done = threading.Event()
         self.lock = threading.Lock()
 
     def say(self, text):
@@ -323,7 +331,90 @@ class Demo:
             if final:
                 self.say("FOTA: job %s ended %s; the nRF91 runs application %s"
                          % (job[0], cj.describe(final), self.sim_status().get("app", "?")))
+                self.fota_done.set()
                 return
+
+    # ---- offline buffering ----
+
+    def ctl(self, *args):
+        ctl = os.path.join(self.build, "daemon", "tools", "nrfcloud-gatewayctl")
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
+        return subprocess.run([ctl, *args], capture_output=True, text=True, timeout=20, env=env)
+
+    def gateway_status(self):
+        """`nrfcloud-gatewayctl status --json`, or {} when it does not answer."""
+        r = self.ctl("status", "--json")
+        try:
+            return json.loads(r.stdout) if r.returncode == 0 else {}
+        except ValueError:
+            return {}
+
+    def show_status(self, prefix):
+        st = self.gateway_status()
+        gw, ob = st.get("gateway", {}), st.get("outbox", {})
+        line = "Cloud %s, outbox %s message(s), %s bytes" % (gw.get("CloudState", "?"), ob.get("Messages", "?"),
+                                                           ob.get("Bytes", "?"))
+        if gw.get("CloudLastError") and gw.get("CloudState") != "ready":
+            line += " (last error: %s)" % gw["CloudLastError"]
+        self.say("    %s nrfcloud-gatewayctl status: %s" % (prefix, line))
+        return st
+
+    def heart_rates(self, since_index=0):
+        """(arrival index, event timestamp in s) of the heart-rate g2c messages the stand-in received."""
+        g2c = "prod/%s/gateways/%s/g2c" % (self.peer_team(), self.device_id)
+        out = []
+        for i, (topic, payload) in enumerate(list(self.peer.messages)[since_index:], since_index):
+            if topic != g2c or b'"2A37"' not in payload or b"value_changed" not in payload:
+                continue
+            try:
+                ts = json.loads(payload)["event"]["timestamp"]
+                out.append((i, datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()))
+            except (ValueError, KeyError):
+                continue
+        return out
+
+    def offline(self):
+        """The broker goes away for a while: the outbox keeps the readings, and delivers them all."""
+        while not (self.fota_done if self.args.fota else self.operations_done).wait(0.2):
+            if self.stopping.is_set():
+                return
+        if self.stopping.wait(2.0):
+            return
+        seconds = self.args.offline_seconds
+        self.step("Offline buffering: the broker stops for %d s; the gateway keeps every reading in its "
+                  "outbox (on disk)" % seconds)
+        self.show_status("before:")
+        t0 = time.time()
+        self.broker.stop()
+        end = time.monotonic() + seconds
+        peak = 0
+        while time.monotonic() < end:
+            if self.stopping.wait(min(2.0, max(0.1, end - time.monotonic()))):
+                return
+            peak = max(peak, int(self.show_status("offline:").get("outbox", {}).get("Messages", 0) or 0))
+        arrived_before = len(self.peer.messages)
+        t1 = time.time()
+        self.step("The broker is back")
+        self.broker.start()
+        deadline = time.monotonic() + 60
+        while not self.stopping.wait(1.0):
+            st = self.show_status("after: ")
+            if st.get("gateway", {}).get("CloudState") == "ready" and st.get("outbox", {}).get("Messages") == 0:
+                break
+            if time.monotonic() > deadline:
+                self.say("    the outbox did not drain within 60 s")
+                return
+        if self.stopping.is_set():
+            return
+        taken = [ts for _, ts in self.heart_rates(arrived_before) if t0 <= ts <= t1]
+        self.say("    %d heart-rate readings taken while the broker was away arrived after it came back, %s "
+                 "(the outbox held up to %d messages)"
+                 % (len(taken), "oldest first" if taken == sorted(taken) else "NOT in order", peak))
+        self.summary = ("Shown: the modem provisioned, two BLE sensors connected and discovered, notifications "
+                        "streamed to the cloud, c2g reads and writes answered, %s%d readings kept in the outbox "
+                        "while the broker was down and delivered after it came back."
+                        % ("a FOTA update of the nRF91 application, " if self.args.fota else "", len(taken)))
+        self.offline_done.set()
 
     def sim_status(self):
         import socket
@@ -414,16 +505,25 @@ class Demo:
             except Exception as e:  # keep stopping the others
                 print("stopping %s: %s" % (type(part).__name__, e), file=sys.stderr)
 
+    def closing_line(self):
+        """Once the scripted part is over: what was shown, and what happens now."""
+        while not self.offline_done.wait(0.2):
+            if self.stopping.is_set():
+                return
+        self.step(self.summary)
+        self.step("The scripted part is over; the demo keeps streaming until Ctrl-C.")
+
     def run(self):
         try:
             self.setup()
             self.step("Running: g2c messages and the daemon's log follow (Ctrl-C stops everything)")
-            steps = (self.heart_beat, self.operations) + ((self.fota,) if self.args.fota else ())
+            steps = (self.heart_beat, self.operations, self.offline) + ((self.fota,) if self.args.fota else ())
             threads = [threading.Thread(target=f, daemon=True) for f in steps]
             for t in threads:
                 t.start()
             if self.args.duration:
                 threading.Timer(self.args.duration, self.stopping.set).start()
+            threading.Thread(target=self.closing_line, daemon=True).start()
             self.watch()
         finally:
             self.step("Stopping")
@@ -446,6 +546,8 @@ def main():
     ap.add_argument("--fota", action="store_true",
                     help="also run a FOTA job of the nRF91 application (modem mode): the stand-in for nRF Cloud "
                          "queues it, the demo shows the job's steps, the reset and the new version in the shadow")
+    ap.add_argument("--offline-seconds", type=float, default=8.0,
+                    help="how long the broker is away in the offline-buffering part")
     ap.add_argument("--fota-after", type=float, default=3.0,
                     help="seconds after the c2g operations before the FOTA job is queued")
     args = ap.parse_args()

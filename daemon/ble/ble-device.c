@@ -1434,7 +1434,8 @@ int ble_device_new(BleManager *m, const char *address, BleDevice **ret) {
                 ble_device_object_added(d, f.found);
         else
                 d->was_absent = true;
-        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: desired%s", d->address,
+        /* The transition idle → connecting says it at info level; what is unusual is worth a line of its own. */
+        log_fields(f.found ? LOG_DEBUG : LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: desired%s", d->address,
                    f.found ? "" : ", not yet known to BlueZ");
         *ret = d;
         return 0;
@@ -1487,4 +1488,16 @@ const char *ble_device_address_type(BleDevice *d) {
 
 BleDeviceState ble_device_state(BleDevice *d) {
         return d->state;
+}
+
+size_t ble_device_n_subscriptions(BleDevice *d) {
+        return d->n_wishes;
+}
+
+int ble_device_subscription(BleDevice *d, size_t i, const char **ret_service, const char **ret_chrc) {
+        if (i >= d->n_wishes)
+                return -ENOENT;
+        *ret_service = d->wishes[i].service;
+        *ret_chrc = d->wishes[i].chrc;
+        return 0;
 }

@@ -74,6 +74,10 @@ static BleObject *adapter_object(BleManager *m) {
         return o && o->kind == BLE_OBJ_ADAPTER ? o : NULL;
 }
 
+BleDevice *ble_manager_next_device(BleManager *m, BleDevice *d) {
+        return d ? d->next : m->devices_head;
+}
+
 unsigned ble_manager_connected_count(BleManager *m) {
         unsigned n = 0;
         for (BleDevice *d = m->devices_head; d; d = d->next)

@@ -239,6 +239,8 @@ int ble_manager_set_beacons(BleManager *m, char *const *addresses);
 size_t ble_manager_beacon_count(BleManager *m);
 
 BleDevice *ble_manager_get_device(BleManager *m, const char *address);
+/* The desired devices in order: NULL gives the first, the last gives NULL. */
+BleDevice *ble_manager_next_device(BleManager *m, BleDevice *d);
 /* Devices in slots (connecting, resolving, ready). */
 unsigned ble_manager_connected_count(BleManager *m);
 const char *ble_manager_adapter(BleManager *m);
@@ -248,6 +250,9 @@ const char *ble_device_address(BleDevice *d);
 /* BlueZ's AddressType ("public" or "random"), NULL while BlueZ has no object for the device. */
 const char *ble_device_address_type(BleDevice *d);
 BleDeviceState ble_device_state(BleDevice *d);
+/* The characteristics whose notifications are wanted (normalised service and characteristic UUIDs). */
+size_t ble_device_n_subscriptions(BleDevice *d);
+int ble_device_subscription(BleDevice *d, size_t i, const char **ret_service, const char **ret_chrc);
 /* The GATT model, or NULL unless READY.  Valid until the next callback. */
 const BleGattModel *ble_device_gatt(BleDevice *d);
 const BleGattChrc *ble_gatt_find_chrc(const BleGattModel *g, const char *service_uuid, const char *chrc_uuid);

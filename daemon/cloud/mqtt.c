@@ -91,6 +91,7 @@ struct MqttSession {
         void *userdata;
 
         char *server_uri;
+        char *broker_name; /* for log lines, or NULL */
         char *uri; /* the URI of the attempt (prepare() may change it) */
         char *client_id;
         char *ca_file, *cert_file;
@@ -387,7 +388,7 @@ static void log_attempt_failed(MqttSession *s, const char *reason, uint64_t dela
         bool repeat = same_reason_kind(s->last_error, reason);
         log_fields(repeat ? LOG_DEBUG : LOG_WARNING,
                    LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(s->state) }, { "CLOUD_REASON", reason }),
-                   "Cannot connect to %s: %s; retrying in %" PRIu64 ".%01" PRIu64 " s", strna(s->uri), reason,
+                   "Cannot connect to %s: %s; retrying in %" PRIu64 ".%01" PRIu64 " s", s->broker_name ?: strna(s->uri), reason,
                    delay / 1000000, delay / 100000 % 10);
         set_string(&s->last_error, reason);
 }
@@ -654,7 +655,7 @@ static void handle_connected(MqttSession *s) {
                 return;
         log_fields(LOG_INFO,
                    LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_CLOUD_CONNECTED }, { "MQTT_STATE", "subscribing" }),
-                   "Cloud connected to %s as %s%s%s", s->uri, s->client_id, s->last_error ? " after: " : "",
+                   "Cloud connected to %s as %s%s%s", s->broker_name ?: s->uri, s->client_id, s->last_error ? " after: " : "",
                    strempty(s->last_error));
         set_string(&s->last_error, NULL);
         s->was_connected = true;
@@ -1130,6 +1131,8 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
                 return -ENOMEM;
         s->server_uri = options->server_uri ? strdup(options->server_uri) : strdup("tcp://127.0.0.1:1");
         s->uri = strdup(s->server_uri ?: "");
+        if (options->broker_name && !(s->broker_name = strdup(options->broker_name)))
+                return -ENOMEM;
         s->in_flight = calloc(s->window, sizeof *s->in_flight);
         if (!s->client_id || !s->server_uri || !s->uri || !s->in_flight)
                 return -ENOMEM;
@@ -1200,6 +1203,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         free(s->shadow_prefix);
         free(s->aws_shadow_prefix);
         free(s->server_uri);
+        free(s->broker_name);
         free(s->uri);
         free(s->ca_file);
         free(s->cert_file);
@@ -1223,6 +1227,11 @@ uint64_t mqtt_session_incoming_dropped(const MqttSession *s) {
 }
 const char *mqtt_session_last_error(const MqttSession *s) {
         return s->last_error;
+}
+
+uint64_t mqtt_session_next_retry_usec(const MqttSession *s) {
+        uint64_t t;
+        return s->retry_timer && sd_event_source_get_time(s->retry_timer, &t) >= 0 ? t : 0;
 }
 
 void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64_t reconnect_max_usec,

@@ -62,6 +62,7 @@ typedef enum MqttState {
 typedef struct MqttOptions {
         const char *server_uri; /* "ssl://host:port" or "tcp://127.0.0.1:port"; NULL when prepare() gives it */
         const char *client_id;  /* the device id */
+        const char *broker_name; /* "host:port" for log lines; NULL: the URI (which is the loopback bridge's in modem mode) */
         unsigned keepalive_sec;
         const char *ca_file;   /* all three set: TLS with mutual authentication; all NULL: plain TCP */
         const char *cert_file;
@@ -135,6 +136,8 @@ unsigned mqtt_session_in_flight(const MqttSession *s);
 uint64_t mqtt_session_incoming_dropped(const MqttSession *s);
 /* The reason of the last failure or loss, for status reporting; NULL if none. */
 const char *mqtt_session_last_error(const MqttSession *s);
+/* CLOCK_BOOTTIME µs of the next connection attempt while waiting for it, else 0. */
+uint64_t mqtt_session_next_retry_usec(const MqttSession *s);
 /* Changes the live parts: keepalive (next connection), backoff limits, incoming cap. */
 void mqtt_session_set_limits(MqttSession *s, uint64_t reconnect_min_usec, uint64_t reconnect_max_usec,
                              uint64_t max_incoming_bytes);

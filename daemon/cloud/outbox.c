@@ -226,6 +226,7 @@ struct Entry {
         uint64_t pushed_usec; /* on the outbox's clock, for the spill of the runtime part */
         OutboxClass class;
         bool in_flight;
+        uint64_t queued_usec; /* CLOCK_REALTIME: pushed, or loaded from disk */
         Segment *segment; /* the file holding its live record (in one of the two folders), or NULL */
         size_t topic_len, payload_len;
         Entry *prev, *next;   /* every entry, by seq */
@@ -272,6 +273,9 @@ struct Outbox {
 
         uint8_t *scratch;
         size_t scratch_size;
+
+        outbox_changed_cb changed; /* an observer of count and bytes (status reporting) */
+        void *changed_userdata;
 };
 
 static size_t entry_bytes(const Entry *e) {
@@ -289,7 +293,11 @@ static int entry_new(OutboxClass class, uint64_t seq, const char *topic, size_t 
         Entry *e = malloc(sizeof(Entry) + topic_len + 1 + payload_len);
         if (!e)
                 return -ENOMEM;
-        *e = (Entry){ .seq = seq, .class = class, .topic_len = topic_len, .payload_len = payload_len };
+        *e = (Entry){ .seq = seq,
+                      .class = class,
+                      .topic_len = topic_len,
+                      .payload_len = payload_len,
+                      .queued_usec = now_usec(CLOCK_REALTIME) };
         memcpy(e->data, topic, topic_len);
         e->data[topic_len] = 0;
         if (payload_len > 0)
@@ -328,6 +336,8 @@ static void outbox_link_tail(Outbox *o, Entry *e) {
                 if (e->segment->tier == &o->hot)
                         o->hot_count++;
         }
+        if (o->changed)
+                o->changed(o, o->changed_userdata);
 }
 
 static void outbox_unlink(Outbox *o, Entry *e) {
@@ -566,6 +576,8 @@ static int outbox_collect(Outbox *o) {
 static void outbox_remove(Outbox *o, Entry *e) {
         outbox_unlink(o, e);
         free(e);
+        if (o->changed)
+                o->changed(o, o->changed_userdata);
 }
 
 /* The oldest entry of a class not in flight: dropping one on the wire frees nothing the broker
@@ -912,6 +924,13 @@ uint64_t outbox_dropped(const Outbox *o) {
 }
 uint64_t outbox_unsent(const Outbox *o) {
         return o->count - o->in_flight;
+}
+uint64_t outbox_oldest_usec(const Outbox *o) {
+        return o->first ? o->first->queued_usec : 0;
+}
+void outbox_set_changed_callback(Outbox *o, outbox_changed_cb cb, void *userdata) {
+        o->changed = cb;
+        o->changed_userdata = userdata;
 }
 uint64_t outbox_loaded(const Outbox *o) {
         return o->loaded;

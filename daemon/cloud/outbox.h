@@ -176,6 +176,11 @@ uint64_t outbox_count(const Outbox *o);
 uint64_t outbox_bytes(const Outbox *o);
 uint64_t outbox_dropped(const Outbox *o);
 uint64_t outbox_unsent(const Outbox *o);
+/* CLOCK_REALTIME µs when the oldest entry was pushed (or loaded by this process), 0 when empty. */
+uint64_t outbox_oldest_usec(const Outbox *o);
+/* An observer called after every change of the entries (push, ack, drop); NULL to stop. */
+typedef void (*outbox_changed_cb)(Outbox *o, void *userdata);
+void outbox_set_changed_callback(Outbox *o, outbox_changed_cb cb, void *userdata);
 /* Entries kept from disk, damaged files repaired by outbox_new(), and the
  * records lost in them (a damaged file header alone loses none). */
 uint64_t outbox_loaded(const Outbox *o);

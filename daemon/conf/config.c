@@ -228,7 +228,8 @@ static int parse_value(Config *c, const ConfigKey *k, const char *v, char **reas
                         if (!string_kind_ok(k->kind, v))
                                 return asprintf(reason, "%s", string_kind_reason(k->kind)), -EINVAL;
                 } else if (k->type == CONFIG_PATH) {
-                        if (v[0] != '/')
+                        /* [Modem] Port=none: a gateway without an nRF91, on purpose. */
+                        if (v[0] != '/' && !(k->offset == offsetof(Config, modem_port) && streq(v, CONFIG_MODEM_NONE)))
                                 return asprintf(reason, "must be an absolute path"), -EINVAL;
                 } else {
                         r = check_readable_file(v, k->type == CONFIG_SECRET_FILE, reason);
@@ -645,6 +646,10 @@ static int where(const Config *c, const char *name, char *buf, size_t len) {
         return snprintf(buf, len, "%s", "");
 }
 
+bool config_has_modem(const Config *c) {
+        return c->modem_port && !streq(c->modem_port, CONFIG_MODEM_NONE);
+}
+
 int config_verify(const Config *c, char ***errors) {
         char w[PATH_MAX + 32];
         int r = 0;
@@ -666,6 +671,13 @@ int config_verify(const Config *c, char ***errors) {
                                 return -ENOMEM;
                         r = -EINVAL;
                 }
+        }
+        if (c->cloud_tls == CLOUD_TLS_MODEM && !config_has_modem(c)) {
+                where(c, "Port", w, sizeof w);
+                if (errors && strv_extendf(errors, "%s[Modem] Port=none: [Cloud] TLS=modem needs the nRF91; use TLS=host",
+                                           w) < 0)
+                        return -ENOMEM;
+                r = -EINVAL;
         }
         if (c->reconnect_min_sec > c->reconnect_max_sec) {
                 where(c, "ReconnectMinSec", w, sizeof w);

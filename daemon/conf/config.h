@@ -109,6 +109,9 @@ int config_load(const char *path, bool must_exist, Config **ret, char ***ret_err
 int config_parse_string(Config *c, const char *file, const char *text, size_t len, char ***errors);
 
 /* Checks rules that span keys (TLS=host needs the three files, ...). */
+/* [Modem] Port=none: the gateway has no nRF91 and opens no serial port. */
+#define CONFIG_MODEM_NONE "none"
+bool config_has_modem(const Config *c);
 int config_verify(const Config *c, char ***errors);
 
 /* Writes the effective configuration in the file's own syntax. */

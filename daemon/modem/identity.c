@@ -187,6 +187,24 @@ int at_parse_cfun(const char *line, unsigned *ret) {
         return 0;
 }
 
+int at_parse_cesq(const char *line, int32_t *ret_rsrp, int32_t *ret_rsrq) {
+        uint64_t f[6];
+        AtCursor c;
+        int r;
+
+        r = at_cursor_init(&c, line, strlen(line), "+CESQ");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                if (at_cursor_uint(&c, 255, &f[i]) < 0)
+                        return -EBADMSG;
+        if (!at_cursor_at_end(&c) || (f[4] > 34 && f[4] != 255) || (f[5] > 97 && f[5] != 255))
+                return -EBADMSG;
+        *ret_rsrq = f[4] == 255 ? AT_CESQ_UNKNOWN : (int32_t) f[4] * 5 - 200;
+        *ret_rsrp = f[5] == 255 ? AT_CESQ_UNKNOWN : (int32_t) f[5] - 141;
+        return 0;
+}
+
 int at_parse_quoted(const char *line, const char *prefix, size_t max, char **ret) {
         AtCursor c;
         const char *s;

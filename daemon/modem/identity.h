@@ -59,6 +59,13 @@ int at_parse_cgmr(const char *line, char **ret);
 int at_parse_smver(const char *line, char **ret_fw, char **ret_sdk);
 /* "+CFUN: <n>" → n. */
 int at_parse_cfun(const char *line, unsigned *ret);
+/*
+ * "+CESQ: <rxlev>,<ber>,<rscp>,<ecno>,<rsrq>,<rsrp>" (3GPP TS 27.007 §8.69) → LTE RSRP in dBm
+ * (<rsrp> 0..97: <rsrp> - 141) and RSRQ in tenths of a dB (<rsrq> 0..34: <rsrq> * 5 - 200), each
+ * AT_CESQ_UNKNOWN when the modem says 255 (not known or not detectable).
+ */
+#define AT_CESQ_UNKNOWN INT32_MIN
+int at_parse_cesq(const char *line, int32_t *ret_rsrp, int32_t *ret_rsrq);
 /* "<prefix>: "<text>"" (%JWT, %KEYGEN, %ATTESTTOKEN) → a copy of text, at most max bytes. */
 int at_parse_quoted(const char *line, const char *prefix, size_t max, char **ret);
 

@@ -71,6 +71,9 @@ int verb_outbox(int argc, char *argv[], CtlOptions *o) {
                 fprintf(stderr, "Usage: %s outbox [--state-dir DIR] [--json]\n", program_invocation_short_name);
                 return CTL_EXIT_USAGE;
         }
+        /* The daemon holds its folder: it answers for it. */
+        if (!ctl_args.state_dir && ctl_daemon_running())
+                return ctl_bus_outbox();
         if (asprintf(&dir, "%s/outbox", state) < 0)
                 return CTL_EXIT_FAILED;
 

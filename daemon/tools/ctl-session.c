@@ -110,6 +110,10 @@ int ctl_session_open(CtlSession *s, const Config *c) {
         int r;
 
         *s = (CtlSession){ .baud = c->modem_baud_rate, .flow_control = c->modem_flow_control };
+        if (!config_has_modem(c)) {
+                fprintf(stderr, "[Modem] Port=none: this gateway has no nRF91 (give --port to use one anyway).\n");
+                return CTL_EXIT_NO_MODEM;
+        }
         s->port = strdup(c->modem_port);
         if (!s->port)
                 return CTL_EXIT_FAILED;

@@ -24,6 +24,8 @@ enum {
         CTL_EXIT_EXISTS = 5,   /* the security tag already holds a key; --force replaces it */
         CTL_EXIT_CONFIG = 6,   /* the configuration file is invalid */
         CTL_EXIT_VERIFY = 7,   /* a check failed: COSE payload, CSR, or SHA-256 read back */
+        CTL_EXIT_NOT_RUNNING = 8, /* status, devices: the daemon does not answer on the system bus */
+        CTL_EXIT_DENIED = 9,      /* the daemon refused a method call: only root may call them */
 };
 
 #define CTL_COMMAND_TIMEOUT_USEC (10u * 1000u * 1000u)
@@ -97,3 +99,13 @@ int verb_jwt(int argc, char *argv[], CtlOptions *o);
 int verb_attest(int argc, char *argv[], CtlOptions *o);
 int verb_outbox(int argc, char *argv[], CtlOptions *o);
 int verb_fota(int argc, char *argv[], CtlOptions *o);
+
+/* ctl-bus.c: views of a running daemon, over its D-Bus API. */
+int verb_status(int argc, char *argv[], CtlOptions *o);
+int verb_devices(int argc, char *argv[], CtlOptions *o);
+int verb_monitor(int argc, char *argv[], CtlOptions *o);
+bool ctl_daemon_running(void);
+int ctl_bus_outbox(void);
+int verb_scan(int argc, char *argv[], CtlOptions *o);
+int ctl_bus_identity(const CtlOptions *o);
+int ctl_bus_fota(void);

@@ -87,7 +87,7 @@ typedef struct Verb {
         const char *usage;
 } Verb;
 
-static const int identity_opts[] = { OPT_SHOW_PERSONAL, OPT_SEC_TAG, 0 };
+static const int identity_opts[] = { OPT_SHOW_PERSONAL, OPT_SEC_TAG, OPT_JSON, 0 };
 static const int ca_opts[] = { OPT_OUT_DIR, OPT_CN, OPT_DAYS, 0 };
 static const int provision_opts[] = { OPT_CA_CERT, OPT_CA_KEY, OPT_ROOT_CA, OPT_SEC_TAG, OPT_DAYS, OPT_CSV,
                                       OPT_SUBTYPE, OPT_TAGS, OPT_FW_TYPES, OPT_FORCE, 0 };
@@ -95,11 +95,25 @@ static const int jwt_opts[] = { OPT_EXP, OPT_AUD, OPT_DECODE, OPT_SEC_TAG, 0 };
 static const int attest_opts[] = { OPT_CHALLENGE, 0 };
 static const int outbox_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
 static const int fota_opts[] = { OPT_STATE_DIR, OPT_JSON, 0 };
+static const int json_opts[] = { OPT_JSON, 0 };
 
 static const Verb verbs[] = {
+        { "status", verb_status, json_opts,
+          "status [--json]\n"
+          "  What the running daemon says about itself: cloud, broker, modem, devices, outbox, FOTA." },
+        { "devices", verb_devices, json_opts,
+          "devices [--json]\n"
+          "  The BLE devices the running daemon manages: state, RSSI, notifications, last error." },
+        { "scan", verb_scan, json_opts,
+          "scan [SECONDS] [--json]\n"
+          "  Asks the running daemon to scan for BLE devices (1-60 s, default 5; root only)." },
+        { "monitor", verb_monitor, json_opts,
+          "monitor [--json]\n"
+          "  Follows the running daemon's changes live, one line each, until Ctrl-C." },
         { "identity", verb_identity, identity_opts,
-          "identity [--show-personal] [--sec-tag N]\n"
-          "  Device id, IMEI, modem firmware, firmware version, and the credentials of the tag." },
+          "identity [--show-personal] [--sec-tag N] [--json]\n"
+          "  Device id, IMEI, modem firmware, firmware version, and the credentials of the tag.\n"
+          "  While the daemon runs it answers (--json only then)." },
         { "ca", verb_ca, ca_opts,
           "ca create --out-dir DIR [--cn NAME] [--days N]\n"
           "  Makes an operator CA (EC P-256): DIR/ca.pem and DIR/ca-key.pem (mode 0600)." },
@@ -173,6 +187,24 @@ static int parse_unsigned(const char *name, const char *s, uint64_t max, unsigne
         }
         *ret = (unsigned) v;
         return 0;
+}
+
+/*
+ * identity and fota while the daemon runs (it holds the port and the state
+ * directory): answered by the daemon over D-Bus.  -1: run the verb itself.
+ */
+static int ctl_dispatch_to_daemon(const char *verb, bool port_given, const CtlOptions *o) {
+        if (streq(verb, "identity")) {
+                if (!port_given && !ctl_args.sec_tag_set && ctl_daemon_running())
+                        return ctl_bus_identity(o);
+                if (ctl_args.json) {
+                        fprintf(stderr, "identity --json is answered by the running daemon; it does not run.\n");
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        if (streq(verb, "fota") && !ctl_args.state_dir && !ctl_args.positional[0] && ctl_daemon_running())
+                return ctl_bus_fota();
+        return -1;
 }
 
 int main(int argc, char *argv[]) {
@@ -347,7 +379,9 @@ int main(int argc, char *argv[]) {
         if (ctl_args.sec_tag_set)
                 o.config->sec_tag = ctl_args.sec_tag;
 
-        r = verb->run(argc, argv, &o);
+        r = ctl_dispatch_to_daemon(verb->name, port != NULL, &o);
+        if (r < 0)
+                r = verb->run(argc, argv, &o);
         config_free(o.config);
         return r;
 }

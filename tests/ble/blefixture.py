@@ -47,6 +47,45 @@ PERMISSIVE_POLICY = """  <policy context="default">
   </policy>
 """
 
+# Debian's default policy of /usr/share/dbus-1/system.conf (deny by default), and {policy}, the project's
+# policy file as project_policy() writes it.  Root plays bluetoothd and the daemon: it may own any name and
+# call BlueZ.
+SYSTEM_POLICY = """  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root">
+    <allow own="*"/>
+    <allow send_destination="org.bluez"/>
+  </policy>
+  <include>{policy}</include>
+"""
+PROJECT_POLICY = os.path.join(HERE, '..', '..', 'systemd', 'nrfcloud-gateway-dbus.conf')
+
+
+def project_policy(folder, user='nobody', group='nogroup'):
+    """systemd/nrfcloud-gateway-dbus.conf with the service user and group played by user and group;
+    returns the <policy> elements of a system bus that includes it."""
+    with open(PROJECT_POLICY) as f:
+        text = f.read()
+    assert 'user="nrfcloud-gateway"' in text and 'group="nrfcloud-gateway"' in text
+    path = os.path.join(folder, 'policy.conf')
+    with open(path, 'w') as f:
+        f.write(text.replace('user="nrfcloud-gateway"', 'user="%s"' % user)
+                .replace('group="nrfcloud-gateway"', 'group="%s"' % group))
+    return SYSTEM_POLICY.format(policy=path)
+
+
 # A device like a small sensor: battery service and a UART-like service.
 NUS = '6e400001-b5a3-f393-e0a9-e50e24dcca9e'
 NUS_RX = '6e400002-b5a3-f393-e0a9-e50e24dcca9e'

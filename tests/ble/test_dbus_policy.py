@@ -2,7 +2,10 @@
 """The daemon's D-Bus policy (systemd/nrfcloud-gateway-dbus.conf) on a
 private system-type dbus-daemon with the stock deny-by-default policy: the
 gateway's user (played by nobody) reaches org.bluez, including its
-Properties and ObjectManager interfaces, and nothing of any other service."""
+Properties and ObjectManager interfaces, and nothing of any other service;
+it owns the daemon's API name and no other.  The API (docs/dbus-api.md) is
+readable by the group nrfcloud-gateway (played by nogroup) and by nobody
+else, and its methods are root's."""
 
 import os
 import subprocess
@@ -14,29 +17,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import blefixture  # noqa: E402
 
-POLICY = os.path.join(HERE, "..", "..", "systemd", "nrfcloud-gateway-dbus.conf")
 GATEWAY_USER = "nobody"
-
-# The default policy of Debian's /usr/share/dbus-1/system.conf; root may own names (the services here).
-POLICY_ELEMENTS = """  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <policy user="root">
-    <allow own="*"/>
-  </policy>
-  <include>{policy}</include>
-"""
+GATEWAY_GROUP = "nogroup"
+API_NAME = "io.github.nrfcloud_gateway.Gateway1"
+OTHER = ("daemon", "daemon")  # neither the service user nor in its group
 
 # A system service on the bus: owns a name, answers Properties and ObjectManager on "/".
 SERVICE = r"""
@@ -57,6 +41,10 @@ class Root(dbus.service.Object):
     def Hello(self):
         return "hello"
 
+    @dbus.service.method("io.github.nrfcloud_gateway.Gateway1")
+    def Reload(self):
+        pass
+
 dbus.mainloop.glib.DBusGMainLoop(set_as_default=True)
 bus = dbus.bus.BusConnection(sys.argv[1])
 name = dbus.service.BusName(sys.argv[2], bus)
@@ -74,16 +62,11 @@ class DbusPolicy(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="dbus-policy-")
         os.chmod(self.tmp.name, 0o755)
-        policy = os.path.join(self.tmp.name, "policy.conf")
-        with open(POLICY) as f:
-            text = f.read()
-        self.assertIn('user="nrfcloud-gateway"', text)
-        with open(policy, "w") as f:
-            f.write(text.replace('user="nrfcloud-gateway"', 'user="%s"' % GATEWAY_USER))
-        self.bus = blefixture.Bus(self.tmp.name, policy=POLICY_ELEMENTS.format(policy=policy))
+        self.bus = blefixture.Bus(self.tmp.name,
+                                  policy=blefixture.project_policy(self.tmp.name, GATEWAY_USER, GATEWAY_GROUP))
         self.address = self.bus.address
         self.services = []
-        for name in ("org.bluez", "org.freedesktop.hostname1"):
+        for name in ("org.bluez", "org.freedesktop.hostname1", API_NAME):
             p = subprocess.Popen(["/usr/bin/python3", "-c", SERVICE, self.address, name],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             self.services.append(p)
@@ -99,9 +82,9 @@ class DbusPolicy(unittest.TestCase):
         self.bus.stop()
         self.tmp.cleanup()
 
-    def call(self, dest, method, *args):
-        """dbus-send as the gateway's user: (ok, output)."""
-        cmd = ["setpriv", "--reuid", GATEWAY_USER, "--regid", "nogroup", "--clear-groups",
+    def call(self, dest, method, *args, user=(GATEWAY_USER, GATEWAY_GROUP)):
+        """dbus-send as the gateway's user (or user): (ok, output)."""
+        cmd = ["setpriv", "--reuid", user[0], "--regid", user[1], "--clear-groups",
                "dbus-send", "--bus=" + self.address, "--print-reply", "--reply-timeout=5000",
                "--dest=" + dest, "/", method, *args]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
@@ -116,6 +99,36 @@ class DbusPolicy(unittest.TestCase):
             ok, out = self.call("org.freedesktop.hostname1", *call)
             self.assertFalse(ok, "%s on another service allowed: %s" % (call[0], out))
             self.assertIn("AccessDenied", out)
+
+    def test_api_name_owned_by_the_service_user_only(self):
+        own = r"""
+import sys, dbus
+bus = dbus.bus.BusConnection(sys.argv[1])
+print(bus.request_name(sys.argv[2], dbus.bus.NAME_FLAG_DO_NOT_QUEUE))
+"""
+        for name, allowed in (("io.github.nrfcloud_gateway.Gateway1", True), ("org.example.Other", False)):
+            r = subprocess.run(["setpriv", "--reuid", GATEWAY_USER, "--regid", GATEWAY_GROUP, "--clear-groups",
+                                "/usr/bin/python3", "-c", own, self.address, name],
+                               capture_output=True, text=True, timeout=20)
+            if allowed:
+                # The name is held by the test's service here: allowed, but it exists (3).
+                self.assertEqual((r.returncode, r.stdout.strip()), (0, "3"), r.stderr)
+            else:
+                self.assertNotEqual(r.returncode, 0, r.stdout)
+                self.assertIn("AccessDenied", r.stderr)
+
+    def test_api_read_by_the_group_methods_by_root(self):
+        for call in CALLS + [("org.freedesktop.DBus.Introspectable.Introspect",)]:
+            ok, out = self.call(API_NAME, *call)
+            self.assertTrue(ok, "%s on the API refused to the group: %s" % (call[0], out))
+            ok, out = self.call(API_NAME, *call, user=OTHER)
+            self.assertFalse(ok, "%s on the API allowed to another user: %s" % (call[0], out))
+            self.assertIn("AccessDenied", out)
+        ok, out = self.call(API_NAME, "io.github.nrfcloud_gateway.Gateway1.Reload")
+        self.assertFalse(ok, out)
+        self.assertIn("AccessDenied", out)
+        ok, out = self.call(API_NAME, "io.github.nrfcloud_gateway.Gateway1.Reload", user=("root", "root"))
+        self.assertTrue(ok, out)
 
 
 if __name__ == "__main__":

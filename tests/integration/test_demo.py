@@ -50,6 +50,25 @@ class DemoTest(unittest.TestCase):
     def test_demo_host_tls(self):
         self.run_demo("host")
 
+    def test_demo_offline_buffering(self):
+        """The broker goes away: the outbox grows in gatewayctl status, and the readings taken
+        meanwhile arrive once it is back; then the closing lines."""
+        out = self.run_demo("host", "--offline-seconds", "6", duration=70)
+        self.assertIn("==> Offline buffering: the broker stops for 6 s", out)
+        grown = [int(n) for n in re.findall(r"offline: nrfcloud-gatewayctl status: Cloud \S+, outbox (\d+) message",
+                                            out)]
+        self.assertTrue(grown and max(grown) > 0, out[-4000:])
+        m = re.search(r"(\d+) heart-rate readings taken while the broker was away arrived after it came back, "
+                      r"oldest first", out)
+        self.assertTrue(m, out[-4000:])
+        self.assertGreaterEqual(int(m.group(1)), 3)
+        self.assertIn("after:  nrfcloud-gatewayctl status: Cloud ready, outbox 0 message(s)", out)
+        self.assertIn("==> The scripted part is over; the demo keeps streaming until Ctrl-C.", out)
+        # One line per fact: a desired device is announced once, the connect line names the broker.
+        self.assertEqual(out.count("C0:FF:EE:00:00:01: idle → connecting"), 1, out[-4000:])
+        self.assertNotIn("is desired, connecting", out)
+        self.assertNotIn("Cloud connected to tcp://127.0.0.1", out)
+
     def test_demo_fota(self):
         """--fota: an application job, its steps, the reset and the new version in the shadow."""
         out = self.run_demo("modem", "--fota", "--fota-after", "1", duration=50)

@@ -37,6 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(s2);
         }
         (void) at_parse_cfun(line, &cfun);
+        {
+                int32_t rsrp, rsrq;
+                if (at_parse_cesq(line, &rsrp, &rsrq) >= 0 &&
+                    ((rsrp != AT_CESQ_UNKNOWN && (rsrp < -141 || rsrp > -44)) ||
+                     (rsrq != AT_CESQ_UNKNOWN && (rsrq < -200 || rsrq > -30))))
+                        abort();
+        }
         s = NULL;
         if (at_parse_quoted(line, "%JWT", MODEM_JWT_MAX, &s) >= 0)
                 free(s);

@@ -208,6 +208,23 @@ static void test_identity_lines(void **state) {
         free(sdk);
         assert_int_equal(at_parse_smver("#XSMVER: \"\"", &fw, NULL), -EBADMSG);
 
+        /* 3GPP TS 27.007 §8.69: rsrq 31 → -4.5 dB, rsrp 62 → -79 dBm; 255: not known. */
+        int32_t rsrp, rsrq;
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,31,62", &rsrp, &rsrq), 0);
+        assert_int_equal(rsrp, -79);
+        assert_int_equal(rsrq, -45);
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,0,97", &rsrp, &rsrq), 0);
+        assert_int_equal(rsrp, -44);
+        assert_int_equal(rsrq, -200);
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,255,255", &rsrp, &rsrq), 0);
+        assert_int_equal(rsrp, AT_CESQ_UNKNOWN);
+        assert_int_equal(rsrq, AT_CESQ_UNKNOWN);
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,35,62", &rsrp, &rsrq), -EBADMSG);
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,31,98", &rsrp, &rsrq), -EBADMSG);
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,31", &rsrp, &rsrq), -EBADMSG);
+        assert_int_equal(at_parse_cesq("+CESQ: 99,99,255,255,31,62,1", &rsrp, &rsrq), -EBADMSG);
+        assert_int_equal(at_parse_cesq("+CEREG: 5", &rsrp, &rsrq) < 0, true);
+
         assert_int_equal(at_parse_cfun("+CFUN: 4", &cfun), 0);
         assert_int_equal(cfun, 4);
         assert_int_equal(at_parse_cfun("+CFUN: x", &cfun), -EBADMSG);
