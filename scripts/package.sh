@@ -94,7 +94,8 @@ dpkg_root -i "$gw_deb" "$sim_deb" >"$out/install.log" 2>&1 || { cat "$out/instal
 for f in usr/sbin/nrfcloud-gatewayd usr/bin/nrfcloud-gatewayctl \
          lib/systemd/system/nrfcloud-gatewayd.service usr/lib/sysusers.d/nrfcloud-gateway.conf \
          usr/lib/systemd/catalog/nrfcloud-gateway.catalog lib/udev/rules.d/70-nrfcloud-gateway.rules \
-         usr/share/dbus-1/system.d/org.nrfcloud.gateway.conf etc/nrfcloud-gateway/gateway.conf \
+         usr/share/dbus-1/system.d/io.github.nrfcloud_gateway.Gateway1.conf etc/nrfcloud-gateway/gateway.conf \
+         usr/share/dbus-1/interfaces/io.github.nrfcloud_gateway.Gateway1.xml \
          usr/share/man/man8/nrfcloud-gatewayd.8.gz usr/share/man/man5/nrfcloud-gateway.conf.5.gz \
          usr/share/man/man1/nrfcloud-gatewayctl.1.gz usr/bin/nrf91-sim usr/bin/nrfcloud-gateway-demo; do
   [ -e "$root/$f" ] || fail "$f missing after installation"
