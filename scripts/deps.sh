@@ -17,7 +17,7 @@ run_pkgs=(
 test_pkgs=(
   clang llvm libclang-rt-14-dev python3-cryptography iproute2
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
-  systemd udev
+  systemd udev valgrind
 )
 
 # The Debian package, its cross build for arm64 and the qemu-user run.
