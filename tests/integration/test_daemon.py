@@ -57,7 +57,7 @@ class DaemonTest(unittest.TestCase):
         self.assertIsNotNone(ready, "no READY=1; log:\n" + self.log())
         statuses = [m["STATUS"] for m in self.notify.messages if "STATUS" in m]
         # No modem on the default port: the one line says what the gateway waits for.
-        self.assertTrue(any(s.startswith("Waiting for the nRF91 on /dev/ttyACM0 (") for s in statuses), statuses)
+        self.assertTrue(any(s.startswith("Waiting for the nRF91 on /dev/nrf91 (") for s in statuses), statuses)
         self.assertIsNone(p.poll())
 
     def test_reload_valid_then_invalid(self):
