@@ -196,8 +196,9 @@ class Daemon:
     """nrfcloud-gatewayd with TLS=host, its configuration written here;
     stderr (console log) to a file."""
 
-    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False, modem=None):
-        """modem: None for TLS=host, else (port, runtime directory) of a
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False, modem=None, wrapper=()):
+        """wrapper: a command line the daemon runs under (valgrind, ...).
+        modem: None for TLS=host, else (port, runtime directory) of a
         provisioned nRF91 for TLS=modem, whose device id is then the modem's."""
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
@@ -245,7 +246,6 @@ Target={"auto" if journal else "console"}
         env["LSAN_OPTIONS"] = "suppressions=%s" % ct.LSAN_SUPPRESSIONS
         if modem:
             env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = modem[1]
-        wrapper = ()
         self.journal_records = []
         self.journal = None
         if journal:
@@ -338,6 +338,37 @@ class PkiCase(unittest.TestCase):
     def setUp(self):
         type(self).n += 1
         self.dir = os.path.join(self.tmp.path, "t%d" % type(self).n)
+
+
+class ModemCase(PkiCase):
+    """A PkiCase with, for each test, a broker (self.broker), a provisioned
+    nrf91-sim for the class's DEVICE (self.sim, its runtime directory
+    self.runtime) and the stand-in for nRF Cloud (self.peer), for a daemon
+    in TLS=modem mode."""
+    BROKER_VERBOSE = True
+
+    def setUp(self):
+        super().setUp()
+        sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+        import simfixture as sf
+        self.broker = ct.Broker(os.path.join(self.dir, "broker"), self.pki, verbose=self.BROKER_VERBOSE)
+        self.broker.start()
+        self.addCleanup(self.broker.stop)
+        work = os.path.join(self.dir, "modem")
+        self.runtime = os.path.join(work, "run")
+        os.makedirs(self.runtime)
+        self.sim = sf.Sim(work, self.DEVICE)
+        self.sim.start()
+        self.addCleanup(self.sim.stop)
+        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=self.runtime)
+        r = subprocess.run([sf.CTL, "provision", "--port", self.sim.link, "--ca-cert", self.pki.device_ca[0],
+                            "--ca-key", self.pki.device_ca[1], "--root-ca", self.pki.root[0]],
+                           env=env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.peer = CloudPeer(self.broker, self.pki, self.DEVICE)
+        self.peer.start()
+        self.addCleanup(self.peer.stop)
+        self.assertTrue(self.peer.connected.wait(10))
 
 
 # Re-exported for the tests.
