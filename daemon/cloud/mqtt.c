@@ -127,6 +127,9 @@ struct MqttSession {
         unsigned n_in_flight;
 
         char *tls_error;  /* first TLS error text of the current attempt */
+        char *transport_reason; /* why the transport of the current connection closed (prepare() mode) */
+        bool quiet_failure; /* the transport has logged why the attempt failed */
+        uint64_t heard_usec; /* when the broker last answered on this connection (CLOCK_BOOTTIME) */
         char *last_error; /* reason of the last loss or failure */
         bool was_connected;
         bool stop_requested;
@@ -579,12 +582,17 @@ static bool same_reason_kind(const char *a, const char *b) {
 
 /* A failed attempt: said once at warning level per kind of reason, the repeats at debug level. */
 static void log_attempt_failed(MqttSession *s, const char *reason, uint64_t delay) {
-        bool repeat = same_reason_kind(s->last_error, reason);
+        bool repeat = same_reason_kind(s->last_error, reason) || s->quiet_failure;
+        /* Before prepare() has made the transport there is no address to name (the URI is
+         * the previous attempt's, or a placeholder). */
+        bool preparing = s->state == MQTT_PREPARING;
+
         log_fields(repeat ? LOG_DEBUG : LOG_WARNING,
                    LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(s->state) }, { "CLOUD_REASON", reason }),
-                   "Cannot connect to %s: %s; retrying in %" PRIu64 ".%01" PRIu64 " s", strna(s->uri), reason,
-                   delay / 1000000, delay / 100000 % 10);
+                   "Cannot connect%s%s: %s; retrying in %" PRIu64 ".%01" PRIu64 " s", preparing ? "" : " to ",
+                   preparing ? "" : strna(s->uri), reason, delay / 1000000, delay / 100000 % 10);
         set_string(&s->last_error, reason);
+        s->quiet_failure = false;
 }
 
 static void mqtt_session_schedule_retry(MqttSession *s, const char *reason, bool lost) {
@@ -716,6 +724,7 @@ static int mqtt_session_connect(MqttSession *s) {
 
         s->gen++;
         set_string(&s->tls_error, NULL);
+        set_string(&s->transport_reason, NULL);
 
         o.keepAliveInterval = (int) s->keepalive_sec;
         o.cleansession = 1;
@@ -803,8 +812,20 @@ void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason) 
         char buf[256];
         if (s->state != MQTT_PREPARING)
                 return;
-        snprintf(buf, sizeof buf, "%s (%s)", strna(reason), strerror(-negative_errno(error)));
+        if (reason)
+                snprintf(buf, sizeof buf, "%s (%s)", reason, strerror(-negative_errno(error)));
+        else {
+                /* The transport has logged the cause; this is the backoff's line (its error
+                 * may be the transport's own code, not a host errno: not shown). */
+                snprintf(buf, sizeof buf, "the transport failed (said by it)");
+                s->quiet_failure = true;
+        }
         mqtt_session_connection_over(s, buf);
+}
+
+void mqtt_session_transport_closed(MqttSession *s, const char *reason) {
+        if (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)
+                set_string(&s->transport_reason, reason);
 }
 
 /* One SUBSCRIBE for one topic at QoS 1; its token in *token.  0 or a Paho error. */
@@ -863,6 +884,7 @@ static void handle_connected(MqttSession *s) {
                    strempty(s->last_error));
         set_string(&s->last_error, NULL);
         s->was_connected = true;
+        s->heard_usec = now_usec(CLOCK_BOOTTIME);
         r = sd_event_add_time_relative(s->event, &s->stable_timer, CLOCK_BOOTTIME, s->stable_usec, 1000 * 1000,
                                        on_stable_timer, s);
         if (r < 0)
@@ -941,8 +963,31 @@ static void handle_publish_result(MqttSession *s, const Event *e) {
         }
 }
 
+/*
+ * Why an established connection was lost.  Paho 1.3 does not say (its cause is
+ * NULL for MQTT 3.1.1).  The transport of prepare() tells what its far end did
+ * (the broker closed the connection, a TLS error).  Otherwise: Paho drops the
+ * connection for want of an answer to its keepalive only when nothing came from
+ * the broker for the keepalive interval, so a loss sooner after the broker's
+ * last answer is the broker or the network closing it.  Later, the two cannot
+ * be told apart (the answers to Paho's pings are not seen here).
+ */
+static const char *lost_reason(MqttSession *s, const Event *e) {
+        if (e->text)
+                return e->text;
+        if (s->transport_reason)
+                return s->transport_reason;
+        if (now_usec(CLOCK_BOOTTIME) - s->heard_usec < (uint64_t) s->keepalive_sec * 1000000u)
+                return "connection closed by the broker or the network";
+        return "connection closed by the broker or the network, or keepalive timeout";
+}
+
 static void handle_event(MqttSession *s, Event *e) {
         bool current = e->gen == (s->gen & GEN_MASK);
+
+        if (current && (e->type == EVENT_PUBLISHED || e->type == EVENT_SUBSCRIBED ||
+                        e->type == EVENT_SUBSCRIBE_FAILED || e->type == EVENT_MESSAGE))
+                s->heard_usec = now_usec(CLOCK_BOOTTIME);
 
         switch (e->type) {
         case EVENT_CONNECTED:
@@ -958,8 +1003,9 @@ static void handle_event(MqttSession *s, Event *e) {
                         set_string(&s->tls_error, e->text);
                 break;
         case EVENT_LOST:
-                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY))
-                        mqtt_session_connection_over(s, e->text ? e->text : "network or keepalive timeout");
+                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)) {
+                        mqtt_session_connection_over(s, lost_reason(s, e));
+                }
                 break;
         case EVENT_SUBSCRIBED:
         case EVENT_SUBSCRIBE_FAILED:
@@ -1411,6 +1457,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         free(s->key_file);
         safe_close(s->key_fd);
         free(s->tls_error);
+        free(s->transport_reason);
         free(s->last_error);
         sd_event_unref(s->event);
         free(s);
