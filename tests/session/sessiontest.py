@@ -8,6 +8,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -369,6 +371,36 @@ class ModemCase(PkiCase):
         self.peer.start()
         self.addCleanup(self.peer.stop)
         self.assertTrue(self.peer.connected.wait(10))
+
+    def stop_daemon(self):
+        """Stops self.daemon: it exits with 0 and its log has no sanitizer report."""
+        rc = self.daemon.stop()
+        log = self.daemon.log()
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error", log)
+        self.assertEqual(rc, 0, log[-3000:])
+
+    def ready(self, count, timeout=60):
+        """Waits for the count-th "nRF Cloud session ready" of self.daemon."""
+        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=timeout, count=count),
+                        self.daemon.log()[-2000:])
+
+
+def _mqtt_string(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def kick(broker, pki, client_id):
+    """Takes client_id at the broker, which closes that client's connection (MQTT 3.1.1 §3.1.4)."""
+    ctx = ssl.create_default_context(cafile=pki.root[0])
+    ctx.load_cert_chain(pki.peer[0], pki.peer[1])
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+            body = _mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 30) + _mqtt_string(client_id)
+            sock.sendall(bytes([0x10, len(body)]) + body)
+            sock.recv(4)  # CONNACK
+            sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
 
 
 # Re-exported for the tests.

@@ -18,7 +18,6 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import sessiontest as st  # noqa: E402
-import test_reconnect_soak as soak  # noqa: E402
 
 DEVICE = "7c1e5a90-2b64-4f3d-9e81-5a6b7c8d9e01"
 
@@ -32,11 +31,7 @@ class CloudReasons(st.ModemCase):
                                 modem=(self.sim.link, self.runtime))
 
     def tearDown(self):
-        rc = self.daemon.stop()
-        log = self.daemon.log()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
-        self.assertEqual(rc, 0, log[-3000:])
+        self.stop_daemon()
 
     def lines(self, pattern):
         return [x for x in self.daemon.log().splitlines() if re.search(pattern, x)]
@@ -62,10 +57,6 @@ class CloudReasons(st.ModemCase):
         # Said once: the modem's line is the only warning of each attempt.
         self.assertEqual([x for x in attempts if "warning" in x.lower()], [], attempts)
 
-    def ready(self, count):
-        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=60, count=count),
-                        self.daemon.log()[-2000:])
-
     def test_broker_shutdown(self):
         self.start_daemon(self.broker)
         self.ready(1)
@@ -81,7 +72,7 @@ class CloudReasons(st.ModemCase):
     def test_taken_over(self):
         self.start_daemon(self.broker)
         self.ready(1)
-        soak.kick(self.broker, self.pki, DEVICE)
+        st.kick(self.broker, self.pki, DEVICE)
         self.ready(2)
         lost = self.lost_lines()
         print(lost[0])

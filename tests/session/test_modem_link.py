@@ -38,15 +38,7 @@ class ModemLink(st.ModemCase):
                                 extra_conf="[Modem]\nLinkCheckSec=3\n", modem=(self.sim.link, self.runtime))
 
     def tearDown(self):
-        rc = self.daemon.stop()
-        log = self.daemon.log()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
-        self.assertEqual(rc, 0, log[-3000:])
-
-    def ready(self, count):
-        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=60, count=count),
-                        self.daemon.log()[-2000:])
+        self.stop_daemon()
 
     def answers_c2g(self):
         """A c2g operation gets an answer on g2c (an error: no device by that address): MQTT flows again."""

@@ -8,10 +8,10 @@ gateway's client id takes its place (MQTT 3.1.1 §3.1.4), then leaves.
   modem-mode bridge (TLS in a separate socket, Paho in plain TCP to the
   loopback bridge), reconnecting 20 ms after each loss: 200 reconnections
   (SOAK_RECONNECTS) publishing 200 messages/s through the outbox, so that
-  every lost connection has publishes in flight and queued in Paho, and 60
+  every lost connection has publishes in flight and queued in Paho, and 30
   idle (SOAK_IDLE_RECONNECTS).  Before the fix, Paho 1.3.12 leaked the topic
   and payload copies of every publish still queued in it when its client was
-  destroyed: 3.3 KB per reconnection beyond the expected growth here.
+  destroyed: 3.3 to 3.9 KB per reconnection beyond the expected growth here.
 * ReconnectSoak: the real nrfcloud-gatewayd through a provisioned nrf91-sim,
   against mosquitto and the stand-in for nRF Cloud, idle; it reconnects at
   most once a second (ReconnectMinSec=1), so it runs only when asked:
@@ -22,8 +22,9 @@ gateway's client id takes its place (MQTT 3.1.1 §3.1.4), then leaves.
   --leak-check=full").
 
 Checked: the growth of anonymous memory (heap, stacks) after a warm-up, at
-most SLACK_KB; USS (private pages, /proc/PID/smaps_rollup) and RSS are
-reported beside it.  The publishing harness pauses for a second before each
+most SLACK_BYTES_PER_RECONNECT per reconnection, and nothing lost under
+valgrind (test_nothing_lost); USS (private pages, /proc/PID/smaps_rollup) and RSS are
+reported beside it.  The publishing harness pauses for half a second before each
 sample so that its outbox backlog is sent (a backlog is memory, not a leak).
 NRFGW_SANITIZED=ON (a sanitizer build, whose quarantine grows memory): the
 figures only."""
@@ -33,9 +34,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
-import ssl
-import struct
 import sys
 import tempfile
 import time
@@ -50,8 +48,8 @@ MODE = os.environ.get("SOAK_MODE", "kick")
 RECONNECTS = int(os.environ.get("SOAK_RECONNECTS", "200"))
 # The daemon reconnects after at least ReconnectMinSec=1 s: fewer rounds by default.
 DAEMON_RECONNECTS = int(os.environ.get("SOAK_DAEMON_RECONNECTS", "0"))
-IDLE_RECONNECTS = int(os.environ.get("SOAK_IDLE_RECONNECTS", "40"))
-SETTLE_SEC = 1.0
+IDLE_RECONNECTS = int(os.environ.get("SOAK_IDLE_RECONNECTS", "30"))
+SETTLE_SEC = 0.5
 
 
 def warmup(n):
@@ -64,7 +62,7 @@ def warmup(n):
 # allocations that are lost: VALGRIND_RECONNECTS reconnections under valgrind
 # lose nothing (test_nothing_lost).
 SLACK_BYTES_PER_RECONNECT = 2048
-VALGRIND_RECONNECTS = int(os.environ.get("SOAK_VALGRIND_RECONNECTS", "8"))
+VALGRIND_RECONNECTS = int(os.environ.get("SOAK_VALGRIND_RECONNECTS", "6"))
 
 
 def memory_kb(pid):
@@ -98,21 +96,7 @@ def report_and_check(tc, samples, reconnects, took, expected_kb=0):
     tc.assertLessEqual(grown * 1024, SLACK_BYTES_PER_RECONNECT * max(1, i1 - i0), samples)
 
 
-def _str(s):
-    b = s.encode()
-    return struct.pack(">H", len(b)) + b
-
-
-def kick(broker, pki, client_id):
-    """Takes client_id at the broker, which closes that client's connection (MQTT 3.1.1 §3.1.4)."""
-    ctx = ssl.create_default_context(cafile=pki.root[0])
-    ctx.load_cert_chain(pki.peer[0], pki.peer[1])
-    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
-            body = _str("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 30) + _str(client_id)
-            sock.sendall(bytes([0x10, len(body)]) + body)
-            sock.recv(4)  # CONNACK
-            sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
+kick = st.kick
 
 
 class BridgedSoak(unittest.TestCase):
@@ -240,15 +224,7 @@ class ReconnectSoak(st.ModemCase):
                                 extra_conf="ReconnectMaxSec=1\n", modem=(self.sim.link, self.runtime), wrapper=wrapper)
 
     def tearDown(self):
-        rc = self.daemon.stop()
-        log = self.daemon.log()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
-        self.assertEqual(rc, 0, log[-3000:])
-
-    def ready(self, count, timeout=60):
-        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=timeout, count=count),
-                        self.daemon.log()[-2000:])
+        self.stop_daemon()
 
     def test_reconnects(self):
         self.ready(1)
