@@ -8,7 +8,9 @@ ends (TLS=modem, nrf91-sim, mosquitto):
 * a broker that shuts down (it closes its connections) is "the broker closed
   the connection", not a keepalive timeout;
 * a client that takes the gateway's client id makes the broker close the
-  gateway's connection: said the same way."""
+  gateway's connection: said the same way; with TLS=host, where Paho owns the
+  socket, "closed by the broker or the network" (it cannot tell which), not
+  a keepalive timeout."""
 
 import os
 import re
@@ -26,9 +28,9 @@ class CloudReasons(st.ModemCase):
     DEVICE = DEVICE
     BROKER_VERBOSE = False
 
-    def start_daemon(self, broker):
+    def start_daemon(self, broker, modem=True):
         self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), broker, self.pki, DEVICE, self.cert,
-                                modem=(self.sim.link, self.runtime))
+                                modem=(self.sim.link, self.runtime) if modem else None)
 
     def tearDown(self):
         self.stop_daemon()
@@ -77,6 +79,19 @@ class CloudReasons(st.ModemCase):
         lost = self.lost_lines()
         print(lost[0])
         self.assertIn("the broker closed the connection", lost[0])
+        self.assertNotIn("keepalive", lost[0])
+
+
+    def test_taken_over_host_tls(self):
+        """TLS=host: Paho's own socket; the broker closed it long before a keepalive
+        timeout could have (KeepAliveSec= is 1200 s)."""
+        self.start_daemon(self.broker, modem=False)
+        self.ready(1)
+        st.kick(self.broker, self.pki, DEVICE)
+        self.ready(2)
+        lost = self.lost_lines()
+        print(lost[0])
+        self.assertIn("connection closed by the broker or the network", lost[0])
         self.assertNotIn("keepalive", lost[0])
 
 
