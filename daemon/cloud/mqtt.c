@@ -817,7 +817,7 @@ void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason) 
         else {
                 /* The transport has logged the cause; this is the backoff's line (its error
                  * may be the transport's own code, not a host errno: not shown). */
-                snprintf(buf, sizeof buf, "the transport failed (said by it)");
+                snprintf(buf, sizeof buf, "the transport failed (see its message)");
                 s->quiet_failure = true;
         }
         mqtt_session_connection_over(s, buf);
@@ -1003,9 +1003,8 @@ static void handle_event(MqttSession *s, Event *e) {
                         set_string(&s->tls_error, e->text);
                 break;
         case EVENT_LOST:
-                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY)) {
+                if (current && (s->state == MQTT_SUBSCRIBING || s->state == MQTT_READY))
                         mqtt_session_connection_over(s, lost_reason(s, e));
-                }
                 break;
         case EVENT_SUBSCRIBED:
         case EVENT_SUBSCRIBE_FAILED:
