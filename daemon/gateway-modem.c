@@ -90,13 +90,39 @@ static void on_bridge_ready(Bridge *b, const char *uri, void *userdata) {
                 bridge_stop(b);
 }
 
+/*
+ * The modem's TLS socket has logged how it ended (a failed handshake with the
+ * modem's reason, a socket error, the peer closing): the session is told what
+ * that means for it, without a second line for the same cause.  A close from
+ * Paho's side (its keepalive) is Paho's to report.
+ */
 static void on_bridge_closed(Bridge *b, int error, const char *reason, void *userdata) {
         Gateway *g = userdata;
-        (void) b;
-        if (g->mqtt && mqtt_session_get_state(g->mqtt) == MQTT_PREPARING)
-                mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, reason);
+        bool preparing = g->mqtt && mqtt_session_get_state(g->mqtt) == MQTT_PREPARING;
+        const char *what;
+        char buf[200];
+
+        if (!g->mqtt || !bridge_closed_by_remote(b)) {
+                if (preparing)
+                        mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, reason);
+                else
+                        log_debug("Modem TLS bridge closed: %s", reason);
+                return;
+        }
+        if (modem_get_state(g->modem) != MODEM_READY)
+                what = "the link to the modem was lost";
+        else if (error == 0 || error == -ECONNRESET)
+                /* #XCLOSE with 0: the peer closed (a FIN or TLS close_notify, after its DISCONNECT or not). */
+                what = "the broker closed the connection";
+        else {
+                const char *m = modem_tls_error_to_string(error);
+                snprintf(buf, sizeof buf, "TLS connection in the modem failed: %s", m ? m : strerror(-error));
+                what = buf;
+        }
+        if (preparing)
+                mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, NULL);
         else
-                log_debug("Modem TLS bridge closed: %s", reason);
+                mqtt_session_transport_closed(g->mqtt, what);
 }
 
 int gateway_modem_prepare(MqttSession *s, void *userdata) {

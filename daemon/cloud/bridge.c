@@ -47,6 +47,7 @@ struct Bridge {
         bool remote_paused;
         bool remote_blocked; /* the remote took less than offered: wait for writable */
         bool local_eof;
+        bool closed_by_remote; /* the last close came through bridge_remote_closed() */
         uint64_t refused;
 
         uint8_t up[BRIDGE_UP_BUFFER]; /* read from Paho, not yet taken by the remote */
@@ -425,6 +426,7 @@ int bridge_start(Bridge *b, const char *host, uint16_t port) {
         int r;
 
         bridge_stop(b);
+        b->closed_by_remote = false;
         b->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (b->listen_fd < 0)
                 return -errno;
@@ -531,6 +533,8 @@ void bridge_remote_writable(Bridge *b) {
 
 void bridge_remote_closed(Bridge *b, int error) {
         b->remote_open = false; /* gone already: no close() call */
+        if (b->state != BRIDGE_CLOSED && b->state != BRIDGE_IDLE)
+                b->closed_by_remote = true;
         bridge_fail(b, error, error ? "the remote socket failed" : "the remote socket was closed");
 }
 
@@ -576,6 +580,9 @@ Bridge *bridge_free(Bridge *b) {
 
 BridgeState bridge_get_state(const Bridge *b) {
         return b->state;
+}
+bool bridge_closed_by_remote(const Bridge *b) {
+        return b->closed_by_remote;
 }
 uint16_t bridge_listen_port(const Bridge *b) {
         return b->listen_port;

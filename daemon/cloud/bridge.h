@@ -87,6 +87,9 @@ void bridge_remote_writable(Bridge *b);
 void bridge_remote_closed(Bridge *b, int error);
 
 BridgeState bridge_get_state(const Bridge *b);
+/* Whether the last close came from the remote socket (bridge_remote_closed()): its far
+ * end or the remote's own failure, not the MQTT client or the bridge itself. */
+bool bridge_closed_by_remote(const Bridge *b);
 uint16_t bridge_listen_port(const Bridge *b);
 uint64_t bridge_refused_connections(const Bridge *b);
 const char *bridge_state_to_string(BridgeState s);

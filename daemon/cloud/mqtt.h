@@ -127,9 +127,15 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
 /* Sends what the outbox holds, if connected (after outbox_push() by the caller). */
 void mqtt_session_kick(MqttSession *s);
 
-/* For prepare(): the transport is ready at uri / could not be set up. */
+/* For prepare(): the transport is ready at uri / could not be set up.  A NULL
+ * reason: the transport has logged why itself, the session says it only at
+ * debug level (one line per cause, not two). */
 int mqtt_session_prepared(MqttSession *s, const char *uri);
 void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason);
+/* For prepare(): the far end of the ready transport went away (reason: what
+ * happened, e.g. "the broker closed the connection"); the loss of the MQTT
+ * connection that follows is reported with that reason. */
+void mqtt_session_transport_closed(MqttSession *s, const char *reason);
 
 MqttState mqtt_session_get_state(const MqttSession *s);
 unsigned mqtt_session_in_flight(const MqttSession *s);

@@ -8,6 +8,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -196,8 +198,9 @@ class Daemon:
     """nrfcloud-gatewayd with TLS=host, its configuration written here;
     stderr (console log) to a file."""
 
-    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False, modem=None):
-        """modem: None for TLS=host, else (port, runtime directory) of a
+    def __init__(self, folder, broker, pki, device_id, cert, extra_conf="", journal=False, modem=None, wrapper=()):
+        """wrapper: a command line the daemon runs under (valgrind, ...).
+        modem: None for TLS=host, else (port, runtime directory) of a
         provisioned nRF91 for TLS=modem, whose device id is then the modem's."""
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
@@ -251,7 +254,6 @@ Target={"auto" if journal else "console"}
         self.runtime_dir = (modem[1] if modem else
                             os.environ.get("NRFGW_TEST_RUNTIME_DIR") or os.path.join(folder, "run"))
         env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = self.runtime_dir
-        wrapper = ()
         self.journal_records = []
         self.journal = None
         if journal:
@@ -344,6 +346,67 @@ class PkiCase(unittest.TestCase):
     def setUp(self):
         type(self).n += 1
         self.dir = os.path.join(self.tmp.path, "t%d" % type(self).n)
+
+
+class ModemCase(PkiCase):
+    """A PkiCase with, for each test, a broker (self.broker), a provisioned
+    nrf91-sim for the class's DEVICE (self.sim, its runtime directory
+    self.runtime) and the stand-in for nRF Cloud (self.peer), for a daemon
+    in TLS=modem mode."""
+    BROKER_VERBOSE = True
+
+    def setUp(self):
+        super().setUp()
+        sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+        import simfixture as sf
+        self.broker = ct.Broker(os.path.join(self.dir, "broker"), self.pki, verbose=self.BROKER_VERBOSE)
+        self.broker.start()
+        self.addCleanup(self.broker.stop)
+        work = os.path.join(self.dir, "modem")
+        self.runtime = os.path.join(work, "run")
+        os.makedirs(self.runtime)
+        self.sim = sf.Sim(work, self.DEVICE)
+        self.sim.start()
+        self.addCleanup(self.sim.stop)
+        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=self.runtime)
+        r = subprocess.run([sf.CTL, "provision", "--port", self.sim.link, "--ca-cert", self.pki.device_ca[0],
+                            "--ca-key", self.pki.device_ca[1], "--root-ca", self.pki.root[0]],
+                           env=env, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.peer = CloudPeer(self.broker, self.pki, self.DEVICE)
+        self.peer.start()
+        self.addCleanup(self.peer.stop)
+        self.assertTrue(self.peer.connected.wait(10))
+
+    def stop_daemon(self):
+        """Stops self.daemon: it exits with 0 and its log has no sanitizer report."""
+        rc = self.daemon.stop()
+        log = self.daemon.log()
+        self.assertNotIn("Sanitizer", log)
+        self.assertNotIn("runtime error", log)
+        self.assertEqual(rc, 0, log[-3000:])
+
+    def ready(self, count, timeout=60):
+        """Waits for the count-th "nRF Cloud session ready" of self.daemon."""
+        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=timeout, count=count),
+                        self.daemon.log()[-2000:])
+
+
+def _mqtt_string(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def kick(broker, pki, client_id):
+    """Takes client_id at the broker, which closes that client's connection (MQTT 3.1.1 §3.1.4)."""
+    ctx = ssl.create_default_context(cafile=pki.root[0])
+    ctx.load_cert_chain(pki.peer[0], pki.peer[1])
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as sock:
+            body = _mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 30) + _mqtt_string(client_id)
+            sock.sendall(bytes([0x10, len(body)]) + body)
+            sock.recv(4)  # CONNACK
+            sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
 
 
 # Re-exported for the tests.

@@ -16,58 +16,29 @@ the default KeepAliveSec=1200:
 
 import os
 import re
-import subprocess
 import sys
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import sessiontest as st  # noqa: E402
-import simfixture as sf  # noqa: E402
 
 DEVICE = "0b6d7f1e-93a4-4c2b-8e15-4a7c2d9f3e60"
 C2G = f"{st.PREFIX}gateways/{DEVICE}/c2g"
 
 
-class ModemLink(st.PkiCase):
+class ModemLink(st.ModemCase):
     DEVICE = DEVICE
 
     def setUp(self):
         super().setUp()
-        self.broker = st.Broker(os.path.join(self.dir, "broker"), self.pki)
-        self.broker.start()
-        self.addCleanup(self.broker.stop)
-        work = os.path.join(self.dir, "modem")
-        runtime = os.path.join(work, "run")
-        os.makedirs(runtime)
-        self.sim = sf.Sim(work, DEVICE)
-        self.sim.start()
-        self.addCleanup(self.sim.stop)
-        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=runtime)
-        r = subprocess.run([sf.CTL, "provision", "--port", self.sim.link, "--ca-cert", self.pki.device_ca[0],
-                            "--ca-key", self.pki.device_ca[1], "--root-ca", self.pki.root[0]],
-                           env=env, capture_output=True, text=True, timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.peer = st.CloudPeer(self.broker, self.pki, DEVICE)
-        self.peer.start()
-        self.addCleanup(self.peer.stop)
-        self.assertTrue(self.peer.connected.wait(10))
         self.assertTrue(st.wait_until(lambda: "Received SUBSCRIBE from %s" % st.ct.PEER_ID in self.broker.log_text()))
         self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                extra_conf="[Modem]\nLinkCheckSec=3\n", modem=(self.sim.link, runtime))
+                                extra_conf="[Modem]\nLinkCheckSec=3\n", modem=(self.sim.link, self.runtime))
 
     def tearDown(self):
-        rc = self.daemon.stop()
-        log = self.daemon.log()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
-        self.assertEqual(rc, 0, log[-3000:])
-
-    def ready(self, count):
-        self.assertTrue(self.daemon.wait_log("nRF Cloud session ready", timeout=60, count=count),
-                        self.daemon.log()[-2000:])
+        self.stop_daemon()
 
     def answers_c2g(self):
         """A c2g operation gets an answer on g2c (an error: no device by that address): MQTT flows again."""
