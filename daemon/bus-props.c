@@ -41,6 +41,13 @@ void bus_value_n(BusValue *v, int16_t x) {
         bus_value_num(v, 'n', 0, x);
 }
 
+/* Compared by its bits: a NaN that stays NaN is no change. */
+void bus_value_d(BusValue *v, double x) {
+        uint64_t bits;
+        memcpy(&bits, &x, sizeof bits);
+        bus_value_num(v, 'd', bits, 0);
+}
+
 void bus_value_strv(BusValue *v, char **l) {
         bus_value_reset(v);
         v->type = 'a';
@@ -87,6 +94,11 @@ static int bus_value_append(sd_bus_message *m, const BusValue *v) {
         case 'n': {
                 int16_t x = (int16_t) v->i;
                 return sd_bus_message_append_basic(m, 'n', &x);
+        }
+        case 'd': {
+                double x;
+                memcpy(&x, &v->t, sizeof x);
+                return sd_bus_message_append_basic(m, 'd', &x);
         }
         case 'a':
                 return sd_bus_message_append_strv(m, v->strv);

@@ -8,6 +8,7 @@
  * carries the names whose value differs from the last one announced.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -15,6 +16,7 @@
 #include "bus-props.h"
 #include "gateway-bus.h"
 #include "gateway.h"
+#include "location-manager.h"
 #include "log.h"
 #include "modem.h"
 #include "fota-manager.h"
@@ -31,7 +33,7 @@
 #define P(n) { .name = n, .quiet = false }
 #define Q(n) { .name = n, .quiet = true }
 
-enum { IFACE_GATEWAY, IFACE_MODEM, IFACE_OUTBOX, IFACE_FOTA, _IFACE_MAX };
+enum { IFACE_GATEWAY, IFACE_MODEM, IFACE_OUTBOX, IFACE_FOTA, IFACE_LOCATION, _IFACE_MAX };
 
 typedef struct BusDevice BusDevice;
 struct BusDevice {
@@ -245,11 +247,36 @@ static void fota_fill(void *object, BusValue *v) {
         bus_value_strv(&v[4], l ? l : calloc(1, sizeof(char *)));
 }
 
+/* ---- Location1 ---- */
+
+static const BusProperty location_props[] = {
+        P("State"), P("Latitude"), P("Longitude"), P("Uncertainty"), P("Method"), P("Time"), P("Requests"),
+        P("LastError"),
+};
+
+static void location_fill(void *object, BusValue *v) {
+        GatewayBus *b = object;
+        LocationManager *l = b->gateway->location;
+        const LocationFix *fix = location_manager_get_fix(l);
+
+        /* No manager (TLS=host, LocationIntervalSec=0, no modem): "off". */
+        bus_value_s(&v[0], location_state_to_string(location_manager_get_state(l)));
+        bus_value_d(&v[1], fix ? fix->latitude : 0);
+        bus_value_d(&v[2], fix ? fix->longitude : 0);
+        bus_value_d(&v[3], fix && !isnan(fix->uncertainty) ? fix->uncertainty : -1);
+        bus_value_s(&v[4], fix ? fix->method : NULL);
+        bus_value_t(&v[5], fix && fix->time > 0 ? (uint64_t) fix->time * UINT64_C(1000000) : 0);
+        bus_value_u(&v[6], location_manager_get_requests(l));
+        bus_value_s(&v[7], l ? location_manager_get_last_error(l) : NULL);
+}
+
 static const BusInterface gateway_ifaces[_IFACE_MAX] = {
         [IFACE_GATEWAY] = { GATEWAY_BUS_PREFIX "Gateway1", gateway_props, ELEMENTSOF(gateway_props), gateway_fill },
         [IFACE_MODEM] = { GATEWAY_BUS_PREFIX "Modem1", modem_props, ELEMENTSOF(modem_props), modem_fill },
         [IFACE_OUTBOX] = { GATEWAY_BUS_PREFIX "Outbox1", outbox_props, ELEMENTSOF(outbox_props), outbox_fill },
         [IFACE_FOTA] = { GATEWAY_BUS_PREFIX "Fota1", fota_props, ELEMENTSOF(fota_props), fota_fill },
+        [IFACE_LOCATION] = { GATEWAY_BUS_PREFIX "Location1", location_props, ELEMENTSOF(location_props),
+                             location_fill },
 };
 
 static int gateway_property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -636,6 +663,19 @@ static const sd_bus_vtable fota_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+static const sd_bus_vtable location_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("State", "s", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Latitude", "d", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Longitude", "d", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Uncertainty", "d", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Method", "s", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Time", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Requests", "u", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("LastError", "s", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_VTABLE_END,
+};
+
 static const sd_bus_vtable device_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Address", "s", device_property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -770,6 +810,7 @@ static int gateway_bus_serve(GatewayBus *b) {
                 [IFACE_MODEM] = modem_vtable,
                 [IFACE_OUTBOX] = outbox_vtable,
                 [IFACE_FOTA] = fota_vtable,
+                [IFACE_LOCATION] = location_vtable,
         };
         int r;
 

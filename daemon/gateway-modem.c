@@ -19,6 +19,7 @@
 #include <inttypes.h>
 
 #include "at-line.h"
+#include "gateway-bus.h"
 #include "gateway.h"
 #include "location-manager.h"
 #include "log.h"
@@ -193,6 +194,12 @@ static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state,
         }
 }
 
+static void on_location_changed(LocationManager *l, void *userdata) {
+        Gateway *g = userdata;
+        (void) l;
+        gateway_bus_changed(g->bus);
+}
+
 int gateway_modem_start(Gateway *g) {
         static const ModemCallbacks modem_callbacks = {
                 .state_changed = on_modem_state,
@@ -219,6 +226,7 @@ int gateway_modem_start(Gateway *g) {
                 r = location_manager_new(g->event, g->config, g->modem, &g->location);
                 if (r < 0)
                         log_warning_errno(r, "Failed to set up the location requests, continuing without: %m");
+                location_manager_set_changed_callback(g->location, on_location_changed, g);
         }
         return 0;
 }

@@ -55,6 +55,10 @@ struct LocationManager {
         bool failure_logged;
         int failure_error, failure_status;
         long long failure_code;
+        char last_error[160];
+
+        location_changed_cb changed_cb;
+        void *changed_userdata;
 };
 
 static const char *const state_table[_LOCATION_STATE_MAX] = {
@@ -76,6 +80,11 @@ static int64_t realtime_sec(void) {
 
 static void check(LocationManager *l);
 static void on_jwt(Modem *m, int error, const char *jwt, void *userdata);
+
+static void changed(LocationManager *l) {
+        if (l->changed_cb)
+                l->changed_cb(l, l->changed_userdata);
+}
 
 static void enter_state(LocationManager *l, LocationState s) {
         if (l->state == s)
@@ -103,6 +112,7 @@ static void enter_state(LocationManager *l, LocationState s) {
         }
         l->timer = sd_event_source_disable_unref(l->timer);
         l->state = s;
+        changed(l);
 }
 
 /* --- the state file --- */
@@ -251,6 +261,12 @@ static void log_failure(LocationManager *l, int error, int status, long long cod
         snprintf(st, sizeof st, "%d", status);
         snprintf(cd, sizeof cd, "%lld", code);
         if (error < 0)
+                snprintf(l->last_error, sizeof l->last_error, "%s", strerror(-error));
+        else
+                snprintf(l->last_error, sizeof l->last_error, "HTTP %d, nRF Cloud error %lld%s%s", status, code,
+                         message ? ": " : "", strempty(message));
+        changed(l);
+        if (error < 0)
                 log_fields_errno(level, error, LOG_FIELDS({ "REST_HOST", rest_client_host(l->rest) }),
                                  "Location request to %s failed: %m; again in %us", rest_client_host(l->rest),
                                  l->interval_sec);
@@ -287,6 +303,7 @@ static void on_rest(RestClient *c, const RestResult *r, void *userdata) {
                 return;
         }
         l->failure_logged = false;
+        l->last_error[0] = 0;
         l->retry_due = false;
         l->fix = (LocationFix){
                 .latitude = json_number_value(lat),
@@ -298,6 +315,7 @@ static void on_rest(RestClient *c, const RestResult *r, void *userdata) {
         snprintf(l->fix.method, sizeof l->fix.method, "%s", json_is_string(how) ? json_string_value(how) : "");
         l->have_fix = true;
         state_save(l);
+        changed(l);
 
         snprintf(la, sizeof la, "%.6f", l->fix.latitude);
         snprintf(lo, sizeof lo, "%.6f", l->fix.longitude);
@@ -366,6 +384,7 @@ static void on_jwt(Modem *m, int error, const char *jwt, void *userdata) {
         l->last_cell = l->monitor.id;
         l->have_last_cell = true;
         state_save(l);
+        changed(l);
 }
 
 static void request_token(LocationManager *l) {
@@ -511,6 +530,17 @@ unsigned location_manager_get_requests(const LocationManager *l) {
         return l ? l->requests : 0;
 }
 
+const char *location_manager_get_last_error(const LocationManager *l) {
+        return l ? l->last_error : "";
+}
+
+void location_manager_set_changed_callback(LocationManager *l, location_changed_cb cb, void *userdata) {
+        if (!l)
+                return;
+        l->changed_cb = cb;
+        l->changed_userdata = userdata;
+}
+
 int location_manager_new(sd_event *event, const Config *config, Modem *modem, LocationManager **ret) {
         _cleanup_(location_manager_freep) LocationManager *l = NULL;
         RestOptions o = {
@@ -554,6 +584,7 @@ int location_manager_new(sd_event *event, const Config *config, Modem *modem, Lo
 LocationManager *location_manager_free(LocationManager *l) {
         if (!l)
                 return NULL;
+        l->changed_cb = NULL;
         if (l->state != LOCATION_OFF)
                 enter_state(l, LOCATION_IDLE);
         if (l->engine)

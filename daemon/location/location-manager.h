@@ -69,4 +69,9 @@ const LocationFix *location_manager_get_fix(const LocationManager *l); /* NULL: 
 LocationState location_manager_get_state(const LocationManager *l);
 /* Requests sent since start (for tests and statistics). */
 unsigned location_manager_get_requests(const LocationManager *l);
+/* Why the last request failed ("HTTP 400, nRF Cloud error 40499: …"); "" after an answer. */
+const char *location_manager_get_last_error(const LocationManager *l);
+/* An observer called after the state, the fix, the request count or the last error changed; NULL to stop. */
+typedef void (*location_changed_cb)(LocationManager *l, void *userdata);
+void location_manager_set_changed_callback(LocationManager *l, location_changed_cb cb, void *userdata);
 const char *location_state_to_string(LocationState s);

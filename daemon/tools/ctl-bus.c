@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,12 @@ static int read_variant(sd_bus_message *m, json_t **ret) {
                 int16_t n;
                 r = sd_bus_message_read_basic(m, 'n', &n);
                 *ret = json_integer(n);
+                break;
+        }
+        case 'd': {
+                double d;
+                r = sd_bus_message_read_basic(m, 'd', &d);
+                *ret = json_real(d);
                 break;
         }
         case 'a': {
@@ -255,6 +262,31 @@ static const char *format_time(uint64_t usec, char *buf, size_t len) {
         return buf;
 }
 
+/* Location1 in one line: "63.4215 N, 10.4385 E ±1200 m (MCELL, 5 min ago)", "off", "none yet (measuring)". */
+static const char *format_location(json_t *loc, char *buf, size_t len) {
+        double lat = json_number_value(json_object_get(loc, "Latitude")),
+               lon = json_number_value(json_object_get(loc, "Longitude")),
+               unc = json_number_value(json_object_get(loc, "Uncertainty"));
+        uint64_t usec = (uint64_t) jint(loc, "Time");
+        const char *state = jstr(loc, "State"), *ago;
+        char t[64], u[32] = "";
+
+        if (streq(state, "off") && usec == 0)
+                return "off";
+        if (usec == 0) {
+                snprintf(buf, len, "none yet (%s)", state);
+                return buf;
+        }
+        if (unc >= 0)
+                snprintf(u, sizeof u, " ±%.0f m", unc);
+        /* format_time()'s "(5 min ago)" without its date. */
+        ago = strchr(format_time(usec, t, sizeof t), '(');
+        snprintf(buf, len, "%.4f %c, %.4f %c%s (%s%s%.*s)", fabs(lat), lat < 0 ? 'S' : 'N', fabs(lon),
+                 lon < 0 ? 'W' : 'E', u, *jstr(loc, "Method") ? jstr(loc, "Method") : "-", ago ? ", " : "",
+                 ago ? (int) strcspn(ago + 1, ")") : 0, ago ? ago + 1 : "");
+        return buf;
+}
+
 static int print_json(json_t *j) {
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (!s)
@@ -280,8 +312,8 @@ static void print_outbox_line(json_t *ob) {
 
 int verb_status(int argc, char *argv[], CtlOptions *o) {
         sd_bus *bus = NULL;
-        json_t *gw = NULL, *modem = NULL, *ob = NULL, *fota = NULL, *devices = NULL, *all;
-        char t[64];
+        json_t *gw = NULL, *modem = NULL, *ob = NULL, *fota = NULL, *loc = NULL, *devices = NULL, *all;
+        char t[64], where[160];
         int r;
         (void) argc, (void) argv, (void) o;
 
@@ -295,12 +327,14 @@ int verb_status(int argc, char *argv[], CtlOptions *o) {
         if (r >= 0)
                 r = get_all(bus, API_PATH, API_PREFIX "Fota1", &fota);
         if (r >= 0)
+                r = get_all(bus, API_PATH, API_PREFIX "Location1", &loc);
+        if (r >= 0)
                 r = get_devices(bus, &devices);
         sd_bus_flush_close_unref(bus);
         if (r < 0)
                 return r == -EACCES || r == -EPERM ? CTL_EXIT_NOT_RUNNING : CTL_EXIT_FAILED;
-        all = json_pack("{s:o,s:o,s:o,s:o,s:o}", "gateway", gw, "modem", modem, "outbox", ob, "fota", fota,
-                        "devices", devices);
+        all = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "gateway", gw, "modem", modem, "outbox", ob, "fota", fota,
+                        "location", loc, "devices", devices);
         if (ctl_args.json) {
                 r = print_json(all);
                 json_decref(all);
@@ -329,6 +363,8 @@ int verb_status(int argc, char *argv[], CtlOptions *o) {
                         printf("  Signal:        RSRP %" JSON_INTEGER_FORMAT " dBm, RSRQ %.1f dB\n", jint(modem, "Rsrp"),
                                jint(modem, "Rsrq") == INT32_MIN ? 0.0 : (double) jint(modem, "Rsrq") / 10.0);
         }
+        printf("  Location:      %s%s%s\n", format_location(loc, where, sizeof where),
+               *jstr(loc, "LastError") ? "; last request failed: " : "", jstr(loc, "LastError"));
         printf("  Devices:       %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " connected\n",
                jint(gw, "DevicesConnected"), jint(gw, "DevicesDesired"));
         print_outbox_line(ob);
@@ -403,6 +439,14 @@ static void print_change_prefix(const char *path) {
         printf("%s %s", now, object);
 }
 
+static bool location_fix_key(const char *key) {
+        static const char *const keys[] = { "Latitude", "Longitude", "Uncertainty", "Method", "Time" };
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+                if (streq(keys[i], key))
+                        return true;
+        return false;
+}
+
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         const char *iface;
         json_t *changed = NULL, *v;
@@ -422,8 +466,22 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 free(s);
                 json_decref(j);
         } else {
+                /* A new fix (Time changed): its values in one line, as status shows them. */
+                bool fix = streq(iface, "Location1") && json_object_get(changed, "Time");
+                json_t *loc = NULL;
+                char where[160];
+
+                if (fix && get_all(sd_bus_message_get_bus(m), sd_bus_message_get_path(m), API_PREFIX "Location1",
+                                   &loc) >= 0) {
+                        print_change_prefix(sd_bus_message_get_path(m));
+                        printf(" Location1: %s\n", format_location(loc, where, sizeof where));
+                        json_decref(loc);
+                }
                 json_object_foreach(changed, key, v) {
-                        char *s = json_dumps(v, JSON_ENCODE_ANY);
+                        char *s;
+                        if (fix && location_fix_key(key))
+                                continue;
+                        s = json_dumps(v, JSON_ENCODE_ANY);
                         print_change_prefix(sd_bus_message_get_path(m));
                         printf(" %s.%s = %s\n", iface, key, s ? s : "?");
                         free(s);

@@ -10,6 +10,7 @@ is opened without a modem."""
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +20,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "session"))
 sys.path.insert(0, os.path.join(HERE, "..", "ble"))
+sys.path.insert(0, os.path.join(HERE, "..", "rest"))
+import reststandin  # noqa: E402
 import sessiontest as st  # noqa: E402
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import simfixture as sf  # noqa: E402
@@ -199,7 +202,7 @@ class DbusApi(Base):
         om = dbus.Interface(self.conn.get_object(NAME, ROOT), "org.freedesktop.DBus.ObjectManager")
         objects = om.GetManagedObjects()
         self.assertEqual(sorted(i for i in objects[PATH].keys() if i.startswith(P)),
-                         [P + "Fota1", P + "Gateway1", P + "Modem1", P + "Outbox1"])
+                         [P + "Fota1", P + "Gateway1", P + "Location1", P + "Modem1", P + "Outbox1"])
         dev_path = ROOT + "/dev_" + BLE_ADDR.replace(":", "_")
         self.assertTrue(st.wait_until(lambda: dev_path in om.GetManagedObjects()), om.GetManagedObjects().keys())
 
@@ -361,6 +364,10 @@ class DbusApi(Base):
         self.assertIn("Cloud:", r.stdout)
         self.assertIn("ready", r.stdout)
         self.assertIn("none ([Modem] Port=none)", r.stdout)
+        # TLS=host: no location manager.
+        self.assertEqual(j["location"]["State"], "off")
+        self.assertEqual(j["location"]["Time"], 0)
+        self.assertIn("  Location:      off\n", r.stdout)
         # A member of the group sees the same.
         r = self.ctl("status", "--json", user=READER)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -428,7 +435,7 @@ class DbusApi(Base):
         for path in (PATH, dev_path):
             text = dbus.Interface(self.conn.get_object(NAME, path), "org.freedesktop.DBus.Introspectable").Introspect()
             served.update(members(ET.fromstring(str(text))))
-        self.assertEqual(len(documented), 5)
+        self.assertEqual(len(documented), 6)
         self.assertEqual(served, documented)
 
     def test_device_removed_and_reload_refused(self):
@@ -522,6 +529,79 @@ class ModemApi(Base):
         r = self.ctl("status")
         self.assertIn("ready on %s, registered" % self.sim.link, r.stdout)
         self.assertIn("Signal:        RSRP -79 dBm, RSRQ -4.5 dB", r.stdout)
+
+    def test_location(self):
+        """The REST stand-in's ground fix on Location1, announced with PropertiesChanged when it arrives,
+        in `status` and `status --json`, a later fix as one line of `monitor`, and a failed request's error."""
+        fix = reststandin.GROUND_FIX
+        rest = reststandin.RestStandIn(self.pki.server[0], self.pki.server[1])
+        self.addCleanup(rest.stop)
+        self.assertEqual(self.sim.command("cell 26295 00B7 00011B07 300 7 63 31"), "OK")
+        interval = 4
+        self.start("RestHost=localhost\nRestPort=%d\nRestCAFile=%s\nLocationIntervalSec=%d\n"
+                   % (rest.port, self.pki.root[0], interval))
+        L = P + "Location1"
+        got = lambda: self.signals.find(L, "Latitude", fix["lat"])  # noqa: E731
+        self.assertTrue(st.wait_until(got, 60), (self.signals.find(L, "State"), self.daemon.log()[-3000:]))
+        (sig,) = got()
+        self.assertEqual((sig[1], sig[3]["Longitude"], sig[3]["Uncertainty"], sig[3]["Method"]),
+                         (PATH, fix["lon"], fix["uncertainty"], fix["fulfilledWith"]))
+        self.assertGreater(sig[3]["Time"], 0)
+        loc = self.props(PATH, L)
+        self.assertEqual((loc["Latitude"], loc["Longitude"], loc["Uncertainty"], loc["Method"]),
+                         (fix["lat"], fix["lon"], fix["uncertainty"], "MCELL"))
+        self.assertLessEqual(abs(loc["Time"] / 1e6 - time.time()), 60)
+        self.assertEqual(loc["Requests"], 1)
+        self.assertEqual(loc["LastError"], "")
+        self.assertIn(loc["State"], ("idle", "monitor"))
+
+        r = self.ctl("status", "--json", user=READER)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)["location"]
+        self.assertEqual((j["Latitude"], j["Longitude"], j["Uncertainty"], j["Method"], j["Time"]),
+                         (fix["lat"], fix["lon"], fix["uncertainty"], "MCELL", loc["Time"]))
+        r = self.ctl("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"  Location:      %.4f N, %.4f E ±%d m \(MCELL, \d+ s ago\)\n"
+                         % (fix["lat"], fix["lon"], fix["uncertainty"]))
+
+        # A cell change asks again once the interval allows: the new fix is one line of monitor.
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address, NRFCLOUD_GATEWAY_RUNTIME_DIR=self.runtime)
+        mon = subprocess.Popen([CTL, "monitor", "--config", self.daemon.conf], stdout=subprocess.PIPE, text=True,
+                               env=env)
+        lines = []
+        try:
+            self.assertIn("Following", mon.stdout.readline())
+            self.assertEqual(self.sim.command("cell 26295 00B8 00022C01 300 9 50 20"), "OK")
+            want = re.compile(r"^\d\d:\d\d:\d\d gateway Location1: %.4f N, %.4f E ±%d m \(MCELL, \d+ s ago\)$"
+                              % (fix["lat"], fix["lon"], fix["uncertainty"]))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not any(want.match(x) for x in lines):
+                line = mon.stdout.readline()
+                if not line:
+                    break
+                lines.append(line.rstrip("\n"))
+        finally:
+            mon.kill()
+            mon.wait(10)
+            mon.stdout.close()
+        self.assertTrue(any(want.match(x) for x in lines), lines)
+        # The state's steps are plain property lines; the fix's values are not repeated one by one.
+        self.assertTrue(any(x.endswith(" gateway Location1.State = \"requesting\"") for x in lines), lines)
+        self.assertFalse(any("Location1.Latitude" in x for x in lines), lines)
+        self.assertTrue(st.wait_until(lambda: self.props(PATH, L)["State"] == "idle"))
+        self.assertEqual(self.props(PATH, L)["Requests"], 2)
+
+        # A failed request: its error beside the fix that stays.
+        rest.set_actions("4xx")
+        self.assertEqual(self.sim.command("cell 26295 00B9 00033D02 300 10 50 20"), "OK")
+        error = "HTTP 400, nRF Cloud error 40000: Bad request"
+        self.assertTrue(st.wait_until(lambda: self.signals.find(L, "LastError", error), 30), self.daemon.log()[-3000:])
+        loc = self.props(PATH, L)
+        self.assertEqual((loc["Requests"], loc["Latitude"], loc["LastError"]), (3, fix["lat"], error))
+        r = self.ctl("status")
+        self.assertIn(" ±%d m (MCELL, " % fix["uncertainty"], r.stdout)
+        self.assertIn("; last request failed: " + error + "\n", r.stdout)
 
 
 if __name__ == "__main__":
