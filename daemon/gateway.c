@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "blefota-manager.h"
 #include "gateway.h"
 #include "log.h"
 #include "state-dir.h"
@@ -187,6 +188,8 @@ static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_
                 protocol_device_state(g->protocol, ble_device_address(d), ble_device_address_type(d), old_state,
                                       new_state,
                                       new_state == BLE_DEVICE_READY ? ble_device_gatt(d) : NULL);
+        /* After the discovery went out: a connected device asks for its FOTA job. */
+        blefota_manager_device_state(g->blefota, d, new_state);
 }
 
 static void on_ble_notification(BleManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
@@ -195,6 +198,7 @@ static void on_ble_notification(BleManager *m, BleDevice *d, const char *service
         (void) m;
         if (g->protocol)
                 protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
+        blefota_manager_notification(g->blefota, d, service_uuid, chrc_uuid, value, size);
 }
 
 static int sink_publish_g2c(void *impl, OutboxClass class, const char *payload, size_t len) {
@@ -229,6 +233,8 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
         }
         if (r < 0)
                 log_error_errno(r, "Failed to reach BlueZ on the system bus, running without Bluetooth: %m");
+        else
+                (void) gateway_blefota_start(g);
 
         r = protocol_new(g->event, g->config, device_id, g->ble, &sink, g->cloud, &g->protocol);
         if (r < 0)
@@ -261,6 +267,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .message = on_cloud_message,
                 .desired_connections_changed = on_cloud_desired_connections_changed,
                 .jobs_ready = gateway_fota_jobs_ready,
+                .jobs_ble_ready = gateway_blefota_jobs_ready,
                 .max_connections = on_cloud_max_connections,
         };
         const Config *c = g->config;
@@ -529,6 +536,7 @@ Gateway *gateway_free(Gateway *g) {
         g->desired_defer = sd_event_source_disable_unref(g->desired_defer);
         g->protocol = protocol_free(g->protocol);
         g->ble = ble_manager_free(g->ble);
+        gateway_blefota_free(g);
         /* Then the MQTT session: no callback runs after it, and it syncs the outbox. */
         g->mqtt = mqtt_session_free(g->mqtt);
         /* Before the modem: it cancels its command in flight. */
