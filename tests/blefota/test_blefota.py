@@ -268,6 +268,68 @@ class BleFotaTest(unittest.TestCase):
         final = w.ble.wait_final("ble-job-inv", 30)
         self.assertEqual(final, [A, "ble-job-inv", cj.REJECTED, ft.E_INVALID], w.diag())
 
+    def wait_in_progress(self, job_id):
+        ok = self.w.ble.wait(lambda q: any(u[2] == cj.IN_PROGRESS for u in q.statuses(job_id)), TIMEOUT)
+        self.assertTrue(ok, "no IN_PROGRESS for %s: %s\n%s" % (job_id, self.w.ble.statuses(job_id), self.w.diag()))
+
+    def wait_uploading(self, address, at_least=4 * KB):
+        """Until the device has received part of the upload."""
+        ok = st.wait_until(lambda: (self.w.smp_state(address).get("upload") or {}).get("off", 0) >= at_least,
+                           TIMEOUT, step=0.01)
+        self.assertTrue(ok, "the upload never started: %s" % self.w.smp_state(address))
+
+    def test_device_disconnects_mid_transfer(self):
+        # The link drops during the upload: the gateway reconnects and the upload resumes at the
+        # offset the device reports (its upload state survives a link loss, not a reset).
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB}})
+        image = smp.make_image((3, 0, 0), 256 * KB, seed=4)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-drop", A, "zephyr/drop.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 64 * KB)
+        w.mock.link_loss(A)
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertIn("disconnected during the transfer", w.daemon.log())
+        self.assertEqual(w.slot(A, 0), image)
+        self.assertEqual(w.smp_state(A)["boots"], 1)
+
+    def test_daemon_killed_mid_transfer(self):
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB}})
+        image = smp.make_image((4, 0, 0), 256 * KB, seed=5)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-kill", A, "zephyr/kill.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 32 * KB)
+        w.restart_daemon()
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        # One report of each, across the restart: the job resumed in its transfer stage.
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertIn("resumes in stage transfer", w.daemon.log())
+        self.assertEqual(w.slot(A, 0), image)
+        self.assertEqual(len(w.files.requests_for("zephyr/kill.bin")), 1, w.files.requests)
+
+    def test_two_devices_at_once(self):
+        w = self.world({A: {"version": [1, 0, 0]}, B: {"version": [1, 0, 0]}})
+        images = {A: smp.make_image((2, 0, 0), 64 * KB, seed=6), B: smp.make_image((2, 0, 1), 64 * KB, seed=7)}
+        w.wait_asked(A)
+        w.wait_asked(B)
+        jobs = {a: w.ble_job("ble-job-" + a[-2:], a, "zephyr/%s.bin" % a[-2:], images[a]) for a in (A, B)}
+        for a in (A, B):
+            w.ble.offer(jobs[a])
+        for a in (A, B):
+            final = w.ble.wait_final(jobs[a][1])
+            self.assertEqual(final, [a, jobs[a][1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(jobs[a][1]),
+                                                                                   w.diag()))
+            self.check(jobs[a], [[a, jobs[a][1], cj.IN_PROGRESS, ""], [a, jobs[a][1], cj.SUCCEEDED, ""]])
+            self.assertEqual(w.slot(a, 0), images[a])
+        # Both ran at once: the second started before the first ended.
+        log = w.daemon.log()
+        self.assertLess(log.index("downloading 1 file(s)", log.index("downloading 1 file(s)") + 1),
+                        log.index(": SUCCEEDED"), log[-3000:])
+
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
