@@ -13,9 +13,10 @@
 #include "modem-download.h"
 #include "modem.h"
 
-static int blefota_publish_update(void *userdata, const char *payload) {
+static int blefota_publish_update(void *userdata, const char *payload, void (*done)(int error, void *userdata),
+                                  void *done_userdata) {
         Gateway *g = userdata;
-        return g->cloud ? cloud_session_publish_jobs_ble_update(g->cloud, payload, NULL, NULL) : -ENOTCONN;
+        return g->cloud ? cloud_session_publish_jobs_ble_update(g->cloud, payload, done, done_userdata) : -ENOTCONN;
 }
 
 static int blefota_request_job(void *userdata, const char *payload) {
@@ -54,7 +55,8 @@ int gateway_blefota_start(Gateway *g) {
         return 0;
 }
 
-/* After the BLE manager (its cancelled operations call back into jobs), before the modem. */
+/* After the BLE manager (its cancelled operations call back into jobs) and the MQTT session
+ * (acknowledgements of reports), before the modem. */
 void gateway_blefota_free(Gateway *g) {
         g->blefota = blefota_manager_free(g->blefota);
         g->downloader = modem_downloader_free(g->downloader);

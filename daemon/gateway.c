@@ -536,9 +536,9 @@ Gateway *gateway_free(Gateway *g) {
         g->desired_defer = sd_event_source_disable_unref(g->desired_defer);
         g->protocol = protocol_free(g->protocol);
         g->ble = ble_manager_free(g->ble);
-        gateway_blefota_free(g);
         /* Then the MQTT session: no callback runs after it, and it syncs the outbox. */
         g->mqtt = mqtt_session_free(g->mqtt);
+        gateway_blefota_free(g);
         /* Before the modem: it cancels its command in flight. */
         gateway_fota_free(g);
         g->cloud = cloud_session_free(g->cloud);

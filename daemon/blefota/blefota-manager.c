@@ -42,6 +42,18 @@ typedef enum SmpStep {
 } SmpStep;
 
 typedef struct Job Job;
+typedef struct Report Report;
+
+/* A final report until the broker acknowledged it. */
+struct Report {
+        BleFotaManager *m;
+        Report *next;
+        char address[BLE_ADDR_STR_MAX];
+        char id[FOTA_JOB_ID_MAX + 1];
+        FotaStatus status;
+        char message[FOTA_STATUS_MESSAGE_MAX + 1];
+        bool in_flight;
+};
 
 struct Job {
         BleFotaManager *m;
@@ -84,6 +96,7 @@ struct BleFotaManager {
         BleFotaOps ops;
         void *userdata;
         Job *jobs;
+        Report *reports;
         char **ready; /* addresses of the devices READY now */
         bool offered; /* the modem was ready once: downloads can run */
         bool cloud_up; /* jobs/ble/rcv subscribed on this connection */
@@ -98,6 +111,7 @@ static const char *const stage_table[_STAGE_MAX] = {
 };
 
 static void job_start_smp(Job *j);
+static void report_send(Report *r);
 static void job_maybe_free(Job *j);
 static void manager_start_waiting(BleFotaManager *m);
 static void manager_set_ready(BleFotaManager *m, const char *address, bool ready);
@@ -188,9 +202,80 @@ static void job_publish(Job *j, FotaStatus status, unsigned pct, const char *mes
 
         r = fota_ble_job_build_update(j->job.ble_address, j->job.id, status, pct, message, &payload);
         if (r >= 0)
-                r = j->m->ops.publish_update ? j->m->ops.publish_update(j->m->userdata, payload) : -ENOTCONN;
+                r = j->m->ops.publish_update ? j->m->ops.publish_update(j->m->userdata, payload, NULL, NULL)
+                                             : -ENOTCONN;
         if (r < 0)
                 log_warning_errno(r, "Failed to report BLE FOTA job %s of %s: %m", j->job.id, j->job.ble_address);
+}
+
+static int report_path(BleFotaManager *m, const char *address, char **ret) {
+        return asprintf(ret, "%s/%s.report", m->dir, address) < 0 ? -ENOMEM : 0;
+}
+
+static void report_free(Report *r) {
+        for (Report **p = &r->m->reports; *p; p = &(*p)->next)
+                if (*p == r) {
+                        *p = r->next;
+                        break;
+                }
+        free(r);
+}
+
+static void on_report_done(int error, void *userdata) {
+        Report *r = userdata;
+        _cleanup_free_ char *path = NULL;
+
+        r->in_flight = false;
+        if (error < 0)
+                return (void) log_info("The final report of BLE FOTA job %s was not acknowledged (%s), "
+                                       "sending it again at the next connection", r->id, strerror(-error));
+        if (report_path(r->m, r->address, &path) >= 0)
+                (void) unlink(path);
+        report_free(r);
+}
+
+static void report_send(Report *r) {
+        _cleanup_free_ char *payload = NULL;
+        int k;
+
+        if (r->in_flight)
+                return;
+        k = fota_ble_job_build_update(r->address, r->id, r->status, 0, r->message, &payload);
+        if (k >= 0)
+                k = r->m->ops.publish_update ? r->m->ops.publish_update(r->m->userdata, payload, on_report_done, r)
+                                             : -ENOTCONN;
+        if (k < 0)
+                log_info("Cannot send the final report of BLE FOTA job %s now (%s), at the next connection", r->id,
+                         strerror(-k));
+        else
+                r->in_flight = true;
+}
+
+/* Keeps a final report (in <dir>/<ADDR>.report when save) and sends it. */
+static void report_new(BleFotaManager *m, const char *address, const char *id, FotaStatus status, const char *message,
+                       bool save) {
+        Report *r = calloc(1, sizeof *r);
+
+        if (!r)
+                return (void) log_error("Out of memory for the report of BLE FOTA job %s", id);
+        r->m = m;
+        snprintf(r->address, sizeof r->address, "%s", address);
+        snprintf(r->id, sizeof r->id, "%s", id);
+        r->status = status;
+        snprintf(r->message, sizeof r->message, "%s", strempty(message));
+        r->next = m->reports;
+        m->reports = r;
+        if (save) {
+                _cleanup_free_ char *path = NULL;
+                FILE *f;
+                if (report_path(m, address, &path) >= 0 && (f = fopen(path, "we"))) {
+                        fprintf(f, "%d %s\n%s", (int) status, id, r->message);
+                        (void) fflush(f);
+                        (void) fsync(fileno(f));
+                        fclose(f);
+                }
+        }
+        report_send(r);
 }
 
 static void job_close(Job *j) {
@@ -208,7 +293,7 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
         log_fields(status == FOTA_STATUS_SUCCEEDED ? LOG_NOTICE : LOG_WARNING, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }),
                    "BLE FOTA job %s of %s: %s%s%s", j->job.id, j->job.ble_address, fota_status_to_string(status),
                    message && message[0] ? ", " : "", strempty(message));
-        job_publish(j, status, 0, message);
+        report_new(m, j->job.ble_address, j->job.id, status, message, true);
         job_close(j);
         job_forget(j);
         j->finished = true;
@@ -729,7 +814,7 @@ static void answer(BleFotaManager *m, const char *address, const char *id, FotaS
 
         r = fota_ble_job_build_update(address, id, status, 0, message, &payload);
         if (r >= 0)
-                r = m->ops.publish_update ? m->ops.publish_update(m->userdata, payload) : -ENOTCONN;
+                r = m->ops.publish_update ? m->ops.publish_update(m->userdata, payload, NULL, NULL) : -ENOTCONN;
         if (r < 0)
                 log_warning_errno(r, "Failed to answer BLE FOTA job %s of %s: %m", id, address);
 }
@@ -848,14 +933,20 @@ void blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *s
 }
 
 void blefota_manager_cloud_down(BleFotaManager *m) {
-        if (m)
-                m->cloud_up = false;
+        if (!m)
+                return;
+        m->cloud_up = false;
+        /* A publish of the ended connection is dropped without a call (mqtt.h): send it again. */
+        for (Report *r = m->reports; r; r = r->next)
+                r->in_flight = false;
 }
 
 void blefota_manager_cloud_ready(BleFotaManager *m) {
         if (!m || !m->offered)
                 return;
         m->cloud_up = true;
+        for (Report *r = m->reports; r; r = r->next)
+                report_send(r);
         /* Devices connected before the session was up: ask for their jobs now. */
         for (size_t i = 0; m->ready && m->ready[i]; i++)
                 if (!manager_find(m, m->ready[i]))
@@ -916,8 +1007,37 @@ static void manager_load(BleFotaManager *m) {
                 Job *j;
                 int s = -1;
 
+                if (strlen(de->d_name) == 17 + strlen(".report") && streq(de->d_name + 17, ".report")) {
+                        char id[FOTA_JOB_ID_MAX + 2], message[FOTA_STATUS_MESSAGE_MAX + 1] = "";
+                        int status;
+                        memcpy(address, de->d_name, 17);
+                        address[17] = 0;
+                        if (ble_address_normalize(address, address) < 0 ||
+                            asprintf(&path, "%s/%s", m->dir, de->d_name) < 0 ||
+                            read_full_file(path, 512, &text, &size) < 0)
+                                continue;
+                        nl = memchr(text, '\n', size);
+                        if (nl && sscanf(text, "%d %37s", &status, id) == 2 && strlen(id) <= FOTA_JOB_ID_MAX &&
+                            status >= 0 && status < _FOTA_STATUS_MAX) {
+                                snprintf(message, sizeof message, "%s", nl + 1);
+                                log_info("BLE FOTA job %s of %s ended; its final report is sent again", id, address);
+                                report_new(m, address, id, (FotaStatus) status, message, false);
+                        } else
+                                (void) unlink(path);
+                        continue;
+                }
                 if (ble_address_normalize(de->d_name, address) < 0 || strlen(de->d_name) != 17)
                         continue;
+                if (report_path(m, de->d_name, &path) >= 0 && access(path, F_OK) >= 0) {
+                        /* Stopped between its final report and forgetting it: it is over. */
+                        free(path);
+                        path = NULL;
+                        if (asprintf(&path, "%s/%s", m->dir, de->d_name) >= 0)
+                                (void) unlink(path);
+                        continue;
+                }
+                free(path);
+                path = NULL;
                 if (asprintf(&path, "%s/%s", m->dir, de->d_name) < 0 ||
                     read_full_file(path, JOB_FILE_MAX, &text, &size) < 0)
                         continue;
@@ -985,6 +1105,8 @@ BleFotaManager *blefota_manager_free(BleFotaManager *m) {
                 m->jobs = j->next;
                 job_free(j);
         }
+        while (m->reports)
+                report_free(m->reports);
         strv_free(m->ready);
         sd_event_unref(m->event);
         free(m->dir);

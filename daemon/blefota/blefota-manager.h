@@ -36,8 +36,12 @@
 typedef struct BleFotaManager BleFotaManager;
 
 typedef struct BleFotaOps {
-        /* A JSON array for jobs/ble/update, and ["ADDR"] for jobs/ble/req. */
-        int (*publish_update)(void *userdata, const char *payload);
+        /* A JSON array for jobs/ble/update, and ["ADDR"] for jobs/ble/req.  done (may be NULL) is
+         * called once with the broker's acknowledgement (0) or why there is none; final reports
+         * are kept in <dir>/<ADDR>.report and sent again at the next blefota_manager_cloud_ready()
+         * until acknowledged. */
+        int (*publish_update)(void *userdata, const char *payload, void (*done)(int error, void *userdata),
+                              void *done_userdata);
         int (*request_job)(void *userdata, const char *payload);
 } BleFotaOps;
 

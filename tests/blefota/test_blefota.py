@@ -12,6 +12,7 @@ BLEFOTA_TEST=<name> (ctest runs each in its own entry)."""
 import hashlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -329,6 +330,35 @@ class BleFotaTest(unittest.TestCase):
         log = w.daemon.log()
         self.assertLess(log.index("downloading 1 file(s)", log.index("downloading 1 file(s)") + 1),
                         log.index(": SUCCEEDED"), log[-3000:])
+
+    def test_final_report_resent_after_reconnect(self):
+        """The final report published while the broker does not answer is kept in the state
+        directory and sent again after the reconnection."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB}})
+        image = smp.make_image((5, 0, 0), 256 * KB, seed=8)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-ack", A, "zephyr/ack.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        os.kill(w.broker.proc.pid, signal.SIGSTOP)
+        try:
+            ended = w.daemon.wait_log("BLE FOTA job %s of %s: SUCCEEDED" % (job[1], A), TIMEOUT)
+            time.sleep(0.3)
+            kept = os.listdir(os.path.join(w.state_dir, "blefota"))
+            # TLS ends in the modem: without the serial link the MQTT connection is gone.
+            self.assertEqual(w.sim.command("vanish 3000"), "OK")
+            time.sleep(0.5)
+        finally:
+            os.kill(w.broker.proc.pid, signal.SIGCONT)
+        self.assertTrue(ended, w.diag())
+        self.assertIn(A + ".report", kept)
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.assertTrue(st.wait_until(lambda: os.listdir(os.path.join(w.state_dir, "blefota")) == [A + ".last"], 30),
+                        os.listdir(os.path.join(w.state_dir, "blefota")))
+        terminal = [u for u in w.ble.statuses(job[1]) if u[2] in cj.TERMINAL]
+        self.assertIn(len(terminal), (1, 2), terminal)  # the broker may have taken the first copy too
+        self.assertEqual(w.slot(A, 0), image)
 
 
 if __name__ == "__main__":
