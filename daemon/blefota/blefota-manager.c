@@ -130,8 +130,8 @@ static int job_save(Job *j) {
 
         if (job_path(j, "", &path) < 0 || job_path(j, ".tmp", &tmp) < 0)
                 return -ENOMEM;
-        for (size_t i = 0; i < j->new_hash_len; i++)
-                snprintf(hex + 2 * i, 3, "%02x", j->new_hash[i]);
+        if (j->new_hash_len > 0)
+                ble_hex(j->new_hash, j->new_hash_len, hex);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
@@ -1055,9 +1055,10 @@ static void manager_load(BleFotaManager *m) {
                 j->stage = (JobStage) s;
                 if (!streq(hex, "-"))
                         for (size_t i = 0; i + 1 < strlen(hex) && i / 2 < SMP_HASH_MAX; i += 2) {
-                                unsigned v;
-                                if (sscanf(hex + i, "%2x", &v) == 1)
-                                        j->new_hash[j->new_hash_len++] = (uint8_t) v;
+                                int hi = unhexchar(hex[i]), lo = unhexchar(hex[i + 1]);
+                                if (hi < 0 || lo < 0)
+                                        break;
+                                j->new_hash[j->new_hash_len++] = (uint8_t) (hi << 4 | lo);
                         }
                 log_info("BLE FOTA job %s of %s resumes in stage %s", j->job.id, j->job.ble_address, stage);
                 continue;

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "modem-download.h"
+#include "util.h"
 
 #define DOWNLOAD_ID_MAX 2147483647
 
@@ -118,23 +119,13 @@ static void download_report_complete(ModemDownload *d) {
         download_finish(d, 0, &res);
 }
 
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static void download_on_complete(ModemDownload *d, uint64_t total, const char *hex, size_t hex_len) {
         uint8_t mine[32], theirs[32];
 
         if (hex_len != 64)
                 return download_finish(d, -EBADMSG, NULL);
         for (size_t i = 0; i < 32; i++) {
-                int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+                int hi = unhexchar(hex[2 * i]), lo = unhexchar(hex[2 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return download_finish(d, -EBADMSG, NULL);
                 theirs[i] = (uint8_t) (hi << 4 | lo);

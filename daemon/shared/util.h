@@ -13,6 +13,8 @@ int parse_uint64(const char *s, uint64_t *ret);
 int parse_int64(const char *s, int64_t *ret);
 /* yes/no, true/false, on/off, 1/0 */
 int parse_boolean(const char *s);
+/* The value of one hex digit (either case), or -EINVAL. */
+int unhexchar(char c);
 /* "512", "64K", "8M", "1G" (binary multiples). */
 int parse_size(const char *s, uint64_t *ret);
 const char *format_size(uint64_t bytes, char *buf, size_t len);
