@@ -12,6 +12,7 @@
 #include "blefota-manager.h"
 #include "fota-job.h"
 #include "log.h"
+#include "message-ids.h"
 #include "smp.h"
 #include "util.h"
 
@@ -290,7 +291,11 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
 
         if (j->finished)
                 return;
-        log_fields(status == FOTA_STATUS_SUCCEEDED ? LOG_NOTICE : LOG_WARNING, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }),
+        log_fields(status == FOTA_STATUS_SUCCEEDED ? LOG_NOTICE : LOG_WARNING,
+                   LOG_FIELDS({ "MESSAGE_ID", status == FOTA_STATUS_SUCCEEDED ? MESSAGE_ID_BLE_FOTA_SUCCEEDED
+                                                                             : MESSAGE_ID_BLE_FOTA_FAILED },
+                              { "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id },
+                              { "FOTA_STATUS", fota_status_to_string(status) }),
                    "BLE FOTA job %s of %s: %s%s%s", j->job.id, j->job.ble_address, fota_status_to_string(status),
                    message && message[0] ? ", " : "", strempty(message));
         report_new(m, j->job.ble_address, j->job.id, status, message, true);
@@ -763,7 +768,9 @@ static void job_start(Job *j) {
                         j->stage = STAGE_DOWNLOADING;
                         (void) job_save(j);
                 }
-                log_fields(LOG_NOTICE, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }),
+                log_fields(LOG_NOTICE,
+                           LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_BLE_FOTA_STARTED }, { "BT_ADDR", j->job.ble_address },
+                                      { "FOTA_JOB_ID", j->job.id }),
                            "BLE FOTA job %s for %s: downloading %zu file(s), %" PRIu64 " bytes", j->job.id,
                            j->job.ble_address, j->job.n_files, j->job.file_size);
                 j->last_pct = 0;
