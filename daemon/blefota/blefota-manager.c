@@ -83,6 +83,7 @@ struct Job {
         uint8_t image_sha[32];
         uint64_t off;
         size_t last_chunk;
+        unsigned logged_pct;  /* of the upload, logged in steps of 10 */
         uint8_t new_hash[SMP_HASH_MAX];
         size_t new_hash_len;
         bool reset_answered;
@@ -629,6 +630,7 @@ static void job_on_response(Job *j, const SmpResponse *r) {
                 log_info("BLE FOTA job %s: %s runs version %s, uploading %" PRIu64 " bytes", j->job.id,
                          j->job.ble_address, img ? img->version : "?", j->image_size);
                 j->off = 0;
+                j->logged_pct = 0;
                 return job_smp_upload(j);
         case SMP_STEP_UPLOAD:
                 if (status != 0) {
@@ -640,6 +642,12 @@ static void job_on_response(Job *j, const SmpResponse *r) {
                 j->off = r->has_off ? r->off : j->off + j->last_chunk;
                 if (j->off > j->image_size)
                         return job_smp_fail(j, "the device reports an offset beyond the image");
+                if (j->image_size > 0 && j->off * 100 / j->image_size >= j->logged_pct + 10) {
+                        j->logged_pct = (unsigned) (j->off * 100 / j->image_size) / 10 * 10;
+                        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id }),
+                                   "BLE FOTA job %s: %u%% transferred to %s (%" PRIu64 " of %" PRIu64 " bytes)",
+                                   j->job.id, j->logged_pct, j->job.ble_address, j->off, j->image_size);
+                }
                 if (j->off < j->image_size)
                         return job_smp_upload(j);
                 if (r->has_match && !r->match)

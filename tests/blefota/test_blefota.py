@@ -214,6 +214,8 @@ class BleFotaTest(unittest.TestCase):
         self.assertTrue(s["slots"][0]["confirmed"], s)
         self.assertEqual(s["swap"], "none", s)
         self.assertEqual(s["boots"], 1, s)
+        # The transfer's progress is in the log, not in extra cloud messages.
+        self.assertIn("100% transferred to " + A, w.daemon.log())
         # The image came through the modem's download, whole, once.
         self.assertEqual(len(w.files.requests_for("zephyr/app_update.bin")), 1, w.files.requests)
         time.sleep(1)
