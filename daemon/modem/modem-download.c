@@ -38,6 +38,7 @@ struct ModemDownload {
         uint64_t offset;       /* where this request started */
         uint64_t received;     /* bytes of the whole file */
         EVP_MD_CTX *sha;       /* over the bytes of this request */
+        unsigned abort_gen;    /* the modem_downloader_abort_all() that took it down last */
 };
 
 struct ModemDownloader {
@@ -46,6 +47,7 @@ struct ModemDownloader {
         ModemDownload *downloads;
         ModemDownload *starting; /* the one whose AT#XDOWNLOAD is in flight (its "<id>,0" line is next) */
         int32_t last_cancelled;  /* an unknown id already cancelled */
+        unsigned abort_gen;
 };
 
 static void download_close(ModemDownload *d) {
@@ -310,13 +312,16 @@ ModemDownloader *modem_downloader_free(ModemDownloader *dl) {
 }
 
 void modem_downloader_abort_all(ModemDownloader *dl, int error) {
+        unsigned gen = ++dl->abort_gen;
         bool again = true;
 
-        /* A callback may free or start downloads: rescan after each report. */
+        /* A callback may free or start downloads: rescan after each report, and take each
+         * download down once (one started again from its callback stays up). */
         while (again) {
                 again = false;
                 for (ModemDownload *d = dl->downloads; d; d = d->next)
-                        if (d->state != DOWNLOAD_IDLE) {
+                        if (d->state != DOWNLOAD_IDLE && d->abort_gen != gen) {
+                                d->abort_gen = gen;
                                 download_finish(d, error, NULL);
                                 again = true;
                                 break;

@@ -267,6 +267,26 @@ static void test_failure_keeps_prefix_and_abort(void **state) {
         assert_int_equal(f->error, -EBUSY);
 }
 
+static void on_done_restart(ModemDownload *d, int error, const ModemDownloadResult *res, void *userdata) {
+        on_done(d, error, res, userdata);
+        if (error == -ECONNRESET)
+                assert_int_equal(modem_download_start(d), 0);
+}
+
+static void test_abort_all_with_restart_in_callback(void **state) {
+        static const ModemDownloadCallbacks restart = { .progress = on_progress, .done = on_done_restart };
+        Fixture *f = *state;
+        _cleanup_(modem_download_freep) ModemDownload *d = NULL;
+
+        assert_int_equal(modem_download_new(f->dl, "https://h/x", f->path, 0, &restart, f, &d), 0);
+        assert_int_equal(modem_download_start(d), 0);
+        feed_str(f, "\r\n#XDOWNLOAD: 1,0\r\nOK\r\n");
+        /* Taken down once; the start from its callback stays. */
+        modem_downloader_abort_all(f->dl, -ECONNRESET);
+        assert_int_equal(f->done_calls, 1);
+        assert_true(modem_download_running(d));
+}
+
 static void test_unknown_download_cancelled_once(void **state) {
         Fixture *f = *state;
 
@@ -285,6 +305,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_too_large_is_cancelled, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failure_keeps_prefix_and_abort, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_download_cancelled_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_abort_all_with_restart_in_callback, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
