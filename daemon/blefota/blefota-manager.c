@@ -87,6 +87,7 @@ struct Job {
         uint8_t new_hash[SMP_HASH_MAX];
         size_t new_hash_len;
         bool reset_answered;
+        bool reset_again;     /* the reset was sent once more after a restart found it pending */
 };
 
 struct BleFotaManager {
@@ -680,6 +681,17 @@ static void job_on_response(Job *j, const SmpResponse *r) {
                 if (status != 0 || !r->has_images)
                         return job_smp_fail(j, "the device did not list its images after the reset");
                 img = find_active(r);
+                if ((!img || img->hash_len != j->new_hash_len || memcmp(img->hash, j->new_hash, j->new_hash_len) != 0) &&
+                    !j->reset_again)
+                        for (size_t i = 0; i < r->n_images; i++)
+                                if (!r->images[i].active && r->images[i].pending &&
+                                    r->images[i].hash_len == j->new_hash_len &&
+                                    memcmp(r->images[i].hash, j->new_hash, j->new_hash_len) == 0) {
+                                        /* Stopped between marking the test and the reset: reset now. */
+                                        log_info("BLE FOTA job %s: the new image still waits for its reset", j->job.id);
+                                        j->reset_again = true;
+                                        return job_smp_reset(j);
+                                }
                 if (!img || img->hash_len != j->new_hash_len || memcmp(img->hash, j->new_hash, j->new_hash_len) != 0) {
                         log_warning("BLE FOTA job %s: %s came back with version %s, not the new image", j->job.id,
                                     j->job.ble_address, img ? img->version : "?");
