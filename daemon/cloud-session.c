@@ -920,8 +920,18 @@ static void cloud_device_info_clear(CloudDeviceInfo *i) {
         *i = (CloudDeviceInfo){};
 }
 
+static void on_jobs_ble_subscribed(int error, void *userdata) {
+        CloudSession *cs = userdata;
+
+        if (error < 0)
+                log_warning_errno(error, "The broker refused %s, waiting for the next connection: %m", cs->jobs_ble_rcv);
+        else if (cs->state == CLOUD_SESSION_READY && cs->cb.jobs_ble_ready)
+                cs->cb.jobs_ble_ready(cs, cs->userdata);
+}
+
 int cloud_session_set_device_info(CloudSession *cs, const CloudDeviceInfo *info) {
         CloudDeviceInfo c = { .fota_types = info->fota_types, .fota_ble = info->fota_ble };
+        bool ble_before = cs->have_info && cs->info.fota_ble;
 
         if (info->fota_types >> _FOTA_TYPE_MAX)
                 return -EINVAL;
@@ -937,6 +947,12 @@ int cloud_session_set_device_info(CloudSession *cs, const CloudDeviceInfo *info)
         cs->have_info = true;
         if (cs->state == CLOUD_SESSION_READY)
                 cloud_session_report_device(cs);
+        /* FOTA of BLE devices became possible during the session (the modem came after the
+         * cloud, [Cloud] TLS=host): jobs/ble/rcv now, not at the next connection. */
+        if (cs->state == CLOUD_SESSION_READY && c.fota_ble && !ble_before) {
+                char *topics[] = { cs->jobs_ble_rcv };
+                (void) cloud_session_subscribe(cs, topics, 1, on_jobs_ble_subscribed);
+        }
         return 0;
 }
 

@@ -98,6 +98,8 @@ typedef struct CloudSessionCallbacks {
          * after re-sending what it must (spec nrfcloud-fota.md §1.2); when
          * NULL the session publishes [""] on jobs/req. */
         void (*jobs_ready)(CloudSession *cs, void *userdata);
+        /* Optional: jobs/ble/rcv was subscribed later in the session (fota_ble became true). */
+        void (*jobs_ble_ready)(CloudSession *cs, void *userdata);
         /* Optional: how many BLE devices may be connected ([Bluetooth]
          * MaxConnections=), for the message when the shadow wants more. */
         unsigned (*max_connections)(CloudSession *cs, void *userdata);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "blefota-manager.h"
 #include "fota-job.h"
 #include "fota-manager.h"
 #include "gateway.h"
@@ -80,6 +81,8 @@ void gateway_fota_ble_job_received(Gateway *g, const uint8_t *payload, size_t le
         FotaJob job;
         int r;
 
+        if (g->blefota)
+                return blefota_manager_job_received(g->blefota, payload, len);
         r = fota_job_parse(payload, len, true, &job, &e);
         if (r == -ENOENT)
                 return (void) log_debug("No BLE FOTA job pending");
@@ -128,6 +131,8 @@ void gateway_fota_free(Gateway *g) {
 }
 
 void gateway_fota_cloud_state(Gateway *g, CloudSessionState new_state) {
+        if (new_state == CLOUD_SESSION_CONNECTING || new_state == CLOUD_SESSION_DISCONNECTED)
+                blefota_manager_cloud_down(g->blefota);
         if (!g->fota)
                 return;
         if (new_state == CLOUD_SESSION_CONNECTING || new_state == CLOUD_SESSION_DISCONNECTED)
@@ -140,6 +145,7 @@ void gateway_fota_jobs_ready(CloudSession *cs, void *userdata) {
                 fota_manager_cloud_ready(g->fota);
         else
                 (void) cloud_session_request_jobs(cs);
+        blefota_manager_cloud_ready(g->blefota);
 }
 
 void gateway_fota_job_received(Gateway *g, const uint8_t *payload, size_t len) {
@@ -151,6 +157,14 @@ void gateway_fota_modem_state(Gateway *g, bool ready) {
         const ModemIdentity *id;
         FotaFirmware fw;
 
+        if (ready && !blefota_manager_offered(g->blefota) && g->blefota) {
+                /* The first ready modem: BLE FOTA is offered from now on (fota_v2_ble). */
+                blefota_manager_modem_ready(g->blefota);
+                gateway_update_device_info(g);
+        } else if (ready)
+                blefota_manager_modem_ready(g->blefota);
+        else
+                blefota_manager_modem_lost(g->blefota);
         if (!g->fota)
                 return;
         if (!ready) {
@@ -213,6 +227,7 @@ void gateway_update_device_info(Gateway *g) {
                         info.app_version = id->firmware_version;
         }
         info.fota_types = g->fota ? fota_manager_supported_types(g->fota) : 0;
+        info.fota_ble = blefota_manager_offered(g->blefota);
         r = cloud_session_set_device_info(g->cloud, &info);
         if (r < 0)
                 log_error_errno(r, "Failed to set the device info, ignoring: %m");

@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "blefota-manager.h"
 #include "gateway.h"
 #include "gateway-bus.h"
 #include "log.h"
@@ -173,6 +174,8 @@ static void on_ble_device_state(BleManager *m, BleDevice *d, BleDeviceState old_
                 protocol_device_state(g->protocol, ble_device_address(d), ble_device_address_type(d), old_state,
                                       new_state,
                                       new_state == BLE_DEVICE_READY ? ble_device_gatt(d) : NULL);
+        /* After the discovery went out: a connected device asks for its FOTA job. */
+        blefota_manager_device_state(g->blefota, d, new_state);
 }
 
 static void on_ble_notification(BleManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
@@ -182,6 +185,7 @@ static void on_ble_notification(BleManager *m, BleDevice *d, const char *service
         gateway_bus_device_notification(g->bus, ble_device_address(d));
         if (g->protocol)
                 protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
+        blefota_manager_notification(g->blefota, d, service_uuid, chrc_uuid, value, size);
 }
 
 static void on_ble_beacon(BleManager *m, const BleScanResult *r, void *userdata) {
@@ -224,6 +228,8 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
         }
         if (r < 0)
                 log_error_errno(r, "Failed to reach BlueZ on the system bus, running without Bluetooth: %m");
+        else
+                (void) gateway_blefota_start(g);
 
         r = protocol_new(g->event, g->config, device_id, g->ble, &sink, g->cloud, &g->protocol);
         if (r < 0)
@@ -264,6 +270,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .message = on_cloud_message,
                 .desired_connections_changed = on_cloud_desired_connections_changed,
                 .jobs_ready = gateway_fota_jobs_ready,
+                .jobs_ble_ready = gateway_blefota_jobs_ready,
                 .max_connections = on_cloud_max_connections,
                 .beacons_changed = on_cloud_beacons_changed,
         };
@@ -540,6 +547,7 @@ Gateway *gateway_free(Gateway *g) {
         g->ble = ble_manager_free(g->ble);
         /* Then the MQTT session: no callback runs after it, and it syncs the outbox. */
         g->mqtt = mqtt_session_free(g->mqtt);
+        gateway_blefota_free(g);
         /* Before the modem: it cancels its command in flight. */
         gateway_fota_free(g);
         g->cloud = cloud_session_free(g->cloud);

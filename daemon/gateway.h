@@ -66,6 +66,9 @@ typedef struct Gateway {
         GatewayBus *bus;
         char *status_text;
         bool freeing; /* gateway_free() runs: the components' last callbacks report nothing */
+        /* FOTA of BLE devices, images downloaded by the nRF91 (gateway-blefota.c); NULL when off. */
+        struct BleFotaManager *blefota;
+        struct ModemDownloader *downloader;
 } Gateway;
 
 /* Takes ownership of config. */
@@ -97,6 +100,11 @@ void gateway_modem_free(Gateway *g);
 typedef struct MqttSession MqttSession;
 int gateway_modem_prepare(MqttSession *s, void *userdata);
 void gateway_modem_release(MqttSession *s, void *userdata);
+
+/* gateway-blefota.c: FOTA of BLE devices ([Bluetooth] Fota=). */
+int gateway_blefota_start(Gateway *g);
+void gateway_blefota_free(Gateway *g);
+void gateway_blefota_jobs_ready(CloudSession *cs, void *userdata);
 
 /* gateway-fota.c: the FOTA manager wired to the cloud session and the modem. */
 int gateway_fota_start(Gateway *g);

@@ -236,7 +236,7 @@ static int gatt_build(BleDevice *d, BleGattModel *ret) {
                 }
                 s->chrcs = ch;
                 ch = &s->chrcs[s->n_chrcs];
-                *ch = (BleGattChrc){ .properties = ble_chrc_flags_to_properties(o->chrc.flags) };
+                *ch = (BleGattChrc){ .properties = ble_chrc_flags_to_properties(o->chrc.flags), .mtu = o->chrc.mtu };
                 if (ble_uuid_normalize(o->chrc.uuid, ch->uuid) < 0)
                         continue;
                 ch->object_path = strdup(o->path);

@@ -97,6 +97,7 @@ typedef struct BleGattChrc {
         char *path; /* "SVC/CHRC" */
         char *object_path;
         unsigned properties; /* BLE_CHRC_* */
+        uint16_t mtu;        /* BlueZ's MTU of the link (GattCharacteristic1.MTU), 0 if unknown */
         uint8_t *value;      /* read during the last resolution, NULL if not */
         size_t value_size;
         BleGattDesc *descs;

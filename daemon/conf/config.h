@@ -77,6 +77,8 @@ typedef struct Config {
         unsigned notify_min_interval_ms;
         unsigned connect_timeout_sec;
         unsigned beacon_report_interval_sec; /* one scan_result per watched beacon per interval at most */
+        bool ble_fota;                /* FOTA of BLE devices through the nRF91's downloads */
+        unsigned max_parallel_fota;   /* BLE devices updated at once */
 
         /* [Fota] */
         unsigned fota_apply_timeout_sec; /* reset to the new firmware's answer, else "not validated" */

@@ -17,6 +17,10 @@
 #define MESSAGE_ID_FOTA_STARTED "3d1f6c0b8a2e4f4c9b7e5a61c2d8f903"
 #define MESSAGE_ID_FOTA_SUCCEEDED "96b53e756fb84faaa3e2adc3a6225b5c"
 #define MESSAGE_ID_FOTA_FAILED "c47a2e9d15b34e0f8d6a3b9e7f1c5a24"
+/* FOTA job for a BLE device behind the gateway: started, succeeded, failed (or rejected). */
+#define MESSAGE_ID_BLE_FOTA_STARTED "174ddbace8c140fb9caaefa102984b41"
+#define MESSAGE_ID_BLE_FOTA_SUCCEEDED "fd2ecdc0129c483499752215644d571c"
+#define MESSAGE_ID_BLE_FOTA_FAILED "ca2a905202264fda9be09deebea672b5"
 #define MESSAGE_ID_GATEWAY_UNPAIRED "e294462c09184318b0bcb1ade64fcfad"
 #define MESSAGE_ID_SHADOW_TOPIC_REFUSED "bbcf813f834741b6969be001dfe9bf68"
 /* The gateway's location from nRF Cloud's ground fix (docs/location.md). */

@@ -109,15 +109,22 @@ class ProtocolTest(pt.WorldTestCase):
         self.assertEqual(svc[NUS]["characteristics"][NUS_RX]["properties"],
                          {"write": True, "writeWithoutResponse": True})
         self.assertIn(VENDOR_N, disc[B]["event"]["services"])
-        # No BLE FOTA: no job is asked for on jobs/ble/req, jobs/ble/rcv is not subscribed, and the
-        # shadow says fota_v2_ble false.
+        # BLE FOTA ([Bluetooth] Fota=yes by default) needs the modem's downloads.  Without a modem:
+        # no job is asked for on jobs/ble/req, jobs/ble/rcv is not subscribed, and the shadow says
+        # fota_v2_ble false.  With one: both devices ask for their job after their discovery.
+        ble_fota = pt.TLS == "modem"
         self.assertTrue(pt.st.wait_until(lambda: "serviceInfo" in w.peer.reported.get("device", {})), w.peer.reported)
-        self.assertIs(w.peer.reported["device"]["serviceInfo"]["fota_v2_ble"], False)
-        self.assertEqual(w.peer.received(pt.JOBS_BLE_REQ), [])
+        self.assertIs(w.peer.reported["device"]["serviceInfo"]["fota_v2_ble"], ble_fota)
+        if ble_fota:
+            self.assertTrue(pt.st.wait_until(lambda: len(w.peer.received(pt.JOBS_BLE_REQ)) >= 2),
+                            w.peer.received(pt.JOBS_BLE_REQ))
+            self.assertEqual(sorted(json.loads(p) for _, p in w.peer.received(pt.JOBS_BLE_REQ)), [[A], [B]])
+        else:
+            self.assertEqual(w.peer.received(pt.JOBS_BLE_REQ), [])
         subscribed = [t for p in pt.st.client_packets(w.broker.log_text(), pt.DEVICE) if p[0] == "SUBSCRIBE"
                       for t in p[1]]
         self.assertIn(f"{pt.st.PREFIX}{pt.DEVICE}/jobs/rcv", subscribed)
-        self.assertNotIn(f"{pt.st.PREFIX}{pt.DEVICE}/jobs/ble/rcv", subscribed)
+        self.assertEqual(f"{pt.st.PREFIX}{pt.DEVICE}/jobs/ble/rcv" in subscribed, ble_fota)
         # Message ids increase.
         ids = [e["messageId"] for e in w.events()]
         self.assertEqual(ids, sorted(ids))

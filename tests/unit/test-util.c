@@ -60,6 +60,16 @@ static uint64_t rnd_zero(void *u) {
         return 0;
 }
 
+static void test_unhexchar(void **state) {
+        (void) state;
+        assert_int_equal(unhexchar('0'), 0);
+        assert_int_equal(unhexchar('9'), 9);
+        assert_int_equal(unhexchar('a'), 10);
+        assert_int_equal(unhexchar('F'), 15);
+        assert_int_equal(unhexchar('g'), -EINVAL);
+        assert_int_equal(unhexchar('\0'), -EINVAL);
+}
+
 static void test_backoff(void **state) {
         Backoff b;
         (void) state;
@@ -145,6 +155,7 @@ static void test_ratelimit(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_string_distance), cmocka_unit_test(test_parse_size),
+                cmocka_unit_test(test_unhexchar),
                 cmocka_unit_test(test_parse_boolean), cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_strv), cmocka_unit_test(test_ratelimit),
                 cmocka_unit_test(test_read_full_file),
