@@ -287,7 +287,7 @@ static const char *format_location(json_t *loc, char *buf, size_t len) {
         return buf;
 }
 
-static int print_json(json_t *j) {
+int ctl_print_json(json_t *j) {
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
         if (!s)
                 return CTL_EXIT_FAILED;
@@ -336,7 +336,7 @@ int verb_status(int argc, char *argv[], CtlOptions *o) {
         all = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "gateway", gw, "modem", modem, "outbox", ob, "fota", fota,
                         "location", loc, "devices", devices);
         if (ctl_args.json) {
-                r = print_json(all);
+                r = ctl_print_json(all);
                 json_decref(all);
                 return r;
         }
@@ -388,7 +388,7 @@ int verb_devices(int argc, char *argv[], CtlOptions *o) {
         if (r < 0)
                 return CTL_EXIT_FAILED;
         if (ctl_args.json) {
-                r = print_json(devices);
+                r = ctl_print_json(devices);
                 json_decref(devices);
                 return r;
         }
@@ -419,7 +419,7 @@ int ctl_bus_outbox(void) {
         if (r < 0)
                 return CTL_EXIT_FAILED;
         if (ctl_args.json)
-                r = print_json(ob);
+                r = ctl_print_json(ob);
         else {
                 print_outbox_line(ob);
                 r = CTL_EXIT_OK;
@@ -598,7 +598,7 @@ int verb_scan(int argc, char *argv[], CtlOptions *o) {
                 return CTL_EXIT_FAILED;
         }
         if (ctl_args.json)
-                r = print_json(list);
+                r = ctl_print_json(list);
         else {
                 size_t i;
                 json_t *d;
@@ -653,7 +653,7 @@ int ctl_bus_identity(const CtlOptions *o) {
                       "firmware", jstr(modem, "FirmwareVersion"), "sec_tag", jint(modem, "SecTag"), "credentials",
                       json_object_get(modem, "Credentials"), "source", "daemon");
         if (ctl_args.json)
-                r = print_json(j);
+                r = ctl_print_json(j);
         else {
                 printf("Device ID:        %s%s\n", *jstr(gw, "GatewayId") ? jstr(gw, "GatewayId") : "(unknown)",
                        o->config->device_id ? " (from the configuration)" : "");
@@ -699,7 +699,7 @@ int ctl_bus_fota(void) {
         if (r < 0)
                 return CTL_EXIT_FAILED;
         if (ctl_args.json)
-                r = print_json(f);
+                r = ctl_print_json(f);
         else {
                 printf("FOTA:             %s\n", jstr(f, "State"));
                 if (*jstr(f, "JobId"))

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <systemd/sd-event.h>
 
 #include "at-link.h"
@@ -108,4 +109,6 @@ bool ctl_daemon_running(void);
 int ctl_bus_outbox(void);
 int verb_scan(int argc, char *argv[], CtlOptions *o);
 int ctl_bus_identity(const CtlOptions *o);
+/* j pretty-printed on stdout, keys sorted (every --json output). */
+int ctl_print_json(json_t *j);
 int ctl_bus_fota(void);

@@ -113,7 +113,7 @@ static const Verb verbs[] = {
         { "identity", verb_identity, identity_opts,
           "identity [--show-personal] [--sec-tag N] [--json]\n"
           "  Device id, IMEI, modem firmware, firmware version, and the credentials of the tag.\n"
-          "  While the daemon runs it answers (--json only then)." },
+          "  While the daemon runs it answers; otherwise the modem is asked directly." },
         { "ca", verb_ca, ca_opts,
           "ca create --out-dir DIR [--cn NAME] [--days N]\n"
           "  Makes an operator CA (EC P-256): DIR/ca.pem and DIR/ca-key.pem (mode 0600)." },
@@ -197,10 +197,6 @@ static int ctl_dispatch_to_daemon(const char *verb, bool port_given, const CtlOp
         if (streq(verb, "identity")) {
                 if (!port_given && !ctl_args.sec_tag_set && ctl_daemon_running())
                         return ctl_bus_identity(o);
-                if (ctl_args.json) {
-                        fprintf(stderr, "identity --json is answered by the running daemon; it does not run.\n");
-                        return CTL_EXIT_USAGE;
-                }
         }
         if (streq(verb, "fota") && !ctl_args.state_dir && !ctl_args.positional[0] && ctl_daemon_running())
                 return ctl_bus_fota();
@@ -431,6 +427,24 @@ int verb_identity(int argc, char *argv[], CtlOptions *o) {
         }
         at_reply_done(&r);
         ctl_session_close(&s);
+
+        if (ctl_args.json) {
+                json_t *j, *c = json_array();
+                for (CredType t = 0; c && t < _CRED_TYPE_MAX; t++)
+                        if (present[t])
+                                json_array_append_new(
+                                        c, json_sprintf("%s %s", entries[t].has_sha ? entries[t].sha256 : "-",
+                                                        cred_type_to_string(t)));
+                j = json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:I,s:o?,s:s}", "device_id",
+                              o->config->device_id ?: uuid, "uuid", uuid,
+                              "imei", imei[0] ? (ctl_args.show_personal ? imei : imei_redact(imei, red)) : NULL,
+                              "modem_firmware", mfw, "firmware", fw, "sec_tag", (json_int_t) o->config->sec_tag,
+                              "credentials", c, "source", "modem");
+                if (!j || ctl_print_json(j) != CTL_EXIT_OK)
+                        k = -ENOMEM;
+                json_decref(j);
+                return uuid[0] && k >= 0 ? CTL_EXIT_OK : CTL_EXIT_FAILED;
+        }
 
         printf("Device ID:        %s%s\n", o->config->device_id ? o->config->device_id : (uuid[0] ? uuid : "(unknown)"),
                o->config->device_id ? " (from the configuration)" : "");

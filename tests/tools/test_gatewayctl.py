@@ -4,6 +4,7 @@
 import base64
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -109,6 +110,15 @@ class GatewayctlTest(unittest.TestCase):
         self.assertIn("35265610XXXXXX2", ident)
         self.assertNotIn("352656100367872", ident)
         self.assertIn("352656100367872", self.ctl("identity", "--show-personal", check=0).stdout)
+        # --json with no daemon running: the modem asked directly, the same fields as the daemon's answer.
+        j = json.loads(self.ctl("identity", "--json", check=0).stdout)
+        self.assertEqual(j["source"], "modem", j)
+        self.assertEqual(j["uuid"], UUID, j)
+        self.assertEqual(j["device_id"], UUID, j)
+        self.assertEqual(j["imei"], "35265610XXXXXX2", j)
+        self.assertEqual(j["sec_tag"], 16842753, j)
+        self.assertIn(sha + " client certificate", j["credentials"], j)
+        self.assertTrue(any(c.endswith(" client private key") for c in j["credentials"]), j)
 
         # A JWT from the modem verifies with the certificate's public key.
         out = self.ctl("jwt", "--decode", "--aud", "test-audience", check=0).stdout
