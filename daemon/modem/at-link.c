@@ -213,6 +213,10 @@ int at_link_open(AtLink *l, pid_t *ret_holder) {
         l->loss_logged = false;
         l->attempts = 0;
         backoff_reset(&l->backoff);
+        /* What the modem still owes a previous user of the port goes before our first command (daemon only:
+         * nrfcloud-gatewayctl sends one command and checks its answer itself). */
+        if (l->reopen)
+                at_engine_sync(l->engine, AT_SYNC_OPEN_SETTLE_USEC);
         if (l->cb && l->cb->opened)
                 l->cb->opened(l, l->userdata);
         return 0;
@@ -263,7 +267,8 @@ int at_link_start(AtLink *l) {
         /* The first attempt runs from the loop too, so that callbacks never run inside the caller. */
         link_enter_state(l, AT_LINK_WAITING);
         l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
-        return sd_event_add_time_relative(l->event, &l->reopen_timer, CLOCK_MONOTONIC, 0, 0, on_reopen_timer, l);
+        /* Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, all of it on the way to cloud ready. */
+        return sd_event_add_time_relative(l->event, &l->reopen_timer, CLOCK_MONOTONIC, 0, 1, on_reopen_timer, l);
 }
 
 void at_link_close(AtLink *l) {
