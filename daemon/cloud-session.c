@@ -1074,7 +1074,9 @@ int cloud_session_new(const CloudSessionOptions *options, const CloudTransport *
                 if (!cs->team_config)
                         return -ENOMEM;
         }
-        strcpy(cs->shadow_ctx.device_id, options->device_id);
+        r = topic_context_init_device(&cs->shadow_ctx, options->device_id);
+        if (r < 0)
+                return r;
         r = cloud_session_build_shadow_topics(cs);
         if (r < 0)
                 return r;

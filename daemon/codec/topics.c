@@ -1,18 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "topics.h"
-
-/* How each kind of topic is spelt (spec §1.3, §1.4, §1.6). */
-typedef enum TopicBase {
-        TOPIC_BASE_AWS_THING, /* $aws/things/<id> */
-        TOPIC_BASE_DEVICE,    /* <id> */
-        TOPIC_BASE_GATEWAY,   /* <stage>/<team>/gateways/<id> */
-        TOPIC_BASE_JOBS,      /* <stage>/<team>/<id> */
-        TOPIC_BASE_MESSAGES,  /* <stage>/<team>/m/d/<id> */
-} TopicBase;
 
 static const struct {
         const char *name;
@@ -98,6 +90,44 @@ static bool level_valid(const char *s, size_t max) {
         return true;
 }
 
+static int topic_base(const TopicContext *c, TopicBase base, char *buf, size_t size) {
+        int n = -1;
+
+        switch (base) {
+        case TOPIC_BASE_AWS_THING:
+                n = snprintf(buf, size, "$aws/things/%s", c->device_id);
+                break;
+        case TOPIC_BASE_DEVICE:
+                n = snprintf(buf, size, "%s", c->device_id);
+                break;
+        case TOPIC_BASE_GATEWAY:
+                n = snprintf(buf, size, "%s/%s/gateways/%s", c->stage, c->team, c->device_id);
+                break;
+        case TOPIC_BASE_JOBS:
+                n = snprintf(buf, size, "%s/%s/%s", c->stage, c->team, c->device_id);
+                break;
+        case TOPIC_BASE_MESSAGES:
+                n = snprintf(buf, size, "%s/%s/m/d/%s", c->stage, c->team, c->device_id);
+                break;
+        case _TOPIC_BASE_MAX:
+                break;
+        }
+        if (n < 0 || (size_t) n >= size)
+                return -ENOBUFS;
+        return n;
+}
+
+/* Formats the bases once; the guard and topic_build() only copy and compare. */
+static void topic_context_fill(TopicContext *c) {
+        for (int b = 0; b < _TOPIC_BASE_MAX; b++) {
+                int n = topic_base(c, (TopicBase) b, c->base[b], sizeof c->base[b]);
+                /* Too long to be built (cannot happen within the level limits): matches nothing. */
+                c->base_len[b] = n < 0 ? SIZE_MAX : (size_t) n;
+                if (n < 0)
+                        c->base[b][0] = 0;
+        }
+}
+
 int topic_context_init(TopicContext *ret, const char *stage, const char *team, const char *device_id) {
         if (!stage || !team || !device_id)
                 return -EINVAL;
@@ -108,6 +138,16 @@ int topic_context_init(TopicContext *ret, const char *stage, const char *team, c
         strcpy(ret->stage, stage);
         strcpy(ret->team, team);
         strcpy(ret->device_id, device_id);
+        topic_context_fill(ret);
+        return 0;
+}
+
+int topic_context_init_device(TopicContext *ret, const char *device_id) {
+        if (!device_id || !level_valid(device_id, TOPIC_DEVICE_ID_MAX))
+                return -EINVAL;
+        *ret = (TopicContext) {};
+        strcpy(ret->device_id, device_id);
+        topic_context_fill(ret);
         return 0;
 }
 
@@ -140,46 +180,19 @@ int topic_prefix_parse(const char *prefix, char ret_stage[static TOPIC_STAGE_MAX
         return 0;
 }
 
-static int topic_base(const TopicContext *c, TopicBase base, char *buf, size_t size) {
-        int n = -1;
-
-        switch (base) {
-        case TOPIC_BASE_AWS_THING:
-                n = snprintf(buf, size, "$aws/things/%s", c->device_id);
-                break;
-        case TOPIC_BASE_DEVICE:
-                n = snprintf(buf, size, "%s", c->device_id);
-                break;
-        case TOPIC_BASE_GATEWAY:
-                n = snprintf(buf, size, "%s/%s/gateways/%s", c->stage, c->team, c->device_id);
-                break;
-        case TOPIC_BASE_JOBS:
-                n = snprintf(buf, size, "%s/%s/%s", c->stage, c->team, c->device_id);
-                break;
-        case TOPIC_BASE_MESSAGES:
-                n = snprintf(buf, size, "%s/%s/m/d/%s", c->stage, c->team, c->device_id);
-                break;
-        }
-        if (n < 0 || (size_t) n >= size)
-                return -ENOBUFS;
-        return n;
-}
-
 int topic_build(const TopicContext *c, TopicKind kind, char *buf, size_t size) {
-        char t[TOPIC_MAX + 1];
-        int n;
+        const char *suffix;
+        size_t n, m;
 
         if (!c || kind < 0 || kind >= _TOPIC_KIND_MAX || !buf)
                 return -EINVAL;
-        n = topic_base(c, topic_table[kind].base, t, sizeof t);
-        if (n < 0)
-                return n;
-        if ((size_t) n + strlen(topic_table[kind].suffix) > TOPIC_MAX)
+        n = c->base_len[topic_table[kind].base];
+        suffix = topic_table[kind].suffix;
+        m = strlen(suffix);
+        if (n > TOPIC_MAX || n + m > TOPIC_MAX || n + m >= size)
                 return -ENOBUFS;
-        strcat(t, topic_table[kind].suffix);
-        if (strlen(t) >= size)
-                return -ENOBUFS;
-        strcpy(buf, t);
+        memcpy(buf, c->base[topic_table[kind].base], n);
+        memcpy(buf + n, suffix, m + 1);
         return 0;
 }
 
@@ -245,11 +258,6 @@ static bool levels_valid(const char *s, bool allow_plus) {
         }
 }
 
-static const char *startswith(const char *s, const char *prefix) {
-        size_t n = strlen(prefix);
-        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
-}
-
 /* The direction of a topic under <stage>/<team>/m/d/<id>/ (spec §1.5):
  * what the cloud sends to the device ("c2d", "c2g", "<x>/r" and the
  * "+/r" filter nRF Cloud itself subscribes) is received, everything else
@@ -264,9 +272,8 @@ static TopicAction message_action(const char *rest) {
 }
 
 bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic) {
-        char prefix[TOPIC_MAX + 1];
         const char *rest;
-        size_t n;
+        size_t n, nb;
 
         if (!c || !topic)
                 return false;
@@ -281,24 +288,22 @@ bool topic_allowed(const TopicContext *c, TopicAction action, const char *topic)
                 return false;
 
         /* The fixed topics of this device, each in the one direction the
-         * gateway uses it: nothing but an exact match. */
+         * gateway uses it: nothing but an exact match, against the bases
+         * formatted when the context was set. */
         for (int k = 0; k < _TOPIC_KIND_MAX; k++) {
-                char t[TOPIC_MAX + 1];
-
-                if (topic_build(c, (TopicKind) k, t, sizeof t) < 0)
-                        continue;
-                if (streq(t, topic))
+                nb = c->base_len[topic_table[k].base];
+                if (nb < n && memcmp(topic, c->base[topic_table[k].base], nb) == 0 &&
+                    streq(topic + nb, topic_table[k].suffix))
                         return topic_table[k].action == action;
         }
 
         /* <stage>/<team>/m/d/<id>/...: this device's messages, where nRF
          * Cloud's policy puts ${iot:ClientId}.  The one wildcard is nRF
          * Cloud's own c2d filter ".../+/r". */
-        if (snprintf(prefix, sizeof prefix, "%s/%s/m/d/%s/", c->stage, c->team, c->device_id) >= (int) sizeof prefix)
+        nb = c->base_len[TOPIC_BASE_MESSAGES];
+        if (nb >= n || memcmp(topic, c->base[TOPIC_BASE_MESSAGES], nb) != 0 || topic[nb] != '/')
                 return false;
-        rest = startswith(topic, prefix);
-        if (!rest)
-                return false;
+        rest = topic + nb + 1;
         if (strchr(rest, '+') && !streq(rest, "+/r"))
                 return false;
         return message_action(rest) == action;

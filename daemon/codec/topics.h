@@ -19,11 +19,27 @@
 /* Longest topic we build or accept (AWS IoT allows 256 bytes). */
 #define TOPIC_MAX 256
 
+/* How each kind of topic is spelt (spec §1.3, §1.4, §1.6). */
+typedef enum TopicBase {
+        TOPIC_BASE_AWS_THING, /* $aws/things/<id> */
+        TOPIC_BASE_DEVICE,    /* <id> */
+        TOPIC_BASE_GATEWAY,   /* <stage>/<team>/gateways/<id> */
+        TOPIC_BASE_JOBS,      /* <stage>/<team>/<id> */
+        TOPIC_BASE_MESSAGES,  /* <stage>/<team>/m/d/<id> */
+        _TOPIC_BASE_MAX,
+} TopicBase;
+
 /* Who the gateway is: "<stage>/<team>/" plus the MQTT client id. */
 typedef struct TopicContext {
         char stage[TOPIC_STAGE_MAX + 1];
         char team[TOPIC_TEAM_MAX + 1];
         char device_id[TOPIC_DEVICE_ID_MAX + 1];
+        /* The bases of this device's topics ("$aws/things/<id>",
+         * "<stage>/<team>/gateways/<id>", ...), formatted once by
+         * topic_context_init() so that the guard, which runs for every
+         * message, only compares strings. */
+        char base[_TOPIC_BASE_MAX][TOPIC_MAX + 1];
+        size_t base_len[_TOPIC_BASE_MAX];
 } TopicContext;
 
 typedef enum TopicKind {
@@ -79,6 +95,10 @@ TopicAction topic_kind_action(TopicKind k);
 /* Fills a context after checking each part: non-empty, within its limit,
  * and free of '/', '+', '#', NUL and control characters.  -EINVAL else. */
 int topic_context_init(TopicContext *ret, const char *stage, const char *team, const char *device_id);
+/* A context that knows only the device id (stage and team not learnt yet):
+ * only the topics that do not need them can match.  -EINVAL if the id is
+ * not a valid level. */
+int topic_context_init_device(TopicContext *ret, const char *device_id);
 
 /* Splits desired.nrfcloud_mqtt_topic_prefix, "<stage>/<team>/", into its
  * parts.  -EINVAL unless it is exactly two valid levels and a final '/'. */

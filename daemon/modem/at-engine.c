@@ -78,6 +78,8 @@ struct AtEngine {
         /* Resync bookkeeping: "AT"s sent and final results seen since the loss. */
         unsigned resync_sent, resync_finals, resync_unanswered;
         bool resync_settling;
+        uint64_t resync_settle_usec; /* quiet after the last probe's answer before in sync */
+        bool sync_open;              /* the synchronisation of at_engine_sync(), not after a loss */
         bool resync_quiet;   /* keeping silent before the next probe (see at_engine_on_timer()) */
 
         AtUrc urcs[AT_URC_MAX];
@@ -227,24 +229,28 @@ static int engine_start_output(AtEngine *e, const char *text) {
         return 0;
 }
 
+static uint64_t engine_resync_timeout(const AtEngine *e) {
+        return e->sync_open ? AT_SYNC_OPEN_TIMEOUT_USEC : AT_RESYNC_TIMEOUT_USEC;
+}
+
 static void engine_send_resync_probe(AtEngine *e) {
         int r;
 
         r = engine_start_output(e, "AT");
         if (r < 0) {
-                engine_set_deadline(e, e->ops->now(e->loop_userdata) + AT_RESYNC_TIMEOUT_USEC);
+                engine_set_deadline(e, e->ops->now(e->loop_userdata) + engine_resync_timeout(e));
                 return;
         }
         e->resync_sent++;
         e->resync_settling = false;
-        engine_set_deadline(e, e->ops->now(e->loop_userdata) + AT_RESYNC_TIMEOUT_USEC);
+        engine_set_deadline(e, e->ops->now(e->loop_userdata) + engine_resync_timeout(e));
         engine_write_some(e);
 }
 
-/* Gives up on the command in flight and starts resynchronising. */
-static void engine_lose_sync(AtEngine *e, int error) {
-        log_debug("AT %s: lost sync (%s), resynchronising", strna(e->name), strerror(-error));
+static void engine_begin_resync(AtEngine *e, int error, uint64_t settle_usec, bool open) {
         engine_enter_state(e, AT_ENGINE_RESYNC);
+        e->resync_settle_usec = settle_usec;
+        e->sync_open = open;
         e->resync_sent = e->resync_finals = e->resync_unanswered = 0;
         e->resync_settling = e->resync_quiet = false;
         e->line_len = 0;
@@ -257,8 +263,22 @@ static void engine_lose_sync(AtEngine *e, int error) {
                 engine_send_resync_probe(e);
 }
 
+/* Gives up on the command in flight and starts resynchronising. */
+static void engine_lose_sync(AtEngine *e, int error) {
+        log_debug("AT %s: lost sync (%s), resynchronising", strna(e->name), strerror(-error));
+        engine_begin_resync(e, error, AT_RESYNC_SETTLE_USEC, false);
+}
+
+void at_engine_sync(AtEngine *e, uint64_t settle_usec) {
+        if (e->state == AT_ENGINE_RESYNC)
+                return;
+        log_debug("AT %s: synchronising before the first command", strna(e->name));
+        engine_begin_resync(e, -ECANCELED, settle_usec, true);
+}
+
 static void engine_synced(AtEngine *e) {
         log_debug("AT %s: in sync again", strna(e->name));
+        e->sync_open = false;
         engine_clear_output(e);
         engine_set_deadline(e, UINT64_MAX);
         engine_enter_state(e, AT_ENGINE_IDLE);
@@ -275,7 +295,7 @@ static void engine_output_done(AtEngine *e) {
                 engine_set_deadline(e, e->ops->now(e->loop_userdata) + e->current->timeout_usec);
                 break;
         case AT_ENGINE_RESYNC:
-                engine_set_deadline(e, e->ops->now(e->loop_userdata) + AT_RESYNC_TIMEOUT_USEC);
+                engine_set_deadline(e, e->ops->now(e->loop_userdata) + engine_resync_timeout(e));
                 break;
         case AT_ENGINE_IDLE:
         case AT_ENGINE_WAITING:
@@ -621,7 +641,7 @@ static void engine_final(AtEngine *e, const AtLineClass *cls) {
                         engine_synced(e);
                 else if (e->resync_finals == e->resync_sent && !e->out) {
                         e->resync_settling = true;
-                        engine_set_deadline(e, e->ops->now(e->loop_userdata) + AT_RESYNC_SETTLE_USEC);
+                        engine_set_deadline(e, e->ops->now(e->loop_userdata) + e->resync_settle_usec);
                 }
                 return;
         case AT_ENGINE_WAITING:
@@ -829,6 +849,13 @@ void at_engine_on_timer(AtEngine *e) {
                         e->resync_quiet = false;
                         e->resync_sent = e->resync_finals = 0;
                         engine_send_resync_probe(e);
+                        return;
+                }
+                if (e->sync_open) {
+                        /* Nothing answers at open: the first command goes out, and its own timeout
+                         * tells the owner of a silent modem. */
+                        log_debug("AT %s: no answer to the synchronisation at open, going on", strna(e->name));
+                        engine_synced(e);
                         return;
                 }
                 e->resync_unanswered++;

@@ -33,6 +33,10 @@
 #define AT_URC_MAX 32u             /* URC registry size */
 #define AT_RESYNC_TIMEOUT_USEC (1000u * 1000u)
 #define AT_RESYNC_SETTLE_USEC (250u * 1000u)
+/* The settling time of the synchronisation at open: answers owed from before come at once. */
+#define AT_SYNC_OPEN_SETTLE_USEC (30u * 1000u)
+/* How long that synchronisation waits for an answer before the first command goes out regardless. */
+#define AT_SYNC_OPEN_TIMEOUT_USEC (2u * 1000u * 1000u)
 #define AT_RESYNC_REPORT_AFTER 5u  /* unanswered resync attempts before the owner hears of it */
 #define AT_RESYNC_QUIET_USEC (12u * 1000u * 1000u) /* silence after every AT_RESYNC_REPORT_AFTER unanswered probes */
 /*
@@ -132,6 +136,16 @@ int64_t at_engine_send_with_payload(AtEngine *e, const char *cmd, const void *pa
 void at_engine_cancel(AtEngine *e, int64_t id);
 /* Fails every command with error (e.g. -ECONNRESET), clears the input and returns to idle. */
 void at_engine_reset(AtEngine *e, int error);
+/*
+ * Synchronises as after a timeout, before any queued command goes out: "AT"
+ * until the modem has answered it and then stayed quiet for settle_usec.
+ * For a port just opened, so that answers the modem still owed to a previous
+ * user (a daemon killed in the middle of a command) never reach our first
+ * command.  Unanswered within AT_SYNC_OPEN_TIMEOUT_USEC, the queued commands
+ * go out anyway (their own timeouts tell of a silent modem).  Nothing if
+ * already resynchronising.
+ */
+void at_engine_sync(AtEngine *e, uint64_t settle_usec);
 
 AtEngineState at_engine_get_state(const AtEngine *e);
 size_t at_engine_queue_length(const AtEngine *e);

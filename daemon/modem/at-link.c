@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "at-link.h"
 #include "backoff.h"
@@ -22,6 +25,8 @@ struct AtLink {
         sd_event_source *io_source;
         sd_event_source *engine_timer;
         sd_event_source *reopen_timer;
+        sd_event_source *watch_source; /* inotify on the directory where the absent port will appear */
+        char *watch_name;              /* the entry of that directory on the way to the port */
         AtEngine *engine;
         bool want_write;
 
@@ -56,6 +61,12 @@ static void link_enter_state(AtLink *l, AtLinkState s) {
 }
 
 static void link_lost(AtLink *l, int error);
+
+static void link_unwatch(AtLink *l) {
+        l->watch_source = sd_event_source_disable_unref(l->watch_source);
+        free(l->watch_name);
+        l->watch_name = NULL;
+}
 
 /* Errors of a tty whose device is gone (USB unplugged, pty master closed). */
 #define IN_SET_PORT_GONE(e) ((e) == EIO || (e) == ENXIO || (e) == ENODEV || (e) == EPIPE)
@@ -204,6 +215,7 @@ int at_link_open(AtLink *l, pid_t *ret_holder) {
         l->fd = TAKE_FD(fd);
         l->lock = TAKE_PTR(lock);
         l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
+        link_unwatch(l);
         link_enter_state(l, AT_LINK_OPEN);
 
         if (l->loss_logged || l->attempts > 0)
@@ -213,6 +225,10 @@ int at_link_open(AtLink *l, pid_t *ret_holder) {
         l->loss_logged = false;
         l->attempts = 0;
         backoff_reset(&l->backoff);
+        /* What the modem still owes a previous user of the port goes before our first command (daemon only:
+         * nrfcloud-gatewayctl sends one command and checks its answer itself). */
+        if (l->reopen)
+                at_engine_sync(l->engine, AT_SYNC_OPEN_SETTLE_USEC);
         if (l->cb && l->cb->opened)
                 l->cb->opened(l, l->userdata);
         return 0;
@@ -244,13 +260,84 @@ static int on_reopen_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return link_schedule_reopen(l);
 }
 
+static int on_port_watch(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        AtLink *l = userdata;
+        (void) s;
+
+        /* IN_IGNORED: the directory itself went away; look again from further up. */
+        if (!(ev->mask & IN_IGNORED) && (ev->len == 0 || !l->watch_name || !streq(ev->name, l->watch_name)))
+                return 0;
+        if (ev->mask & IN_IGNORED)
+                log_fields(LOG_DEBUG, LINK_FIELDS(l), "Modem port %s: the watched directory went away", l->path);
+        else
+                log_fields(LOG_DEBUG, LINK_FIELDS(l), "Modem port %s: %s appeared, trying it", l->path, ev->name);
+        link_unwatch(l);
+        l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
+        return on_reopen_timer(NULL, 0, l);
+}
+
+/*
+ * The port is absent (no USB device, /dev/nrf91 not created yet): wait for
+ * it to appear instead of polling.  An inotify watch on the deepest existing
+ * directory of its path (/dev, or /dev/serial/by-id before that exists) for
+ * the next component of the path; the slow timer is only a fallback.
+ */
+static int link_watch_port(AtLink *l) {
+        size_t end = strlen(l->path);
+
+        link_unwatch(l);
+        /* From the port's own directory upwards: the first that exists is watched for the next component. */
+        while (end > 0) {
+                _cleanup_free_ char *dir = NULL;
+                size_t cut = end;
+                int r;
+
+                while (cut > 0 && l->path[cut - 1] != '/')
+                        cut--;
+                if (cut == 0)
+                        return -ENOENT; /* a relative name without a directory part: poll */
+                dir = strndup(l->path, cut > 1 ? cut - 1 : 1);
+                if (!dir)
+                        return -ENOMEM;
+                r = sd_event_add_inotify(l->event, &l->watch_source, dir,
+                                         IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_ONLYDIR, on_port_watch, l);
+                if (r >= 0) {
+                        l->watch_name = strndup(l->path + cut, end - cut);
+                        if (!l->watch_name) {
+                                link_unwatch(l);
+                                return -ENOMEM;
+                        }
+                        log_fields(LOG_DEBUG, LINK_FIELDS(l), "Modem port %s is absent: waiting for %s to appear in %s",
+                                   l->path, l->watch_name, dir);
+                        return 0;
+                }
+                if (r != -ENOENT && r != -ENOTDIR)
+                        return r;
+                end = cut - 1;
+                while (end > 0 && l->path[end - 1] == '/')
+                        end--;
+        }
+        return -ENOENT;
+}
+
 static int link_schedule_reopen(AtLink *l) {
         uint64_t delay = backoff_next(&l->backoff);
+        uint64_t accuracy = 10000;
+        struct stat st;
         int r;
 
         link_enter_state(l, AT_LINK_WAITING);
         l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
-        r = sd_event_add_time_relative(l->event, &l->reopen_timer, CLOCK_MONOTONIC, delay, 10000, on_reopen_timer, l);
+        link_unwatch(l);
+        if (stat(l->path, &st) < 0 && errno == ENOENT && link_watch_port(l) >= 0) {
+                /* Only a fallback now (a directory inotify does not cover, a missed event): slow and coalescable. */
+                delay = AT_LINK_WATCH_FALLBACK_USEC;
+                accuracy = AT_LINK_WATCH_FALLBACK_USEC / 4;
+                /* It may have appeared between the stat() and the watch. */
+                if (access(l->path, F_OK) >= 0)
+                        delay = 0;
+        }
+        r = sd_event_add_time_relative(l->event, &l->reopen_timer, CLOCK_MONOTONIC, delay, accuracy, on_reopen_timer, l);
         if (r < 0)
                 return log_fields_errno(LOG_ERR, r, LINK_FIELDS(l), "Failed to arm the reopen timer: %m");
         return 0;
@@ -263,12 +350,14 @@ int at_link_start(AtLink *l) {
         /* The first attempt runs from the loop too, so that callbacks never run inside the caller. */
         link_enter_state(l, AT_LINK_WAITING);
         l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
-        return sd_event_add_time_relative(l->event, &l->reopen_timer, CLOCK_MONOTONIC, 0, 0, on_reopen_timer, l);
+        /* Accuracy 1 µs: 0 would mean sd-event's default of 250 ms, all of it on the way to cloud ready. */
+        return sd_event_add_time_relative(l->event, &l->reopen_timer, CLOCK_MONOTONIC, 0, 1, on_reopen_timer, l);
 }
 
 void at_link_close(AtLink *l) {
         l->reopen = false;
         l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
+        link_unwatch(l);
         link_close_port(l);
         if (l->engine)
                 at_engine_reset(l->engine, -ECANCELED);
@@ -307,6 +396,7 @@ AtLink *at_link_free(AtLink *l) {
         if (!l)
                 return NULL;
         l->reopen_timer = sd_event_source_disable_unref(l->reopen_timer);
+        link_unwatch(l);
         link_close_port(l);
         l->engine = at_engine_free(l->engine);
         l->engine_timer = sd_event_source_disable_unref(l->engine_timer);

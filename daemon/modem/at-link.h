@@ -6,7 +6,9 @@
  * the engine's timer as a CLOCK_MONOTONIC source, and the engine's writer as
  * non-blocking write().  With reopen enabled (the daemon), a port that goes
  * away (EIO, HUP, read of 0) is reopened with capped exponential backoff and
- * full jitter; the loss and the recovery are logged once each.  Without it
+ * full jitter, or, while the port does not exist, as soon as inotify sees it
+ * appear (with a slow fallback timer); the loss and the recovery are logged
+ * once each.  Without it
  * (nrfcloud-gatewayctl) a loss is reported and the link stays closed.
  */
 
@@ -21,6 +23,8 @@
 #define AT_LINK_REOPEN_MIN_USEC (200u * 1000u)
 #define AT_LINK_REOPEN_MAX_USEC (10u * 1000u * 1000u)
 #define AT_LINK_READ_MAX 4096u
+/* An absent port is watched for (inotify); this timer only backs the watch up. */
+#define AT_LINK_WATCH_FALLBACK_USEC (60ull * 1000u * 1000u)
 
 typedef struct AtLink AtLink;
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "topics.h"
@@ -326,6 +328,40 @@ static void test_c2g_derive(void **state) {
         assert_string_equal(buf, "prod/" TEAM "/m/d/" GW "/g2c");
 }
 
+/* Before stage and team are known: the device's shadow topics only, and a
+ * context copied by value (as the session keeps it) guards alike. */
+static void test_context_device_only(void **state) {
+        TopicContext d, copy, full = ctx();
+        char buf[TOPIC_MAX + 1];
+        (void) state;
+
+        assert_int_equal(topic_context_init_device(&d, "a/b"), -EINVAL);
+        assert_int_equal(topic_context_init_device(&d, ""), -EINVAL);
+        assert_int_equal(topic_context_init_device(&d, GW), 0);
+        copy = d;
+        assert_true(topic_allowed(&copy, TOPIC_ACTION_PUBLISH, "$aws/things/" GW "/shadow/get"));
+        assert_true(topic_allowed(&copy, TOPIC_ACTION_SUBSCRIBE, GW "/shadow/get/accepted/trim"));
+        assert_false(topic_allowed(&copy, TOPIC_ACTION_PUBLISH, "prod/" TEAM "/gateways/" GW "/g2c"));
+        assert_int_equal(topic_build(&copy, TOPIC_SHADOW_UPDATE, buf, sizeof buf), 0);
+        assert_string_equal(buf, GW "/shadow/update");
+
+        /* Every topic the full context builds passes its guard in its one direction
+         * only, and a topic one byte longer or shorter does not. */
+        for (int k = 0; k < _TOPIC_KIND_MAX; k++) {
+                TopicAction a = topic_kind_action((TopicKind) k);
+                TopicAction other = a == TOPIC_ACTION_PUBLISH ? TOPIC_ACTION_SUBSCRIBE : TOPIC_ACTION_PUBLISH;
+                size_t n;
+
+                assert_int_equal(topic_build(&full, (TopicKind) k, buf, sizeof buf), 0);
+                assert_true(topic_allowed(&full, a, buf));
+                assert_false(topic_allowed(&full, other, buf));
+                n = strlen(buf);
+                buf[n - 1] = 0;
+                if (!strstr(buf, "/m/d/"))
+                        assert_false(topic_allowed(&full, a, buf));
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_build_all),        cmocka_unit_test(test_build_small_buffer),
@@ -333,6 +369,7 @@ int main(void) {
                 cmocka_unit_test(test_guard_policy),     cmocka_unit_test(test_guard_one_direction),
                 cmocka_unit_test(test_guard_long_topic),
                 cmocka_unit_test(test_c2g_derive),
+                cmocka_unit_test(test_context_device_only),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

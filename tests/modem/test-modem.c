@@ -266,13 +266,14 @@ static void test_probe_reaches_ready_missing_credentials(void **state) {
         assert_false(id->has_credential[CRED_CLIENT_CERT]);
         assert_false(id->has_credential[CRED_CLIENT_KEY]);
         assert_false(modem_credentials_complete(f->modem));
-        /* The probe table in order. */
-        assert_true(f->peer.n_commands >= 9);
+        /* The link's synchronisation at open, then the probe table in order. */
+        assert_true(f->peer.n_commands >= 10);
         assert_string_equal(f->peer.commands[0], "AT");
-        assert_string_equal(f->peer.commands[1], "ATE0");
-        assert_string_equal(f->peer.commands[2], "AT+CMEE=1");
-        assert_string_equal(f->peer.commands[7], "AT#XFOTAINFO");
-        assert_string_equal(f->peer.commands[8], "AT%CMNG=1,16842753");
+        assert_string_equal(f->peer.commands[1], "AT");
+        assert_string_equal(f->peer.commands[2], "ATE0");
+        assert_string_equal(f->peer.commands[3], "AT+CMEE=1");
+        assert_string_equal(f->peer.commands[8], "AT#XFOTAINFO");
+        assert_string_equal(f->peer.commands[9], "AT%CMNG=1,16842753");
         /* Firmware without #XFOTAINFO: no FOTA, and still ready. */
         assert_false(id->has_fota);
 }
@@ -543,7 +544,8 @@ static void test_silent_modem_fails_then_recovers(void **state) {
 
         f->peer.silent = true;
         assert_int_equal(modem_start(f->modem), 0);
-        assert_true(run_until_state(f, MODEM_FAILED, 5000));
+        /* The synchronisation at open gives up after 2 s, the first probe after 2 s more. */
+        assert_true(run_until_state(f, MODEM_FAILED, 8000));
         f->peer.silent = false;
         assert_true(run_until_state(f, MODEM_READY, 10000));
 }

@@ -16,6 +16,8 @@ the default KeepAliveSec=1200:
 
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -83,6 +85,30 @@ class ModemLink(st.ModemCase):
         self.answers_c2g()
         print("unanswered link check: found after %.1f s, back in service after %.1f s" %
               (found, time.monotonic() - t0))
+
+
+    def test_restart_with_pending_output(self):
+        """A daemon restarted against a modem that still owes the killed daemon an
+        answer: the answer comes after the new daemon opened the port."""
+        self.ready(1)
+        # Every answer of the modem comes 1.5 s late from now on; the idle
+        # link check (LinkCheckSec=3) sends an AT whose answer is then pending.
+        self.sim.command("delay 1500")
+        sent = self.daemon.log().count("--> AT")
+        self.assertTrue(self.daemon.wait_log("--> AT", timeout=10, count=sent + 1), self.daemon.log()[-2000:])
+        self.daemon.proc.send_signal(signal.SIGKILL)
+        self.daemon.stop()
+        self.sim.command("delay 0")
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon2"), self.broker, self.pki, self.DEVICE, self.cert,
+                                extra_conf="[Modem]\nLinkCheckSec=3\n", modem=(self.sim.link, self.daemon.runtime_dir))
+        self.ready(1)
+        log = self.daemon.log()
+        # The late answer is swallowed by the synchronisation at open: the probe's
+        # commands each get their own answer, none times out, nothing is retried.
+        self.assertNotIn("did not answer", log, log[-3000:])
+        self.assertIn("synchronising before the first command", log)
+        self.assertNotIn("timed out", log, log[-3000:])
+        self.assertNotIn("lost sync", log, log[-3000:])
 
 
 if __name__ == "__main__":

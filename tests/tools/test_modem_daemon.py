@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -81,6 +82,24 @@ class ModemDaemonTest(unittest.TestCase):
         self.start_daemon()
         self.wait_count("Modem ready", 2)
         self.assertEqual(self.log().count("lacks:"), before)
+
+    def test_absent_port_is_watched_not_polled(self):
+        """A configured port that does not exist yet (no USB device plugged in) is
+        waited for with inotify: no open attempts while it is absent, and it is
+        opened as soon as it appears."""
+        self.sim.stop()
+        wait_for(lambda: not os.path.lexists(self.sim.link), 5, "the pty link to go")
+        with open(self.conf, "w") as f:
+            f.write("[Modem]\nPort=%s\n\n[Cloud]\nLocationIntervalSec=0\n\n[Log]\nLevel=debug\n" % self.sim.link)
+        self.start_daemon()
+        self.wait_count("Cannot open modem port", 1)
+        self.wait_count("waiting for ttyNRF91 to appear in %s" % self.dir, 1)
+        # Retrying with backoff made an attempt at 0.2, 0.6, 1.4, 3 s...: none now.
+        time.sleep(3)
+        self.assertNotIn(": attempt ", self.log())
+        self.sim.start()
+        self.wait_count("ttyNRF91 appeared, trying it", 1, timeout=5)
+        self.wait_count("Modem ready", 1, timeout=10)
 
     def test_survives_reboot_restart_and_vanishing_pty(self):
         self.start_daemon()
