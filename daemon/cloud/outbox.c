@@ -264,7 +264,7 @@ struct Outbox {
         Entry *first, *last;
         Entry *cfirst[_OUTBOX_CLASS_MAX], *clast[_OUTBOX_CLASS_MAX];
         uint64_t ccount[_OUTBOX_CLASS_MAX], cbytes[_OUTBOX_CLASS_MAX];
-        Entry *cursor; /* first entry not handed out */
+        Entry *cursor[_OUTBOX_CLASS_MAX]; /* per class: the first entry not handed out */
         uint64_t count, bytes, in_flight, dropped, loaded;
         unsigned corrupt_files;
         uint64_t damaged_records, damaged_bytes;
@@ -328,8 +328,8 @@ static void outbox_link_tail(Outbox *o, Entry *e) {
         o->bytes += entry_bytes(e);
         o->ccount[e->class]++;
         o->cbytes[e->class] += entry_bytes(e);
-        if (!o->cursor)
-                o->cursor = e;
+        if (!o->cursor[e->class])
+                o->cursor[e->class] = e;
         if (e->segment) {
                 e->segment->live_count++;
                 e->segment->live_bytes += entry_record_size(e);
@@ -341,8 +341,8 @@ static void outbox_link_tail(Outbox *o, Entry *e) {
 }
 
 static void outbox_unlink(Outbox *o, Entry *e) {
-        if (o->cursor == e)
-                o->cursor = e->next;
+        if (o->cursor[e->class] == e)
+                o->cursor[e->class] = e->cnext;
         if (e->in_flight)
                 o->in_flight--;
         if (e->prev)
@@ -871,26 +871,59 @@ static OutboxEntry entry_view(const Entry *e) {
                               .payload_len = e->payload_len };
 }
 
+/*
+ * What is sent first when the publish budget is short: connection and FOTA status, then shadow
+ * updates, then answers to c2g operations, then notifications.  Each class goes out in its own
+ * order (by seq); across classes a later message may overtake an earlier one.
+ */
+static const OutboxClass send_order[_OUTBOX_CLASS_MAX] = {
+        OUTBOX_STATUS,
+        OUTBOX_SHADOW,
+        OUTBOX_ANSWER,
+        OUTBOX_NOTIFICATION,
+};
+
 bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret) {
-        if (!o->cursor)
+        Entry *first = NULL;
+
+        for (size_t c = 0; c < _OUTBOX_CLASS_MAX; c++)
+                if (o->cursor[c] && (!first || o->cursor[c]->seq < first->seq))
+                        first = o->cursor[c];
+        if (!first)
                 return false;
-        *ret = entry_view(o->cursor);
+        *ret = entry_view(first);
         return true;
 }
 
+bool outbox_peek_next(Outbox *o, OutboxEntry *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(send_order); i++) {
+                Entry *e = o->cursor[send_order[i]];
+                if (e) {
+                        *ret = entry_view(e);
+                        return true;
+                }
+        }
+        return false;
+}
+
 void outbox_mark_sent(Outbox *o, uint64_t seq) {
-        if (!o->cursor || o->cursor->seq != seq)
-                return;
-        o->cursor->in_flight = true;
-        o->in_flight++;
-        o->cursor = o->cursor->next;
+        for (size_t c = 0; c < _OUTBOX_CLASS_MAX; c++) {
+                Entry *e = o->cursor[c];
+                if (e && e->seq == seq) {
+                        e->in_flight = true;
+                        o->in_flight++;
+                        o->cursor[c] = e->cnext;
+                        return;
+                }
+        }
 }
 
 void outbox_rewind(Outbox *o) {
-        for (Entry *e = o->first; e && e != o->cursor; e = e->next)
+        for (Entry *e = o->first; e; e = e->next)
                 e->in_flight = false;
         o->in_flight = 0;
-        o->cursor = o->first;
+        for (size_t c = 0; c < _OUTBOX_CLASS_MAX; c++)
+                o->cursor[c] = o->cfirst[c];
 }
 
 int outbox_ack(Outbox *o, uint64_t seq) {

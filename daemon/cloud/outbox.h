@@ -165,6 +165,11 @@ int outbox_on_timer(Outbox *o);
 
 /* The oldest entry not yet handed out since the last rewind, or false. */
 bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret);
+/* The next entry to send, or false: of the first class in the send order (STATUS, SHADOW,
+ * ANSWER, NOTIFICATION) that has one, its oldest entry not yet handed out since the last rewind.
+ * Order holds within a class; a message of an earlier class may overtake older ones of a later
+ * class.  Either peek's entry may be marked sent. */
+bool outbox_peek_next(Outbox *o, OutboxEntry *ret);
 /* Marks that entry as handed out (in flight). */
 void outbox_mark_sent(Outbox *o, uint64_t seq);
 /* Every in-flight entry becomes unsent again (after a connection loss). */

@@ -208,6 +208,60 @@ static void test_order_ack_rewind(void **state) {
         assert_int_equal(outbox_ack(o, 999), -ENOENT);
 }
 
+/* The send order: STATUS, SHADOW, ANSWER, NOTIFICATION; by seq within a class, also after a
+ * rewind and when entries are acknowledged or dropped meanwhile. */
+static void test_send_priority(void **state) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        static const OutboxClass classes[] = { OUTBOX_NOTIFICATION, OUTBOX_ANSWER, OUTBOX_SHADOW,
+                                               OUTBOX_STATUS, OUTBOX_NOTIFICATION, OUTBOX_STATUS,
+                                               OUTBOX_ANSWER, OUTBOX_SHADOW, OUTBOX_NOTIFICATION };
+        /* seq - first seq, in the order they must go */
+        static const unsigned expect[] = { 3, 5, 2, 7, 1, 6, 0, 4, 8 };
+        uint64_t seq[ELEMENTSOF(classes)];
+        OutboxEntry e;
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &big, &o), 0);
+        assert_false(outbox_peek_next(o, &e));
+        for (size_t i = 0; i < ELEMENTSOF(classes); i++)
+                assert_int_equal(outbox_push(o, classes[i], "t", "x", 1, &seq[i]), 0);
+
+        for (int round = 0; round < 2; round++) {
+                for (size_t i = 0; i < ELEMENTSOF(expect); i++) {
+                        assert_true(outbox_peek_next(o, &e));
+                        assert_int_equal(e.seq, seq[expect[i]]);
+                        assert_int_equal(e.class, classes[expect[i]]);
+                        outbox_mark_sent(o, e.seq);
+                }
+                assert_false(outbox_peek_next(o, &e));
+                assert_int_equal(outbox_unsent(o), 0);
+                outbox_rewind(o); /* all of it again, in the same order */
+                assert_int_equal(outbox_unsent(o), ELEMENTSOF(classes));
+        }
+
+        /* Half sent, then a new status message comes first, and the rest follows in order. */
+        for (size_t i = 0; i < 4; i++) {
+                assert_true(outbox_peek_next(o, &e));
+                outbox_mark_sent(o, e.seq);
+        }
+        assert_int_equal(outbox_ack(o, seq[3]), 0);
+        uint64_t late;
+        assert_int_equal(outbox_push(o, OUTBOX_STATUS, "t", "y", 1, &late), 0);
+        assert_true(outbox_peek_next(o, &e));
+        assert_int_equal(e.seq, late);
+        outbox_mark_sent(o, e.seq);
+        for (size_t i = 4; i < ELEMENTSOF(expect); i++) {
+                assert_true(outbox_peek_next(o, &e));
+                assert_int_equal(e.seq, seq[expect[i]]);
+                outbox_mark_sent(o, e.seq);
+        }
+        assert_false(outbox_peek_next(o, &e));
+        /* The oldest-first view still gives seq order. */
+        outbox_rewind(o);
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_int_equal(e.seq, seq[0]);
+}
+
 static void test_refusals(void **state) {
         _cleanup_(outbox_freep) Outbox *o = NULL;
         _cleanup_free_ uint8_t *p = calloc(1, OUTBOX_PAYLOAD_MAX + 1);
@@ -1191,6 +1245,7 @@ int main(void) {
                 cmocka_unit_test(test_interval_spill),
                 cmocka_unit_test(test_interval_power_cut_and_crash),
                 cmocka_unit_test(test_interval_ack_after_spill),
+                cmocka_unit_test(test_send_priority),
                 cmocka_unit_test(test_interval_zero),
                 cmocka_unit_test(test_interval_without_runtime),
                 cmocka_unit_test(test_interval_reload),
