@@ -304,6 +304,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .reconnect_min_usec = (uint64_t) c->reconnect_min_sec * UINT64_C(1000000),
                 .reconnect_max_usec = (uint64_t) c->reconnect_max_sec * UINT64_C(1000000),
                 .max_incoming_bytes = c->max_incoming_bytes,
+                .max_publish_rate = c->max_publish_rate,
         };
         r = mqtt_session_new(g->event, &o, g->outbox, server_uri ? &mqtt_callbacks : &mqtt_callbacks_modem, g,
                              &g->mqtt);

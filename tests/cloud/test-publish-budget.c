@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "publish-budget.h"
+
+#define SEC UINT64_C(1000000)
+
+/* The most publishes in any window [t, t + 1 s] (closed) over the times given, sorted. */
+static unsigned max_in_window(const uint64_t *t, unsigned n) {
+        unsigned best = 0;
+        for (unsigned i = 0, j = 0; i < n; i++) {
+                while (t[i] - t[j] > SEC)
+                        j++;
+                if (i - j + 1 > best)
+                        best = i - j + 1;
+        }
+        return best;
+}
+
+/* Someone always wanting to publish, at every step µs of fake time for secs. */
+static unsigned flood(unsigned rate, uint64_t step, unsigned secs, uint64_t *times, unsigned cap) {
+        PublishBudget b;
+        unsigned n = 0;
+
+        publish_budget_init(&b, rate);
+        for (uint64_t now = 1000; now < secs * SEC; now += step)
+                while (n < cap && publish_budget_take(&b, now))
+                        times[n++] = now;
+        return n;
+}
+
+static void test_window_bound(void **state) {
+        static uint64_t times[20000];
+        (void) state;
+
+        for (unsigned rate = 1; rate <= PUBLISH_BUDGET_RATE_MAX; rate += 11) {
+                /* Fine steps and coarse ones (a loop that wakes late). */
+                static const uint64_t steps[] = { 1, 997, 100000, 1000000, 1000001 };
+                for (size_t k = 0; k < sizeof steps / sizeof *steps; k++) {
+                        unsigned n = flood(rate, steps[k], 10, times, 20000);
+                        assert_true(max_in_window(times, n) <= rate);
+                        /* And the budget is used: rate per second, give or take one window. */
+                        if (steps[k] <= 1000)
+                                assert_true(n >= rate * 9);
+                }
+        }
+        /* At the cloud's limit itself. */
+        unsigned n = flood(PUBLISH_BUDGET_RATE_MAX, 1, 3, times, 20000);
+        assert_true(n >= 2 * PUBLISH_BUDGET_RATE_MAX);
+        assert_true(max_in_window(times, n) <= PUBLISH_BUDGET_RATE_MAX);
+}
+
+static void test_take_next(void **state) {
+        PublishBudget b;
+        (void) state;
+
+        publish_budget_init(&b, 3);
+        assert_true(publish_budget_take(&b, 10));
+        assert_true(publish_budget_take(&b, 20));
+        assert_true(publish_budget_take(&b, 500000));
+        assert_int_equal(publish_budget_used(&b, 500000), 3);
+        assert_false(b.saturated);
+        /* Full: the next one at strictly more than a second after the oldest. */
+        assert_int_equal(publish_budget_next(&b, 600000), 10 + SEC + 1);
+        assert_false(publish_budget_take(&b, 10 + SEC));
+        assert_true(b.saturated);
+        assert_int_equal(b.deferred, 1);
+        assert_true(publish_budget_take(&b, 10 + SEC + 1));
+        assert_false(b.saturated);
+        assert_int_equal(publish_budget_next(&b, 10 + SEC + 1), 20 + SEC + 1);
+        assert_int_equal(publish_budget_used(&b, 10 + SEC + 1), 3);
+        /* Idle for long: all of it again. */
+        assert_int_equal(publish_budget_next(&b, 100 * SEC), 100 * SEC);
+        assert_int_equal(publish_budget_used(&b, 100 * SEC), 0);
+        assert_true(publish_budget_take(&b, 100 * SEC));
+        assert_true(publish_budget_take(&b, 100 * SEC));
+        assert_true(publish_budget_take(&b, 100 * SEC));
+        assert_false(publish_budget_take(&b, 100 * SEC));
+}
+
+static void test_unlimited_and_clamp(void **state) {
+        PublishBudget b;
+        (void) state;
+
+        publish_budget_init(&b, 0);
+        for (unsigned i = 0; i < 1000; i++)
+                assert_true(publish_budget_take(&b, 5));
+        assert_int_equal(publish_budget_next(&b, 5), 5);
+
+        publish_budget_init(&b, 1000);
+        assert_int_equal(b.rate, PUBLISH_BUDGET_RATE_MAX);
+        for (unsigned i = 0; i < PUBLISH_BUDGET_RATE_MAX; i++)
+                assert_true(publish_budget_take(&b, 7));
+        assert_false(publish_budget_take(&b, 7));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_window_bound),
+                cmocka_unit_test(test_take_next),
+                cmocka_unit_test(test_unlimited_and_clamp),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
