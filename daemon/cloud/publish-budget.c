@@ -6,16 +6,25 @@
 void publish_budget_init(PublishBudget *b, unsigned rate) {
         memset(b, 0, sizeof *b);
         b->rate = rate > PUBLISH_BUDGET_RATE_MAX ? PUBLISH_BUDGET_RATE_MAX : rate;
+        if (b->rate == 0)
+                return;
+        b->burst = b->rate / 10 > 0 ? b->rate / 10 : 1;
+        b->interval = (PUBLISH_BUDGET_WINDOW_USEC + b->rate - 1) / b->rate;
 }
 
 uint64_t publish_budget_next(const PublishBudget *b, uint64_t now) {
-        uint64_t t;
+        uint64_t t = now, slack;
 
-        if (b->rate == 0 || b->n < b->rate)
+        if (b->rate == 0)
                 return now;
-        /* Strictly more than a window after the oldest of the last `rate`. */
-        t = b->sent[b->head] + PUBLISH_BUDGET_WINDOW_USEC + 1;
-        return t > now ? t : now;
+        /* The window: strictly more than a second after the oldest of the last `rate`. */
+        if (b->n >= b->rate && b->sent[b->head] + PUBLISH_BUDGET_WINDOW_USEC + 1 > t)
+                t = b->sent[b->head] + PUBLISH_BUDGET_WINDOW_USEC + 1;
+        /* The bucket: one more fits while the arrival time is at most burst - 1 intervals ahead. */
+        slack = (uint64_t) (b->burst - 1) * b->interval;
+        if (b->tat > slack && b->tat - slack > t)
+                t = b->tat - slack;
+        return t;
 }
 
 bool publish_budget_take(PublishBudget *b, uint64_t now) {
@@ -27,6 +36,7 @@ bool publish_budget_take(PublishBudget *b, uint64_t now) {
                 return false;
         }
         b->saturated = false;
+        b->tat = (b->tat > now ? b->tat : now) + b->interval;
         if (b->n < b->rate) {
                 b->sent[(b->head + b->n) % b->rate] = now;
                 b->n++;

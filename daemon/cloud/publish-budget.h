@@ -6,14 +6,24 @@
  * one-second window, whatever its start.  AWS IoT (nRF Cloud's broker) allows
  * 100 publishes per second per connection and throttles beyond.
  *
- * A sliding window rather than a token bucket: a bucket of capacity B filled
- * at R per second lets B + R publishes through one second (a full bucket, then
- * the refill), so at R = 100 no capacity of at least one token keeps a window
- * under 100.  The window keeps the times of the last `rate` publishes; one
- * more may go when the oldest of them is more than a second old.  So any
- * rate + 1 consecutive publishes span more than a second, and no window of one
- * second (open or closed) ever holds more than `rate`.  The burst it allows is
- * `rate` at once, which is what the cloud's per-second limit accepts.
+ * Two rules, both must allow a publish:
+ *
+ * - The bound, a sliding window: the times of the last `rate` publishes are
+ *   kept, and one more may go only when the oldest of them is more than a
+ *   second old.  So any rate + 1 consecutive publishes span more than a
+ *   second, and no window of one second (open or closed) ever holds more than
+ *   `rate`.  A token bucket alone cannot give this: one of capacity B filled
+ *   at R per second lets B + R through one second (a full bucket, then the
+ *   refill), so at R = 100 no capacity of at least one token stays under 100.
+ *
+ * - The pace, a token bucket (as GCRA: a theoretical arrival time) of rate
+ *   `rate` and capacity `burst` (a tenth of a second's worth, at least 1).
+ *   The window alone would let `rate` publishes go at once after a pause and
+ *   repeat that burst every second under a backlog; a burst of 90 sent a
+ *   microsecond more than a second after the previous one is within the bound
+ *   here but, with a few milliseconds of jitter on the way, not at the
+ *   broker.  Paced, the publishes of a backlog are 1/rate apart, and jitter
+ *   can move only a few of them across a window's edge.
  *
  * Pure: the caller gives the time (any monotonic clock, in µs), so tests run
  * on a fake clock.
@@ -28,6 +38,9 @@
 
 typedef struct PublishBudget {
         unsigned rate;                           /* publishes per window; 0: no limit */
+        unsigned burst;                          /* the token bucket's capacity */
+        uint64_t interval;                       /* µs per token (1 s / rate, rounded up) */
+        uint64_t tat;                            /* the bucket's theoretical arrival time */
         unsigned n, head;                        /* times in the ring, index of the oldest */
         uint64_t sent[PUBLISH_BUDGET_RATE_MAX];  /* the last `rate` publish times, oldest at head */
         uint64_t deferred;                       /* times a publish had to wait for the budget */

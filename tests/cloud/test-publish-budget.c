@@ -45,7 +45,7 @@ static void test_window_bound(void **state) {
                         assert_true(max_in_window(times, n) <= rate);
                         /* And the budget is used: rate per second, give or take one window. */
                         if (steps[k] <= 1000)
-                                assert_true(n >= rate * 9);
+                                assert_true(n + rate >= rate * 10);
                 }
         }
         /* At the cloud's limit itself. */
@@ -58,28 +58,54 @@ static void test_take_next(void **state) {
         PublishBudget b;
         (void) state;
 
-        publish_budget_init(&b, 3);
+        publish_budget_init(&b, 30); /* burst 3, one token per 33334 µs */
+        assert_int_equal(b.burst, 3);
+        assert_int_equal(b.interval, 33334);
         assert_true(publish_budget_take(&b, 10));
-        assert_true(publish_budget_take(&b, 20));
-        assert_true(publish_budget_take(&b, 500000));
-        assert_int_equal(publish_budget_used(&b, 500000), 3);
+        assert_true(publish_budget_take(&b, 10));
+        assert_true(publish_budget_take(&b, 10));
         assert_false(b.saturated);
-        /* Full: the next one at strictly more than a second after the oldest. */
-        assert_int_equal(publish_budget_next(&b, 600000), 10 + SEC + 1);
-        assert_false(publish_budget_take(&b, 10 + SEC));
+        assert_int_equal(publish_budget_used(&b, 10), 3);
+        /* The bucket is empty: the next one when a token has come. */
+        assert_int_equal(publish_budget_next(&b, 20), 10 + 33334);
+        assert_false(publish_budget_take(&b, 20));
         assert_true(b.saturated);
         assert_int_equal(b.deferred, 1);
-        assert_true(publish_budget_take(&b, 10 + SEC + 1));
+        assert_true(publish_budget_take(&b, 10 + 33334));
         assert_false(b.saturated);
-        assert_int_equal(publish_budget_next(&b, 10 + SEC + 1), 20 + SEC + 1);
-        assert_int_equal(publish_budget_used(&b, 10 + SEC + 1), 3);
-        /* Idle for long: all of it again. */
+        /* Idle for long: a full bucket again, not more. */
         assert_int_equal(publish_budget_next(&b, 100 * SEC), 100 * SEC);
         assert_int_equal(publish_budget_used(&b, 100 * SEC), 0);
-        assert_true(publish_budget_take(&b, 100 * SEC));
-        assert_true(publish_budget_take(&b, 100 * SEC));
-        assert_true(publish_budget_take(&b, 100 * SEC));
+        for (unsigned i = 0; i < 3; i++)
+                assert_true(publish_budget_take(&b, 100 * SEC));
         assert_false(publish_budget_take(&b, 100 * SEC));
+}
+
+/* The window binds where the bucket would not: a full bucket after a second of steady use. */
+static void test_window_over_bucket(void **state) {
+        PublishBudget b;
+        uint64_t now = SEC;
+        (void) state;
+
+        publish_budget_init(&b, 10); /* burst 1, 100 ms */
+        for (unsigned i = 0; i < 10; i++, now += 100000)
+                assert_true(publish_budget_take(&b, now));
+        /* now = 2 s: the bucket has a token, and the first publish (1 s) is exactly a second old. */
+        assert_int_equal(publish_budget_next(&b, now), SEC + SEC + 1);
+        assert_false(publish_budget_take(&b, now));
+        assert_true(publish_budget_take(&b, now + 1));
+}
+
+/* Under a backlog, publishes are paced: no tenth of a second holds more than two bursts' worth
+ * (the window alone would send all 90 at once each second). */
+static void test_paced(void **state) {
+        static uint64_t times[2000];
+        unsigned n = flood(90, 1, 10, times, 2000);
+        (void) state;
+
+        assert_true(n >= 880 && n <= 900);
+        for (unsigned i = 18; i < n; i++)
+                assert_true(times[i] - times[i - 18] > 100000);
 }
 
 static void test_unlimited_and_clamp(void **state) {
@@ -93,7 +119,8 @@ static void test_unlimited_and_clamp(void **state) {
 
         publish_budget_init(&b, 1000);
         assert_int_equal(b.rate, PUBLISH_BUDGET_RATE_MAX);
-        for (unsigned i = 0; i < PUBLISH_BUDGET_RATE_MAX; i++)
+        assert_int_equal(b.burst, PUBLISH_BUDGET_RATE_MAX / 10);
+        for (unsigned i = 0; i < PUBLISH_BUDGET_RATE_MAX / 10; i++)
                 assert_true(publish_budget_take(&b, 7));
         assert_false(publish_budget_take(&b, 7));
 }
@@ -102,6 +129,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_bound),
                 cmocka_unit_test(test_take_next),
+                cmocka_unit_test(test_window_over_bucket),
+                cmocka_unit_test(test_paced),
                 cmocka_unit_test(test_unlimited_and_clamp),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
