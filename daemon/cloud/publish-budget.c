@@ -28,15 +28,27 @@ uint64_t publish_budget_next(const PublishBudget *b, uint64_t now) {
 }
 
 bool publish_budget_take(PublishBudget *b, uint64_t now) {
+        uint64_t base;
+
         if (b->rate == 0)
                 return true;
         if (publish_budget_next(b, now) > now) {
                 b->deferred++;
                 b->saturated = true;
+                /* Held back by the window rather than the bucket? */
+                if (b->n >= b->rate && b->sent[b->head] + PUBLISH_BUDGET_WINDOW_USEC >= now)
+                        b->window_held = true;
                 return false;
         }
         b->saturated = false;
-        b->tat = (b->tat > now ? b->tat : now) + b->interval;
+        base = b->tat > now ? b->tat : now;
+        /* After the window held publishes back, the bucket starts empty: the tokens it gathered
+         * meanwhile would send the slots the window frees together, a burst repeated each second
+         * from the first one. */
+        if (b->window_held && base < now + (uint64_t) (b->burst - 1) * b->interval)
+                base = now + (uint64_t) (b->burst - 1) * b->interval;
+        b->window_held = false;
+        b->tat = base + b->interval;
         if (b->n < b->rate) {
                 b->sent[(b->head + b->n) % b->rate] = now;
                 b->n++;

@@ -45,6 +45,7 @@ typedef struct PublishBudget {
         uint64_t sent[PUBLISH_BUDGET_RATE_MAX];  /* the last `rate` publish times, oldest at head */
         uint64_t deferred;                       /* times a publish had to wait for the budget */
         bool saturated;                          /* the last attempt had to wait */
+        bool window_held;                        /* the window held one back since the last publish */
 } PublishBudget;
 
 /* rate 0: no limit; above PUBLISH_BUDGET_RATE_MAX: that. */
