@@ -154,6 +154,8 @@ struct MqttSession {
         PublishBudget budget;
         sd_event_source *budget_timer;
         RateLimit budget_log_limit;
+        uint64_t coalesced_logged;
+        RateLimit coalesce_log_limit;
 };
 
 /*
@@ -1024,6 +1026,13 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
                          uint64_t *ret_seq) {
         int r = outbox_push(s->outbox, class, topic, payload, len, ret_seq);
         mqtt_session_log_drops(s);
+        if (outbox_coalesced(s->outbox) != s->coalesced_logged &&
+            ratelimit_below(&s->coalesce_log_limit, now_usec(CLOCK_MONOTONIC), NULL)) {
+                log_notice("NotifyOverflow=latest: %" PRIu64 " unsent notification(s) replaced by a newer value of "
+                           "the same characteristic since the last report, %" PRIu64 " since start",
+                           outbox_coalesced(s->outbox) - s->coalesced_logged, outbox_coalesced(s->outbox));
+                s->coalesced_logged = outbox_coalesced(s->outbox);
+        }
         if (r < 0)
                 return r;
         mqtt_session_arm_sync(s);
@@ -1170,6 +1179,7 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         s->window = CLAMP(options->window ?: MQTT_WINDOW_DEFAULT, 1u, MQTT_WINDOW_MAX);
         publish_budget_init(&s->budget, options->max_publish_rate);
         s->budget_log_limit = (RateLimit){ .interval_usec = UINT64_C(60000000), .burst = 1 };
+        s->coalesce_log_limit = s->budget_log_limit;
         s->max_incoming_bytes = options->max_incoming_bytes ?: 16384;
         backoff_init(&s->backoff, options->reconnect_min_usec ?: 1000000, options->reconnect_max_usec ?: 300000000);
 

@@ -69,3 +69,47 @@ unsigned publish_budget_used(const PublishBudget *b, uint64_t now) {
         }
         return used;
 }
+
+/* FNV-1a, 64 bits, continued from h. */
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                h ^= p[i];
+                h *= UINT64_C(0x100000001b3);
+        }
+        return h;
+}
+
+/* The string value after marker (a JSON key and its opening quote), or NULL. */
+static const uint8_t *json_string_after(const uint8_t *p, size_t len, const char *marker, size_t *ret_len) {
+        size_t m = strlen(marker);
+        const uint8_t *s = memmem(p, len, marker, m), *end;
+
+        if (!s)
+                return NULL;
+        s += m;
+        end = memchr(s, '"', len - (size_t) (s - p));
+        if (!end)
+                return NULL;
+        *ret_len = (size_t) (end - s);
+        return s;
+}
+
+uint64_t publish_budget_g2c_key(const char *topic, const uint8_t *payload, size_t len, uint64_t *ret_sub_key) {
+        static const char value_changed[] = "\"device_characteristic_value_changed\"";
+        const uint8_t *dev, *path;
+        size_t dev_len, path_len;
+        uint64_t key;
+
+        (void) topic;
+        *ret_sub_key = 0;
+        if (!payload)
+                return 0;
+        dev = json_string_after(payload, len, "\"device\":{\"id\":\"", &dev_len);
+        if (!dev)
+                return 0;
+        key = fnv1a(UINT64_C(0xcbf29ce484222325), dev, dev_len);
+        if (memmem(payload, len, value_changed, sizeof value_changed - 1) &&
+            (path = json_string_after(payload, len, "\"path\":\"", &path_len)))
+                *ret_sub_key = fnv1a(fnv1a(key, (const uint8_t *) "/", 1), path, path_len) | 1;
+        return key;
+}

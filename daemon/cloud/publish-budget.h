@@ -30,6 +30,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define PUBLISH_BUDGET_RATE_DEFAULT 90u
@@ -56,3 +57,8 @@ bool publish_budget_take(PublishBudget *b, uint64_t now);
 uint64_t publish_budget_next(const PublishBudget *b, uint64_t now);
 /* Publishes counted in the window (now - 1 s, now]. */
 unsigned publish_budget_used(const PublishBudget *b, uint64_t now);
+
+/* The outbox's key of a g2c message (outbox_key_fn): a hash of the device's address, so that
+ * notifications are served round-robin per device; the sub-key, for a characteristic's value
+ * change, names the device's characteristic (NotifyOverflow=latest coalesces those). */
+uint64_t publish_budget_g2c_key(const char *topic, const uint8_t *payload, size_t len, uint64_t *ret_sub_key);

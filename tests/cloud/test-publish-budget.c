@@ -125,6 +125,34 @@ static void test_unlimited_and_clamp(void **state) {
         assert_false(publish_budget_take(&b, 7));
 }
 
+static void test_g2c_key(void **state) {
+#define EV(dev, type, path) \
+        "{\"type\":\"event\",\"gatewayId\":\"gw\",\"requestId\":\"N/A\",\"event\":{\"type\":\"" type "\"," \
+        "\"device\":{\"id\":\"" dev "\",\"address\":{\"address\":\"" dev "\"}}," \
+        "\"characteristic\":{\"uuid\":\"2A19\",\"path\":\"" path "\",\"value\":[1]}},\"messageId\":1}"
+        static const char a1[] = EV("C0:FF:EE:00:00:0A", "device_characteristic_value_changed", "180F/2A19");
+        static const char a2[] = EV("C0:FF:EE:00:00:0A", "device_characteristic_value_changed", "180F/2A1A");
+        static const char b1[] = EV("C0:FF:EE:00:00:0B", "device_characteristic_value_changed", "180F/2A19");
+        static const char a3[] = EV("C0:FF:EE:00:00:0A", "device_descriptor_value_changed", "180F/2A19/2902");
+        static const char none[] = "{\"type\":\"event\",\"event\":{\"type\":\"scan_result\"}}";
+        uint64_t s1, s2, s3, s4, s5;
+        (void) state;
+
+        uint64_t ka1 = publish_budget_g2c_key("t", (const uint8_t *) a1, sizeof a1 - 1, &s1);
+        uint64_t ka2 = publish_budget_g2c_key("t", (const uint8_t *) a2, sizeof a2 - 1, &s2);
+        uint64_t kb1 = publish_budget_g2c_key("t", (const uint8_t *) b1, sizeof b1 - 1, &s3);
+        uint64_t ka3 = publish_budget_g2c_key("t", (const uint8_t *) a3, sizeof a3 - 1, &s4);
+        uint64_t kn = publish_budget_g2c_key("t", (const uint8_t *) none, sizeof none - 1, &s5);
+        assert_true(ka1 != 0 && ka1 == ka2 && ka1 == ka3 && ka1 != kb1);
+        assert_true(s1 != 0 && s2 != 0 && s3 != 0 && s1 != s2 && s1 != s3);
+        assert_int_equal(s4, 0); /* only characteristic value changes coalesce */
+        assert_int_equal(kn, 0);
+        assert_int_equal(s5, 0);
+        /* Cut short: no key rather than a read past the end. */
+        assert_int_equal(publish_budget_g2c_key("t", (const uint8_t *) a1, 60, &s1), 0);
+        assert_int_equal(publish_budget_g2c_key("t", NULL, 0, &s1), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_bound),
@@ -132,6 +160,7 @@ int main(void) {
                 cmocka_unit_test(test_window_over_bucket),
                 cmocka_unit_test(test_paced),
                 cmocka_unit_test(test_unlimited_and_clamp),
+                cmocka_unit_test(test_g2c_key),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -224,8 +224,8 @@ class DbusApi(Base):
                                        "Rsrp": -2**31, "Rsrq": -2**31, "SignalUpdated": 0, "SecTag": 16842753,
                                        "Credentials": dbus.Array([], signature="s")})
         outbox = self.props(PATH, P + "Outbox1")
-        self.assertEqual(sorted(outbox.keys()), ["BudgetDeferred", "BudgetSaturated", "Bytes", "Dropped",
-                                                 "MaxBytes", "MaxMessages", "Messages", "OldestQueued"])
+        self.assertEqual(sorted(outbox.keys()), ["BudgetDeferred", "BudgetSaturated", "Bytes", "Coalesced",
+                                                 "Dropped", "MaxBytes", "MaxMessages", "Messages", "OldestQueued"])
         self.assertEqual(outbox["Dropped"], 0)
         self.assertEqual(outbox["BudgetSaturated"], False)
         self.assertEqual(outbox["BudgetDeferred"], 0)
