@@ -120,6 +120,35 @@ class PublishBudgetTest(pt.WorldTestCase):
         # The budget is used, not merely respected: at least 80 % of it while the backlog lasts.
         self.assertGreaterEqual(len(arrivals.t) / span, 0.8 * RATE)
 
+    def test_chatty_device_does_not_starve_others(self):
+        """One device sends 1000 notifications at once, then four others one each: served
+        round-robin per device, the four arrive among the first messages of the backlog, not
+        after it (11 s at 90/s); every device's values arrive in order."""
+        addresses = ["C0:FF:EE:00:02:%02X" % i for i in range(5)]
+        self.w = pt.World(self.pki, self.cert, pt.subdir(self.tmp, "chatty"), desired=addresses, devices=False,
+                          log_level="info", extra_conf="[Bluetooth]\nMaxConnections=5\n")
+        w = self.w
+        for i, a in enumerate(addresses):
+            w.mock.add_device(a, name="chatty-%d" % i)
+        w.wait_ready(*addresses, timeout=60)
+        rids = [w.c2g({"type": "device_descriptor_value_write", "deviceAddress": a, "serviceUUID": pt.NUS,
+                       "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
+                for a in addresses]
+        for rid in rids:
+            w.answers(rid, 1, timeout=60)
+        before = len(w.events(VALUE_CHANGED))
+        self.assertEqual(w.mock.notify(addresses[0], pt.bf.NUS, pt.bf.NUS_TX, 1000, start=0), 1000)
+        for i, a in enumerate(addresses[1:], 1):
+            self.assertEqual(w.mock.notify(a, pt.bf.NUS, pt.bf.NUS_TX, 1, start=i * 1_000_000), 1)
+        got = w.wait_events(lambda e: e["event"]["type"] == VALUE_CHANGED, before + 1004, timeout=60)[before:]
+        order = [pt.seq(e) for e in got]
+        chatty = [n for n in order if n < 1_000_000]
+        self.assertEqual(list(dict.fromkeys(chatty)), list(range(1000)))
+        for i in range(1, 5):
+            pos = order.index(i * 1_000_000)
+            print("device %d's notification arrived %d-th of 1004" % (i, pos + 1))
+            self.assertLess(pos, 200, "device %d waited behind the chatty one" % i)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
