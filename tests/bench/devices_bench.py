@@ -97,7 +97,7 @@ def main():
     world = None
     try:
         world = pt.World(pki, cert, pt.subdir(tmp, "devices"), desired=addresses, devices=False, log_level="info",
-                         extra_conf="[Bluetooth]\nMaxConnections=%d\n" % a.devices)
+                         extra_conf="[Bluetooth]\nMaxConnections=%d\n[Cloud]\nC2gRateMax=1000\n" % a.devices)
         for i, addr in enumerate(addresses):
             world.mock.add_device(addr, name="bench-%03d" % i)
         start = time.monotonic()
