@@ -63,20 +63,9 @@ def show(label, m):
 
 def budget(world, addresses, hz=20, seconds=5):
     """len(addresses) devices at hz for seconds: the most publishes in any one-second window."""
-    rids = [world.c2g({"type": "device_descriptor_value_write", "deviceAddress": a, "serviceUUID": pt.NUS,
-                       "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
-            for a in addresses]
-    for rid in rids:
-        world.answers(rid, 1, timeout=60)
+    tb.subscribe_nus(world, addresses)
     arrivals = tb.Arrivals(world)
-    t0 = time.monotonic()
-    sent = 0
-    for k in range(hz * seconds):
-        d = t0 + k / hz - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-        for i, a in enumerate(addresses):
-            sent += world.mock.notify(a, pt.bf.NUS, pt.bf.NUS_TX, 1, start=i * 1_000_000 + k)
+    sent = tb.notify_at(world, addresses, hz, seconds)
     pt.st.wait_until(lambda: len(arrivals.t) >= sent, sent / 50 + 30, 0.2)
     arrivals.close()
     span = arrivals.t[-1] - arrivals.t[0] if len(arrivals.t) > 1 else 0

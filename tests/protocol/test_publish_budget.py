@@ -64,6 +64,29 @@ class Arrivals:
         self.messages.handler = self.inner
 
 
+def subscribe_nus(w, addresses):
+    """Enables the notifications of the mock's NUS TX characteristic on every device."""
+    rids = [w.c2g({"type": "device_descriptor_value_write", "deviceAddress": a, "serviceUUID": pt.NUS,
+                   "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
+            for a in addresses]
+    for rid in rids:
+        w.answers(rid, 1, timeout=60)
+
+
+def notify_at(w, addresses, hz, seconds):
+    """Every device notifies hz times a second for seconds (device i's values numbered from
+    i * 1000000); returns how many notifications the mock emitted."""
+    t0 = time.monotonic()
+    sent = 0
+    for k in range(hz * seconds):
+        d = t0 + k / hz - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+        for i, a in enumerate(addresses):
+            sent += w.mock.notify(a, pt.bf.NUS, pt.bf.NUS_TX, 1, start=i * 1_000_000 + k)
+    return sent
+
+
 class PublishBudgetTest(pt.WorldTestCase):
     def test_twenty_devices_at_20hz(self):
         addresses = ["C0:FF:EE:00:01:%02X" % i for i in range(DEVICES)]
@@ -75,22 +98,12 @@ class PublishBudgetTest(pt.WorldTestCase):
         for i, a in enumerate(addresses):
             w.mock.add_device(a, name="budget-%02d" % i)
         w.wait_ready(*addresses, timeout=120)
-        rids = [w.c2g({"type": "device_descriptor_value_write", "deviceAddress": a, "serviceUUID": pt.NUS,
-                       "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
-                for a in addresses]
-        for rid in rids:
-            w.answers(rid, 1, timeout=60)
+        subscribe_nus(w, addresses)
 
         arrivals = Arrivals(w)
         before = len(w.events(VALUE_CHANGED))
         t0 = time.monotonic()
-        sent = 0
-        for k in range(HZ * SECONDS):
-            d = t0 + k / HZ - time.monotonic()
-            if d > 0:
-                time.sleep(d)
-            for i, a in enumerate(addresses):
-                sent += w.mock.notify(a, pt.bf.NUS, pt.bf.NUS_TX, 1, start=i * 1_000_000 + k)
+        sent = notify_at(w, addresses, HZ, SECONDS)
         emit_s = time.monotonic() - t0
         self.assertEqual(sent, DEVICES * HZ * SECONDS)
         # Waits on the count alone: parsing every event in a loop would hold the interpreter's lock
@@ -131,11 +144,7 @@ class PublishBudgetTest(pt.WorldTestCase):
         for i, a in enumerate(addresses):
             w.mock.add_device(a, name="chatty-%d" % i)
         w.wait_ready(*addresses, timeout=60)
-        rids = [w.c2g({"type": "device_descriptor_value_write", "deviceAddress": a, "serviceUUID": pt.NUS,
-                       "characteristicUUID": pt.NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
-                for a in addresses]
-        for rid in rids:
-            w.answers(rid, 1, timeout=60)
+        subscribe_nus(w, addresses)
         before = len(w.events(VALUE_CHANGED))
         self.assertEqual(w.mock.notify(addresses[0], pt.bf.NUS, pt.bf.NUS_TX, 1000, start=0), 1000)
         for i, a in enumerate(addresses[1:], 1):
