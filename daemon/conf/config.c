@@ -106,7 +106,7 @@ static const ConfigKey keys[] = {
         K("Cloud", "ReconnectMinSec", CONFIG_UINT, reconnect_min_sec, .min = 1, .max = 3600, .def = "1", LIVE),
         K("Cloud", "ReconnectMaxSec", CONFIG_UINT, reconnect_max_sec, .min = 1, .max = 86400, .def = "300", LIVE),
         K("Cloud", "MaxIncomingBytes", CONFIG_SIZE, max_incoming_bytes, .min = 1024, .max = 131072, .def = "16K", LIVE),
-        K("Cloud", "MaxPublishRate", CONFIG_UINT, max_publish_rate, .min = 1, .max = 100, .def = "90", RESTART),
+        K("Cloud", "MaxPublishRate", CONFIG_UINT, max_publish_rate, .min = 0, .max = 100, .def = "90", RESTART),
         K("Cloud", "C2gRateMax", CONFIG_UINT, c2g_rate_max, .min = 1, .max = 10000, .def = "20", LIVE),
         K("Cloud", "RestHost", CONFIG_STRING, rest_host, .kind = STRING_HOSTNAME, .min = 1, .max = 253,
           .def = "api.nrfcloud.com", RESTART),

@@ -68,7 +68,7 @@ typedef struct Config {
         unsigned reconnect_min_sec;
         unsigned reconnect_max_sec;
         uint64_t max_incoming_bytes;
-        unsigned max_publish_rate; /* publishes per second, all classes (the cloud allows 100) */
+        unsigned max_publish_rate; /* publishes per second, all classes (the cloud allows 100); 0: no limit */
         unsigned c2g_rate_max; /* c2g operations run per second */
         char *rest_host;       /* nRF Cloud's REST API (docs/location.md) */
         unsigned rest_port;
