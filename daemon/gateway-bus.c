@@ -208,6 +208,7 @@ static void modem_signal_refresh(GatewayBus *b) {
 
 static const BusProperty outbox_props[] = {
         P("Messages"), P("Bytes"), P("OldestQueued"), P("Dropped"), P("MaxMessages"), P("MaxBytes"),
+        P("BudgetSaturated"), P("BudgetDeferred"), P("Coalesced"),
 };
 
 static void outbox_fill(void *object, BusValue *v) {
@@ -221,6 +222,9 @@ static void outbox_fill(void *object, BusValue *v) {
         bus_value_t(&v[3], o ? outbox_dropped(o) : 0);
         bus_value_t(&v[4], g->config->buffer_max_messages);
         bus_value_t(&v[5], g->config->buffer_max_bytes);
+        bus_value_b(&v[6], g->mqtt && mqtt_session_budget_saturated(g->mqtt));
+        bus_value_t(&v[7], g->mqtt ? mqtt_session_budget_deferred(g->mqtt) : 0);
+        bus_value_t(&v[8], o ? outbox_coalesced(o) : 0);
 }
 
 /* ---- Fota1 ---- */
@@ -650,6 +654,9 @@ static const sd_bus_vtable outbox_vtable[] = {
         SD_BUS_PROPERTY("Dropped", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxMessages", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("MaxBytes", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BudgetSaturated", "b", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("BudgetDeferred", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Coalesced", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

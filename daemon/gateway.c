@@ -11,6 +11,7 @@
 #include "log.h"
 #include "state-dir.h"
 #include "modem.h"
+#include "publish-budget.h"
 #include "util.h"
 #include "version.h"
 
@@ -297,6 +298,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
         if (r < 0)
                 return log_error_errno(r, "Failed to open the outbox in %s: %m", dir);
         outbox_set_changed_callback(g->outbox, on_outbox_changed, g);
+        outbox_set_key_function(g->outbox, publish_budget_g2c_key, c->notify_overflow == NOTIFY_OVERFLOW_LATEST);
 
         if (asprintf(&broker, "%s:%u", c->cloud_host, c->cloud_port) < 0)
                 return log_error_errno(ENOMEM, "Out of memory");
@@ -311,6 +313,7 @@ int gateway_cloud_start(Gateway *g, const char *device_id, const char *server_ur
                 .reconnect_min_usec = (uint64_t) c->reconnect_min_sec * UINT64_C(1000000),
                 .reconnect_max_usec = (uint64_t) c->reconnect_max_sec * UINT64_C(1000000),
                 .max_incoming_bytes = c->max_incoming_bytes,
+                .max_publish_rate = c->max_publish_rate,
         };
         r = mqtt_session_new(g->event, &o, g->outbox, server_uri ? &mqtt_callbacks : &mqtt_callbacks_modem, g,
                              &g->mqtt);

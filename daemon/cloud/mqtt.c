@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 
 #include "backoff.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "mqtt.h"
+#include "publish-budget.h"
 #include "util.h"
 
 /* Incoming messages waiting for the loop, at most (a slow loop must not grow memory without bound). */
@@ -150,6 +152,14 @@ struct MqttSession {
         unsigned direct_group;
         MqttTopicFilter topic_filter;
         void *topic_filter_userdata;
+
+        /* Publishes per second on this connection (all classes), and the timer that pumps
+         * again when the budget has room. */
+        PublishBudget budget;
+        sd_event_source *budget_timer;
+        RateLimit budget_log_limit;
+        uint64_t coalesced_logged;
+        RateLimit coalesce_log_limit;
 };
 
 /*
@@ -1117,13 +1127,46 @@ static void mqtt_session_enter_state(MqttSession *s, MqttState n) {
                 s->cb.state_changed(s, old, n, s->userdata);
 }
 
-/* Feeds Paho at most `window` messages; the next goes from the acknowledgement of one. */
+static void mqtt_session_pump(MqttSession *s);
+
+static int on_budget_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        (void) es, (void) usec;
+        mqtt_session_pump(userdata);
+        return 0;
+}
+
+/* Out of budget: pumps again when one more publish fits, and says so in the journal (at most once
+ * a minute). */
+static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
+        uint64_t at = publish_budget_next(&s->budget, now);
+        int r;
+
+        if (!s->budget_timer) {
+                r = sd_event_add_time(s->event, &s->budget_timer, CLOCK_MONOTONIC, at, 1000, on_budget_timer, s);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to arm the publish budget timer: %m");
+                        return;
+                }
+        } else {
+                (void) sd_event_source_set_time(s->budget_timer, at);
+                (void) sd_event_source_set_enabled(s->budget_timer, SD_EVENT_ONESHOT);
+        }
+        log_ratelimited(&s->budget_log_limit, LOG_NOTICE,
+                        "Publish budget of %u/s reached, %" PRIu64 " message(s) waiting in the outbox",
+                        s->budget.rate, outbox_unsent(s->outbox));
+}
+
+/*
+ * Feeds Paho at most `window` messages; the next goes from the acknowledgement of one.  Every
+ * publish of the connection (notifications, status, shadow updates, answers) takes one from the
+ * publish budget; the outbox gives them by class priority (see outbox_peek_unsent()).
+ */
 static void mqtt_session_pump(MqttSession *s) {
         OutboxEntry e;
 
         if (s->state != MQTT_READY || s->outbox_held)
                 return;
-        while (s->n_in_flight < s->window && outbox_peek_unsent(s->outbox, &e)) {
+        while (s->n_in_flight < s->window && outbox_peek_next(s->outbox, &e)) {
                 MQTTAsync_message m = MQTTAsync_message_initializer;
                 MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
                 unsigned slot;
@@ -1133,6 +1176,14 @@ static void mqtt_session_pump(MqttSession *s) {
                         outbox_mark_sent(s->outbox, e.seq);
                         (void) outbox_ack(s->outbox, e.seq); /* removed, never sent */
                         continue;
+                }
+
+                if (s->budget.rate > 0) {
+                        uint64_t now = now_usec(CLOCK_MONOTONIC);
+                        if (!publish_budget_take(&s->budget, now)) {
+                                mqtt_session_wait_for_budget(s, now);
+                                return;
+                        }
                 }
 
                 m.payload = (void *) e.payload;
@@ -1225,6 +1276,13 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
                          uint64_t *ret_seq) {
         int r = outbox_push(s->outbox, class, topic, payload, len, ret_seq);
         mqtt_session_log_drops(s);
+        if (outbox_coalesced(s->outbox) != s->coalesced_logged &&
+            ratelimit_below(&s->coalesce_log_limit, now_usec(CLOCK_MONOTONIC), NULL)) {
+                log_notice("NotifyOverflow=latest: %" PRIu64 " unsent notification(s) replaced by a newer value of "
+                           "the same characteristic since the last report, %" PRIu64 " since start",
+                           outbox_coalesced(s->outbox) - s->coalesced_logged, outbox_coalesced(s->outbox));
+                s->coalesced_logged = outbox_coalesced(s->outbox);
+        }
         if (r < 0)
                 return r;
         mqtt_session_arm_sync(s);
@@ -1369,6 +1427,9 @@ int mqtt_session_new(sd_event *event, const MqttOptions *options, Outbox *outbox
         s->connect_timeout_sec = options->connect_timeout_sec ?: 30;
         s->stable_usec = options->stable_usec ?: MQTT_STABLE_USEC_DEFAULT;
         s->window = CLAMP(options->window ?: MQTT_WINDOW_DEFAULT, 1u, MQTT_WINDOW_MAX);
+        publish_budget_init(&s->budget, options->max_publish_rate);
+        s->budget_log_limit = (RateLimit){ .interval_usec = UINT64_C(60000000), .burst = 1 };
+        s->coalesce_log_limit = s->budget_log_limit;
         s->max_incoming_bytes = options->max_incoming_bytes ?: 16384;
         backoff_init(&s->backoff, options->reconnect_min_usec ?: 1000000, options->reconnect_max_usec ?: 300000000);
 
@@ -1438,6 +1499,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         s->queue_source = sd_event_source_disable_unref(s->queue_source);
         s->sync_source = sd_event_source_disable_unref(s->sync_source);
         s->sync_timer = sd_event_source_disable_unref(s->sync_timer);
+        s->budget_timer = sd_event_source_disable_unref(s->budget_timer);
         if (s->outbox)
                 (void) outbox_sync(s->outbox);
         while (s->queue_head) {
@@ -1469,6 +1531,12 @@ MqttSession *mqtt_session_free(MqttSession *s) {
 
 MqttState mqtt_session_get_state(const MqttSession *s) {
         return s->state;
+}
+bool mqtt_session_budget_saturated(const MqttSession *s) {
+        return s->budget.saturated;
+}
+uint64_t mqtt_session_budget_deferred(const MqttSession *s) {
+        return s->budget.deferred;
 }
 unsigned mqtt_session_in_flight(const MqttSession *s) {
         return s->n_in_flight;

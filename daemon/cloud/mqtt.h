@@ -77,6 +77,7 @@ typedef struct MqttOptions {
          * control channel and must not be cut by the c2g limit. */
         uint64_t max_incoming_bytes;
         unsigned window; /* 0: default */
+        unsigned max_publish_rate; /* publishes in any second, all classes; 0: no limit */
 } MqttOptions;
 
 #define MQTT_SHADOW_BYTES_MAX (128u * 1024u) /* AWS IoT's limit for one MQTT message */
@@ -139,6 +140,9 @@ void mqtt_session_transport_closed(MqttSession *s, const char *reason);
 
 MqttState mqtt_session_get_state(const MqttSession *s);
 unsigned mqtt_session_in_flight(const MqttSession *s);
+/* The last publish had to wait for the publish budget; how many times one had to. */
+bool mqtt_session_budget_saturated(const MqttSession *s);
+uint64_t mqtt_session_budget_deferred(const MqttSession *s);
 uint64_t mqtt_session_incoming_dropped(const MqttSession *s);
 /* The reason of the last failure or loss, for status reporting; NULL if none. */
 const char *mqtt_session_last_error(const MqttSession *s);

@@ -221,6 +221,16 @@ struct Segment {
 };
 
 typedef struct Entry Entry;
+typedef struct KeyQueue KeyQueue;
+
+/* The unsent notifications of one key (one device), and its place in the round of keys. */
+struct KeyQueue {
+        uint64_t key;
+        Entry *first, *last;       /* by seq */
+        KeyQueue *rprev, *rnext;   /* the ring of keys with unsent notifications */
+        bool in_ring;
+};
+
 struct Entry {
         uint64_t seq;
         uint64_t pushed_usec; /* on the outbox's clock, for the spill of the runtime part */
@@ -231,6 +241,9 @@ struct Entry {
         size_t topic_len, payload_len;
         Entry *prev, *next;   /* every entry, by seq */
         Entry *cprev, *cnext; /* entries of the same class, by seq */
+        uint64_t key, sub_key; /* notifications: the device, and the device's characteristic (0: none) */
+        KeyQueue *kq;          /* unsent notifications: the queue of key */
+        Entry *kprev, *knext;
         char data[];          /* topic, NUL, payload */
 };
 
@@ -264,7 +277,7 @@ struct Outbox {
         Entry *first, *last;
         Entry *cfirst[_OUTBOX_CLASS_MAX], *clast[_OUTBOX_CLASS_MAX];
         uint64_t ccount[_OUTBOX_CLASS_MAX], cbytes[_OUTBOX_CLASS_MAX];
-        Entry *cursor; /* first entry not handed out */
+        Entry *cursor[_OUTBOX_CLASS_MAX]; /* per class: the first entry not handed out */
         uint64_t count, bytes, in_flight, dropped, loaded;
         unsigned corrupt_files;
         uint64_t damaged_records, damaged_bytes;
@@ -273,6 +286,14 @@ struct Outbox {
 
         uint8_t *scratch;
         size_t scratch_size;
+
+        /* Notifications: unsent ones queued by key, served round-robin (see outbox_peek_next()). */
+        outbox_key_fn key_fn;
+        KeyQueue **keys;
+        size_t n_keys;
+        KeyQueue *ring; /* the key served next */
+        bool coalesce;
+        uint64_t coalesced;
 
         outbox_changed_cb changed; /* an observer of count and bytes (status reporting) */
         void *changed_userdata;
@@ -306,6 +327,114 @@ static int entry_new(OutboxClass class, uint64_t seq, const char *topic, size_t 
         return 0;
 }
 
+static KeyQueue *key_queue(Outbox *o, uint64_t key) {
+        KeyQueue **k, *q;
+
+        for (size_t i = 0; i < o->n_keys; i++)
+                if (o->keys[i]->key == key)
+                        return o->keys[i];
+        k = reallocarray(o->keys, o->n_keys + 1, sizeof *k);
+        if (!k)
+                return NULL;
+        o->keys = k;
+        q = calloc(1, sizeof *q);
+        if (!q)
+                return NULL;
+        q->key = key;
+        return (o->keys[o->n_keys++] = q);
+}
+
+static void ring_remove(Outbox *o, KeyQueue *q) {
+        if (!q->in_ring)
+                return;
+        if (q->rnext == q)
+                o->ring = NULL;
+        else {
+                q->rprev->rnext = q->rnext;
+                q->rnext->rprev = q->rprev;
+                if (o->ring == q)
+                        o->ring = q->rnext;
+        }
+        q->rprev = q->rnext = NULL;
+        q->in_ring = false;
+}
+
+/* Joins the round as the key served last. */
+static void ring_append(Outbox *o, KeyQueue *q) {
+        if (q->in_ring)
+                return;
+        if (!o->ring) {
+                q->rprev = q->rnext = q;
+                o->ring = q;
+        } else {
+                q->rnext = o->ring;
+                q->rprev = o->ring->rprev;
+                o->ring->rprev->rnext = q;
+                o->ring->rprev = q;
+        }
+        q->in_ring = true;
+}
+
+/* Queues an unsent notification under its key (at the end: it has the highest seq of its key
+ * queued, see key_queue_rebuild()).  Without memory for a queue, the key 0's, which was made
+ * first. */
+static void key_enqueue(Outbox *o, Entry *e) {
+        KeyQueue *q;
+
+        if (e->class != OUTBOX_NOTIFICATION || e->kq || e->in_flight)
+                return;
+        q = key_queue(o, e->key) ?: key_queue(o, 0);
+        if (!q)
+                return; /* served by seq only: outbox_peek_next() falls back to the cursor */
+        e->kq = q;
+        e->knext = NULL;
+        e->kprev = q->last;
+        if (q->last)
+                q->last->knext = e;
+        else
+                q->first = e;
+        q->last = e;
+        ring_append(o, q);
+}
+
+static void key_dequeue(Outbox *o, Entry *e) {
+        KeyQueue *q = e->kq;
+
+        if (!q)
+                return;
+        if (e->kprev)
+                e->kprev->knext = e->knext;
+        else
+                q->first = e->knext;
+        if (e->knext)
+                e->knext->kprev = e->kprev;
+        else
+                q->last = e->kprev;
+        e->kq = NULL;
+        e->kprev = e->knext = NULL;
+        if (!q->first)
+                ring_remove(o, q);
+}
+
+/* Every unsent notification queued again, by seq; the round starts with the oldest's key. */
+static void key_queue_rebuild(Outbox *o) {
+        for (size_t i = 0; i < o->n_keys; i++) {
+                o->keys[i]->first = o->keys[i]->last = NULL;
+                o->keys[i]->in_ring = false;
+        }
+        o->ring = NULL;
+        for (Entry *e = o->cfirst[OUTBOX_NOTIFICATION]; e; e = e->cnext) {
+                e->kq = NULL;
+                key_enqueue(o, e);
+        }
+}
+
+static void entry_set_key(Outbox *o, Entry *e) {
+        e->key = e->sub_key = 0;
+        if (o->key_fn && e->class == OUTBOX_NOTIFICATION)
+                e->key = o->key_fn(e->data, entry_payload(e), e->payload_len, &e->sub_key);
+}
+
 /* Links e at the end of both lists; e must have the highest seq so far. */
 static void outbox_link_tail(Outbox *o, Entry *e) {
         e->prev = o->last;
@@ -328,8 +457,10 @@ static void outbox_link_tail(Outbox *o, Entry *e) {
         o->bytes += entry_bytes(e);
         o->ccount[e->class]++;
         o->cbytes[e->class] += entry_bytes(e);
-        if (!o->cursor)
-                o->cursor = e;
+        if (!o->cursor[e->class])
+                o->cursor[e->class] = e;
+        entry_set_key(o, e);
+        key_enqueue(o, e);
         if (e->segment) {
                 e->segment->live_count++;
                 e->segment->live_bytes += entry_record_size(e);
@@ -341,8 +472,9 @@ static void outbox_link_tail(Outbox *o, Entry *e) {
 }
 
 static void outbox_unlink(Outbox *o, Entry *e) {
-        if (o->cursor == e)
-                o->cursor = e->next;
+        if (o->cursor[e->class] == e)
+                o->cursor[e->class] = e->cnext;
+        key_dequeue(o, e);
         if (e->in_flight)
                 o->in_flight--;
         if (e->prev)
@@ -662,6 +794,29 @@ static int outbox_make_room(Outbox *o, OutboxClass class, size_t need) {
 
 static void outbox_arm(Outbox *o);
 
+/* NotifyOverflow=latest: the unsent notification of the same device and characteristic, if any,
+ * gives way to the new one. */
+static void outbox_coalesce(Outbox *o, const char *topic, const void *payload, size_t len) {
+        uint64_t sub = 0, key = o->key_fn(topic, payload, len, &sub);
+
+        if (sub == 0)
+                return;
+        for (size_t i = 0; i < o->n_keys; i++) {
+                if (o->keys[i]->key != key)
+                        continue;
+                for (Entry *e = o->keys[i]->last; e; e = e->kprev)
+                        if (e->sub_key == sub) {
+                                Tier *t = entry_tier(o, e);
+                                uint64_t seq = e->seq;
+                                outbox_remove(o, e);
+                                (void) outbox_append_remove(o, t, seq);
+                                o->coalesced++;
+                                return;
+                        }
+                return;
+        }
+}
+
 int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *payload, size_t len,
                 uint64_t *ret_seq) {
         _cleanup_free_ Entry *e = NULL;
@@ -679,6 +834,8 @@ int outbox_push(Outbox *o, OutboxClass class, const char *topic, const void *pay
         if (topic_len > OUTBOX_TOPIC_MAX || len > OUTBOX_PAYLOAD_MAX)
                 return -EMSGSIZE;
 
+        if (o->coalesce && class == OUTBOX_NOTIFICATION)
+                outbox_coalesce(o, topic, payload, len);
         r = outbox_make_room(o, class, topic_len + len);
         if (r == -ENOBUFS)
                 return r;
@@ -871,26 +1028,98 @@ static OutboxEntry entry_view(const Entry *e) {
                               .payload_len = e->payload_len };
 }
 
+/*
+ * What is sent first when the publish budget is short: connection and FOTA status, then shadow
+ * updates, then answers to c2g operations, then notifications.  Each class goes out in its own
+ * order (by seq); across classes a later message may overtake an earlier one.
+ */
+static const OutboxClass send_order[_OUTBOX_CLASS_MAX] = {
+        OUTBOX_STATUS,
+        OUTBOX_SHADOW,
+        OUTBOX_ANSWER,
+        OUTBOX_NOTIFICATION,
+};
+
+/* The class's oldest entry not handed out.  In-flight entries are skipped: notifications are
+ * handed out round-robin by key, not by seq, so some after the cursor may be in flight. */
+static Entry *class_cursor(Outbox *o, OutboxClass c) {
+        while (o->cursor[c] && o->cursor[c]->in_flight)
+                o->cursor[c] = o->cursor[c]->cnext;
+        return o->cursor[c];
+}
+
 bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret) {
-        if (!o->cursor)
+        Entry *first = NULL;
+
+        for (size_t c = 0; c < _OUTBOX_CLASS_MAX; c++) {
+                Entry *e = class_cursor(o, c);
+                if (e && (!first || e->seq < first->seq))
+                        first = e;
+        }
+        if (!first)
                 return false;
-        *ret = entry_view(o->cursor);
+        *ret = entry_view(first);
         return true;
 }
 
+bool outbox_peek_next(Outbox *o, OutboxEntry *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(send_order); i++) {
+                OutboxClass c = send_order[i];
+                Entry *e = c == OUTBOX_NOTIFICATION && o->ring ? o->ring->first : class_cursor(o, c);
+                if (e) {
+                        *ret = entry_view(e);
+                        return true;
+                }
+        }
+        return false;
+}
+
 void outbox_mark_sent(Outbox *o, uint64_t seq) {
-        if (!o->cursor || o->cursor->seq != seq)
+        Entry *e = NULL;
+
+        if (o->ring && o->ring->first->seq == seq)
+                e = o->ring->first;
+        for (size_t c = 0; !e && c < _OUTBOX_CLASS_MAX; c++) {
+                Entry *k = class_cursor(o, c);
+                if (k && k->seq == seq)
+                        e = k;
+        }
+        /* A notification of another key than the one whose turn it is. */
+        for (Entry *k = o->cfirst[OUTBOX_NOTIFICATION]; !e && k && k->seq <= seq; k = k->cnext)
+                if (k->seq == seq && !k->in_flight)
+                        e = k;
+        if (!e || e->in_flight)
                 return;
-        o->cursor->in_flight = true;
+        e->in_flight = true;
         o->in_flight++;
-        o->cursor = o->cursor->next;
+        if (e->kq) {
+                KeyQueue *q = e->kq;
+                key_dequeue(o, e);
+                /* Its key had its turn: the next key's comes. */
+                if (q->in_ring && o->ring == q)
+                        o->ring = q->rnext;
+        }
 }
 
 void outbox_rewind(Outbox *o) {
-        for (Entry *e = o->first; e && e != o->cursor; e = e->next)
+        for (Entry *e = o->first; e; e = e->next)
                 e->in_flight = false;
         o->in_flight = 0;
-        o->cursor = o->first;
+        for (size_t c = 0; c < _OUTBOX_CLASS_MAX; c++)
+                o->cursor[c] = o->cfirst[c];
+        key_queue_rebuild(o);
+}
+
+void outbox_set_key_function(Outbox *o, outbox_key_fn fn, bool coalesce) {
+        o->key_fn = fn;
+        o->coalesce = coalesce && fn;
+        for (Entry *e = o->cfirst[OUTBOX_NOTIFICATION]; e; e = e->cnext)
+                entry_set_key(o, e);
+        key_queue_rebuild(o);
+}
+
+uint64_t outbox_coalesced(const Outbox *o) {
+        return o->coalesced;
 }
 
 int outbox_ack(Outbox *o, uint64_t seq) {
@@ -1015,6 +1244,9 @@ Outbox *outbox_free(Outbox *o) {
                 o->loop_destroy(o->loop_userdata);
         while (o->first)
                 outbox_remove(o, o->first);
+        for (size_t i = 0; i < o->n_keys; i++)
+                free(o->keys[i]);
+        free(o->keys);
         tier_close(&o->cold);
         tier_close(&o->hot);
         free(o->scratch);

@@ -165,8 +165,25 @@ int outbox_on_timer(Outbox *o);
 
 /* The oldest entry not yet handed out since the last rewind, or false. */
 bool outbox_peek_unsent(Outbox *o, OutboxEntry *ret);
+/* The next entry to send, or false: of the first class in the send order (STATUS, SHADOW,
+ * ANSWER, NOTIFICATION) that has one, its oldest entry not yet handed out since the last rewind
+ * (for notifications: of the key whose turn it is, see outbox_set_key_function()).
+ * Order holds within a class; a message of an earlier class may overtake older ones of a later
+ * class.  Either peek's entry may be marked sent. */
+bool outbox_peek_next(Outbox *o, OutboxEntry *ret);
 /* Marks that entry as handed out (in flight). */
 void outbox_mark_sent(Outbox *o, uint64_t seq);
+/*
+ * Notifications are served round-robin by a key (the device), so that one chatty device cannot
+ * starve the others: outbox_peek_next() gives the oldest unsent notification of the key whose turn
+ * it is, and marking it sent passes the turn on.  Each key's notifications go in order; across
+ * keys they interleave.  fn gives an entry's key, and a sub-key (0: none) naming what may be
+ * coalesced: with coalesce, pushing a notification removes the unsent one of the same key and
+ * sub-key (counted by outbox_coalesced()).  Without fn, all notifications share one key.
+ */
+typedef uint64_t (*outbox_key_fn)(const char *topic, const uint8_t *payload, size_t len, uint64_t *ret_sub_key);
+void outbox_set_key_function(Outbox *o, outbox_key_fn fn, bool coalesce);
+uint64_t outbox_coalesced(const Outbox *o);
 /* Every in-flight entry becomes unsent again (after a connection loss). */
 void outbox_rewind(Outbox *o);
 /* The broker acknowledged seq: removes it.  -ENOENT if it is not (or no longer) there. */

@@ -58,6 +58,10 @@ static const char *const cloud_tls_table[_CLOUD_TLS_MAX + 1] = {
         [CLOUD_TLS_MODEM] = "modem",
         [CLOUD_TLS_HOST] = "host",
 };
+static const char *const notify_overflow_table[_NOTIFY_OVERFLOW_MAX + 1] = {
+        [NOTIFY_OVERFLOW_QUEUE] = "queue",
+        [NOTIFY_OVERFLOW_LATEST] = "latest",
+};
 static const char *const log_target_table[_LOG_TARGET_MAX + 1] = {
         [LOG_TARGET_AUTO] = "auto",
         [LOG_TARGET_JOURNAL] = "journal",
@@ -102,6 +106,7 @@ static const ConfigKey keys[] = {
         K("Cloud", "ReconnectMinSec", CONFIG_UINT, reconnect_min_sec, .min = 1, .max = 3600, .def = "1", LIVE),
         K("Cloud", "ReconnectMaxSec", CONFIG_UINT, reconnect_max_sec, .min = 1, .max = 86400, .def = "300", LIVE),
         K("Cloud", "MaxIncomingBytes", CONFIG_SIZE, max_incoming_bytes, .min = 1024, .max = 131072, .def = "16K", LIVE),
+        K("Cloud", "MaxPublishRate", CONFIG_UINT, max_publish_rate, .min = 0, .max = 100, .def = "90", RESTART),
         K("Cloud", "C2gRateMax", CONFIG_UINT, c2g_rate_max, .min = 1, .max = 10000, .def = "20", LIVE),
         K("Cloud", "RestHost", CONFIG_STRING, rest_host, .kind = STRING_HOSTNAME, .min = 1, .max = 253,
           .def = "api.nrfcloud.com", RESTART),
@@ -117,6 +122,8 @@ static const ConfigKey keys[] = {
         K("Bluetooth", "ScanRSSI", CONFIG_INT_OPT, scan_rssi, .min = -127, .max = 20, LIVE),
         K("Bluetooth", "AcquireNotify", CONFIG_BOOL, acquire_notify, .def = "no", RESTART),
         K("Bluetooth", "NotifyMinIntervalMs", CONFIG_UINT, notify_min_interval_ms, .min = 0, .max = 3600000, .def = "0", LIVE),
+        K("Bluetooth", "NotifyOverflow", CONFIG_ENUM, notify_overflow, .choices = notify_overflow_table, .def = "queue",
+          RESTART),
         K("Bluetooth", "BeaconReportIntervalSec", CONFIG_UINT, beacon_report_interval_sec, .min = 1, .max = 3600, .def = "10", LIVE),
         K("Bluetooth", "ConnectTimeoutSec", CONFIG_UINT, connect_timeout_sec, .min = 1, .max = 120, .def = "20", LIVE),
         K("Bluetooth", "Fota", CONFIG_BOOL, ble_fota, .def = "yes", RESTART),

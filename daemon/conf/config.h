@@ -29,6 +29,14 @@ typedef enum CloudTls {
         _CLOUD_TLS_MAX,
 } CloudTls;
 
+/* [Bluetooth] NotifyOverflow=: what the outbox does with a notification whose predecessor from the
+ * same characteristic is still unsent. */
+typedef enum NotifyOverflow {
+        NOTIFY_OVERFLOW_QUEUE,  /* keeps both */
+        NOTIFY_OVERFLOW_LATEST, /* the new value replaces the old one */
+        _NOTIFY_OVERFLOW_MAX,
+} NotifyOverflow;
+
 typedef struct ConfigOrigin {
         char *file; /* NULL: built-in default */
         unsigned line;
@@ -60,6 +68,7 @@ typedef struct Config {
         unsigned reconnect_min_sec;
         unsigned reconnect_max_sec;
         uint64_t max_incoming_bytes;
+        unsigned max_publish_rate; /* publishes per second, all classes (the cloud allows 100); 0: no limit */
         unsigned c2g_rate_max; /* c2g operations run per second */
         char *rest_host;       /* nRF Cloud's REST API (docs/location.md) */
         unsigned rest_port;
@@ -75,6 +84,7 @@ typedef struct Config {
         bool scan_rssi_set;
         bool acquire_notify;
         unsigned notify_min_interval_ms;
+        NotifyOverflow notify_overflow;
         unsigned connect_timeout_sec;
         unsigned beacon_report_interval_sec; /* one scan_result per watched beacon per interval at most */
         bool ble_fota;                /* FOTA of BLE devices through the nRF91's downloads */

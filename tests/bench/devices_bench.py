@@ -12,7 +12,11 @@ sends its device_discover_result.  Measured:
      pages), and the proportional set size (Pss, shared pages divided among
      the processes that map them);
   3. the same after an idle period, and the daemon's CPU over it;
-  4. one notification from every device: all N g2c messages arrive.
+  4. one notification from every device: all N g2c messages arrive;
+  5. the publish budget: 20 of the devices (or N if fewer) notify at 20 Hz for
+     5 s, and the most messages the stand-in for nRF Cloud received in any
+     one-second window, against [Cloud] MaxPublishRate= (default 90) and the
+     cloud's limit of 100.
 PROTOCOL_TLS=modem runs it with TLS in nrf91-sim (see tests/protocol/).
 
 Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/devices_bench.py [--devices N] [--idle-seconds S]
@@ -25,6 +29,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "protocol"))
 import prototest as pt  # noqa: E402
+import test_publish_budget as tb  # noqa: E402
 
 VALUE_CHANGED = "device_characteristic_value_changed"
 
@@ -56,6 +61,20 @@ def show(label, m):
           % (label, m["VmRSS"] / 1024, m["RssAnon"] / 1024, m["RssFile"] / 1024, m["Pss"] / 1024))
 
 
+def budget(world, addresses, hz=20, seconds=5):
+    """len(addresses) devices at hz for seconds: the most publishes in any one-second window."""
+    tb.subscribe_nus(world, addresses)
+    arrivals = tb.Arrivals(world)
+    sent = tb.notify_at(world, addresses, hz, seconds)
+    pt.st.wait_until(lambda: len(arrivals.t) >= sent, sent / 50 + 30, 0.2)
+    arrivals.close()
+    span = arrivals.t[-1] - arrivals.t[0] if len(arrivals.t) > 1 else 0
+    print("publish budget: %d devices at %d Hz for %d s, %d notifications; %d messages arrived over %.1f s "
+          "(%.1f/s); the most in any one-second window at the stand-in for nRF Cloud: %d (cloud's limit 100)"
+          % (len(addresses), hz, seconds, sent, len(arrivals.t), span, len(arrivals.t) / span if span else 0,
+             tb.max_in_window(arrivals.t)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=100)
@@ -67,7 +86,7 @@ def main():
     world = None
     try:
         world = pt.World(pki, cert, pt.subdir(tmp, "devices"), desired=addresses, devices=False, log_level="info",
-                         extra_conf="[Bluetooth]\nMaxConnections=%d\n" % a.devices)
+                         extra_conf="[Bluetooth]\nMaxConnections=%d\n[Cloud]\nC2gRateMax=1000\n" % a.devices)
         for i, addr in enumerate(addresses):
             world.mock.add_device(addr, name="bench-%03d" % i)
         start = time.monotonic()
@@ -100,6 +119,7 @@ def main():
         print("one notification from each of the %d devices: %d g2c messages"
               % (a.devices, len(world.events(VALUE_CHANGED)) - before))
         show("after the notifications:", memory(pid))
+        budget(world, addresses[:20])
     finally:
         if world:
             world.close()

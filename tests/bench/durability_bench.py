@@ -115,7 +115,9 @@ def main():
     tmp, pki, cert = pt.make_pki()
     shm = tempfile.mkdtemp(prefix="durability-bench-", dir="/dev/shm")
     os.environ["NRFGW_TEST_RUNTIME_DIR"] = os.path.join(shm, "run")
-    extra = "" if a.sync_interval is None else "[Buffer]\nSyncIntervalSec=%d\n" % a.sync_interval
+    # The cloud's own limit as the publish budget, so that 100 notifications/s do not back up.
+    extra = "[Cloud]\nMaxPublishRate=100\n"
+    extra += "" if a.sync_interval is None else "[Buffer]\nSyncIntervalSec=%d\n" % a.sync_interval
     w = None
     try:
         BenchWorld.extra = extra

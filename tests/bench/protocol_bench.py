@@ -142,7 +142,9 @@ class Clock:
 
 
 def start(tmp, pki, cert, extra=""):
-    w = pt.World(pki, cert, pt.subdir(tmp, "bench"), desired=(pt.A,), extra_conf=extra, log_level="info")
+    # No publish budget: the flood measures the daemon's own cost, not nRF Cloud's limit.
+    w = pt.World(pki, cert, pt.subdir(tmp, "bench"), desired=(pt.A,),
+                 extra_conf="[Cloud]\nMaxPublishRate=0\n" + extra, log_level="info")
     w.pki = pki
     w.wait_ready(pt.A)
     rid = w.c2g({"type": "device_descriptor_value_write", "deviceAddress": pt.A, "serviceUUID": pt.NUS,

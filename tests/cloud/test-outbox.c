@@ -208,6 +208,157 @@ static void test_order_ack_rewind(void **state) {
         assert_int_equal(outbox_ack(o, 999), -ENOENT);
 }
 
+/* The send order: STATUS, SHADOW, ANSWER, NOTIFICATION; by seq within a class, also after a
+ * rewind and when entries are acknowledged or dropped meanwhile. */
+static void test_send_priority(void **state) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        static const OutboxClass classes[] = { OUTBOX_NOTIFICATION, OUTBOX_ANSWER, OUTBOX_SHADOW,
+                                               OUTBOX_STATUS, OUTBOX_NOTIFICATION, OUTBOX_STATUS,
+                                               OUTBOX_ANSWER, OUTBOX_SHADOW, OUTBOX_NOTIFICATION };
+        /* seq - first seq, in the order they must go */
+        static const unsigned expect[] = { 3, 5, 2, 7, 1, 6, 0, 4, 8 };
+        uint64_t seq[ELEMENTSOF(classes)];
+        OutboxEntry e;
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &big, &o), 0);
+        assert_false(outbox_peek_next(o, &e));
+        for (size_t i = 0; i < ELEMENTSOF(classes); i++)
+                assert_int_equal(outbox_push(o, classes[i], "t", "x", 1, &seq[i]), 0);
+
+        for (int round = 0; round < 2; round++) {
+                for (size_t i = 0; i < ELEMENTSOF(expect); i++) {
+                        assert_true(outbox_peek_next(o, &e));
+                        assert_int_equal(e.seq, seq[expect[i]]);
+                        assert_int_equal(e.class, classes[expect[i]]);
+                        outbox_mark_sent(o, e.seq);
+                }
+                assert_false(outbox_peek_next(o, &e));
+                assert_int_equal(outbox_unsent(o), 0);
+                outbox_rewind(o); /* all of it again, in the same order */
+                assert_int_equal(outbox_unsent(o), ELEMENTSOF(classes));
+        }
+
+        /* Half sent, then a new status message comes first, and the rest follows in order. */
+        for (size_t i = 0; i < 4; i++) {
+                assert_true(outbox_peek_next(o, &e));
+                outbox_mark_sent(o, e.seq);
+        }
+        assert_int_equal(outbox_ack(o, seq[3]), 0);
+        uint64_t late;
+        assert_int_equal(outbox_push(o, OUTBOX_STATUS, "t", "y", 1, &late), 0);
+        assert_true(outbox_peek_next(o, &e));
+        assert_int_equal(e.seq, late);
+        outbox_mark_sent(o, e.seq);
+        for (size_t i = 4; i < ELEMENTSOF(expect); i++) {
+                assert_true(outbox_peek_next(o, &e));
+                assert_int_equal(e.seq, seq[expect[i]]);
+                outbox_mark_sent(o, e.seq);
+        }
+        assert_false(outbox_peek_next(o, &e));
+        /* The oldest-first view still gives seq order. */
+        outbox_rewind(o);
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_int_equal(e.seq, seq[0]);
+}
+
+/* The key of the tests: the topic's first letter is the device, the payload's first byte the
+ * characteristic ('-': none). */
+static uint64_t test_key(const char *topic, const uint8_t *payload, size_t len, uint64_t *ret_sub) {
+        *ret_sub = len > 0 && payload[0] != '-' ? ((uint64_t) (uint8_t) topic[0] << 8 | payload[0]) : 0;
+        return (uint8_t) topic[0];
+}
+
+/* Takes the next n entries (peek_next, mark sent) and returns their payloads joined by ','. */
+static char *take_next(Outbox *o, unsigned n) {
+        static char buf[512];
+        size_t off = 0;
+        OutboxEntry e;
+
+        buf[0] = 0;
+        for (unsigned i = 0; i < n && outbox_peek_next(o, &e); i++) {
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "%s%s:%.*s", i ? "," : "", e.topic,
+                                         (int) e.payload_len, (const char *) e.payload);
+                outbox_mark_sent(o, e.seq);
+        }
+        return buf;
+}
+
+/* Notifications round-robin per device: one chatty device cannot starve the others; each
+ * device's own in order; a device that starts sending joins the end of the round. */
+static void test_round_robin(void **state) {
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        static const char *const pushes[][2] = {
+                { "a", "-1" }, { "a", "-2" }, { "a", "-3" }, { "a", "-4" }, { "a", "-5" },
+                { "b", "-1" }, { "b", "-2" }, { "c", "-1" },
+        };
+        (void) state;
+
+        assert_int_equal(outbox_new(NULL, &big, &o), 0);
+        outbox_set_key_function(o, test_key, false);
+        for (size_t i = 0; i < ELEMENTSOF(pushes); i++)
+                assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, pushes[i][0], pushes[i][1], 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_STATUS, "s", "-0", 2, NULL), 0);
+
+        assert_string_equal(take_next(o, 4), "s:-0,a:-1,b:-1,c:-1");
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "d", "-1", 2, NULL), 0);
+        assert_string_equal(take_next(o, 100), "a:-2,b:-2,d:-1,a:-3,a:-4,a:-5");
+
+        /* After a connection loss, the same again from the start. */
+        outbox_rewind(o);
+        assert_string_equal(take_next(o, 100), "s:-0,a:-1,b:-1,c:-1,d:-1,a:-2,b:-2,a:-3,a:-4,a:-5");
+
+        /* Acknowledged out of order, then lost: what is left comes back per device in order. */
+        outbox_rewind(o);
+        assert_string_equal(take_next(o, 3), "s:-0,a:-1,b:-1");
+        OutboxEntry e;
+        assert_true(outbox_peek_unsent(o, &e));
+        assert_string_equal(e.topic, "a"); /* the oldest unsent: a:-2 */
+        assert_int_equal(outbox_ack(o, e.seq - 1), 0); /* a:-1 */
+        outbox_rewind(o);
+        assert_string_equal(take_next(o, 100), "s:-0,a:-2,b:-1,c:-1,d:-1,a:-3,b:-2,a:-4,a:-5");
+
+        /* Without a key function, notifications go by seq. */
+        outbox_set_key_function(o, NULL, false);
+        outbox_rewind(o);
+        assert_string_equal(take_next(o, 100), "s:-0,a:-2,a:-3,a:-4,a:-5,b:-1,b:-2,c:-1,d:-1");
+}
+
+/* NotifyOverflow=latest: a new value of a characteristic replaces its unsent predecessor, never
+ * one in flight; the replaced one does not come back from disk. */
+static void test_coalesce_latest(void **state) {
+        _cleanup_free_ char *tmp = make_tmp(), *dir = outbox_dir(tmp);
+        _cleanup_(outbox_freep) Outbox *o = NULL;
+        (void) state;
+
+        assert_int_equal(outbox_new(dir, &big, &o), 0);
+        outbox_set_key_function(o, test_key, true);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "x1", 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "y1", 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "b", "x1", 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "x2", 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "-1", 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "-2", 2, NULL), 0);
+        assert_int_equal(outbox_push(o, OUTBOX_ANSWER, "a", "x9", 2, NULL), 0); /* answers: never */
+        assert_int_equal(outbox_coalesced(o), 1);
+        assert_int_equal(outbox_count(o), 6);
+        assert_int_equal(outbox_dropped(o), 0);
+
+        assert_string_equal(take_next(o, 2), "a:x9,a:y1");
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "y2", 2, NULL), 0); /* y1 in flight */
+        assert_int_equal(outbox_push(o, OUTBOX_NOTIFICATION, "a", "x3", 2, NULL), 0); /* x2 unsent */
+        assert_int_equal(outbox_coalesced(o), 2);
+        assert_string_equal(take_next(o, 100), "b:x1,a:-1,a:-2,a:y2,a:x3");
+        assert_int_equal(outbox_flush(o), 0);
+        o = outbox_free(o);
+
+        /* From disk: what was replaced stays removed. */
+        assert_int_equal(outbox_new(dir, &big, &o), 0);
+        outbox_set_key_function(o, test_key, true);
+        assert_string_equal(take_next(o, 100), "a:x9,a:y1,b:x1,a:-1,a:-2,a:y2,a:x3");
+        test_rm_rf(tmp);
+}
+
 static void test_refusals(void **state) {
         _cleanup_(outbox_freep) Outbox *o = NULL;
         _cleanup_free_ uint8_t *p = calloc(1, OUTBOX_PAYLOAD_MAX + 1);
@@ -1191,6 +1342,9 @@ int main(void) {
                 cmocka_unit_test(test_interval_spill),
                 cmocka_unit_test(test_interval_power_cut_and_crash),
                 cmocka_unit_test(test_interval_ack_after_spill),
+                cmocka_unit_test(test_send_priority),
+                cmocka_unit_test(test_round_robin),
+                cmocka_unit_test(test_coalesce_latest),
                 cmocka_unit_test(test_interval_zero),
                 cmocka_unit_test(test_interval_without_runtime),
                 cmocka_unit_test(test_interval_reload),

@@ -227,9 +227,11 @@ class DbusApi(Base):
                                        "Rsrp": -2**31, "Rsrq": -2**31, "SignalUpdated": 0, "SecTag": 16842753,
                                        "Credentials": dbus.Array([], signature="s")})
         outbox = self.props(PATH, P + "Outbox1")
-        self.assertEqual(sorted(outbox.keys()), ["Bytes", "Dropped", "MaxBytes", "MaxMessages", "Messages",
-                                                 "OldestQueued"])
+        self.assertEqual(sorted(outbox.keys()), ["BudgetDeferred", "BudgetSaturated", "Bytes", "Coalesced",
+                                                 "Dropped", "MaxBytes", "MaxMessages", "Messages", "OldestQueued"])
         self.assertEqual(outbox["Dropped"], 0)
+        self.assertEqual(outbox["BudgetSaturated"], False)
+        self.assertEqual(outbox["BudgetDeferred"], 0)
         fota = self.props(PATH, P + "Fota1")
         self.assertEqual(dict(fota), {"State": "unavailable", "JobId": "", "Progress": -1, "LastJobId": "",
                                       "SupportedTypes": dbus.Array([], signature="s")})
