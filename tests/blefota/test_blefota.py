@@ -149,31 +149,11 @@ class BleFotaWorld(ft.FotaWorld):
                                  % (address, self.diag()))
 
 
-class BleFotaTest(unittest.TestCase):
+class BleFotaTest(ft.WorldTestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp, cls.pki, cls.cert = pt.make_pki()
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.w = None
-        self.t0 = time.monotonic()
-
-    def tearDown(self):
-        if not self.w:
-            return
-        alive = self.w.daemon and self.w.daemon.proc.poll() is None
-        rc = self.w.close()
-        logs = self.w.logs()
-        self.assertTrue(alive, "the daemon died:\n" + logs[-1][-5000:])
-        self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + logs[-1][-5000:])
-        for text in logs:
-            self.assertNotIn("AddressSanitizer", text)
-            self.assertNotIn("runtime error", text)
-        print("%s: %.1f s" % (self.id().split(".")[-1], time.monotonic() - self.t0))
 
     def world(self, devices, **kw):
         name = self.id().split(".")[-1]

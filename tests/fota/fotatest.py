@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "protocol"))
@@ -224,6 +225,33 @@ class FotaWorld:
         """The end of the daemon's log and of the sim's, for a failure message."""
         return "--- daemon log:\n%s\n--- nrf91-sim log:\n%s\n--- file server: %s" % (
             self.daemon.log()[-6000:], self.sim.text()[-3000:], self.files.requests)
+
+
+class WorldTestCase(unittest.TestCase):
+    """A test case that runs one FotaWorld (self.w) per test: the class sets up
+    self.tmp (a folder removed at the end); tearDown stops the world and checks
+    that the daemon was alive, stopped cleanly and that no sanitizer spoke."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def setUp(self):
+        self.w = None
+        self.t0 = time.monotonic()
+
+    def tearDown(self):
+        if not self.w:
+            return
+        alive = self.w.daemon and self.w.daemon.proc.poll() is None
+        rc = self.w.close()
+        logs = self.w.logs()
+        self.assertTrue(alive, "the daemon died:\n" + logs[-1][-5000:])
+        self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + logs[-1][-5000:])
+        for text in logs:
+            self.assertNotIn("AddressSanitizer", text)
+            self.assertNotIn("runtime error", text)
+        print("%s: %.1f s" % (self.id().split(".")[-1], time.monotonic() - self.t0))
 
 
 def split_download(statuses, job_id):

@@ -28,7 +28,7 @@ SMALL = 48 * 1024  # image body: small, so that the suite stays quick
 SLOW = 16 * 1024  # bytes/s: a download of SMALL lasts 3 s
 
 
-class FotaTest(unittest.TestCase):
+class FotaTest(ft.WorldTestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp, cls.pki, cls.cert = pt.make_pki()
@@ -36,26 +36,6 @@ class FotaTest(unittest.TestCase):
         cls.rogue_server = cls.pki._leaf("rogue-server", "localhost", cls.pki.rogue_ca,
                                          san="DNS:localhost,IP:127.0.0.1", eku="serverAuth")
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    def setUp(self):
-        self.w = None
-        self.t0 = time.monotonic()
-
-    def tearDown(self):
-        if not self.w:
-            return
-        alive = self.w.daemon and self.w.daemon.proc.poll() is None
-        rc = self.w.close()
-        logs = self.w.logs()
-        self.assertTrue(alive, "the daemon died:\n" + logs[-1][-5000:])
-        self.assertEqual(rc, 0, "the daemon did not stop cleanly:\n" + logs[-1][-5000:])
-        for text in logs:
-            self.assertNotIn("AddressSanitizer", text)
-            self.assertNotIn("runtime error", text)
-        print("%s: %.1f s" % (self.id().split(".")[-1], time.monotonic() - self.t0))
 
     def world(self, **kw):
         name = self.id().split(".")[-1]
