@@ -22,18 +22,23 @@ gateway's client id takes its place (MQTT 3.1.1 §3.1.4), then leaves.
   --leak-check=full").
 
 Checked: the growth of anonymous memory (heap, stacks) after a warm-up, at
-most SLACK_BYTES_PER_RECONNECT per reconnection, and nothing lost under
+most SLACK_BYTES_PER_RECONNECT per reconnection (glibc's per-thread caches
+off in the harness, which otherwise hold freed blocks as memory in use), and nothing lost under
 valgrind (test_nothing_lost); USS (private pages, /proc/PID/smaps_rollup) and RSS are
 reported beside it.  The publishing harness pauses for half a second before each
 sample so that its outbox backlog is sent (a backlog is memory, not a leak).
+SOAK_MALLOC_STATS=1 (or =trim) prints glibc's bytes in use at every sample
+(through gdb; see docs/performance.md, "Reconnect memory").
 NRFGW_SANITIZED=ON (a sanitizer build, whose quarantine grows memory): the
 figures only."""
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,13 +60,20 @@ SETTLE_SEC = 0.5
 def warmup(n):
     return min(20, n // 4)
 # Allowed growth of anonymous memory after the warm-up, per reconnection beyond
-# what the harness is expected to take.  The leak fixed was 3.3 KB per
-# reconnection with publishes in flight; what is left (about 1 KB, with or
-# without publishes) is allocator and thread growth, and the OpenSSL ex_data
-# index Paho takes anew at every client (see daemon/cloud/mqtt.c), not
-# allocations that are lost: VALGRIND_RECONNECTS reconnections under valgrind
-# lose nothing (test_nothing_lost).
-SLACK_BYTES_PER_RECONNECT = 2048
+# what the harness is expected to take, plus one page (memory is counted in
+# pages).  The leak fixed was 3.3 KB per reconnection with publishes in flight.
+# The harness runs without glibc's per-thread caches (TCACHE_OFF): with them,
+# freed blocks kept in the caches count as memory in use, and they fill up over
+# hundreds of reconnections (about 1 KB per reconnection over the first 200,
+# bounded by the caches' size, docs/performance.md).  Without them what is left
+# is 48 bytes per reconnection (the OpenSSL ex_data index Paho takes anew at
+# every client, see daemon/cloud/mqtt.c): 34 bytes per reconnection measured.
+SLACK_BYTES_PER_RECONNECT = 256
+TCACHE_OFF = "glibc.malloc.tcache_count=0"
+# The daemon through nrf91-sim, run only when asked, tcache off: 683 bytes per
+# reconnection from 20 to 50 reconnections, then 82 from 50 to 100 (it levels
+# off; a run of 40 sees only the first part).
+DAEMON_SLACK_BYTES_PER_RECONNECT = 2048
 VALGRIND_RECONNECTS = int(os.environ.get("SOAK_VALGRIND_RECONNECTS", "6"))
 
 
@@ -80,7 +92,43 @@ def memory_kb(pid):
             fields.get("Rss", 0))
 
 
-def report_and_check(tc, samples, reconnects, took, expected_kb=0):
+MALLOC_STATS = os.environ.get("SOAK_MALLOC_STATS", "")
+
+
+@contextlib.contextmanager
+def tcache_off():
+    """Processes started inside run without glibc's per-thread caches."""
+    saved = os.environ.get("GLIBC_TUNABLES")
+    os.environ["GLIBC_TUNABLES"] = ":".join(t for t in (saved, TCACHE_OFF) if t)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["GLIBC_TUNABLES"]
+        else:
+            os.environ["GLIBC_TUNABLES"] = saved
+
+
+def malloc_stats(pid, err_path):
+    """With SOAK_MALLOC_STATS=1 (or =trim, which calls malloc_trim(0) first): glibc's
+    own count of the bytes in use and taken from the system, all arenas, read by
+    calling malloc_stats() in the process through gdb (it prints to the process's
+    stderr).  A diagnostic, not a check: (arenas, in use, system) in bytes."""
+    if not MALLOC_STATS or shutil.which("gdb") is None:
+        return None
+    calls = ["-ex", "call (int) malloc_trim(0)"] if MALLOC_STATS == "trim" else []
+    subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", *calls, "-ex", "call (void) malloc_stats()"],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(err_path, errors="replace") as f:
+        text = f.read()
+    block = text[text.rfind("Arena 0:"):]
+    total = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)", block)
+    if not total:
+        return None
+    return (block.count("Arena "), int(total.group(2)), int(total.group(1)))
+
+
+def report_and_check(tc, samples, reconnects, took, expected_kb=0, slack=SLACK_BYTES_PER_RECONNECT):
     """samples: (reconnects, anonymous, USS, RSS); the first is after the warm-up.
     expected_kb: growth that is no leak (the harness's own per-message tables)."""
     for i, anon, uss, rss in samples:
@@ -93,7 +141,7 @@ def report_and_check(tc, samples, reconnects, took, expected_kb=0):
     if os.environ.get("NRFGW_SANITIZED", "OFF").upper() in ("ON", "1", "TRUE"):
         print("sanitizer build: its quarantine grows memory, not checked")
         return
-    tc.assertLessEqual(grown * 1024, SLACK_BYTES_PER_RECONNECT * max(1, i1 - i0), samples)
+    tc.assertLessEqual(grown * 1024, slack * max(1, i1 - i0) + 4096, samples)
 
 
 kick = st.kick
@@ -128,7 +176,8 @@ class BridgedSoak(unittest.TestCase):
             finally:
                 st.ct.HARNESS = saved
         else:
-            self.harness = st.ct.Harness(self.tmp.path, "harness", args)
+            with tcache_off():
+                self.harness = st.ct.Harness(self.tmp.path, "harness", args)
         self.addCleanup(self.stop_harness)
         self.next_path = os.path.join(self.tmp.path, "state", "next")
 
@@ -163,7 +212,11 @@ class BridgedSoak(unittest.TestCase):
             if i == warmup(reconnects) or i == reconnects or i % 50 == 0:
                 if in_flight:
                     time.sleep(SETTLE_SEC)
+                ms = malloc_stats(pid, self.harness.err_path)
                 samples.append((i, *memory_kb(pid)))
+                if ms:
+                    print("after %3d reconnects: malloc: %d arenas, in use %d B, system %d B, Anonymous %d KiB"
+                          % (i, *ms, samples[-1][1]))
                 taken.append(self.taken())
         # The harness keeps two 8-byte entries per message number (push time, latency),
         # in tables allocated for --count and touched as the numbers go.
@@ -220,8 +273,10 @@ class ReconnectSoak(st.ModemCase):
             self.skipTest("the daemon reconnects at most once a second: set SOAK_DAEMON_RECONNECTS=40 to run it")
         super().setUp()
         wrapper = tuple(shlex.split(os.environ.get("SOAK_WRAPPER", "")))
-        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
-                                extra_conf="ReconnectMaxSec=1\n", modem=(self.sim.link, self.runtime), wrapper=wrapper)
+        with tcache_off():
+            self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                    extra_conf="ReconnectMaxSec=1\n", modem=(self.sim.link, self.runtime),
+                                    wrapper=wrapper)
 
     def tearDown(self):
         self.stop_daemon()
@@ -243,7 +298,8 @@ class ReconnectSoak(st.ModemCase):
             self.ready(i + 1, timeout=30)
             if i == warmup(DAEMON_RECONNECTS) or i == DAEMON_RECONNECTS or i % 50 == 0:
                 samples.append((i, *memory_kb(pid)))
-        report_and_check(self, samples, DAEMON_RECONNECTS, time.monotonic() - t0)
+        report_and_check(self, samples, DAEMON_RECONNECTS, time.monotonic() - t0,
+                         slack=DAEMON_SLACK_BYTES_PER_RECONNECT)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
