@@ -105,7 +105,7 @@ static void on_bridge_closed(Bridge *b, int error, const char *reason, void *use
 
         if (!g->mqtt || !bridge_closed_by_remote(b)) {
                 if (preparing)
-                        mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, reason);
+                        mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, reason, !reason);
                 else
                         log_debug("Modem TLS bridge closed: %s", reason);
                 return;
@@ -121,7 +121,8 @@ static void on_bridge_closed(Bridge *b, int error, const char *reason, void *use
                 what = buf;
         }
         if (preparing)
-                mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, NULL);
+                /* The modem TLS layer has logged it: what the last error reads (status, D-Bus). */
+                mqtt_session_prepare_failed(g->mqtt, error ? error : -ECONNRESET, what, true);
         else
                 mqtt_session_transport_closed(g->mqtt, what);
 }

@@ -790,7 +790,7 @@ static void mqtt_session_attempt(MqttSession *s) {
         mqtt_session_enter_state(s, MQTT_PREPARING);
         r = s->cb.prepare(s, s->userdata);
         if (r < 0)
-                mqtt_session_prepare_failed(s, r, "transport setup failed");
+                mqtt_session_prepare_failed(s, r, "transport setup failed", false);
 }
 
 static int on_retry_timer(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -819,18 +819,17 @@ int mqtt_session_prepared(MqttSession *s, const char *uri) {
         return mqtt_session_connect(s);
 }
 
-void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason) {
+void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason, bool logged) {
         char buf[256];
         if (s->state != MQTT_PREPARING)
                 return;
-        if (reason)
-                snprintf(buf, sizeof buf, "%s (%s)", reason, strerror(-negative_errno(error)));
-        else {
+        if (logged) {
                 /* The transport has logged the cause; this is the backoff's line (its error
                  * may be the transport's own code, not a host errno: not shown). */
-                snprintf(buf, sizeof buf, "the transport failed (see its message)");
+                snprintf(buf, sizeof buf, "%s", reason ?: "the transport failed");
                 s->quiet_failure = true;
-        }
+        } else
+                snprintf(buf, sizeof buf, "%s (%s)", strna(reason), strerror(-negative_errno(error)));
         mqtt_session_connection_over(s, buf);
 }
 

@@ -128,11 +128,12 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
 /* Sends what the outbox holds, if connected (after outbox_push() by the caller). */
 void mqtt_session_kick(MqttSession *s);
 
-/* For prepare(): the transport is ready at uri / could not be set up.  A NULL
- * reason: the transport has logged why itself, the session says it only at
- * debug level (one line per cause, not two). */
+/* For prepare(): the transport is ready at uri / could not be set up.
+ * logged: the transport has logged why itself, the session says it only at
+ * debug level (one line per cause, not two); reason is still what the last
+ * error reads (status, D-Bus), and may be NULL only when logged. */
 int mqtt_session_prepared(MqttSession *s, const char *uri);
-void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason);
+void mqtt_session_prepare_failed(MqttSession *s, int error, const char *reason, bool logged);
 /* For prepare(): the far end of the ready transport went away (reason: what
  * happened, e.g. "the broker closed the connection"); the loss of the MQTT
  * connection that follows is reported with that reason. */

@@ -81,7 +81,7 @@ static void on_bridge_closed(Bridge *b, int error, const char *reason, void *use
         (void) b;
         /* Before READY the session waits for us; afterwards Paho sees its TCP connection close. */
         if (mqtt_session_get_state(h->session) == MQTT_PREPARING)
-                mqtt_session_prepare_failed(h->session, error ? error : -ECONNRESET, reason);
+                mqtt_session_prepare_failed(h->session, error ? error : -ECONNRESET, reason, !reason);
         else
                 log_info("Bridge closed: %s", reason);
 }
