@@ -1134,8 +1134,9 @@ static int on_budget_timer(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Out of budget: pumps again when one more publish fits, and says so in the journal (at most once
- * a minute). */
+/* Out of budget: pumps again when one more publish fits.  The journal hears of it (at most once
+ * a minute) only when more than a second's worth waits: the pacing of the burst that follows
+ * every connection is no news. */
 static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
         uint64_t at = publish_budget_next(&s->budget, now);
         int r;
@@ -1150,9 +1151,10 @@ static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
                 (void) sd_event_source_set_time(s->budget_timer, at);
                 (void) sd_event_source_set_enabled(s->budget_timer, SD_EVENT_ONESHOT);
         }
-        log_ratelimited(&s->budget_log_limit, LOG_NOTICE,
-                        "Publish budget of %u/s reached, %" PRIu64 " message(s) waiting in the outbox",
-                        s->budget.rate, outbox_unsent(s->outbox));
+        if (outbox_unsent(s->outbox) > s->budget.rate)
+                log_ratelimited(&s->budget_log_limit, LOG_NOTICE,
+                                "Publish budget of %u/s reached, %" PRIu64 " message(s) waiting in the outbox",
+                                s->budget.rate, outbox_unsent(s->outbox));
 }
 
 /*
