@@ -183,10 +183,12 @@ static void on_ble_notification(BleManager *m, BleDevice *d, const char *service
                                 const uint8_t *value, size_t size, void *userdata) {
         Gateway *g = userdata;
         (void) m;
+        /* The SMP responses of a device being updated are the FOTA job's, not values for the cloud. */
+        if (blefota_manager_notification(g->blefota, d, service_uuid, chrc_uuid, value, size))
+                return;
         gateway_bus_device_notification(g->bus, ble_device_address(d));
         if (g->protocol)
                 protocol_notification(g->protocol, ble_device_address(d), service_uuid, chrc_uuid, value, size);
-        blefota_manager_notification(g->blefota, d, service_uuid, chrc_uuid, value, size);
 }
 
 static void on_ble_beacon(BleManager *m, const BleScanResult *r, void *userdata) {

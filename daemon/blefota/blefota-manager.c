@@ -931,7 +931,7 @@ void blefota_manager_device_state(BleFotaManager *m, BleDevice *d, BleDeviceStat
                 request_job(m, address);
 }
 
-void blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
+bool blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
                                   const uint8_t *value, size_t size) {
         const uint8_t *frame;
         SmpResponse resp;
@@ -940,23 +940,28 @@ void blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *s
         int r;
 
         if (!m || strcasecmp(service_uuid, m->smp_svc) != 0 || strcasecmp(chrc_uuid, m->smp_chr) != 0)
-                return;
+                return false;
         j = manager_find(m, ble_device_address(d));
         if (!j || !j->running || j->step == SMP_STEP_NONE || j->step == SMP_STEP_NOTIFY)
-                return;
+                return false;
+        /* From here on the notification is the job's: an SMP response is no sensor value for the cloud. */
         r = smp_reassembler_feed(&j->ra, value, size, &frame, &len);
         if (r <= 0) {
                 if (r < 0)
                         log_debug("BLE FOTA job %s: garbled SMP notification: %s", j->job.id, strerror(-r));
-                return;
+                return true;
         }
         r = smp_decode_response(frame, len, &resp);
-        if (r < 0)
-                return (void) log_debug("BLE FOTA job %s: undecodable SMP response: %s", j->job.id, strerror(-r));
-        if (resp.hdr.seq != j->seq)
-                return (void) log_debug("BLE FOTA job %s: SMP response %u for request %u ignored", j->job.id,
-                                        resp.hdr.seq, j->seq);
+        if (r < 0) {
+                log_debug("BLE FOTA job %s: undecodable SMP response: %s", j->job.id, strerror(-r));
+                return true;
+        }
+        if (resp.hdr.seq != j->seq) {
+                log_debug("BLE FOTA job %s: SMP response %u for request %u ignored", j->job.id, resp.hdr.seq, j->seq);
+                return true;
+        }
         job_on_response(j, &resp);
+        return true;
 }
 
 void blefota_manager_cloud_down(BleFotaManager *m) {

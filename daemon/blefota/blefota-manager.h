@@ -58,7 +58,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(BleFotaManager *, blefota_manager_free);
 void blefota_manager_job_received(BleFotaManager *m, const uint8_t *payload, size_t len);
 /* From the BLE manager's callbacks. */
 void blefota_manager_device_state(BleFotaManager *m, BleDevice *d, BleDeviceState new_state);
-void blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
+/* true: the notification was an SMP response of a job, not to be forwarded to the cloud. */
+bool blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *service_uuid, const char *chrc_uuid,
                                   const uint8_t *value, size_t size);
 /* The cloud connection is up with jobs/ble/rcv subscribed: ask for the jobs of the connected devices. */
 void blefota_manager_cloud_ready(BleFotaManager *m);

@@ -34,6 +34,9 @@ KB = 1024
 TIMEOUT = float(os.environ.get("BLEFOTA_TIMEOUT", "120"))
 
 
+SMP_CHRC = "DA2E7828FBCE4E01AE9E261174997C48"
+
+
 class BleJobs:
     """nRF Cloud's BLE job service for one gateway: ["ADDR"] on jobs/ble/req is
     answered on jobs/ble/rcv with that device's unfinished job; every array
@@ -92,12 +95,17 @@ class BleJobs:
 class BleFotaCloud(ft.FotaCloud):
     def __init__(self, *a, **kw):
         self.ble = None
+        self.smp_on_g2c = 0  # value changes of the SMP characteristic on g2c (a job's responses must not be)
         super().__init__(*a, **kw)
         self.ble = BleJobs("%s%s/jobs/ble/" % (st.PREFIX, ft.DEVICE), self.publish)
 
     def _on_message(self, topic, payload):
         if self.ble and self.ble.handle(topic, payload):
             return
+        text = payload.decode(errors="replace") if isinstance(payload, (bytes, bytearray)) else str(payload)
+        if (topic.endswith("/g2c") and SMP_CHRC in text.upper()
+                and '"device_characteristic_value_changed"' in text):
+            self.smp_on_g2c += 1
         super()._on_message(topic, payload)
 
 
@@ -194,8 +202,10 @@ class BleFotaTest(ft.WorldTestCase):
         self.assertTrue(s["slots"][0]["confirmed"], s)
         self.assertEqual(s["swap"], "none", s)
         self.assertEqual(s["boots"], 1, s)
-        # The transfer's progress is in the log, not in extra cloud messages.
+        # The transfer's progress is in the log, not in extra cloud messages, and the device's SMP
+        # responses are the job's: none went to the cloud as a notification.
         self.assertIn("100% transferred to " + A, w.daemon.log())
+        self.assertEqual(w.peer.smp_on_g2c, 0)
         # The image came through the modem's download, whole, once.
         self.assertEqual(len(w.files.requests_for("zephyr/app_update.bin")), 1, w.files.requests)
         time.sleep(1)
