@@ -1,97 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ble-util.h"
 #include "macro.h"
-
-/* Bluetooth Core spec, Vol 3 Part B §2.5.1: the base UUID. */
-static const char base_uuid_tail[] = "00001000800000805F9B34FB";
-
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-int ble_uuid_normalize(const char *in, char ret[static BLE_UUID_STR_MAX]) {
-        char hex[BLE_UUID_STR_MAX];
-        size_t n = 0, len;
-
-        if (!in)
-                return -EINVAL;
-        len = strnlen(in, 40);
-        if (len == 36) {
-                /* 8-4-4-4-12 with dashes exactly at 8, 13, 18, 23. */
-                for (size_t i = 0; i < len; i++) {
-                        if (i == 8 || i == 13 || i == 18 || i == 23) {
-                                if (in[i] != '-')
-                                        return -EINVAL;
-                                continue;
-                        }
-                        if (hexval(in[i]) < 0)
-                                return -EINVAL;
-                        hex[n++] = (char) toupper((unsigned char) in[i]);
-                }
-        } else if (len == 4 || len == 8 || len == 32) {
-                for (size_t i = 0; i < len; i++) {
-                        if (hexval(in[i]) < 0)
-                                return -EINVAL;
-                        hex[n++] = (char) toupper((unsigned char) in[i]);
-                }
-        } else
-                return -EINVAL;
-        hex[n] = '\0';
-
-        if (n == 4) {
-                memcpy(ret, hex, 5);
-                return 0;
-        }
-        if (n == 8) {
-                /* A 32-bit SIG UUID: expand onto the base UUID, collapse if it is 16-bit. */
-                if (strncmp(hex, "0000", 4) == 0) {
-                        memcpy(ret, hex + 4, 5);
-                        return 0;
-                }
-                memcpy(ret, hex, 8);
-                memcpy(ret + 8, base_uuid_tail, sizeof base_uuid_tail);
-                return 0;
-        }
-        if (strncmp(hex, "0000", 4) == 0 && streq(hex + 8, base_uuid_tail)) {
-                memcpy(ret, hex + 4, 4);
-                ret[4] = '\0';
-                return 0;
-        }
-        memcpy(ret, hex, n + 1);
-        return 0;
-}
-
-int ble_address_normalize(const char *in, char ret[static BLE_ADDR_STR_MAX]) {
-        char out[BLE_ADDR_STR_MAX];
-
-        if (!in || strnlen(in, BLE_ADDR_STR_MAX) != BLE_ADDR_STR_MAX - 1)
-                return -EINVAL;
-        for (size_t i = 0; i < BLE_ADDR_STR_MAX - 1; i++) {
-                if (i % 3 == 2) {
-                        if (in[i] != ':')
-                                return -EINVAL;
-                        out[i] = ':';
-                } else {
-                        if (hexval(in[i]) < 0)
-                                return -EINVAL;
-                        out[i] = (char) toupper((unsigned char) in[i]);
-                }
-        }
-        out[BLE_ADDR_STR_MAX - 1] = '\0';
-        memcpy(ret, out, sizeof out);
-        return 0;
-}
 
 void ble_hex(const uint8_t *data, size_t size, char *ret) {
         static const char digits[] = "0123456789abcdef";

@@ -10,20 +10,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* nRF Cloud form: upper-case hex, no dashes; 16-bit SIG UUIDs as 4 digits. */
-#define BLE_UUID_STR_MAX 33 /* 32 hex digits + NUL */
-#define BLE_ADDR_STR_MAX 18 /* "AA:BB:CC:DD:EE:FF" + NUL */
+#include "bt-id.h"
 
-/*
- * Normalises a UUID given as 4 or 8 hex digits, 32 hex digits, or the
- * 36-character dashed form, in any case.  A 128-bit UUID built on the
- * Bluetooth base UUID (0000xxxx-0000-1000-8000-00805F9B34FB) collapses to its
- * 4 digits.  Returns -EINVAL for anything else.
- */
-int ble_uuid_normalize(const char *in, char ret[static BLE_UUID_STR_MAX]);
+/* nRF Cloud form: upper-case hex, no dashes; 16-bit SIG UUIDs as 4 digits (bt-id.h). */
+#define BLE_UUID_STR_MAX BT_UUID_STR_MAX
+#define BLE_ADDR_STR_MAX BT_ADDR_STR_MAX
 
-/* "aa:bb:cc:dd:ee:ff" → "AA:BB:CC:DD:EE:FF"; -EINVAL unless six colon-separated octets. */
-int ble_address_normalize(const char *in, char ret[static BLE_ADDR_STR_MAX]);
+static inline int ble_uuid_normalize(const char *in, char ret[static BLE_UUID_STR_MAX]) {
+        return bt_uuid_normalize(in, ret);
+}
+
+static inline int ble_address_normalize(const char *in, char ret[static BLE_ADDR_STR_MAX]) {
+        return bt_address_normalize(in, ret);
+}
 
 /* Lower-case hex of a byte buffer into a caller buffer of 2*size+1 bytes. */
 void ble_hex(const uint8_t *data, size_t size, char *ret);

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -116,81 +115,6 @@ BtAddrType bt_addr_type_from_string(const char *s) {
                 if (bt_addr_type_table[i] && streq(bt_addr_type_table[i], s))
                         return (BtAddrType) i;
         return _BT_ADDR_TYPE_INVALID;
-}
-
-bool bt_addr_is_valid(const char *s) {
-        if (!s || strlen(s) != BT_ADDR_STR_LEN)
-                return false;
-        for (size_t i = 0; i < BT_ADDR_STR_LEN; i++) {
-                if (i % 3 == 2) {
-                        if (s[i] != ':')
-                                return false;
-                } else if (!isxdigit((unsigned char) s[i]))
-                        return false;
-        }
-        return true;
-}
-
-int bt_addr_normalize(const char *s, char ret[static BT_ADDR_STR_LEN + 1]) {
-        if (!bt_addr_is_valid(s))
-                return -EINVAL;
-        for (size_t i = 0; i < BT_ADDR_STR_LEN; i++)
-                ret[i] = (char) toupper((unsigned char) s[i]);
-        ret[BT_ADDR_STR_LEN] = 0;
-        return 0;
-}
-
-static bool all_xdigits(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (!isxdigit((unsigned char) s[i]))
-                        return false;
-        return true;
-}
-
-int uuid_normalize(const char *s, char ret[static UUID_STR_MAX + 1]) {
-        /* Bluetooth Base UUID without its 32-bit field (Core Vol 3 Part B 2.5.1). */
-        static const char base_tail[] = "00001000800000805F9B34FB";
-        char buf[UUID_STR_MAX + 1];
-        size_t n;
-
-        if (!s)
-                return -EINVAL;
-        n = strlen(s);
-        if (n == 4) {
-                if (!all_xdigits(s, 4))
-                        return -EINVAL;
-                memcpy(buf, s, 4);
-                buf[4] = 0;
-        } else if (n == 32) {
-                if (!all_xdigits(s, 32))
-                        return -EINVAL;
-                memcpy(buf, s, 32);
-                buf[32] = 0;
-        } else if (n == 36) {
-                size_t k = 0;
-                for (size_t i = 0; i < 36; i++) {
-                        if (i == 8 || i == 13 || i == 18 || i == 23) {
-                                if (s[i] != '-')
-                                        return -EINVAL;
-                                continue;
-                        }
-                        if (!isxdigit((unsigned char) s[i]))
-                                return -EINVAL;
-                        buf[k++] = s[i];
-                }
-                buf[k] = 0;
-        } else
-                return -EINVAL;
-
-        for (char *p = buf; *p; p++)
-                *p = (char) toupper((unsigned char) *p);
-
-        if (strlen(buf) == 32 && memcmp(buf, "0000", 4) == 0 && streq(buf + 8, base_tail)) {
-                memmove(buf, buf + 4, 4);
-                buf[4] = 0;
-        }
-        memcpy(ret, buf, strlen(buf) + 1);
-        return 0;
 }
 
 int codec_json_get_bytes(const json_t *v, const char *field, uint8_t *buf, size_t max,

@@ -13,12 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bt-id.h"
 #include "macro.h"
 
 /* "AA:BB:CC:DD:EE:FF" */
-#define BT_ADDR_STR_LEN 17
+#define BT_ADDR_STR_LEN (BT_ADDR_STR_MAX - 1)
 /* 16-bit UUIDs as 4 hex digits, 128-bit UUIDs as 32 hex digits. */
-#define UUID_STR_MAX 32
+#define UUID_STR_MAX (BT_UUID_STR_MAX - 1)
 /* Largest attribute value (Bluetooth Core, Vol 3 Part F 3.2.9). */
 #define GATT_VALUE_MAX 512
 
@@ -62,17 +63,17 @@ typedef enum BtAddrType {
 const char *bt_addr_type_to_string(BtAddrType t);
 BtAddrType bt_addr_type_from_string(const char *s);
 
-/* Address "aa:BB:cc:dd:ee:ff" (either case, exactly 17 characters) into
- * upper case.  -EINVAL if s is not an address. */
-int bt_addr_normalize(const char *s, char ret[static BT_ADDR_STR_LEN + 1]);
-bool bt_addr_is_valid(const char *s);
-
-/* A UUID of 4 hex digits, 32 hex digits, or 32 hex digits in the 8-4-4-4-12
- * dashed form, into upper case without dashes.  A 128-bit UUID built on the
- * Bluetooth Base UUID (0000xxxx-0000-1000-8000-00805F9B34FB) becomes its
- * 4-digit short form, so that "2A19" and its long spelling compare equal, as
- * nRF Cloud keys attributes by the short form.  -EINVAL otherwise. */
-int uuid_normalize(const char *s, char ret[static UUID_STR_MAX + 1]);
+/* Addresses and UUIDs in nRF Cloud's spelling: one implementation for the
+ * codecs and the BLE layer, in bt-id.h. */
+static inline bool bt_addr_is_valid(const char *s) {
+        return bt_address_is_valid(s);
+}
+static inline int bt_addr_normalize(const char *s, char ret[static BT_ADDR_STR_LEN + 1]) {
+        return bt_address_normalize(s, ret);
+}
+static inline int uuid_normalize(const char *s, char ret[static UUID_STR_MAX + 1]) {
+        return bt_uuid_normalize(s, ret);
+}
 
 /* A byte value as nRF Cloud sends it: an array of integers 0..255, or a
  * string whose bytes are the value.  At most max bytes.  Writes the bytes

@@ -17,9 +17,13 @@ static void test_uuid_normalize(void **state) {
                 { "EF6801019B3549339B1052FFA9740042", "EF6801019B3549339B1052FFA9740042" },
                 { "00002902-0000-1000-8000-00805f9b34fb", "2902" },
                 { "0000290200001000800000805F9B34FB", "2902" },
-                /* 32-bit SIG UUIDs stay long. */
+                /* 32-bit SIG UUIDs stay long, spelt in 128 bits or as 8 digits; the BLE layer's
+                 * normaliser is the same function, so the two layers agree. */
                 { "12345678-0000-1000-8000-00805f9b34fb", "12345678000010008000" "00805F9B34FB" },
-                { "", NULL }, { "2A1", NULL }, { "2A190", NULL }, { "2A1G", NULL }, { "12345678", NULL },
+                { "12345678", "12345678000010008000" "00805F9B34FB" },
+                { "00002a19", "2A19" },
+                { "1234567", NULL }, { "123456789", NULL }, { "1234567G", NULL },
+                { "", NULL }, { "2A1", NULL }, { "2A190", NULL }, { "2A1G", NULL },
                 { "ef680101-9b35-4933-9b10-52ffa974004", NULL }, { "ef680101-9b35-4933-9b1052-ffa9740042", NULL },
                 { "ef680101 9b35 4933 9b10 52ffa9740042", NULL }, { "+2a1", NULL }, { "{2a19}", NULL },
         };
