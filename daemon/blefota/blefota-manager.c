@@ -88,6 +88,7 @@ struct Job {
         size_t new_hash_len;
         bool reset_answered;
         bool reset_again;     /* the reset was sent once more after a restart found it pending */
+        uint64_t downloaded;  /* bytes of the files received (blefota_manager_job_progress()) */
 };
 
 struct BleFotaManager {
@@ -104,6 +105,8 @@ struct BleFotaManager {
         bool offered; /* the modem was ready once: downloads can run */
         bool cloud_up; /* jobs/ble/rcv subscribed on this connection */
         char smp_svc[BLE_UUID_STR_MAX], smp_chr[BLE_UUID_STR_MAX];
+        BleFotaChangedFn changed; /* blefota_manager_set_changed_callback() */
+        void *changed_userdata;
 };
 
 static const char *const stage_table[_STAGE_MAX] = {
@@ -118,6 +121,7 @@ static void report_send(Report *r);
 static void job_maybe_free(Job *j);
 static void manager_start_waiting(BleFotaManager *m);
 static void manager_set_ready(BleFotaManager *m, const char *address, bool ready);
+static void job_changed(Job *j);
 
 /* ---- persistence: "<stage> <hash hex or ->\n<job JSON>" ---- */
 
@@ -131,6 +135,7 @@ static int job_save(Job *j) {
         FILE *f;
         int fd, r;
 
+        job_changed(j); /* each stage is saved: each change of stage is shown */
         if (job_path(j, "", &path) < 0 || job_path(j, ".tmp", &tmp) < 0)
                 return -ENOMEM;
         if (j->new_hash_len > 0)
@@ -305,6 +310,7 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
         job_forget(j);
         j->finished = true;
         j->running = false;
+        job_changed(j);
         job_maybe_free(j);
         manager_start_waiting(m);
 }
@@ -369,6 +375,8 @@ static void job_progress(Job *j, uint64_t bytes) {
         uint64_t total = j->job.file_size ? j->job.file_size : 1;
         int pct = (int) MIN((uint64_t) 100, bytes * 100 / total);
 
+        j->downloaded = bytes;
+        job_changed(j);
         pct -= pct % 10;
         if (pct > j->last_pct) {
                 j->last_pct = pct;
@@ -643,6 +651,7 @@ static void job_on_response(Job *j, const SmpResponse *r) {
                 j->off = r->has_off ? r->off : j->off + j->last_chunk;
                 if (j->off > j->image_size)
                         return job_smp_fail(j, "the device reports an offset beyond the image");
+                job_changed(j);
                 if (j->image_size > 0 && j->off * 100 / j->image_size >= j->logged_pct + 10) {
                         j->logged_pct = (unsigned) (j->off * 100 / j->image_size) / 10 * 10;
                         log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id }),
@@ -1145,4 +1154,53 @@ BleFotaManager *blefota_manager_free(BleFotaManager *m) {
         free(m->dir);
         free(m);
         return NULL;
+}
+
+/* ---- progress, for the D-Bus API (blefota-bus.c) ---- */
+
+static void job_changed(Job *j) {
+        if (j->m->changed)
+                j->m->changed(j->m, j->job.ble_address, j->m->changed_userdata);
+}
+
+void blefota_manager_set_changed_callback(BleFotaManager *m, BleFotaChangedFn cb, void *userdata) {
+        m->changed = cb;
+        m->changed_userdata = userdata;
+}
+
+int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFotaProgress *ret) {
+        static const char *const shown[_STAGE_MAX] = {
+                [STAGE_WAITING] = "waiting",
+                [STAGE_DOWNLOADING] = "downloading",
+                [STAGE_TRANSFER] = "transferring",
+                [STAGE_TESTING] = "testing",
+        };
+        Job *j = m && address ? manager_find(m, address) : NULL;
+        BleFotaProgress p = {};
+
+        if (!j)
+                return -ENOENT;
+        p.job_id = j->job.id;
+        p.stage = shown[j->stage];
+        switch (j->stage) {
+        case STAGE_WAITING:
+                break;
+        case STAGE_DOWNLOADING:
+                p.done = MIN(j->downloaded, j->job.file_size);
+                p.total = j->job.file_size;
+                break;
+        case STAGE_TRANSFER:
+                /* What the device acknowledged, of the image (0 until the image is opened). */
+                p.done = MIN(j->off, j->image_size);
+                p.total = j->image_size;
+                break;
+        case STAGE_TESTING:
+                p.done = p.total = j->image_size;
+                break;
+        case _STAGE_MAX:
+                return -EINVAL;
+        }
+        p.percent = j->stage == STAGE_TESTING ? 100 : p.total > 0 ? (unsigned) (p.done * 100 / p.total) : 0;
+        *ret = p;
+        return 0;
 }
