@@ -268,11 +268,12 @@ def print_result(label, r, size, fixture_rate):
           "device identical to the file served: %s)" % (label, size // KB, r["total"], r["t_download"],
                                                        "yes" if r["ok"] else "NO"))
     if "rate" in r:
+        steady = ("steady upload rate %.0f B/s (%.0f %%)" % (r["steady"], 100 * r["steady"] / fixture_rate)
+                  if "steady" in r else "too short for a steady rate from two FotaBytesDone signals")
         print("    transfer to the device (FotaStage transferring -> testing, %d signals) %.3f s: %.0f B/s = "
-              "%.0f %% of the plain writer's %.0f B/s; steady upload rate %.0f B/s (%.0f %%); reset, reconnection, "
-              "image list and confirm %.2f s"
-              % (r["signals"], r["transfer"], r["rate"], 100 * r["rate"] / fixture_rate, fixture_rate,
-                 r.get("steady", 0), 100 * r.get("steady", 0) / fixture_rate, r["reset_confirm"]))
+              "%.0f %% of the plain writer's %.0f B/s; %s; reset, reconnection, image list and confirm %.2f s"
+              % (r["signals"], r["transfer"], r["rate"], 100 * r["rate"] / fixture_rate, fixture_rate, steady,
+                 r["reset_confirm"]))
     elif "transfer_upper" in r:
         print("    IN_PROGRESS -> SUCCEEDED %.3f s (transfer, reset and verification; no FotaStage signals): "
               "%.0f B/s at least = %.0f %% of the plain writer's %.0f B/s"
