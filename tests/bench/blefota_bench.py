@@ -30,7 +30,7 @@ devices answers the job REJECTED "FOTA type not supported", and the bench
 says so and skips it.
 
 Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/blefota_bench.py [--kib 256] [--mtu 247]
-       [--protocol smp|nrf5|both] [--window 8]
+       [--protocol smp|nrf5|both] [--window 8] [--answer-ms 0]
 """
 
 import argparse
@@ -292,13 +292,16 @@ def main():
     ap.add_argument("--mtu", type=int, default=247)
     ap.add_argument("--window", type=int, default=8)
     ap.add_argument("--protocol", choices=("smp", "nrf5", "both"), default="both")
+    ap.add_argument("--answer-ms", type=float, default=0,
+                    help="the SMP double answers each request this much later (a real link's connection events)")
     args = ap.parse_args()
     size = args.kib * KB
 
     tmp, pki, cert = pt.make_pki()
     w = mon = None
     try:
-        devices = {A: {"version": [1, 0, 0], "slot_size": 2 * size + 64 * KB, "mtu": args.mtu}}
+        devices = {A: {"version": [1, 0, 0], "slot_size": 2 * size + 64 * KB, "mtu": args.mtu,
+                       "answer_ms": args.answer_ms}}
         w = tb.BleFotaWorld(pki, cert, pt.subdir(tmp, "bench"), devices)
         timed = record_update_times(w)
         w.wait_asked(A)
@@ -318,7 +321,7 @@ def main():
             job = w.ble_job("bench-smp", A, "zephyr/bench.bin", image)
             r = run_job(w, mon, timed, job, A, size,
                         lambda: w.slot(A, 0) == image and w.smp_state(A)["version"] == "2.0.0")
-            results.append(("MCUmgr SMP", r))
+            results.append(("MCUmgr SMP" + (", answers %g ms late" % args.answer_ms if args.answer_ms else ""), r))
 
         if args.protocol in ("nrf5", "both"):
             dev = str(w.fx.NrfDfuAddDevice("hci0", B, json.dumps({"version": 3, "mtu": args.mtu,
