@@ -40,6 +40,9 @@ void bus_value_i(BusValue *v, int32_t x) {
 void bus_value_n(BusValue *v, int16_t x) {
         bus_value_num(v, 'n', 0, x);
 }
+void bus_value_y(BusValue *v, uint8_t x) {
+        bus_value_num(v, 'y', x, 0);
+}
 
 /* Compared by its bits: a NaN that stays NaN is no change. */
 void bus_value_d(BusValue *v, double x) {
@@ -94,6 +97,10 @@ static int bus_value_append(sd_bus_message *m, const BusValue *v) {
         case 'n': {
                 int16_t x = (int16_t) v->i;
                 return sd_bus_message_append_basic(m, 'n', &x);
+        }
+        case 'y': {
+                uint8_t x = (uint8_t) v->t;
+                return sd_bus_message_append_basic(m, 'y', &x);
         }
         case 'd': {
                 double x;

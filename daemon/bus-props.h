@@ -14,7 +14,7 @@
 #include <systemd/sd-bus.h>
 
 typedef struct BusValue {
-        char type; /* 's', 't', 'u', 'b', 'i', 'n', 'd' (its bits in t), or 'a' for "as"; 0 unset */
+        char type; /* 's', 't', 'u', 'b', 'i', 'n', 'y', 'd' (its bits in t), or 'a' for "as"; 0 unset */
         uint64_t t;
         int64_t i;
         char *s;
@@ -40,6 +40,7 @@ void bus_value_u(BusValue *v, uint32_t x);
 void bus_value_b(BusValue *v, bool x);
 void bus_value_i(BusValue *v, int32_t x);
 void bus_value_n(BusValue *v, int16_t x);
+void bus_value_y(BusValue *v, uint8_t x);
 void bus_value_d(BusValue *v, double x);
 void bus_value_strv(BusValue *v, char **l); /* takes l */
 void bus_values_clear(BusValue *v, size_t n);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include "blefota-bus.h"
 #include "blefota-manager.h"
 #include "gateway.h"
 #include "log.h"
@@ -24,6 +25,17 @@ static int blefota_request_job(void *userdata, const char *payload) {
         return g->cloud ? cloud_session_publish_jobs_ble_req(g->cloud, payload, strlen(payload)) : -ENOTCONN;
 }
 
+/* Device1.Fota*: served with or without BLE FOTA (then "" and 0), so that the API does not change with it. */
+static void gateway_blefota_bus_start(Gateway *g) {
+        int r;
+
+        if (g->blefota_bus)
+                return;
+        r = blefota_bus_new(g->event, g->bus, g->blefota, &g->blefota_bus);
+        if (r < 0)
+                log_warning_errno(r, "The progress of BLE FOTA jobs is not shown on D-Bus: %m");
+}
+
 int gateway_blefota_start(Gateway *g) {
         static const BleFotaOps ops = {
                 .publish_update = blefota_publish_update,
@@ -32,8 +44,10 @@ int gateway_blefota_start(Gateway *g) {
         _cleanup_free_ char *dir = NULL;
         int r;
 
-        if (!g->config->ble_fota || !g->modem || !g->ble)
+        if (!g->config->ble_fota || !g->modem || !g->ble) {
+                gateway_blefota_bus_start(g);
                 return 0;
+        }
         if (mkdir(g->config->state_directory, 0700) < 0 && errno != EEXIST)
                 return log_error_errno(errno, "Failed to create StateDirectory=%s: %m", g->config->state_directory);
         if (asprintf(&dir, "%s/blefota", g->config->state_directory) < 0)
@@ -47,6 +61,7 @@ int gateway_blefota_start(Gateway *g) {
                 g->downloader = modem_downloader_free(g->downloader);
                 return log_error_errno(r, "Failed to set up FOTA of BLE devices in %s: %m", dir);
         }
+        gateway_blefota_bus_start(g);
         log_info("FOTA of BLE devices enabled, at most %u at once", g->config->max_parallel_fota);
         /* [Cloud] TLS=modem: the modem is ready before the cloud and the BLE layer start. */
         if (modem_get_state(g->modem) == MODEM_READY)
@@ -58,6 +73,7 @@ int gateway_blefota_start(Gateway *g) {
 /* After the BLE manager (its cancelled operations call back into jobs) and the MQTT session
  * (acknowledgements of reports), before the modem. */
 void gateway_blefota_free(Gateway *g) {
+        g->blefota_bus = blefota_bus_free(g->blefota_bus);
         g->blefota = blefota_manager_free(g->blefota);
         g->downloader = modem_downloader_free(g->downloader);
 }

@@ -899,3 +899,21 @@ GatewayBus *gateway_bus_free(GatewayBus *b) {
         free(b);
         return NULL;
 }
+
+/* ---- For the *-bus.c files that add properties to these objects (blefota-bus.c) ---- */
+
+sd_bus *gateway_bus_get_bus(GatewayBus *b) {
+        return b ? b->bus : NULL;
+}
+
+const char *gateway_bus_device_address(GatewayBus *b, const char *path) {
+        for (BusDevice *d = b && path ? b->devices : NULL; d; d = d->next)
+                if (streq(d->path, path))
+                        return d->address;
+        return NULL;
+}
+
+const char *gateway_bus_device_path(GatewayBus *b, const char *address) {
+        BusDevice *d = b && address ? device_find(b, address) : NULL;
+        return d ? d->path : NULL;
+}

@@ -30,3 +30,10 @@ void gateway_bus_counters_changed(GatewayBus *b);
 void gateway_bus_cloud_state_changed(GatewayBus *b);
 void gateway_bus_device_state(GatewayBus *b, const char *address, BleDeviceState old_state, BleDeviceState new_state);
 void gateway_bus_device_notification(GatewayBus *b, const char *address);
+
+/* For the files that add properties to these objects (as blefota-bus.c does on Device1):
+ * the connection (NULL without the API), and a Device1 object's address from its path and back
+ * (NULL: there is no such object now). */
+sd_bus *gateway_bus_get_bus(GatewayBus *b);
+const char *gateway_bus_device_address(GatewayBus *b, const char *path);
+const char *gateway_bus_device_path(GatewayBus *b, const char *address);

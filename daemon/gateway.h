@@ -69,6 +69,7 @@ typedef struct Gateway {
         /* FOTA of BLE devices, images downloaded by the nRF91 (gateway-blefota.c); NULL when off. */
         struct BleFotaManager *blefota;
         struct ModemDownloader *downloader;
+        struct BleFotaBus *blefota_bus; /* their progress on Device1 (blefota/blefota-bus.c) */
 } Gateway;
 
 /* Takes ownership of config. */

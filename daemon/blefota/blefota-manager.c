@@ -21,6 +21,11 @@
 #define E_INVALID "Job info is invalid"
 #define E_UNSUPPORTED "FOTA type not supported"
 #define JOB_FILE_MAX (FOTA_JOB_INPUT_MAX + 256)
+/* Upload requests in flight.  Zephyr's SMP transport takes a request into one of
+ * CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT buffers (4 by default) and its answer needs one too:
+ * two requests leave room; a request the device had no buffer for is lost, and the offset in
+ * the next answer says where to go on. */
+#define SMP_UPLOAD_WINDOW 2u
 
 typedef enum JobStage {
         STAGE_WAITING,     /* known, not started (device not ready, or no slot) */
@@ -81,13 +86,20 @@ struct Job {
         int fd;
         uint64_t image_size;
         uint8_t image_sha[32];
-        uint64_t off;
-        size_t last_chunk;
+        uint64_t off;         /* acknowledged by the device */
+        uint64_t sent_off;    /* where the next upload request starts */
+        struct {
+                uint8_t seq;
+                uint64_t off;
+                size_t len;
+        } inflight[SMP_UPLOAD_WINDOW]; /* upload requests not answered yet, oldest first */
+        unsigned n_inflight;
         unsigned logged_pct;  /* of the upload, logged in steps of 10 */
         uint8_t new_hash[SMP_HASH_MAX];
         size_t new_hash_len;
         bool reset_answered;
         bool reset_again;     /* the reset was sent once more after a restart found it pending */
+        uint64_t downloaded;  /* bytes of the files received (blefota_manager_job_progress()) */
 };
 
 struct BleFotaManager {
@@ -104,6 +116,8 @@ struct BleFotaManager {
         bool offered; /* the modem was ready once: downloads can run */
         bool cloud_up; /* jobs/ble/rcv subscribed on this connection */
         char smp_svc[BLE_UUID_STR_MAX], smp_chr[BLE_UUID_STR_MAX];
+        BleFotaChangedFn changed; /* blefota_manager_set_changed_callback() */
+        void *changed_userdata;
 };
 
 static const char *const stage_table[_STAGE_MAX] = {
@@ -118,6 +132,7 @@ static void report_send(Report *r);
 static void job_maybe_free(Job *j);
 static void manager_start_waiting(BleFotaManager *m);
 static void manager_set_ready(BleFotaManager *m, const char *address, bool ready);
+static void job_changed(Job *j);
 
 /* ---- persistence: "<stage> <hash hex or ->\n<job JSON>" ---- */
 
@@ -131,6 +146,7 @@ static int job_save(Job *j) {
         FILE *f;
         int fd, r;
 
+        job_changed(j); /* each stage is saved: each change of stage is shown */
         if (job_path(j, "", &path) < 0 || job_path(j, ".tmp", &tmp) < 0)
                 return -ENOMEM;
         if (j->new_hash_len > 0)
@@ -305,6 +321,7 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
         job_forget(j);
         j->finished = true;
         j->running = false;
+        job_changed(j);
         job_maybe_free(j);
         manager_start_waiting(m);
 }
@@ -369,6 +386,8 @@ static void job_progress(Job *j, uint64_t bytes) {
         uint64_t total = j->job.file_size ? j->job.file_size : 1;
         int pct = (int) MIN((uint64_t) 100, bytes * 100 / total);
 
+        j->downloaded = bytes;
+        job_changed(j);
         pct -= pct % 10;
         if (pct > j->last_pct) {
                 j->last_pct = pct;
@@ -507,6 +526,12 @@ static int on_smp_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int job_smp_arm_timeout(Job *j) {
+        j->timer = sd_event_source_disable_unref(j->timer);
+        return sd_event_add_time_relative(j->m->event, &j->timer, CLOCK_MONOTONIC, BLEFOTA_SMP_TIMEOUT_USEC, 0,
+                                          on_smp_timeout, j);
+}
+
 /* Writes one SMP frame, cut into writes of the MTU if needed (devices reassemble by the header's length). */
 static int job_smp_send(Job *j, const uint8_t *frame, size_t len) {
         BleDevice *d = job_device(j);
@@ -516,7 +541,8 @@ static int job_smp_send(Job *j, const uint8_t *frame, size_t len) {
         if (!d)
                 return -ENOTCONN;
         piece = job_frame_max(j, d);
-        smp_reassembler_reset(&j->ra);
+        if (j->n_inflight == 0)
+                smp_reassembler_reset(&j->ra); /* not while answers of upload requests may be on their way */
         for (size_t off = 0; off < len; off += piece) {
                 size_t n = MIN(piece, len - off);
                 r = ble_device_write(d, j->m->smp_svc, j->m->smp_chr, frame + off, n, BLE_WRITE_COMMAND,
@@ -525,20 +551,20 @@ static int job_smp_send(Job *j, const uint8_t *frame, size_t len) {
                         return r;
                 j->pending_ops++;
         }
-        j->timer = sd_event_source_disable_unref(j->timer);
-        return sd_event_add_time_relative(j->m->event, &j->timer, CLOCK_MONOTONIC, BLEFOTA_SMP_TIMEOUT_USEC, 0,
-                                          on_smp_timeout, j);
+        return job_smp_arm_timeout(j);
 }
 
-static void job_smp_send_or_fail(Job *j, int r, const uint8_t *frame, size_t len) {
+/* < 0: not sent, and the job may be gone (failed) or waits for the device's next connection. */
+static int job_smp_send_or_fail(Job *j, int r, const uint8_t *frame, size_t len) {
         if (r >= 0)
                 r = job_smp_send(j, frame, len);
         if (r == -ENOTCONN)
-                return; /* resumed at the next connection */
+                return r; /* resumed at the next connection */
         if (r < 0) {
                 log_warning_errno(r, "BLE FOTA job %s: SMP request failed: %m", j->job.id);
                 job_smp_fail(j, "the SMP request could not be sent");
         }
+        return r;
 }
 
 static void job_smp_list(Job *j, SmpStep step) {
@@ -547,44 +573,64 @@ static void job_smp_list(Job *j, SmpStep step) {
         int r;
 
         j->step = step;
+        j->n_inflight = 0;
         r = smp_encode_image_state_read(buf, sizeof buf, SMP_VERSION_1, ++j->seq, &len);
         job_smp_send_or_fail(j, r, buf, len);
 }
 
+/* Sends upload requests from sent_off until SMP_UPLOAD_WINDOW are in flight or the image is sent. */
 static void job_smp_upload(Job *j) {
         BleDevice *d = job_device(j);
         uint8_t data[SMP_FRAME_MAX], frame[SMP_FRAME_MAX];
-        SmpUpload u = { .total_len = j->image_size };
-        size_t frame_max, n, len = 0;
+        size_t frame_max, n, len;
         ssize_t k;
         int r;
 
         if (!d)
                 return;
         j->step = SMP_STEP_UPLOAD;
-        u.off = j->off;
-        if (j->off == 0) {
-                u.sha = j->image_sha;
-                u.sha_len = sizeof j->image_sha;
-        }
-        frame_max = job_frame_max(j, d);
-        n = smp_upload_chunk_max(frame_max, &u);
-        if (j->off == 0 && n < SMP_UPLOAD_FIRST_CHUNK_MIN) {
-                /* Too small an MTU for the first request in one write: send it in several. */
-                frame_max = 256;
+        while (j->n_inflight < SMP_UPLOAD_WINDOW && j->sent_off < j->image_size) {
+                SmpUpload u = { .total_len = j->image_size, .off = j->sent_off };
+
+                if (u.off == 0) {
+                        u.sha = j->image_sha;
+                        u.sha_len = sizeof j->image_sha;
+                }
+                frame_max = job_frame_max(j, d);
                 n = smp_upload_chunk_max(frame_max, &u);
+                if (u.off == 0 && n < SMP_UPLOAD_FIRST_CHUNK_MIN) {
+                        /* Too small an MTU for the first request in one write: send it in several. */
+                        frame_max = 256;
+                        n = smp_upload_chunk_max(frame_max, &u);
+                }
+                n = MIN(n, sizeof data);
+                if (n == 0)
+                        return job_smp_fail(j, "the SMP MTU is too small");
+                k = pread(j->fd, data, n, (off_t) u.off);
+                if (k <= 0)
+                        return job_smp_fail(j, "the image file cannot be read");
+                u.data = data;
+                u.data_len = (size_t) k;
+                len = 0;
+                r = smp_encode_upload(frame, sizeof frame, SMP_VERSION_1, ++j->seq, &u, &len);
+                if (job_smp_send_or_fail(j, r, frame, len) < 0)
+                        return;
+                j->inflight[j->n_inflight].seq = j->seq;
+                j->inflight[j->n_inflight].off = u.off;
+                j->inflight[j->n_inflight].len = (size_t) k;
+                j->n_inflight++;
+                j->sent_off += (uint64_t) k;
+                if (u.off == 0)
+                        break; /* its answer may move the offset (an upload resumed): wait for it */
         }
-        n = MIN(n, sizeof data);
-        if (n == 0)
-                return job_smp_fail(j, "the SMP MTU is too small");
-        k = pread(j->fd, data, n, (off_t) j->off);
-        if (k <= 0)
-                return job_smp_fail(j, "the image file cannot be read");
-        u.data = data;
-        u.data_len = (size_t) k;
-        j->last_chunk = (size_t) k;
-        r = smp_encode_upload(frame, sizeof frame, SMP_VERSION_1, ++j->seq, &u, &len);
-        job_smp_send_or_fail(j, r, frame, len);
+}
+
+/* The answer to an upload request in flight, or -1; answers to earlier ones will not come. */
+static int job_smp_inflight(Job *j, uint8_t seq) {
+        for (unsigned i = 0; i < j->n_inflight; i++)
+                if (j->inflight[i].seq == seq)
+                        return (int) i;
+        return -1;
 }
 
 static void job_smp_state_set(Job *j, bool confirm) {
@@ -630,31 +676,53 @@ static void job_on_response(Job *j, const SmpResponse *r) {
                 img = find_active(r);
                 log_info("BLE FOTA job %s: %s runs version %s, uploading %" PRIu64 " bytes", j->job.id,
                          j->job.ble_address, img ? img->version : "?", j->image_size);
-                j->off = 0;
+                j->off = j->sent_off = 0;
+                j->n_inflight = 0;
                 j->logged_pct = 0;
                 return job_smp_upload(j);
-        case SMP_STEP_UPLOAD:
+        case SMP_STEP_UPLOAD: {
+                int i = job_smp_inflight(j, r->hdr.seq);
+                uint64_t expected;
+
+                if (i < 0)
+                        return; /* not one in flight (the notification filter lets only those through) */
+                expected = j->inflight[i].off + j->inflight[i].len;
+                /* Those sent before it went unanswered: lost (the offset tells). */
+                j->n_inflight -= (unsigned) i + 1;
+                memmove(j->inflight, j->inflight + i + 1, j->n_inflight * sizeof j->inflight[0]);
                 if (status != 0) {
                         log_warning("BLE FOTA job %s: the device refused the upload at %" PRIu64 ": %s", j->job.id,
                                     j->off, group == SMP_GROUP_IMAGE ? smp_img_err_to_string(status)
                                                                      : smp_mgmt_err_to_string(status));
                         return job_smp_fail(j, "the device refused the image");
                 }
-                j->off = r->has_off ? r->off : j->off + j->last_chunk;
+                j->off = r->has_off ? r->off : expected;
                 if (j->off > j->image_size)
                         return job_smp_fail(j, "the device reports an offset beyond the image");
+                if (j->off != expected) {
+                        /* The device wants another offset (an upload resumed, a request lost): the
+                         * requests in flight are answered with it too, and ignored. */
+                        j->n_inflight = 0;
+                        j->sent_off = j->off;
+                }
+                job_changed(j);
                 if (j->image_size > 0 && j->off * 100 / j->image_size >= j->logged_pct + 10) {
                         j->logged_pct = (unsigned) (j->off * 100 / j->image_size) / 10 * 10;
                         log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id }),
                                    "BLE FOTA job %s: %u%% transferred to %s (%" PRIu64 " of %" PRIu64 " bytes)",
                                    j->job.id, j->logged_pct, j->job.ble_address, j->off, j->image_size);
                 }
-                if (j->off < j->image_size)
-                        return job_smp_upload(j);
+                if (j->off < j->image_size) {
+                        job_smp_upload(j);
+                        if (j->step == SMP_STEP_UPLOAD && j->n_inflight > 0 && !j->timer)
+                                job_smp_arm_timeout(j);
+                        return;
+                }
                 if (r->has_match && !r->match)
                         return job_smp_fail(j, "the device's SHA-256 of the upload does not match");
                 log_info("BLE FOTA job %s: image uploaded to %s", j->job.id, j->job.ble_address);
                 return job_smp_list(j, SMP_STEP_LIST_AFTER);
+        }
         case SMP_STEP_LIST_AFTER:
                 if (status != 0 || !r->has_images)
                         return job_smp_fail(j, "the device did not list its images");
@@ -956,7 +1024,7 @@ bool blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *s
                 log_debug("BLE FOTA job %s: undecodable SMP response: %s", j->job.id, strerror(-r));
                 return true;
         }
-        if (resp.hdr.seq != j->seq) {
+        if (j->step == SMP_STEP_UPLOAD ? job_smp_inflight(j, resp.hdr.seq) < 0 : resp.hdr.seq != j->seq) {
                 log_debug("BLE FOTA job %s: SMP response %u for request %u ignored", j->job.id, resp.hdr.seq, j->seq);
                 return true;
         }
@@ -1145,4 +1213,53 @@ BleFotaManager *blefota_manager_free(BleFotaManager *m) {
         free(m->dir);
         free(m);
         return NULL;
+}
+
+/* ---- progress, for the D-Bus API (blefota-bus.c) ---- */
+
+static void job_changed(Job *j) {
+        if (j->m->changed)
+                j->m->changed(j->m, j->job.ble_address, j->m->changed_userdata);
+}
+
+void blefota_manager_set_changed_callback(BleFotaManager *m, BleFotaChangedFn cb, void *userdata) {
+        m->changed = cb;
+        m->changed_userdata = userdata;
+}
+
+int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFotaProgress *ret) {
+        static const char *const shown[_STAGE_MAX] = {
+                [STAGE_WAITING] = "waiting",
+                [STAGE_DOWNLOADING] = "downloading",
+                [STAGE_TRANSFER] = "transferring",
+                [STAGE_TESTING] = "testing",
+        };
+        Job *j = m && address ? manager_find(m, address) : NULL;
+        BleFotaProgress p = {};
+
+        if (!j)
+                return -ENOENT;
+        p.job_id = j->job.id;
+        p.stage = shown[j->stage];
+        switch (j->stage) {
+        case STAGE_WAITING:
+                break;
+        case STAGE_DOWNLOADING:
+                p.done = MIN(j->downloaded, j->job.file_size);
+                p.total = j->job.file_size;
+                break;
+        case STAGE_TRANSFER:
+                /* What the device acknowledged, of the image (0 until the image is opened). */
+                p.done = MIN(j->off, j->image_size);
+                p.total = j->image_size;
+                break;
+        case STAGE_TESTING:
+                p.done = p.total = j->image_size;
+                break;
+        case _STAGE_MAX:
+                return -EINVAL;
+        }
+        p.percent = j->stage == STAGE_TESTING ? 100 : p.total > 0 ? (unsigned) (p.done * 100 / p.total) : 0;
+        *ret = p;
+        return 0;
 }

@@ -71,3 +71,19 @@ void blefota_manager_modem_ready(BleFotaManager *m);
 bool blefota_manager_offered(BleFotaManager *m);
 /* Jobs not finished (for the status line). */
 unsigned blefota_manager_active(BleFotaManager *m);
+
+/* What a device's job is doing, for the D-Bus API (docs/dbus-api.md, Device1.Fota*). */
+typedef struct BleFotaProgress {
+        const char *job_id; /* valid until the manager runs again */
+        const char *stage;  /* "waiting", "downloading", "transferring", "testing" */
+        unsigned percent;   /* of the stage: done * 100 / total; 100 while testing */
+        uint64_t done;      /* bytes received (downloading) or acknowledged by the device (transferring) */
+        uint64_t total;     /* of the stage: the job's size, or the image's */
+} BleFotaProgress;
+
+/* -ENOENT: no unfinished job for address. */
+int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFotaProgress *ret);
+/* Called (from the loop, inside the manager) whenever blefota_manager_job_progress() of address may
+ * have changed: often, for every chunk; the caller rate-limits what it shows. */
+typedef void (*BleFotaChangedFn)(BleFotaManager *m, const char *address, void *userdata);
+void blefota_manager_set_changed_callback(BleFotaManager *m, BleFotaChangedFn cb, void *userdata);

@@ -75,6 +75,12 @@ static int read_variant(sd_bus_message *m, json_t **ret) {
                 *ret = json_integer(n);
                 break;
         }
+        case 'y': {
+                uint8_t y;
+                r = sd_bus_message_read_basic(m, 'y', &y);
+                *ret = json_integer(y);
+                break;
+        }
         case 'd': {
                 double d;
                 r = sd_bus_message_read_basic(m, 'd', &d);
@@ -399,6 +405,12 @@ int verb_devices(int argc, char *argv[], CtlOptions *o) {
                        jstr(d, "Address"), jstr(d, "State"), json_is_true(json_object_get(d, "Desired")) ? "yes" : "no",
                        jint(d, "RSSI"), jint(d, "Notifications"), *jstr(d, "Name") ? jstr(d, "Name") : "-",
                        *jstr(d, "LastError") ? ", " : "", jstr(d, "LastError"));
+                /* A BLE FOTA job (Device1.Fota*): a second line. */
+                if (*jstr(d, "FotaJobId"))
+                        printf("  FOTA job %s: %s %" JSON_INTEGER_FORMAT "%% (%" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
+                               " bytes)\n",
+                               jstr(d, "FotaJobId"), jstr(d, "FotaStage"), jint(d, "FotaProgress"),
+                               jint(d, "FotaBytesDone"), jint(d, "FotaBytesTotal"));
         }
         if (json_array_size(devices) == 0)
                 printf("(no desired devices)\n");

@@ -204,6 +204,8 @@ class SmpTarget:
         self.mtu = int(opts.get('mtu', 247))
         self.slot_size = int(opts.get('slot_size', 512 * 1024))
         self.reset_ms = int(opts.get('reset_ms', 100))
+        # The time an answer takes to leave (a connection event or two on a real link); 0: at once.
+        self.answer_ms = float(opts.get('answer_ms', 0))
         self.slots = [bytearray(make_image(opts.get('version', [1, 0, 0]), int(opts.get('image_size', 4096)))),
                       None]
         self.swap = 'none'  # none, test, perm, revert (running a tested image that is not confirmed)
@@ -226,7 +228,10 @@ class SmpTarget:
             rsp = self.handle(frame)
             if rsp is not None:
                 # The answer goes out after the write's reply, as a peripheral's would.
-                GLib.idle_add(self._send, path, rsp)
+                if self.answer_ms > 0:
+                    GLib.timeout_add(max(1, round(self.answer_ms)), self._send, path, rsp)
+                else:
+                    GLib.idle_add(self._send, path, rsp)
 
     def _send(self, path, rsp):
         if not tc.notify(path, rsp, self.mtu):
@@ -414,7 +419,8 @@ def load(mock, _parameters):
 
 @dbus.service.method(FIXTURE_IFACE, in_signature='sss', out_signature='o')
 def SmpAddDevice(self, adapter, address, opts_json):
-    """A Zephyr device with MCUmgr: opts version [maj,min,rev], mtu, slot_size, image_size, reset_ms, name."""
+    """A Zephyr device with MCUmgr: opts version [maj,min,rev], mtu, slot_size, image_size, reset_ms, name,
+    answer_ms (delay of each answer, as connection events would add)."""
     opts = json.loads(opts_json)
     path, target = tc.add_device(self, adapter, address, opts, 'zephyr-' + address[-2:], gatt(opts), [SMP_SVC],
                                  lambda p: SmpTarget(p, opts))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -412,6 +413,91 @@ class BleFotaTest(ft.WorldTestCase):
             sanitized = "NRFGW_SANITIZE:BOOL=ON" in f.read()
         if not sanitized:
             self.assertLessEqual(rss1 - rss0, 64, "RSS grew by %d kB" % (rss1 - rss0))
+
+    def test_dbus_progress(self):
+        """The job's progress on the device's Device1 object, followed with `nrfcloud-gatewayctl monitor
+        --json`: FotaStage goes waiting, downloading, transferring, testing, then "" when the job has
+        ended; FotaProgress rises to 100, signalled a few times a second at most, not for every chunk;
+        the log says each 10 %% of the transfer; `nrfcloud-gatewayctl devices` shows the job."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB}})
+        image = smp.make_image((2, 2, 0), 256 * KB, seed=13)
+        path = "/io/github/nrfcloud_gateway/dev_" + A.replace(":", "_")
+        w.wait_asked(A)
+        mon = subprocess.Popen([ft.sf.CTL, "monitor", "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+        events, ctl_seen = [], []  # (time, changed) of Device1 at path; `devices` outputs during the transfer
+
+        def read():
+            for line in mon.stdout:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("path") == path and e.get("interface") == "Device1":
+                    events.append((time.monotonic(), e["changed"]))
+                    if e["changed"].get("FotaStage") == "transferring" and not ctl_seen:
+                        ctl_seen.append(subprocess.run([ft.sf.CTL, "devices", "--json"], capture_output=True,
+                                                       text=True, timeout=30).stdout)
+                        ctl_seen.append(subprocess.run([ft.sf.CTL, "devices"], capture_output=True, text=True,
+                                                       timeout=30).stdout)
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            time.sleep(0.5)  # the monitor's matches are installed
+            job = w.ble_job("ble-job-bus", A, "zephyr/bus.bin", image)
+            w.ble.offer(job)
+            final = w.ble.wait_final(job[1])
+            self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+            self.assertTrue(st.wait_until(lambda: any(c.get("FotaStage") == "" for _, c in events), 10), events)
+        finally:
+            mon.terminate()
+            mon.wait(10)
+            reader.join(10)
+            mon.stdout.close()
+        fota = [(t, c) for t, c in events if any(k.startswith("Fota") for k in c)]
+        text = "\n".join("%.3f %s" % (t, c) for t, c in fota)
+        # Every stage in order, each signalled once when it begins.
+        stages = [c["FotaStage"] for _, c in fota if "FotaStage" in c]
+        self.assertEqual(stages, ["waiting", "downloading", "transferring", "testing", ""], text)
+        self.assertTrue(all(c.get("FotaJobId", job[1]) == job[1] for _, c in fota[:-1]), text)
+        self.assertEqual(fota[-1][1].get("FotaJobId"), "", text)
+        # The transfer: the device's offset of the image, rising to 100 %.
+        stage, transfer, testing = None, [], []
+        for t, c in fota:
+            stage = c.get("FotaStage", stage)
+            if stage == "transferring":
+                transfer.append((t, c))
+            elif stage == "testing":
+                testing.append(c)
+        pct = [c["FotaProgress"] for _, c in transfer if "FotaProgress" in c]
+        self.assertEqual(pct, sorted(pct), text)
+        self.assertTrue(any(0 < p < 100 for p in pct), text)  # seen moving, not only its ends
+        # The image's size once the transfer has opened it (0 before).
+        self.assertEqual([c["FotaBytesTotal"] for _, c in transfer if c.get("FotaBytesTotal")], [len(image)], text)
+        done = [c["FotaBytesDone"] for _, c in transfer if "FotaBytesDone" in c]
+        self.assertEqual(done, sorted(done), text)
+        self.assertEqual(testing[0].get("FotaProgress"), 100, text)
+        self.assertEqual(testing[0].get("FotaBytesDone", len(image)), len(image), text)
+        # Rate-limited: at most one signal per 250 ms (plus the stage's own), far fewer than the
+        # upload's requests (at most 512 bytes each: 512 and more for 256 KB).
+        span = transfer[-1][0] - transfer[0][0]
+        self.assertLessEqual(len(transfer), 2 + span / 0.25 * 1.5 + 2, text)
+        self.assertLess(len(transfer), 256 * KB // 512 // 4, text)
+        # The journal: each 10 % of the transfer.
+        log = w.daemon.log()
+        for p in range(10, 101, 10):
+            self.assertIn("BLE FOTA job %s: %d%% transferred to %s" % (job[1], p, A), log)
+        # nrfcloud-gatewayctl devices, asked during the transfer.
+        self.assertEqual(len(ctl_seen), 2, text)
+        dev = [d for d in json.loads(ctl_seen[0]) if d["Address"] == A][0]
+        self.assertEqual(dev["FotaJobId"], job[1], ctl_seen[0])
+        self.assertIn(dev["FotaStage"], ("transferring", "testing"), ctl_seen[0])
+        self.assertEqual(dev["FotaBytesTotal"], len(image), ctl_seen[0])
+        self.assertIn("FOTA job %s: " % job[1], ctl_seen[1])
+        # Once over: nothing shown.
+        r = subprocess.run([ft.sf.CTL, "devices", "--json"], capture_output=True, text=True, timeout=30)
+        dev = [d for d in json.loads(r.stdout) if d["Address"] == A][0]
+        self.assertEqual((dev["FotaJobId"], dev["FotaStage"], dev["FotaProgress"]), ("", "", 0), r.stdout)
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
