@@ -36,10 +36,18 @@ static void gateway_blefota_bus_start(Gateway *g) {
                 log_warning_errno(r, "The progress of BLE FOTA jobs is not shown on D-Bus: %m");
 }
 
+/* A job ended: the operations the cloud sent to the device meanwhile run now. */
+static void blefota_job_ended(void *userdata, const char *address) {
+        Gateway *g = userdata;
+        if (g->protocol)
+                protocol_device_resume(g->protocol, address);
+}
+
 int gateway_blefota_start(Gateway *g) {
         static const BleFotaOps ops = {
                 .publish_update = blefota_publish_update,
                 .request_job = blefota_request_job,
+                .job_ended = blefota_job_ended,
         };
         _cleanup_free_ char *dir = NULL;
         int r;
@@ -82,4 +90,25 @@ void gateway_blefota_jobs_ready(CloudSession *cs, void *userdata) {
         Gateway *g = userdata;
         (void) cs;
         blefota_manager_cloud_ready(g->blefota);
+}
+
+static bool protocol_device_busy(void *userdata, const char *address) {
+        Gateway *g = userdata;
+        return blefota_manager_device_busy(g->blefota, address);
+}
+
+static void protocol_device_removed(void *userdata, const char *address) {
+        Gateway *g = userdata;
+        blefota_manager_device_removed(g->blefota, address);
+}
+
+/* Once the protocol exists: a device being updated keeps its place in desiredConnections, the
+ * cloud's operations on it wait for the end of its job, and its removal ends the job. */
+void gateway_blefota_attach(Gateway *g) {
+        static const ProtocolDeviceHooks hooks = {
+                .busy = protocol_device_busy,
+                .removed = protocol_device_removed,
+        };
+        if (g->protocol && g->blefota)
+                protocol_set_device_hooks(g->protocol, &hooks, g);
 }

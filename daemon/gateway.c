@@ -237,6 +237,7 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
         r = protocol_new(g->event, g->config, device_id, g->ble, &sink, g->cloud, &g->protocol);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the gateway protocol: %m");
+        gateway_blefota_attach(g);
         return 0;
 }
 

@@ -106,6 +106,7 @@ void gateway_modem_release(MqttSession *s, void *userdata);
 int gateway_blefota_start(Gateway *g);
 void gateway_blefota_free(Gateway *g);
 void gateway_blefota_jobs_ready(CloudSession *cs, void *userdata);
+void gateway_blefota_attach(Gateway *g);
 
 /* gateway-fota.c: the FOTA manager wired to the cloud session and the modem. */
 int gateway_fota_start(Gateway *g);

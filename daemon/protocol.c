@@ -26,6 +26,12 @@ typedef struct ProtocolCcc {
         C2gCccMode mode;
 } ProtocolCcc;
 
+/* A c2g operation of a device being updated, waiting for the update to end. */
+typedef struct ProtocolHeld {
+        struct ProtocolHeld *next;
+        C2gOperation op;
+} ProtocolHeld;
+
 /* One desired device, as the protocol reports it. */
 typedef struct ProtocolDevice {
         struct ProtocolDevice *next;
@@ -38,6 +44,9 @@ typedef struct ProtocolDevice {
         /* Ids of device_discover operations waiting for READY. */
         char discover_waiters[PROTOCOL_DISCOVER_WAITERS_MAX][C2G_ID_MAX + 1];
         size_t n_discover_waiters;
+        /* Operations held while the device is updated (protocol.h), oldest first. */
+        ProtocolHeld *held, *held_tail;
+        size_t n_held;
 } ProtocolDevice;
 
 /* A c2g operation waiting for the BLE layer.  Orphaned (p == NULL) when
@@ -92,6 +101,10 @@ struct Protocol {
         sd_event_source *c2g_burst_timer;
         /* Records each c2g message can cause: a flood of them logs a few lines with a count. */
         RateLimit log_rate;
+        /* Devices being updated: their operations are held (protocol.h). */
+        ProtocolDeviceHooks hooks;
+        void *hooks_userdata;
+        sd_event_source *resume_defer;
 };
 
 static const char *const protocol_device_state_table[_PROTOCOL_DEVICE_STATE_MAX] = {
@@ -122,6 +135,7 @@ BtAddrType protocol_address_type(const char *bluez_type, const char *address) {
 
 static ProtocolDevice *protocol_find_device(Protocol *p, const char *address);
 static void protocol_c2g_refuse(Protocol *p, const char *request_id, const char *cause);
+static void protocol_held_free(ProtocolDevice *d, bool answer, Protocol *p);
 
 /* The address of a g2c event, with its type when the device is known. */
 static G2cDevice protocol_g2c_device(Protocol *p, const char *address) {
@@ -367,6 +381,7 @@ static ProtocolDevice *protocol_device_free(Protocol *p, ProtocolDevice *d) {
                         break;
                 }
         protocol_coalesce_drop_device(p, d->address);
+        protocol_held_free(d, false, p);
         gatt_model_free(d->model);
         free(d);
         return NULL;
@@ -374,14 +389,21 @@ static ProtocolDevice *protocol_device_free(Protocol *p, ProtocolDevice *d) {
 
 /* The device is no longer desired: tell the cloud, answer who waits. */
 static void protocol_device_remove(Protocol *p, ProtocolDevice *d) {
+        char address[BT_ADDR_STR_LEN + 1];
+
         log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "Device %s is no longer desired", d->address);
         if (d->state == PROTOCOL_DEVICE_CONNECTED)
                 protocol_send_connection(p, d, false);
         for (size_t i = 0; i < d->n_discover_waiters; i++)
                 (void) protocol_send_error(p, d->discover_waiters[i], d->address, -ECANCELED,
                                            "device %s was removed from desiredConnections", d->address);
+        protocol_held_free(d, true, p);
         protocol_report_status(p, d->address, CONNECTION_STATUS_REMOVED);
+        strcpy(address, d->address);
         protocol_device_free(p, d);
+        /* A job updating it ends (it cannot be finished without the device). */
+        if (p->hooks.removed)
+                p->hooks.removed(p->hooks_userdata, address);
 }
 
 static int protocol_device_add(Protocol *p, const char *address) {
@@ -1095,6 +1117,112 @@ static void protocol_op_delete(Protocol *p, const C2gOperation *o) {
                 p->sink.unpair(p->sink_impl, "delete_yourself operation");
 }
 
+/* ---- Operations of a device being updated (protocol.h) ---- */
+
+static bool protocol_device_busy(Protocol *p, ProtocolDevice *d) {
+        return p->hooks.busy && p->hooks.busy(p->hooks_userdata, d->address);
+}
+
+/* Drops the held operations; answer: each with an error event (the device was removed). */
+static void protocol_held_free(ProtocolDevice *d, bool answer, Protocol *p) {
+        while (d->held) {
+                ProtocolHeld *h = d->held;
+                d->held = h->next;
+                if (answer)
+                        (void) protocol_send_error(p, h->op.id, d->address, -ECANCELED,
+                                                   "%s: device %s was removed from desiredConnections",
+                                                   c2g_op_type_to_string(h->op.type), d->address);
+                free(h);
+        }
+        d->held_tail = NULL;
+        d->n_held = 0;
+}
+
+static void protocol_run(Protocol *p, const C2gOperation *o);
+
+/* Runs the held operations of every device no longer busy, oldest first. */
+static int on_resume_defer(sd_event_source *s, void *userdata) {
+        Protocol *p = userdata;
+        (void) s;
+
+        for (ProtocolDevice *d = p->devices; d; d = d->next) {
+                ProtocolHeld *list;
+                size_t n = d->n_held;
+
+                if (n == 0 || protocol_device_busy(p, d))
+                        continue;
+                list = d->held;
+                d->held = d->held_tail = NULL;
+                d->n_held = 0;
+                log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }),
+                           "Running the %zu c2g operation(s) held for %s during its update", n, d->address);
+                /* Each runs as if it came now: checked against the device's state and model after the
+                 * update, answered with its request id.  None is held again (not busy, none held). */
+                while (list) {
+                        ProtocolHeld *h = list;
+                        list = h->next;
+                        protocol_run(p, &h->op);
+                        free(h);
+                }
+        }
+        return 0;
+}
+
+static void protocol_schedule_resume(Protocol *p) {
+        int r;
+
+        r = p->resume_defer ? sd_event_source_set_enabled(p->resume_defer, SD_EVENT_ONESHOT)
+                            : sd_event_add_defer(p->event, &p->resume_defer, on_resume_defer, p); /* one-shot */
+        if (r < 0)
+                log_error_errno(r, "Failed to schedule the operations held during an update, they wait: %m");
+}
+
+/* While the device is updated, or earlier operations of it still wait: the operation is held
+ * (or answered, over the bound).  Returns true if so. */
+static bool protocol_hold(Protocol *p, ProtocolDevice *d, const C2gOperation *o) {
+        bool busy = protocol_device_busy(p, d);
+        ProtocolHeld *h;
+
+        if (d->n_held == 0 && !busy)
+                return false;
+        if (!busy)
+                protocol_schedule_resume(p); /* the update ended: they run in order, this one last */
+        if (d->n_held >= PROTOCOL_HELD_MAX) {
+                (void) protocol_send_error(p, o->id, d->address, -EBUSY,
+                                           "%s: device %s is being updated and %u operations already wait for it",
+                                           c2g_op_type_to_string(o->type), d->address, PROTOCOL_HELD_MAX);
+                return true;
+        }
+        h = calloc(1, sizeof *h);
+        if (!h) {
+                (void) protocol_send_error(p, o->id, d->address, -ENOMEM, "%s: out of memory",
+                                           c2g_op_type_to_string(o->type));
+                return true;
+        }
+        h->op = *o;
+        if (d->held_tail)
+                d->held_tail->next = h;
+        else
+                d->held = h;
+        d->held_tail = h;
+        d->n_held++;
+        log_ratelimited(&p->log_rate, LOG_INFO, "c2g operation %s (%s) for %s waits: the device is being updated",
+                        o->id, c2g_op_type_to_string(o->type), d->address);
+        return true;
+}
+
+void protocol_set_device_hooks(Protocol *p, const ProtocolDeviceHooks *hooks, void *userdata) {
+        p->hooks = hooks ? *hooks : (ProtocolDeviceHooks){};
+        p->hooks_userdata = userdata;
+}
+
+void protocol_device_resume(Protocol *p, const char *address) {
+        ProtocolDevice *d = p ? protocol_find_device(p, address) : NULL;
+
+        if (d && d->n_held > 0)
+                protocol_schedule_resume(p);
+}
+
 static void protocol_run(Protocol *p, const C2gOperation *o) {
         ProtocolDevice *d;
 
@@ -1128,6 +1256,8 @@ static void protocol_run(Protocol *p, const C2gOperation *o) {
                                            o->target.address);
                 return;
         }
+        if (protocol_hold(p, d, o))
+                return;
         if (o->type == C2G_OP_DEVICE_DISCOVER) {
                 protocol_op_discover(p, d, o);
                 return;
@@ -1284,6 +1414,7 @@ Protocol *protocol_free(Protocol *p) {
                 protocol_coalesce_free(c);
         }
         sd_event_source_disable_unref(p->c2g_burst_timer);
+        sd_event_source_disable_unref(p->resume_defer);
         sd_event_unref(p->event);
         free(p->gateway_id);
         free(p);

@@ -136,3 +136,22 @@ BtAddrType protocol_address_type(const char *bluez_type, const char *address);
 uint64_t protocol_messages_sent(const Protocol *p);
 
 const char *protocol_device_state_to_string(ProtocolDeviceState s);
+
+/*
+ * A device being updated (BLE FOTA, daemon/blefota/): while busy() says so, the c2g
+ * operations addressed to it (reads, writes, descriptor operations, discover) are not sent
+ * to it, where they would interleave with the DFU's writes, but held in order, at most
+ * PROTOCOL_HELD_MAX per device (those over it are answered with an error event, -EBUSY).
+ * protocol_device_resume() runs them, in order, from the event loop once the update ended;
+ * they are then answered as usual with their request ids (a device that did not come back
+ * answers "not connected").  A device removed from desiredConnections answers its held
+ * operations with an error event (-ECANCELED) and removed() is called.  Notifications are
+ * not held.
+ */
+#define PROTOCOL_HELD_MAX 32
+typedef struct ProtocolDeviceHooks {
+        bool (*busy)(void *userdata, const char *address);
+        void (*removed)(void *userdata, const char *address);
+} ProtocolDeviceHooks;
+void protocol_set_device_hooks(Protocol *p, const ProtocolDeviceHooks *hooks, void *userdata);
+void protocol_device_resume(Protocol *p, const char *address);

@@ -322,6 +322,8 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
         j->finished = true;
         j->running = false;
         job_changed(j);
+        if (m->ops.job_ended)
+                m->ops.job_ended(m->userdata, j->job.ble_address);
         job_maybe_free(j);
         manager_start_waiting(m);
 }
@@ -1262,4 +1264,22 @@ int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFota
         p.percent = j->stage == STAGE_TESTING ? 100 : p.total > 0 ? (unsigned) (p.done * 100 / p.total) : 0;
         *ret = p;
         return 0;
+}
+
+/* ---- the device's other traffic during a job ---- */
+
+bool blefota_manager_device_busy(BleFotaManager *m, const char *address) {
+        Job *j = m && address ? manager_find(m, address) : NULL;
+        return j && j->running && j->stage >= STAGE_TRANSFER;
+}
+
+void blefota_manager_device_removed(BleFotaManager *m, const char *address) {
+        Job *j = m && address ? manager_find(m, address) : NULL;
+
+        if (!j)
+                return;
+        log_fields(LOG_WARNING, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id }),
+                   "BLE FOTA job %s: %s was removed from desiredConnections, ending the job", j->job.id,
+                   j->job.ble_address);
+        job_finish(j, FOTA_STATUS_FAILED, E_APPLY);
 }

@@ -43,6 +43,8 @@ typedef struct BleFotaOps {
         int (*publish_update)(void *userdata, const char *payload, void (*done)(int error, void *userdata),
                               void *done_userdata);
         int (*request_job)(void *userdata, const char *payload);
+        /* The job of the device ended (final report made): its held traffic may go (may be NULL). */
+        void (*job_ended)(void *userdata, const char *address);
 } BleFotaOps;
 
 #define BLEFOTA_SMP_TIMEOUT_USEC (15 * UINT64_C(1000000)) /* one SMP request's answer */
@@ -87,3 +89,11 @@ int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFota
  * have changed: often, for every chunk; the caller rate-limits what it shows. */
 typedef void (*BleFotaChangedFn)(BleFotaManager *m, const char *address, void *userdata);
 void blefota_manager_set_changed_callback(BleFotaManager *m, BleFotaChangedFn cb, void *userdata);
+
+/* The device's firmware is being transferred or tested: the cloud's other operations on it wait
+ * (protocol.h) until job_ended.  Notifications of its other characteristics still go to the cloud;
+ * those of the SMP characteristic during a transfer are the job's. */
+bool blefota_manager_device_busy(BleFotaManager *m, const char *address);
+/* The device left desiredConnections: its job cannot end well, it ends FAILED ("Error applying
+ * update") at once instead of waiting for a device that will not be connected again. */
+void blefota_manager_device_removed(BleFotaManager *m, const char *address);

@@ -35,7 +35,9 @@ zephyr_img_mgmt.c, img_mgmt_state.c, os_mgmt.c) and MCUboot's swap:
     swaps (test: run the new image, revert on the next reset unless
     confirmed; permanent; revert), checking the image's SHA-256 TLV first
     (a corrupt image is not booted); the running version is also the
-    Device Information firmware revision (0x2A26); the upload state is lost.
+    Device Information firmware revision (0x2A26); the upload state is lost;
+  * the application's own services beside DIS and SMP (opts "gatt"): their
+    writes are the application's, MCUmgr sees only those of its characteristic.
 Not reproduced: other groups (they answer rc 8, ENOTSUP), multi-image
 devices, image erase's flash timing, the upload window of newer clients
 (one request at a time is answered, several in flight work), signatures
@@ -218,6 +220,8 @@ class SmpTarget:
     # -- transport --
 
     def on_write(self, path, value, wtype):
+        if tc.chrc_uuid(path) != SMP_CHR:
+            return  # another characteristic of the application (opts "gatt"): not MCUmgr's
         tc.check_command_size(value, wtype, self.mtu)
         self.rx += value
         while len(self.rx) >= 8:
@@ -410,7 +414,7 @@ def gatt(opts):
         {'uuid': SMP_SVC, 'characteristics': [{'uuid': SMP_CHR, 'flags': ['write-without-response', 'notify'],
                                                'mtu': int(opts.get('mtu', 247)),
                                                'descriptors': [{'uuid': '2902', 'value': '0000'}]}]},
-    ]
+    ] + list(opts.get('gatt', []))  # the application's own services
 
 
 def load(mock, _parameters):
@@ -420,7 +424,8 @@ def load(mock, _parameters):
 @dbus.service.method(FIXTURE_IFACE, in_signature='sss', out_signature='o')
 def SmpAddDevice(self, adapter, address, opts_json):
     """A Zephyr device with MCUmgr: opts version [maj,min,rev], mtu, slot_size, image_size, reset_ms, name,
-    answer_ms (delay of each answer, as connection events would add)."""
+    answer_ms (delay of each answer, as connection events would add),
+    gatt (the application's services, in blefixture.GATT's form, beside DIS and SMP)."""
     opts = json.loads(opts_json)
     path, target = tc.add_device(self, adapter, address, opts, 'zephyr-' + address[-2:], gatt(opts), [SMP_SVC],
                                  lambda p: SmpTarget(p, opts))

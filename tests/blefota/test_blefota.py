@@ -36,6 +36,13 @@ TIMEOUT = float(os.environ.get("BLEFOTA_TIMEOUT", "120"))
 
 
 SMP_CHRC = "DA2E7828FBCE4E01AE9E261174997C48"
+G2C = "%sgateways/%s/g2c" % (st.PREFIX, ft.DEVICE)
+C = "C0:FF:EE:00:02:03"  # a plain sensor (blefixture.GATT), no DFU
+NUS = ft.bf.NUS.replace("-", "").upper()
+NUS_RX = ft.bf.NUS_RX.replace("-", "").upper()
+NUS_TX = ft.bf.NUS_TX.replace("-", "").upper()
+# The application's own service on an SMP device: a UART-like service (write, and notify).
+APP_GATT = [s for s in ft.bf.GATT if s["uuid"] == ft.bf.NUS]
 
 
 class BleJobs:
@@ -498,6 +505,209 @@ class BleFotaTest(ft.WorldTestCase):
         r = subprocess.run([ft.sf.CTL, "devices", "--json"], capture_output=True, text=True, timeout=30)
         dev = [d for d in json.loads(r.stdout) if d["Address"] == A][0]
         self.assertEqual((dev["FotaJobId"], dev["FotaStage"], dev["FotaProgress"]), ("", "", 0), r.stdout)
+    # ---- the device's other traffic during its job ----
+
+    def c2g(self, op):
+        """Sends a c2g operation; returns its id."""
+        self.op_count = getattr(self, "op_count", 0) + 1
+        rid = "op-%d" % self.op_count
+        self.w.peer.c2g({"type": "operation", "id": rid, "operation": op})
+        return rid
+
+    def arrivals(self):
+        """[(index in the order the broker delivered them, topic, payload)] of every message."""
+        return [(i, t, p) for i, (t, p) in enumerate(list(self.w.peer.messages))]
+
+    def g2c(self, pred=lambda e: True):
+        return [(i, e) for i, e in ((i, json.loads(p)) for i, t, p in self.arrivals() if t == G2C) if pred(e)]
+
+    def answers(self, rid, count, timeout=60):
+        ok = st.wait_until(lambda: len(self.g2c(lambda e: e.get("requestId") == rid)) >= count, timeout)
+        got = self.g2c(lambda e: e.get("requestId") == rid)
+        self.assertTrue(ok, "%d of %d answers to %s: %s\n%s" % (len(got), count, rid, got, self.w.diag()))
+        return got
+
+    def final_index(self, address, job_id):
+        """Where the final report of the job came among the messages."""
+        for i, t, p in self.arrivals():
+            if t == self.w.ble.base + "update":
+                u = json.loads(p)
+                if u[:2] == [address, job_id] and u[2] in cj.TERMINAL:
+                    return i
+        self.fail("no final report of %s" % job_id)
+
+    def subscribe(self, address):
+        rid = self.c2g({"type": "device_descriptor_value_write", "deviceAddress": address, "serviceUUID": NUS,
+                        "characteristicUUID": NUS_TX, "descriptorUUID": "2902", "descriptorValue": [1, 0]})
+        got = self.answers(rid, 1)
+        self.assertEqual(got[0][1]["event"]["type"], "device_descriptor_value_write_result", got)
+
+    def notifications(self, address):
+        """Sequence numbers of the unsolicited NUS TX notifications of a device, as they arrived."""
+        return [(i, int.from_bytes(bytes(e["event"]["characteristic"]["value"][:4]), "little"))
+                for i, e in self.g2c(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
+                                     and e["requestId"] == "N/A"
+                                     and e["event"]["device"]["address"]["address"] == address
+                                     and e["event"]["characteristic"]["uuid"] == NUS_TX)]
+
+    def test_c2g_held_during_transfer(self):
+        """A read and a write the cloud sends to a device during its SMP upload are not sent to it
+        then: they run after the job, in order, answered with their request ids after SUCCEEDED (the
+        read gives the new firmware's version), and the upload is intact.  The application's own
+        notifications still reach the cloud during the job."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB, "gatt": APP_GATT}})
+        image = smp.make_image((2, 2, 0), 256 * KB, seed=13)
+        w.wait_asked(A)
+        self.subscribe(A)
+        job = w.ble_job("ble-job-held", A, "zephyr/held.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        read = self.c2g({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180A",
+                         "characteristicUUID": "2A26"})
+        write = self.c2g({"type": "device_characteristic_value_write", "deviceAddress": A, "serviceUUID": NUS,
+                          "characteristicUUID": NUS_RX, "characteristicValue": [1, 2, 3]})
+        disc = self.c2g({"type": "device_discover", "deviceAddress": A})
+        self.assertTrue(w.daemon.wait_log("c2g operation device_discover (%s)" % disc, 30), w.diag())
+        self.assertEqual(w.mock.notify(A, ft.bf.NUS, ft.bf.NUS_TX, 5, start=1, size=4), 5)
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        got = {rid: self.answers(rid, n) for rid, n in ((read, 2), (write, 2), (disc, 1))}
+        done = self.final_index(A, job[1])
+        text = "final report at %d, answers %s\n%s" % (done, got, w.diag())
+        # After the job; the read and the write in the order they were sent (the device's operations
+        # run one at a time); the discovery is answered from the model at its turn, as always.
+        order = [i for rid in (read, write) for i, _ in got[rid]]
+        self.assertGreater(min(order + [got[disc][0][0]]), done, text)
+        self.assertEqual(order, sorted(order), text)
+        self.assertEqual([e["event"]["type"] for _, e in got[read]],
+                         ["device_characteristic_value_read_result", "device_characteristic_value_changed"], text)
+        self.assertEqual(bytes(got[read][0][1]["event"]["characteristic"]["value"]), b"2.2.0", text)
+        self.assertEqual([e["event"]["type"] for _, e in got[write]],
+                         ["device_characteristic_value_write_result", "device_characteristic_value_changed"], text)
+        self.assertEqual(got[write][0][1]["event"]["characteristic"]["value"], [1, 2, 3], text)
+        self.assertEqual(got[disc][0][1]["event"]["type"], "device_discover_result", text)
+        # The write reached the device after the last SMP request of the job, not in between.
+        log = w.mock.log()
+        writes = [k for k, x in enumerate(log) if x["method"] == "WriteValue" and w.paths[A] in x["path"]]
+        ours = [k for k in writes if log[k].get("value") == "010203"]
+        self.assertEqual(len(ours), 1, log[-20:])
+        self.assertEqual(ours[0], writes[-1], log[-20:])
+        # The upload is intact, the device booted once; its own notifications went on during the job.
+        self.assertEqual(w.slot(A, 0), image)
+        self.assertEqual(w.smp_state(A)["boots"], 1)
+        notes = self.notifications(A)
+        self.assertEqual([n for _, n in notes], [1, 2, 3, 4, 5], notes)
+        self.assertLess(notes[-1][0], done, notes)
+        self.assertEqual(w.peer.smp_on_g2c, 0)
+        self.assertEqual(w.daemon.log().count("waits: the device is being updated"), 3)
+
+    def test_two_updating_third_streaming(self):
+        """Two devices update at once while a third streams notifications the whole time: every one
+        of them reaches the cloud, in order; the third's reads are answered at once, those of an
+        updating device after its job.  (A takes 8 s to reboot into its new image: its job lasts
+        while B's image comes through the modem and goes to B.)"""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB, "reset_ms": 8000},
+                        B: {"version": [1, 0, 0], "slot_size": 512 * KB}}, desired=[A, B, C])
+        w.mock.add_device(C)
+        images = {A: smp.make_image((2, 0, 0), 256 * KB, seed=14), B: smp.make_image((2, 0, 1), 64 * KB, seed=15)}
+        w.wait_asked(A)
+        w.wait_asked(B)
+        w.wait_asked(C)
+        self.subscribe(C)
+        sent = [0]
+        stop = threading.Event()
+
+        def stream():
+            # Its own connection to the fixture: the test's goes on meanwhile.
+            conn = dbus.bus.BusConnection(w.bus.address)
+            fx = dbus.Interface(conn.get_object("org.bluez", "/"), "org.nrfgw.BluezFixture")
+            try:
+                while not stop.is_set():
+                    sent[0] += int(fx.Notify(w.mock.path(C), ft.bf.NUS, ft.bf.NUS_TX, dbus.UInt32(4),
+                                             dbus.UInt32(sent[0] + 1), dbus.UInt32(8), timeout=60))
+                    stop.wait(0.1)
+            finally:
+                conn.close()
+        streamer = threading.Thread(target=stream)
+        streamer.start()
+        try:
+            self.assertTrue(st.wait_until(lambda: len(self.notifications(C)) >= 8, 30), w.diag())
+            jobs = {a: w.ble_job("ble-job-s" + a[-2:], a, "zephyr/s%s.bin" % a[-2:], images[a]) for a in (A, B)}
+            for a in (A, B):
+                w.ble.offer(jobs[a])
+            self.wait_uploading(A, 8 * KB)
+            held = self.c2g({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180A",
+                             "characteristicUUID": "2A26"})
+            now = self.c2g({"type": "device_characteristic_value_read", "deviceAddress": C, "serviceUUID": "180F",
+                            "characteristicUUID": "2A19"})
+            for a in (A, B):
+                final = w.ble.wait_final(jobs[a][1])
+                self.assertEqual(final, [a, jobs[a][1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(jobs[a][1]),
+                                                                                       w.diag()))
+            time.sleep(1)
+        finally:
+            stop.set()
+            streamer.join(60)
+        for a in (A, B):
+            self.check(jobs[a], [[a, jobs[a][1], cj.IN_PROGRESS, ""], [a, jobs[a][1], cj.SUCCEEDED, ""]])
+            self.assertEqual(w.slot(a, 0), images[a])
+        ok = st.wait_until(lambda: len(self.notifications(C)) >= sent[0], 60)
+        notes = self.notifications(C)
+        text = "%d sent, %d arrived\n%s" % (sent[0], len(notes), w.diag())
+        self.assertTrue(ok, text)
+        self.assertEqual([n for _, n in notes], list(range(1, sent[0] + 1)), text)  # none lost, in order
+        finals = {a: self.final_index(a, jobs[a][1]) for a in (A, B)}
+        started = min(i for i, t, p in self.arrivals() if t == w.ble.base + "update")
+        self.assertLess(notes[0][0], started, text)  # streaming before the jobs began ...
+        self.assertGreater(notes[-1][0], max(finals.values()), text)  # ... and after both ended
+        self.assertGreater(len([i for i, _ in notes if started < i < min(finals.values())]), 20, text)
+        # Both jobs at once: B's transfer went on while A's job did.
+        log = w.daemon.log()
+        self.assertLess(log.index("10%% transferred to %s" % B), log.index("%s of %s: SUCCEEDED" % (jobs[A][1], A)),
+                        log[-3000:])
+        # C's read was answered during A's job, A's after it (with the new version).
+        self.assertLess(self.answers(now, 2)[0][0], finals[A], text)
+        got = self.answers(held, 2)
+        self.assertGreater(got[0][0], finals[A], text)
+        self.assertEqual(bytes(got[0][1]["event"]["characteristic"]["value"]), b"2.0.0", text)
+
+    def test_desired_changes_during_transfer(self):
+        """A desiredConnections change that keeps the device being updated does not disturb its
+        job; one that removes it ends its job FAILED "Error applying update" at once (it cannot
+        finish without the device), and what the cloud sent to it meanwhile is answered with an
+        error.  (A takes 15 s to reboot after its reset: its job is still on when the changes come.)"""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB, "reset_ms": 15000}}, desired=[A])
+        w.mock.add_device(C)
+        image = smp.make_image((3, 1, 0), 128 * KB, seed=16)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-removed", A, "zephyr/removed.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        w.peer.delta({"desiredConnections": [A, C]})
+        w.wait_asked(C)
+        time.sleep(0.5)
+        log = w.daemon.log()
+        for text in ("disconnected during the transfer", A + ": no longer desired", "starting the transfer again"):
+            self.assertNotIn(text, log)
+        self.assertTrue(w.mock.state(A)["connected"])
+        self.assertEqual(w.ble.statuses(job[1])[-1], [A, job[1], cj.IN_PROGRESS, ""])
+        read = self.c2g({"type": "device_characteristic_value_read", "deviceAddress": A, "serviceUUID": "180A",
+                         "characteristicUUID": "2A26"})
+        self.assertTrue(w.daemon.wait_log("c2g operation device_characteristic_value_read (%s)" % read, 30), w.diag())
+        w.peer.delta({"desiredConnections": [C]})
+        final = w.ble.wait_final(job[1], 30)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        self.assertIn("removed from desiredConnections, ending the job", w.daemon.log())
+        e = self.answers(read, 1)[0][1]
+        self.assertEqual(e["event"]["type"], "error", e)
+        self.assertIn("removed from desiredConnections", e["event"]["error"]["description"], e)
+        self.assertLess(e["event"]["error"]["code"], 0, e)
+        self.assertEqual(w.smp_state(A)["version"], "1.0.0")
+        self.assertTrue(st.wait_until(lambda: os.listdir(os.path.join(w.state_dir, "blefota")) == [A + ".last"], 30),
+                        os.listdir(os.path.join(w.state_dir, "blefota")))
+        self.assertIn("waits: the device is being updated", w.daemon.log())
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")

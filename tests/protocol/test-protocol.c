@@ -535,6 +535,87 @@ static void test_convert_gatt_values(void **state) {
         assert_int_equal(c->value_len, 0);
 }
 
+/* A device being updated: its operations are held in order (at most PROTOCOL_HELD_MAX), run when the
+ * update ends, answered with an error when it is removed; other devices are not affected. */
+typedef struct Updating {
+        bool busy;
+        unsigned removed;
+} Updating;
+
+static bool updating_busy(void *userdata, const char *address) {
+        return ((Updating *) userdata)->busy && streq(address, A);
+}
+
+static void updating_removed(void *userdata, const char *address) {
+        assert_string_equal(address, A);
+        ((Updating *) userdata)->removed++;
+}
+
+static void test_held_while_updating(void **state) {
+        static const ProtocolDeviceHooks hooks = { .busy = updating_busy, .removed = updating_removed };
+        static const char *const two[] = { A, B };
+        T *t = *state;
+        Updating u = { .busy = true };
+        char json[256], id[16];
+
+        desire(t, two, 2);
+        connect_a(t);
+        protocol_set_device_hooks(t->p, &hooks, &u);
+        fake_clear(&t->fake);
+        for (unsigned i = 0; i <= PROTOCOL_HELD_MAX; i++) {
+                snprintf(json, sizeof json,
+                         "{\"type\":\"operation\",\"id\":\"h%u\",\"operation\":{\"type\":"
+                         "\"device_characteristic_value_read\",\"deviceAddress\":\"" A "\",\"serviceUUID\":\"180F\","
+                         "\"characteristicUUID\":\"2A19\"}}",
+                         i);
+                c2g(t, json);
+        }
+        /* Only the one over the bound is answered, at once. */
+        assert_int_equal(t->fake.n, 1);
+        assert_string_equal(request_id(&t->fake.sent[0]), "h32");
+        assert_non_null(strstr(error_description(&t->fake.sent[0]), "is being updated"));
+        /* B is not being updated: answered at once (not connected). */
+        c2g(t, "{\"type\":\"operation\",\"id\":\"b1\",\"operation\":{\"type\":\"device_discover\","
+               "\"deviceAddress\":\"" B "\"}}");
+        c2g(t, "{\"type\":\"operation\",\"id\":\"b2\",\"operation\":{\"type\":"
+               "\"device_characteristic_value_read\",\"deviceAddress\":\"" B "\",\"serviceUUID\":\"180F\","
+               "\"characteristicUUID\":\"2A19\"}}");
+        assert_int_equal(t->fake.n, 2);
+        assert_string_equal(request_id(&t->fake.sent[1]), "b2");
+        /* Resumed while still busy: nothing runs. */
+        fake_clear(&t->fake);
+        protocol_device_resume(t->p, A);
+        assert_true(sd_event_run(t->event, 0) >= 0);
+        assert_int_equal(t->fake.n, 0);
+        /* The update ended: from the loop, in order, each with its id (here no radio refuses them). */
+        u.busy = false;
+        protocol_device_resume(t->p, A);
+        assert_int_equal(t->fake.n, 0);
+        assert_true(sd_event_run(t->event, 0) >= 0);
+        assert_int_equal(t->fake.n, PROTOCOL_HELD_MAX);
+        for (unsigned i = 0; i < PROTOCOL_HELD_MAX; i++) {
+                snprintf(id, sizeof id, "h%u", i);
+                assert_string_equal(request_id(&t->fake.sent[i]), id);
+                assert_non_null(strstr(error_description(&t->fake.sent[i]), "Bluetooth is not available"));
+        }
+        /* Held again, then A leaves desiredConnections: answered with an error, the hook told. */
+        u.busy = true;
+        fake_clear(&t->fake);
+        c2g(t, "{\"type\":\"operation\",\"id\":\"r1\",\"operation\":{\"type\":\"device_discover\","
+               "\"deviceAddress\":\"" A "\"}}");
+        assert_int_equal(t->fake.n, 0);
+        desire(t, two + 1, 1);
+        assert_int_equal(u.removed, 1);
+        for (size_t i = 0; i < t->fake.n; i++)
+                if (streq(t->fake.sent[i].topic, "g2c") && streq_ptr(event_type(&t->fake.sent[i]), "error")) {
+                        assert_string_equal(request_id(&t->fake.sent[i]), "r1");
+                        assert_non_null(strstr(error_description(&t->fake.sent[i]), "removed from desiredConnections"));
+                        u.removed += 10;
+                }
+        assert_int_equal(u.removed, 11);
+        assert_true(sd_event_run(t->event, 0) >= 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_connect_reports, setup, teardown),
@@ -547,6 +628,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_c2g_rate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_c2g_rate_slow_flood, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_notifications, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_held_while_updating, setup, teardown),
                 cmocka_unit_test(test_convert_gatt),
                 cmocka_unit_test(test_convert_gatt_values),
         };
