@@ -51,8 +51,43 @@ static size_t skip_spaces(const char *s, size_t len, size_t i) {
         return i;
 }
 
-int at_args_parse(const char *s, size_t len, struct at_args *ret) {
+/* A decimal integer with an optional sign at s[*i]: 0, -NRF91_EINVAL (no digits) or -NRF91_ERANGE. */
+static int parse_int(const char *s, size_t len, size_t *i, int64_t *ret) {
+        bool negative = false;
+        uint64_t v = 0;
+        size_t digits = 0;
+
+        if (s[*i] == '-' || s[*i] == '+')
+                negative = s[(*i)++] == '-';
+        for (; *i < len && s[*i] >= '0' && s[*i] <= '9'; (*i)++, digits++) {
+                v = v * 10 + (uint64_t) (s[*i] - '0');
+                if (v > (uint64_t) INT64_MAX)
+                        return -NRF91_ERANGE;
+        }
+        if (digits == 0)
+                return -NRF91_EINVAL;
+        *ret = negative ? -(int64_t) v : (int64_t) v;
+        return 0;
+}
+
+/* An unquoted token runs to the next comma; printable ASCII only, no quote. */
+static int parse_token(const char *s, size_t len, size_t *i, struct at_arg *ret) {
+        size_t start = *i, end;
+
+        for (; *i < len && s[*i] != ','; (*i)++)
+                if (s[*i] == '"' || (unsigned char) s[*i] < 0x20 || (unsigned char) s[*i] >= 0x7f)
+                        return -NRF91_EINVAL;
+        for (end = *i; s[end - 1] == ' '; end--)
+                ;
+        ret->type = AT_ARG_TOKEN;
+        ret->str = s + start;
+        ret->len = end - start;
+        return 0;
+}
+
+int at_args_parse(const char *s, size_t len, unsigned flags, struct at_args *ret) {
         size_t i = 0;
+        int r;
 
         ret->count = 0;
         for (;;) {
@@ -72,21 +107,24 @@ int at_args_parse(const char *s, size_t len, struct at_args *ret) {
                         arg.len = i - start;
                         i++;
                 } else if (i < len && s[i] != ',') {
-                        bool negative = false;
-                        uint64_t v = 0;
-                        size_t digits = 0;
+                        size_t start = i, next;
 
-                        if (s[i] == '-' || s[i] == '+')
-                                negative = s[i++] == '-';
-                        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++) {
-                                v = v * 10 + (uint64_t) (s[i] - '0');
-                                if (v > (uint64_t) INT64_MAX)
-                                        return -NRF91_ERANGE;
+                        r = parse_int(s, len, &i, &arg.num);
+                        next = skip_spaces(s, len, i);
+                        if (r == 0 && next < len && s[next] != ',')
+                                r = -NRF91_EINVAL; /* more after the digits */
+                        if (r == 0) {
+                                arg.type = AT_ARG_INT;
+                                arg.str = s + start;
+                                arg.len = i - start;
+                        } else if (!(flags & AT_ARGS_TOKENS)) {
+                                return r;
+                        } else {
+                                i = start;
+                                r = parse_token(s, len, &i, &arg);
+                                if (r < 0)
+                                        return r;
                         }
-                        if (digits == 0)
-                                return -NRF91_EINVAL;
-                        arg.type = AT_ARG_INT;
-                        arg.num = negative ? -(int64_t) v : (int64_t) v;
                 }
                 i = skip_spaces(s, len, i);
                 ret->v[ret->count++] = arg;
@@ -98,6 +136,10 @@ int at_args_parse(const char *s, size_t len, struct at_args *ret) {
         }
 }
 
+bool at_param_present(const struct at_args *a, size_t i) {
+        return i < a->count && a->v[i].type != AT_ARG_EMPTY;
+}
+
 int at_param_int(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t *ret) {
         if (i >= a->count || a->v[i].type != AT_ARG_INT || a->v[i].num < min || a->v[i].num > max)
                 return -NRF91_EINVAL;
@@ -106,18 +148,28 @@ int at_param_int(const struct at_args *a, size_t i, int64_t min, int64_t max, in
 }
 
 int at_param_int_opt(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t def, int64_t *ret) {
-        if (i >= a->count || a->v[i].type == AT_ARG_EMPTY) {
+        if (!at_param_present(a, i)) {
                 *ret = def;
                 return 0;
         }
         return at_param_int(a, i, min, max, ret);
 }
 
-int at_param_str(const struct at_args *a, size_t i, char *buf, size_t size) {
-        if (i >= a->count || a->v[i].type != AT_ARG_STRING || a->v[i].len >= size ||
-            memchr(a->v[i].str, '\0', a->v[i].len))
+int at_param_text(const struct at_args *a, size_t i, bool unquoted, const char **ret, size_t *ret_len) {
+        if (!at_param_present(a, i) || (a->v[i].type != AT_ARG_STRING && !unquoted))
                 return -NRF91_EINVAL;
-        memcpy(buf, a->v[i].str, a->v[i].len);
-        buf[a->v[i].len] = '\0';
+        *ret = a->v[i].str;
+        *ret_len = a->v[i].len;
+        return 0;
+}
+
+int at_param_str(const struct at_args *a, size_t i, char *buf, size_t size) {
+        const char *s;
+        size_t n;
+
+        if (at_param_text(a, i, false, &s, &n) < 0 || n >= size || memchr(s, '\0', n))
+                return -NRF91_EINVAL;
+        memcpy(buf, s, n);
+        buf[n] = '\0';
         return 0;
 }

@@ -6,16 +6,20 @@
  *
  * at_cmd_parse() splits "AT<name>[=<params>|?|=?]".  at_args_parse() splits
  * the parameter text: comma-separated values, each empty, a decimal integer
- * (optional sign) or a double-quoted string (no escapes; it may hold CR/LF
- * and, being counted, even NUL).  Spaces around values are tolerated.
- * Strings point into the parsed text; nothing is copied.
+ * (optional sign) or a double-quoted string (no escapes; it may hold CR/LF,
+ * commas and, being counted, even NUL).  Spaces around values are tolerated.
+ * With AT_ARGS_TOKENS, other unquoted text (printable ASCII, no quote) is a
+ * token, as the modem takes for a PSK or an identity; without it, it is an
+ * error (the core's own commands).  Strings point into the parsed text;
+ * nothing is copied.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define AT_ARGS_MAX 8
+/* More than any command takes, the modem's included (%JWT, the most, has 6). */
+#define AT_ARGS_MAX 12
 #define AT_NAME_MAX 32
 
 enum at_cmd_type {
@@ -37,12 +41,13 @@ enum at_arg_type {
         AT_ARG_EMPTY,
         AT_ARG_INT,
         AT_ARG_STRING,
+        AT_ARG_TOKEN, /* only with AT_ARGS_TOKENS */
 };
 
 struct at_arg {
         enum at_arg_type type;
         int64_t num;     /* AT_ARG_INT */
-        const char *str; /* AT_ARG_STRING, without the quotes */
+        const char *str; /* AT_ARG_STRING: without the quotes; AT_ARG_INT, AT_ARG_TOKEN: as written */
         size_t len;
 };
 
@@ -56,8 +61,18 @@ int at_cmd_parse(const char *line, size_t len, struct at_cmd *ret);
 /* Case-insensitive comparison of the command name. */
 bool at_cmd_is(const struct at_cmd *cmd, const char *name);
 
-/* 0, -NRF91_EINVAL (malformed), -NRF91_E2BIG... see at-params.c */
-int at_args_parse(const char *s, size_t len, struct at_args *ret);
+/* at_args_parse() flags */
+#define AT_ARGS_TOKENS 1u
+
+/*
+ * 0, -NRF91_EINVAL (malformed: unterminated string, text after a closing
+ * quote, control bytes outside quotes...), -NRF91_ERANGE (an integer beyond
+ * int64_t; a token with AT_ARGS_TOKENS) or -NRF91_E2BIG (over AT_ARGS_MAX).
+ */
+int at_args_parse(const char *s, size_t len, unsigned flags, struct at_args *ret);
+
+/* Value i is there and not empty ("" is not empty). */
+bool at_param_present(const struct at_args *a, size_t i);
 
 /* Integer i in [min, max]; -NRF91_EINVAL if absent, not an integer or out of range. */
 int at_param_int(const struct at_args *a, size_t i, int64_t min, int64_t max, int64_t *ret);
@@ -68,3 +83,8 @@ int at_param_int_opt(const struct at_args *a, size_t i, int64_t min, int64_t max
  * string, longer than size - 1 or containing NUL.
  */
 int at_param_str(const struct at_args *a, size_t i, char *buf, size_t size);
+/*
+ * String i in place (not NUL-terminated), or with unquoted also an unquoted
+ * value as written; -NRF91_EINVAL if absent, empty or of another type.
+ */
+int at_param_text(const struct at_args *a, size_t i, bool unquoted, const char **ret, size_t *ret_len);

@@ -191,7 +191,7 @@ static int run_command(struct nrf91_core *c, const struct nrf91_command *e, cons
                 return 0;
         }
         if (cmd->type == AT_CMD_SET) {
-                if (at_args_parse(cmd->params, cmd->params_len, &args) < 0 ||
+                if (at_args_parse(cmd->params, cmd->params_len, 0, &args) < 0 ||
                     args.count < e->min_args || args.count > e->max_args)
                         return -NRF91_EINVAL;
         }

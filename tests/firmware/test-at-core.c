@@ -833,7 +833,7 @@ static void test_args_parser(void **state) {
         int64_t v;
 
         (void) state;
-        assert_int_equal(at_args_parse("1,\"a,b\", -3 ,,\"\"", 16, &a), 0);
+        assert_int_equal(at_args_parse("1,\"a,b\", -3 ,,\"\"", 16, 0, &a), 0);
         assert_int_equal(a.count, 5);
         assert_int_equal(a.v[0].type, AT_ARG_INT);
         assert_int_equal(a.v[0].num, 1);
@@ -854,18 +854,22 @@ static void test_args_parser(void **state) {
         assert_int_equal(at_param_str(&a, 1, buf, 3), -NRF91_EINVAL);
         assert_int_equal(at_param_str(&a, 0, buf, sizeof buf), -NRF91_EINVAL);
 
-        assert_int_equal(at_args_parse("", 0, &a), 0);
+        assert_int_equal(at_args_parse("", 0, 0, &a), 0);
         assert_int_equal(a.count, 1);
-        assert_int_equal(at_args_parse("1,2,3,4,5,6,7,8", 15, &a), 0);
-        assert_int_equal(at_args_parse("1,2,3,4,5,6,7,8,9", 17, &a), -NRF91_E2BIG);
-        assert_int_equal(at_args_parse("\"abc", 4, &a), -NRF91_EINVAL);
-        assert_int_equal(at_args_parse("1 2", 3, &a), -NRF91_EINVAL);
-        assert_int_equal(at_args_parse("-", 1, &a), -NRF91_EINVAL);
-        assert_int_equal(at_args_parse("9223372036854775807", 19, &a), 0);
-        assert_int_equal(at_args_parse("9223372036854775808", 19, &a), -NRF91_ERANGE);
-        assert_int_equal(at_args_parse("\"a\"b", 4, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("1,2,3,4,5,6,7,8,9,10,11,12", 26, 0, &a), 0);
+        assert_int_equal(a.count, 12);
+        assert_int_equal(at_args_parse("1,2,3,4,5,6,7,8,9,10,11,12,13", 29, 0, &a), -NRF91_E2BIG);
+        /* Without AT_ARGS_TOKENS unquoted text must be an integer (the core's own commands). */
+        assert_int_equal(at_args_parse("1,abc", 5, 0, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("5x", 2, 0, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("\"abc", 4, 0, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("1 2", 3, 0, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("-", 1, 0, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("9223372036854775807", 19, 0, &a), 0);
+        assert_int_equal(at_args_parse("9223372036854775808", 19, 0, &a), -NRF91_ERANGE);
+        assert_int_equal(at_args_parse("\"a\"b", 4, 0, &a), -NRF91_EINVAL);
         /* NUL inside a string: counted, but not copied out as a C string. */
-        assert_int_equal(at_args_parse("\"a\0b\"", 5, &a), 0);
+        assert_int_equal(at_args_parse("\"a\0b\"", 5, 0, &a), 0);
         assert_int_equal(at_param_str(&a, 0, buf, sizeof buf), -NRF91_EINVAL);
 
         assert_int_equal(at_cmd_parse("AT#XSEND=1,2", 12, &cmd), 0);
@@ -881,6 +885,90 @@ static void test_args_parser(void **state) {
         assert_int_equal(cmd.name_len, 0);
         assert_int_equal(at_cmd_parse("AT+CFUN?1", 9, &cmd), -NRF91_EINVAL);
         assert_int_equal(at_cmd_parse("BT", 2, &cmd), -NRF91_EINVAL);
+}
+
+static int parse_tokens(const char *s, struct at_cmd *cmd, struct at_args *a) {
+        int r = at_cmd_parse(s, strlen(s), cmd);
+
+        a->count = 0;
+        if (r == 0 && cmd->type == AT_CMD_SET)
+                r = at_args_parse(cmd->params, cmd->params_len, AT_ARGS_TOKENS, a);
+        return r;
+}
+
+/* The dialect as the emulated modem reads it: unquoted tokens, more parameters, strings with CR/LF and commas. */
+static void test_args_tokens(void **state) {
+        struct at_cmd cmd;
+        struct at_args a;
+        const char *s;
+        size_t len;
+        int64_t v;
+
+        (void) state;
+        assert_int_equal(parse_tokens("at%cmng=1", &cmd, &a), 0);
+        assert_true(at_cmd_is(&cmd, "%CMNG"));
+        assert_int_equal(cmd.type, AT_CMD_SET);
+        assert_int_equal(parse_tokens("ATE0", &cmd, &a), 0);
+        assert_true(at_cmd_is(&cmd, "E0"));
+        assert_int_equal(cmd.type, AT_CMD_EXEC);
+        assert_int_equal(a.count, 0);
+        assert_int_equal(parse_tokens("A", &cmd, &a), -NRF91_EINVAL);
+        assert_int_equal(parse_tokens("", &cmd, &a), -NRF91_EINVAL);
+
+        /* Text after a closing quote is an error; inside quotes CR, LF and commas are content. */
+        assert_int_equal(parse_tokens("AT%CMNG=0,16842753,0,\"a,b\r\n\"\"\",", &cmd, &a), -NRF91_EINVAL);
+        assert_int_equal(parse_tokens("AT%CMNG=0,16842753,0,\"a,b\r\nc\",\"pw\"", &cmd, &a), 0);
+        assert_int_equal(a.count, 5);
+        assert_int_equal(at_param_int(&a, 1, 0, 4294967295LL, &v), 0);
+        assert_int_equal(v, 16842753);
+        assert_int_equal(at_param_text(&a, 3, false, &s, &len), 0);
+        assert_int_equal(len, 6);
+        assert_memory_equal(s, "a,b\r\nc", 6);
+        assert_int_equal(at_param_text(&a, 1, false, &s, &len), -NRF91_EINVAL);
+        assert_int_equal(at_param_text(&a, 1, true, &s, &len), 0); /* an unquoted value as written */
+        assert_memory_equal(s, "16842753", len);
+        assert_int_equal(at_param_int(&a, 3, 0, 10, &v), -NRF91_EINVAL);
+        assert_int_equal(at_param_int(&a, 7, 0, 10, &v), -NRF91_EINVAL);
+
+        assert_int_equal(parse_tokens("AT%JWT=,,\"\",", &cmd, &a), 0);
+        assert_int_equal(a.count, 4);
+        assert_false(at_param_present(&a, 0));
+        assert_true(at_param_present(&a, 2)); /* "" is a present, empty string */
+        assert_int_equal(at_param_text(&a, 2, false, &s, &len), 0);
+        assert_int_equal(len, 0);
+        assert_false(at_param_present(&a, 3));
+        assert_int_equal(at_param_text(&a, 3, true, &s, &len), -NRF91_EINVAL);
+
+        assert_int_equal(parse_tokens("AT+X=", &cmd, &a), 0);
+        assert_int_equal(a.count, 1);
+        assert_int_equal(parse_tokens("AT+X=-5,5x,99999999999999999999, my id ,007", &cmd, &a), 0);
+        assert_int_equal(at_param_int(&a, 0, -10, 10, &v), 0);
+        assert_int_equal(v, -5);
+        assert_int_equal(at_param_int(&a, 0, 0, 10, &v), -NRF91_EINVAL);
+        assert_int_equal(a.v[1].type, AT_ARG_TOKEN);
+        assert_int_equal(at_param_int(&a, 1, 0, 10, &v), -NRF91_EINVAL);
+        assert_int_equal(a.v[2].type, AT_ARG_TOKEN); /* too large for an integer: a PSK, say */
+        assert_int_equal(at_param_int(&a, 2, 0, INT64_MAX, &v), -NRF91_EINVAL);
+        assert_int_equal(at_param_text(&a, 2, true, &s, &len), 0);
+        assert_int_equal(len, 20);
+        assert_int_equal(at_param_text(&a, 3, true, &s, &len), 0); /* spaces around a token are not part of it */
+        assert_int_equal(len, 5);
+        assert_memory_equal(s, "my id", 5);
+        assert_int_equal(at_param_text(&a, 3, false, &s, &len), -NRF91_EINVAL);
+        assert_int_equal(at_param_int(&a, 4, 0, 10, &v), 0);
+        assert_int_equal(v, 7);
+        assert_int_equal(at_param_text(&a, 4, true, &s, &len), 0); /* leading zeros kept */
+        assert_memory_equal(s, "007", len);
+
+        assert_int_equal(parse_tokens("AT+X=1,2,3,4,5,6,7,8,9,10,11,12", &cmd, &a), 0);
+        assert_int_equal(parse_tokens("AT+X=1,2,3,4,5,6,7,8,9,10,11,12,13", &cmd, &a), -NRF91_E2BIG);
+        assert_int_equal(parse_tokens("AT+X=a\"b", &cmd, &a), -NRF91_EINVAL);
+        assert_int_equal(parse_tokens("AT+X=a\rb", &cmd, &a), -NRF91_EINVAL);
+        assert_int_equal(parse_tokens("AT+X=\xc3\xa9", &cmd, &a), -NRF91_EINVAL);
+        /* NUL inside quotes is data, outside it is an error. */
+        assert_int_equal(at_args_parse("\"a\0b\"", 5, AT_ARGS_TOKENS, &a), 0);
+        assert_int_equal(at_args_parse("a\0b", 3, AT_ARGS_TOKENS, &a), -NRF91_EINVAL);
+        assert_int_equal(at_args_parse("1\0", 2, AT_ARGS_TOKENS, &a), -NRF91_EINVAL);
 }
 
 static void test_line_assembler(void **state) {
@@ -967,6 +1055,7 @@ int main(void) {
                 cmocka_unit_test(test_fota_info_resume_confirm),
                 cmocka_unit_test(test_fota_revert),
                 cmocka_unit_test(test_args_parser),
+                cmocka_unit_test(test_args_tokens),
                 cmocka_unit_test(test_line_assembler),
                 cmocka_unit_test(test_sha256_vectors),
         };

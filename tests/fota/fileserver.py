@@ -23,10 +23,15 @@ Fault modes, per path (set_fault) or for the whole server:
     another host name (wrong host name).
 """
 
+import os
 import socket
 import ssl
+import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import https_standin  # noqa: E402
 
 
 class Request:
@@ -62,26 +67,16 @@ class FileServer:
         self.lock = threading.Lock()
         self.requests = []
         self.handshakes = []  # (sni or None, accepted)
-        self.stopping = threading.Event()
-        self.conns = set()
         self.ctx = None
         self.set_cert(cert)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        self.server = https_standin.LoopbackServer(self._serve)
+        self.port = self.server.port
+        self.stopping = self.server.stopping
 
     # ---- configuration ----
 
     def set_cert(self, cert):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert[0], cert[1])
-        ctx.sni_callback = self._sni
-        self.ctx = ctx
+        self.ctx = https_standin.server_context(cert[0], cert[1], self._sni)
 
     def add(self, name, data):
         """Serves data at /name; returns the path."""
@@ -126,59 +121,22 @@ class FileServer:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
 
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
     def _serve(self, raw):
         raw.settimeout(30)
-        with self.lock:
-            self.conns.add(raw)
         try:
-            try:
-                conn = self.ctx.wrap_socket(raw, server_side=True)
-            except (ssl.SSLError, OSError):
-                return  # refused, untrusted by the client, ...
-            try:
-                self._http(conn, getattr(conn, "sni_seen", None))
-            finally:
-                conn.close()
-        except OSError:
-            pass
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            return  # refused, untrusted by the client, ...
+        try:
+            self._http(conn, getattr(conn, "sni_seen", None))
         finally:
-            with self.lock:
-                self.conns.discard(raw)
-            try:
-                raw.close()
-            except OSError:
-                pass
+            conn.close()
 
     def _http(self, conn, sni):
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-            if len(data) > 16384:
-                return
-        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-        lines = head.split("\r\n")
-        try:
-            method, path, _ = lines[0].split(" ", 2)
-        except ValueError:
+        head = https_standin.read_request_head(lambda: conn.recv(4096))
+        if head is None:
             return
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
+        method, path, headers = head.method, head.path, head.headers
         req = Request(sni, method, path, headers, time.monotonic())
         with self.lock:
             self.requests.append(req)
@@ -236,19 +194,7 @@ class FileServer:
                 pass
 
     def stop(self):
-        self.stopping.set()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self.lock:
-            conns = list(self.conns)
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self.thread.join(5)
+        self.server.stop()
 
 
 def measure_rate(server, name, ca, timeout=60):

@@ -96,6 +96,17 @@ static void test_basic(void **state) {
         EXPECT(f->m, "AT?", ERR);
         EXPECT(f->m, "AT+CGMI", "\r\nNordic Semiconductor ASA\r\n" OK);
         EXPECT(f->m, "AT+CGMM", "\r\nnRF9160-SICA\r\n" OK);
+        /* Syntax: names, spaces around values, parameter counts, text after a closing quote. */
+        EXPECT(f->m, "AT+CF UN", ERR);
+        EXPECT(f->m, "AT+CFUN 4", ERR);
+        EXPECT(f->m, "at+cfun = 4", ERR);
+        EXPECT(f->m, "AT+CFUN= 4 ", OK);
+        EXPECT(f->m, "AT+CFUN?", "\r\n+CFUN: 4\r\n" OK);
+        EXPECT(f->m, "AT+CFUN=4x", ERR);
+        EXPECT(f->m, "AT%KEYGEN=1,2,0,\"a\",\"b\",1,2,3,4,5,6,7", ERR); /* 12 parameters: too many for %KEYGEN */
+        EXPECT(f->m, "AT%KEYGEN=1,2,0,\"a\",\"b\",1,2,3,4,5,6,7,8", ERR); /* 13: too many for any command */
+        EXPECT(f->m, "AT%CCLK=\"24/01/02,03:04:05+00\"x", ERR);
+        EXPECT(f->m, "AT%CCLK=\"24/01/02,03:04:05+00\",\x7f", ERR);
 }
 
 static void test_identity(void **state) {
@@ -270,6 +281,8 @@ static void test_cmng(void **state) {
         /* Other tags, ordering, list by tag. */
         EXPECT(f->m, "AT%CMNG=0,42,0,\"x\"", OK);
         EXPECT(f->m, "AT%CMNG=0,7,4,my-psk-id", OK); /* unquoted content is accepted */
+        EXPECT(f->m, "AT%CMNG=0,7,3,00112233445566778899", OK); /* digits beyond any integer: still content */
+        EXPECT(f->m, "AT%CMNG=2,7,3", "\r\n%CMNG: 7,3,\"A124E1693F0AAE2BB93F37B2E9B42009DFD89F0B69C65D4F2DE13ED22EF9D4E9\",\"00112233445566778899\"\r\n" OK);
         EXPECT(f->m, "AT%CMNG=0,7,3,\"0102\"", OK);
         EXPECT(f->m, "AT%CMNG=1,42", "\r\n%CMNG: 42,0,\"2D711642B726B04401627CA9FBAC32F5C8530FB1903CC4DB02258717921A4881\"\r\n" OK);
         EXPECT(f->m, "AT%CMNG=1,7",
@@ -293,6 +306,7 @@ static void test_cmng(void **state) {
         EXPECT(f->m, "AT%CMNG=0,-1,0,\"x\"", ERR);
         EXPECT(f->m, "AT%CMNG=0,4294967296,0,\"x\"", ERR);
         EXPECT(f->m, "AT%CMNG=0,42,0,\"x\"junk", ERR);
+        EXPECT(f->m, "AT%CMNG=0,42,0,x\"y\"", ERR);   /* a quote inside an unquoted value */
         EXPECT(f->m, "AT%CMNG=0,42,0,\"unterminated", ERR);
         EXPECT(f->m, "AT%CMNG=2,42", ERR);
         EXPECT(f->m, "AT%CMNG=2,42,0,\"x\"", ERR);
@@ -354,6 +368,10 @@ static void test_buffer(void **state) {
         assert_memory_equal(out, OK, 6);
         /* NUL bytes outside quotes are not a command */
         assert_int_equal(modem_emu_execute(f->m, "AT\0", 3, out, sizeof out), 9);
+        assert_memory_equal(out, ERR, 9);
+        assert_int_equal(modem_emu_execute(f->m, "AT+CFUN=4\0", 10, out, sizeof out), 9);
+        assert_memory_equal(out, ERR, 9);
+        assert_int_equal(modem_emu_execute(f->m, "AT+CFUN\0=4", 10, out, sizeof out), 9);
         assert_memory_equal(out, ERR, 9);
 }
 

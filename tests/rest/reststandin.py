@@ -33,8 +33,10 @@ every connection, TLS records and handshake included.
 
 import base64
 import json
+import os
 import socket
 import ssl
+import sys
 import threading
 import time
 
@@ -42,6 +44,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import https_standin  # noqa: E402
 
 GROUND_FIX = {"lat": 63.42113, "lon": 10.43715, "uncertainty": 1250, "fulfilledWith": "MCELL"}
 
@@ -140,8 +145,7 @@ class Connection:
 
 class RestStandIn:
     def __init__(self, cert, key, device_cert=None, device_id=None, iss=None, slow_sec=60):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
+        self.ctx = https_standin.server_context(cert, key)
         self.public_key = None
         if device_cert:
             with open(device_cert, "rb") as f:
@@ -152,15 +156,9 @@ class RestStandIn:
         self.lock = threading.Lock()
         self.requests = []
         self.connections = []
-        self.stopping = threading.Event()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        self.server = https_standin.LoopbackServer(self._serve)
+        self.port = self.server.port
+        self.stopping = self.server.stopping
 
     def set_actions(self, *actions):
         with self.lock:
@@ -180,21 +178,9 @@ class RestStandIn:
         raise TimeoutError("%d requests wanted, got %r" % (n, self.requests))
 
     def stop(self):
-        self.stopping.set()
-        self.thread.join(5)
-        self.sock.close()
+        self.server.stop()
 
     # --- the server ---
-
-    def _accept(self):
-        while not self.stopping.is_set():
-            try:
-                s, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _serve(self, s):
         conn = Connection()
@@ -224,6 +210,15 @@ class RestStandIn:
                 return True
             return False
 
+        def read():
+            while True:
+                try:
+                    return tls.read(65536)
+                except ssl.SSLWantReadError:
+                    flush()
+                    if not fill():
+                        return b""
+
         try:
             while True:
                 try:
@@ -234,29 +229,17 @@ class RestStandIn:
                     if not fill():
                         return
             flush()
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                try:
-                    buf += tls.read(65536)
-                except ssl.SSLWantReadError:
-                    flush()
-                    if not fill():
-                        return
-            head, _, rest = buf.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            headers = {}
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            length = int(headers.get("content-length", "0"))
+            head = https_standin.read_request_head(read)
+            if head is None:
+                return
+            length = int(head.headers.get("content-length", "0"))
+            rest = head.rest
             while len(rest) < length:
-                try:
-                    rest += tls.read(65536)
-                except ssl.SSLWantReadError:
-                    if not fill():
-                        return
-            req = Request(method, path, headers, rest[:length])
+                data = read()
+                if not data:
+                    return
+                rest += data
+            req = Request(head.method, head.path, head.headers, rest[:length])
             status, body = self._answer(req)
             conn.requests.append(req)
             with self.lock:
@@ -276,8 +259,6 @@ class RestStandIn:
             req.status = status
         except (OSError, ssl.SSLError, ValueError):
             return
-        finally:
-            s.close()
 
     def _answer(self, req):
         req.action = self._next_action()

@@ -29,7 +29,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "at-args.h"
+#include "at-params.h"
 #include "crypto.h"
 #include "modem-emu-internal.h"
 
@@ -224,89 +224,95 @@ static bool printable(const char *s, size_t len) {
 
 /* --- commands --- */
 
-typedef int (*Handler)(ModemEmu *m, const AtCommand *c, Buf *b);
+/* One command, split by the firmware core's parser (at-params.h): the modem reads the same dialect. */
+typedef struct Command {
+        struct at_cmd cmd;
+        struct at_args args; /* AT_CMD_SET only; unquoted tokens allowed (a PSK, an identity) */
+} Command;
 
-static int cmd_at(ModemEmu *m, const AtCommand *c, Buf *b) {
+typedef int (*Handler)(ModemEmu *m, const Command *c, Buf *b);
+
+static int cmd_at(ModemEmu *m, const Command *c, Buf *b) {
         (void) m;
         (void) b;
-        return c->op == AT_OP_EXEC ? RES_OK : RES_ERROR;
+        return c->cmd.type == AT_CMD_EXEC ? RES_OK : RES_ERROR;
 }
 
-static int cmd_echo_off(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_echo_off(ModemEmu *m, const Command *c, Buf *b) {
         (void) m;
         (void) b;
-        return c->op == AT_OP_EXEC ? RES_OK : RES_ERROR; /* "ATE0" / "ATE": no echo, which is all there is */
+        return c->cmd.type == AT_CMD_EXEC ? RES_OK : RES_ERROR; /* "ATE0" / "ATE": no echo, which is all there is */
 }
 
-static int cmd_cmee(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cmee(ModemEmu *m, const Command *c, Buf *b) {
         int64_t v = 0;
 
-        switch (c->op) {
-        case AT_OP_READ:
+        switch (c->cmd.type) {
+        case AT_CMD_READ:
                 buf_line(b, "+CMEE: %d", m->cmee);
                 return RES_OK;
-        case AT_OP_TEST:
+        case AT_CMD_TEST:
                 buf_line(b, "+CMEE: (0,1)");
                 return RES_OK;
-        case AT_OP_SET:
-                if (c->n_args != 1)
+        case AT_CMD_SET:
+                if (c->args.count != 1)
                         return RES_ERROR;
-                if (at_arg_present(c, 0) && at_arg_int(c, 0, 0, 1, &v) < 0)
+                if (at_param_int_opt(&c->args, 0, 0, 1, 0, &v) < 0)
                         return RES_ERROR;
                 m->cmee = (int) v;
                 return RES_OK;
-        case AT_OP_EXEC:
+        case AT_CMD_EXEC:
                 return RES_ERROR;
         }
         return RES_ERROR;
 }
 
-static int cmd_cfun(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cfun(ModemEmu *m, const Command *c, Buf *b) {
         int64_t v;
 
-        switch (c->op) {
-        case AT_OP_READ:
+        switch (c->cmd.type) {
+        case AT_CMD_READ:
                 buf_line(b, "+CFUN: %d", m->cfun);
                 return RES_OK;
-        case AT_OP_TEST:
+        case AT_CMD_TEST:
                 buf_line(b, "+CFUN: (0,1,4)");
                 return RES_OK;
-        case AT_OP_SET:
-                if (c->n_args != 1 || at_arg_int(c, 0, 0, 255, &v) < 0 || !cfun_supported(v))
+        case AT_CMD_SET:
+                if (c->args.count != 1 || at_param_int(&c->args, 0, 0, 255, &v) < 0 || !cfun_supported(v))
                         return RES_ERROR;
                 set_cfun(m, (int) v);
                 return RES_OK;
-        case AT_OP_EXEC:
+        case AT_CMD_EXEC:
                 return RES_ERROR;
         }
         return RES_ERROR;
 }
 
-static int cmd_cereg(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cereg(ModemEmu *m, const Command *c, Buf *b) {
         char line[128];
         int64_t v;
 
-        switch (c->op) {
-        case AT_OP_READ:
+        switch (c->cmd.type) {
+        case AT_CMD_READ:
                 format_cereg(m, true, line, sizeof line);
                 buf_line(b, "%s", line);
                 return RES_OK;
-        case AT_OP_TEST:
+        case AT_CMD_TEST:
                 buf_line(b, "+CEREG: (0-5)");
                 return RES_OK;
-        case AT_OP_SET:
-                if (c->n_args != 1 || at_arg_int(c, 0, 0, 5, &v) < 0)
+        case AT_CMD_SET:
+                if (c->args.count != 1 || at_param_int(&c->args, 0, 0, 5, &v) < 0)
                         return RES_ERROR;
                 m->cereg_n = (int) v;
                 return RES_OK;
-        case AT_OP_EXEC:
+        case AT_CMD_EXEC:
                 return RES_ERROR;
         }
         return RES_ERROR;
 }
 
-static int cmd_cesq(ModemEmu *m, const AtCommand *c, Buf *b) {
-        if (c->op != AT_OP_EXEC)
+static int cmd_cesq(ModemEmu *m, const Command *c, Buf *b) {
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         if (m->cfun == 1 && m->reg == REG_HOME)
                 buf_line(b, "+CESQ: 99,99,255,255,%d,%d", m->cell.rsrq, m->cell.rsrp);
@@ -315,16 +321,16 @@ static int cmd_cesq(ModemEmu *m, const AtCommand *c, Buf *b) {
         return RES_OK;
 }
 
-static int cmd_cgsn(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cgsn(ModemEmu *m, const Command *c, Buf *b) {
         int64_t snt = 0;
 
-        if (c->op == AT_OP_SET) {
-                if (c->n_args != 1 || at_arg_int(c, 0, 0, 3, &snt) < 0)
+        if (c->cmd.type == AT_CMD_SET) {
+                if (c->args.count != 1 || at_param_int(&c->args, 0, 0, 3, &snt) < 0)
                         return RES_ERROR;
-        } else if (c->op == AT_OP_TEST) {
+        } else if (c->cmd.type == AT_CMD_TEST) {
                 buf_line(b, "+CGSN: (0-3)");
                 return RES_OK;
-        } else if (c->op != AT_OP_EXEC)
+        } else if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
 
         switch (snt) {
@@ -344,40 +350,40 @@ static int cmd_cgsn(ModemEmu *m, const AtCommand *c, Buf *b) {
         return RES_OK;
 }
 
-static int cmd_cgmr(ModemEmu *m, const AtCommand *c, Buf *b) {
-        if (c->op != AT_OP_EXEC)
+static int cmd_cgmr(ModemEmu *m, const Command *c, Buf *b) {
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         buf_line(b, "%s", m->fw_version);
         return RES_OK;
 }
 
-static int cmd_cgmi(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cgmi(ModemEmu *m, const Command *c, Buf *b) {
         (void) m;
-        if (c->op != AT_OP_EXEC)
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         buf_line(b, "Nordic Semiconductor ASA");
         return RES_OK;
 }
 
-static int cmd_cgmm(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cgmm(ModemEmu *m, const Command *c, Buf *b) {
         (void) m;
-        if (c->op != AT_OP_EXEC)
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         buf_line(b, "nRF9160-SICA");
         return RES_OK;
 }
 
-static int cmd_hwversion(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_hwversion(ModemEmu *m, const Command *c, Buf *b) {
         (void) m;
-        if (c->op != AT_OP_EXEC)
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         buf_line(b, "%%HWVERSION: nRF9160 SICA B1A");
         return RES_OK;
 }
 
-static int cmd_shortswver(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_shortswver(ModemEmu *m, const Command *c, Buf *b) {
         const char *v = m->fw_version;
-        if (c->op != AT_OP_EXEC)
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         if (strncmp(v, "mfw_", 4) == 0)
                 v += 4;
@@ -385,15 +391,15 @@ static int cmd_shortswver(ModemEmu *m, const AtCommand *c, Buf *b) {
         return RES_OK;
 }
 
-static int cmd_xmodemuuid(ModemEmu *m, const AtCommand *c, Buf *b) {
-        if (c->op != AT_OP_EXEC)
+static int cmd_xmodemuuid(ModemEmu *m, const Command *c, Buf *b) {
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         buf_line(b, "%%XMODEMUUID: %s", m->fw_uuid);
         return RES_OK;
 }
 
-static int cmd_xiccid(ModemEmu *m, const AtCommand *c, Buf *b) {
-        if (c->op != AT_OP_EXEC)
+static int cmd_xiccid(ModemEmu *m, const Command *c, Buf *b) {
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         if (m->cfun == 0)
                 return RES_ERROR; /* UICC not powered */
@@ -438,11 +444,11 @@ static void format_cclk(const ModemEmu *m, char *out, size_t size) {
                  tm.tm_hour, tm.tm_min, tm.tm_sec, m->tz_quarters < 0 ? '-' : '+', abs(m->tz_quarters));
 }
 
-static int cclk_common(ModemEmu *m, const AtCommand *c, Buf *b, bool percent) {
+static int cclk_common(ModemEmu *m, const Command *c, Buf *b, bool percent) {
         char now[40];
 
-        switch (c->op) {
-        case AT_OP_READ:
+        switch (c->cmd.type) {
+        case AT_CMD_READ:
                 if (!m->time_valid)
                         return RES_ERROR;
                 format_cclk(m, now, sizeof now);
@@ -451,34 +457,34 @@ static int cclk_common(ModemEmu *m, const AtCommand *c, Buf *b, bool percent) {
                 else
                         buf_line(b, "+CCLK: \"%s\"", now);
                 return RES_OK;
-        case AT_OP_SET: {
+        case AT_CMD_SET: {
                 const char *s;
                 size_t len;
                 int64_t utc, dst = 0;
                 int tz;
 
-                if (c->n_args > (percent ? 2u : 1u) || at_arg_str(c, 0, false, &s, &len) < 0 ||
+                if (c->args.count > (percent ? 2u : 1u) || at_param_text(&c->args, 0, false, &s, &len) < 0 ||
                     parse_cclk(s, len, &utc, &tz) < 0)
                         return RES_ERROR;
-                if (percent && at_arg_present(c, 1) && at_arg_int(c, 1, 0, 2, &dst) < 0)
+                if (percent && at_param_int_opt(&c->args, 1, 0, 2, 0, &dst) < 0)
                         return RES_ERROR;
                 m->time_offset_s = utc - (int64_t) time(NULL);
                 m->tz_quarters = tz;
                 m->time_valid = true;
                 return RES_OK;
         }
-        case AT_OP_EXEC:
-        case AT_OP_TEST:
+        case AT_CMD_EXEC:
+        case AT_CMD_TEST:
                 return RES_ERROR;
         }
         return RES_ERROR;
 }
 
-static int cmd_pcclk(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_pcclk(ModemEmu *m, const Command *c, Buf *b) {
         return cclk_common(m, c, b, true);
 }
 
-static int cmd_cclk(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cclk(ModemEmu *m, const Command *c, Buf *b) {
         return cclk_common(m, c, b, false);
 }
 
@@ -490,19 +496,19 @@ static void cmng_line(Buf *b, const Credential *cr) {
         buf_line(b, "%%CMNG: %" PRIu32 ",%d,\"%s\"", cr->tag, cr->type, sha);
 }
 
-static int cmd_cmng(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_cmng(ModemEmu *m, const Command *c, Buf *b) {
         int64_t op, tag = -1, type = -1;
         int r;
 
-        if (c->op != AT_OP_SET || at_arg_int(c, 0, 0, 3, &op) < 0)
+        if (c->cmd.type != AT_CMD_SET || at_param_int(&c->args, 0, 0, 3, &op) < 0)
                 return RES_ERROR;
 
         if (op == 1) { /* list */
-                if (c->n_args > 3)
+                if (c->args.count > 3)
                         return RES_ERROR;
-                if (at_arg_present(c, 1) && at_arg_int(c, 1, 0, SEC_TAG_MAX, &tag) < 0)
+                if (at_param_int_opt(&c->args, 1, 0, SEC_TAG_MAX, -1, &tag) < 0)
                         return RES_ERROR;
-                if (at_arg_present(c, 2) && (tag < 0 || at_arg_int(c, 2, 0, 255, &type) < 0))
+                if (at_param_present(&c->args, 2) && (tag < 0 || at_param_int(&c->args, 2, 0, 255, &type) < 0))
                         return RES_ERROR;
                 for (size_t i = 0; i < m->n_creds; i++) {
                         const Credential *cr = &m->creds[i];
@@ -513,14 +519,14 @@ static int cmd_cmng(ModemEmu *m, const AtCommand *c, Buf *b) {
         }
 
         /* write, read and delete need <sec_tag> and <type> */
-        if (at_arg_int(c, 1, 0, SEC_TAG_MAX, &tag) < 0 || at_arg_int(c, 2, 0, 255, &type) < 0)
+        if (at_param_int(&c->args, 1, 0, SEC_TAG_MAX, &tag) < 0 || at_param_int(&c->args, 2, 0, 255, &type) < 0)
                 return RES_ERROR;
 
         if (op == 2) { /* read */
                 const Credential *cr;
                 char sha[65];
 
-                if (c->n_args != 3)
+                if (c->args.count != 3)
                         return RES_ERROR;
                 cr = modem_emu_cred_find(m, (uint32_t) tag, (int) type);
                 if (!cr)
@@ -535,7 +541,7 @@ static int cmd_cmng(ModemEmu *m, const AtCommand *c, Buf *b) {
         }
 
         if (op == 3) { /* delete */
-                if (c->n_args != 3)
+                if (c->args.count != 3)
                         return RES_ERROR;
                 if (m->cfun == 1)
                         return CME_ACTIVE_STATE;
@@ -552,16 +558,16 @@ static int cmd_cmng(ModemEmu *m, const AtCommand *c, Buf *b) {
                 size_t len, pwlen = 0;
                 char *dup, *pwdup = NULL;
 
-                if (c->n_args < 4 || c->n_args > 5)
+                if (c->args.count < 4 || c->args.count > 5)
                         return RES_ERROR;
                 if (type > 6)
                         return RES_ERROR;
                 /* PSKs and identities are often written without quotes; the modem takes either. */
-                if (at_arg_str(c, 3, true, &content, &len) < 0 || len == 0 || memchr(content, 0, len))
+                if (at_param_text(&c->args, 3, true, &content, &len) < 0 || len == 0 || memchr(content, 0, len))
                         return RES_ERROR;
-                if (at_arg_present(c, 4)) {
-                        if (type != 2 || at_arg_str(c, 4, false, &pw, &pwlen) < 0 || pwlen == 0 || pwlen > 32 ||
-                            !printable(pw, pwlen))
+                if (at_param_present(&c->args, 4)) {
+                        if (type != 2 || at_param_text(&c->args, 4, false, &pw, &pwlen) < 0 || pwlen == 0 ||
+                            pwlen > 32 || !printable(pw, pwlen))
                                 return RES_ERROR;
                 }
                 if (m->cfun == 1)
@@ -587,7 +593,7 @@ static int cmd_cmng(ModemEmu *m, const AtCommand *c, Buf *b) {
 
 /* --- %KEYGEN --- */
 
-static int cmd_keygen(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_keygen(ModemEmu *m, const Command *c, Buf *b) {
         int64_t tag, key_type, content = 0;
         const char *attrs = NULL, *ku_s;
         size_t attrs_len = 0, ku_len;
@@ -598,22 +604,22 @@ static int cmd_keygen(ModemEmu *m, const AtCommand *c, Buf *b) {
         char *pem = NULL, *b64_body = NULL, *b64_cose = NULL;
         int res = CME_KEYGEN_FAIL;
 
-        if (c->op != AT_OP_SET || c->n_args < 2 || c->n_args > 5)
+        if (c->cmd.type != AT_CMD_SET || c->args.count < 2 || c->args.count > 5)
                 return RES_ERROR;
-        if (at_arg_int(c, 0, 0, SEC_TAG_MAX, &tag) < 0 || at_arg_int(c, 1, 0, 255, &key_type) < 0)
+        if (at_param_int(&c->args, 0, 0, SEC_TAG_MAX, &tag) < 0 || at_param_int(&c->args, 1, 0, 255, &key_type) < 0)
                 return RES_ERROR;
         if (key_type != 2)
                 return RES_ERROR; /* endorsement keys (8) are not emulated */
-        if (at_arg_present(c, 2) && at_arg_int(c, 2, 0, 1, &content) < 0)
+        if (at_param_int_opt(&c->args, 2, 0, 1, 0, &content) < 0)
                 return RES_ERROR;
-        if (at_arg_present(c, 3)) {
-                if (at_arg_str(c, 3, false, &attrs, &attrs_len) < 0)
+        if (at_param_present(&c->args, 3)) {
+                if (at_param_text(&c->args, 3, false, &attrs, &attrs_len) < 0)
                         return RES_ERROR;
                 if (attrs_len == 0)
                         attrs = NULL;
         }
-        if (at_arg_present(c, 4)) {
-                if (at_arg_str(c, 4, false, &ku_s, &ku_len) < 0 || ku_len != 9)
+        if (at_param_present(&c->args, 4)) {
+                if (at_param_text(&c->args, 4, false, &ku_s, &ku_len) < 0 || ku_len != 9)
                         return RES_ERROR;
                 ku = 0;
                 for (size_t i = 0; i < 9; i++) {
@@ -683,23 +689,24 @@ out:
 
 /* --- %ATTESTTOKEN --- */
 
-static int cmd_attesttoken(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_attesttoken(ModemEmu *m, const Command *c, Buf *b) {
         uint8_t nonce[16], *body = NULL, *cose = NULL;
         size_t body_len = 0, cose_len = 0;
         char *b64_body = NULL, *b64_cose = NULL;
         int res = RES_ERROR;
 
-        if (c->op == AT_OP_SET) {
+        if (c->cmd.type == AT_CMD_SET) {
                 const char *s;
                 size_t len;
-                if (c->n_args != 1)
+                if (c->args.count != 1)
                         return RES_ERROR;
-                if (at_arg_present(c, 0)) {
-                        if (at_arg_str(c, 0, false, &s, &len) < 0 || len != 32 || emu_unhex(s, len, nonce) < 0)
+                if (at_param_present(&c->args, 0)) {
+                        if (at_param_text(&c->args, 0, false, &s, &len) < 0 || len != 32 ||
+                            emu_unhex(s, len, nonce) < 0)
                                 return RES_ERROR;
                 } else if (emu_random(nonce, sizeof nonce) < 0)
                         return RES_ERROR;
-        } else if (c->op == AT_OP_EXEC) {
+        } else if (c->cmd.type == AT_CMD_EXEC) {
                 if (emu_random(nonce, sizeof nonce) < 0)
                         return RES_ERROR;
         } else
@@ -748,7 +755,7 @@ static char *b64url_padded_json(Buf *j) {
         return emu_b64url((const uint8_t *) j->p, j->len);
 }
 
-static int cmd_jwt(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_jwt(ModemEmu *m, const Command *c, Buf *b) {
         int64_t alg = 0, exp_delta = 0, tag = -1, key_type = 0;
         const char *sub = NULL, *aud = NULL;
         size_t sub_len = 0, aud_len = 0;
@@ -761,22 +768,23 @@ static int cmd_jwt(ModemEmu *m, const AtCommand *c, Buf *b) {
         char *h64 = NULL, *p64 = NULL, *s64 = NULL;
         int res = CME_JWT_FAIL;
 
-        if (c->op == AT_OP_SET) {
-                if (c->n_args > 6 || c->n_args == 5)
+        if (c->cmd.type == AT_CMD_SET) {
+                if (c->args.count > 6 || c->args.count == 5)
                         return RES_ERROR;
-                if (at_arg_present(c, 0) && at_arg_int(c, 0, INT32_MIN, INT32_MAX, &alg) < 0)
+                if (at_param_int_opt(&c->args, 0, INT32_MIN, INT32_MAX, 0, &alg) < 0)
                         return RES_ERROR;
-                if (at_arg_present(c, 1) && at_arg_int(c, 1, INT32_MIN, UINT32_MAX, &exp_delta) < 0)
+                if (at_param_int_opt(&c->args, 1, INT32_MIN, UINT32_MAX, 0, &exp_delta) < 0)
                         return RES_ERROR;
-                if (at_arg_present(c, 2) && at_arg_str(c, 2, false, &sub, &sub_len) < 0)
+                if (at_param_present(&c->args, 2) && at_param_text(&c->args, 2, false, &sub, &sub_len) < 0)
                         return RES_ERROR;
-                if (at_arg_present(c, 3) && at_arg_str(c, 3, false, &aud, &aud_len) < 0)
+                if (at_param_present(&c->args, 3) && at_param_text(&c->args, 3, false, &aud, &aud_len) < 0)
                         return RES_ERROR;
-                if (c->n_args == 6) {
-                        if (at_arg_int(c, 4, 0, SEC_TAG_MAX, &tag) < 0 || at_arg_int(c, 5, 0, 255, &key_type) < 0)
+                if (c->args.count == 6) {
+                        if (at_param_int(&c->args, 4, 0, SEC_TAG_MAX, &tag) < 0 ||
+                            at_param_int(&c->args, 5, 0, 255, &key_type) < 0)
                                 return RES_ERROR;
                 }
-        } else if (c->op != AT_OP_EXEC)
+        } else if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
 
         if (alg != 0 || exp_delta < 0 || (tag >= 0 && key_type != 2 && key_type != 8))
@@ -869,10 +877,10 @@ static int earfcn_band(uint32_t earfcn) {
  * <phys_cell_id>,<EARFCN>,<rsrp>,<snr>,<NW-provided_eDRX_value>,<Active-Time>,
  * <Periodic-TAU-ext>,<Periodic-TAU>.
  */
-static int cmd_xmonitor(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_xmonitor(ModemEmu *m, const Command *c, Buf *b) {
         const ModemEmuCell *cell = &m->cell;
 
-        if (c->op != AT_OP_EXEC)
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         if (m->cfun != 1 || m->reg != REG_HOME) {
                 buf_line(b, "%%XMONITOR: %d", (int) m->reg);
@@ -894,16 +902,16 @@ static int cmd_xmonitor(ModemEmu *m, const AtCommand *c, Buf *b) {
  * (mfw 1.3.1 and later).  Search types 0..2 share that format; the GCI
  * searches (3..5) are not emulated.  One measurement at a time.
  */
-static int cmd_ncellmeas(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_ncellmeas(ModemEmu *m, const Command *c, Buf *b) {
         int64_t type = 1;
 
         (void) b;
-        if (c->op == AT_OP_SET) {
-                if (c->n_args > 2 || at_arg_int(c, 0, 0, 5, &type) < 0)
+        if (c->cmd.type == AT_CMD_SET) {
+                if (c->args.count > 2 || at_param_int(&c->args, 0, 0, 5, &type) < 0)
                         return RES_ERROR;
                 if (type > 2)
                         return RES_ERROR;
-        } else if (c->op != AT_OP_EXEC)
+        } else if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         if (m->ncellmeas_pending)
                 return RES_ERROR;
@@ -912,9 +920,9 @@ static int cmd_ncellmeas(ModemEmu *m, const AtCommand *c, Buf *b) {
         return RES_OK;
 }
 
-static int cmd_ncellmeasstop(ModemEmu *m, const AtCommand *c, Buf *b) {
+static int cmd_ncellmeasstop(ModemEmu *m, const Command *c, Buf *b) {
         (void) b;
-        if (c->op != AT_OP_EXEC)
+        if (c->cmd.type != AT_CMD_EXEC)
                 return RES_ERROR;
         if (m->ncellmeas_pending) {
                 m->ncellmeas_pending = false;
@@ -1026,7 +1034,7 @@ static const struct {
 };
 
 ssize_t modem_emu_execute(ModemEmu *m, const char *cmd, size_t len, char *out, size_t out_size) {
-        AtCommand c;
+        Command c = { .args.count = 0 };
         Buf b = { 0 };
         int res = RES_ERROR;
         ssize_t ret;
@@ -1034,9 +1042,11 @@ ssize_t modem_emu_execute(ModemEmu *m, const char *cmd, size_t len, char *out, s
         if (!m || (!cmd && len > 0) || (!out && out_size > 0))
                 return -EINVAL;
 
-        if (at_parse(cmd, len, &c) == 0) {
+        /* Syntax errors (text after a closing quote, control bytes outside quotes, too many parameters) are ERROR. */
+        if (at_cmd_parse(cmd, len, &c.cmd) == 0 &&
+            (c.cmd.type != AT_CMD_SET || at_args_parse(c.cmd.params, c.cmd.params_len, AT_ARGS_TOKENS, &c.args) == 0)) {
                 for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                        if (strcmp(commands[i].name, c.name) == 0) {
+                        if (at_cmd_is(&c.cmd, commands[i].name)) {
                                 res = commands[i].handler(m, &c, &b);
                                 break;
                         }
