@@ -1286,7 +1286,10 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
         }
         if (r < 0)
                 return r;
-        mqtt_session_arm_sync(s);
+        /* With SyncIntervalSec= the outbox keeps its deadlines with its own timer: arming the group
+         * commit per push cost two timer changes and a pass of the loop per message, for nothing. */
+        if (!outbox_syncs_itself(s->outbox))
+                mqtt_session_arm_sync(s);
         mqtt_session_pump(s);
         return 0;
 }
