@@ -113,8 +113,17 @@ def load():
 def start_world(tmp, pki, cert, rate_limit):
     # The runtime directory on a tmpfs, as systemd's /run is; one per world.
     os.environ["NRFGW_TEST_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="run-", dir=SHM)
-    w = pt.World(pki, cert, pt.subdir(tmp, "bench-" + pt.TLS), desired=(pt.A,),
-                 extra_conf="[Cloud]\nMaxPublishRate=%d\n" % rate_limit, log_level="info")
+    for attempt in range(3):
+        w = pt.World.__new__(pt.World)  # so that the parts started are stopped if the start fails
+        try:
+            w.__init__(pki, cert, pt.subdir(tmp, "bench-" + pt.TLS), desired=(pt.A,),
+                       extra_conf="[Cloud]\nMaxPublishRate=%d\n" % rate_limit, log_level="info")
+            break
+        except RuntimeError as e:
+            w.close()
+            if attempt == 2:
+                raise
+            print("(start failed, again: %s)" % str(e).splitlines()[-1], flush=True)
     w.pki, w.cert = pki, cert
     w.wait_ready(pt.A, timeout=60)
     rid = w.c2g({"type": "device_descriptor_value_write", "deviceAddress": pt.A, "serviceUUID": pt.NUS,
