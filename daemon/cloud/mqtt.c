@@ -26,6 +26,10 @@
 #define STOP_TIMEOUT_USEC (3u * 1000000u)
 #define DROP_LOG_INTERVAL_USEC (60u * 1000000u)
 #define SYNC_DELAY_MAX_USEC (5u * 1000u) /* a push is synced at the latest this long after it was made */
+/* Acknowledgements of the outbox's publishes are collected without a wake-up of their own: by the
+ * next publish, by a wake-up for anything else, or by a timer at most this long (plus as much
+ * again of accuracy) after a publish. */
+#define ACK_COLLECT_USEC (50u * 1000u)
 
 static const char *const mqtt_state_table[_MQTT_STATE_MAX] = {
         [MQTT_IDLE] = "idle",
@@ -62,6 +66,7 @@ struct Event {
         unsigned gen; /* connection attempt the event belongs to (low bits) */
         int token;
         int code;
+        bool lazy;   /* an acknowledgement of the outbox's: needs no wake-up of its own */
         char *text;  /* failure text, TLS error, message topic */
         uint8_t *payload;
         size_t len;  /* payload length (or announced length when too big) */
@@ -145,6 +150,11 @@ struct MqttSession {
         Event *queue_head, *queue_tail;
         size_t queue_incoming_bytes;
         uint64_t queue_dropped;
+        bool queue_woken;     /* the eventfd was written since the loop last took the queue */
+        uint64_t queue_wakeups; /* eventfd writes since the start */
+        unsigned queue_lazy;  /* lazy events queued without a wake-up */
+        unsigned lazy_max;    /* wake up at this many lazy events; 0: at every event (atomic accesses) */
+        sd_event_source *collect_timer; /* takes lazy events nobody else took */
 
         /* Connection-scoped operations (see the end of this file). */
         bool outbox_held;
@@ -394,7 +404,12 @@ static void queue_push(MqttSession *s, Event *e) {
                 }
                 s->queue_incoming_bytes += e->len;
         }
-        wake = !s->queue_head;
+        /* One wake-up per batch: none while the loop has not taken the queue since the last, and
+         * none for an acknowledgement of the outbox's until lazy_max of them wait. */
+        wake = !s->queue_woken &&
+               (!e->lazy || ++s->queue_lazy >= __atomic_load_n(&s->lazy_max, __ATOMIC_RELAXED));
+        s->queue_woken = s->queue_woken || wake;
+        s->queue_wakeups += wake;
         if (s->queue_tail)
                 s->queue_tail->next = e;
         else
@@ -407,18 +422,24 @@ static void queue_push(MqttSession *s, Event *e) {
 
 /* Allocation failures on Paho's thread cannot be reported; the event is lost and, for
  * results, the connection's keepalive or the next loss brings everything back. */
-static void push_event(void *ctx, EventType type, int token, int code, const char *text, size_t text_max) {
+static void push_event_full(void *ctx, EventType type, int token, int code, const char *text, size_t text_max,
+                            bool lazy) {
         MqttSession *s = ctx_session(ctx);
         Event *e = calloc(1, sizeof *e);
         if (!e)
                 return;
         e->type = type;
+        e->lazy = lazy;
         e->gen = ctx_gen(ctx);
         e->token = token;
         e->code = code;
         if (text)
                 e->text = strndup(text, text_max);
         queue_push(s, e);
+}
+
+static void push_event(void *ctx, EventType type, int token, int code, const char *text, size_t text_max) {
+        push_event_full(ctx, type, token, code, text, text_max, false);
 }
 
 static void on_connect_success(void *ctx, MQTTAsync_successData *r) {
@@ -446,6 +467,11 @@ static void on_subscribe_failure(void *ctx, MQTTAsync_failureData *r) {
 
 static void on_publish_success(void *ctx, MQTTAsync_successData *r) {
         push_event(ctx, EVENT_PUBLISHED, r ? r->token : 0, 0, NULL, 0);
+}
+
+/* The PUBACK of a message of the outbox: the loop takes it when it next runs (see queue_push()). */
+static void on_outbox_published(void *ctx, MQTTAsync_successData *r) {
+        push_event_full(ctx, EVENT_PUBLISHED, r ? r->token : 0, 0, NULL, 0, true);
 }
 
 static void on_publish_failure(void *ctx, MQTTAsync_failureData *r) {
@@ -1067,17 +1093,26 @@ static void handle_event(MqttSession *s, Event *e) {
         }
 }
 
-static int on_queue(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
-        MqttSession *s = userdata;
+/* Takes every event of the queue and handles it.  lazy_only: only when all of them are lazy
+ * acknowledgements (no wake-up pending), which are safe to handle from within a publish. */
+static void mqtt_session_take_queue(MqttSession *s, bool lazy_only) {
         uint64_t v, dropped;
         Event *list;
-        (void) es, (void) revents;
 
-        (void) read(fd, &v, sizeof v);
+        /* Read before the queue is taken: a wake-up written after this is for an event pushed
+         * after it, either taken below (the next pass finds the queue empty) or left for it. */
+        if (!lazy_only)
+                (void) read(s->queue_fd, &v, sizeof v);
         pthread_mutex_lock(&s->lock);
+        if (lazy_only && (s->queue_woken || !s->queue_head)) {
+                pthread_mutex_unlock(&s->lock);
+                return;
+        }
         list = s->queue_head;
         s->queue_head = s->queue_tail = NULL;
         s->queue_incoming_bytes = 0;
+        s->queue_woken = false;
+        s->queue_lazy = 0;
         dropped = s->queue_dropped;
         s->queue_dropped = 0;
         pthread_mutex_unlock(&s->lock);
@@ -1093,7 +1128,45 @@ static int on_queue(sd_event_source *es, int fd, uint32_t revents, void *userdat
                 handle_event(s, e);
                 event_free(e);
         }
+}
+
+static int on_queue(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        (void) es, (void) fd, (void) revents;
+        mqtt_session_take_queue(userdata, false);
         return 0;
+}
+
+static void mqtt_session_arm_collect(MqttSession *s);
+
+static int on_collect_timer(sd_event_source *es, uint64_t usec, void *userdata) {
+        MqttSession *s = userdata;
+        (void) es, (void) usec;
+
+        mqtt_session_take_queue(s, false);
+        /* Acknowledgements still to come would otherwise wait for a publish that may never come. */
+        if (s->n_in_flight > 0)
+                mqtt_session_arm_collect(s);
+        return 0;
+}
+
+/* While publishes of the outbox's are in flight, their acknowledgements are taken at the latest by
+ * this timer: armed by the publish that finds it off, and by itself while any is left. */
+static void mqtt_session_arm_collect(MqttSession *s) {
+        int enabled = SD_EVENT_OFF;
+
+        if (__atomic_load_n(&s->lazy_max, __ATOMIC_RELAXED) == 0)
+                return;
+        if (s->collect_timer && sd_event_source_get_enabled(s->collect_timer, &enabled) >= 0 &&
+            enabled != SD_EVENT_OFF)
+                return; /* already due: not moved per message */
+        if (!s->collect_timer) {
+                if (sd_event_add_time_relative(s->event, &s->collect_timer, CLOCK_MONOTONIC, ACK_COLLECT_USEC,
+                                               ACK_COLLECT_USEC, on_collect_timer, s) < 0)
+                        __atomic_store_n(&s->lazy_max, 0, __ATOMIC_RELAXED); /* then wake at every one */
+                return;
+        }
+        (void) sd_event_source_set_time_relative(s->collect_timer, ACK_COLLECT_USEC);
+        (void) sd_event_source_set_enabled(s->collect_timer, SD_EVENT_ONESHOT);
 }
 
 static void mqtt_session_enter_state(MqttSession *s, MqttState n) {
@@ -1104,6 +1177,9 @@ static void mqtt_session_enter_state(MqttSession *s, MqttState n) {
         log_fields(LOG_DEBUG, LOG_FIELDS({ "MQTT_STATE", mqtt_state_to_string(n) }), "MQTT state %s -> %s",
                    mqtt_state_to_string(old), mqtt_state_to_string(n));
         s->state = n;
+        /* Acknowledgements wait for the loop only while it publishes; half the window keeps a
+         * backlog flowing with one wake-up per half window. */
+        __atomic_store_n(&s->lazy_max, n == MQTT_READY ? MAX(s->window / 2, 1u) : 0u, __ATOMIC_RELAXED);
         if (n != MQTT_SUBSCRIBING && n != MQTT_READY)
                 mqtt_session_direct_forget(s);
         switch (n) {
@@ -1191,7 +1267,7 @@ static void mqtt_session_pump(MqttSession *s) {
                 m.payloadlen = (int) e.payload_len;
                 m.qos = 1;
                 m.retained = 0;
-                o.onSuccess = on_publish_success;
+                o.onSuccess = on_outbox_published;
                 o.onFailure = on_publish_failure;
                 o.context = ctx_make(s);
                 r = MQTTAsync_sendMessage(s->client, e.topic, &m, &o);
@@ -1205,6 +1281,7 @@ static void mqtt_session_pump(MqttSession *s) {
                 s->in_flight[slot] = (InFlight){ .token = o.token, .seq = e.seq, .used = true };
                 s->n_in_flight++;
                 outbox_mark_sent(s->outbox, e.seq);
+                mqtt_session_arm_collect(s);
         }
 }
 
@@ -1275,7 +1352,11 @@ static void mqtt_session_log_drops(MqttSession *s) {
 
 int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, const void *payload, size_t len,
                          uint64_t *ret_seq) {
-        int r = outbox_push(s->outbox, class, topic, payload, len, ret_seq);
+        int r;
+
+        /* The acknowledgements that came since the last publish, without a wake-up of their own. */
+        mqtt_session_take_queue(s, true);
+        r = outbox_push(s->outbox, class, topic, payload, len, ret_seq);
         mqtt_session_log_drops(s);
         if (outbox_coalesced(s->outbox) != s->coalesced_logged &&
             ratelimit_below(&s->coalesce_log_limit, now_usec(CLOCK_MONOTONIC), NULL)) {
@@ -1286,7 +1367,10 @@ int mqtt_session_publish(MqttSession *s, OutboxClass class, const char *topic, c
         }
         if (r < 0)
                 return r;
-        mqtt_session_arm_sync(s);
+        /* With SyncIntervalSec= the outbox keeps its deadlines with its own timer: arming the group
+         * commit per push cost two timer changes and a pass of the loop per message, for nothing. */
+        if (!outbox_syncs_itself(s->outbox))
+                mqtt_session_arm_sync(s);
         mqtt_session_pump(s);
         return 0;
 }
@@ -1501,6 +1585,7 @@ MqttSession *mqtt_session_free(MqttSession *s) {
         s->sync_source = sd_event_source_disable_unref(s->sync_source);
         s->sync_timer = sd_event_source_disable_unref(s->sync_timer);
         s->budget_timer = sd_event_source_disable_unref(s->budget_timer);
+        s->collect_timer = sd_event_source_disable_unref(s->collect_timer);
         if (s->outbox)
                 (void) outbox_sync(s->outbox);
         while (s->queue_head) {
@@ -1542,6 +1627,15 @@ uint64_t mqtt_session_budget_deferred(const MqttSession *s) {
 unsigned mqtt_session_in_flight(const MqttSession *s) {
         return s->n_in_flight;
 }
+uint64_t mqtt_session_wakeups(MqttSession *s) {
+        uint64_t n;
+
+        pthread_mutex_lock(&s->lock);
+        n = s->queue_wakeups;
+        pthread_mutex_unlock(&s->lock);
+        return n;
+}
+
 uint64_t mqtt_session_incoming_dropped(const MqttSession *s) {
         return s->incoming_dropped;
 }

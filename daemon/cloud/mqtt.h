@@ -145,6 +145,9 @@ unsigned mqtt_session_in_flight(const MqttSession *s);
 bool mqtt_session_budget_saturated(const MqttSession *s);
 uint64_t mqtt_session_budget_deferred(const MqttSession *s);
 uint64_t mqtt_session_incoming_dropped(const MqttSession *s);
+/* How often Paho's threads have woken the loop (results and messages are handed over in batches;
+ * acknowledgements of the outbox's publishes wait for the loop's next pass). */
+uint64_t mqtt_session_wakeups(MqttSession *s);
 /* The reason of the last failure or loss, for status reporting; NULL if none. */
 const char *mqtt_session_last_error(const MqttSession *s);
 /* CLOCK_BOOTTIME µs of the next connection attempt while waiting for it, else 0. */

@@ -1015,6 +1015,10 @@ void outbox_set_loop(Outbox *o, const OutboxLoopOps *ops, void *userdata, void (
         outbox_arm(o);
 }
 
+bool outbox_syncs_itself(const Outbox *o) {
+        return o->limits.sync_interval_usec > 0 && o->loop.set_timer;
+}
+
 bool outbox_needs_sync(const Outbox *o) {
         return o->cold.needs_sync || o->hot_count > 0;
 }

@@ -157,6 +157,9 @@ int outbox_sync(Outbox *o);
 /* Makes every push so far durable now (spill and fdatasync). */
 int outbox_flush(Outbox *o);
 bool outbox_needs_sync(const Outbox *o);
+/* Whether the outbox keeps its sync deadlines with the loop's timer (an interval and a loop):
+ * then outbox_sync() has nothing to do between them, and the caller need not call it per push. */
+bool outbox_syncs_itself(const Outbox *o);
 /* Gives the outbox its clock and timer (ops NULL: CLOCK_BOOTTIME, no timer); destroy(userdata) is
  * called by outbox_free() or the next outbox_set_loop(). */
 void outbox_set_loop(Outbox *o, const OutboxLoopOps *ops, void *userdata, void (*destroy)(void *userdata));

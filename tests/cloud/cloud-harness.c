@@ -243,11 +243,11 @@ static void print_stats(Harness *h) {
         p99 = percentile(h->latency_ms, h->n_latency, 99);
         printf("stats {\"published\": %" PRIu64 ", \"acked\": %" PRIu64 ", \"seconds\": %.3f, \"msg_per_s\": %.1f, "
                "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, \"cpu_s\": %.3f, \"cpu_us_per_msg\": %.1f, "
-               "\"cpu_percent\": %.2f, \"dropped\": %" PRIu64 "}\n",
+               "\"cpu_percent\": %.2f, \"dropped\": %" PRIu64 ", \"wakeups\": %" PRIu64 "}\n",
                n, h->acked, wall, wall > 0 ? (double) h->acked / wall : 0.0, p50, p99,
                h->n_latency ? h->latency_ms[h->n_latency - 1] : NAN, cpu,
                h->acked ? cpu * 1e6 / (double) h->acked : 0.0, wall > 0 ? 100.0 * cpu / wall : 0.0,
-               outbox_dropped(h->outbox));
+               outbox_dropped(h->outbox), mqtt_session_wakeups(h->session));
         fflush(stdout);
 }
 

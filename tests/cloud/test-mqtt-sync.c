@@ -126,10 +126,51 @@ static void test_busy_loop_groups_pushes(void **state) {
         teardown(&f);
 }
 
+static uint64_t fake_now(void *userdata) {
+        (void) userdata;
+        return now_usec(CLOCK_BOOTTIME);
+}
+
+static int fake_set_timer(void *userdata, uint64_t usec) {
+        *(uint64_t *) userdata = usec;
+        return 0;
+}
+
+/*
+ * With a sync interval the outbox keeps its deadlines with its own timer: a
+ * publish arms no group commit, so the loop has nothing to do after it (it
+ * used to run a pass for the idle source and change its timer twice, per
+ * message, for an outbox_sync() with nothing due).
+ */
+static void test_interval_outbox_needs_no_group_commit(void **state) {
+        static const OutboxLoopOps ops = { .now = fake_now, .set_timer = fake_set_timer };
+        OutboxLimits l = limits;
+        uint64_t timer = UINT64_MAX;
+        Fixture f;
+        (void) state;
+
+        setup(&f);
+        l.sync_interval_usec = 1000000;
+        assert_int_equal(outbox_set_limits(f.o, &l), 0);
+        outbox_set_loop(f.o, &ops, &timer, NULL);
+        assert_true(outbox_syncs_itself(f.o));
+        push(&f);
+        push(&f);
+        /* No runtime folder here: the pushes wait in the state directory for the interval, on
+         * the outbox's own timer ... */
+        assert_true(outbox_needs_sync(f.o));
+        assert_true(timer != UINT64_MAX);
+        /* ... and the loop has nothing pending. */
+        assert_int_equal(sd_event_run(f.e, 0), 0);
+        assert_true(outbox_needs_sync(f.o));
+        teardown(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_idle_loop_syncs_at_once),
                 cmocka_unit_test(test_busy_loop_groups_pushes),
+                cmocka_unit_test(test_interval_outbox_needs_no_group_commit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
