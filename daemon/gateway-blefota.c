@@ -47,6 +47,7 @@ int gateway_blefota_start(Gateway *g) {
                 g->downloader = modem_downloader_free(g->downloader);
                 return log_error_errno(r, "Failed to set up FOTA of BLE devices in %s: %m", dir);
         }
+        blefota_manager_set_reboot_timeout(g->blefota, g->config->fota_reboot_timeout_sec * UINT64_C(1000000));
         log_info("FOTA of BLE devices enabled, at most %u at once", g->config->max_parallel_fota);
         /* [Cloud] TLS=modem: the modem is ready before the cloud and the BLE layer start. */
         if (modem_get_state(g->modem) == MODEM_READY)

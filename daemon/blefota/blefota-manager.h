@@ -48,11 +48,16 @@ typedef struct BleFotaOps {
 #define BLEFOTA_SMP_TIMEOUT_USEC (15 * UINT64_C(1000000)) /* one SMP request's answer */
 #define BLEFOTA_DOWNLOAD_RETRIES 5
 #define BLEFOTA_RETRY_USEC (3 * UINT64_C(1000000))
+#define BLEFOTA_REBOOT_TIMEOUT_USEC (120 * UINT64_C(1000000)) /* default of [Bluetooth] FotaRebootTimeoutSec= */
 
 int blefota_manager_new(sd_event *event, const char *dir, BleManager *ble, ModemDownloader *downloader,
                         unsigned max_parallel, const BleFotaOps *ops, void *userdata, BleFotaManager **ret);
 BleFotaManager *blefota_manager_free(BleFotaManager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BleFotaManager *, blefota_manager_free);
+
+/* How long a device may stay away after the reset that applies its update ([Bluetooth]
+ * FotaRebootTimeoutSec=): past it the job is FAILED "Error applying update". */
+void blefota_manager_set_reboot_timeout(BleFotaManager *m, uint64_t usec);
 
 /* A message of jobs/ble/rcv. */
 void blefota_manager_job_received(BleFotaManager *m, const uint8_t *payload, size_t len);
