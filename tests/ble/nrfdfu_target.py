@@ -181,6 +181,7 @@ class NrfDfuTarget:
         self.bank_size = int(opts.get('bank_size', 512 * 1024))
         self.reset_ms = int(opts.get('reset_ms', 100))
         self.require_signature = bool(opts.get('require_signature', False))
+        self.never_back = bool(opts.get('never_back', False))
         self.firmware = hashlib.shake_256(b'app %d' % self.version).digest(int(opts.get('app_size', 8192)))
         self.mode = 'app'
         self.updates = 0
@@ -362,6 +363,9 @@ class NrfDfuTarget:
         self.updates += 1
         self.mode = 'app'
         self.reset_progress()
+        if self.never_back:
+            self.mode = 'dead'  # the new application does not start: nothing advertises any more
+            return False
         g['FAULTS'].pop((self.app_path, 'Connect'), None)
         tc.set_value(self.app_path, DIS, DIS_FW_REV, str(self.version).encode())
         return False
@@ -397,7 +401,8 @@ def load(mock, _parameters):
 @dbus.service.method(FIXTURE_IFACE, in_signature='sss', out_signature='o')
 def NrfDfuAddDevice(self, adapter, address, opts_json):
     """An nRF5 SDK application with buttonless DFU: opts version (int), app_size, mtu, hw_version,
-    bank_size, reset_ms, require_signature, name."""
+    bank_size, reset_ms, require_signature, name, never_back (the updated application never starts:
+    the device stays silent after the bootloader has taken the image)."""
     opts = json.loads(opts_json)
     path, target = tc.add_device(self, adapter, address, opts, 'nrf5-' + address[-2:], app_gatt(opts), [DFU_SVC],
                                  lambda p: NrfDfuTarget(p, address, opts))

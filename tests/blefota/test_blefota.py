@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "ble"))
 import fotatest as ft  # noqa: E402
 import fileserver as fs  # noqa: E402
 import smp_target as smp  # noqa: E402
+import nrfdfu_target as dfu  # noqa: E402
 
 cj, pt, st = ft.cj, ft.pt, ft.st
 A = "C0:FF:EE:00:02:01"
@@ -124,7 +125,10 @@ class BleFotaWorld(ft.FotaWorld):
         self.fx = dbus.Interface(self.mock.conn.get_object("org.bluez", "/"), "org.nrfgw.FotaTarget")
         self.paths = {}
         for address, opts in devices.items():
-            self.paths[address] = str(self.fx.SmpAddDevice("hci0", address, json.dumps(opts)))
+            if opts.get("nrf5"):  # an nRF5 SDK application with buttonless Secure DFU (nrfdfu_target.py)
+                self.paths[address] = str(self.fx.NrfDfuAddDevice("hci0", address, json.dumps(opts)))
+            else:
+                self.paths[address] = str(self.fx.SmpAddDevice("hci0", address, json.dumps(opts)))
         self.broker = st.Broker(os.path.join(folder, "broker"), pki)
         self.broker.start()
         self.peer = BleFotaCloud(self.broker, pki, ft.DEVICE,
@@ -146,6 +150,21 @@ class BleFotaWorld(ft.FotaWorld):
 
     def slot(self, address, n):
         return bytes(self.fx.SmpSlot(self.paths[address], n))
+
+    def dfu_state(self, address):
+        return json.loads(self.fx.NrfDfuState(self.paths[address]))
+
+    def dfu_firmware(self, address):
+        return bytes(self.fx.NrfDfuFirmware(self.paths[address]))
+
+    def nrf5_job(self, job_id, address, stem, firmware, version):
+        """nRF Cloud's job for an nRF5 DFU: "path" holds the init packet and the image, space separated,
+        the size is the total of both."""
+        init = dfu.make_init_packet(firmware, version)
+        self.files.add(stem + ".dat", init)
+        self.files.add(stem + ".bin", firmware)
+        return [address, job_id, cj.APP, len(init) + len(firmware), self.files.host,
+                "%s.dat %s.bin" % (stem, stem)]
 
     def ble_job(self, job_id, address, name, data):
         self.files.add(name, data)
@@ -412,6 +431,91 @@ class BleFotaTest(ft.WorldTestCase):
             sanitized = "NRFGW_SANITIZE:BOOL=ON" in f.read()
         if not sanitized:
             self.assertLessEqual(rss1 - rss0, 64, "RSS grew by %d kB" % (rss1 - rss0))
+
+    # ---- nRF5 SDK Secure DFU (tests/ble/nrfdfu_target.py) and the device's return after its reset ----
+
+    def peer_text(self):
+        return "\n".join(p.decode(errors="replace") if isinstance(p, (bytes, bytearray)) else str(p)
+                         for t, p in self.w.peer.received())
+
+    def test_nrf5_update(self):
+        """A job with one file for an nRF5 device: Secure DFU needs the init packet and the image as two
+        files (nRF Cloud lists "x.dat x.bin"); a DFU package (.zip) or a lone .bin cannot be sent.  The
+        job is FAILED with NCS's string for a file that does not fit the update type, nothing is
+        downloaded and the device is not touched."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-zip", A, "nrf5/app_dfu_package.zip", b"PK" + bytes(4000))
+        w.ble.offer(job)
+        final = w.ble.wait_final(job[1], 30)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_TYPE], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.assertEqual(w.ble.statuses(job[1]), [final])
+        self.assertEqual(w.files.requests_for("nrf5/app_dfu_package.zip"), [])
+        s = w.dfu_state(A)
+        self.assertEqual((s["mode"], s["version"], s["updates"]), ("app", 1, 0), s)
+        self.assertIn("needs an init packet (.dat) and an image (.bin)", w.daemon.log())
+
+    def test_nrf5_two_file_update(self):
+        """The .dat and the .bin through the modem (one size for both, percent over both), the
+        buttonless entry, the bootloader at the address + 1 (a connection of the gateway's own, never
+        shown to the cloud), the control point protocol with receipts every few packets, and the
+        application back at its own address with the new firmware revision."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        firmware = hashlib.shake_256(b"nrf5 app 2").digest(40 * KB + 123)  # ten objects, the last a short one
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5", A, "nrf5/app_v2", firmware, 2)
+        w.ble.offer(job)
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertEqual(w.dfu_firmware(A), firmware)  # byte by byte what the file server served
+        s = w.dfu_state(A)
+        self.assertEqual((s["mode"], s["version"], s["updates"]), ("app", 2, 1), s)
+        self.assertGreater(s["receipts"], 0, s)  # the transfer ran with packet receipt notifications
+        log = w.daemon.log()
+        self.assertIn("looking for it at " + dfu.shift_address(A, 1), log)
+        self.assertIn("firmware revision 2 (was 1)", log)
+        self.assertIn("100% transferred to " + A, log)
+        for name in ("nrf5/app_v2.dat", "nrf5/app_v2.bin"):
+            self.assertEqual(len(w.files.requests_for(name)), 1, w.files.requests)
+        # The bootloader is the gateway's own connection: the cloud never hears of its address.
+        self.assertNotIn(dfu.shift_address(A, 1), self.peer_text().upper())
+        time.sleep(1)
+        self.assertEqual(len([u for u in w.ble.statuses(job[1]) if u[2] in cj.TERMINAL]), 1, w.ble.statuses(job[1]))
+        self.assertEqual(os.listdir(os.path.join(w.state_dir, "blefota")), [A + ".last"])
+
+    def test_nrf5_device_never_back(self):
+        """The bootloader takes the image but the application never comes back:
+        FAILED "Error applying update" after [Bluetooth] FotaRebootTimeoutSec=."""
+        w = self.world({A: {"nrf5": True, "version": 1, "never_back": True}}, extra_conf="FotaRebootTimeoutSec=6\n")
+        firmware = hashlib.shake_256(b"nrf5 app 3").digest(12 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-gone", A, "nrf5/app_v3", firmware, 3)
+        w.ble.offer(job)
+        final = w.ble.wait_final(job[1], 90)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        s = w.dfu_state(A)
+        self.assertEqual(s["mode"], "dead", s)  # the bootloader took the whole image: the failure is after it
+        self.assertEqual(w.dfu_firmware(A), firmware)
+        self.assertIn("did not come back within 6 s", w.daemon.log())
+
+    def test_smp_device_never_back(self):
+        """An SMP device that does not come back after the reset into the image under test:
+        FAILED "Error applying update" after [Bluetooth] FotaRebootTimeoutSec=."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB}}, extra_conf="FotaRebootTimeoutSec=6\n")
+        image = smp.make_image((2, 2, 0), 128 * KB, seed=13)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-gone", A, "zephyr/gone.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        # From now on the device cannot be connected to (it never boots again after the reset).
+        w.mock.inject(w.paths[A], "Connect", "org.bluez.Error.Failed", "le-connection-abort-by-local", 10 ** 6)
+        final = w.ble.wait_final(job[1], 90)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        self.assertEqual(w.smp_state(A)["boots"], 1)  # it did reset
+        self.assertIn("did not come back within 6 s", w.daemon.log())
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
