@@ -1564,6 +1564,8 @@ void blefota_manager_cloud_ready(BleFotaManager *m) {
         for (size_t i = 0; m->ready && m->ready[i]; i++)
                 if (!manager_find(m, m->ready[i]))
                         request_job(m, m->ready[i]);
+        /* An nRF5 job a restart found in the bootloader stage does not wait for its device. */
+        manager_start_waiting(m);
 }
 
 static void manager_set_ready(BleFotaManager *m, const char *address, bool ready) {

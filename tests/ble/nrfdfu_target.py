@@ -34,6 +34,8 @@ nrf_dfu_req_handler.c, nrf_dfu_validation.c, dfu-cc.proto):
     firmware and version (Device Information firmware revision 0x2A26);
   * what was received survives a disconnection from the bootloader, so a
     client can resume with Select.
+For tests, never_back makes the updated application never start (nothing
+advertises after the bootloader has taken the image).
 Not reproduced: signatures are not verified (no keys), SoftDevice and
 bootloader updates, bonded buttonless DFU (8EC90004-…: the bootloader keeps
 the address and the bond), the bootloader's inactivity timeout, flash write

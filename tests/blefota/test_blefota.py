@@ -517,6 +517,28 @@ class BleFotaTest(ft.WorldTestCase):
         self.assertEqual(w.smp_state(A)["boots"], 1)  # it did reset
         self.assertIn("did not come back within 6 s", w.daemon.log())
 
+    def test_nrf5_daemon_killed_in_bootloader(self):
+        """The daemon restarts while the bootloader receives the image: the job resumes in its
+        bootloader stage (the device is not at its own address), the bootloader's Select tells
+        how far it got, and the update ends SUCCEEDED with one report of each."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        firmware = hashlib.shake_256(b"nrf5 app 4").digest(160 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-kill", A, "nrf5/app_v4", firmware, 4)
+        w.ble.offer(job)
+        ok = st.wait_until(lambda: w.dfu_state(A)["received"] >= 24 * KB, TIMEOUT, step=0.01)
+        self.assertTrue(ok, "the transfer never started: %s" % w.dfu_state(A))
+        w.restart_daemon()
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertIn("resumes in stage bootloader", w.daemon.log())
+        self.assertEqual(w.dfu_firmware(A), firmware)
+        s = w.dfu_state(A)
+        self.assertEqual((s["mode"], s["version"], s["updates"]), ("app", 4, 1), s)
+        for name in ("nrf5/app_v4.dat", "nrf5/app_v4.bin"):
+            self.assertEqual(len(w.files.requests_for(name)), 1, w.files.requests)
+
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
     argv = [sys.argv[0]] + (["BleFotaTest." + name] if name else [])
