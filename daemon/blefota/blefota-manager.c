@@ -519,10 +519,15 @@ static void job_smp_fail(Job *j, const char *what) {
         job_finish(j, FOTA_STATUS_FAILED, E_APPLY);
 }
 
-static size_t job_frame_max(Job *j, BleDevice *d) {
-        const BleGattChrc *c = ble_gatt_find_chrc(ble_device_gatt(d), j->m->smp_svc, j->m->smp_chr);
+/* Bytes one write can carry: the link's ATT MTU - 3 (23 if BlueZ does not say), at most cap. */
+static size_t chrc_write_max(BleDevice *d, const char *svc, const char *chr, size_t cap) {
+        const BleGattChrc *c = ble_gatt_find_chrc(ble_device_gatt(d), svc, chr);
         unsigned mtu = c && c->mtu >= 23 ? c->mtu : 23;
-        return MIN((size_t) mtu - 3, (size_t) 512);
+        return MIN((size_t) mtu - 3, cap);
+}
+
+static size_t job_frame_max(Job *j, BleDevice *d) {
+        return chrc_write_max(d, j->m->smp_svc, j->m->smp_chr, 512);
 }
 
 static void on_smp_written(BleDevice *d, const BleOpResult *res, void *userdata) {
@@ -978,15 +983,20 @@ static void job_dfu_log_progress(Job *j) {
                    j->logged_pct, j->job.ble_address, done, j->image_size);
 }
 
+/* The Device Information firmware revision (2A26) read when the device connected, "" if none. */
+static void device_revision(BleDevice *d, char *ret, size_t size) {
+        const BleGattChrc *c = ble_gatt_find_chrc(ble_device_gatt(d), "180A", "2A26");
+
+        ret[0] = 0;
+        if (c && c->value)
+                snprintf(ret, size, "%.*s", (int) MIN(c->value_size, size - 1), (const char *) c->value);
+}
+
 static void job_dfu_app_back(Job *j, BleDevice *d) {
-        const BleGattChrc *c;
-        char revision[sizeof j->old_revision] = "";
+        char revision[sizeof j->old_revision];
 
         job_reboot_done(j);
-        c = ble_gatt_find_chrc(ble_device_gatt(d), "180A", "2A26");
-        if (c && c->value)
-                snprintf(revision, sizeof revision, "%.*s", (int) MIN(c->value_size, sizeof revision - 1),
-                         (const char *) c->value);
+        device_revision(d, revision, sizeof revision);
         log_info("BLE FOTA job %s: %s is back at its own address after the DFU, firmware revision %s (was %s)",
                  j->job.id, j->job.ble_address, revision[0] ? revision : "not readable",
                  j->old_revision[0] ? j->old_revision : "not readable");
@@ -1106,7 +1116,6 @@ static void on_boot_notification(BleDevice *d, const char *service_uuid, const c
 static void on_boot_cp_notify_enabled(BleDevice *d, const BleOpResult *res, void *userdata) {
         Job *j = userdata;
         NrfDfuPlanConfig cfg;
-        const BleGattChrc *c;
         int r;
 
         j->pending_ops--;
@@ -1120,12 +1129,11 @@ static void on_boot_cp_notify_enabled(BleDevice *d, const BleOpResult *res, void
                 log_warning_errno(res->error, "BLE FOTA job %s: notifications of the DFU control point: %m", j->job.id);
                 return job_dfu_fail(j, "the DFU control point cannot notify");
         }
-        c = ble_gatt_find_chrc(ble_device_gatt(d), j->m->dfu_svc, j->m->dfu_pkt);
         cfg = (NrfDfuPlanConfig) {
                 .init_len = j->init_len,
                 .fw_len = (uint32_t) j->image_size,
                 .prn = DFU_PRN,
-                .packet_size = MIN((size_t) (c && c->mtu >= 23 ? c->mtu : 23) - 3, (size_t) 244),
+                .packet_size = chrc_write_max(d, j->m->dfu_svc, j->m->dfu_pkt, 244),
                 .retries = DFU_RETRIES,
                 .read = dfu_read,
                 .userdata = j,
@@ -1265,7 +1273,6 @@ static void on_buttonless_notify_enabled(BleDevice *d, const BleOpResult *res, v
 
 /* Starts (or resumes after a reconnection or a restart) an nRF5 DFU, from its stage. */
 static void job_start_dfu(Job *j) {
-        const BleGattChrc *c;
         BleDevice *d;
         int r;
 
@@ -1298,10 +1305,7 @@ static void job_start_dfu(Job *j) {
         }
         if (!ble_gatt_find_chrc(ble_device_gatt(d), j->m->dfu_svc, j->m->dfu_btn))
                 return job_dfu_fail(j, "the device has no buttonless DFU characteristic any more");
-        c = ble_gatt_find_chrc(ble_device_gatt(d), "180A", "2A26");
-        if (c && c->value)
-                snprintf(j->old_revision, sizeof j->old_revision, "%.*s",
-                         (int) MIN(c->value_size, sizeof j->old_revision - 1), (const char *) c->value);
+        device_revision(d, j->old_revision, sizeof j->old_revision);
         j->logged_pct = 0;
         j->dstep = DFU_STEP_BUTTONLESS_NOTIFY;
         r = ble_device_set_notify(d, j->m->dfu_svc, j->m->dfu_btn, true, on_buttonless_notify_enabled, j);
