@@ -1570,6 +1570,10 @@ void blefota_manager_cloud_ready(BleFotaManager *m) {
                         request_job(m, m->ready[i]);
         /* An nRF5 job a restart found in the bootloader stage does not wait for its device. */
         manager_start_waiting(m);
+        /* An SMP device a restart found resetting has the same time to come back as before. */
+        for (Job *j = m->jobs; j; j = j->next)
+                if (!j->finished && !j->running && !j->nrf5 && j->stage == STAGE_TESTING)
+                        job_reboot_wait(j);
 }
 
 static void manager_set_ready(BleFotaManager *m, const char *address, bool ready) {

@@ -539,6 +539,33 @@ class BleFotaTest(ft.WorldTestCase):
         for name in ("nrf5/app_v4.dat", "nrf5/app_v4.bin"):
             self.assertEqual(len(w.files.requests_for(name)), 1, w.files.requests)
 
+    def test_smp_device_never_back_across_restart(self):
+        """The daemon restarts while an SMP device resets into the image under test, and the device
+        never comes back: the restarted daemon still ends the job FAILED "Error applying update"."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB, "reset_ms": 1500}},
+                       extra_conf="FotaRebootTimeoutSec=6\n")
+        image = smp.make_image((2, 3, 0), 64 * KB, seed=14)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-gone-2", A, "zephyr/gone2.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        w.mock.inject(w.paths[A], "Connect", "org.bluez.Error.Failed", "le-connection-abort-by-local", 10 ** 6)
+        state = os.path.join(w.state_dir, "blefota", A)
+
+        def stage():
+            try:
+                with open(state) as f:
+                    return f.read().split(" ", 1)[0]
+            except OSError:
+                return None
+        self.assertTrue(st.wait_until(lambda: stage() == "testing", TIMEOUT, step=0.01), w.diag())
+        w.restart_daemon()
+        final = w.ble.wait_final(job[1], 90)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        self.assertIn("resumes in stage testing", w.daemon.log())
+        self.assertIn("did not come back within 6 s", w.daemon.log())
+
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
     argv = [sys.argv[0]] + (["BleFotaTest." + name] if name else [])
