@@ -1089,9 +1089,13 @@ static void job_dfu_cp_notification(Job *j, const uint8_t *value, size_t size) {
                 return (void) log_debug("BLE FOTA job %s: undecodable DFU control point notification: %s",
                                         j->job.id, strerror(-r));
         if (j->cp_wait) {
+                NrfDfuPlanState was = j->plan.state;
                 j->cp_wait = false;
                 j->timer = sd_event_source_disable_unref(j->timer);
                 (void) nrf_dfu_plan_response(&j->plan, &resp);
+                if (was == NRF_DFU_PLAN_SELECT_DATA && j->plan.state != NRF_DFU_PLAN_FAILED && j->plan.sent > 0)
+                        log_info("BLE FOTA job %s: the bootloader of %s has %" PRIu32 " bytes of the image "
+                                 "already, going on from there", j->job.id, j->job.ble_address, j->plan.sent);
         } else if (j->receipt_wait) {
                 j->receipt_wait = false;
                 j->timer = sd_event_source_disable_unref(j->timer);

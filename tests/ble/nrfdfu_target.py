@@ -33,7 +33,8 @@ nrf_dfu_req_handler.c, nrf_dfu_validation.c, dfu-cc.proto):
     and the application comes back at its own address with the new
     firmware and version (Device Information firmware revision 0x2A26);
   * what was received survives a disconnection from the bootloader, so a
-    client can resume with Select.
+    client can resume with Select; executing the init packet again has no
+    effect (the firmware received is kept), as in the SDK.
 For tests, never_back makes the updated application never start (nothing
 advertises after the bootloader has taken the image).
 Not reproduced: signatures are not verified (no keys), SoftDevice and
@@ -318,6 +319,10 @@ class NrfDfuTarget:
         return rsp(0x02)
 
     def validate_init(self):
+        if self.init_cmd is not None:
+            # Executed before (a client resuming after a lost link): no effect, the firmware
+            # received so far stays (nrf_dfu_validation_init_cmd_execute(), m_valid_init_cmd_present).
+            return None
         try:
             cmd, signed = parse_init_packet(bytes(self.init))
         except (ValueError, IndexError):

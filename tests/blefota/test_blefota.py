@@ -566,6 +566,25 @@ class BleFotaTest(ft.WorldTestCase):
         self.assertIn("resumes in stage testing", w.daemon.log())
         self.assertIn("did not come back within 6 s", w.daemon.log())
 
+    def test_nrf5_bootloader_link_lost(self):
+        """The bootloader's link drops mid-transfer: the gateway connects to it again and resumes
+        where the bootloader's Select says it is (what it received survives a disconnection)."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        firmware = hashlib.shake_256(b"nrf5 app 5").digest(160 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-drop", A, "nrf5/app_v5", firmware, 5)
+        w.ble.offer(job)
+        ok = st.wait_until(lambda: w.dfu_state(A)["received"] >= 40 * KB, TIMEOUT, step=0.01)
+        self.assertTrue(ok, "the transfer never started: %s" % w.dfu_state(A))
+        w.mock.link_loss(dfu.shift_address(A, 1))
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertIn("the DFU bootloader of %s disconnected, resuming" % A, w.daemon.log())
+        self.assertRegex(w.daemon.log(), r"the bootloader of %s has [1-9][0-9]* bytes of the image already" % A)
+        self.assertEqual(w.dfu_firmware(A), firmware)
+        self.assertEqual(w.dfu_state(A)["version"], 5)
+
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
     argv = [sys.argv[0]] + (["BleFotaTest." + name] if name else [])
