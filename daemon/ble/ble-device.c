@@ -1398,11 +1398,19 @@ void ble_device_yield_slot(BleDevice *d) {
         ble_device_enter_state(d, BLE_DEVICE_IDLE);
 }
 
-void ble_device_retry_now(BleDevice *d) {
-        if (!d || d->state != BLE_DEVICE_BACKOFF)
+void ble_device_hold(BleDevice *d, bool hold) {
+        if (!d || d->held == hold)
+                return;
+        d->held = hold;
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: %s", d->address,
+                   hold ? "not reconnected for now (held by the gateway)" : "expected back, connecting again now");
+        if (hold)
                 return;
         backoff_reset(&d->backoff);
-        ble_device_enter_state(d, BLE_DEVICE_IDLE);
+        if (d->state == BLE_DEVICE_BACKOFF)
+                ble_device_enter_state(d, BLE_DEVICE_IDLE);
+        else
+                ble_manager_schedule_dispatch(d->manager);
 }
 
 typedef struct FindDevice {

@@ -82,6 +82,7 @@ struct BleDevice {
         BleBytes echo[BLE_ECHO_MAX]; /* Value signals seen during an in-flight read */
         size_t n_echo;
         bool own; /* ble_manager_connect_own(): reported to own_cb only, no slot counted */
+        bool held; /* ble_device_hold(): not connected again until released */
         BleOwnCallbacks own_cb;
         void *own_userdata;
 };

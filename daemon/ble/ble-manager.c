@@ -170,7 +170,7 @@ static int dispatch_handler(sd_event_source *s, void *userdata) {
         for (BleDevice *d = m->devices_head, *next; d; d = next) {
                 BleObject *o;
                 next = d->next;
-                if (d->state != BLE_DEVICE_IDLE || !d->path || d->removing || (!d->own && used >= max))
+                if (d->state != BLE_DEVICE_IDLE || !d->path || d->removing || d->held || (!d->own && used >= max))
                         continue;
                 o = ble_mirror_get(m->mirror, d->path);
                 if (!o || (o->device.adapter && !streq(o->device.adapter, m->adapter_path)))

@@ -262,9 +262,14 @@ int ble_manager_connect_own(BleManager *m, const char *address, const BleOwnCall
  * loop, where its pending operations complete with -ECANCELED, so this may be
  * called from inside its callbacks.  d must not be used afterwards. */
 void ble_manager_release_own(BleManager *m, BleDevice *d);
-/* A device waiting after a failed connection (backoff) tries again now,
- * with its backoff reset: it is expected back (after a DFU reset). */
-void ble_device_retry_now(BleDevice *d);
+/*
+ * hold: the device is not connected again after its link is gone (it went
+ * into a DFU bootloader at another address, and attempts at its own address
+ * would only hold up the radio); a connection attempt already running goes
+ * on.  Released (hold false): it is expected back, and tries at once, its
+ * backoff reset.  NULL is ignored.
+ */
+void ble_device_hold(BleDevice *d, bool hold);
 
 BleDevice *ble_manager_get_device(BleManager *m, const char *address);
 /* The desired devices in order: NULL gives the first, the last gives NULL. */

@@ -344,6 +344,8 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
                    "BLE FOTA job %s of %s: %s%s%s", j->job.id, j->job.ble_address, fota_status_to_string(status),
                    message && message[0] ? ", " : "", strempty(message));
         report_new(m, j->job.ble_address, j->job.id, status, message, true);
+        if (j->nrf5) /* the application is not kept away any longer (no-op unless it was) */
+                ble_device_hold(ble_manager_get_device(m->ble, j->job.ble_address), false);
         job_release_boot(j);
         job_close(j);
         job_forget(j);
@@ -1017,8 +1019,8 @@ static void job_dfu_done(Job *j) {
         app = ble_manager_get_device(j->m->ble, j->job.ble_address);
         if (app && ble_device_state(app) == BLE_DEVICE_READY)
                 return job_dfu_app_back(j, app);
-        /* Its connection attempts failed while it was in the bootloader: try now, not after the backoff. */
-        ble_device_retry_now(app);
+        /* Held while it was in the bootloader: connect now, not after a backoff. */
+        ble_device_hold(app, false);
 }
 
 /* Runs the planner's actions until one has to wait for the bootloader. */
@@ -1202,6 +1204,8 @@ static void job_dfu_boot_connect(Job *j) {
         }
         log_info("BLE FOTA job %s: %s is in its DFU bootloader, looking for it at %s", j->job.id, j->job.ble_address,
                  boot);
+        /* Attempts at the application's address would only hold up the radio meanwhile. */
+        ble_device_hold(ble_manager_get_device(j->m->ble, j->job.ble_address), true);
         j->dstep = DFU_STEP_BOOT_CONNECT;
         job_reboot_wait(j);
 }
@@ -1295,7 +1299,7 @@ static void job_start_dfu(Job *j) {
                 d = job_device(j);
                 if (d)
                         return job_dfu_app_back(j, d);
-                return ble_device_retry_now(ble_manager_get_device(j->m->ble, j->job.ble_address));
+                return ble_device_hold(ble_manager_get_device(j->m->ble, j->job.ble_address), false);
         case STAGE_WAITING:
         case STAGE_DOWNLOADING:
         case STAGE_TRANSFER:

@@ -438,6 +438,14 @@ class BleFotaTest(ft.WorldTestCase):
         return "\n".join(p.decode(errors="replace") if isinstance(p, (bytes, bytearray)) else str(p)
                          for t, p in self.w.peer.received())
 
+    def check_app_held(self, address):
+        """While the device is in its bootloader the gateway does not try its own address (real
+        controllers create one LE connection at a time), and it tries again once the image is taken."""
+        log = self.w.daemon.log()
+        during = log[log.index("looking for it at "):log.index("took the image")]
+        self.assertNotIn(address + ": idle → connecting", during)
+        self.assertIn(address + ": expected back, connecting again now", log)
+
     def test_nrf5_update(self):
         """A job with one file for an nRF5 device: Secure DFU needs the init packet and the image as two
         files (nRF Cloud lists "x.dat x.bin"); a DFU package (.zip) or a lone .bin cannot be sent.  The
@@ -474,6 +482,7 @@ class BleFotaTest(ft.WorldTestCase):
         self.assertGreater(s["receipts"], 0, s)  # the transfer ran with packet receipt notifications
         log = w.daemon.log()
         self.assertIn("looking for it at " + dfu.shift_address(A, 1), log)
+        self.check_app_held(A)
         self.assertIn("firmware revision 2 (was 1)", log)
         self.assertIn("100% transferred to " + A, log)
         for name in ("nrf5/app_v2.dat", "nrf5/app_v2.bin"):
@@ -584,6 +593,7 @@ class BleFotaTest(ft.WorldTestCase):
         self.assertRegex(w.daemon.log(), r"the bootloader of %s has [1-9][0-9]* bytes of the image already" % A)
         self.assertEqual(w.dfu_firmware(A), firmware)
         self.assertEqual(w.dfu_state(A)["version"], 5)
+        self.check_app_held(A)
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
