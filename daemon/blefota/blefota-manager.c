@@ -1095,6 +1095,10 @@ static void job_dfu_cp_notification(Job *j, const uint8_t *value, size_t size) {
                 j->cp_wait = false;
                 j->timer = sd_event_source_disable_unref(j->timer);
                 (void) nrf_dfu_plan_response(&j->plan, &resp);
+                if (was == NRF_DFU_PLAN_EXECUTE_DATA && resp.result == NRF_DFU_RES_OPERATION_NOT_PERMITTED &&
+                    j->plan.state != NRF_DFU_PLAN_FAILED)
+                        log_info("BLE FOTA job %s: the bootloader of %s had executed the first %" PRIu32
+                                 " bytes already, going on from there", j->job.id, j->job.ble_address, j->plan.obj_start);
                 if (was == NRF_DFU_PLAN_SELECT_DATA && j->plan.state != NRF_DFU_PLAN_FAILED && j->plan.sent > 0)
                         log_info("BLE FOTA job %s: the bootloader of %s has %" PRIu32 " bytes of the image "
                                  "already, going on from there", j->job.id, j->job.ble_address, j->plan.sent);

@@ -583,17 +583,35 @@ class BleFotaTest(ft.WorldTestCase):
         w.wait_asked(A)
         job = w.nrf5_job("ble-job-nrf5-drop", A, "nrf5/app_v5", firmware, 5)
         w.ble.offer(job)
-        ok = st.wait_until(lambda: w.dfu_state(A)["received"] >= 40 * KB, TIMEOUT, step=0.01)
+        ok = st.wait_until(lambda: w.dfu_state(A)["received"] >= 40 * KB + 1000, TIMEOUT, step=0.01)
         self.assertTrue(ok, "the transfer never started: %s" % w.dfu_state(A))
         w.mock.link_loss(dfu.shift_address(A, 1))
+        self.finish_after_drop(job, firmware, 5)
+
+    def test_nrf5_bootloader_link_lost_after_execute(self):
+        """The link drops right after the bootloader executed a data object: Select gives an
+        object boundary, and the bootloader refuses to execute that object again (operation not
+        permitted, as nrf_dfu_req_handler.c does); the gateway goes on with the next object."""
+        w = self.world({A: {"nrf5": True, "version": 1, "drop_after_execute": 3}})
+        firmware = hashlib.shake_256(b"nrf5 app 6").digest(40 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-exec", A, "nrf5/app_v6", firmware, 6)
+        w.ble.offer(job)
+        self.finish_after_drop(job, firmware, 6)
+        self.assertIn("had executed the first 12288 bytes already", w.daemon.log())
+        self.assertEqual(w.dfu_state(A)["updates"], 1)
+
+    def finish_after_drop(self, job, firmware, version):
+        w = self.w
         final = w.ble.wait_final(job[1])
         self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
         self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
         self.assertIn("the DFU bootloader of %s disconnected, resuming" % A, w.daemon.log())
         self.assertRegex(w.daemon.log(), r"the bootloader of %s has [1-9][0-9]* bytes of the image already" % A)
         self.assertEqual(w.dfu_firmware(A), firmware)
-        self.assertEqual(w.dfu_state(A)["version"], 5)
+        self.assertEqual(w.dfu_state(A)["version"], version)
         self.check_app_held(A)
+
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
