@@ -69,6 +69,7 @@ int gateway_blefota_start(Gateway *g) {
                 g->downloader = modem_downloader_free(g->downloader);
                 return log_error_errno(r, "Failed to set up FOTA of BLE devices in %s: %m", dir);
         }
+        blefota_manager_set_reboot_timeout(g->blefota, g->config->fota_reboot_timeout_sec * UINT64_C(1000000));
         gateway_blefota_bus_start(g);
         log_info("FOTA of BLE devices enabled, at most %u at once", g->config->max_parallel_fota);
         /* [Cloud] TLS=modem: the modem is ready before the cloud and the BLE layer start. */

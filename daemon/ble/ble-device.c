@@ -419,7 +419,10 @@ static bool wish_matches(const BleDevice *d, const char *service, const char *ch
 
 static void deliver_notification(BleDevice *d, const char *su, const char *cu, const uint8_t *v, size_t n) {
         BleManager *m = d->manager;
-        if (m->cb.notification)
+        if (d->own) {
+                if (d->own_cb.notification)
+                        d->own_cb.notification(d, su, cu, v, n, d->own_userdata);
+        } else if (m->cb.notification)
                 m->cb.notification(m, d, su, cu, v, n, m->userdata);
 }
 
@@ -1227,6 +1230,8 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
         }
         if (s == BLE_DEVICE_READY)
                 message_id = MESSAGE_ID_DEVICE_CONNECTED;
+        if (d->own)
+                message_id = NULL; /* not one of the cloud's devices */
 
         d->state = s;
         log_fields(message_id ? LOG_NOTICE : LOG_INFO,
@@ -1290,7 +1295,10 @@ void ble_device_enter_state(BleDevice *d, BleDeviceState s) {
                 ops_kick(d);
         }
 
-        if (m->cb.device_state)
+        if (d->own) {
+                if (d->own_cb.state)
+                        d->own_cb.state(d, s, d->own_userdata);
+        } else if (m->cb.device_state)
                 m->cb.device_state(m, d, old, s, m->userdata);
 
         if (s == BLE_DEVICE_RESOLVING && d->state == BLE_DEVICE_RESOLVING && resolved_now(d))
@@ -1368,8 +1376,8 @@ void ble_device_disconnect_and_forget(BleDevice *d) {
         if (!o)
                 return;
         if (ble_device_holds_slot(d) || o->device.connected) {
-                log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: no longer desired, disconnecting",
-                           d->address);
+                log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: %s, disconnecting", d->address,
+                           d->own ? "released by the gateway" : "no longer desired");
                 call_and_forget(d, o->path, "org.bluez.Device1", "Disconnect", NULL, NULL);
         }
         if (d->created && o->device.adapter) {
@@ -1388,6 +1396,21 @@ void ble_device_yield_slot(BleDevice *d) {
         if (d->path)
                 call_and_forget(d, d->path, "org.bluez.Device1", "Disconnect", NULL, NULL);
         ble_device_enter_state(d, BLE_DEVICE_IDLE);
+}
+
+void ble_device_hold(BleDevice *d, bool hold) {
+        if (!d || d->held == hold)
+                return;
+        d->held = hold;
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }), "%s: %s", d->address,
+                   hold ? "not reconnected for now (held by the gateway)" : "expected back, connecting again now");
+        if (hold)
+                return;
+        backoff_reset(&d->backoff);
+        if (d->state == BLE_DEVICE_BACKOFF)
+                ble_device_enter_state(d, BLE_DEVICE_IDLE);
+        else
+                ble_manager_schedule_dispatch(d->manager);
 }
 
 typedef struct FindDevice {

@@ -81,6 +81,10 @@ struct BleDevice {
         bool was_absent; /* BlueZ did not know the device when it became desired */
         BleBytes echo[BLE_ECHO_MAX]; /* Value signals seen during an in-flight read */
         size_t n_echo;
+        bool own; /* ble_manager_connect_own(): reported to own_cb only, no slot counted */
+        bool held; /* ble_device_hold(): not connected again until released */
+        BleOwnCallbacks own_cb;
+        void *own_userdata;
 };
 
 typedef enum BleScanState {

@@ -75,13 +75,16 @@ static BleObject *adapter_object(BleManager *m) {
 }
 
 BleDevice *ble_manager_next_device(BleManager *m, BleDevice *d) {
-        return d ? d->next : m->devices_head;
+        d = d ? d->next : m->devices_head;
+        while (d && d->own)
+                d = d->next;
+        return d;
 }
 
 unsigned ble_manager_connected_count(BleManager *m) {
         unsigned n = 0;
         for (BleDevice *d = m->devices_head; d; d = d->next)
-                if (ble_device_holds_slot(d))
+                if (!d->own && ble_device_holds_slot(d))
                         n++;
         return n;
 }
@@ -155,19 +158,26 @@ static int dispatch_handler(sd_event_source *s, void *userdata) {
         unsigned used, max = m->config->max_connections;
 
         (void) s;
+        /* Connections of the gateway's own that were released (ble_manager_release_own()). */
+        for (BleDevice *d = m->devices_head, *next; d; d = next) {
+                next = d->next;
+                if (d->own && d->removing)
+                        ble_device_free(d);
+        }
         if (!m->bluez_present || !a || !a->adapter.powered)
                 return 0;
         used = ble_manager_connected_count(m);
-        for (BleDevice *d = m->devices_head, *next; d && used < max; d = next) {
+        for (BleDevice *d = m->devices_head, *next; d; d = next) {
                 BleObject *o;
                 next = d->next;
-                if (d->state != BLE_DEVICE_IDLE || !d->path || d->removing)
+                if (d->state != BLE_DEVICE_IDLE || !d->path || d->removing || d->held || (!d->own && used >= max))
                         continue;
                 o = ble_mirror_get(m->mirror, d->path);
                 if (!o || (o->device.adapter && !streq(o->device.adapter, m->adapter_path)))
                         continue;
                 ble_device_start_connect(d);
-                used++;
+                if (!d->own)
+                        used++;
         }
         missing_check(m);
         scan_hold_check(m);
@@ -1122,7 +1132,7 @@ void ble_manager_config_changed(BleManager *m) {
         /* The last desired give way first, so the order of the desired list keeps its meaning. */
         for (BleDevice *d = m->devices_tail, *prev; d && used > m->config->max_connections; d = prev) {
                 prev = d->prev;
-                if (ble_device_holds_slot(d)) {
+                if (!d->own && ble_device_holds_slot(d)) {
                         ble_device_yield_slot(d);
                         used--;
                 }
@@ -1149,9 +1159,47 @@ BleMirror *ble_manager_mirror(BleManager *m) {
 
 BleDevice *ble_manager_get_device(BleManager *m, const char *address) {
         char addr[BLE_ADDR_STR_MAX];
+        BleDevice *d;
         if (ble_address_normalize(address, addr) < 0)
                 return NULL;
-        return ble_map_get(&m->devices_by_address, addr);
+        d = ble_map_get(&m->devices_by_address, addr);
+        return d && !d->own ? d : NULL;
+}
+
+int ble_manager_connect_own(BleManager *m, const char *address, const BleOwnCallbacks *cb, void *userdata,
+                            BleDevice **ret) {
+        char addr[BLE_ADDR_STR_MAX];
+        BleDevice *d;
+        int r;
+
+        if (!m || !cb || !ret || ble_address_normalize(address, addr) < 0)
+                return -EINVAL;
+        if (ble_map_get(&m->devices_by_address, addr))
+                return -EEXIST;
+        r = ble_device_new(m, addr, &d);
+        if (r < 0)
+                return r;
+        d->own = true;
+        d->own_cb = *cb;
+        d->own_userdata = userdata;
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", d->address }),
+                   "%s: connecting for the gateway itself (not a desired device, not reported to the cloud)",
+                   d->address);
+        /* Unknown to BlueZ: scan for it now rather than after the pause between background scans. */
+        if (!d->path)
+                m->missing_timer = sd_event_source_disable_unref(m->missing_timer);
+        ble_manager_schedule_dispatch(m);
+        *ret = d;
+        return 0;
+}
+
+void ble_manager_release_own(BleManager *m, BleDevice *d) {
+        if (!m || !d || !d->own || d->removing)
+                return;
+        /* Freed from the loop (dispatch_handler()): this may run inside one of the device's callbacks. */
+        d->own_cb = (BleOwnCallbacks) {};
+        ble_device_disconnect_and_forget(d);
+        ble_manager_schedule_dispatch(m);
 }
 
 int ble_manager_set_desired(BleManager *m, char *const *addresses) {
@@ -1167,7 +1215,7 @@ int ble_manager_set_desired(BleManager *m, char *const *addresses) {
 
         /* Drop devices no longer wanted. */
         for (BleDevice *d = m->devices_head, *next; d; d = next) {
-                bool keep = false;
+                bool keep = d->own; /* not the cloud's */
                 next = d->next;
                 for (char *const *a = addresses; a && *a; a++)
                         if (ble_address_normalize(*a, addr) >= 0 && streq(addr, d->address)) {

@@ -239,6 +239,38 @@ bool ble_manager_is_scanning(BleManager *m);
 int ble_manager_set_beacons(BleManager *m, char *const *addresses);
 size_t ble_manager_beacon_count(BleManager *m);
 
+/*
+ * A connection the gateway makes for itself, not for the cloud: a DFU
+ * bootloader that advertises at an address of its own.  The device is
+ * connected as a desired one is (scanning while BlueZ does not know it,
+ * backoff after a failure), but it takes no MaxConnections slot, is not in
+ * desiredConnections (ble_manager_set_desired() leaves it alone), is not
+ * returned by ble_manager_get_device()/ble_manager_next_device(), and its
+ * transitions and notifications go to cb only, never to the BleCallbacks.
+ * The GATT operations of ble_device_*() work on it as on any device.
+ * -EEXIST if the address is desired or already connected this way.
+ */
+typedef struct BleOwnCallbacks {
+        void (*state)(BleDevice *d, BleDeviceState new_state, void *userdata);
+        void (*notification)(BleDevice *d, const char *service_uuid, const char *chrc_uuid, const uint8_t *value,
+                             size_t size, void *userdata);
+} BleOwnCallbacks;
+int ble_manager_connect_own(BleManager *m, const char *address, const BleOwnCallbacks *cb, void *userdata,
+                            BleDevice **ret);
+/* Disconnects such a device and removes it from BlueZ if BlueZ learnt of it
+ * for this connection.  Its callbacks end here; the device is freed from the
+ * loop, where its pending operations complete with -ECANCELED, so this may be
+ * called from inside its callbacks.  d must not be used afterwards. */
+void ble_manager_release_own(BleManager *m, BleDevice *d);
+/*
+ * hold: the device is not connected again after its link is gone (it went
+ * into a DFU bootloader at another address, and attempts at its own address
+ * would only hold up the radio); a connection attempt already running goes
+ * on.  Released (hold false): it is expected back, and tries at once, its
+ * backoff reset.  NULL is ignored.
+ */
+void ble_device_hold(BleDevice *d, bool hold);
+
 BleDevice *ble_manager_get_device(BleManager *m, const char *address);
 /* The desired devices in order: NULL gives the first, the last gives NULL. */
 BleDevice *ble_manager_next_device(BleManager *m, BleDevice *d);

@@ -13,6 +13,7 @@
 #include "fota-job.h"
 #include "log.h"
 #include "message-ids.h"
+#include "nrf-dfu.h"
 #include "smp.h"
 #include "util.h"
 
@@ -20,6 +21,7 @@
 #define E_APPLY "Error applying update"
 #define E_INVALID "Job info is invalid"
 #define E_UNSUPPORTED "FOTA type not supported"
+#define E_MISMATCH "FW file does not match specified FOTA type"
 #define JOB_FILE_MAX (FOTA_JOB_INPUT_MAX + 256)
 /* Upload requests in flight.  Zephyr's SMP transport takes a request into one of
  * CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT buffers (4 by default) and its answer needs one too:
@@ -32,6 +34,7 @@ typedef enum JobStage {
         STAGE_DOWNLOADING, /* the files come in through the nRF91 */
         STAGE_TRANSFER,    /* SMP upload and test */
         STAGE_TESTING,     /* reset sent: the device must come back with the new image */
+        STAGE_BOOTLOADER,  /* nRF5: the device went into its DFU bootloader, at its address + 1 */
         _STAGE_MAX,
 } JobStage;
 
@@ -46,6 +49,21 @@ typedef enum SmpStep {
         SMP_STEP_LIST_VERIFY,
         SMP_STEP_CONFIRM,
 } SmpStep;
+
+/* nRF5 Secure DFU (nrf-dfu.h): buttonless entry on the application, then the bootloader. */
+typedef enum DfuStep {
+        DFU_STEP_NONE,
+        DFU_STEP_BUTTONLESS_NOTIFY, /* indications of the buttonless characteristic */
+        DFU_STEP_ENTER,             /* Enter Bootloader written, its response awaited */
+        DFU_STEP_BOOT_CONNECT,      /* the bootloader is looked for and connected */
+        DFU_STEP_CP_NOTIFY,         /* notifications of its control point */
+        DFU_STEP_RUN,               /* the control point protocol (the planner) */
+        DFU_STEP_WAIT_APP,          /* the image is executed: the application must come back */
+} DfuStep;
+
+#define DFU_PRN 12            /* a receipt every 12 packets, as Nordic's Android DFU library does by default */
+#define DFU_PACKETS_QUEUED 16 /* packet writes handed to the BLE layer at once */
+#define DFU_RETRIES 3         /* an object whose CRC does not match is sent again */
 
 typedef struct Job Job;
 typedef struct Report Report;
@@ -100,6 +118,20 @@ struct Job {
         bool reset_answered;
         bool reset_again;     /* the reset was sent once more after a restart found it pending */
         uint64_t downloaded;  /* bytes of the files received (blefota_manager_job_progress()) */
+        sd_event_source *reboot_timer; /* FotaRebootTimeoutSec=: the device must be back by then */
+
+        /* nRF5 Secure DFU: fd is the firmware (.bin), init_fd the init packet (.dat). */
+        bool nrf5;
+        DfuStep dstep;
+        BleDevice *boot;      /* the bootloader's connection (ble_manager_connect_own()) */
+        int init_fd;
+        uint32_t init_len;
+        NrfDfuPlan plan;
+        bool cp_wait;         /* a control point response is awaited */
+        bool receipt_wait;    /* a packet receipt notification is awaited */
+        bool enter_written;   /* Enter Bootloader reached the device */
+        unsigned packets_queued;
+        char old_revision[64]; /* Device Information firmware revision before the update, "" if none */
 };
 
 struct BleFotaManager {
@@ -118,6 +150,8 @@ struct BleFotaManager {
         char smp_svc[BLE_UUID_STR_MAX], smp_chr[BLE_UUID_STR_MAX];
         BleFotaChangedFn changed; /* blefota_manager_set_changed_callback() */
         void *changed_userdata;
+        char dfu_svc[BLE_UUID_STR_MAX], dfu_cp[BLE_UUID_STR_MAX], dfu_pkt[BLE_UUID_STR_MAX], dfu_btn[BLE_UUID_STR_MAX];
+        uint64_t reboot_timeout_usec;
 };
 
 static const char *const stage_table[_STAGE_MAX] = {
@@ -125,9 +159,13 @@ static const char *const stage_table[_STAGE_MAX] = {
         [STAGE_DOWNLOADING] = "downloading",
         [STAGE_TRANSFER] = "transfer",
         [STAGE_TESTING] = "testing",
+        [STAGE_BOOTLOADER] = "bootloader",
 };
 
 static void job_start_smp(Job *j);
+static void job_start_dfu(Job *j);
+static void job_release_boot(Job *j);
+static void job_reboot_wait(Job *j);
 static void report_send(Report *r);
 static void job_maybe_free(Job *j);
 static void manager_start_waiting(BleFotaManager *m);
@@ -149,7 +187,9 @@ static int job_save(Job *j) {
         job_changed(j); /* each stage is saved: each change of stage is shown */
         if (job_path(j, "", &path) < 0 || job_path(j, ".tmp", &tmp) < 0)
                 return -ENOMEM;
-        if (j->new_hash_len > 0)
+        if (j->nrf5)
+                snprintf(hex, sizeof hex, "nrf5");
+        else if (j->new_hash_len > 0)
                 ble_hex(j->new_hash, j->new_hash_len, hex);
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -300,8 +340,11 @@ static void report_new(BleFotaManager *m, const char *address, const char *id, F
 static void job_close(Job *j) {
         j->download = modem_download_free(j->download);
         j->timer = sd_event_source_disable_unref(j->timer);
+        j->reboot_timer = sd_event_source_disable_unref(j->reboot_timer);
         j->fd = safe_close(j->fd);
+        j->init_fd = safe_close(j->init_fd);
         j->step = SMP_STEP_NONE;
+        j->dstep = DFU_STEP_NONE;
 }
 
 static void job_finish(Job *j, FotaStatus status, const char *message) {
@@ -317,6 +360,9 @@ static void job_finish(Job *j, FotaStatus status, const char *message) {
                    "BLE FOTA job %s of %s: %s%s%s", j->job.id, j->job.ble_address, fota_status_to_string(status),
                    message && message[0] ? ", " : "", strempty(message));
         report_new(m, j->job.ble_address, j->job.id, status, message, true);
+        if (j->nrf5) /* the application is not kept away any longer (no-op unless it was) */
+                ble_device_hold(ble_manager_get_device(m->ble, j->job.ble_address), false);
+        job_release_boot(j);
         job_close(j);
         job_forget(j);
         j->finished = true;
@@ -339,6 +385,8 @@ static void job_unlink(Job *j) {
 static Job *job_free(Job *j) {
         if (!j)
                 return NULL;
+        /* The BLE manager is gone already (gateway_blefota_free()) and freed the bootloader's connection. */
+        j->boot = NULL;
         job_close(j);
         free(j->raw);
         free(j);
@@ -494,10 +542,15 @@ static void job_smp_fail(Job *j, const char *what) {
         job_finish(j, FOTA_STATUS_FAILED, E_APPLY);
 }
 
-static size_t job_frame_max(Job *j, BleDevice *d) {
-        const BleGattChrc *c = ble_gatt_find_chrc(ble_device_gatt(d), j->m->smp_svc, j->m->smp_chr);
+/* Bytes one write can carry: the link's ATT MTU - 3 (23 if BlueZ does not say), at most cap. */
+static size_t chrc_write_max(BleDevice *d, const char *svc, const char *chr, size_t cap) {
+        const BleGattChrc *c = ble_gatt_find_chrc(ble_device_gatt(d), svc, chr);
         unsigned mtu = c && c->mtu >= 23 ? c->mtu : 23;
-        return MIN((size_t) mtu - 3, (size_t) 512);
+        return MIN((size_t) mtu - 3, cap);
+}
+
+static size_t job_frame_max(Job *j, BleDevice *d) {
+        return chrc_write_max(d, j->m->smp_svc, j->m->smp_chr, 512);
 }
 
 static void on_smp_written(BleDevice *d, const BleOpResult *res, void *userdata) {
@@ -654,6 +707,7 @@ static void job_smp_reset(Job *j) {
         j->step = SMP_STEP_RESET;
         j->stage = STAGE_TESTING;
         (void) job_save(j);
+        job_reboot_wait(j);
         r = smp_encode_os_reset(buf, sizeof buf, SMP_VERSION_1, ++j->seq, false, &len);
         job_smp_send_or_fail(j, r, buf, len);
 }
@@ -813,6 +867,8 @@ static void job_start_smp(Job *j) {
         struct stat st;
         int r;
 
+        if (j->nrf5)
+                return job_start_dfu(j);
         j->timer = sd_event_source_disable_unref(j->timer);
         if (!d) {
                 j->step = SMP_STEP_NONE;
@@ -842,10 +898,515 @@ static void job_start_smp(Job *j) {
                 return job_smp_fail(j, "notifications of the SMP characteristic cannot be enabled");
 }
 
+/* ---- the device's return after the reset that applies the update ---- */
+
+static int on_reboot_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        (void) s, (void) usec;
+
+        j->reboot_timer = sd_event_source_disable_unref(j->reboot_timer);
+        log_fields(LOG_WARNING, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id }),
+                   "BLE FOTA job %s: %s did not come back within %" PRIu64 " s after its reset%s", j->job.id,
+                   j->job.ble_address, j->m->reboot_timeout_usec / UINT64_C(1000000),
+                   j->nrf5 && j->stage == STAGE_BOOTLOADER ? " into the DFU bootloader" : "");
+        job_finish(j, FOTA_STATUS_FAILED, E_APPLY);
+        return 0;
+}
+
+/* Arms [Bluetooth] FotaRebootTimeoutSec= unless it runs already. */
+static void job_reboot_wait(Job *j) {
+        if (j->reboot_timer)
+                return;
+        if (sd_event_add_time_relative(j->m->event, &j->reboot_timer, CLOCK_MONOTONIC, j->m->reboot_timeout_usec, 0,
+                                       on_reboot_timeout, j) < 0)
+                log_warning("BLE FOTA job %s: cannot time the device's return", j->job.id);
+}
+
+static void job_reboot_done(Job *j) {
+        j->reboot_timer = sd_event_source_disable_unref(j->reboot_timer);
+}
+
+void blefota_manager_set_reboot_timeout(BleFotaManager *m, uint64_t usec) {
+        if (m && usec > 0)
+                m->reboot_timeout_usec = usec;
+}
+
+/* ---- nRF5 Secure DFU ---- */
+
+static void job_release_boot(Job *j) {
+        BleDevice *boot = j->boot;
+
+        if (!boot)
+                return;
+        /* Its cancelled operations call back later, from the loop: they only count down. */
+        j->boot = NULL;
+        ble_manager_release_own(j->m->ble, boot);
+        j->cp_wait = j->receipt_wait = false;
+}
+
+static void job_dfu_fail(Job *j, const char *what) {
+        job_smp_fail(j, what);
+}
+
+/* The init packet is the file named *.dat (nRF Cloud lists it first; Nordic's LTE gateway
+ * moves it first), the firmware the other one. */
+static size_t job_dfu_init_index(Job *j) {
+        for (size_t i = 0; i < j->job.n_files; i++) {
+                size_t n = strlen(j->job.files[i]);
+                if (n >= 4 && strcasecmp(j->job.files[i] + n - 4, ".dat") == 0)
+                        return i;
+        }
+        return 0;
+}
+
+static int job_dfu_open(Job *j) {
+        size_t init = job_dfu_init_index(j);
+        struct stat st;
+
+        if (j->job.n_files != 2)
+                return -EINVAL;
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *path = NULL;
+                char suffix[16];
+                int *fd = i == init ? &j->init_fd : &j->fd;
+
+                if (*fd >= 0)
+                        continue;
+                snprintf(suffix, sizeof suffix, ".%zu", i);
+                if (job_path(j, suffix, &path) < 0)
+                        return -ENOMEM;
+                *fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (*fd < 0 || fstat(*fd, &st) < 0)
+                        return -errno;
+                if (st.st_size <= 0 || st.st_size > UINT32_MAX)
+                        return -EFBIG;
+                if (i == init)
+                        j->init_len = (uint32_t) st.st_size;
+                else
+                        j->image_size = (uint64_t) st.st_size;
+        }
+        return 0;
+}
+
+static int dfu_read(void *userdata, NrfDfuObject which, uint32_t off, uint8_t *buf, size_t len) {
+        Job *j = userdata;
+        ssize_t k = pread(which == NRF_DFU_OBJ_COMMAND ? j->init_fd : j->fd, buf, len, (off_t) off);
+
+        if (k < 0)
+                return -errno;
+        return (size_t) k == len ? 0 : -EIO;
+}
+
+static int on_dfu_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        (void) s, (void) usec;
+
+        j->timer = sd_event_source_disable_unref(j->timer);
+        job_dfu_fail(j, j->dstep == DFU_STEP_ENTER ? "the device did not answer Enter Bootloader"
+                                                   : "the DFU bootloader did not answer");
+        return 0;
+}
+
+static void job_dfu_arm(Job *j) {
+        j->timer = sd_event_source_disable_unref(j->timer);
+        if (sd_event_add_time_relative(j->m->event, &j->timer, CLOCK_MONOTONIC, BLEFOTA_SMP_TIMEOUT_USEC, 0,
+                                       on_dfu_timeout, j) < 0)
+                log_warning("BLE FOTA job %s: cannot time the device's answers", j->job.id);
+}
+
+static void job_dfu_run(Job *j);
+
+static void on_dfu_op_done(BleDevice *d, const BleOpResult *res, void *userdata) {
+        Job *j = userdata;
+
+        j->pending_ops--;
+        if (j->finished)
+                return job_maybe_free(j);
+        if (res->error == -ECANCELED || res->error == -ENOTCONN)
+                return; /* a lost link: its state callback resumes */
+        if (res->error < 0) {
+                log_warning("BLE FOTA job %s: a write to %s failed: %s%s%s", j->job.id, ble_device_address(d),
+                            strerror(-res->error), res->error_message ? ": " : "", strempty(res->error_message));
+                return job_dfu_fail(j, "a DFU write failed");
+        }
+}
+
+static void on_dfu_packet_written(BleDevice *d, const BleOpResult *res, void *userdata) {
+        Job *j = userdata;
+        bool more;
+
+        if (j->packets_queued > 0)
+                j->packets_queued--;
+        more = !j->finished && res->error >= 0 && j->dstep == DFU_STEP_RUN && !j->cp_wait && !j->receipt_wait &&
+               d == j->boot;
+        on_dfu_op_done(d, res, userdata); /* frees j only if it is finished, and then there is no more */
+        if (more)
+                job_dfu_run(j);
+}
+
+static void job_dfu_log_progress(Job *j) {
+        uint32_t done = nrf_dfu_plan_progress(&j->plan);
+
+        job_changed(j);
+        if (j->image_size == 0 || done * UINT64_C(100) / j->image_size < j->logged_pct + 10)
+                return;
+        j->logged_pct = (unsigned) (done * UINT64_C(100) / j->image_size) / 10 * 10;
+        log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", j->job.ble_address }, { "FOTA_JOB_ID", j->job.id }),
+                   "BLE FOTA job %s: %u%% transferred to %s (%" PRIu32 " of %" PRIu64 " bytes)", j->job.id,
+                   j->logged_pct, j->job.ble_address, done, j->image_size);
+}
+
+/* The Device Information firmware revision (2A26) read when the device connected, "" if none. */
+static void device_revision(BleDevice *d, char *ret, size_t size) {
+        const BleGattChrc *c = ble_gatt_find_chrc(ble_device_gatt(d), "180A", "2A26");
+
+        ret[0] = 0;
+        if (c && c->value)
+                snprintf(ret, size, "%.*s", (int) MIN(c->value_size, size - 1), (const char *) c->value);
+}
+
+static void job_dfu_app_back(Job *j, BleDevice *d) {
+        char revision[sizeof j->old_revision];
+
+        job_reboot_done(j);
+        device_revision(d, revision, sizeof revision);
+        log_info("BLE FOTA job %s: %s is back at its own address after the DFU, firmware revision %s (was %s)",
+                 j->job.id, j->job.ble_address, revision[0] ? revision : "not readable",
+                 j->old_revision[0] ? j->old_revision : "not readable");
+        job_finish(j, FOTA_STATUS_SUCCEEDED, "");
+}
+
+static void job_dfu_done(Job *j) {
+        BleDevice *app;
+
+        log_info("BLE FOTA job %s: the bootloader of %s took the image (%" PRIu64 " bytes), waiting for the "
+                 "application", j->job.id, j->job.ble_address, j->image_size);
+        job_release_boot(j);
+        j->timer = sd_event_source_disable_unref(j->timer);
+        j->dstep = DFU_STEP_WAIT_APP;
+        j->stage = STAGE_TESTING;
+        (void) job_save(j);
+        job_reboot_wait(j);
+        app = ble_manager_get_device(j->m->ble, j->job.ble_address);
+        if (app && ble_device_state(app) == BLE_DEVICE_READY)
+                return job_dfu_app_back(j, app);
+        /* Held while it was in the bootloader: connect now, not after a backoff. */
+        ble_device_hold(app, false);
+}
+
+/* Runs the planner's actions until one has to wait for the bootloader. */
+static void job_dfu_run(Job *j) {
+        NrfDfuAction a;
+        uint8_t buf[512];
+        int r;
+
+        if (!j->boot || ble_device_state(j->boot) != BLE_DEVICE_READY)
+                return;
+        for (;;) {
+                nrf_dfu_plan_next(&j->plan, &a);
+                switch (a.kind) {
+                case NRF_DFU_ACTION_CONTROL:
+                        r = ble_device_write(j->boot, j->m->dfu_svc, j->m->dfu_cp, a.cp, a.cp_len, BLE_WRITE_REQUEST,
+                                             on_dfu_op_done, j);
+                        if (r < 0)
+                                return job_dfu_fail(j, "the DFU control point cannot be written");
+                        j->pending_ops++;
+                        j->cp_wait = true;
+                        return job_dfu_arm(j);
+                case NRF_DFU_ACTION_PACKETS:
+                        while (a.len > 0) {
+                                size_t n = MIN(MIN(a.packet_size, (size_t) a.len), sizeof buf);
+                                if (j->packets_queued >= DFU_PACKETS_QUEUED)
+                                        return; /* more as the writes complete */
+                                r = dfu_read(j, a.object, a.off, buf, n);
+                                if (r < 0)
+                                        return job_dfu_fail(j, "the downloaded files cannot be read");
+                                r = ble_device_write(j->boot, j->m->dfu_svc, j->m->dfu_pkt, buf, n, BLE_WRITE_COMMAND,
+                                                     on_dfu_packet_written, j);
+                                if (r < 0)
+                                        return job_dfu_fail(j, "the DFU packet characteristic cannot be written");
+                                j->pending_ops++;
+                                j->packets_queued++;
+                                r = nrf_dfu_plan_packet_sent(&j->plan, buf, n);
+                                if (r < 0)
+                                        return job_dfu_fail(j, "the DFU transfer went wrong");
+                                a.off += (uint32_t) n;
+                                a.len -= (uint32_t) n;
+                                if (r > 0) {
+                                        /* Flow control: the bootloader's receipt before the next packet. */
+                                        j->receipt_wait = true;
+                                        return job_dfu_arm(j);
+                                }
+                        }
+                        continue;
+                case NRF_DFU_ACTION_DONE:
+                        return job_dfu_done(j);
+                case NRF_DFU_ACTION_FAILED:
+                        log_warning("BLE FOTA job %s: the DFU of %s failed in %s: %s, device result %s%s%s", j->job.id,
+                                    j->job.ble_address, nrf_dfu_plan_state_to_string(j->plan.state),
+                                    strerror(-j->plan.error), nrf_dfu_result_to_string(j->plan.result),
+                                    j->plan.result == NRF_DFU_RES_EXT_ERROR ? " " : "",
+                                    j->plan.result == NRF_DFU_RES_EXT_ERROR ? nrf_dfu_ext_error_to_string(j->plan.ext_error)
+                                                                            : "");
+                        return job_dfu_fail(j, "the DFU bootloader refused the update");
+                }
+        }
+}
+
+static void job_dfu_cp_notification(Job *j, const uint8_t *value, size_t size) {
+        NrfDfuResponse resp;
+        int r;
+
+        r = nrf_dfu_decode_response(value, size, &resp);
+        if (r < 0)
+                return (void) log_debug("BLE FOTA job %s: undecodable DFU control point notification: %s",
+                                        j->job.id, strerror(-r));
+        if (j->cp_wait) {
+                NrfDfuPlanState was = j->plan.state;
+                j->cp_wait = false;
+                j->timer = sd_event_source_disable_unref(j->timer);
+                (void) nrf_dfu_plan_response(&j->plan, &resp);
+                if (was == NRF_DFU_PLAN_EXECUTE_DATA && resp.result == NRF_DFU_RES_OPERATION_NOT_PERMITTED &&
+                    j->plan.state != NRF_DFU_PLAN_FAILED)
+                        log_info("BLE FOTA job %s: the bootloader of %s had executed the first %" PRIu32
+                                 " bytes already, going on from there", j->job.id, j->job.ble_address, j->plan.obj_start);
+                if (was == NRF_DFU_PLAN_SELECT_DATA && j->plan.state != NRF_DFU_PLAN_FAILED && j->plan.sent > 0)
+                        log_info("BLE FOTA job %s: the bootloader of %s has %" PRIu32 " bytes of the image "
+                                 "already, going on from there", j->job.id, j->job.ble_address, j->plan.sent);
+        } else if (j->receipt_wait) {
+                j->receipt_wait = false;
+                j->timer = sd_event_source_disable_unref(j->timer);
+                (void) nrf_dfu_plan_receipt(&j->plan, &resp);
+        } else
+                return (void) log_debug("BLE FOTA job %s: DFU notification %02x %02x not awaited", j->job.id,
+                                        resp.request, resp.result);
+        job_dfu_log_progress(j);
+        job_dfu_run(j);
+}
+
+static void on_boot_notification(BleDevice *d, const char *service_uuid, const char *chrc_uuid, const uint8_t *value,
+                                 size_t size, void *userdata) {
+        Job *j = userdata;
+
+        if (d != j->boot || j->dstep != DFU_STEP_RUN || strcasecmp(service_uuid, j->m->dfu_svc) != 0 ||
+            strcasecmp(chrc_uuid, j->m->dfu_cp) != 0)
+                return;
+        job_dfu_cp_notification(j, value, size);
+}
+
+static void on_boot_cp_notify_enabled(BleDevice *d, const BleOpResult *res, void *userdata) {
+        Job *j = userdata;
+        NrfDfuPlanConfig cfg;
+        int r;
+
+        j->pending_ops--;
+        if (j->finished)
+                return job_maybe_free(j);
+        if (res->error == -ECANCELED || d != j->boot || j->dstep != DFU_STEP_CP_NOTIFY)
+                return;
+        if (res->error < 0) {
+                if (ble_device_state(d) != BLE_DEVICE_READY)
+                        return; /* the link dropped: resumed at the next connection */
+                log_warning_errno(res->error, "BLE FOTA job %s: notifications of the DFU control point: %m", j->job.id);
+                return job_dfu_fail(j, "the DFU control point cannot notify");
+        }
+        cfg = (NrfDfuPlanConfig) {
+                .init_len = j->init_len,
+                .fw_len = (uint32_t) j->image_size,
+                .prn = DFU_PRN,
+                .packet_size = chrc_write_max(d, j->m->dfu_svc, j->m->dfu_pkt, 244),
+                .retries = DFU_RETRIES,
+                .read = dfu_read,
+                .userdata = j,
+        };
+        r = nrf_dfu_plan_init(&j->plan, &cfg);
+        if (r < 0)
+                return job_dfu_fail(j, "the DFU cannot be planned");
+        log_info("BLE FOTA job %s: DFU bootloader of %s connected, sending the %" PRIu32 "-byte init packet and the "
+                 "%" PRIu64 "-byte image in packets of %zu bytes",
+                 j->job.id, j->job.ble_address, j->init_len, j->image_size, cfg.packet_size);
+        j->dstep = DFU_STEP_RUN;
+        j->cp_wait = j->receipt_wait = false;
+        job_dfu_run(j);
+}
+
+static void on_boot_state(BleDevice *d, BleDeviceState new_state, void *userdata) {
+        Job *j = userdata;
+        int r;
+
+        if (d != j->boot || j->finished)
+                return;
+        if (new_state != BLE_DEVICE_READY) {
+                if (j->dstep == DFU_STEP_CP_NOTIFY || j->dstep == DFU_STEP_RUN) {
+                        log_info("BLE FOTA job %s: the DFU bootloader of %s disconnected, resuming when it is back",
+                                 j->job.id, j->job.ble_address);
+                        j->dstep = DFU_STEP_BOOT_CONNECT;
+                        j->cp_wait = j->receipt_wait = false;
+                        j->timer = sd_event_source_disable_unref(j->timer);
+                        job_reboot_wait(j);
+                }
+                return;
+        }
+        if (j->dstep != DFU_STEP_BOOT_CONNECT)
+                return;
+        job_reboot_done(j);
+        if (!ble_gatt_find_chrc(ble_device_gatt(d), j->m->dfu_svc, j->m->dfu_cp) ||
+            !ble_gatt_find_chrc(ble_device_gatt(d), j->m->dfu_svc, j->m->dfu_pkt))
+                return job_dfu_fail(j, "the device at the bootloader's address has no DFU control point");
+        j->dstep = DFU_STEP_CP_NOTIFY;
+        r = ble_device_set_notify(d, j->m->dfu_svc, j->m->dfu_cp, true, on_boot_cp_notify_enabled, j);
+        if (r < 0)
+                return job_dfu_fail(j, "notifications of the DFU control point cannot be enabled");
+        if (r == 0)
+                j->pending_ops++;
+}
+
+/* The device is in its bootloader (or on its way): connect to it at the address + 1. */
+static void job_dfu_boot_connect(Job *j) {
+        static const BleOwnCallbacks cb = { .state = on_boot_state, .notification = on_boot_notification };
+        char boot[NRF_DFU_ADDR_STR_MAX];
+        int r;
+
+        if (j->boot)
+                return;
+        r = nrf_dfu_shift_address(j->job.ble_address, +1, boot);
+        if (r >= 0)
+                r = ble_manager_connect_own(j->m->ble, boot, &cb, j, &j->boot);
+        if (r < 0) {
+                log_warning_errno(r, "BLE FOTA job %s: cannot connect to the DFU bootloader of %s: %m", j->job.id,
+                                  j->job.ble_address);
+                return job_dfu_fail(j, "the DFU bootloader cannot be connected");
+        }
+        log_info("BLE FOTA job %s: %s is in its DFU bootloader, looking for it at %s", j->job.id, j->job.ble_address,
+                 boot);
+        /* Attempts at the application's address would only hold up the radio meanwhile. */
+        ble_device_hold(ble_manager_get_device(j->m->ble, j->job.ble_address), true);
+        j->dstep = DFU_STEP_BOOT_CONNECT;
+        job_reboot_wait(j);
+}
+
+static void job_dfu_entered(Job *j) {
+        j->timer = sd_event_source_disable_unref(j->timer);
+        j->stage = STAGE_BOOTLOADER;
+        (void) job_save(j);
+        job_dfu_boot_connect(j);
+}
+
+static void job_dfu_buttonless_notification(Job *j, const uint8_t *value, size_t size) {
+        uint8_t op, result;
+
+        if (nrf_dfu_decode_buttonless(value, size, &op, &result) < 0 || op != NRF_DFU_BUTTONLESS_OP_ENTER_BOOTLOADER)
+                return (void) log_debug("BLE FOTA job %s: buttonless DFU notification not awaited", j->job.id);
+        if (result != NRF_DFU_BUTTONLESS_SUCCESS) {
+                log_warning("BLE FOTA job %s: %s refused to enter its DFU bootloader (buttonless result 0x%02x%s)",
+                            j->job.id, j->job.ble_address, result,
+                            result == NRF_DFU_BUTTONLESS_NOT_BONDED ? ", not bonded" : "");
+                return job_dfu_fail(j, "the device refused to enter its DFU bootloader");
+        }
+        job_dfu_entered(j);
+}
+
+static void on_enter_written(BleDevice *d, const BleOpResult *res, void *userdata) {
+        Job *j = userdata;
+        (void) d;
+
+        j->pending_ops--;
+        if (j->finished)
+                return job_maybe_free(j);
+        if (j->dstep != DFU_STEP_ENTER || res->error == -ECANCELED)
+                return;
+        if (res->error >= 0) {
+                j->enter_written = true;
+                return;
+        }
+        if (!job_device(j))
+                return; /* the link dropped: the state callback decides */
+        log_warning("BLE FOTA job %s: Enter Bootloader refused by %s: %s%s%s", j->job.id, j->job.ble_address,
+                    strerror(-res->error), res->error_message ? ": " : "", strempty(res->error_message));
+        job_dfu_fail(j, "the device refused to enter its DFU bootloader");
+}
+
+static void on_buttonless_notify_enabled(BleDevice *d, const BleOpResult *res, void *userdata) {
+        Job *j = userdata;
+        uint8_t cmd[NRF_DFU_REQUEST_MAX];
+        size_t len;
+        int r;
+
+        j->pending_ops--;
+        if (j->finished)
+                return job_maybe_free(j);
+        if (j->dstep != DFU_STEP_BUTTONLESS_NOTIFY || res->error == -ECANCELED)
+                return;
+        if (res->error < 0) {
+                if (!job_device(j))
+                        return; /* resumed at the next connection */
+                log_warning_errno(res->error, "BLE FOTA job %s: indications of the buttonless DFU characteristic: %m",
+                                  j->job.id);
+                return job_dfu_fail(j, "the buttonless DFU characteristic cannot indicate");
+        }
+        len = nrf_dfu_encode_enter_bootloader(cmd);
+        j->dstep = DFU_STEP_ENTER;
+        j->enter_written = false;
+        r = ble_device_write(d, j->m->dfu_svc, j->m->dfu_btn, cmd, len, BLE_WRITE_REQUEST, on_enter_written, j);
+        if (r < 0)
+                return job_dfu_fail(j, "Enter Bootloader cannot be written");
+        j->pending_ops++;
+        job_dfu_arm(j);
+}
+
+/* Starts (or resumes after a reconnection or a restart) an nRF5 DFU, from its stage. */
+static void job_start_dfu(Job *j) {
+        BleDevice *d;
+        int r;
+
+        j->timer = sd_event_source_disable_unref(j->timer);
+        r = job_dfu_open(j);
+        if (r < 0) {
+                log_warning_errno(r, "BLE FOTA job %s: the downloaded init packet and image: %m", j->job.id);
+                return job_dfu_fail(j, "the downloaded files are not an init packet and an image");
+        }
+        switch (j->stage) {
+        case STAGE_BOOTLOADER:
+                return job_dfu_boot_connect(j);
+        case STAGE_TESTING:
+                j->dstep = DFU_STEP_WAIT_APP;
+                job_reboot_wait(j);
+                d = job_device(j);
+                if (d)
+                        return job_dfu_app_back(j, d);
+                return ble_device_hold(ble_manager_get_device(j->m->ble, j->job.ble_address), false);
+        case STAGE_WAITING:
+        case STAGE_DOWNLOADING:
+        case STAGE_TRANSFER:
+        case _STAGE_MAX:
+                break;
+        }
+        d = job_device(j);
+        if (!d) {
+                j->dstep = DFU_STEP_NONE;
+                return; /* at the next connection */
+        }
+        if (!ble_gatt_find_chrc(ble_device_gatt(d), j->m->dfu_svc, j->m->dfu_btn))
+                return job_dfu_fail(j, "the device has no buttonless DFU characteristic any more");
+        device_revision(d, j->old_revision, sizeof j->old_revision);
+        j->logged_pct = 0;
+        j->dstep = DFU_STEP_BUTTONLESS_NOTIFY;
+        r = ble_device_set_notify(d, j->m->dfu_svc, j->m->dfu_btn, true, on_buttonless_notify_enabled, j);
+        if (r < 0)
+                return job_dfu_fail(j, "indications of the buttonless DFU characteristic cannot be enabled");
+        if (r == 0)
+                j->pending_ops++;
+}
+
 /* ---- jobs ---- */
 
 static bool device_has_smp(BleFotaManager *m, BleDevice *d) {
         return ble_gatt_find_chrc(ble_device_gatt(d), m->smp_svc, m->smp_chr) != NULL;
+}
+
+/* The nRF5 SDK's buttonless DFU without bonds (the bootloader at the address + 1). */
+static bool device_has_nrf5_dfu(BleFotaManager *m, BleDevice *d) {
+        return ble_gatt_find_chrc(ble_device_gatt(d), m->dfu_svc, m->dfu_btn) != NULL;
 }
 
 static void job_start(Job *j) {
@@ -871,6 +1432,7 @@ static void job_start(Job *j) {
                 return job_download_next(j);
         case STAGE_TRANSFER:
         case STAGE_TESTING:
+        case STAGE_BOOTLOADER:
                 return job_start_smp(j);
         case _STAGE_MAX:
                 break;
@@ -881,7 +1443,9 @@ static void manager_start_waiting(BleFotaManager *m) {
         for (Job *j = m->jobs; j; j = j->next) {
                 if (manager_running(m) >= m->max_parallel)
                         return;
-                if (!j->finished && !j->running && job_device(j))
+                /* An nRF5 device past the buttonless entry is not at its address: start without it. */
+                if (!j->finished && !j->running &&
+                    (job_device(j) || (j->nrf5 && (j->stage == STAGE_BOOTLOADER || j->stage == STAGE_TESTING))))
                         job_start(j);
         }
 }
@@ -899,6 +1463,7 @@ static Job *job_new(BleFotaManager *m, const FotaJob *fj, const char *raw, size_
         j->m = m;
         j->job = *fj;
         j->fd = -EBADF;
+        j->init_fd = -EBADF;
         j->last_pct = -1;
         j->next = m->jobs;
         m->jobs = j;
@@ -950,15 +1515,24 @@ void blefota_manager_job_received(BleFotaManager *m, const uint8_t *payload, siz
                 return (void) log_fields(LOG_INFO, LOG_FIELDS({ "BT_ADDR", fj.ble_address }),
                                          "BLE FOTA job %s: device %s not connected; ignoring the job until it is",
                                          fj.id, fj.ble_address);
-        if (!device_has_smp(m, d)) {
+        if (!device_has_smp(m, d) && !device_has_nrf5_dfu(m, d)) {
                 log_fields(LOG_NOTICE, LOG_FIELDS({ "BT_ADDR", fj.ble_address }),
                            "BLE FOTA job %s: device %s offers no DFU service the gateway can use", fj.id,
                            fj.ble_address);
                 return answer(m, fj.ble_address, fj.id, FOTA_STATUS_REJECTED, E_UNSUPPORTED);
         }
+        if (!device_has_smp(m, d) && fj.n_files != 2) {
+                /* nRF5 Secure DFU needs the init packet and the image as two files (.dat .bin); a
+                 * DFU package (.zip) or a lone image cannot be sent. */
+                log_fields(LOG_NOTICE, LOG_FIELDS({ "BT_ADDR", fj.ble_address }),
+                           "BLE FOTA job %s: %s takes nRF5 Secure DFU, which needs an init packet (.dat) and an "
+                           "image (.bin); the job has %zu file(s)", fj.id, fj.ble_address, fj.n_files);
+                return answer(m, fj.ble_address, fj.id, FOTA_STATUS_FAILED, E_MISMATCH);
+        }
         j = job_new(m, &fj, (const char *) payload, MIN(len, (size_t) FOTA_JOB_INPUT_MAX));
         if (!j)
                 return (void) log_error("Out of memory for BLE FOTA job %s", fj.id);
+        j->nrf5 = !device_has_smp(m, d);
         (void) job_save(j);
         manager_start_waiting(m);
 }
@@ -982,6 +1556,23 @@ void blefota_manager_device_state(BleFotaManager *m, BleDevice *d, BleDeviceStat
                 return;
         manager_set_ready(m, address, new_state == BLE_DEVICE_READY);
         j = manager_find(m, address);
+        if (j && j->nrf5 && j->running) {
+                if (new_state != BLE_DEVICE_READY) {
+                        if (j->dstep == DFU_STEP_ENTER && j->enter_written)
+                                /* Reset into the bootloader before its answer got out. */
+                                job_dfu_entered(j);
+                        else if (j->dstep == DFU_STEP_BUTTONLESS_NOTIFY || j->dstep == DFU_STEP_ENTER)
+                                j->dstep = DFU_STEP_NONE; /* again at the next connection */
+                        return;
+                }
+                if (j->stage == STAGE_TESTING && j->dstep == DFU_STEP_WAIT_APP)
+                        job_dfu_app_back(j, d);
+                else if (j->stage == STAGE_TRANSFER && j->dstep == DFU_STEP_NONE)
+                        job_start_dfu(j);
+                return;
+        }
+        if (j && new_state == BLE_DEVICE_READY)
+                job_reboot_done(j);
         if (new_state != BLE_DEVICE_READY) {
                 if (j && j->running && j->stage >= STAGE_TRANSFER && j->step != SMP_STEP_NONE) {
                         if (j->step != SMP_STEP_RESET)
@@ -1009,6 +1600,13 @@ bool blefota_manager_notification(BleFotaManager *m, BleDevice *d, const char *s
         Job *j;
         int r;
 
+        if (m && strcasecmp(service_uuid, m->dfu_svc) == 0 && strcasecmp(chrc_uuid, m->dfu_btn) == 0) {
+                j = manager_find(m, ble_device_address(d));
+                if (!j || !j->running || !j->nrf5 || j->dstep != DFU_STEP_ENTER)
+                        return false;
+                job_dfu_buttonless_notification(j, value, size);
+                return true;
+        }
         if (!m || strcasecmp(service_uuid, m->smp_svc) != 0 || strcasecmp(chrc_uuid, m->smp_chr) != 0)
                 return false;
         j = manager_find(m, ble_device_address(d));
@@ -1053,6 +1651,12 @@ void blefota_manager_cloud_ready(BleFotaManager *m) {
         for (size_t i = 0; m->ready && m->ready[i]; i++)
                 if (!manager_find(m, m->ready[i]))
                         request_job(m, m->ready[i]);
+        /* An nRF5 job a restart found in the bootloader stage does not wait for its device. */
+        manager_start_waiting(m);
+        /* An SMP device a restart found resetting has the same time to come back as before. */
+        for (Job *j = m->jobs; j; j = j->next)
+                if (!j->finished && !j->running && !j->nrf5 && j->stage == STAGE_TESTING)
+                        job_reboot_wait(j);
 }
 
 static void manager_set_ready(BleFotaManager *m, const char *address, bool ready) {
@@ -1155,7 +1759,9 @@ static void manager_load(BleFotaManager *m) {
                 if (!j)
                         break;
                 j->stage = (JobStage) s;
-                if (!streq(hex, "-"))
+                if (streq(hex, "nrf5"))
+                        j->nrf5 = true;
+                else if (!streq(hex, "-"))
                         for (size_t i = 0; i + 1 < strlen(hex) && i / 2 < SMP_HASH_MAX; i += 2) {
                                 int hi = unhexchar(hex[i]), lo = unhexchar(hex[i + 1]);
                                 if (hi < 0 || lo < 0)
@@ -1195,6 +1801,11 @@ int blefota_manager_new(sd_event *event, const char *dir, BleManager *ble, Modem
         m->userdata = userdata;
         (void) ble_uuid_normalize(SMP_SERVICE_UUID, m->smp_svc);
         (void) ble_uuid_normalize(SMP_CHARACTERISTIC_UUID, m->smp_chr);
+        (void) ble_uuid_normalize(NRF_DFU_SERVICE_UUID, m->dfu_svc);
+        (void) ble_uuid_normalize(NRF_DFU_CONTROL_POINT_UUID, m->dfu_cp);
+        (void) ble_uuid_normalize(NRF_DFU_PACKET_UUID, m->dfu_pkt);
+        (void) ble_uuid_normalize(NRF_DFU_BUTTONLESS_UUID, m->dfu_btn);
+        m->reboot_timeout_usec = BLEFOTA_REBOOT_TIMEOUT_USEC;
         manager_load(m);
         *ret = m;
         return 0;
@@ -1235,6 +1846,7 @@ int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFota
                 [STAGE_DOWNLOADING] = "downloading",
                 [STAGE_TRANSFER] = "transferring",
                 [STAGE_TESTING] = "testing",
+                [STAGE_BOOTLOADER] = "transferring", /* nRF5: the transfer runs in the bootloader */
         };
         Job *j = m && address ? manager_find(m, address) : NULL;
         BleFotaProgress p = {};
@@ -1253,6 +1865,11 @@ int blefota_manager_job_progress(BleFotaManager *m, const char *address, BleFota
         case STAGE_TRANSFER:
                 /* What the device acknowledged, of the image (0 until the image is opened). */
                 p.done = MIN(j->off, j->image_size);
+                p.total = j->image_size;
+                break;
+        case STAGE_BOOTLOADER:
+                /* What the bootloader has of the firmware (the init packet goes first, uncounted). */
+                p.done = MIN((uint64_t) nrf_dfu_plan_progress(&j->plan), j->image_size);
                 p.total = j->image_size;
                 break;
         case STAGE_TESTING:

@@ -5,8 +5,17 @@
  * FOTA of the BLE devices behind the gateway (spec nrfcloud-fota.md §1.6):
  * jobs from jobs/ble/rcv, the image downloaded by the nRF91 firmware
  * (modem-download.h) into the state directory, then transferred to the
- * device with MCUmgr SMP: upload, image list, test, reset, reconnect, list
- * again, confirm.  One job per device, at most max_parallel running.
+ * device, by the protocol its GATT services offer:
+ *  - MCUmgr SMP: upload, image list, test, reset, reconnect, list again,
+ *    confirm;
+ *  - nRF5 SDK Secure DFU (buttonless FE59 without bonds, two files: the
+ *    .dat init packet and the .bin): Enter Bootloader, the bootloader
+ *    connected at the address + 1 as a connection of the gateway's own
+ *    (ble_manager_connect_own()), the control point protocol of nrf-dfu.h,
+ *    then the application back at its own address.
+ * A device that does not come back within the reboot timeout after its
+ * reset is FAILED "Error applying update".  One job per device, at most
+ * max_parallel running.
  *
  * Reports on jobs/ble/update: DOWNLOADING 0, 10, ... 100 while the files
  * come in, IN_PROGRESS "" when the transfer to the device starts, SUCCEEDED
@@ -50,11 +59,16 @@ typedef struct BleFotaOps {
 #define BLEFOTA_SMP_TIMEOUT_USEC (15 * UINT64_C(1000000)) /* one SMP request's answer */
 #define BLEFOTA_DOWNLOAD_RETRIES 5
 #define BLEFOTA_RETRY_USEC (3 * UINT64_C(1000000))
+#define BLEFOTA_REBOOT_TIMEOUT_USEC (120 * UINT64_C(1000000)) /* default of [Bluetooth] FotaRebootTimeoutSec= */
 
 int blefota_manager_new(sd_event *event, const char *dir, BleManager *ble, ModemDownloader *downloader,
                         unsigned max_parallel, const BleFotaOps *ops, void *userdata, BleFotaManager **ret);
 BleFotaManager *blefota_manager_free(BleFotaManager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BleFotaManager *, blefota_manager_free);
+
+/* How long a device may stay away after the reset that applies its update ([Bluetooth]
+ * FotaRebootTimeoutSec=): past it the job is FAILED "Error applying update". */
+void blefota_manager_set_reboot_timeout(BleFotaManager *m, uint64_t usec);
 
 /* A message of jobs/ble/rcv. */
 void blefota_manager_job_received(BleFotaManager *m, const uint8_t *payload, size_t len);

@@ -439,6 +439,7 @@ static int on_select_data(NrfDfuPlan *p, const NrfDfuResponse *r) {
                 /* A whole object: it may not have been executed yet. */
                 p->obj_end = off;
                 p->state = NRF_DFU_PLAN_EXECUTE_DATA;
+                p->exec_unsure = true;
         }
         return 0;
 }
@@ -448,6 +449,17 @@ int nrf_dfu_plan_response(NrfDfuPlan *p, const NrfDfuResponse *r) {
 
         if (want == NRF_DFU_OP_RESPONSE || r->request != want)
                 return plan_fail(p, -EPROTO, NULL);
+        if (p->state == NRF_DFU_PLAN_EXECUTE_DATA && p->exec_unsure &&
+            r->result == NRF_DFU_RES_OPERATION_NOT_PERMITTED) {
+                /* The whole object the device has was executed before the link dropped: the
+                 * bootloader refuses a second Execute (nrf_dfu_req_handler.c: nothing received
+                 * since the last one).  Go on with the next object. */
+                NrfDfuResponse ok = *r;
+                ok.result = NRF_DFU_RES_SUCCESS;
+                p->exec_unsure = false;
+                return nrf_dfu_plan_response(p, &ok);
+        }
+        p->exec_unsure = false;
         if (r->result != NRF_DFU_RES_SUCCESS)
                 return plan_fail(p, -EPROTO, r);
 

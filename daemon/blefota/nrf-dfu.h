@@ -218,6 +218,7 @@ typedef struct NrfDfuPlan {
         uint16_t since_prn;    /* packets since the last receipt notification, Create or Set PRN */
         unsigned tries;        /* of the current object */
         bool resumed;          /* the device already had part of the update (Select offset > 0) */
+        bool exec_unsure;      /* resumed at an object boundary: the Execute may have been done */
         int error;             /* NRF_DFU_PLAN_FAILED: negative errno */
         uint8_t result, ext_error; /* and the device's result, if it refused */
 } NrfDfuPlan;

@@ -128,6 +128,8 @@ static const ConfigKey keys[] = {
         K("Bluetooth", "ConnectTimeoutSec", CONFIG_UINT, connect_timeout_sec, .min = 1, .max = 120, .def = "20", LIVE),
         K("Bluetooth", "Fota", CONFIG_BOOL, ble_fota, .def = "yes", RESTART),
         K("Bluetooth", "MaxParallelFota", CONFIG_UINT, max_parallel_fota, .min = 1, .max = 8, .def = "2", RESTART),
+        K("Bluetooth", "FotaRebootTimeoutSec", CONFIG_UINT, fota_reboot_timeout_sec, .min = 5, .max = 3600, .def = "120",
+          RESTART),
 
         K("Fota", "ApplyTimeoutSec", CONFIG_UINT, fota_apply_timeout_sec, .min = 30, .max = 86400, .def = "300", LIVE),
 

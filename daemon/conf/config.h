@@ -89,6 +89,7 @@ typedef struct Config {
         unsigned beacon_report_interval_sec; /* one scan_result per watched beacon per interval at most */
         bool ble_fota;                /* FOTA of BLE devices through the nRF91's downloads */
         unsigned max_parallel_fota;   /* BLE devices updated at once */
+        unsigned fota_reboot_timeout_sec; /* a BLE device back after the reset of its update, else FAILED */
 
         /* [Fota] */
         unsigned fota_apply_timeout_sec; /* reset to the new firmware's answer, else "not validated" */

@@ -33,7 +33,12 @@ nrf_dfu_req_handler.c, nrf_dfu_validation.c, dfu-cc.proto):
     and the application comes back at its own address with the new
     firmware and version (Device Information firmware revision 0x2A26);
   * what was received survives a disconnection from the bootloader, so a
-    client can resume with Select.
+    client can resume with Select; executing the init packet again has no
+    effect (the firmware received is kept), as in the SDK.
+For tests, never_back makes the updated application never start (nothing
+advertises after the bootloader has taken the image), and
+drop_after_execute=N drops the bootloader's link right after it has answered
+the Execute of the Nth data object.
 Not reproduced: signatures are not verified (no keys), SoftDevice and
 bootloader updates, bonded buttonless DFU (8EC90004-…: the bootloader keeps
 the address and the bond), the bootloader's inactivity timeout, flash write
@@ -181,6 +186,9 @@ class NrfDfuTarget:
         self.bank_size = int(opts.get('bank_size', 512 * 1024))
         self.reset_ms = int(opts.get('reset_ms', 100))
         self.require_signature = bool(opts.get('require_signature', False))
+        self.never_back = bool(opts.get('never_back', False))
+        self.drop_after_execute = int(opts.get('drop_after_execute', 0))
+        self.data_executes = 0
         self.firmware = hashlib.shake_256(b'app %d' % self.version).digest(int(opts.get('app_size', 8192)))
         self.mode = 'app'
         self.updates = 0
@@ -210,6 +218,11 @@ class NrfDfuTarget:
                 raise tc.att_error(0xfd)
             rsp = self.control(value)
             self.results.append(list(rsp[1:]))
+            if rsp[1] == 0x04 and rsp[2] == 0x01 and self.current == 2:
+                self.data_executes += 1
+                if self.data_executes == self.drop_after_execute:
+                    GLib.idle_add(self._send_and_drop, path, rsp)
+                    return
             GLib.idle_add(self._send, path, rsp)
         elif uuid == PACKET:
             tc.check_command_size(value, wtype, self.mtu)
@@ -217,6 +230,13 @@ class NrfDfuTarget:
 
     def _send(self, path, data):
         tc.notify(path, data, self.mtu)
+        return False
+
+    def _send_and_drop(self, path, data):
+        """The answer to an Execute goes out, then the link drops (out of range)."""
+        tc.notify(path, data, self.mtu)
+        if tc.connected(self.boot_path):
+            tc.fixture()['LinkLoss'](None, dbus.ObjectPath(self.boot_path))
         return False
 
     def buttonless(self, path, value):
@@ -315,6 +335,10 @@ class NrfDfuTarget:
         return rsp(0x02)
 
     def validate_init(self):
+        if self.init_cmd is not None:
+            # Executed before (a client resuming after a lost link): no effect, the firmware
+            # received so far stays (nrf_dfu_validation_init_cmd_execute(), m_valid_init_cmd_present).
+            return None
         try:
             cmd, signed = parse_init_packet(bytes(self.init))
         except (ValueError, IndexError):
@@ -362,6 +386,9 @@ class NrfDfuTarget:
         self.updates += 1
         self.mode = 'app'
         self.reset_progress()
+        if self.never_back:
+            self.mode = 'dead'  # the new application does not start: nothing advertises any more
+            return False
         g['FAULTS'].pop((self.app_path, 'Connect'), None)
         tc.set_value(self.app_path, DIS, DIS_FW_REV, str(self.version).encode())
         return False
@@ -397,7 +424,9 @@ def load(mock, _parameters):
 @dbus.service.method(FIXTURE_IFACE, in_signature='sss', out_signature='o')
 def NrfDfuAddDevice(self, adapter, address, opts_json):
     """An nRF5 SDK application with buttonless DFU: opts version (int), app_size, mtu, hw_version,
-    bank_size, reset_ms, require_signature, name."""
+    bank_size, reset_ms, require_signature, name, never_back (the updated application never starts:
+    the device stays silent after the bootloader has taken the image), drop_after_execute (the
+    bootloader's link drops right after it answered the Execute of that data object)."""
     opts = json.loads(opts_json)
     path, target = tc.add_device(self, adapter, address, opts, 'nrf5-' + address[-2:], app_gatt(opts), [DFU_SVC],
                                  lambda p: NrfDfuTarget(p, address, opts))

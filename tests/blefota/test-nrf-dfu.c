@@ -391,6 +391,48 @@ static void test_plan_resume(void **state) {
         free(b);
 }
 
+static void test_plan_resume_executed_boundary(void **state) {
+        (void) state;
+        Boot *b = calloc(1, sizeof *b);
+        Images im;
+        NrfDfuPlan p;
+
+        fill_images(&im);
+        /* The link dropped right after the second object was executed: Select says 8192 and the
+         * bootloader refuses to execute it again (operation not permitted).  That is no error. */
+        memcpy(b->cmd, init_packet, sizeof init_packet);
+        b->cmd_size = b->cmd_off = sizeof init_packet;
+        b->cmd_valid = true;
+        memcpy(b->fw, firmware, 8192);
+        b->fw_off = b->fw_exec = 8192;
+        b->current = NRF_DFU_OBJ_DATA;
+        assert_int_equal(run(b, &im, 0, 100, 3, &p), 0);
+        assert_memory_equal(b->fw, firmware, sizeof firmware);
+        assert_int_equal(b->fw_exec, sizeof firmware);
+        assert_int_equal(b->creates, 1); /* only the last object */
+
+        /* At the same boundary but not executed yet: the Execute is done, then the last object. */
+        memset(b, 0, sizeof *b);
+        memcpy(b->cmd, init_packet, sizeof init_packet);
+        b->cmd_size = b->cmd_off = sizeof init_packet;
+        b->cmd_valid = true;
+        memcpy(b->fw, firmware, 8192);
+        b->fw_off = 8192;
+        b->fw_exec = 4096;
+        b->current = NRF_DFU_OBJ_DATA;
+        assert_int_equal(run(b, &im, 0, 100, 3, &p), 0);
+        assert_int_equal(b->fw_exec, sizeof firmware);
+        assert_memory_equal(b->fw, firmware, sizeof firmware);
+        assert_int_equal(b->creates, 1);
+
+        /* Outside that case the refusal still ends the plan. */
+        memset(b, 0, sizeof *b);
+        b->fail_op = NRF_DFU_OP_EXECUTE;
+        b->fail_result = NRF_DFU_RES_OPERATION_NOT_PERMITTED;
+        assert_int_equal(run(b, &im, 0, 100, 3, &p), -EPROTO);
+        free(b);
+}
+
 static void test_plan_crc_retry(void **state) {
         (void) state;
         Boot *b = calloc(1, sizeof *b);
@@ -457,6 +499,7 @@ int main(void) {
                 cmocka_unit_test(test_crc32),        cmocka_unit_test(test_encode),
                 cmocka_unit_test(test_decode),       cmocka_unit_test(test_address),
                 cmocka_unit_test(test_plan_full),    cmocka_unit_test(test_plan_resume),
+                cmocka_unit_test(test_plan_resume_executed_boundary),
                 cmocka_unit_test(test_plan_crc_retry), cmocka_unit_test(test_plan_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "ble"))
 import fotatest as ft  # noqa: E402
 import fileserver as fs  # noqa: E402
 import smp_target as smp  # noqa: E402
+import nrfdfu_target as dfu  # noqa: E402
 
 cj, pt, st = ft.cj, ft.pt, ft.st
 A = "C0:FF:EE:00:02:01"
@@ -132,7 +133,10 @@ class BleFotaWorld(ft.FotaWorld):
         self.fx = dbus.Interface(self.mock.conn.get_object("org.bluez", "/"), "org.nrfgw.FotaTarget")
         self.paths = {}
         for address, opts in devices.items():
-            self.paths[address] = str(self.fx.SmpAddDevice("hci0", address, json.dumps(opts)))
+            if opts.get("nrf5"):  # an nRF5 SDK application with buttonless Secure DFU (nrfdfu_target.py)
+                self.paths[address] = str(self.fx.NrfDfuAddDevice("hci0", address, json.dumps(opts)))
+            else:
+                self.paths[address] = str(self.fx.SmpAddDevice("hci0", address, json.dumps(opts)))
         self.broker = st.Broker(os.path.join(folder, "broker"), pki)
         self.broker.start()
         self.peer = BleFotaCloud(self.broker, pki, ft.DEVICE,
@@ -154,6 +158,21 @@ class BleFotaWorld(ft.FotaWorld):
 
     def slot(self, address, n):
         return bytes(self.fx.SmpSlot(self.paths[address], n))
+
+    def dfu_state(self, address):
+        return json.loads(self.fx.NrfDfuState(self.paths[address]))
+
+    def dfu_firmware(self, address):
+        return bytes(self.fx.NrfDfuFirmware(self.paths[address]))
+
+    def nrf5_job(self, job_id, address, stem, firmware, version):
+        """nRF Cloud's job for an nRF5 DFU: "path" holds the init packet and the image, space separated,
+        the size is the total of both."""
+        init = dfu.make_init_packet(firmware, version)
+        self.files.add(stem + ".dat", init)
+        self.files.add(stem + ".bin", firmware)
+        return [address, job_id, cj.APP, len(init) + len(firmware), self.files.host,
+                "%s.dat %s.bin" % (stem, stem)]
 
     def ble_job(self, job_id, address, name, data):
         self.files.add(name, data)
@@ -708,6 +727,187 @@ class BleFotaTest(ft.WorldTestCase):
         self.assertTrue(st.wait_until(lambda: os.listdir(os.path.join(w.state_dir, "blefota")) == [A + ".last"], 30),
                         os.listdir(os.path.join(w.state_dir, "blefota")))
         self.assertIn("waits: the device is being updated", w.daemon.log())
+
+    # ---- nRF5 SDK Secure DFU (tests/ble/nrfdfu_target.py) and the device's return after its reset ----
+
+    def peer_text(self):
+        return "\n".join(p.decode(errors="replace") if isinstance(p, (bytes, bytearray)) else str(p)
+                         for t, p in self.w.peer.received())
+
+    def check_app_held(self, address):
+        """While the device is in its bootloader the gateway does not try its own address (real
+        controllers create one LE connection at a time), and it tries again once the image is taken."""
+        log = self.w.daemon.log()
+        during = log[log.index("looking for it at "):log.index("took the image")]
+        self.assertNotIn(address + ": idle → connecting", during)
+        self.assertIn(address + ": expected back, connecting again now", log)
+
+    def test_nrf5_update(self):
+        """A job with one file for an nRF5 device: Secure DFU needs the init packet and the image as two
+        files (nRF Cloud lists "x.dat x.bin"); a DFU package (.zip) or a lone .bin cannot be sent.  The
+        job is FAILED with NCS's string for a file that does not fit the update type, nothing is
+        downloaded and the device is not touched."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-zip", A, "nrf5/app_dfu_package.zip", b"PK" + bytes(4000))
+        w.ble.offer(job)
+        final = w.ble.wait_final(job[1], 30)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_TYPE], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.assertEqual(w.ble.statuses(job[1]), [final])
+        self.assertEqual(w.files.requests_for("nrf5/app_dfu_package.zip"), [])
+        s = w.dfu_state(A)
+        self.assertEqual((s["mode"], s["version"], s["updates"]), ("app", 1, 0), s)
+        self.assertIn("needs an init packet (.dat) and an image (.bin)", w.daemon.log())
+
+    def test_nrf5_two_file_update(self):
+        """The .dat and the .bin through the modem (one size for both, percent over both), the
+        buttonless entry, the bootloader at the address + 1 (a connection of the gateway's own, never
+        shown to the cloud), the control point protocol with receipts every few packets, and the
+        application back at its own address with the new firmware revision."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        firmware = hashlib.shake_256(b"nrf5 app 2").digest(40 * KB + 123)  # ten objects, the last a short one
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5", A, "nrf5/app_v2", firmware, 2)
+        w.ble.offer(job)
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertEqual(w.dfu_firmware(A), firmware)  # byte by byte what the file server served
+        s = w.dfu_state(A)
+        self.assertEqual((s["mode"], s["version"], s["updates"]), ("app", 2, 1), s)
+        self.assertGreater(s["receipts"], 0, s)  # the transfer ran with packet receipt notifications
+        log = w.daemon.log()
+        self.assertIn("looking for it at " + dfu.shift_address(A, 1), log)
+        self.check_app_held(A)
+        self.assertIn("firmware revision 2 (was 1)", log)
+        self.assertIn("100% transferred to " + A, log)
+        for name in ("nrf5/app_v2.dat", "nrf5/app_v2.bin"):
+            self.assertEqual(len(w.files.requests_for(name)), 1, w.files.requests)
+        # The bootloader is the gateway's own connection: the cloud never hears of its address.
+        self.assertNotIn(dfu.shift_address(A, 1), self.peer_text().upper())
+        time.sleep(1)
+        self.assertEqual(len([u for u in w.ble.statuses(job[1]) if u[2] in cj.TERMINAL]), 1, w.ble.statuses(job[1]))
+        self.assertEqual(os.listdir(os.path.join(w.state_dir, "blefota")), [A + ".last"])
+
+    def test_nrf5_device_never_back(self):
+        """The bootloader takes the image but the application never comes back:
+        FAILED "Error applying update" after [Bluetooth] FotaRebootTimeoutSec=."""
+        w = self.world({A: {"nrf5": True, "version": 1, "never_back": True}}, extra_conf="FotaRebootTimeoutSec=6\n")
+        firmware = hashlib.shake_256(b"nrf5 app 3").digest(12 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-gone", A, "nrf5/app_v3", firmware, 3)
+        w.ble.offer(job)
+        final = w.ble.wait_final(job[1], 90)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        s = w.dfu_state(A)
+        self.assertEqual(s["mode"], "dead", s)  # the bootloader took the whole image: the failure is after it
+        self.assertEqual(w.dfu_firmware(A), firmware)
+        self.assertIn("did not come back within 6 s", w.daemon.log())
+
+    def test_smp_device_never_back(self):
+        """An SMP device that does not come back after the reset into the image under test:
+        FAILED "Error applying update" after [Bluetooth] FotaRebootTimeoutSec=."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB}}, extra_conf="FotaRebootTimeoutSec=6\n")
+        image = smp.make_image((2, 2, 0), 128 * KB, seed=13)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-gone", A, "zephyr/gone.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        # From now on the device cannot be connected to (it never boots again after the reset).
+        w.mock.inject(w.paths[A], "Connect", "org.bluez.Error.Failed", "le-connection-abort-by-local", 10 ** 6)
+        final = w.ble.wait_final(job[1], 90)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        self.assertEqual(w.smp_state(A)["boots"], 1)  # it did reset
+        self.assertIn("did not come back within 6 s", w.daemon.log())
+
+    def test_nrf5_daemon_killed_in_bootloader(self):
+        """The daemon restarts while the bootloader receives the image: the job resumes in its
+        bootloader stage (the device is not at its own address), the bootloader's Select tells
+        how far it got, and the update ends SUCCEEDED with one report of each."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        firmware = hashlib.shake_256(b"nrf5 app 4").digest(160 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-kill", A, "nrf5/app_v4", firmware, 4)
+        w.ble.offer(job)
+        ok = st.wait_until(lambda: w.dfu_state(A)["received"] >= 24 * KB, TIMEOUT, step=0.01)
+        self.assertTrue(ok, "the transfer never started: %s" % w.dfu_state(A))
+        w.restart_daemon()
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertIn("resumes in stage bootloader", w.daemon.log())
+        self.assertEqual(w.dfu_firmware(A), firmware)
+        s = w.dfu_state(A)
+        self.assertEqual((s["mode"], s["version"], s["updates"]), ("app", 4, 1), s)
+        for name in ("nrf5/app_v4.dat", "nrf5/app_v4.bin"):
+            self.assertEqual(len(w.files.requests_for(name)), 1, w.files.requests)
+
+    def test_smp_device_never_back_across_restart(self):
+        """The daemon restarts while an SMP device resets into the image under test, and the device
+        never comes back: the restarted daemon still ends the job FAILED "Error applying update"."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 512 * KB, "reset_ms": 1500}},
+                       extra_conf="FotaRebootTimeoutSec=6\n")
+        image = smp.make_image((2, 3, 0), 64 * KB, seed=14)
+        w.wait_asked(A)
+        job = w.ble_job("ble-job-gone-2", A, "zephyr/gone2.bin", image)
+        w.ble.offer(job)
+        self.wait_uploading(A, 16 * KB)
+        w.mock.inject(w.paths[A], "Connect", "org.bluez.Error.Failed", "le-connection-abort-by-local", 10 ** 6)
+        state = os.path.join(w.state_dir, "blefota", A)
+
+        def stage():
+            try:
+                with open(state) as f:
+                    return f.read().split(" ", 1)[0]
+            except OSError:
+                return None
+        self.assertTrue(st.wait_until(lambda: stage() == "testing", TIMEOUT, step=0.01), w.diag())
+        w.restart_daemon()
+        final = w.ble.wait_final(job[1], 90)
+        self.assertEqual(final, [A, job[1], cj.FAILED, ft.E_APPLY], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.FAILED, ft.E_APPLY]])
+        self.assertIn("resumes in stage testing", w.daemon.log())
+        self.assertIn("did not come back within 6 s", w.daemon.log())
+
+    def test_nrf5_bootloader_link_lost(self):
+        """The bootloader's link drops mid-transfer: the gateway connects to it again and resumes
+        where the bootloader's Select says it is (what it received survives a disconnection)."""
+        w = self.world({A: {"nrf5": True, "version": 1}})
+        firmware = hashlib.shake_256(b"nrf5 app 5").digest(160 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-drop", A, "nrf5/app_v5", firmware, 5)
+        w.ble.offer(job)
+        ok = st.wait_until(lambda: w.dfu_state(A)["received"] >= 40 * KB + 1000, TIMEOUT, step=0.01)
+        self.assertTrue(ok, "the transfer never started: %s" % w.dfu_state(A))
+        w.mock.link_loss(dfu.shift_address(A, 1))
+        self.finish_after_drop(job, firmware, 5)
+
+    def test_nrf5_bootloader_link_lost_after_execute(self):
+        """The link drops right after the bootloader executed a data object: Select gives an
+        object boundary, and the bootloader refuses to execute that object again (operation not
+        permitted, as nrf_dfu_req_handler.c does); the gateway goes on with the next object."""
+        w = self.world({A: {"nrf5": True, "version": 1, "drop_after_execute": 3}})
+        firmware = hashlib.shake_256(b"nrf5 app 6").digest(40 * KB)
+        w.wait_asked(A)
+        job = w.nrf5_job("ble-job-nrf5-exec", A, "nrf5/app_v6", firmware, 6)
+        w.ble.offer(job)
+        self.finish_after_drop(job, firmware, 6)
+        self.assertIn("had executed the first 12288 bytes already", w.daemon.log())
+        self.assertEqual(w.dfu_state(A)["updates"], 1)
+
+    def finish_after_drop(self, job, firmware, version):
+        w = self.w
+        final = w.ble.wait_final(job[1])
+        self.assertEqual(final, [A, job[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(job[1]), w.diag()))
+        self.check(job, [[A, job[1], cj.IN_PROGRESS, ""], [A, job[1], cj.SUCCEEDED, ""]])
+        self.assertIn("the DFU bootloader of %s disconnected, resuming" % A, w.daemon.log())
+        self.assertRegex(w.daemon.log(), r"the bootloader of %s has [1-9][0-9]* bytes of the image already" % A)
+        self.assertEqual(w.dfu_firmware(A), firmware)
+        self.assertEqual(w.dfu_state(A)["version"], version)
+        self.check_app_held(A)
+
 
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
