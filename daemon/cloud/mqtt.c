@@ -4,10 +4,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "backoff.h"
@@ -883,6 +888,53 @@ static bool log_suback(const Event *e, const char *topic) {
         return true;
 }
 
+/*
+ * Paho (1.3.x) leaves Nagle's algorithm on for its socket and offers no way to reach the socket:
+ * after its PUBACK of a message, its next small write (a PUBLISH, a SUBSCRIBE) waits for the
+ * broker's delayed ACK, 40 ms on Linux, which is a third of the time from CONNACK to a ready
+ * session.  Its socket is ours, though (one process): the TCP sockets whose peer is the broker's
+ * port (or the modem bridge's loopback port) get TCP_NODELAY once connected.
+ */
+static void paho_socket_nodelay(const char *uri) {
+        const char *colon = uri ? strrchr(uri, ':') : NULL;
+        DIR *d;
+        struct dirent *de;
+        unsigned long port;
+        char *end;
+
+        if (!colon)
+                return;
+        port = strtoul(colon + 1, &end, 10);
+        if (*end != '\0' || port == 0 || port > 65535)
+                return;
+        d = opendir("/proc/self/fd");
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof sa;
+                int fd, type, one = 1;
+                socklen_t tl = sizeof type;
+                uint16_t p;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = atoi(de->d_name);
+                if (fd == dirfd(d) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+                    getpeername(fd, (struct sockaddr *) &sa, &len) < 0)
+                        continue;
+                if (sa.ss_family == AF_INET)
+                        p = ntohs(((struct sockaddr_in *) &sa)->sin_port);
+                else if (sa.ss_family == AF_INET6)
+                        p = ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
+                else
+                        continue;
+                if (p == port)
+                        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        closedir(d);
+}
+
 static void handle_connected(MqttSession *s) {
         int r;
 
@@ -893,6 +945,7 @@ static void handle_connected(MqttSession *s) {
                    "Cloud connected to %s as %s%s%s", s->broker_name ?: s->uri, s->client_id, s->last_error ? " after: " : "",
                    strempty(s->last_error));
         set_string(&s->last_error, NULL);
+        paho_socket_nodelay(s->uri);
         s->was_connected = true;
         s->heard_usec = now_usec(CLOCK_BOOTTIME);
         r = sd_event_add_time_relative(s->event, &s->stable_timer, CLOCK_BOOTTIME, s->stable_usec, 1000 * 1000,
