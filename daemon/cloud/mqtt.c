@@ -163,6 +163,7 @@ struct MqttSession {
         PublishBudget budget;
         sd_event_source *budget_timer;
         RateLimit budget_log_limit;
+        bool budget_saturation_logged; /* the journal heard the budget is saturated, not yet that it ended */
         uint64_t coalesced_logged;
         RateLimit coalesce_log_limit;
 };
@@ -1189,7 +1190,7 @@ static int on_budget_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 
 /* Out of budget: pumps again when one more publish fits.  The journal hears of it (at most once
  * a minute) only when more than a second's worth waits: the pacing of the burst that follows
- * every connection is no news. */
+ * every connection is no news; and then of its end, once the backlog is sent. */
 static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
         uint64_t at = publish_budget_next(&s->budget, now);
         int r;
@@ -1204,10 +1205,22 @@ static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
                 (void) sd_event_source_set_time(s->budget_timer, at);
                 (void) sd_event_source_set_enabled(s->budget_timer, SD_EVENT_ONESHOT);
         }
-        if (outbox_unsent(s->outbox) > s->budget.rate)
-                log_ratelimited(&s->budget_log_limit, LOG_NOTICE,
-                                "Publish budget of %u/s reached, %" PRIu64 " message(s) waiting in the outbox",
-                                s->budget.rate, outbox_unsent(s->outbox));
+        if (outbox_unsent(s->outbox) > s->budget.rate && !s->budget_saturation_logged &&
+            ratelimit_below(&s->budget_log_limit, now, NULL)) {
+                log_notice("Publish budget of %u/s saturated, %" PRIu64 " message(s) waiting in the outbox",
+                           s->budget.rate, outbox_unsent(s->outbox));
+                s->budget_saturation_logged = true;
+        }
+}
+
+/* The end of a saturation the journal heard of: the outbox has nothing left waiting. */
+static void mqtt_session_log_budget_end(MqttSession *s) {
+        if (!s->budget_saturation_logged || outbox_unsent(s->outbox) > 0)
+                return;
+        log_notice("Publish budget of %u/s no longer saturated, the backlog is sent (since start: %" PRIu64
+                   " publish(es) deferred, %" PRIu64 " notification(s) coalesced, %" PRIu64 " message(s) dropped)",
+                   s->budget.rate, s->budget.deferred, outbox_coalesced(s->outbox), outbox_dropped(s->outbox));
+        s->budget_saturation_logged = false;
 }
 
 /*
@@ -1259,6 +1272,7 @@ static void mqtt_session_pump(MqttSession *s) {
                 s->n_in_flight++;
                 outbox_mark_sent(s->outbox, e.seq);
         }
+        mqtt_session_log_budget_end(s);
 }
 
 void mqtt_session_kick(MqttSession *s) {
