@@ -24,7 +24,13 @@ Each phase is printed as p50 and max over the rounds, as the time from the
 previous mark, and the total from registration (TLS=modem) or from the
 start of the connection (TLS=host) to ready.
 
-Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/modem_start_bench.py [--rounds 10]
+--modem-delay MS makes the sim answer every command MS ms late (its `delay`
+control; URCs such as +CEREG and #XRECV come at once), roughly what an AT
+round trip over a UART to a real nRF91 costs; it shows what the number of
+round trips on the way to the cloud costs.
+
+Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/modem_start_bench.py [--rounds 10] [--modem-delay 5]
+(NRFGW_DAEMON=path: another build of the daemon, e.g. an older one to compare)
 """
 
 import argparse
@@ -131,6 +137,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--timeline", action="store_true", help="print the daemon's records of each round's start")
+    ap.add_argument("--modem-delay", type=int, default=0, metavar="MS",
+                    help="the sim answers each command MS ms late (URCs at once), as a modem over a UART does")
     args = ap.parse_args()
 
     tmp = st.TempDir("modem-start-")
@@ -160,6 +168,7 @@ def main():
             peer = st.CloudPeer(broker, pki, DEVICE)
             peer.start()
             peer.connected.wait(10)
+            sim.command("delay %d" % args.modem_delay)
             results = {"modem": [], "pending": [], "host": []}
             for i in range(args.rounds * 2):
                 kind = "modem" if i % 2 == 0 else "pending"
@@ -176,7 +185,7 @@ def main():
                     st.wait_until(lambda: daemon.messages().count("AT %s --> AT<CR>" % sim.link) > sent, 10)
                     daemon.proc.send_signal(signal.SIGKILL)
                     daemon.stop()
-                    sim.command("delay 0")
+                    sim.command("delay %d" % args.modem_delay)
                 else:
                     daemon.stop()
                 daemon = None
