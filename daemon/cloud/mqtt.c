@@ -1207,7 +1207,11 @@ static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
         }
         if (outbox_unsent(s->outbox) > s->budget.rate && !s->budget_saturation_logged &&
             ratelimit_below(&s->budget_log_limit, now, NULL)) {
-                log_notice("Publish budget of %u/s saturated, %" PRIu64 " message(s) waiting in the outbox",
+                char rate[16];
+                snprintf(rate, sizeof rate, "%u", s->budget.rate);
+                log_fields(LOG_NOTICE,
+                           LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_PUBLISH_BUDGET_SATURATED }, { "PUBLISH_RATE", rate }),
+                           "Publish budget of %u/s saturated, %" PRIu64 " message(s) waiting in the outbox",
                            s->budget.rate, outbox_unsent(s->outbox));
                 s->budget_saturation_logged = true;
         }
@@ -1215,9 +1219,13 @@ static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
 
 /* The end of a saturation the journal heard of: the outbox has nothing left waiting. */
 static void mqtt_session_log_budget_end(MqttSession *s) {
+        char rate[16];
+
         if (!s->budget_saturation_logged || outbox_unsent(s->outbox) > 0)
                 return;
-        log_notice("Publish budget of %u/s no longer saturated, the backlog is sent (since start: %" PRIu64
+        snprintf(rate, sizeof rate, "%u", s->budget.rate);
+        log_fields(LOG_NOTICE, LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_PUBLISH_BUDGET_CLEARED }, { "PUBLISH_RATE", rate }),
+                   "Publish budget of %u/s no longer saturated, the backlog is sent (since start: %" PRIu64
                    " publish(es) deferred, %" PRIu64 " notification(s) coalesced, %" PRIu64 " message(s) dropped)",
                    s->budget.rate, s->budget.deferred, outbox_coalesced(s->outbox), outbox_dropped(s->outbox));
         s->budget_saturation_logged = false;
