@@ -36,7 +36,6 @@ Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/modem_start_bench.py [
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,27 +59,19 @@ PHASES = ("registered", "connecting", "tls", "connack", "shadow", "ready")
 
 
 class TimedDaemon(st.Daemon):
-    """The daemon logging to the bench's journal socket; each record noted with its arrival time."""
+    """The daemon logging to the bench's journal socket, whose reader notes when each record arrives."""
 
     def __init__(self, *args, **kwargs):
-        self.timed = []
         super().__init__(*args, journal=True, **kwargs)
 
-    def _read_journal(self):
-        while not self.closing:
-            try:
-                data = self.journal.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            t = time.monotonic()
-            for line in data.decode(errors="replace").split("\n"):
-                if line.startswith("MESSAGE="):
-                    self.timed.append((t, line[8:]))
+    @property
+    def timed(self):
+        """(arrival time, MESSAGE) of the records so far."""
+        n = min(len(self.journal_times), len(self.journal_records))
+        return [(t, r.get("MESSAGE", "")) for t, r in zip(self.journal_times[:n], self.journal_records[:n])]
 
     def messages(self):
-        return [m for _, m in list(self.timed)]
+        return [m for _, m in self.timed]
 
 
 def follow(daemon, t0, marks, timeout=30):
@@ -88,7 +79,7 @@ def follow(daemon, t0, marks, timeout=30):
     end = time.monotonic() + timeout
     seen = {}
     while time.monotonic() < end:
-        for t, m in list(daemon.timed):
+        for t, m in daemon.timed:
             for name, texts in marks:
                 if name not in seen and any(x in m for x in texts):
                     seen[name] = t - t0
@@ -102,7 +93,7 @@ def timeline(daemon, first):
     """The records from the first mark to ready, each with its time in ms (--timeline)."""
     t0 = None
     out = []
-    for t, m in list(daemon.timed):
+    for t, m in daemon.timed:
         if t0 is None and any(x in m for x in dict(MARKS)[first]):
             t0 = t
         if t0 is not None:

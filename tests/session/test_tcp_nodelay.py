@@ -13,15 +13,12 @@ copy of the daemon's descriptor, whose options getsockopt() reads."""
 import ctypes
 import os
 import socket
-import subprocess
 import sys
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import sessiontest as st  # noqa: E402
-import simfixture as sf  # noqa: E402
 
 DEVICE = "5a0f3c2e-8d41-4b7a-9e26-1c3d5f7a9b04"
 SYS_PIDFD_GETFD = 438
@@ -70,59 +67,39 @@ def tcp_sockets_nodelay(pid):
     return result
 
 
-class TcpNodelay(st.PkiCase):
+def check_nodelay(case, daemon):
+    case.assertTrue(daemon.wait_log("nRF Cloud session ready", 60), daemon.log()[-3000:])
+    socks = tcp_sockets_nodelay(daemon.proc.pid)
+    case.assertTrue(socks, "no established TCP socket in the daemon")
+    case.assertEqual([fd for fd, on in socks.items() if not on], [],
+                     "TCP sockets of the daemon without TCP_NODELAY (of %s)" % sorted(socks))
+
+
+class HostTls(st.PkiCase):
     DEVICE = DEVICE
 
-    def setUp(self):
-        super().setUp()
-        self.parts = []
-
-    def tearDown(self):
-        for p in reversed(self.parts):
-            p.stop()
-
-    def start_cloud(self):
+    def test_host_tls(self):
         broker = st.Broker(os.path.join(self.dir, "broker"), self.pki)
         broker.start()
-        self.parts.append(broker)
+        self.addCleanup(broker.stop)
         peer = st.CloudPeer(broker, self.pki, DEVICE)
         peer.start()
-        self.parts.append(peer)
+        self.addCleanup(peer.stop)
         self.assertTrue(peer.connected.wait(10))
-        return broker
-
-    def check(self, daemon):
-        self.assertTrue(daemon.wait_log("nRF Cloud session ready", 60), daemon.log()[-3000:])
-        socks = tcp_sockets_nodelay(daemon.proc.pid)
-        self.assertTrue(socks, "no established TCP socket in the daemon")
-        self.assertEqual([fd for fd, on in socks.items() if not on], [],
-                         "TCP sockets of the daemon without TCP_NODELAY (of %s)" % sorted(socks))
-
-    def test_host_tls(self):
-        broker = self.start_cloud()
         daemon = st.Daemon(os.path.join(self.dir, "daemon"), broker, self.pki, DEVICE, self.cert)
-        self.parts.append(daemon)
-        self.check(daemon)
+        self.addCleanup(daemon.stop)
+        check_nodelay(self, daemon)
+
+
+class ModemTls(st.ModemCase):
+    DEVICE = DEVICE
+    BROKER_VERBOSE = False
 
     def test_modem_tls(self):
-        broker = self.start_cloud()
-        work = os.path.join(self.dir, "modem")
-        runtime = os.path.join(work, "run")
-        os.makedirs(runtime)
-        sim = sf.Sim(work, DEVICE)
-        # The UUCP lock (/run/lock/LCK..<name>) is per name: one of this test's own.
-        sim.link = os.path.join(work, "ttyNRF91nodelay%d" % os.getpid())
-        sim.start()
-        self.parts.insert(0, sim)
-        env = dict(os.environ, NRFCLOUD_GATEWAY_RUNTIME_DIR=runtime)
-        r = subprocess.run([sf.CTL, "provision", "--port", sim.link, "--ca-cert", self.pki.device_ca[0], "--ca-key",
-                            self.pki.device_ca[1], "--root-ca", self.pki.root[0]], env=env, capture_output=True,
-                           text=True, timeout=120)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        daemon = st.Daemon(os.path.join(self.dir, "daemon"), broker, self.pki, DEVICE, self.cert,
-                           modem=(sim.link, runtime))
-        self.parts.append(daemon)
-        self.check(daemon)
+        self.daemon = st.Daemon(os.path.join(self.dir, "daemon"), self.broker, self.pki, DEVICE, self.cert,
+                                modem=(self.sim.link, self.runtime))
+        check_nodelay(self, self.daemon)
+        self.stop_daemon()
 
 
 if __name__ == "__main__":
