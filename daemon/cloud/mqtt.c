@@ -1224,7 +1224,8 @@ static void mqtt_session_log_budget_end(MqttSession *s) {
         if (!s->budget_saturation_logged || outbox_unsent(s->outbox) > 0)
                 return;
         snprintf(rate, sizeof rate, "%u", s->budget.rate);
-        log_fields(LOG_NOTICE, LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_PUBLISH_BUDGET_CLEARED }, { "PUBLISH_RATE", rate }),
+        log_fields(LOG_NOTICE,
+                   LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_PUBLISH_BUDGET_CLEARED }, { "PUBLISH_RATE", rate }),
                    "Publish budget of %u/s no longer saturated, the backlog is sent (since start: %" PRIu64
                    " publish(es) deferred, %" PRIu64 " notification(s) coalesced, %" PRIu64 " message(s) dropped)",
                    s->budget.rate, s->budget.deferred, outbox_coalesced(s->outbox), outbox_dropped(s->outbox));
