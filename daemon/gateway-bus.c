@@ -208,7 +208,7 @@ static void modem_signal_refresh(GatewayBus *b) {
 
 static const BusProperty outbox_props[] = {
         P("Messages"), P("Bytes"), P("OldestQueued"), P("Dropped"), P("MaxMessages"), P("MaxBytes"),
-        P("BudgetSaturated"), P("BudgetDeferred"), P("Coalesced"),
+        P("BudgetSaturated"), P("BudgetDeferred"), P("Coalesced"), P("MaxPublishRate"),
 };
 
 static void outbox_fill(void *object, BusValue *v) {
@@ -225,6 +225,7 @@ static void outbox_fill(void *object, BusValue *v) {
         bus_value_b(&v[6], g->mqtt && mqtt_session_budget_saturated(g->mqtt));
         bus_value_t(&v[7], g->mqtt ? mqtt_session_budget_deferred(g->mqtt) : 0);
         bus_value_t(&v[8], o ? outbox_coalesced(o) : 0);
+        bus_value_u(&v[9], g->config->max_publish_rate);
 }
 
 /* ---- Fota1 ---- */
@@ -657,6 +658,7 @@ static const sd_bus_vtable outbox_vtable[] = {
         SD_BUS_PROPERTY("BudgetSaturated", "b", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("BudgetDeferred", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Coalesced", "t", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MaxPublishRate", "u", gateway_property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_VTABLE_END,
 };
 

@@ -175,8 +175,11 @@ static void on_modem_state(Modem *m, ModemState old_state, ModemState new_state,
                 if (id->device_id)
                         (void) log_set_global_field("GATEWAY_ID", id->device_id);
                 if (g->config->cloud_tls == CLOUD_TLS_MODEM && g->state != GATEWAY_STOPPING &&
-                    gateway_modem_tls_setup(g) >= 0)
+                    gateway_modem_tls_setup(g) >= 0) {
                         modem_bring_online(modem_get_engine(m));
+                        /* Stale sockets are closed while the radio registers, not on the way to the cloud. */
+                        modem_tls_sweep(g->modem_tls);
+                }
                 else if (g->config->cloud_tls == CLOUD_TLS_HOST && g->state != GATEWAY_STOPPING &&
                          id->has_fota && id->fota.ops != 0)
                         /* TLS=host: the cloud connection does not need the modem, but a FOTA

@@ -4,10 +4,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "backoff.h"
@@ -168,6 +173,7 @@ struct MqttSession {
         PublishBudget budget;
         sd_event_source *budget_timer;
         RateLimit budget_log_limit;
+        bool budget_saturation_logged; /* the journal heard the budget is saturated, not yet that it ended */
         uint64_t coalesced_logged;
         RateLimit coalesce_log_limit;
 };
@@ -909,6 +915,53 @@ static bool log_suback(const Event *e, const char *topic) {
         return true;
 }
 
+/*
+ * Paho (1.3.x) leaves Nagle's algorithm on for its socket and offers no way to reach the socket:
+ * after its PUBACK of a message, its next small write (a PUBLISH, a SUBSCRIBE) waits for the
+ * broker's delayed ACK, 40 ms on Linux, which is a third of the time from CONNACK to a ready
+ * session.  Its socket is ours, though (one process): the TCP sockets whose peer is the broker's
+ * port (or the modem bridge's loopback port) get TCP_NODELAY once connected.
+ */
+static void paho_socket_nodelay(const char *uri) {
+        const char *colon = uri ? strrchr(uri, ':') : NULL;
+        DIR *d;
+        struct dirent *de;
+        unsigned long port;
+        char *end;
+
+        if (!colon)
+                return;
+        port = strtoul(colon + 1, &end, 10);
+        if (*end != '\0' || port == 0 || port > 65535)
+                return;
+        d = opendir("/proc/self/fd");
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                struct sockaddr_storage sa;
+                socklen_t len = sizeof sa;
+                int fd, type, one = 1;
+                socklen_t tl = sizeof type;
+                uint16_t p;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                fd = atoi(de->d_name);
+                if (fd == dirfd(d) || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+                    getpeername(fd, (struct sockaddr *) &sa, &len) < 0)
+                        continue;
+                if (sa.ss_family == AF_INET)
+                        p = ntohs(((struct sockaddr_in *) &sa)->sin_port);
+                else if (sa.ss_family == AF_INET6)
+                        p = ntohs(((struct sockaddr_in6 *) &sa)->sin6_port);
+                else
+                        continue;
+                if (p == port)
+                        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        closedir(d);
+}
+
 static void handle_connected(MqttSession *s) {
         int r;
 
@@ -919,6 +972,7 @@ static void handle_connected(MqttSession *s) {
                    "Cloud connected to %s as %s%s%s", s->broker_name ?: s->uri, s->client_id, s->last_error ? " after: " : "",
                    strempty(s->last_error));
         set_string(&s->last_error, NULL);
+        paho_socket_nodelay(s->uri);
         s->was_connected = true;
         s->heard_usec = now_usec(CLOCK_BOOTTIME);
         r = sd_event_add_time_relative(s->event, &s->stable_timer, CLOCK_BOOTTIME, s->stable_usec, 1000 * 1000,
@@ -1212,7 +1266,7 @@ static int on_budget_timer(sd_event_source *es, uint64_t usec, void *userdata) {
 
 /* Out of budget: pumps again when one more publish fits.  The journal hears of it (at most once
  * a minute) only when more than a second's worth waits: the pacing of the burst that follows
- * every connection is no news. */
+ * every connection is no news; and then of its end, once the backlog is sent. */
 static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
         uint64_t at = publish_budget_next(&s->budget, now);
         int r;
@@ -1227,10 +1281,31 @@ static void mqtt_session_wait_for_budget(MqttSession *s, uint64_t now) {
                 (void) sd_event_source_set_time(s->budget_timer, at);
                 (void) sd_event_source_set_enabled(s->budget_timer, SD_EVENT_ONESHOT);
         }
-        if (outbox_unsent(s->outbox) > s->budget.rate)
-                log_ratelimited(&s->budget_log_limit, LOG_NOTICE,
-                                "Publish budget of %u/s reached, %" PRIu64 " message(s) waiting in the outbox",
-                                s->budget.rate, outbox_unsent(s->outbox));
+        if (outbox_unsent(s->outbox) > s->budget.rate && !s->budget_saturation_logged &&
+            ratelimit_below(&s->budget_log_limit, now, NULL)) {
+                char rate[16];
+                snprintf(rate, sizeof rate, "%u", s->budget.rate);
+                log_fields(LOG_NOTICE,
+                           LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_PUBLISH_BUDGET_SATURATED }, { "PUBLISH_RATE", rate }),
+                           "Publish budget of %u/s saturated, %" PRIu64 " message(s) waiting in the outbox",
+                           s->budget.rate, outbox_unsent(s->outbox));
+                s->budget_saturation_logged = true;
+        }
+}
+
+/* The end of a saturation the journal heard of: the outbox has nothing left waiting. */
+static void mqtt_session_log_budget_end(MqttSession *s) {
+        char rate[16];
+
+        if (!s->budget_saturation_logged || outbox_unsent(s->outbox) > 0)
+                return;
+        snprintf(rate, sizeof rate, "%u", s->budget.rate);
+        log_fields(LOG_NOTICE,
+                   LOG_FIELDS({ "MESSAGE_ID", MESSAGE_ID_PUBLISH_BUDGET_CLEARED }, { "PUBLISH_RATE", rate }),
+                   "Publish budget of %u/s no longer saturated, the backlog is sent (since start: %" PRIu64
+                   " publish(es) deferred, %" PRIu64 " notification(s) coalesced, %" PRIu64 " message(s) dropped)",
+                   s->budget.rate, s->budget.deferred, outbox_coalesced(s->outbox), outbox_dropped(s->outbox));
+        s->budget_saturation_logged = false;
 }
 
 /*
@@ -1283,6 +1358,7 @@ static void mqtt_session_pump(MqttSession *s) {
                 outbox_mark_sent(s->outbox, e.seq);
                 mqtt_session_arm_collect(s);
         }
+        mqtt_session_log_budget_end(s);
 }
 
 void mqtt_session_kick(MqttSession *s) {

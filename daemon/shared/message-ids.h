@@ -25,3 +25,6 @@
 #define MESSAGE_ID_SHADOW_TOPIC_REFUSED "bbcf813f834741b6969be001dfe9bf68"
 /* The gateway's location from nRF Cloud's ground fix (docs/location.md). */
 #define MESSAGE_ID_LOCATION "3e6a235b0bc14fdeba9803b3447fe71c"
+/* The publish budget ([Cloud] MaxPublishRate=) held more than a second's worth back; that backlog was sent. */
+#define MESSAGE_ID_PUBLISH_BUDGET_SATURATED "dfa53863fd5a40058bbf6a013230ae7c"
+#define MESSAGE_ID_PUBLISH_BUDGET_CLEARED "c9976e77663b45349ebde4fa8c9857e8"

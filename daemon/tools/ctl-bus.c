@@ -316,6 +316,22 @@ static void print_outbox_line(json_t *ob) {
                jint(ob, "Dropped"));
 }
 
+/* The publish budget ([Cloud] MaxPublishRate=) and what waited for it, in one line: whether the
+ * last publish had to wait, how often one did, and what NotifyOverflow=latest replaced or the
+ * outbox's bounds dropped. */
+static void print_budget_line(json_t *ob) {
+        char rate[32];
+
+        if (jint(ob, "MaxPublishRate") > 0)
+                snprintf(rate, sizeof rate, "%" JSON_INTEGER_FORMAT "/s", jint(ob, "MaxPublishRate"));
+        else
+                snprintf(rate, sizeof rate, "no limit");
+        printf("  Budget:        %s, %s, %" JSON_INTEGER_FORMAT " deferred, %" JSON_INTEGER_FORMAT " coalesced, "
+               "%" JSON_INTEGER_FORMAT " dropped\n",
+               rate, json_is_true(json_object_get(ob, "BudgetSaturated")) ? "saturated" : "within",
+               jint(ob, "BudgetDeferred"), jint(ob, "Coalesced"), jint(ob, "Dropped"));
+}
+
 int verb_status(int argc, char *argv[], CtlOptions *o) {
         sd_bus *bus = NULL;
         json_t *gw = NULL, *modem = NULL, *ob = NULL, *fota = NULL, *loc = NULL, *devices = NULL, *all;
@@ -374,6 +390,7 @@ int verb_status(int argc, char *argv[], CtlOptions *o) {
         printf("  Devices:       %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT " connected\n",
                jint(gw, "DevicesConnected"), jint(gw, "DevicesDesired"));
         print_outbox_line(ob);
+        print_budget_line(ob);
         printf("  FOTA:          %s%s%s\n", jstr(fota, "State"), *jstr(fota, "JobId") ? ", job " : "",
                jstr(fota, "JobId"));
         json_decref(all);
@@ -434,6 +451,7 @@ int ctl_bus_outbox(void) {
                 r = ctl_print_json(ob);
         else {
                 print_outbox_line(ob);
+                print_budget_line(ob);
                 r = CTL_EXIT_OK;
         }
         json_decref(ob);

@@ -267,6 +267,32 @@ static bool hostname_valid(const char *host) {
         return true;
 }
 
+void modem_tls_sweep(ModemTls *t) {
+        char cmd[32];
+
+        if (t->state == MODEM_TLS_OPENING || t->state == MODEM_TLS_CONNECTED)
+                return;
+        if (!t->swept) {
+                /*
+                 * The daemon holds the modem port alone (it is locked), so any socket open
+                 * in the modem now was left by an earlier run, one killed before its #XCLOSE:
+                 * close them all once, or they would use up the modem's eight.
+                 */
+                for (int h = 0; h < MODEM_TLS_SOCKETS_MAX; h++) {
+                        snprintf(cmd, sizeof cmd, "AT#XCLOSE=%d", h);
+                        (void) at_engine_send(t->engine, cmd, MODEM_TLS_COMMAND_TIMEOUT_USEC, NULL, NULL);
+                }
+                t->swept = true;
+                t->orphan = -1;
+        }
+        if (t->orphan >= 0) {
+                /* +CME ERROR: 9 if the modem rebooted meanwhile: nobody waits for the answer. */
+                snprintf(cmd, sizeof cmd, "AT#XCLOSE=%d", t->orphan);
+                (void) at_engine_send(t->engine, cmd, MODEM_TLS_COMMAND_TIMEOUT_USEC, NULL, NULL);
+                t->orphan = -1;
+        }
+}
+
 static int tls_open(void *impl, Bridge *b, const char *host, uint16_t port) {
         ModemTls *t = impl;
 
@@ -282,27 +308,7 @@ static int tls_open(void *impl, Bridge *b, const char *host, uint16_t port) {
                 return -EBUSY;
         }
         release_socket(t, false);
-        if (!t->swept) {
-                char cmd[32];
-                /*
-                 * The daemon holds the modem port alone (it is locked), so any socket open
-                 * in the modem now was left by an earlier run, one killed before its #XCLOSE:
-                 * close them all once, or they would use up the modem's eight.
-                 */
-                for (int h = 0; h < MODEM_TLS_SOCKETS_MAX; h++) {
-                        snprintf(cmd, sizeof cmd, "AT#XCLOSE=%d", h);
-                        (void) at_engine_send(t->engine, cmd, MODEM_TLS_COMMAND_TIMEOUT_USEC, NULL, NULL);
-                }
-                t->swept = true;
-                t->orphan = -1;
-        }
-        if (t->orphan >= 0) {
-                char cmd[32];
-                /* +CME ERROR: 9 if the modem rebooted meanwhile: nobody waits for the answer. */
-                snprintf(cmd, sizeof cmd, "AT#XCLOSE=%d", t->orphan);
-                (void) at_engine_send(t->engine, cmd, MODEM_TLS_COMMAND_TIMEOUT_USEC, NULL, NULL);
-                t->orphan = -1;
-        }
+        modem_tls_sweep(t);
         t->bridge = b;
         snprintf(t->host, sizeof t->host, "%s", host);
         t->port = port;

@@ -74,6 +74,15 @@ extern const RemoteSocketOps modem_tls_ops;
  */
 void modem_tls_link_lost(ModemTls *t, int error);
 
+/*
+ * Closes what an earlier run of the daemon (every handle, once) or a lost link
+ * (its handle) may have left open in the modem; nothing while a socket of ours
+ * is open.  The first open does it if nobody did before; the gateway does it
+ * when the modem is ready, so that these round trips are made while the modem
+ * registers rather than between its registration and the cloud connection.
+ */
+void modem_tls_sweep(ModemTls *t);
+
 ModemTlsState modem_tls_get_state(const ModemTls *t);
 /* The modem's handle of the socket, -1 if none. */
 int modem_tls_handle(const ModemTls *t);

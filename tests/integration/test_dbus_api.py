@@ -228,7 +228,9 @@ class DbusApi(Base):
                                        "Credentials": dbus.Array([], signature="s")})
         outbox = self.props(PATH, P + "Outbox1")
         self.assertEqual(sorted(outbox.keys()), ["BudgetDeferred", "BudgetSaturated", "Bytes", "Coalesced",
-                                                 "Dropped", "MaxBytes", "MaxMessages", "Messages", "OldestQueued"])
+                                                 "Dropped", "MaxBytes", "MaxMessages", "MaxPublishRate", "Messages",
+                                                 "OldestQueued"])
+        self.assertEqual(outbox["MaxPublishRate"], 90)
         self.assertEqual(outbox["Dropped"], 0)
         self.assertEqual(outbox["BudgetSaturated"], False)
         self.assertEqual(outbox["BudgetDeferred"], 0)

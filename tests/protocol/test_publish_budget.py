@@ -15,7 +15,9 @@ same second (measured: 90-95 in the worst second).  The 10 % between the
 default and the cloud's limit is the room for that jitter, as it is on the
 way to the real cloud."""
 
+import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -85,6 +87,123 @@ def notify_at(w, addresses, hz, seconds):
         for i, a in enumerate(addresses):
             sent += w.mock.notify(a, pt.bf.NUS, pt.bf.NUS_TX, 1, start=i * 1_000_000 + k)
     return sent
+
+
+def ctl_status():
+    """nrfcloud-gatewayctl status, as text and as JSON (the daemon's bus is the World's)."""
+    text = subprocess.run([pt.sf.CTL, "status"], capture_output=True, text=True, timeout=30)
+    js = subprocess.run([pt.sf.CTL, "status", "--json"], capture_output=True, text=True, timeout=30)
+    if text.returncode != 0 or js.returncode != 0:
+        raise AssertionError("nrfcloud-gatewayctl status failed: " + text.stderr + js.stderr)
+    return text.stdout, json.loads(js.stdout)
+
+
+def budget_line(text):
+    return next((line.strip() for line in text.splitlines() if line.strip().startswith("Budget:")), None)
+
+
+class NotifyOverflowTest(pt.WorldTestCase):
+    """[Bluetooth] NotifyOverflow= end to end: one characteristic notifies at 50 Hz, ten times
+    [Cloud] MaxPublishRate=5.  With `latest` a value waiting for the budget is replaced by the
+    newer one: the cloud receives a thinning of the values, in order, always the last one, and
+    each value is either published or counted as coalesced.  With `queue` every value arrives in
+    order.  Both times `nrfcloud-gatewayctl status` says, while the device notifies, that the
+    budget is saturated and how often a publish waited."""
+
+    RATE = 5
+    HZ = 50
+
+    def start(self, name, overflow):
+        a = "C0:FF:EE:00:03:01"
+        self.w = pt.World(self.pki, self.cert, pt.subdir(self.tmp, name), desired=[a], devices=False,
+                          log_level="info", extra_conf="[Bluetooth]\nNotifyOverflow=%s\n[Cloud]\nMaxPublishRate=%d\n"
+                          % (overflow, self.RATE))
+        self.w.mock.add_device(a, name=name)
+        self.w.wait_ready(a, timeout=60)
+        subscribe_nus(self.w, [a])
+        # The publishes of the start (shadow, discovery, answers) are through the budget.
+        pt.st.wait_until(lambda: not ctl_status()[1]["outbox"]["Messages"], 30, 0.5)
+        return a
+
+    def notify(self, a, count):
+        """count values numbered 0..count-1 at HZ; halfway, status is read (on another thread, so as
+        not to delay the device).  Returns the arrival times at the broker and the status read."""
+        arrivals = Arrivals(self.w)
+        mid = {}
+        reader = threading.Thread(target=lambda: mid.update(zip(("text", "json"), ctl_status())))
+        t0 = time.monotonic()
+        for k in range(count):
+            d = t0 + k / self.HZ - time.monotonic()
+            if d > 0:
+                time.sleep(d)
+            self.assertEqual(self.w.mock.notify(a, pt.bf.NUS, pt.bf.NUS_TX, 1, start=k), 1)
+            if k == count // 2:
+                reader.start()
+        reader.join(30)
+        return arrivals, mid
+
+    def check_budget_status(self, mid):
+        line = budget_line(mid["text"])
+        print("status while notifying:", line)
+        self.assertRegex(line or "", r"^Budget: +%d/s, saturated, [1-9]\d* deferred, \d+ coalesced, \d+ dropped$"
+                         % self.RATE)
+        ob = mid["json"]["outbox"]
+        self.assertTrue(ob["BudgetSaturated"])
+        self.assertGreater(ob["BudgetDeferred"], 0)
+        self.assertEqual(ob["MaxPublishRate"], self.RATE)
+
+    def check_rate(self, arrivals):
+        """At most RATE arrivals in any window of a second less 100 ms (the jitter on the way from
+        the gateway's send to the stand-in's read)."""
+        arrivals.close()
+        t = sorted(arrivals.t)
+        self.assertLessEqual(max_in_window(t, 0.9), self.RATE, "more than the budget in one second at the broker")
+
+    def test_latest(self):
+        count = 150
+        a = self.start("latest", "latest")
+        before = len(self.w.events(VALUE_CHANGED))
+        arrivals, mid = self.notify(a, count)
+        self.check_budget_status(mid)
+        # The last value always arrives: nothing newer replaces it.
+        self.w.wait_events(lambda e: e["event"]["type"] == VALUE_CHANGED and pt.seq(e) == count - 1, 1, timeout=30)
+        time.sleep(1)  # nothing else is on its way
+        self.check_rate(arrivals)
+        got = list(dict.fromkeys(pt.seq(e) for e in self.w.events(VALUE_CHANGED)[before:]))
+        print("latest: %d of %d values published: %s" % (len(got), count, got))
+        self.assertEqual(got, sorted(got), "values published out of order")
+        self.assertEqual(got[-1], count - 1)
+        text, js = ctl_status()
+        coalesced = js["outbox"]["Coalesced"]
+        print("after:", budget_line(text))
+        # Each value was published or replaced by a newer one: none waited for the budget behind another.
+        self.assertGreater(coalesced, 0)
+        self.assertEqual(len(got) + coalesced, count)
+        self.assertLess(len(got), count // 2)
+        self.assertEqual(js["outbox"]["Dropped"], 0)
+        self.assertRegex(budget_line(text), r", %d coalesced, 0 dropped$" % coalesced)
+
+    def test_queue(self):
+        count = 30
+        a = self.start("queue", "queue")
+        before = len(self.w.events(VALUE_CHANGED))
+        arrivals, mid = self.notify(a, count)
+        self.check_budget_status(mid)
+        got = self.w.wait_events(lambda e: e["event"]["type"] == VALUE_CHANGED, before + count,
+                                 timeout=count / self.RATE + 30)[before:]
+        self.check_rate(arrivals)
+        self.assertEqual(list(dict.fromkeys(pt.seq(e) for e in got)), list(range(count)))
+        text, js = ctl_status()
+        self.assertEqual(js["outbox"]["Coalesced"], 0)
+        self.assertFalse(js["outbox"]["BudgetSaturated"])
+        self.assertRegex(budget_line(text), r"^Budget: +%d/s, within, [1-9]\d* deferred, 0 coalesced, 0 dropped$"
+                         % self.RATE)
+        # The journal: when more than a second's worth waited, and when the backlog was sent.
+        log = self.w.daemon.log()
+        self.assertIn("Publish budget of %d/s saturated" % self.RATE, log)
+        self.assertIn("Publish budget of %d/s no longer saturated, the backlog is sent" % self.RATE, log)
+        self.assertLess(log.index("Publish budget of %d/s saturated" % self.RATE),
+                        log.index("no longer saturated"))
 
 
 class PublishBudgetTest(pt.WorldTestCase):

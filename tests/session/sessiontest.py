@@ -255,6 +255,7 @@ Target={"auto" if journal else "console"}
                             os.environ.get("NRFGW_TEST_RUNTIME_DIR") or os.path.join(folder, "run"))
         env["NRFCLOUD_GATEWAY_RUNTIME_DIR"] = self.runtime_dir
         self.journal_records = []
+        self.journal_times = []  # when each record arrived (time.monotonic())
         self.journal = None
         if journal:
             # journald's socket is replaced, in a private mount namespace, by one read here.
@@ -290,6 +291,7 @@ Target={"auto" if journal else "console"}
                 continue
             except OSError:
                 return
+            self.journal_times.append(time.monotonic())
             # Native protocol: KEY=value lines (our values hold no newline).
             self.journal_records.append(dict(line.split("=", 1) for line in data.decode(errors="replace").split("\n")
                                              if "=" in line))

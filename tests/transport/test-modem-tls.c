@@ -332,6 +332,24 @@ static void test_local_close_ignores_answer(void **state) {
         assert_int_equal(f->loop.written_len, 0);
 }
 
+/* The sweep made before the first open (when the modem is ready): the open then starts with
+ * #XSSOCKET at once; a second sweep does nothing, nor does one while a socket is open. */
+static void test_sweep_before_open(void **state) {
+        Fixture *f = *state;
+
+        modem_tls_sweep(f->tls);
+        expect_sweep(f);
+        modem_tls_sweep(f->tls);
+        assert_int_equal(f->loop.written_len, 0);
+        assert_int_equal(modem_tls_ops.open(f->tls, BRIDGE, "localhost", 8883), 0);
+        expect_written(f, "AT#XSSOCKET=1,1,0,16842753,2\r\n");
+        feed(f, "\r\n#XSSOCKET: 0,1,258\r\n\r\nOK\r\n");
+        expect_written(f, "AT#XSSOCKETOPT=0,1,2,\"localhost\"\r\n");
+        modem_tls_sweep(f->tls);
+        feed(f, "\r\nOK\r\n");
+        expect_written(f, "AT#XRECVCFG=0,1\r\n");
+}
+
 static void test_send_timeout(void **state) {
         Fixture *f = *state;
 
@@ -511,6 +529,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_send_error_closes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_local_close_ignores_answer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_send_timeout, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sweep_before_open, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resync_outlasts_cut_payload, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_link_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_write_failure_returned_not_upcalled, setup, teardown),
