@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """nrf91-sim on a pty for the tests of the modem side: start, control, stop by PID."""
 
+import atexit
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +17,14 @@ BUILD = os.environ.get("NRFGW_BUILD_DIR", "build")
 SIM = os.path.join(BUILD, "firmware_nrf91", "nrf91-sim")
 CTL = os.path.join(BUILD, "daemon", "tools", "nrfcloud-gatewayctl")
 DAEMON = os.path.join(BUILD, "daemon", "nrfcloud-gatewayd")
+
+# Every pty link here is called ttyNRF91, and the UUCP lock files (LCK..<name>) are per name: the
+# processes of one test run lock in a folder of their own, not /run/lock, so that runs outside ctest
+# (which gives each test its own) do not take each other's ports.
+if not os.environ.get("NRFCLOUD_GATEWAY_LOCK_DIR"):
+    _lock_dir = tempfile.mkdtemp(prefix="nrfgw-lock-")
+    os.environ["NRFCLOUD_GATEWAY_LOCK_DIR"] = _lock_dir
+    atexit.register(shutil.rmtree, _lock_dir, True)
 
 
 def wait_for(predicate, timeout, what):
