@@ -8,6 +8,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "memory-trim.h"
 #include "util.h"
 #include "version.h"
 
@@ -157,6 +158,7 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Event loop failed: %m");
 
         g = gateway_free(g);
+        memory_trim_release();
         sd_event_unref(event);
         log_reset_global_fields();
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
