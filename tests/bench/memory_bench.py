@@ -19,11 +19,18 @@ has been idle for a while, it prints, per run:
     other anonymous mappings, and each library's or the program's written
     data (.data, .bss, relocations).
 
-Runs in both TLS modes with 1 and 100 devices by default.  main() prints a
-compact table and returns 0; measure() is for other benchmarks.
+Runs in both TLS modes with 1 and 100 devices by default.  The figures move
+by tens of KiB from run to run (what the threads happened to allocate and
+free, and which library and program pages another process maps at the
+moment: USS counts a page that only this process maps, so the program's own
+code counts while no other copy of it runs); --runs N prints the median of
+N runs.  Private_Dirty leaves out the clean file pages and moves less.
+main() prints a compact table and returns 0; measure() is for other
+benchmarks.
 
 Usage: NRFGW_BUILD_DIR=build /usr/bin/python3 tests/bench/memory_bench.py
-           [--tls host,modem] [--devices 1,100] [--idle-seconds 10] [--maps]
+           [--tls host,modem] [--devices 1,100] [--idle-seconds 10] [--runs N] [--maps]
+           [--daemon PATH]   (another nrfcloud-gatewayd, e.g. an older build, with this build's tools)
 Extra environment for the daemon (GLIBC_TUNABLES=..., to try a setting
 without rebuilding) is passed through.
 """
@@ -32,6 +39,7 @@ import argparse
 import glob
 import os
 import re
+import signal
 import sys
 import time
 
@@ -39,6 +47,18 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import prototest as pt  # noqa: E402
 
 ARENA = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: arenas are aligned to it
+
+
+class Sim(pt.sf.Sim):
+    """nrf91-sim whose pty link has a name of its own: the port's UUCP lock (/run/lock/LCK..NAME) is
+    named after it, and every test world's is ttyNRF91, so runs at the same time refuse each other."""
+
+    def __init__(self, workdir, uuid, *args, **kw):
+        super().__init__(workdir, uuid, *args, **kw)
+        self.link = os.path.join(workdir, "ttyNRF91-%d" % os.getpid())
+
+
+pt.sf.Sim = Sim
 
 
 def rollup(pid):
@@ -113,29 +133,46 @@ def private_by_mapping(pid):
             owners = sorted("%s" % n for tid, (n, sp) in stacks.items()
                             if m["start"] <= sp < m["end"] and tid != pid)
             after = maps[i + 1] if i + 1 < len(maps) else None
+            before = maps[i - 1] if i > 0 else None
             if owners:
                 label = "stack of " + ",".join(owners)
             elif (m["start"] % ARENA == 0 and after and after["start"] == m["end"] and after["perms"] == "---p"
                   and not after["name"]):
                 label = "malloc arena at %x" % m["start"]
+            elif before and before["name"].startswith("/") and before["end"] == m["start"] and "w" in m["perms"]:
+                label = "%s .bss" % os.path.basename(before["name"])
             else:
                 label = "anonymous %d KiB" % ((m["end"] - m["start"]) >> 10)
         out[label] = out.get(label, 0) + private
     return sorted(out.items(), key=lambda kv: -kv[1])
 
 
-def measure(tls="host", devices=1, idle_seconds=10.0, maps=False, hook=None):
+def measure(tls="host", devices=1, idle_seconds=10.0, maps=False, hook=None, tries=5):
+    """measure_once(), tried again if provisioning nrf91-sim fails (its port busy)."""
+    for attempt in range(tries):
+        try:
+            return measure_once(tls, devices, idle_seconds, maps, hook)
+        except RuntimeError as e:
+            if "provisioning nrf91-sim failed" not in str(e) or attempt == tries - 1:
+                raise
+            time.sleep(5)
+
+
+def measure_once(tls="host", devices=1, idle_seconds=10.0, maps=False, hook=None):
     """Runs the daemon connected with `devices` devices discovered, idle; returns
     {"tls", "devices", "VmRSS", "Pss", "USS", "Private_Dirty", "Anonymous", "maps"} (kB).
-    hook(pid), if given, runs after the idle time, before the figures are taken."""
+    hook(world), if given, runs after the idle time, before the figures are taken."""
     addresses = ["C0:FF:EE:00:%02X:%02X" % (i // 256, i % 256) for i in range(devices)]
     saved = pt.TLS
     pt.TLS = tls
     tmp, pki, cert = pt.make_pki()
     world = None
     try:
-        world = pt.World(pki, cert, pt.subdir(tmp, "memory"), desired=addresses, devices=False, log_level="info",
-                         extra_conf="[Bluetooth]\nMaxConnections=%d\n" % devices)
+        # Made in two steps so that the parts already started are stopped if a later one fails.
+        world = pt.World.__new__(pt.World)
+        world.daemon = world.peer = world.broker = world.bus = world.mock = world.sim = None
+        world.__init__(pki, cert, pt.subdir(tmp, "memory"), desired=addresses, devices=False, log_level="info",
+                       extra_conf="[Bluetooth]\nMaxConnections=%d\n" % devices)
         for i, addr in enumerate(addresses):
             world.mock.add_device(addr, name="bench-%03d" % i)
         pid = world.daemon.proc.pid
@@ -144,7 +181,7 @@ def measure(tls="host", devices=1, idle_seconds=10.0, maps=False, hook=None):
                               and e["event"]["device"]["address"]["address"] == addr, 1, timeout=300)
         time.sleep(idle_seconds)
         if hook:
-            hook(pid)
+            hook(world)
         r = rollup(pid)
         out = {"tls": tls, "devices": devices}
         for k in ("VmRSS", "Pss", "USS", "Private_Dirty", "Private_Clean", "Anonymous"):
@@ -165,12 +202,24 @@ def main(argv=None):
     ap.add_argument("--idle-seconds", type=float, default=10)
     ap.add_argument("--maps", action="store_true", help="the private pages by mapping, after each run")
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each case; the median is printed")
+    ap.add_argument("--daemon", help="the nrfcloud-gatewayd to measure (default: the build directory's)")
     a = ap.parse_args(argv)
+    # SIGTERM: stop the world's processes (finally clauses) rather than leave them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    if a.daemon:
+        pt.st.DAEMON = os.path.abspath(a.daemon)
 
     rows = []
     for tls in a.tls.split(","):
         for n in (int(x) for x in a.devices.split(",")):
-            m = measure(tls, n, a.idle_seconds, a.maps)
+            runs = [measure(tls, n, a.idle_seconds, a.maps) for _ in range(max(1, a.runs))]
+            runs.sort(key=lambda r: r["USS"])
+            m = runs[len(runs) // 2]
+            if len(runs) > 1:
+                m = dict(m, **{k: sorted(r[k] for r in runs)[len(runs) // 2]
+                               for k in ("VmRSS", "Pss", "USS", "Private_Dirty")})
+                m["range"] = (runs[0]["USS"], runs[-1]["USS"])
             rows.append(m)
             if a.maps:
                 print("TLS=%s, %d device(s): private pages by mapping (kB)" % (tls, n))
@@ -178,11 +227,12 @@ def main(argv=None):
                     print("  %6d  %s" % (kb, label))
                 rest = sum(kb for _, kb in m["maps"][a.top:])
                 print("  %6d  the other %d mappings" % (rest, max(0, len(m["maps"]) - a.top)))
-    print("connected and idle %.0f s; MiB" % a.idle_seconds)
+    print("connected and idle %.0f s; MiB%s" % (a.idle_seconds, ", median of %d runs" % a.runs if a.runs > 1 else ""))
     print("%-6s %7s %7s %6s %6s %13s" % ("TLS", "devices", "VmRSS", "Pss", "USS", "Private_Dirty"))
     for m in rows:
-        print("%-6s %7d %7.2f %6.2f %6.2f %13.2f" % (m["tls"], m["devices"], m["VmRSS"] / 1024, m["Pss"] / 1024,
-                                                    m["USS"] / 1024, m["Private_Dirty"] / 1024))
+        print("%-6s %7d %7.2f %6.2f %6.2f %13.2f%s" % (
+            m["tls"], m["devices"], m["VmRSS"] / 1024, m["Pss"] / 1024, m["USS"] / 1024, m["Private_Dirty"] / 1024,
+            "   (USS %.2f-%.2f)" % (m["range"][0] / 1024, m["range"][1] / 1024) if "range" in m else ""))
     return 0
 
 
