@@ -7,8 +7,8 @@
  * Gives the heap that a burst of work freed back to the system, once the
  * burst is over.  glibc returns freed memory by itself only from the top of
  * the heap, and a single block still in use above it keeps everything below
- * resident: after 5000 notifications the daemon stayed at 5.4 MiB of private
- * memory instead of 2 MiB (docs/performance.md, "Memory of the daemon").
+ * resident: after 5000 notifications the daemon stayed at 5.3 MiB of private
+ * memory instead of 2.1 MiB (docs/performance.md, "Memory of the daemon").
  *
  * memory_trim_schedule() is called when a burst ends (the outbox has become
  * empty); MEMORY_TRIM_DELAY_USEC later, if glibc holds at least
