@@ -31,7 +31,8 @@ SANITIZED = _sanitized()
 
 
 def memory(pid):
-    """USS (private pages, from smaps_rollup), RSS and peak RSS of a process, in bytes."""
+    """USS (private pages, from smaps_rollup), anonymous memory (heap, stacks: what the process allocated
+    itself), RSS and peak RSS of a process, in bytes."""
     out = {"uss": 0}
     with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
@@ -40,20 +41,13 @@ def memory(pid):
                 out["uss"] += int(v.split()[0]) * 1024
             elif k == "Rss":
                 out["rss"] = int(v.split()[0]) * 1024
+            elif k == "Anonymous":
+                out["anon"] = int(v.split()[0]) * 1024
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 out["hwm"] = int(line.split()[1]) * 1024
     return out
-
-
-def anonymous_kb(pid):
-    """The process's anonymous memory (heap, stacks: what it allocated itself), in KiB."""
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("Anonymous:"):
-                return int(line.split()[1])
-    return 0
 
 
 class ProtocolTest(pt.WorldTestCase):
@@ -369,15 +363,15 @@ class ProtocolTest(pt.WorldTestCase):
         self.ready(A)
         self.subscribe(A, NUS, NUS_TX)
         pid = w.daemon.proc.pid
-        before = anonymous_kb(pid)
+        before = memory(pid)["anon"] // 1024
         n = 5000
         self.assertEqual(w.mock.notify(A, NUS_TX_LONG_SVC, NUS_TX_LONG, n, start=1, size=20), n)
         w.wait_events(lambda e: e["event"]["type"] == "device_characteristic_value_changed"
                       and e["requestId"] == "N/A", n, 120)
-        peak = anonymous_kb(pid)
+        peak = memory(pid)["anon"] // 1024
         # The trim runs MEMORY_TRIM_DELAY_USEC (10 s) after the outbox is empty, give or take 5 s.
-        pt.st.wait_until(lambda: anonymous_kb(pid) < before + 512, 30, 0.5)
-        after = anonymous_kb(pid)
+        pt.st.wait_until(lambda: memory(pid)["anon"] // 1024 < before + 512, 30, 0.5)
+        after = memory(pid)["anon"] // 1024
         print("anonymous memory: %d KiB before %d notifications, %d KiB right after, %d KiB once idle"
               % (before, n, peak, after), file=sys.stderr)
         if not SANITIZED:
