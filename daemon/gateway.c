@@ -9,6 +9,7 @@
 #include "gateway.h"
 #include "gateway-bus.h"
 #include "log.h"
+#include "memory-trim.h"
 #include "state-dir.h"
 #include "modem.h"
 #include "publish-budget.h"
@@ -243,8 +244,9 @@ static int gateway_protocol_start(Gateway *g, const char *device_id) {
 
 static void on_outbox_changed(Outbox *o, void *userdata) {
         Gateway *g = userdata;
-        (void) o;
         gateway_bus_counters_changed(g->bus);
+        if (outbox_count(o) == 0)
+                memory_trim_schedule(g->event); /* the end of a burst */
 }
 
 static OutboxLimits gateway_outbox_limits(const Config *c) {

@@ -39,10 +39,11 @@ typedef struct ProtocolDevice {
         ProtocolDeviceState state;
         BtAddrType address_type; /* from BlueZ's AddressType, as nRF Cloud names it */
         GattModel *model; /* converted at each READY; NULL before */
-        ProtocolCcc ccc[PROTOCOL_CCC_MAX];
+        /* Both lists grow as needed (a device costs little while it has none). */
+        ProtocolCcc *ccc; /* at most PROTOCOL_CCC_MAX */
         size_t n_ccc;
-        /* Ids of device_discover operations waiting for READY. */
-        char discover_waiters[PROTOCOL_DISCOVER_WAITERS_MAX][C2G_ID_MAX + 1];
+        /* Ids of device_discover operations waiting for READY, at most PROTOCOL_DISCOVER_WAITERS_MAX. */
+        char (*discover_waiters)[C2G_ID_MAX + 1];
         size_t n_discover_waiters;
         /* Operations held while the device is updated (protocol.h), oldest first. */
         ProtocolHeld *held, *held_tail;
@@ -383,6 +384,8 @@ static ProtocolDevice *protocol_device_free(Protocol *p, ProtocolDevice *d) {
         protocol_coalesce_drop_device(p, d->address);
         protocol_held_free(d, false, p);
         gatt_model_free(d->model);
+        free(d->ccc);
+        free(d->discover_waiters);
         free(d);
         return NULL;
 }
@@ -508,6 +511,8 @@ void protocol_device_state(Protocol *p, const char *address, const char *address
                         (void) protocol_send_discover(p, d, NULL);
                 for (size_t i = 0; i < d->n_discover_waiters; i++)
                         (void) protocol_send_discover(p, d, d->discover_waiters[i]);
+                free(d->discover_waiters);
+                d->discover_waiters = NULL;
                 d->n_discover_waiters = 0;
                 break;
         case BLE_DEVICE_IDLE:
@@ -721,6 +726,10 @@ static int protocol_device_remember_ccc(ProtocolDevice *d, const char *svc, cons
                 }
         if (d->n_ccc >= PROTOCOL_CCC_MAX)
                 return -E2BIG;
+        ProtocolCcc *n = reallocarray(d->ccc, d->n_ccc + 1, sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        d->ccc = n;
         strcpy(d->ccc[d->n_ccc].service_uuid, svc);
         strcpy(d->ccc[d->n_ccc].chrc_uuid, chrc);
         d->ccc[d->n_ccc++].mode = mode;
@@ -982,6 +991,12 @@ static void protocol_op_discover(Protocol *p, ProtocolDevice *d, const C2gOperat
                                            PROTOCOL_DISCOVER_WAITERS_MAX, d->address);
                 return;
         }
+        void *n = reallocarray(d->discover_waiters, d->n_discover_waiters + 1, sizeof d->discover_waiters[0]);
+        if (!n) {
+                (void) protocol_send_error(p, o->id, d->address, -ENOMEM, "device_discover: out of memory");
+                return;
+        }
+        d->discover_waiters = n;
         strcpy(d->discover_waiters[d->n_discover_waiters++], o->id);
         log_info("device_discover %s waits for %s to connect", o->id, d->address);
 }

@@ -361,7 +361,9 @@ void ble_device_gatt_changed(BleDevice *d) {
 static void echo_clear(BleDevice *d) {
         for (size_t i = 0; i < d->n_echo; i++)
                 free(d->echo[i].data);
-        d->n_echo = 0;
+        free(d->echo);
+        d->echo = NULL;
+        d->n_echo = d->n_echo_allocated = 0;
 }
 
 static BleOp *op_free(BleOp *op) {
@@ -829,6 +831,10 @@ int ble_device_set_notify(BleDevice *d, const char *service_uuid, const char *ch
         if (enable && i == d->n_wishes) {
                 if (d->n_wishes >= BLE_NOTIFY_WISHES_MAX)
                         return -ENOBUFS;
+                BleNotifyWish *nw = reallocarray(d->wishes, d->n_wishes + 1, sizeof *nw);
+                if (!nw)
+                        return -ENOMEM;
+                d->wishes = nw;
                 d->wishes[d->n_wishes] = (BleNotifyWish){ .fd = -EBADF };
                 memcpy(d->wishes[d->n_wishes].service, su, sizeof su);
                 memcpy(d->wishes[d->n_wishes].chrc, cu, sizeof cu);
@@ -864,6 +870,14 @@ void ble_device_chrc_value(BleDevice *d, BleObject *chrc, const char *service_uu
                         free(d->echo[0].data);
                         memmove(&d->echo[0], &d->echo[1], (BLE_ECHO_MAX - 1) * sizeof d->echo[0]);
                         d->n_echo--;
+                }
+                if (d->n_echo == d->n_echo_allocated) {
+                        size_t k = MIN(MAX(d->n_echo_allocated * 2, (size_t) 4), (size_t) BLE_ECHO_MAX);
+                        BleBytes *ne = reallocarray(d->echo, k, sizeof *ne);
+                        if (!ne)
+                                return (void) log_error_errno(-ENOMEM, "Failed to hold a notification: %m");
+                        d->echo = ne;
+                        d->n_echo_allocated = k;
                 }
                 d->echo[d->n_echo].data = malloc(v->size ? v->size : 1);
                 if (!d->echo[d->n_echo].data)
@@ -921,6 +935,10 @@ static bool discovery_logged_before(BleDevice *d, const char *attribute) {
                         return true;
         if (d->n_read_logged >= BLE_DISCOVERY_LOGGED_MAX)
                 return true; /* a device with this many failing attributes has said enough */
+        char **n = reallocarray(d->read_logged, d->n_read_logged + 1, sizeof *n);
+        if (!n)
+                return false;
+        d->read_logged = n;
         copy = strdup(attribute);
         if (copy)
                 d->read_logged[d->n_read_logged++] = copy;
@@ -1480,6 +1498,7 @@ BleDevice *ble_device_free(BleDevice *d) {
         discovery_stop(d);
         for (size_t i = 0; i < d->n_read_logged; i++)
                 free(d->read_logged[i]);
+        free(d->read_logged);
         d->timer = sd_event_source_disable_unref(d->timer);
         d->ops_defer = sd_event_source_disable_unref(d->ops_defer);
         gatt_clear(&d->gatt);
@@ -1495,6 +1514,8 @@ BleDevice *ble_device_free(BleDevice *d) {
         (void) ble_map_remove(&m->devices_by_address, d->address);
         if (ble_device_holds_slot(d))
                 ble_manager_schedule_dispatch(m);
+        echo_clear(d);
+        free(d->wishes);
         free(d->path);
         free(d);
         return NULL;

@@ -67,10 +67,12 @@ struct BleDevice {
         unsigned discovery_reads;   /* ReadValue calls made */
         size_t discovery_bytes;     /* bytes kept */
         unsigned discovery_failed;  /* reads refused, failed or timed out */
-        char *read_logged[BLE_DISCOVERY_LOGGED_MAX]; /* "SVC/CHRC[/DESC]" whose failed read was logged */
+        /* The per-device lists below grow as needed (up to their *_MAX), so that an idle device
+         * costs a few hundred bytes rather than the 7 KiB of fixed arrays. */
+        char **read_logged; /* "SVC/CHRC[/DESC]" whose failed read was logged */
         size_t n_read_logged;
 
-        BleNotifyWish wishes[BLE_NOTIFY_WISHES_MAX];
+        BleNotifyWish *wishes; /* at most BLE_NOTIFY_WISHES_MAX */
         size_t n_wishes;
 
         BleOp *ops_head, *ops_tail;
@@ -79,8 +81,8 @@ struct BleDevice {
         sd_bus_slot *op_slot;
         sd_event_source *ops_defer;
         bool was_absent; /* BlueZ did not know the device when it became desired */
-        BleBytes echo[BLE_ECHO_MAX]; /* Value signals seen during an in-flight read */
-        size_t n_echo;
+        BleBytes *echo; /* Value signals seen during an in-flight read, at most BLE_ECHO_MAX */
+        size_t n_echo, n_echo_allocated;
         bool own; /* ble_manager_connect_own(): reported to own_cb only, no slot counted */
         bool held; /* ble_device_hold(): not connected again until released */
         BleOwnCallbacks own_cb;

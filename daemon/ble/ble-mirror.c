@@ -92,14 +92,20 @@ typedef struct BleInterface {
         const char *name;
         const BleProp *props;
         size_t n_props;
+        size_t object_size; /* an object of this kind: the common part and its own properties */
 } BleInterface;
 
+/* A characteristic or descriptor (most objects) needs half the size of a device: objects are
+ * allocated with their kind's properties only, not the whole union. */
+#define OBJECT_SIZE(member) (offsetof(BleObject, member) + sizeof(((BleObject *) NULL)->member))
+
 static const BleInterface interfaces[_BLE_OBJ_KIND_MAX] = {
-        [BLE_OBJ_ADAPTER] = { "org.bluez.Adapter1", adapter_props, ELEMENTSOF(adapter_props) },
-        [BLE_OBJ_DEVICE] = { "org.bluez.Device1", device_props, ELEMENTSOF(device_props) },
-        [BLE_OBJ_SERVICE] = { "org.bluez.GattService1", service_props, ELEMENTSOF(service_props) },
-        [BLE_OBJ_CHRC] = { "org.bluez.GattCharacteristic1", chrc_props, ELEMENTSOF(chrc_props) },
-        [BLE_OBJ_DESC] = { "org.bluez.GattDescriptor1", desc_props, ELEMENTSOF(desc_props) },
+        [BLE_OBJ_ADAPTER] = { "org.bluez.Adapter1", adapter_props, ELEMENTSOF(adapter_props), OBJECT_SIZE(adapter) },
+        [BLE_OBJ_DEVICE] = { "org.bluez.Device1", device_props, ELEMENTSOF(device_props), OBJECT_SIZE(device) },
+        [BLE_OBJ_SERVICE] = { "org.bluez.GattService1", service_props, ELEMENTSOF(service_props),
+                              OBJECT_SIZE(service) },
+        [BLE_OBJ_CHRC] = { "org.bluez.GattCharacteristic1", chrc_props, ELEMENTSOF(chrc_props), OBJECT_SIZE(chrc) },
+        [BLE_OBJ_DESC] = { "org.bluez.GattDescriptor1", desc_props, ELEMENTSOF(desc_props), OBJECT_SIZE(desc) },
 };
 
 static const char *const obj_kind_names[_BLE_OBJ_KIND_MAX] = {
@@ -692,7 +698,7 @@ static int apply_interfaces(BleMirror *m, const char *path, sd_bus_message *msg)
                         if (!o) {
                                 if (ble_map_size(&m->objects) >= BLE_MIRROR_OBJECTS_MAX)
                                         return -E2BIG;
-                                o = calloc(1, sizeof *o);
+                                o = calloc(1, interfaces[kind].object_size);
                                 if (!o)
                                         return -ENOMEM;
                                 o->kind = kind;

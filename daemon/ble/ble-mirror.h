@@ -166,9 +166,12 @@ typedef struct BleDescProps {
         BleBytes value;
 } BleDescProps;
 
+/* Allocated with only its kind's member of the union (ble-mirror.c): nothing may follow the union,
+ * and only the member of o->kind may be touched. */
 typedef struct BleObject {
         char *path;
         BleObjKind kind;
+        void *userdata; /* free for the owner of the mirror */
         union {
                 BleAdapterProps adapter;
                 BleDeviceProps device;
@@ -176,7 +179,6 @@ typedef struct BleObject {
                 BleChrcProps chrc;
                 BleDescProps desc;
         };
-        void *userdata; /* free for the owner of the mirror */
 } BleObject;
 
 typedef struct BleMirror BleMirror;
