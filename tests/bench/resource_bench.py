@@ -29,7 +29,9 @@ the ratio of the same run is what counts.
 --all also runs, one after the other, the benchmarks that print the other
 figures of the resource budget: durability_bench.py (bytes and syncs to the
 state directory at 100/s), idle_bench.py (idle wakeups per thread, both
-modes), devices_bench.py (memory with 1 and 100 devices, and the most
+modes), memory_bench.py (VmRSS, Pss and USS with 1 and 100 devices, both
+modes), modem_start_bench.py (registration to cloud ready, by phase),
+devices_bench.py (memory with 1 and 100 devices, and the most
 publishes in any one-second window with 20 devices at 20 Hz).
 
 --syscalls counts the daemon's system calls per notification (strace -c -f)
@@ -311,6 +313,8 @@ def main():
             run_other("devices_bench.py", "--devices", "1", "--idle-seconds", "5", env={"PROTOCOL_TLS": mode})
             run_other("devices_bench.py", "--devices", "100", "--idle-seconds", "5", env={"PROTOCOL_TLS": mode})
         run_other("devices_bench.py", "--devices", "20", "--idle-seconds", "5")
+        run_other("memory_bench.py", "--tls", a.modes, "--devices", "1,100", "--runs", "3")
+        run_other("modem_start_bench.py", "--rounds", "10")
 
 
 if __name__ == "__main__":
