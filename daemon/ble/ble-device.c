@@ -369,6 +369,8 @@ static void echo_clear(BleDevice *d) {
 static BleOp *op_free(BleOp *op) {
         if (!op)
                 return NULL;
+        sd_bus_slot_unref(op->slot);
+        sd_bus_message_unref(op->reply);
         free(op->data);
         free(op->object_path);
         free(op);
@@ -396,11 +398,17 @@ static void op_fail(BleDevice *d, BleOp *op, int error) {
 static void ops_fail_all(BleDevice *d, int error) {
         BleOp *inflight = TAKE_PTR(d->inflight);
 
-        d->op_slot = sd_bus_slot_unref(d->op_slot);
+        d->inflight_tail = NULL;
+        d->n_inflight = 0;
+        /* Cancel every call before the first callback runs, so that no reply comes in between. */
+        for (BleOp *op = inflight; op; op = op->next)
+                op->slot = sd_bus_slot_unref(op->slot);
         echo_clear(d);
-        if (inflight) {
-                op_fail(d, inflight, error);
-                op_free(inflight);
+        while (inflight) {
+                BleOp *op = inflight;
+                inflight = op->next;
+                op_fail(d, op, error);
+                op_free(op);
         }
         while (d->ops_head) {
                 BleOp *op = d->ops_head;
@@ -533,19 +541,21 @@ static int acquired_setup(BleDevice *d, BleOp *op, sd_bus_message *reply) {
 
 static void ops_kick(BleDevice *d);
 
-static int op_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
-        BleDevice *d = userdata;
-        BleOp *op = TAKE_PTR(d->inflight);
-        const sd_bus_error *e = sd_bus_message_get_error(reply);
+/* Completes an operation taken off the in-flight list: with its reply, or the error it failed with. */
+static void op_finish(BleDevice *d, BleOp *op) {
+        sd_bus_message *reply = op->reply;
+        const sd_bus_error *e;
         BleOpResult res = { .att_error = -1 };
         const void *p = NULL;
         size_t n = 0;
         int r;
 
-        (void) ret_error;
-        d->op_slot = sd_bus_slot_unref(d->op_slot);
-        if (!op)
-                return 0;
+        if (!reply) {
+                op_fail(d, op, op->error < 0 ? op->error : -EIO);
+                op_free(op);
+                return;
+        }
+        e = sd_bus_message_get_error(reply);
         if (e) {
                 res.error = ble_error_from_dbus(e, &res.att_error);
                 res.error_name = e->name;
@@ -599,8 +609,79 @@ static int op_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_err
                 }
         op_complete(d, op, &res);
         op_free(op);
+}
+
+/* Takes the oldest operation in flight off the list. */
+static BleOp *inflight_pop(BleDevice *d) {
+        BleOp *op = d->inflight;
+
+        if (!op)
+                return NULL;
+        d->inflight = op->next;
+        if (!d->inflight)
+                d->inflight_tail = NULL;
+        d->n_inflight--;
+        op->next = NULL;
+        return op;
+}
+
+/* Completes the answered operations at the head of the in-flight list, in the order they were sent. */
+static void inflight_complete(BleDevice *d) {
+        /* A callback may fail everything (disconnect): the list is read again after each. */
+        while (d->inflight && d->inflight->done)
+                op_finish(d, inflight_pop(d));
+}
+
+static int op_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        BleOp *op = userdata;
+        BleDevice *d = op->device;
+
+        (void) ret_error;
+        op->slot = sd_bus_slot_unref(op->slot);
+        op->reply = sd_bus_message_ref(reply);
+        op->done = true;
+        inflight_complete(d);
         ops_kick(d);
         return 0;
+}
+
+/* WriteValue's "type" option for a characteristic write in this mode. */
+static int write_type(const BleGattChrc *c, BleWriteMode mode, const char **ret) {
+        switch (mode) {
+        case BLE_WRITE_AUTO:
+                if (c->properties & BLE_CHRC_WRITE)
+                        *ret = "request";
+                else if (c->properties & BLE_CHRC_WRITE_WITHOUT_RESPONSE)
+                        *ret = "command";
+                else
+                        return -EPERM;
+                return 0;
+        case BLE_WRITE_REQUEST:
+                if (!(c->properties & BLE_CHRC_WRITE))
+                        return -EOPNOTSUPP;
+                *ret = "request";
+                return 0;
+        case BLE_WRITE_COMMAND:
+                if (!(c->properties & BLE_CHRC_WRITE_WITHOUT_RESPONSE))
+                        return -EOPNOTSUPP;
+                *ret = "command";
+                return 0;
+        case _BLE_WRITE_MODE_MAX:
+                break;
+        }
+        return -EINVAL;
+}
+
+/* Whether the operation is a write command (write without response), which may be in flight
+ * together with other write commands of the device. */
+static bool op_is_command(BleDevice *d, const BleOp *op) {
+        const BleGattChrc *c;
+        const char *type = NULL;
+
+        if (op->kind != BLE_OP_WRITE_CHRC || op->local || gatt_refresh(d) < 0)
+                return false;
+        c = ble_gatt_find_chrc(&d->gatt, op->service, op->chrc);
+        return c && write_type(c, op->mode, &type) >= 0 && streq(type, "command");
 }
 
 /* Resolves the operation's object by UUID against the current model and sends the call. */
@@ -625,28 +706,9 @@ static int op_send(BleDevice *d, BleOp *op) {
                 break;
         case BLE_OP_WRITE_CHRC:
                 member = "WriteValue";
-                switch (op->mode) {
-                case BLE_WRITE_AUTO:
-                        if (c->properties & BLE_CHRC_WRITE)
-                                type = "request";
-                        else if (c->properties & BLE_CHRC_WRITE_WITHOUT_RESPONSE)
-                                type = "command";
-                        else
-                                return -EPERM;
-                        break;
-                case BLE_WRITE_REQUEST:
-                        if (!(c->properties & BLE_CHRC_WRITE))
-                                return -EOPNOTSUPP;
-                        type = "request";
-                        break;
-                case BLE_WRITE_COMMAND:
-                        if (!(c->properties & BLE_CHRC_WRITE_WITHOUT_RESPONSE))
-                                return -EOPNOTSUPP;
-                        type = "command";
-                        break;
-                case _BLE_WRITE_MODE_MAX:
-                        return -EINVAL;
-                }
+                r = write_type(c, op->mode, &type);
+                if (r < 0)
+                        return r;
                 break;
         case BLE_OP_READ_DESC:
         case BLE_OP_WRITE_DESC:
@@ -691,11 +753,21 @@ static int op_send(BleDevice *d, BleOp *op) {
                 if (r < 0)
                         return r;
         }
-        return sd_bus_call_async(m->bus, &d->op_slot, msg, op_reply, d, m->op_timeout_usec);
+        return sd_bus_call_async(m->bus, &op->slot, msg, op_reply, op, m->op_timeout_usec);
+}
+
+/* Whether the operation at the head of the queue may be sent now: when nothing is in flight, or when
+ * it and the ones in flight are write commands and there is room. */
+static bool ops_may_start(BleDevice *d) {
+        if (!d->ops_head || d->state != BLE_DEVICE_READY)
+                return false;
+        if (d->n_inflight == 0)
+                return true;
+        return d->inflight->command && d->n_inflight < BLE_COMMANDS_INFLIGHT_MAX && op_is_command(d, d->ops_head);
 }
 
 static void ops_start_next(BleDevice *d) {
-        while (!d->inflight && d->ops_head && d->state == BLE_DEVICE_READY) {
+        while (ops_may_start(d)) {
                 BleOp *op = d->ops_head;
                 int r;
 
@@ -710,14 +782,27 @@ static void ops_start_next(BleDevice *d) {
                         op_free(op);
                         continue;
                 }
-                d->inflight = op;
-                echo_clear(d);
+                op->command = op_is_command(d, op);
+                if (d->n_inflight == 0)
+                        echo_clear(d);
                 r = op_send(d, op);
-                if (r < 0) {
-                        d->inflight = NULL;
+                if (r < 0 && d->n_inflight == 0) {
                         op_fail(d, op, r);
                         op_free(op);
+                        continue;
                 }
+                if (r < 0) {
+                        /* Write commands before it are in flight: it fails in its turn. */
+                        op->slot = sd_bus_slot_unref(op->slot);
+                        op->error = r;
+                        op->done = true;
+                }
+                if (d->inflight_tail)
+                        d->inflight_tail->next = op;
+                else
+                        d->inflight = op;
+                d->inflight_tail = op;
+                d->n_inflight++;
         }
 }
 
@@ -731,7 +816,7 @@ static int ops_defer_handler(sd_event_source *s, void *userdata) {
 static void ops_kick(BleDevice *d) {
         int r;
 
-        if (d->inflight || !d->ops_head || d->state != BLE_DEVICE_READY)
+        if (!ops_may_start(d))
                 return;
         if (!d->ops_defer) {
                 r = sd_event_add_defer(d->manager->event, &d->ops_defer, ops_defer_handler, d);
@@ -758,7 +843,7 @@ static int op_queue(BleDevice *d, BleOpKind kind, const char *service, const cha
         op = calloc(1, sizeof *op);
         if (!op)
                 return -ENOMEM;
-        *op = (BleOp){ .kind = kind, .mode = mode, .cb = cb, .userdata = userdata };
+        *op = (BleOp){ .kind = kind, .mode = mode, .cb = cb, .userdata = userdata, .device = d };
         if (ble_uuid_normalize(service, op->service) < 0 || ble_uuid_normalize(chrc, op->chrc) < 0 ||
             (desc && ble_uuid_normalize(desc, op->desc) < 0)) {
                 free(op);

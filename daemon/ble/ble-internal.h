@@ -9,6 +9,9 @@
 #define BLUEZ_SERVICE "org.bluez"
 #define BLE_OP_TIMEOUT_USEC_DEFAULT (10 * UINT64_C(1000000))
 #define BLE_ECHO_MAX 64 /* Value signals held while a read of the same characteristic is in flight */
+/* Write commands (write without response) of one device on the bus at once; any other operation
+ * waits until nothing is in flight and runs alone. */
+#define BLE_COMMANDS_INFLIGHT_MAX 4
 
 typedef enum BleOpKind {
         BLE_OP_READ_CHRC,
@@ -34,6 +37,12 @@ struct BleOp {
         char *object_path; /* resolved when the operation starts */
         bool acquire;      /* START_NOTIFY done with AcquireNotify */
         bool local;        /* completes without a D-Bus call (releasing an acquired socket) */
+        bool command;      /* a write command: may be in flight with other write commands */
+        bool done;         /* answered (reply, or error), completes when the ones before it have */
+        int error;         /* done without a reply: why */
+        BleDevice *device;
+        sd_bus_slot *slot;     /* the call in flight */
+        sd_bus_message *reply; /* held until the operations sent before it complete */
         BleOp *next;
 };
 
@@ -77,8 +86,8 @@ struct BleDevice {
 
         BleOp *ops_head, *ops_tail;
         size_t n_ops;
-        BleOp *inflight;
-        sd_bus_slot *op_slot;
+        BleOp *inflight, *inflight_tail; /* sent, oldest first: one operation, or write commands */
+        size_t n_inflight;
         sd_event_source *ops_defer;
         bool was_absent; /* BlueZ did not know the device when it became desired */
         BleBytes *echo; /* Value signals seen during an in-flight read, at most BLE_ECHO_MAX */

@@ -24,10 +24,12 @@
 #define E_MISMATCH "FW file does not match specified FOTA type"
 #define JOB_FILE_MAX (FOTA_JOB_INPUT_MAX + 256)
 /* Upload requests in flight.  Zephyr's SMP transport takes a request into one of
- * CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT buffers (4 by default) and its answer needs one too:
- * two requests leave room; a request the device had no buffer for is lost, and the offset in
- * the next answer says where to go on. */
-#define SMP_UPLOAD_WINDOW 2u
+ * CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT buffers (4 by default) until it is handled; its one work
+ * queue handles one request at a time and takes a buffer for the answer meanwhile, freed once the
+ * answer is sent.  Three requests and the answer being built fill the four; a fourth request can
+ * only follow an answer, after the request answered has given its buffer back.  A request the
+ * device had no buffer for is lost, and the offset in the next answer says where to go on. */
+#define SMP_UPLOAD_WINDOW 3u
 
 typedef enum JobStage {
         STAGE_WAITING,     /* known, not started (device not ready, or no slot) */

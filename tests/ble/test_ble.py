@@ -384,6 +384,30 @@ class BleTest(unittest.TestCase):
         self.assertEqual(r2['error'], '0')
         self.assertEqual([x['value'] for x in self.mock.log() if x['method'] == 'WriteValue'], ['01', '02', '03'])
 
+    def test_write_commands_pipelined(self):
+        # Write commands go out together, up to 4 in flight; a write request waits until they are
+        # answered and goes alone; completions come in the order of the calls.  The mock stalls on
+        # the first command for longer than the operation timeout: the commands sent with it time
+        # out with it, the ones sent after it succeed.
+        self.mock.add_device(A)
+        h = self.connect(A, args=('--op-timeout-ms', '1000'))
+        r = h.call('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='00', mode='command')
+        self.assertEqual(r['error'], '0')
+        rx = [x['path'] for x in self.mock.log() if x['method'] == 'WriteValue'][0]
+        self.mock.delay(rx, 'WriteValue', 1.6)
+        ids = [h.send('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='%02x' % i, mode='command')
+               for i in range(1, 6)]
+        ids.append(h.send('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='06', mode='request'))
+        ids.append(h.send('write', address=A, service=NUS_N, chrc=NUS_RX_N, value='07', mode='command'))
+        last = h.wait_for(lambda e: e.get('id') == ids[-1], timeout=10)
+        done = [e for e in h.events if e.get('id') in ids]
+        self.assertEqual([e['id'] for e in done], ids)
+        self.assertEqual([e['error'] for e in done], ['ETIMEDOUT'] * 4 + ['0', '0', '0'])
+        self.assertEqual(last['error'], '0')
+        writes = [(x['value'], x['type']) for x in self.mock.log() if x['method'] == 'WriteValue'][1:]
+        self.assertEqual(writes, [('%02x' % i, 'command') for i in range(1, 6)] + [('06', 'request'),
+                                                                                     ('07', 'command')])
+
     def test_device_disappears_and_returns(self):
         self.mock.add_device(A)
         h = self.connect(A)
