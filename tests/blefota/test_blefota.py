@@ -909,6 +909,68 @@ class BleFotaTest(ft.WorldTestCase):
         self.check_app_held(A)
 
 
+    def test_gateway_and_ble_jobs_together(self):
+        """A gateway job (the nRF91's application image) and a BLE job offered together: neither
+        waits for the other.  The BLE image keeps coming in while the modem downloads its own, and
+        the modem's reset that applies the gateway's image only interrupts the BLE download, which
+        resumes with a range request.  Each job ends SUCCEEDED, once."""
+        w = self.world({A: {"version": [1, 0, 0], "slot_size": 1024 * KB}})
+        ble_times = []  # (time, jobs/ble/update array)
+        handle = w.ble.handle
+
+        def timed(topic, payload):
+            if topic == w.ble.base + "update":
+                ble_times.append((time.monotonic(), json.loads(payload)))
+            return handle(topic, payload)
+        w.ble.handle = timed
+        w.wait_asked(A)
+        w.wait_ready()
+        # The BLE image lasts about 8 s at its rate, the gateway's about 3 s: the modem resets
+        # for the gateway's image while the BLE image is still coming in.
+        image = smp.make_image((7, 0, 0), 512 * KB, seed=21)
+        ble = w.ble_job("ble-job-with-gw", A, "zephyr/with-gw.bin", image)
+        w.files.set_fault(ble[5], rate=64 * KB)
+        app_name = "gw-app-1/app-1.2.3.signed.bin"
+        gw = w.job("gw-app-1", cj.APP, app_name, fs.app_image("1.2.3", 48 * KB))
+        w.files.set_fault(app_name, rate=16 * KB)
+        w.jobs.offer(gw)
+        w.ble.offer(ble)
+
+        final = w.wait_final(gw[0])
+        self.assertEqual(final, [gw[0], cj.SUCCEEDED, ""], w.diag())
+        final = w.ble.wait_final(ble[1])
+        self.assertEqual(final, [A, ble[1], cj.SUCCEEDED, ""], "%s\n%s" % (w.ble.statuses(ble[1]), w.diag()))
+        time.sleep(2)  # no second final report of either
+        ft.check_sequence(self, w.jobs.statuses(gw[0]), gw[0], [[gw[0], cj.IN_PROGRESS, ""],
+                                                                [gw[0], cj.SUCCEEDED, ""]], diag=w.diag())
+        self.check(ble, [[A, ble[1], cj.IN_PROGRESS, ""], [A, ble[1], cj.SUCCEEDED, ""]])
+        self.assertEqual(w.sim.status().get("app"), "1.2.3", w.sim.status())
+        self.assertEqual(w.slot(A, 0), image)
+        self.assertEqual(w.smp_state(A)["version"], "7.0.0")
+
+        # The BLE job made progress while the gateway job downloaded: BLE DOWNLOADING reports
+        # between the gateway's first DOWNLOADING and its DOWNLOADING 100.
+        gw_dl = [t for t, u in w.jobs.timed_statuses(gw[0]) if u[1] == cj.DOWNLOADING]
+        start, end = gw_dl[0], gw_dl[-1]
+        during = [u[3] for t, u in ble_times
+                  if u[1] == ble[1] and u[2] == cj.DOWNLOADING and start <= t <= end and 0 < u[3] < 100]
+        text = "gateway DOWNLOADING %.2f..%.2f; BLE: %s" % (
+            start, end, [(round(t, 2), u[2:]) for t, u in ble_times if u[1] == ble[1]])
+        print(text)
+        self.assertGreaterEqual(len(during), 2, "the BLE job did not progress during the gateway's download: "
+                                + text)
+
+        # The modem's reset for the gateway's image interrupted the BLE download: resumed with a
+        # range from where it was, not started again nor failed.
+        log = w.daemon.log()
+        self.assertIn("BLE FOTA job %s: download of %s interrupted" % (ble[1], ble[5]), log)
+        reqs = w.files.requests_for(ble[5])
+        self.assertGreaterEqual(len(reqs), 2, reqs)
+        self.assertIsNone(reqs[0].range, reqs)
+        offsets = [int(r.range.split("=")[1].split("-")[0]) if r.range else 0 for r in reqs[1:]]
+        self.assertTrue(all(0 < o <= reqs[0].sent for o in offsets), reqs)
+
+
 if __name__ == "__main__":
     name = os.environ.get("BLEFOTA_TEST")
     argv = [sys.argv[0]] + (["BleFotaTest." + name] if name else [])
