@@ -205,21 +205,27 @@ def flood(w, clock, n, size, start_seq):
     }
 
 
-def paced(w, clock, n, rate, size, start_seq):
-    pid = w.daemon.proc.pid
+def notify_paced(w, clock, n, rate, size, start_seq):
+    """n notifications from the mock at rate per second, numbered from start_seq; waits until
+    the stand-in has them all.  {seq: time sent}."""
     sent = {}
-    cpu0 = cpu_seconds(pid)
-    period = 1.0 / rate
     t_start = time.monotonic()
     for i in range(n):
-        target = t_start + i * period
-        d = target - time.monotonic()
+        d = t_start + i / rate - time.monotonic()
         if d > 0:
             time.sleep(d)
         seq = start_seq + i
         sent[seq] = time.monotonic()
         w.mock.notify(pt.A, pt.bf.NUS, pt.bf.NUS_TX, 1, start=seq, size=size)
     pt.st.wait_until(lambda: clock.count(start_seq, start_seq + n) >= n, 60, 0.05)
+    return sent
+
+
+def paced(w, clock, n, rate, size, start_seq):
+    pid = w.daemon.proc.pid
+    cpu0 = cpu_seconds(pid)
+    t_start = time.monotonic()
+    sent = notify_paced(w, clock, n, rate, size, start_seq)
     cpu1 = cpu_seconds(pid)
     elapsed = time.monotonic() - t_start
     lat = [(clock.t[s] - sent[s]) * 1000 for s in sent if s in clock.t]

@@ -138,17 +138,8 @@ def paced_gateway(w, clock, seconds, start_seq, size=20):
     """100 notifications/s for seconds; (figures, latencies in ms)."""
     pid = w.daemon.proc.pid
     n = int(seconds * RATE)
-    sent = {}
     a = Sample(pid)
-    t_start = time.monotonic()
-    for i in range(n):
-        d = t_start + i / RATE - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-        seq = start_seq + i
-        sent[seq] = time.monotonic()
-        w.mock.notify(pt.A, pt.bf.NUS, pt.bf.NUS_TX, 1, start=seq, size=size)
-    pt.st.wait_until(lambda: clock.count(start_seq, start_seq + n) >= n, 60, 0.05)
+    sent = pb.notify_paced(w, clock, n, RATE, size, start_seq)
     b = Sample(pid)
     lat = sorted((clock.t[s] - sent[s]) * 1000 for s in sent if s in clock.t)
     f = a.diff(b, n)
