@@ -128,11 +128,7 @@ class Base(unittest.TestCase):
 
     def tearDown(self):
         if self.daemon:
-            rc = self.daemon.stop()
-            log = self.daemon.log()
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
-            self.assertEqual(rc, 0, log[-3000:])
+            st.stop_cleanly(self, self.daemon)
         self.signals.stop()
         self.peer.stop()
         self.broker.stop()

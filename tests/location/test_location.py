@@ -90,11 +90,7 @@ class Location(st.PkiCase):
         return self.daemon
 
     def stop_daemon(self):
-        rc = self.daemon.stop()
-        log = self.daemon.log()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
-        self.assertEqual(rc, 0, log[-3000:])
+        log = st.stop_cleanly(self, self.daemon)
         self.daemon = None
         return log
 

@@ -329,6 +329,17 @@ Target={"auto" if journal else "console"}
         return rc
 
 
+def stop_cleanly(tc, daemon):
+    """Stops daemon: it must exit with 0 and its log must hold no sanitizer report (under the
+    sanitizers an error or a leak makes the exit fail).  Its log."""
+    rc = daemon.stop()
+    log = daemon.log()
+    tc.assertNotIn("Sanitizer", log)
+    tc.assertNotIn("runtime error", log)
+    tc.assertEqual(rc, 0, log[-3000:])
+    return log
+
+
 class PkiCase(unittest.TestCase):
     """A test case with a temporary folder and a test PKI for the class's DEVICE
     (cls.tmp, cls.pki, cls.cert); self.dir is a fresh folder for each test."""
@@ -382,11 +393,7 @@ class ModemCase(PkiCase):
 
     def stop_daemon(self):
         """Stops self.daemon: it exits with 0 and its log has no sanitizer report."""
-        rc = self.daemon.stop()
-        log = self.daemon.log()
-        self.assertNotIn("Sanitizer", log)
-        self.assertNotIn("runtime error", log)
-        self.assertEqual(rc, 0, log[-3000:])
+        stop_cleanly(self, self.daemon)
 
     def ready(self, count, timeout=60):
         """Waits for the count-th "nRF Cloud session ready" of self.daemon."""

@@ -51,11 +51,7 @@ class LargeShadow(st.PkiCase):
 
     def tearDown(self):
         if self.daemon:
-            rc = self.daemon.stop()
-            log = self.daemon.log()
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
-            self.assertEqual(rc, 0, log[-3000:])
+            st.stop_cleanly(self, self.daemon)
         if self.peer:
             self.peer.stop()
         self.broker.stop()

@@ -76,12 +76,7 @@ class Procedure(unittest.TestCase):
 
     def tearDown(self):
         if self.daemon:
-            # A clean exit: under the sanitizers an error or a leak makes it fail.
-            rc = self.daemon.stop()
-            log = self.daemon.log()
-            self.assertNotIn("Sanitizer", log)
-            self.assertNotIn("runtime error", log)
-            self.assertEqual(rc, 0, log[-3000:])
+            st.stop_cleanly(self, self.daemon)
         if self.peer:
             self.peer.stop()
         self.broker.stop()
